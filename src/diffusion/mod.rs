@@ -1,0 +1,12 @@
+//! Stable Diffusion on ONNX Runtime: tokenizer, samplers, torch-compatible noise and the
+//! txt2img/img2img pipeline.
+
+pub mod pipeline;
+pub mod rng;
+pub mod scheduler;
+pub mod tokenizer;
+
+pub use pipeline::{NoiseSource, Pipeline, Request, StageTimes};
+pub use rng::TorchRng;
+pub use scheduler::{SamplerKind, Scheduler, SchedulerConfig};
+pub use tokenizer::ClipTokenizer;

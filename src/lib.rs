@@ -1,0 +1,13 @@
+//! anim: Deforum-style scripted animation over Stable Diffusion ONNX models.
+//!
+//! A [`scene::Scene`] (TOML) describes the animation; [`render`] runs the frame loop: each frame is
+//! the previous one moved by the camera ([`warp`]) and repainted by img2img ([`diffusion`]);
+//! [`output`] writes frames and the video.
+
+pub mod diffusion;
+pub mod output;
+pub mod render;
+pub mod runtime;
+pub mod scene;
+pub mod schedule;
+pub mod warp;

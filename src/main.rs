@@ -1,0 +1,136 @@
+//! The `anim` command line: a thin layer over the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+
+use anim::render::{self, RenderOptions};
+use anim::scene::Scene;
+
+/// Deforum-style scripted animation over Stable Diffusion ONNX models.
+#[derive(Parser)]
+#[command(name = "anim", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Render a scene: frames as PNGs, an mp4 and a manifest in the output folder.
+    Render {
+        /// Scene file (TOML).
+        scene: PathBuf,
+        /// Output folder (default: the scene's [output] folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Do not encode the mp4.
+        #[arg(long)]
+        no_video: bool,
+    },
+    /// Render the camera motion alone (no model), for quick checks of a camera path.
+    Preview {
+        /// Scene file (TOML).
+        scene: PathBuf,
+        /// Output folder (default: the scene's [output] folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Do not encode the mp4.
+        #[arg(long)]
+        no_video: bool,
+    },
+    /// Check a scene file (keys, schedules, prompts, init image, model folder) without rendering.
+    Validate {
+        /// Scene file (TOML).
+        scene: PathBuf,
+    },
+}
+
+fn validate(path: &PathBuf) -> Result<()> {
+    let scene = Scene::load(path)?;
+    if let Some(p) = &scene.init.image {
+        let full = scene.resolve(p);
+        anim::output::read_rgb(&full).with_context(|| format!("{}: [init] image", path.display()))?;
+    }
+    let mut notes = Vec::new();
+    match &scene.model.folder {
+        Some(f) => {
+            let folder = scene.resolve(f);
+            for part in ["model_index.json", "tokenizer", "scheduler/scheduler_config.json", "text_encoder/model.onnx", "unet/model.onnx", "vae_encoder/model.onnx", "vae_decoder/model.onnx"] {
+                let p = folder.join(part);
+                if !p.exists() {
+                    anyhow::bail!("{}: [model] folder: {} is missing (expected the optimum/diffusers ONNX layout)", path.display(), p.display());
+                }
+            }
+        }
+        None => notes.push("no [model] folder: `anim preview` works, `anim render` needs one".to_string()),
+    }
+    println!(
+        "{}: ok — {}x{}, {} frames at {} fps, mode {:?}, sampler {}",
+        path.display(),
+        scene.image.width,
+        scene.image.height,
+        scene.animation.max_frames,
+        scene.output.fps,
+        scene.animation.mode,
+        scene.generation.sampler
+    );
+    for n in notes {
+        println!("note: {n}");
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Render { scene, out, quiet, no_video } => {
+            let s = Scene::load(&scene)?;
+            let summary = render::render(&s, &RenderOptions { out, quiet, no_video })?;
+            report(&summary, quiet);
+        }
+        Command::Preview { scene, out, quiet, no_video } => {
+            let s = Scene::load(&scene)?;
+            let summary = render::preview(&s, &RenderOptions { out, quiet, no_video })?;
+            report(&summary, quiet);
+        }
+        Command::Validate { scene } => validate(&scene)?,
+    }
+    Ok(())
+}
+
+fn report(s: &render::RenderSummary, quiet: bool) {
+    if quiet {
+        return;
+    }
+    eprintln!(
+        "{} frames in {:.1} s ({:.2} s/frame), seed {} -> {}{}",
+        s.frames,
+        s.seconds,
+        s.seconds / s.frames.max(1) as f64,
+        s.seed,
+        s.out.display(),
+        s.video.as_ref().map(|v| format!(", video {}", v.display())).unwrap_or_default()
+    );
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Output: frames as PNG files written atomically, and H.264 mp4 video encoded in-process with
+//! FFmpeg (ffmpeg-next).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use ffmpeg_next as ffmpeg;
+use image::RgbImage;
+
+/// `OUT/frames/NNNNNN.png`.
+pub fn frame_path(out: &Path, index: usize) -> PathBuf {
+    out.join("frames").join(format!("{index:06}.png"))
+}
+
+/// Writes a PNG to a temporary file in the same folder, then renames it into place, so a killed
+/// process never leaves a half-written frame.
+pub fn write_png_atomic(path: &Path, img: &RgbImage) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create folder {}", dir.display()))?;
+    let tmp = path.with_extension("png.tmp");
+    img.save_with_format(&tmp, image::ImageFormat::Png)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} into place", path.display()))?;
+    Ok(())
+}
+
+/// Reads an image file as RGB8, naming the file on failure.
+pub fn read_rgb(path: &Path) -> Result<RgbImage> {
+    if !path.is_file() {
+        bail!("image {} does not exist", path.display());
+    }
+    let img = image::open(path).with_context(|| format!("cannot read image {} (PNG or JPEG expected)", path.display()))?;
+    Ok(img.to_rgb8())
+}
+
+/// Video encoding settings.
+#[derive(Debug, Clone)]
+pub struct VideoSettings {
+    /// Frames per second.
+    pub fps: f64,
+    /// x264 constant rate factor.
+    pub crf: u32,
+    /// x264 preset.
+    pub preset: String,
+}
+
+fn init_ffmpeg() -> Result<()> {
+    ffmpeg::init().map_err(|e| anyhow!("cannot initialise FFmpeg: {e}"))?;
+    ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error);
+    Ok(())
+}
+
+/// Encodes `frames` (all the same size) into an H.264 yuv420p mp4 with `+faststart`.
+pub fn encode_mp4(frames: &[PathBuf], out: &Path, settings: &VideoSettings) -> Result<()> {
+    init_ffmpeg()?;
+    let first = frames.first().ok_or_else(|| anyhow!("no frames to encode"))?;
+    let first_img = read_rgb(first)?;
+    let (w, h) = first_img.dimensions();
+    if w % 2 != 0 || h % 2 != 0 {
+        bail!("H.264 yuv420p needs an even frame size, got {w}x{h}");
+    }
+    let tmp = out.with_extension("mp4.tmp");
+    let mut octx = ffmpeg::format::output_as(&tmp, "mp4").with_context(|| format!("cannot create {}", tmp.display()))?;
+    let codec = ffmpeg::encoder::find_by_name("libx264")
+        .or_else(|| ffmpeg::encoder::find(ffmpeg::codec::Id::H264))
+        .ok_or_else(|| anyhow!("this FFmpeg has no H.264 encoder (install libavcodec with libx264)"))?;
+    let global_header = octx.format().flags().contains(ffmpeg::format::Flags::GLOBAL_HEADER);
+    let mut ost = octx.add_stream(codec)?;
+    let ost_index = ost.index();
+    let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec).encoder().video()?;
+    let rate = ffmpeg::Rational::from(settings.fps);
+    let time_base = rate.invert();
+    enc.set_width(w);
+    enc.set_height(h);
+    enc.set_format(ffmpeg::format::Pixel::YUV420P);
+    enc.set_frame_rate(Some(rate));
+    enc.set_time_base(time_base);
+    if global_header {
+        enc.set_flags(ffmpeg::codec::Flags::GLOBAL_HEADER);
+    }
+    let mut opts = ffmpeg::Dictionary::new();
+    opts.set("crf", &settings.crf.to_string());
+    opts.set("preset", &settings.preset);
+    let mut enc = enc.open_with(opts).context("cannot open the H.264 encoder")?;
+    ost.set_parameters(&enc);
+    ost.set_time_base(time_base);
+    ost.set_avg_frame_rate(rate);
+    let mut header_opts = ffmpeg::Dictionary::new();
+    header_opts.set("movflags", "+faststart");
+    octx.write_header_with(header_opts).context("cannot write the mp4 header")?;
+    let stream_tb = octx.stream(ost_index).map(|s| s.time_base()).unwrap_or(time_base);
+
+    let mut scaler = ffmpeg::software::scaling::Context::get(
+        ffmpeg::format::Pixel::RGB24,
+        w,
+        h,
+        ffmpeg::format::Pixel::YUV420P,
+        w,
+        h,
+        ffmpeg::software::scaling::Flags::BILINEAR | ffmpeg::software::scaling::Flags::ACCURATE_RND | ffmpeg::software::scaling::Flags::FULL_CHR_H_INT,
+    )?;
+    let mut rgb = ffmpeg::frame::Video::new(ffmpeg::format::Pixel::RGB24, w, h);
+    let mut yuv = ffmpeg::frame::Video::new(ffmpeg::format::Pixel::YUV420P, w, h);
+    let drain = |enc: &mut ffmpeg::encoder::Video, octx: &mut ffmpeg::format::context::Output| -> Result<()> {
+        let mut pkt = ffmpeg::Packet::empty();
+        while enc.receive_packet(&mut pkt).is_ok() {
+            if pkt.duration() == 0 {
+                pkt.set_duration(1);
+            }
+            pkt.set_stream(ost_index);
+            pkt.rescale_ts(time_base, stream_tb);
+            pkt.write_interleaved(octx)?;
+        }
+        Ok(())
+    };
+    for (i, path) in frames.iter().enumerate() {
+        let img = if i == 0 { first_img.clone() } else { read_rgb(path)? };
+        if img.dimensions() != (w, h) {
+            bail!("{} is {}x{}, but the video is {w}x{h}", path.display(), img.width(), img.height());
+        }
+        let stride = rgb.stride(0);
+        let row = w as usize * 3;
+        let data = rgb.data_mut(0);
+        for y in 0..h as usize {
+            data[y * stride..y * stride + row].copy_from_slice(&img.as_raw()[y * row..(y + 1) * row]);
+        }
+        scaler.run(&rgb, &mut yuv)?;
+        yuv.set_pts(Some(i as i64));
+        enc.send_frame(&yuv)?;
+        drain(&mut enc, &mut octx)?;
+    }
+    enc.send_eof()?;
+    drain(&mut enc, &mut octx)?;
+    octx.write_trailer()?;
+    drop(octx);
+    std::fs::rename(&tmp, out).with_context(|| format!("cannot move {} into place", out.display()))?;
+    Ok(())
+}
+
+/// What a video file holds, found by decoding it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoInfo {
+    /// Frames decoded.
+    pub frames: usize,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Codec name.
+    pub codec: String,
+    /// Pixel format name.
+    pub pixel_format: String,
+    /// Frame rate of the stream.
+    pub fps: f64,
+}
+
+/// Decodes every frame of the first video stream of `path`.
+pub fn probe_video(path: &Path) -> Result<VideoInfo> {
+    init_ffmpeg()?;
+    let mut ictx = ffmpeg::format::input(path).with_context(|| format!("cannot open video {}", path.display()))?;
+    let stream = ictx
+        .streams()
+        .best(ffmpeg::media::Type::Video)
+        .ok_or_else(|| anyhow!("{} has no video stream", path.display()))?;
+    let index = stream.index();
+    let rate = stream.avg_frame_rate();
+    let fps = if rate.denominator() != 0 { rate.numerator() as f64 / rate.denominator() as f64 } else { 0.0 };
+    let mut dec = ffmpeg::codec::context::Context::from_parameters(stream.parameters())?.decoder().video()?;
+    let codec = dec.codec().map(|c| c.name().to_string()).unwrap_or_default();
+    let pixel_format = format!("{:?}", dec.format()).to_lowercase();
+    let (width, height) = (dec.width(), dec.height());
+    let mut frames = 0;
+    let mut frame = ffmpeg::frame::Video::empty();
+    for (s, pkt) in ictx.packets() {
+        if s.index() == index {
+            dec.send_packet(&pkt)?;
+            while dec.receive_frame(&mut frame).is_ok() {
+                frames += 1;
+            }
+        }
+    }
+    dec.send_eof()?;
+    while dec.receive_frame(&mut frame).is_ok() {
+        frames += 1;
+    }
+    Ok(VideoInfo { frames, width, height, codec, pixel_format, fps })
+}

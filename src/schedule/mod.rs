@@ -1,0 +1,261 @@
+//! Deforum keyframe schedules: `"0:(1.0), 30:(1.02+0.01*sin(t/5))"` to one value per frame.
+//!
+//! Semantics follow Deforum's `FrameInterpolater` (see docs/scene-format.md):
+//! - a key whose value is a plain number is a linear anchor; frames between anchors interpolate;
+//! - a key whose value is an expression is evaluated at every frame from its key to the next key,
+//!   with `t` the frame index; earlier numeric keys ramp towards its value at its own frame;
+//! - the value is held before the first key and after the last; keys outside the frame range are
+//!   ignored; a later duplicate key wins.
+//!
+//! Beyond Deforum: commas inside function calls work, a first key after frame 0 holds backwards,
+//! and errors name the key and the column of the bad token.
+
+pub mod expr;
+
+pub use expr::{Expr, ExprError};
+
+/// The variables visible to schedule expressions, in slot order.
+pub const VARIABLES: &[&str] = &["t", "max_f", "s", "fps", "sec"];
+
+/// What an expression may refer to besides `t`: fixed for a whole render.
+#[derive(Debug, Clone, Copy)]
+pub struct Context {
+    /// Number of frames; `max_f` is `max_frames - 1`.
+    pub max_frames: usize,
+    /// The run's seed (`s`).
+    pub seed: i64,
+    /// Frames per second (`fps`, and `sec = t / fps`).
+    pub fps: f64,
+}
+
+impl Context {
+    fn vars(&self, t: f64) -> [f64; 5] {
+        [t, self.max_frames as f64 - 1.0, self.seed as f64, self.fps, t / self.fps]
+    }
+}
+
+/// A schedule error: which key of the schedule, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct ScheduleError {
+    /// Human-readable description, naming the key and the column of the bad token.
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+enum KeyValue {
+    Number(f64),
+    Expr(Expr),
+}
+
+/// A parsed schedule, ready to be evaluated for any frame count.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    keys: Vec<(i64, KeyValue)>,
+}
+
+/// Splits on commas that are outside parentheses and quotes.
+fn split_top_level(s: &str, sep: char) -> Vec<(usize, &str)> {
+    let mut parts = Vec::new();
+    let (mut depth, mut quote, mut start) = (0i32, None::<char>, 0usize);
+    for (i, c) in s.char_indices() {
+        match c {
+            '"' | '\'' if quote == Some(c) => quote = None,
+            '"' | '\'' if quote.is_none() => quote = Some(c),
+            '(' if quote.is_none() => depth += 1,
+            ')' if quote.is_none() => depth -= 1,
+            _ if c == sep && depth == 0 && quote.is_none() => {
+                parts.push((start, &s[start..i]));
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    parts.push((start, &s[start..]));
+    parts
+}
+
+/// Deforum's test for a literal: `^[+-]?[0-9]*(\.[0-9]+)?$` and not empty.
+fn is_deforum_number(s: &str) -> bool {
+    let b = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if b.is_empty() {
+        return false;
+    }
+    let (int, frac) = match b.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (b, None),
+    };
+    int.bytes().all(|c| c.is_ascii_digit())
+        && frac.is_none_or(|f| !f.is_empty() && f.bytes().all(|c| c.is_ascii_digit()))
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars().filter(|c| !matches!(c, '\'' | '"' | '(' | ')')).collect()
+}
+
+impl Schedule {
+    /// A schedule with one constant value.
+    pub fn constant(v: f64) -> Schedule {
+        Schedule { keys: vec![(0, KeyValue::Number(v))] }
+    }
+
+    /// Parses a keyframe string. Frame keys may be expressions over `max_f` and `s`, which is why
+    /// the context is needed here.
+    pub fn parse(text: &str, ctx: &Context) -> Result<Schedule, ScheduleError> {
+        if text.trim().is_empty() {
+            return Err(ScheduleError { message: "empty schedule; write e.g. `0:(1.0)` or a number".into() });
+        }
+        let mut keys: Vec<(i64, KeyValue)> = Vec::new();
+        for (offset, piece) in split_top_level(text, ',') {
+            let piece_trim = piece.trim();
+            if piece_trim.is_empty() {
+                return Err(ScheduleError {
+                    message: format!("empty key at column {} (stray comma?)", offset + 1),
+                });
+            }
+            let lead = piece.len() - piece.trim_start().len();
+            let Some((key_text, value_text)) = split_top_level(piece, ':')
+                .get(1)
+                .map(|(i, _)| (&piece[..*i - 1], &piece[*i..]))
+            else {
+                return Err(ScheduleError {
+                    message: format!(
+                        "`{piece_trim}` at column {} has no `:`; each key is `frame:(value)`",
+                        offset + lead + 1
+                    ),
+                });
+            };
+            let frame = Self::parse_frame(key_text.trim(), ctx).map_err(|m| ScheduleError {
+                message: format!("key `{}` at column {}: {m}", key_text.trim(), offset + lead + 1),
+            })?;
+            let value_col = offset + key_text.len() + 2;
+            let raw = value_text.trim();
+            let sanitized = sanitize(raw);
+            let value = if is_deforum_number(&sanitized) {
+                KeyValue::Number(sanitized.parse::<f64>().unwrap_or(0.0))
+            } else {
+                let stripped = raw.trim_matches(|c| c == '"' || c == '\'');
+                let lead_v = value_text.len() - value_text.trim_start().len() + (raw.len() - raw.trim_start_matches(['"', '\'']).len());
+                let e = Expr::parse(stripped, VARIABLES).map_err(|e| ScheduleError {
+                    message: format!(
+                        "key {frame}, value `{raw}`: column {}: {}",
+                        value_col + lead_v + e.column - 1,
+                        e.message
+                    ),
+                })?;
+                KeyValue::Expr(e)
+            };
+            keys.retain(|(f, _)| *f != frame);
+            keys.push((frame, value));
+        }
+        keys.sort_by_key(|(f, _)| *f);
+        Ok(Schedule { keys })
+    }
+
+    fn parse_frame(key: &str, ctx: &Context) -> Result<i64, String> {
+        let s = sanitize(key);
+        if is_deforum_number(&s) {
+            return s.parse::<i64>().map_err(|_| format!("frame `{s}` is not a whole number"));
+        }
+        let stripped = key.trim_matches(|c| c == '"' || c == '\'');
+        let e = Expr::parse(stripped, &["max_f", "s"]).map_err(|e| e.to_string())?;
+        let v = e.eval(&[ctx.max_frames as f64 - 1.0, ctx.seed as f64]);
+        if !v.is_finite() {
+            return Err(format!("evaluates to {v}"));
+        }
+        Ok(v.trunc() as i64)
+    }
+
+    /// One value per frame, `0..ctx.max_frames`, with Deforum's interpolation rules.
+    pub fn evaluate(&self, ctx: &Context) -> Vec<f64> {
+        let n = ctx.max_frames;
+        let mut series = vec![f64::NAN; n];
+        let mut current: Option<&Expr> = None;
+        let in_range: Vec<&(i64, KeyValue)> =
+            self.keys.iter().filter(|(f, _)| *f >= 0 && (*f as usize) < n).collect();
+        let mut next_key = 0;
+        for (i, slot) in series.iter_mut().enumerate() {
+            if next_key < in_range.len() && in_range[next_key].0 as usize == i {
+                match &in_range[next_key].1 {
+                    KeyValue::Number(v) => {
+                        *slot = *v;
+                        current = None;
+                    }
+                    KeyValue::Expr(e) => current = Some(e),
+                }
+                next_key += 1;
+            }
+            if let Some(e) = current {
+                *slot = e.eval(&ctx.vars(i as f64));
+            }
+        }
+        interpolate_linear(&mut series);
+        series
+    }
+}
+
+/// Fills NaN gaps linearly between valid values and holds the ends (pandas `interpolate`,
+/// `limit_direction='both'`). All-NaN stays NaN.
+fn interpolate_linear(series: &mut [f64]) {
+    let valid: Vec<usize> = (0..series.len()).filter(|&i| !series[i].is_nan()).collect();
+    let (Some(&first), Some(&last)) = (valid.first(), valid.last()) else { return };
+    for i in 0..first {
+        series[i] = series[first];
+    }
+    for i in last + 1..series.len() {
+        series[i] = series[last];
+    }
+    for w in valid.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        let (va, vb) = (series[a], series[b]);
+        for i in a + 1..b {
+            let f = (i - a) as f64 / (b - a) as f64;
+            series[i] = va + (vb - va) * f;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(n: usize) -> Context {
+        Context { max_frames: n, seed: 7, fps: 10.0 }
+    }
+
+    fn series(s: &str, n: usize) -> Vec<f64> {
+        Schedule::parse(s, &ctx(n)).unwrap().evaluate(&ctx(n))
+    }
+
+    #[test]
+    fn deforum_examples() {
+        assert_eq!(series("0:(1), 4:(1+0), 9:(3)", 10), vec![1., 1., 1., 1., 1., 1., 1., 1., 1., 3.]);
+        assert_eq!(series("0:( 1.0 ), 9:(2)", 10), vec![1., 1., 1., 1., 1., 1., 1., 1., 1., 2.]);
+        assert_eq!(series("0:(1), 4:(t), 6:(0), 9:(3)", 10), vec![1., 1.75, 2.5, 3.25, 4., 5., 0., 1., 2., 3.]);
+        assert_eq!(series("0:(1), 20:(5)", 10), vec![1.0; 10]);
+        assert_eq!(series("0:(0),5:(10),5:(20)", 6)[5], 20.0);
+        assert_eq!(series("0 : (0) , 9 : (9)", 10), (0..10).map(|i| i as f64).collect::<Vec<_>>());
+        assert_eq!(series("0:(0), \"max_f-1\":(9)", 10)[9], 9.0);
+        assert_eq!(series("0:(s)", 3), vec![7.0; 3]);
+        assert_eq!(series("0:(-t)", 3), vec![0.0, -1.0, -2.0]);
+    }
+
+    #[test]
+    fn beyond_deforum() {
+        // commas inside calls, first key after 0 held backwards, sec/fps
+        assert_eq!(series("0:(where(t>1, 5, 0))", 4), vec![0., 0., 5., 5.]);
+        assert_eq!(series("2:(4), 3:(6)", 5), vec![4., 4., 4., 6., 6.]);
+        assert_eq!(series("0:(sec)", 3), vec![0.0, 0.1, 0.2]);
+    }
+
+    #[test]
+    fn errors() {
+        let e = Schedule::parse("0:(1), 5:(sinn(t))", &ctx(10)).unwrap_err();
+        assert!(e.message.contains("key 5") && e.message.contains("column 11"), "{}", e.message);
+        let e = Schedule::parse("0:(1) 5:(2)", &ctx(10)).unwrap_err();
+        assert!(e.message.contains("column"), "{}", e.message);
+        assert!(Schedule::parse("", &ctx(10)).is_err());
+        assert!(Schedule::parse("4.5:(1)", &ctx(10)).is_err());
+        assert!(Schedule::parse("0:(1),", &ctx(10)).is_err());
+    }
+}

@@ -31,8 +31,9 @@ impl TorchRng {
     }
 
     fn uniform_f64(&mut self) -> f64 {
-        let lo = self.next_u32() as u64;
+        // torch's random64(): the first word is the high half
         let hi = self.next_u32() as u64;
+        let lo = self.next_u32() as u64;
         let v = (hi << 32) | lo;
         (v & ((1u64 << 53) - 1)) as f64 * (1.0 / (1u64 << 53) as f64)
     }
@@ -43,7 +44,7 @@ impl TorchRng {
         }
         let u1 = self.uniform_f64();
         let u2 = self.uniform_f64();
-        let r = (-2.0 * (1.0 - u2).ln()).sqrt();
+        let r = (-2.0 * (-u2).ln_1p()).sqrt();
         let theta = 2.0 * std::f64::consts::PI * u1;
         self.cached_normal = Some(r * theta.sin());
         r * theta.cos()

@@ -69,12 +69,13 @@ impl SchedulerConfig {
                 .collect(),
             _ => torch_linspace(self.beta_start as f32, self.beta_end as f32, n),
         };
-        let mut acc = 1.0f32;
+        // torch's CPU cumprod accumulates in double
+        let mut acc = 1.0f64;
         betas
             .iter()
             .map(|b| {
-                acc *= 1.0 - b;
-                acc
+                acc *= (1.0 - b) as f64;
+                acc as f32
             })
             .collect()
     }

@@ -1,0 +1,224 @@
+//! Parity with diffusers/torch on the tiny model: references in tests/data/sd-ref, made by
+//! models/make_reference.py (see tests/data/sd-ref/README.md).
+
+use std::path::{Path, PathBuf};
+
+use anim::diffusion::{ClipTokenizer, NoiseSource, Pipeline, Request, SamplerKind, Scheduler, SchedulerConfig, TorchRng};
+use ndarray::ArrayD;
+use ndarray_npy::read_npy;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+fn refdir() -> PathBuf {
+    root().join("tests/data/sd-ref")
+}
+
+fn model() -> PathBuf {
+    root().join("models/tiny-sd")
+}
+
+fn npy_f32(rel: &str) -> ArrayD<f32> {
+    read_npy(refdir().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn json(rel: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(refdir().join(rel)).unwrap()).unwrap()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// Plays back fixed arrays as noise, checking the sizes asked for.
+struct Fixed(Vec<Vec<f32>>);
+
+impl NoiseSource for Fixed {
+    fn randn(&mut self, n: usize) -> Vec<f32> {
+        assert!(!self.0.is_empty(), "more noise drawn than diffusers draws");
+        let v = self.0.remove(0);
+        assert_eq!(v.len(), n, "noise draw of unexpected size");
+        v
+    }
+}
+
+#[test]
+fn torch_randn_matches_reference() {
+    let readme = json("rng/README.json");
+    let mut checked = 0;
+    for case in readme["cases"].as_array().unwrap() {
+        let file = case["file"].as_str().unwrap();
+        let seed = case["seed"].as_u64().unwrap();
+        let expected = npy_f32(&format!("rng/{file}"));
+        let shape: Vec<usize> = case["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+        let mut rng = TorchRng::new(seed);
+        let got: Vec<f32> = if file.starts_with("seq_") {
+            let per: usize = shape[1..].iter().product();
+            (0..shape[0]).flat_map(|_| rng.randn(per)).collect()
+        } else {
+            rng.randn(shape.iter().product())
+        };
+        let d = max_abs_diff(&got, expected.as_slice().unwrap());
+        // torch on AVX2 machines uses avx_mathfun log/sincos, which differ from libm in the last bits
+        assert!(d < 1e-5, "{file}: max abs diff {d}");
+        checked += 1;
+    }
+    assert!(checked >= 40, "only {checked} rng cases");
+}
+
+#[test]
+fn tokenizer_matches_transformers() {
+    let tok = ClipTokenizer::load(&model().join("tokenizer")).unwrap();
+    let cases = json("tokenizer/tokens.json");
+    let mut mismatches = Vec::new();
+    for case in cases.as_array().unwrap() {
+        let prompt = case["prompt"].as_str().unwrap();
+        let want: Vec<u32> = case["ids_77"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let got = tok.encode(prompt).unwrap();
+        if got != want {
+            mismatches.push(format!("{prompt:?}: got {:?}, want {:?}", &got[..12], &want[..12]));
+        }
+    }
+    assert!(mismatches.is_empty(), "{} of {} prompts differ:\n{}", mismatches.len(), cases.as_array().unwrap().len(), mismatches.join("\n"));
+}
+
+#[test]
+fn scheduler_alphas_cumprod() {
+    let cfg = SchedulerConfig::load(&model().join("scheduler/scheduler_config.json")).unwrap();
+    let want = npy_f32("schedulers/alphas_cumprod.npy");
+    let d = max_abs_diff(&cfg.alphas_cumprod(), want.as_slice().unwrap());
+    assert!(d < 1e-7, "alphas_cumprod max abs diff {d}");
+}
+
+fn check_scheduler(name: &str, kind: SamplerKind, eta: f32, scenario: &str) {
+    let cfg = SchedulerConfig::load(&model().join("scheduler/scheduler_config.json")).unwrap();
+    let dir = format!("schedulers/{name}/{scenario}");
+    let meta = json(&format!("{dir}/meta.json"));
+    let n = meta["num_inference_steps"].as_u64().unwrap() as usize;
+    let mut s = Scheduler::new(kind, &cfg, n);
+    s.eta = eta;
+    let all: Vec<f32> = meta["all_timesteps"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    assert_eq!(s.timesteps, all, "{dir}: timesteps");
+    if let Some(sigma) = meta["init_noise_sigma"].as_f64() {
+        assert!((s.init_noise_sigma() as f64 - sigma).abs() < 1e-5, "{dir}: init_noise_sigma");
+    }
+    let outputs = npy_f32("schedulers/model_outputs.npy");
+    let step_noise = npy_f32("schedulers/step_noise.npy");
+    let sample_in = npy_f32(&format!("{dir}/sample_in.npy"));
+    let model_input = npy_f32(&format!("{dir}/model_input.npy"));
+    let prev = npy_f32(&format!("{dir}/prev_sample.npy"));
+    let init = npy_f32(&format!("{dir}/init_latents.npy"));
+    let per = 4 * 8 * 8;
+    let start = if scenario == "img2img" { s.img2img_start(meta["strength"].as_f64().unwrap()) } else { 0 };
+    // initial latents
+    let x0 = npy_f32("schedulers/x0.npy");
+    let noise = npy_f32("schedulers/noise_init.npy");
+    let mut latents: Vec<f32> = if scenario == "img2img" {
+        let mut l = x0.as_slice().unwrap().to_vec();
+        s.add_noise(&mut l, noise.as_slice().unwrap(), start);
+        l
+    } else {
+        noise.iter().map(|x| x * s.init_noise_sigma()).collect()
+    };
+    let d = max_abs_diff(&latents, init.as_slice().unwrap());
+    assert!(d < 1e-4, "{dir}: init latents diff {d}");
+    for (k, i) in (start..n).enumerate() {
+        let sl = |a: &ArrayD<f32>, j: usize| a.as_slice().unwrap()[j * per..(j + 1) * per].to_vec();
+        let d = max_abs_diff(&latents, &sl(&sample_in, k));
+        assert!(d < 1e-4, "{dir}: step {k} sample_in diff {d}");
+        let mut mi = latents.clone();
+        s.scale_model_input(&mut mi, i);
+        let d = max_abs_diff(&mi, &sl(&model_input, k));
+        assert!(d < 1e-5, "{dir}: step {k} model_input diff {d}");
+        let noise = sl(&step_noise, k);
+        let (p, _) = s.step(&sl(&outputs, k), i, &latents, Some(&noise));
+        let d = max_abs_diff(&p, &sl(&prev, k));
+        assert!(d < 1e-4, "{dir}: step {k} prev_sample diff {d}");
+        latents = p;
+    }
+}
+
+#[test]
+fn ddim_matches_diffusers() {
+    for sc in ["txt2img", "img2img"] {
+        check_scheduler("ddim", SamplerKind::Ddim, 0.0, sc);
+        check_scheduler("ddim_eta1", SamplerKind::Ddim, 1.0, sc);
+    }
+}
+
+#[test]
+fn euler_matches_diffusers() {
+    for sc in ["txt2img", "img2img"] {
+        check_scheduler("euler", SamplerKind::Euler, 0.0, sc);
+        check_scheduler("euler_ancestral", SamplerKind::EulerAncestral, 0.0, sc);
+    }
+}
+
+#[test]
+fn text_encoder_matches_transformers() {
+    let mut p = Pipeline::load(&model()).unwrap();
+    let prompts = json("text_encoder/prompts.json");
+    let want = npy_f32("text_encoder/last_hidden_state.npy");
+    let per = 77 * 32;
+    for (i, prompt) in prompts.as_array().unwrap().iter().enumerate() {
+        let (shape, got) = p.encode_prompt(prompt.as_str().unwrap()).unwrap();
+        assert_eq!(shape, vec![1, 77, 32]);
+        let d = max_abs_diff(&got, &want.as_slice().unwrap()[i * per..(i + 1) * per]);
+        assert!(d < 1e-5, "prompt {i}: max abs diff {d}");
+    }
+}
+
+#[test]
+fn img2img_matches_diffusers_pipeline() {
+    let mut p = Pipeline::load(&model()).unwrap();
+    let meta = json("img2img_modern/meta.json");
+    let init = image::open(refdir().join("img2img_modern/init_image.png")).unwrap().to_rgb8();
+    let enc_noise = npy_f32("img2img_modern/enc_noise.npy");
+    let noise = npy_f32("img2img_modern/noise.npy");
+    let req = Request {
+        prompt: meta["prompt"].as_str().unwrap(),
+        negative: "",
+        width: 64,
+        height: 64,
+        init: Some(&init),
+        denoise: meta["strength"].as_f64().unwrap(),
+        steps: meta["num_inference_steps"].as_u64().unwrap() as usize,
+        cfg_scale: meta["guidance_scale"].as_f64().unwrap() as f32,
+        sampler: SamplerKind::Ddim,
+        eta: 0.0,
+    };
+    let mut src = Fixed(vec![enc_noise.as_slice().unwrap().to_vec(), noise.as_slice().unwrap().to_vec()]);
+    let (img, times) = p.generate(&req, &mut src).unwrap();
+    assert_eq!(times.steps_run, 6);
+    let want = ndarray_npy::read_npy::<_, ArrayD<u8>>(refdir().join("img2img_modern/final_image_uint8.npy")).unwrap();
+    let want = want.as_slice().unwrap();
+    let got = img.as_raw();
+    assert_eq!(got.len(), want.len());
+    let max = got.iter().zip(want).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap();
+    let off = got.iter().zip(want).filter(|(a, b)| a != b).count();
+    assert!(max <= 1 && off < got.len() / 100, "img2img: max diff {max}, {off} values differ");
+}
+
+#[test]
+fn same_seed_same_image() {
+    let mut p = Pipeline::load(&model()).unwrap();
+    let req = Request {
+        prompt: "a red fox",
+        negative: "blurry",
+        width: 64,
+        height: 64,
+        init: None,
+        denoise: 1.0,
+        steps: 4,
+        cfg_scale: 7.0,
+        sampler: SamplerKind::EulerAncestral,
+        eta: 0.0,
+    };
+    let a = p.generate(&req, &mut TorchRng::new(7)).unwrap().0;
+    let b = p.generate(&req, &mut TorchRng::new(7)).unwrap().0;
+    let c = p.generate(&req, &mut TorchRng::new(8)).unwrap().0;
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+}

@@ -334,7 +334,8 @@ pub fn render(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
     if let Some(p) = &scene.init.image {
         load_init(scene, p)?;
     }
-    let pipeline = Pipeline::load(&folder).with_context(|| format!("{}: [model] folder", scene.path.display()))?;
+    let pipeline = Pipeline::load(&folder)
+        .with_context(|| format!("{}: cannot load the model of [model] folder = {}", scene.path.display(), folder.display()))?;
     let mut painter = Diffuse { pipeline, sampler };
     run_loop(scene, opts, &mut painter, "render", Some(&folder))
 }

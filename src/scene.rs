@@ -472,10 +472,9 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
             }
         }
         let where_ = if table.is_empty() { "at the top level".to_string() } else { format!("in [{table}]") };
-        msg = format!(
-            "{msg}\nunknown key `{field}` {where_}{hint}\nkeys allowed there: {}",
-            known.join(", ")
-        );
+        let head = msg.split(": unknown field").next().unwrap_or("").to_string();
+        let src = msg.split_once('\n').map(|(_, l)| l.to_string()).unwrap_or_default();
+        msg = format!("{head}: unknown key `{field}` {where_}{hint}\n{src}\n  keys allowed there: {}", known.join(", "));
     }
     msg
 }

@@ -1,0 +1,189 @@
+//! End-to-end tests of the `anim` binary: a real render with the tiny model, and every kind of bad
+//! input giving one clear message and a non-zero exit.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+fn anim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_anim")).args(args).output().expect("run anim")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Writes a scene into a fresh temp folder; `{model}` is replaced by the tiny model's path.
+fn scene(dir: &Path, body: &str) -> PathBuf {
+    let path = dir.join("scene.toml");
+    let model = root().join("models/tiny-sd");
+    std::fs::write(&path, body.replace("{model}", &model.display().to_string())).unwrap();
+    path
+}
+
+const FOUR_FRAMES: &str = r#"
+[image]
+width = 64
+height = 64
+[animation]
+max_frames = 4
+[generation]
+seed = 1234
+sampler = "Euler a"
+steps = 6
+strength = "0:(0.6)"
+cfg_scale = 7
+[motion]
+zoom = "0:(1.05)"
+angle = "0:(2)"
+[prompts]
+"0" = "a forest --neg blurry"
+"2" = "a city"
+[model]
+folder = "{model}"
+[output]
+fps = 4
+"#;
+
+#[test]
+fn renders_four_frames_and_an_mp4() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = scene(dir.path(), FOUR_FRAMES);
+    let out = dir.path().join("out");
+    let o = anim(&["render", s.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut frames = Vec::new();
+    for i in 0..4 {
+        let p = out.join(format!("frames/{i:06}.png"));
+        let img = image::open(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).to_rgb8();
+        assert_eq!(img.dimensions(), (64, 64));
+        frames.push(img);
+    }
+    assert!(!out.join("frames/000004.png").exists());
+    // frames differ from one another (the loop really moves and repaints)
+    for w in frames.windows(2) {
+        assert_ne!(w[0], w[1]);
+    }
+    let info = anim::output::probe_video(&out.join("video.mp4")).unwrap();
+    assert_eq!((info.frames, info.width, info.height), (4, 64, 64));
+    assert_eq!(info.codec, "h264");
+    assert_eq!(info.pixel_format, "yuv420p");
+    assert!((info.fps - 4.0).abs() < 1e-9, "fps {}", info.fps);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["seed"], 1234);
+    assert_eq!(manifest["frames"].as_array().unwrap().len(), 4);
+    // frame 1 ran int(6 * (1 - 0.6)) = 2 steps
+    assert_eq!(manifest["frames"][1]["steps_run"], 2);
+
+    // same scene, same seed: bit-identical frames
+    let out2 = dir.path().join("out2");
+    let o = anim(&["render", s.to_str().unwrap(), "--out", out2.to_str().unwrap(), "--quiet", "--no-video"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for i in 0..4 {
+        let a = std::fs::read(out.join(format!("frames/{i:06}.png"))).unwrap();
+        let b = std::fs::read(out2.join(format!("frames/{i:06}.png"))).unwrap();
+        assert_eq!(a, b, "frame {i} differs between runs");
+    }
+}
+
+#[test]
+fn init_image_starts_the_animation() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = dir.path().join("init.png");
+    image::RgbImage::from_fn(80, 48, |x, y| image::Rgb([(x * 3) as u8, (y * 5) as u8, 128])).save(&init).unwrap();
+    let body = FOUR_FRAMES.replace("[model]", "[init]\nimage = \"init.png\"\nstrength = 0.9\n[model]");
+    let s = scene(dir.path(), &body);
+    let out = dir.path().join("out");
+    let o = anim(&["render", s.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q", "--no-video"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(image::open(out.join("frames/000000.png")).unwrap().to_rgb8().dimensions(), (64, 64));
+}
+
+fn fails_with(args: &[&str], needles: &[&str]) {
+    let o = anim(args);
+    assert!(!o.status.success(), "expected failure for {args:?}");
+    let err = stderr(&o);
+    assert!(!err.contains("panicked"), "panic for {args:?}: {err}");
+    for n in needles {
+        assert!(err.contains(n), "error for {args:?} lacks {n:?}:\n{err}");
+    }
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // missing scene file
+    fails_with(&["render", d.join("nope.toml").to_str().unwrap()], &["nope.toml", "cannot read"]);
+    // malformed TOML: file, line, column
+    let s = scene(d, "[image]\nwidth = 64\nheight = = 3\n");
+    fails_with(&["validate", s.to_str().unwrap()], &["scene.toml", "line 3", "column"]);
+    // unknown key with did-you-mean
+    let s = scene(d, "[motion]\nzom = \"0:(1.0)\"\n");
+    fails_with(&["render", s.to_str().unwrap()], &["scene.toml", "line 2", "zom", "did you mean `zoom`"]);
+    // bad number
+    let s = scene(d, "[image]\nwidth = \"sixty\"\n");
+    fails_with(&["preview", s.to_str().unwrap()], &["scene.toml", "line 2", "width"]);
+    // bad schedule expression: table, key, column
+    let s = scene(d, "[motion]\nangle = \"0:(0), 5:(2*sinn(t))\"\n");
+    fails_with(&["validate", s.to_str().unwrap()], &["[motion] angle", "sinn", "column", "did you mean `sin`"]);
+    // missing model folder / files
+    let s = scene(d, &FOUR_FRAMES.replace("{model}", "no-such-model"));
+    fails_with(&["render", s.to_str().unwrap(), "-q"], &["no-such-model", "does not exist"]);
+    let partial = d.join("partial-model");
+    std::fs::create_dir_all(partial.join("scheduler")).unwrap();
+    for f in ["model_index.json", "scheduler/scheduler_config.json"] {
+        std::fs::copy(root().join("models/tiny-sd").join(f), partial.join(f)).unwrap();
+    }
+    copy_dir(&root().join("models/tiny-sd/tokenizer"), &partial.join("tokenizer"));
+    let s = scene(d, &FOUR_FRAMES.replace("{model}", partial.to_str().unwrap()));
+    fails_with(&["render", s.to_str().unwrap(), "-q"], &["text_encoder/model.onnx", "missing"]);
+    // missing init image
+    let s = scene(d, &FOUR_FRAMES.replace("[model]", "[init]\nimage = \"missing.png\"\n[model]"));
+    fails_with(&["render", s.to_str().unwrap(), "-q"], &["missing.png", "does not exist", "[init] image"]);
+    fails_with(&["validate", s.to_str().unwrap()], &["missing.png"]);
+    // a file that is not an image
+    std::fs::write(d.join("bad.png"), b"not a png").unwrap();
+    let s = scene(d, &FOUR_FRAMES.replace("[model]", "[init]\nimage = \"bad.png\"\n[model]"));
+    fails_with(&["preview", s.to_str().unwrap(), "-q"], &["bad.png"]);
+    // 3D is not implemented yet: said plainly
+    let s = scene(d, &FOUR_FRAMES.replace("[animation]", "[animation]\nmode = \"3D\""));
+    fails_with(&["preview", s.to_str().unwrap(), "-q"], &["3D", "not implemented"]);
+}
+
+#[test]
+fn missing_onnx_runtime_says_how_to_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = scene(dir.path(), FOUR_FRAMES);
+    let o = Command::new(env!("CARGO_BIN_EXE_anim"))
+        .args(["render", s.to_str().unwrap(), "-q"])
+        .env("ORT_DYLIB_PATH", dir.path().join("libonnxruntime.so"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("ORT_DYLIB_PATH") && err.contains("fetch-ort.sh") && !err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn validate_accepts_the_examples() {
+    for entry in std::fs::read_dir(root().join("examples")).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "toml") {
+            let o = anim(&["validate", p.to_str().unwrap()]);
+            assert!(o.status.success(), "{}: {}", p.display(), stderr(&o));
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}

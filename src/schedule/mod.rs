@@ -14,11 +14,11 @@ pub mod expr;
 
 pub use expr::{Expr, ExprError};
 
-/// The variables visible to schedule expressions, in slot order.
+/// The built-in variables of schedule expressions, in slot order; user variables follow.
 pub const VARIABLES: &[&str] = &["t", "max_f", "s", "fps", "sec"];
 
 /// What an expression may refer to besides `t`: fixed for a whole render.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct Context {
     /// Number of frames; `max_f` is `max_frames - 1`.
     pub max_frames: usize,
@@ -26,11 +26,62 @@ pub struct Context {
     pub seed: i64,
     /// Frames per second (`fps`, and `sec = t / fps`).
     pub fps: f64,
+    /// User constants (the scene's `[variables]`), visible by name.
+    pub variables: Vec<(String, f64)>,
 }
 
 impl Context {
-    fn vars(&self, t: f64) -> [f64; 5] {
-        [t, self.max_frames as f64 - 1.0, self.seed as f64, self.fps, t / self.fps]
+    /// A context without user variables.
+    pub fn new(max_frames: usize, seed: i64, fps: f64) -> Context {
+        Context { max_frames, seed, fps, variables: Vec::new() }
+    }
+
+    /// Variable names in slot order.
+    pub fn names(&self) -> Vec<&str> {
+        VARIABLES.iter().copied().chain(self.variables.iter().map(|(n, _)| n.as_str())).collect()
+    }
+
+    fn vars(&self, t: f64) -> Vec<f64> {
+        let mut v = vec![t, self.max_frames as f64 - 1.0, self.seed as f64, self.fps, t / self.fps];
+        v.extend(self.variables.iter().map(|(_, x)| *x));
+        v
+    }
+}
+
+/// How frames between two numeric keys are filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Interpolation {
+    /// Straight line (Deforum's only mode).
+    #[default]
+    Linear,
+    /// Hold the earlier key's value until the next key.
+    Step,
+    /// Cubic Hermite through the keys, with Catmull-Rom tangents (smooth, passes through every key).
+    Cubic,
+    /// Slow start (cubic ease-in) between each pair of keys.
+    EaseIn,
+    /// Slow end (cubic ease-out).
+    EaseOut,
+    /// Slow start and end (cubic ease-in-out).
+    EaseInOut,
+}
+
+impl Interpolation {
+    /// All modes with their scene-file names.
+    pub const NAMES: &[&str] = &["linear", "step", "cubic", "ease-in", "ease-out", "ease-in-out"];
+
+    /// Parses a scene-file name.
+    pub fn from_name(name: &str) -> Option<Interpolation> {
+        Some(match name {
+            "linear" => Interpolation::Linear,
+            "step" => Interpolation::Step,
+            "cubic" => Interpolation::Cubic,
+            "ease-in" => Interpolation::EaseIn,
+            "ease-out" => Interpolation::EaseOut,
+            "ease-in-out" => Interpolation::EaseInOut,
+            _ => return None,
+        })
     }
 }
 
@@ -136,7 +187,7 @@ impl Schedule {
             } else {
                 let stripped = raw.trim_matches(|c| c == '"' || c == '\'');
                 let lead_v = value_text.len() - value_text.trim_start().len() + (raw.len() - raw.trim_start_matches(['"', '\'']).len());
-                let e = Expr::parse(stripped, VARIABLES).map_err(|e| ScheduleError {
+                let e = Expr::parse(stripped, &ctx.names()).map_err(|e| ScheduleError {
                     message: format!(
                         "key {frame}, value `{raw}`: column {}: {}",
                         value_col + lead_v + e.column - 1,
@@ -168,6 +219,11 @@ impl Schedule {
 
     /// One value per frame, `0..ctx.max_frames`, with Deforum's interpolation rules.
     pub fn evaluate(&self, ctx: &Context) -> Vec<f64> {
+        self.evaluate_with(ctx, Interpolation::Linear)
+    }
+
+    /// Like [`Schedule::evaluate`], filling the frames between numeric keys with `interp`.
+    pub fn evaluate_with(&self, ctx: &Context, interp: Interpolation) -> Vec<f64> {
         let n = ctx.max_frames;
         let mut series = vec![f64::NAN; n];
         let mut current: Option<&Expr> = None;
@@ -189,14 +245,14 @@ impl Schedule {
                 *slot = e.eval(&ctx.vars(i as f64));
             }
         }
-        interpolate_linear(&mut series);
+        interpolate(&mut series, interp);
         series
     }
 }
 
-/// Fills NaN gaps linearly between valid values and holds the ends (pandas `interpolate`,
-/// `limit_direction='both'`). All-NaN stays NaN.
-fn interpolate_linear(series: &mut [f64]) {
+/// Fills NaN gaps between valid values with `interp` and holds the ends (pandas `interpolate`,
+/// `limit_direction='both'`, for the linear case). All-NaN stays NaN.
+fn interpolate(series: &mut [f64], interp: Interpolation) {
     let valid: Vec<usize> = (0..series.len()).filter(|&i| !series[i].is_nan()).collect();
     let (Some(&first), Some(&last)) = (valid.first(), valid.last()) else { return };
     for i in 0..first {
@@ -205,13 +261,104 @@ fn interpolate_linear(series: &mut [f64]) {
     for i in last + 1..series.len() {
         series[i] = series[last];
     }
-    for w in valid.windows(2) {
-        let (a, b) = (w[0], w[1]);
-        let (va, vb) = (series[a], series[b]);
-        for i in a + 1..b {
-            let f = (i - a) as f64 / (b - a) as f64;
-            series[i] = va + (vb - va) * f;
+    // Catmull-Rom tangents (per frame) at each valid point, for the cubic mode
+    let tangent = |k: usize, s: &[f64]| -> f64 {
+        let (lo, hi) = (k.saturating_sub(1), (k + 1).min(valid.len() - 1));
+        if lo == hi { 0.0 } else { (s[valid[hi]] - s[valid[lo]]) / (valid[hi] - valid[lo]) as f64 }
+    };
+    for k in 0..valid.len().saturating_sub(1) {
+        let (a, b) = (valid[k], valid[k + 1]);
+        if b == a + 1 {
+            continue;
         }
+        let (va, vb) = (series[a], series[b]);
+        let span = (b - a) as f64;
+        let (ma, mb) = (tangent(k, series) * span, tangent(k + 1, series) * span);
+        for i in a + 1..b {
+            let f = (i - a) as f64 / span;
+            series[i] = match interp {
+                Interpolation::Linear => va + (vb - va) * f,
+                Interpolation::Step => va,
+                Interpolation::EaseIn => va + (vb - va) * f * f * f,
+                Interpolation::EaseOut => va + (vb - va) * (1.0 - (1.0 - f).powi(3)),
+                Interpolation::EaseInOut => {
+                    let e = if f < 0.5 { 4.0 * f * f * f } else { 1.0 - (-2.0 * f + 2.0).powi(3) / 2.0 };
+                    va + (vb - va) * e
+                }
+                Interpolation::Cubic => {
+                    let (f2, f3) = (f * f, f * f * f);
+                    (2.0 * f3 - 3.0 * f2 + 1.0) * va + (f3 - 2.0 * f2 + f) * ma + (-2.0 * f3 + 3.0 * f2) * vb + (f3 - f2) * mb
+                }
+            };
+        }
+    }
+}
+
+/// A string schedule (sampler, checkpoint): each key's text (quotes and parentheses removed) holds
+/// until the next key.
+#[derive(Debug, Clone)]
+pub struct StringSchedule {
+    keys: Vec<(i64, String)>,
+}
+
+impl StringSchedule {
+    /// A constant.
+    pub fn constant(v: &str) -> StringSchedule {
+        StringSchedule { keys: vec![(0, v.to_string())] }
+    }
+
+    /// True when `text` looks like a keyframe string (`0: ("Euler a"), 10: ("DDIM")`) rather than
+    /// a plain value.
+    pub fn is_keyframed(text: &str) -> bool {
+        let t: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        t.contains(":(") || t.contains(":\"") || t.contains(":'")
+    }
+
+    /// Parses a keyframe string; numeric values take the previous key's text, as Deforum.
+    pub fn parse(text: &str, ctx: &Context) -> Result<StringSchedule, ScheduleError> {
+        let mut keys: Vec<(i64, String)> = Vec::new();
+        for (offset, piece) in split_top_level(text, ',') {
+            let Some((key_text, value_text)) = piece.split_once(':') else {
+                return Err(ScheduleError {
+                    message: format!("`{}` at column {} has no `:`; each key is `frame:(\"value\")`", piece.trim(), offset + 1),
+                });
+            };
+            let frame = Schedule::parse_frame(key_text.trim(), ctx).map_err(|m| ScheduleError {
+                message: format!("key `{}` at column {}: {m}", key_text.trim(), offset + 1),
+            })?;
+            let value = sanitize(value_text.trim());
+            keys.retain(|(f, _)| *f != frame);
+            keys.push((frame, value));
+        }
+        keys.sort_by_key(|(f, _)| *f);
+        let mut prev: Option<String> = None;
+        for (_, v) in keys.iter_mut() {
+            if is_deforum_number(v) {
+                if let Some(p) = &prev {
+                    *v = p.clone();
+                }
+            }
+            prev = Some(v.clone());
+        }
+        Ok(StringSchedule { keys })
+    }
+
+    /// One value per frame.
+    pub fn evaluate(&self, ctx: &Context) -> Vec<String> {
+        let n = ctx.max_frames;
+        let in_range: Vec<&(i64, String)> = self.keys.iter().filter(|(f, _)| *f >= 0 && (*f as usize) < n).collect();
+        let Some(first) = in_range.first() else { return vec![String::new(); n] };
+        let mut cur = first.1.clone();
+        let mut next = 0;
+        (0..n)
+            .map(|i| {
+                while next < in_range.len() && in_range[next].0 as usize <= i {
+                    cur = in_range[next].1.clone();
+                    next += 1;
+                }
+                cur.clone()
+            })
+            .collect()
     }
 }
 
@@ -220,7 +367,7 @@ mod tests {
     use super::*;
 
     fn ctx(n: usize) -> Context {
-        Context { max_frames: n, seed: 7, fps: 10.0 }
+        Context::new(n, 7, 10.0)
     }
 
     fn series(s: &str, n: usize) -> Vec<f64> {
@@ -246,6 +393,34 @@ mod tests {
         assert_eq!(series("0:(where(t>1, 5, 0))", 4), vec![0., 0., 5., 5.]);
         assert_eq!(series("2:(4), 3:(6)", 5), vec![4., 4., 4., 6., 6.]);
         assert_eq!(series("0:(sec)", 3), vec![0.0, 0.1, 0.2]);
+    }
+
+    #[test]
+    fn interpolation_modes() {
+        let c = ctx(5);
+        let s = Schedule::parse("0:(0), 4:(8)", &c).unwrap();
+        assert_eq!(s.evaluate_with(&c, Interpolation::Step), vec![0., 0., 0., 0., 8.]);
+        assert_eq!(s.evaluate_with(&c, Interpolation::EaseIn), vec![0., 0.125, 1., 3.375, 8.]);
+        assert_eq!(s.evaluate_with(&c, Interpolation::EaseInOut)[2], 4.0);
+        let cubic = Schedule::parse("0:(0), 2:(2), 4:(4)", &c).unwrap().evaluate_with(&c, Interpolation::Cubic);
+        assert_eq!(cubic, vec![0., 1., 2., 3., 4.]);
+    }
+
+    #[test]
+    fn string_schedules() {
+        let c = ctx(6);
+        let s = StringSchedule::parse("0: (\"Euler a\"), 3: (\"DDIM\")", &c).unwrap();
+        assert_eq!(s.evaluate(&c), vec!["Euler a", "Euler a", "Euler a", "DDIM", "DDIM", "DDIM"]);
+        let s = StringSchedule::parse("0: (\"Euler a\"), 3: (5)", &c).unwrap();
+        assert!(s.evaluate(&c).iter().all(|v| v == "Euler a"));
+        assert!(StringSchedule::is_keyframed("0: (\"a\")") && !StringSchedule::is_keyframed("Euler a"));
+    }
+
+    #[test]
+    fn user_variables() {
+        let mut c = ctx(3);
+        c.variables.push(("speed".into(), 2.0));
+        assert_eq!(Schedule::parse("0:(speed*t)", &c).unwrap().evaluate(&c), vec![0., 2., 4.]);
     }
 
     #[test]

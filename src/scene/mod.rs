@@ -350,7 +350,7 @@ impl Scene {
 
     /// The context expressions are evaluated in.
     pub fn context(&self) -> Context {
-        Context { max_frames: self.animation.max_frames, seed: self.generation.seed, fps: self.output.fps }
+        Context::new(self.animation.max_frames, self.generation.seed, self.output.fps)
     }
 
     /// Evaluates every schedule for every frame; errors name the table and key.

@@ -74,14 +74,15 @@ fn validate(path: &PathBuf) -> Result<()> {
         None => notes.push("no [model] folder: `anim preview` works, `anim render` needs one".to_string()),
     }
     println!(
-        "{}: ok — {}x{}, {} frames at {} fps, mode {:?}, sampler {}",
+        "{}: ok — {}x{}, {} frames at {} fps, mode {:?}, sampler {}, {} schedules",
         path.display(),
         scene.image.width,
         scene.image.height,
         scene.animation.max_frames,
         scene.output.fps,
         scene.animation.mode,
-        scene.generation.sampler
+        scene.generation.sampler,
+        scene.schedules().map_err(anyhow::Error::msg)?.numeric.len()
     );
     for n in notes {
         println!("note: {n}");

@@ -71,7 +71,7 @@ struct Manifest<'a> {
 /// Produces the picture of each frame from the warped previous one.
 trait Painter {
     /// Frame 0.
-    fn first(&mut self, scene: &Scene, seed: i64) -> Result<(RgbImage, StageTimes)>;
+    fn first(&mut self, scene: &Scene, sched: &FrameSchedules, seed: i64) -> Result<(RgbImage, StageTimes)>;
     /// Frame `i` > 0 from the warped previous frame.
     fn next(&mut self, scene: &Scene, sched: &FrameSchedules, i: usize, seed: i64, warped: RgbImage) -> Result<(RgbImage, StageTimes)>;
 }
@@ -80,7 +80,7 @@ trait Painter {
 struct MotionOnly;
 
 impl Painter for MotionOnly {
-    fn first(&mut self, scene: &Scene, _seed: i64) -> Result<(RgbImage, StageTimes)> {
+    fn first(&mut self, scene: &Scene, _: &FrameSchedules, _seed: i64) -> Result<(RgbImage, StageTimes)> {
         Ok((init_or_pattern(scene)?, StageTimes::default()))
     }
     fn next(&mut self, _: &Scene, _: &FrameSchedules, _: usize, _: i64, warped: RgbImage) -> Result<(RgbImage, StageTimes)> {
@@ -90,48 +90,45 @@ impl Painter for MotionOnly {
 
 struct Diffuse {
     pipeline: Pipeline,
-    sampler: SamplerKind,
+}
+
+impl Diffuse {
+    fn generate(&mut self, scene: &Scene, sched: &FrameSchedules, i: usize, seed: i64, init: Option<&RgbImage>, denoise: f64) -> Result<(RgbImage, StageTimes)> {
+        let prompt = scene.prompt_at(i);
+        let sampler_name = sched.text("sampler").map(|s| s[i].clone()).unwrap_or_else(|| "Euler a".into());
+        let sampler = SamplerKind::from_name(&sampler_name)?;
+        let eta = match sampler {
+            SamplerKind::Ddim => sched.get("ddim_eta")[i],
+            _ => sched.get("ancestral_eta")[i],
+        };
+        let req = Request {
+            prompt: &prompt.positive,
+            negative: &prompt.negative,
+            width: scene.image.width,
+            height: scene.image.height,
+            init,
+            denoise,
+            steps: sched.get("steps")[i] as usize,
+            cfg_scale: sched.get("cfg_scale")[i] as f32,
+            sampler,
+            eta: eta as f32,
+        };
+        self.pipeline.generate(&req, &mut TorchRng::new(seed as u64)).with_context(|| format!("generating frame {i}"))
+    }
 }
 
 impl Painter for Diffuse {
-    fn first(&mut self, scene: &Scene, seed: i64) -> Result<(RgbImage, StageTimes)> {
+    fn first(&mut self, scene: &Scene, sched: &FrameSchedules, seed: i64) -> Result<(RgbImage, StageTimes)> {
         let init = match &scene.init.image {
             Some(p) => Some(load_init(scene, p)?),
             None => None,
         };
-        let prompt = scene.prompt_at(0);
-        let steps = scene.schedules().map_err(anyhow::Error::msg)?.steps[0] as usize;
-        let cfg = scene.schedules().map_err(anyhow::Error::msg)?.cfg_scale[0] as f32;
-        let req = Request {
-            prompt: &prompt.positive,
-            negative: &prompt.negative,
-            width: scene.image.width,
-            height: scene.image.height,
-            init: init.as_ref(),
-            denoise: 1.0 - scene.init.strength,
-            steps,
-            cfg_scale: cfg,
-            sampler: self.sampler,
-            eta: scene.generation.ddim_eta as f32,
-        };
-        self.pipeline.generate(&req, &mut TorchRng::new(seed as u64)).context("generating frame 0")
+        self.generate(scene, sched, 0, seed, init.as_ref(), 1.0 - scene.init.strength)
     }
 
     fn next(&mut self, scene: &Scene, sched: &FrameSchedules, i: usize, seed: i64, warped: RgbImage) -> Result<(RgbImage, StageTimes)> {
-        let prompt = scene.prompt_at(i);
-        let req = Request {
-            prompt: &prompt.positive,
-            negative: &prompt.negative,
-            width: scene.image.width,
-            height: scene.image.height,
-            init: Some(&warped),
-            denoise: 1.0 - sched.strength[i].clamp(0.0, 1.0),
-            steps: sched.steps[i] as usize,
-            cfg_scale: sched.cfg_scale[i] as f32,
-            sampler: self.sampler,
-            eta: scene.generation.ddim_eta as f32,
-        };
-        self.pipeline.generate(&req, &mut TorchRng::new(seed as u64)).with_context(|| format!("generating frame {i}"))
+        let denoise = 1.0 - sched.get("strength")[i].clamp(0.0, 1.0);
+        self.generate(scene, sched, i, seed, Some(&warped), denoise)
     }
 }
 
@@ -229,18 +226,18 @@ fn run_loop(scene: &Scene, opts: &RenderOptions, painter: &mut dyn Painter, kind
         let frame_seed = seed.wrapping_add(i as i64);
         let t_warp = Instant::now();
         let (img, times) = match prev.take() {
-            None => painter.first(&scene, frame_seed)?,
+            None => painter.first(&scene, &sched, frame_seed)?,
             Some(p) => {
                 let warped = match scene.animation.mode {
                     AnimationMode::None => p,
                     _ => {
                         let m = Motion2D {
-                            angle: sched.angle[i],
-                            zoom: sched.zoom[i],
-                            translation_x: sched.translation_x[i],
-                            translation_y: sched.translation_y[i],
-                            transform_center_x: sched.transform_center_x[i],
-                            transform_center_y: sched.transform_center_y[i],
+                            angle: sched.get("angle")[i],
+                            zoom: sched.get("zoom")[i],
+                            translation_x: sched.get("translation_x")[i],
+                            translation_y: sched.get("translation_y")[i],
+                            transform_center_x: sched.get("transform_center_x")[i],
+                            transform_center_y: sched.get("transform_center_y")[i],
                         };
                         warp::warp_2d(&p, &m, scene.animation.border)
                     }
@@ -294,9 +291,9 @@ fn record(i: usize, seed: i64, sched: &FrameSchedules, t: &StageTimes) -> FrameR
     FrameRecord {
         index: i,
         seed,
-        strength: sched.strength[i],
-        cfg_scale: sched.cfg_scale[i],
-        steps: sched.steps[i] as usize,
+        strength: sched.get("strength")[i],
+        cfg_scale: sched.get("cfg_scale")[i],
+        steps: sched.get("steps")[i] as usize,
         warp_ms: 0.0,
         text_ms: ms(t.text),
         encode_ms: ms(t.encode),
@@ -330,13 +327,12 @@ pub fn render(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
     let folder = scene.model.folder.as_ref().map(|f| scene.resolve(f)).ok_or_else(|| {
         anyhow::anyhow!("{}: no model; set [model] folder = \"path/to/onnx-model\"", scene.path.display())
     })?;
-    let sampler = SamplerKind::from_name(&scene.generation.sampler)?;
     if let Some(p) = &scene.init.image {
         load_init(scene, p)?;
     }
     let pipeline = Pipeline::load(&folder)
         .with_context(|| format!("{}: cannot load the model of [model] folder = {}", scene.path.display(), folder.display()))?;
-    let mut painter = Diffuse { pipeline, sampler };
+    let mut painter = Diffuse { pipeline };
     run_loop(scene, opts, &mut painter, "render", Some(&folder))
 }
 

@@ -72,6 +72,19 @@ fn renders_four_frames_and_an_mp4() {
     assert_eq!(info.codec, "h264");
     assert_eq!(info.pixel_format, "yuv420p");
     assert!((info.fps - 4.0).abs() < 1e-9, "fps {}", info.fps);
+    // +faststart: the moov atom comes before mdat
+    let bytes = std::fs::read(out.join("video.mp4")).unwrap();
+    let (mut i, mut atoms) = (0usize, Vec::new());
+    while i + 8 <= bytes.len() {
+        let size = u32::from_be_bytes(bytes[i..i + 4].try_into().unwrap()) as usize;
+        atoms.push(String::from_utf8_lossy(&bytes[i + 4..i + 8]).into_owned());
+        if size < 8 {
+            break;
+        }
+        i += size;
+    }
+    let pos = |a: &str| atoms.iter().position(|x| x == a).unwrap_or(usize::MAX);
+    assert!(pos("moov") < pos("mdat"), "atoms {atoms:?}");
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["seed"], 1234);

@@ -1,5 +1,9 @@
 //! The scene file: a TOML description of an animation, with Deforum's setting names grouped in
-//! tables (`_schedule` suffixes dropped). docs/scene-format.md documents every key.
+//! tables (`_schedule` suffixes dropped). docs/scene-format.md documents every key; a Deforum
+//! settings file (JSON) is read as a scene too ([`deforum`]).
+
+pub mod deforum;
+pub mod registry;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -7,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::schedule::{Context, Schedule};
+use crate::schedule::{Context, Interpolation, Schedule, StringSchedule};
+pub use registry::FrameSchedules;
 
 /// A scene that cannot be used, with the file and the place in it.
 #[derive(Debug, thiserror::Error)]
@@ -25,12 +30,13 @@ pub struct SceneError {
 pub enum ScheduleText {
     /// A constant.
     Number(f64),
-    /// A keyframe string such as `"0:(1.0), 30:(1.02)"`.
+    /// A keyframe string such as `"0:(1.0), 30:(1.02)"`, or a plain text value.
     Text(String),
 }
 
 impl ScheduleText {
-    fn text(s: &str) -> Self {
+    /// Wraps a string.
+    pub fn text(s: &str) -> Self {
         ScheduleText::Text(s.to_string())
     }
 }
@@ -50,7 +56,7 @@ pub enum AnimationMode {
     /// 2D warps (angle, zoom, translation).
     #[serde(rename = "2D")]
     TwoD,
-    /// 3D camera moves (depth warps; until the camera issue lands, rendered with the 2D warp).
+    /// 3D camera moves (depth warps; refused by the renderer until the 3D camera lands).
     #[serde(rename = "3D")]
     ThreeD,
     /// No motion: each frame is img2img of the previous one.
@@ -71,146 +77,274 @@ pub enum Border {
     Zero,
 }
 
-/// `[image]`: frame size.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ImageSettings {
-    /// Width in pixels, a multiple of 8.
-    pub width: u32,
-    /// Height in pixels, a multiple of 8.
-    pub height: u32,
-}
-
-impl Default for ImageSettings {
-    fn default() -> Self {
-        ImageSettings { width: 512, height: 512 }
-    }
-}
-
-/// `[animation]`: mode and length.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AnimationSettings {
-    /// `2D`, `3D` or `None`.
-    pub mode: AnimationMode,
-    /// Number of frames to render.
-    pub max_frames: usize,
-    /// Border handling of the 2D warp.
-    pub border: Border,
-}
-
-impl Default for AnimationSettings {
-    fn default() -> Self {
-        AnimationSettings { mode: AnimationMode::TwoD, max_frames: 120, border: Border::Replicate }
-    }
-}
-
-/// `[generation]`: sampling settings; `steps`, `strength` and `cfg_scale` are schedules.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GenerationSettings {
-    /// Seed; -1 picks a random one (recorded in the output).
-    pub seed: i64,
-    /// Sampler name (`Euler a`, `Euler`, `DDIM`).
-    pub sampler: String,
-    /// Sampling steps of a full (txt2img) schedule.
-    pub steps: ScheduleText,
-    /// Deforum strength: the share of the previous frame kept (diffusers' strength = 1 - this).
-    pub strength: ScheduleText,
-    /// Classifier-free guidance scale.
-    pub cfg_scale: ScheduleText,
-    /// DDIM eta (0 = deterministic DDIM).
-    pub ddim_eta: f64,
-}
-
-impl Default for GenerationSettings {
-    fn default() -> Self {
-        GenerationSettings {
-            seed: -1,
-            sampler: "Euler a".into(),
-            steps: ScheduleText::Number(25.0),
-            strength: ScheduleText::text("0: (0.65)"),
-            cfg_scale: ScheduleText::text("0: (7)"),
-            ddim_eta: 0.0,
+/// Declares a scene table: plain settings with their defaults, then schedules whose defaults come
+/// from the [`registry`].
+macro_rules! scene_table {
+    (
+        $(#[$meta:meta])*
+        $name:ident ($table:literal) {
+            $( $(#[$fdoc:meta])* $field:ident : $fty:ty = $fdef:expr, )*
         }
-    }
-}
-
-/// `[init]`: an optional starting image.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct InitSettings {
-    /// Path of the init image (relative to the scene file); none means frame 0 is txt2img.
-    pub image: Option<PathBuf>,
-    /// Strength of frame 0 when an init image is used (Deforum's `strength`).
-    pub strength: f64,
-    /// With no init image, frame 0 is generated from pure noise (Deforum's `strength_0_no_init`).
-    pub strength_0_no_init: bool,
-}
-
-impl Default for InitSettings {
-    fn default() -> Self {
-        InitSettings { image: None, strength: 0.8, strength_0_no_init: true }
-    }
-}
-
-/// `[motion]`: the 2D camera schedules (per-frame increments, as in Deforum).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MotionSettings {
-    /// Rotation in degrees per frame, counter-clockwise.
-    pub angle: ScheduleText,
-    /// Scale per frame (1 = static).
-    pub zoom: ScheduleText,
-    /// Pixels per frame, content moves right.
-    pub translation_x: ScheduleText,
-    /// Pixels per frame, content moves down.
-    pub translation_y: ScheduleText,
-    /// Rotation/zoom centre, fraction of the width.
-    pub transform_center_x: ScheduleText,
-    /// Rotation/zoom centre, fraction of the height.
-    pub transform_center_y: ScheduleText,
-}
-
-impl Default for MotionSettings {
-    fn default() -> Self {
-        MotionSettings {
-            angle: ScheduleText::text("0: (0)"),
-            zoom: ScheduleText::text("0: (1.0025+0.002*sin(1.25*3.14*t/30))"),
-            translation_x: ScheduleText::text("0: (0)"),
-            translation_y: ScheduleText::text("0: (0)"),
-            transform_center_x: ScheduleText::text("0: (0.5)"),
-            transform_center_y: ScheduleText::text("0: (0.5)"),
+        schedules { $( $(#[$sdoc:meta])* $sched:ident, )* }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct $name {
+            $( $(#[$fdoc])* pub $field: $fty, )*
+            $( $(#[$sdoc])* pub $sched: ScheduleText, )*
         }
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name {
+                    $( $field: $fdef, )*
+                    $( $sched: ScheduleText::text(registry::default_of($table, stringify!($sched))), )*
+                }
+            }
+        }
+
+        impl $name {
+            /// The table's name in the scene file.
+            pub const TABLE: &'static str = $table;
+            /// The keys allowed in the table.
+            pub const KEYS: &'static [&'static str] = &[$( stringify!($field), )* $( stringify!($sched), )*];
+
+            /// The schedules of this table, by key.
+            pub fn schedules(&self) -> Vec<(&'static str, &ScheduleText)> {
+                vec![$( (stringify!($sched), &self.$sched), )*]
+            }
+
+            /// Mutable access to a schedule by key.
+            pub fn schedule_mut(&mut self, key: &str) -> Option<&mut ScheduleText> {
+                match key {
+                    $( stringify!($sched) => Some(&mut self.$sched), )*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+scene_table! {
+    /// `[image]`: frame size.
+    ImageSettings ("image") {
+        /// Width in pixels, a multiple of 8.
+        width: u32 = 512,
+        /// Height in pixels, a multiple of 8.
+        height: u32 = 512,
+    }
+    schedules {}
+}
+
+scene_table! {
+    /// `[animation]`: mode and length.
+    AnimationSettings ("animation") {
+        /// `2D`, `3D` or `None`.
+        mode: AnimationMode = AnimationMode::TwoD,
+        /// Number of frames to render.
+        max_frames: usize = 120,
+        /// Border handling of the 2D warp.
+        border: Border = Border::Replicate,
+    }
+    schedules {}
+}
+
+scene_table! {
+    /// `[generation]`: sampling; every key but `seed` is a schedule.
+    GenerationSettings ("generation") {
+        /// Seed; -1 picks a random one (recorded in the output).
+        seed: i64 = -1,
+    }
+    schedules {
+        /// Sampling steps of a full (txt2img) schedule.
+        steps,
+        /// Deforum strength: the share of the previous frame kept (diffusers' strength = 1 - this).
+        strength,
+        /// Classifier-free guidance scale.
+        cfg_scale,
+        /// Per-frame seed (Deforum's `seed_schedule`, used with seed_behavior "schedule").
+        seed_schedule,
+        /// Variation seed (A1111 subseed).
+        subseed,
+        /// Variation strength.
+        subseed_strength,
+        /// DDIM eta.
+        ddim_eta,
+        /// Ancestral samplers' eta.
+        ancestral_eta,
+        /// CLIP layers to skip (1 = none).
+        clipskip,
+        /// Multiplier of the img2img noise.
+        noise_multiplier,
+        /// Sampler name (`Euler a`, `Euler`, `DDIM`), or a keyframe string of names.
+        sampler,
+        /// Model checkpoint per frame (keyframe string of model folders); empty = `[model] folder`.
+        checkpoint,
     }
 }
 
-/// `[model]`: the Stable Diffusion ONNX folder.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModelSettings {
-    /// Folder in the optimum/diffusers ONNX layout (relative to the scene file).
-    pub folder: Option<PathBuf>,
+scene_table! {
+    /// `[init]`: an optional starting image.
+    InitSettings ("init") {
+        /// Path of the init image (relative to the scene file); none means frame 0 is txt2img.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        image: Option<PathBuf> = None,
+        /// Strength of frame 0 when an init image is used (Deforum's `strength`).
+        strength: f64 = 0.8,
+        /// With no init image, frame 0 is generated from pure noise (Deforum's `strength_0_no_init`).
+        strength_0_no_init: bool = true,
+    }
+    schedules {}
 }
 
-/// `[output]`: where frames and video go.
+scene_table! {
+    /// `[motion]`: camera schedules (per-frame increments, as in Deforum).
+    MotionSettings ("motion") {
+        /// Turn on the perspective-flip homography.
+        enable_perspective_flip: bool = false,
+    }
+    schedules {
+        /// Rotation in degrees per frame, counter-clockwise (2D).
+        angle,
+        /// Scale per frame (2D; 1 = static).
+        zoom,
+        /// 2D: pixels per frame, content moves right. 3D: camera units x 200.
+        translation_x,
+        /// 2D: pixels per frame, content moves down. 3D: camera units x 200.
+        translation_y,
+        /// 3D: forward motion, camera units x 200.
+        translation_z,
+        /// Rotation/zoom centre, fraction of the width.
+        transform_center_x,
+        /// Rotation/zoom centre, fraction of the height.
+        transform_center_y,
+        /// 3D tilt, degrees per frame.
+        rotation_3d_x,
+        /// 3D pan, degrees per frame.
+        rotation_3d_y,
+        /// 3D roll, degrees per frame.
+        rotation_3d_z,
+        /// Perspective flip roll, degrees.
+        perspective_flip_theta,
+        /// Perspective flip tilt, degrees.
+        perspective_flip_phi,
+        /// Perspective flip pan, degrees.
+        perspective_flip_gamma,
+        /// Perspective flip field of view, degrees.
+        perspective_flip_fv,
+        /// 3D field of view, degrees.
+        fov,
+        /// 3D near plane.
+        near,
+        /// 3D far plane.
+        far,
+        /// 3D aspect ratio.
+        aspect_ratio,
+    }
+}
+
+scene_table! {
+    /// `[noise]`: noise added to each warped frame before img2img.
+    NoiseSettings ("noise") {
+        /// `perlin` or `uniform`.
+        noise_type: String = "perlin".into(),
+        /// Perlin octaves.
+        perlin_octaves: u32 = 4,
+        /// Perlin persistence.
+        perlin_persistence: f64 = 0.5,
+    }
+    schedules {
+        /// Noise amount per frame.
+        noise,
+    }
+}
+
+scene_table! {
+    /// `[coherence]`: keeping frames consistent.
+    CoherenceSettings ("coherence") {}
+    schedules {
+        /// Contrast multiplier per frame.
+        contrast,
+    }
+}
+
+scene_table! {
+    /// `[anti_blur]`: unsharp mask per frame.
+    AntiBlurSettings ("anti_blur") {}
+    schedules {
+        /// Gaussian kernel size.
+        kernel,
+        /// Gaussian sigma.
+        sigma,
+        /// Sharpening amount (0 = off).
+        amount,
+        /// Threshold.
+        threshold,
+    }
+}
+
+scene_table! {
+    /// `[cadence]`: diffusion cadence.
+    CadenceSettings ("cadence") {}
+    schedules {
+        /// Optical-flow factor of tween frames.
+        cadence_flow_factor,
+    }
+}
+
+/// `[[controlnet]]`: one ControlNet unit's schedules.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct OutputSettings {
-    /// Output folder (relative to the scene file); default `output/<scene name>`.
-    pub folder: Option<PathBuf>,
-    /// Frames per second of the video.
-    pub fps: f64,
-    /// Encode an mp4 after rendering.
-    pub video: bool,
-    /// x264 constant rate factor (0-51, lower is better).
-    pub crf: u32,
+pub struct ControlNetUnit {
+    /// ControlNet model folder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<PathBuf>,
+    /// Conditioning weight per frame.
+    pub weight: ScheduleText,
+    /// Fraction of the steps where the unit starts.
+    pub guidance_start: ScheduleText,
+    /// Fraction of the steps where the unit ends.
+    pub guidance_end: ScheduleText,
 }
 
-impl Default for OutputSettings {
+impl Default for ControlNetUnit {
     fn default() -> Self {
-        OutputSettings { folder: None, fps: 15.0, video: true, crf: 17 }
+        let d = |k: &str| {
+            ScheduleText::text(registry::CONTROLNET_SCHEDULES.iter().find(|(n, _)| *n == k).map(|(_, d)| *d).unwrap_or("0:(1)"))
+        };
+        ControlNetUnit { model: None, weight: d("weight"), guidance_start: d("guidance_start"), guidance_end: d("guidance_end") }
     }
+}
+
+impl ControlNetUnit {
+    const KEYS: &'static [&'static str] = &["model", "weight", "guidance_start", "guidance_end"];
+}
+
+scene_table! {
+    /// `[model]`: the Stable Diffusion ONNX folder.
+    ModelSettings ("model") {
+        /// Folder in the optimum/diffusers ONNX layout (relative to the scene file).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        folder: Option<PathBuf> = None,
+    }
+    schedules {}
+}
+
+scene_table! {
+    /// `[output]`: where frames and video go.
+    OutputSettings ("output") {
+        /// Output folder (relative to the scene file); default `output/<scene name>`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        folder: Option<PathBuf> = None,
+        /// Frames per second of the video.
+        fps: f64 = 15.0,
+        /// Encode an mp4 after rendering.
+        video: bool = true,
+        /// x264 constant rate factor (0-51, lower is better).
+        crf: u32 = 17,
+    }
+    schedules {}
 }
 
 /// A whole scene file.
@@ -227,12 +361,27 @@ pub struct Scene {
     pub init: InitSettings,
     /// Camera schedules.
     pub motion: MotionSettings,
+    /// Noise.
+    pub noise: NoiseSettings,
+    /// Coherence.
+    pub coherence: CoherenceSettings,
+    /// Anti-blur.
+    pub anti_blur: AntiBlurSettings,
+    /// Cadence.
+    pub cadence: CadenceSettings,
     /// The model folder.
     pub model: ModelSettings,
     /// Output.
     pub output: OutputSettings,
+    /// User constants visible in every expression.
+    pub variables: BTreeMap<String, f64>,
+    /// Interpolation per schedule (`zoom = "ease-in-out"`); default linear.
+    pub interpolation: BTreeMap<String, String>,
     /// Prompts keyed by frame (`"0" = "a forest --neg blurry"`).
     pub prompts: BTreeMap<String, String>,
+    /// ControlNet units.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub controlnet: Vec<ControlNetUnit>,
     /// Where the scene was read from; relative paths resolve against its folder.
     #[serde(skip)]
     pub path: PathBuf,
@@ -257,39 +406,31 @@ impl Prompt {
     }
 }
 
-/// Every schedule of a scene evaluated for every frame.
-#[derive(Debug, Clone, Serialize)]
-pub struct FrameSchedules {
-    /// Degrees per frame.
-    pub angle: Vec<f64>,
-    /// Scale per frame.
-    pub zoom: Vec<f64>,
-    /// Pixels per frame.
-    pub translation_x: Vec<f64>,
-    /// Pixels per frame.
-    pub translation_y: Vec<f64>,
-    /// Fraction of the width.
-    pub transform_center_x: Vec<f64>,
-    /// Fraction of the height.
-    pub transform_center_y: Vec<f64>,
-    /// Deforum strength per frame.
-    pub strength: Vec<f64>,
-    /// CFG scale per frame.
-    pub cfg_scale: Vec<f64>,
-    /// Steps per frame.
-    pub steps: Vec<f64>,
+/// Keys allowed per table, for error messages.
+fn table_keys(table: &str) -> &'static [&'static str] {
+    match table {
+        "" => &[
+            "image", "animation", "generation", "init", "motion", "noise", "coherence", "anti_blur", "cadence", "model",
+            "output", "variables", "interpolation", "prompts", "controlnet",
+        ],
+        "image" => ImageSettings::KEYS,
+        "animation" => AnimationSettings::KEYS,
+        "generation" => GenerationSettings::KEYS,
+        "init" => InitSettings::KEYS,
+        "motion" => MotionSettings::KEYS,
+        "noise" => NoiseSettings::KEYS,
+        "coherence" => CoherenceSettings::KEYS,
+        "anti_blur" => AntiBlurSettings::KEYS,
+        "cadence" => CadenceSettings::KEYS,
+        "controlnet" => ControlNetUnit::KEYS,
+        "model" => ModelSettings::KEYS,
+        "output" => OutputSettings::KEYS,
+        _ => &[],
+    }
 }
 
-const SECTION_KEYS: &[(&str, &[&str])] = &[
-    ("", &["image", "animation", "generation", "init", "motion", "model", "output", "prompts"]),
-    ("image", &["width", "height"]),
-    ("animation", &["mode", "max_frames", "border"]),
-    ("generation", &["seed", "sampler", "steps", "strength", "cfg_scale", "ddim_eta"]),
-    ("init", &["image", "strength", "strength_0_no_init"]),
-    ("motion", &["angle", "zoom", "translation_x", "translation_y", "transform_center_x", "transform_center_y"]),
-    ("model", &["folder"]),
-    ("output", &["folder", "fps", "video", "crf"]),
-];
+const TABLES: &[&str] =
+    &["image", "animation", "generation", "init", "motion", "noise", "coherence", "anti_blur", "cadence", "controlnet", "model", "output"];
 
 /// Samplers the diffusion core implements, with accepted aliases.
 pub const SAMPLERS: &[&str] = &["Euler a", "Euler", "DDIM"];
@@ -338,7 +479,14 @@ impl Scene {
         if !(0.0..=1.0).contains(&self.init.strength) {
             return Err(format!("[init] strength = {}: must be within 0..=1", self.init.strength));
         }
-        sampler_name(&self.generation.sampler)?;
+        for name in self.variables.keys() {
+            let builtin = crate::schedule::VARIABLES.contains(&name.as_str()) || ["pi", "e"].contains(&name.as_str());
+            let valid = name.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+            if builtin || !valid || crate::schedule::expr::FUNCTIONS.iter().any(|(f, _)| f == name) {
+                return Err(format!("[variables] {name}: not usable as a variable name (built-in name or not an identifier)"));
+            }
+        }
         for key in self.prompts.keys() {
             key.trim().parse::<usize>().map_err(|_| {
                 format!("[prompts] key \"{key}\": must be a frame number such as \"0\" or \"30\"")
@@ -350,40 +498,86 @@ impl Scene {
 
     /// The context expressions are evaluated in.
     pub fn context(&self) -> Context {
-        Context::new(self.animation.max_frames, self.generation.seed, self.output.fps)
+        let mut ctx = Context::new(self.animation.max_frames, self.generation.seed, self.output.fps);
+        ctx.variables = self.variables.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        ctx
+    }
+
+    /// Every schedule by table, as (column name, table, key, text), ControlNet units last.
+    pub fn schedule_texts(&self) -> Vec<(String, String, String, &ScheduleText)> {
+        let mut out = Vec::new();
+        let tables: [(&str, Vec<(&'static str, &ScheduleText)>); 7] = [
+            ("generation", self.generation.schedules()),
+            ("motion", self.motion.schedules()),
+            ("noise", self.noise.schedules()),
+            ("coherence", self.coherence.schedules()),
+            ("anti_blur", self.anti_blur.schedules()),
+            ("cadence", self.cadence.schedules()),
+            ("", Vec::new()),
+        ];
+        for def in registry::SCHEDULES {
+            if let Some((_, list)) = tables.iter().find(|(t, _)| *t == def.table) {
+                if let Some((_, text)) = list.iter().find(|(k, _)| *k == def.key) {
+                    out.push((def.name.to_string(), def.table.to_string(), def.key.to_string(), *text));
+                }
+            }
+        }
+        for (i, unit) in self.controlnet.iter().enumerate() {
+            for (key, text) in [("weight", &unit.weight), ("guidance_start", &unit.guidance_start), ("guidance_end", &unit.guidance_end)] {
+                out.push((format!("cn_{}_{key}", i + 1), format!("controlnet #{}", i + 1), key.to_string(), text));
+            }
+        }
+        out
     }
 
     /// Evaluates every schedule for every frame; errors name the table and key.
     pub fn schedules(&self) -> Result<FrameSchedules, String> {
         let ctx = self.context();
-        let eval = |table: &str, key: &str, s: &ScheduleText| -> Result<Vec<f64>, String> {
+        let mut numeric = Vec::new();
+        let mut text = Vec::new();
+        for (name, table, key, s) in self.schedule_texts() {
+            let label = if table.starts_with("controlnet") { format!("[[{table}]] {key}") } else { format!("[{table}] {key}") };
+            let is_text = registry::def(&name).is_some_and(|d| d.kind == registry::Kind::Text);
+            if is_text {
+                let values = match s {
+                    ScheduleText::Text(t) if StringSchedule::is_keyframed(t) => {
+                        StringSchedule::parse(t, &ctx).map_err(|e| format!("{label} = \"{t}\": {e}"))?.evaluate(&ctx)
+                    }
+                    other => StringSchedule::constant(&other.to_string()).evaluate(&ctx),
+                };
+                text.push((name, values));
+                continue;
+            }
+            let interp = match self.interpolation.get(&name) {
+                Some(m) => Interpolation::from_name(m).ok_or_else(|| {
+                    format!("[interpolation] {name} = \"{m}\": unknown mode; use one of {}", Interpolation::NAMES.join(", "))
+                })?,
+                None => Interpolation::Linear,
+            };
             let sched = match s {
                 ScheduleText::Number(v) => Schedule::constant(*v),
-                ScheduleText::Text(t) => {
-                    Schedule::parse(t, &ctx).map_err(|e| format!("[{table}] {key} = \"{t}\": {e}"))?
-                }
+                ScheduleText::Text(t) => Schedule::parse(t, &ctx).map_err(|e| format!("{label} = \"{t}\": {e}"))?,
             };
-            let values = sched.evaluate(&ctx);
+            let values = sched.evaluate_with(&ctx, interp);
             if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-                return Err(format!("[{table}] {key}: the value at frame {i} is {} (not a finite number)", values[i]));
+                return Err(format!("{label}: the value at frame {i} is {} (not a finite number); check the expression", values[i]));
             }
-            Ok(values)
-        };
-        let m = &self.motion;
-        let g = &self.generation;
-        let s = FrameSchedules {
-            angle: eval("motion", "angle", &m.angle)?,
-            zoom: eval("motion", "zoom", &m.zoom)?,
-            translation_x: eval("motion", "translation_x", &m.translation_x)?,
-            translation_y: eval("motion", "translation_y", &m.translation_y)?,
-            transform_center_x: eval("motion", "transform_center_x", &m.transform_center_x)?,
-            transform_center_y: eval("motion", "transform_center_y", &m.transform_center_y)?,
-            strength: eval("generation", "strength", &g.strength)?,
-            cfg_scale: eval("generation", "cfg_scale", &g.cfg_scale)?,
-            steps: eval("generation", "steps", &g.steps)?,
-        };
-        if let Some(i) = s.steps.iter().position(|v| *v < 1.0 || *v > 1000.0) {
-            return Err(format!("[generation] steps: {} at frame {i}; must be within 1..=1000", s.steps[i]));
+            numeric.push((name, values));
+        }
+        for name in self.interpolation.keys() {
+            if !numeric.iter().any(|(n, _)| n == name) {
+                let hint = crate::schedule::expr::did_you_mean(name, numeric.iter().map(|(n, _)| n.as_str()));
+                return Err(format!("[interpolation] {name}: no numeric schedule of that name{hint}"));
+            }
+        }
+        let s = FrameSchedules::new(self.animation.max_frames, numeric, text);
+        if let Some(i) = s.get("steps").iter().position(|v| *v < 1.0 || *v > 1000.0) {
+            return Err(format!("[generation] steps: {} at frame {i}; must be within 1..=1000", s.get("steps")[i]));
+        }
+        if let Some(samplers) = s.text("sampler") {
+            for (i, name) in samplers.iter().enumerate() {
+                sampler_name(name).map_err(|e| format!("{e} (frame {i})"))?;
+            }
         }
         Ok(s)
     }
@@ -456,16 +650,12 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     }
     if let Some(rest) = e.message().strip_prefix("unknown field `") {
         let field = rest.split('`').next().unwrap_or("");
-        let known = SECTION_KEYS
-            .iter()
-            .find(|(t, _)| *t == table)
-            .map(|(_, k)| *k)
-            .unwrap_or(&[]);
+        let known = table_keys(&table);
         let mut hint = crate::schedule::expr::did_you_mean(field, known.iter().copied());
         if hint.is_empty() {
             // perhaps the key belongs in another table
-            for (t, keys) in SECTION_KEYS {
-                if keys.contains(&field) && !t.is_empty() {
+            for t in TABLES {
+                if table_keys(t).contains(&field) && *t != table {
                     hint = format!(", did you mean to put it in [{t}]?");
                     break;
                 }
@@ -491,10 +681,10 @@ mod tests {
     fn defaults_follow_deforum() {
         let s = parse("").unwrap();
         assert_eq!((s.image.width, s.image.height, s.animation.max_frames), (512, 512, 120));
-        assert_eq!(s.generation.sampler, "Euler a");
+        assert_eq!(s.generation.sampler, ScheduleText::text("Euler a"));
         let f = s.schedules().unwrap();
-        assert_eq!(f.strength[5], 0.65);
-        assert!((f.zoom[1] - (1.0025 + 0.002 * (1.25f64 * 3.14 / 30.0).sin())).abs() < 1e-12);
+        assert_eq!(f.get("strength")[5], 0.65);
+        assert!((f.get("zoom")[1] - (1.0025 + 0.002 * (1.25f64 * 3.14 / 30.0).sin())).abs() < 1e-12);
     }
 
     #[test]

@@ -1,0 +1,244 @@
+//! Every schedule a scene can hold: its column name, where it lives in the scene file, its Deforum
+//! settings key and its default. One table drives parsing defaults, `anim schedule` columns and the
+//! Deforum importer.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// Whether a schedule yields numbers or text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Interpolated numbers.
+    Numeric,
+    /// Text held until the next key (sampler, checkpoint).
+    Text,
+}
+
+/// One schedule.
+#[derive(Debug, Clone, Copy)]
+pub struct ScheduleDef {
+    /// Column name in `anim schedule` output (Deforum's name without `_schedule`).
+    pub name: &'static str,
+    /// Scene table.
+    pub table: &'static str,
+    /// Key in that table.
+    pub key: &'static str,
+    /// Deforum settings key.
+    pub deforum: &'static str,
+    /// Deforum's `enable_*` switch, and the value Deforum effectively uses when it is off.
+    pub enabled_by: Option<(&'static str, &'static str)>,
+    /// Default keyframe string (Deforum's effective default).
+    pub default: &'static str,
+    /// Numbers or text.
+    pub kind: Kind,
+}
+
+const fn num(name: &'static str, table: &'static str, deforum: &'static str, default: &'static str) -> ScheduleDef {
+    ScheduleDef { name, table, key: name, deforum, enabled_by: None, default, kind: Kind::Numeric }
+}
+
+const fn switched(
+    name: &'static str,
+    deforum: &'static str,
+    switch: &'static str,
+    off: &'static str,
+    default: &'static str,
+) -> ScheduleDef {
+    ScheduleDef { name, table: "generation", key: name, deforum, enabled_by: Some((switch, off)), default, kind: Kind::Numeric }
+}
+
+/// All schedules except ControlNet's (see [`controlnet_defs`]), in `anim schedule` column order.
+pub const SCHEDULES: &[ScheduleDef] = &[
+    num("angle", "motion", "angle", "0: (0)"),
+    num("zoom", "motion", "zoom", "0: (1.0025+0.002*sin(1.25*3.14*t/30))"),
+    num("translation_x", "motion", "translation_x", "0: (0)"),
+    num("translation_y", "motion", "translation_y", "0: (0)"),
+    num("translation_z", "motion", "translation_z", "0: (1.75)"),
+    num("transform_center_x", "motion", "transform_center_x", "0: (0.5)"),
+    num("transform_center_y", "motion", "transform_center_y", "0: (0.5)"),
+    num("rotation_3d_x", "motion", "rotation_3d_x", "0: (0)"),
+    num("rotation_3d_y", "motion", "rotation_3d_y", "0: (0)"),
+    num("rotation_3d_z", "motion", "rotation_3d_z", "0: (0)"),
+    num("perspective_flip_theta", "motion", "perspective_flip_theta", "0: (0)"),
+    num("perspective_flip_phi", "motion", "perspective_flip_phi", "0: (0)"),
+    num("perspective_flip_gamma", "motion", "perspective_flip_gamma", "0: (0)"),
+    num("perspective_flip_fv", "motion", "perspective_flip_fv", "0: (53)"),
+    num("fov", "motion", "fov_schedule", "0: (70)"),
+    num("near", "motion", "near_schedule", "0: (200)"),
+    num("far", "motion", "far_schedule", "0: (10000)"),
+    num("aspect_ratio", "motion", "aspect_ratio_schedule", "0: (1)"),
+    num("noise", "noise", "noise_schedule", "0: (0.065)"),
+    num("strength", "generation", "strength_schedule", "0: (0.65)"),
+    num("contrast", "coherence", "contrast_schedule", "0: (1.0)"),
+    num("cfg_scale", "generation", "cfg_scale_schedule", "0: (7)"),
+    switched("steps", "steps_schedule", "enable_steps_scheduling", "steps", "0: (25)"),
+    ScheduleDef {
+        name: "seed",
+        table: "generation",
+        key: "seed_schedule",
+        deforum: "seed_schedule",
+        enabled_by: None,
+        default: "0:(s), 1:(-1), \"max_f-2\":(-1), \"max_f-1\":(s)",
+        kind: Kind::Numeric,
+    },
+    switched("subseed", "subseed_schedule", "enable_subseed_scheduling", "0: (1)", "0: (1)"),
+    switched("subseed_strength", "subseed_strength_schedule", "enable_subseed_scheduling", "0: (0)", "0: (0)"),
+    switched("ddim_eta", "ddim_eta_schedule", "enable_ddim_eta_scheduling", "0: (0)", "0: (0)"),
+    switched("ancestral_eta", "ancestral_eta_schedule", "enable_ancestral_eta_scheduling", "0: (1)", "0: (1)"),
+    switched("clipskip", "clipskip_schedule", "enable_clipskip_scheduling", "0: (1)", "0: (1)"),
+    switched("noise_multiplier", "noise_multiplier_schedule", "enable_noise_multiplier_scheduling", "0: (1)", "0: (1.05)"),
+    num("kernel", "anti_blur", "kernel_schedule", "0: (5)"),
+    num("sigma", "anti_blur", "sigma_schedule", "0: (1)"),
+    num("amount", "anti_blur", "amount_schedule", "0: (0.1)"),
+    num("threshold", "anti_blur", "threshold_schedule", "0: (0)"),
+    num("cadence_flow_factor", "cadence", "cadence_flow_factor_schedule", "0: (1)"),
+    ScheduleDef {
+        name: "sampler",
+        table: "generation",
+        key: "sampler",
+        deforum: "sampler_schedule",
+        enabled_by: Some(("enable_sampler_scheduling", "sampler")),
+        default: "Euler a",
+        kind: Kind::Text,
+    },
+    ScheduleDef {
+        name: "checkpoint",
+        table: "generation",
+        key: "checkpoint",
+        deforum: "checkpoint_schedule",
+        enabled_by: Some(("enable_checkpoint_scheduling", "")),
+        default: "",
+        kind: Kind::Text,
+    },
+];
+
+/// ControlNet unit schedules: (column suffix, scene key, Deforum key suffix, default).
+pub const CONTROLNET_SCHEDULES: &[(&str, &str)] = &[("weight", "0:(1)"), ("guidance_start", "0:(0.0)"), ("guidance_end", "0:(1.0)")];
+
+/// The definition of a schedule by column name.
+pub fn def(name: &str) -> Option<&'static ScheduleDef> {
+    SCHEDULES.iter().find(|d| d.name == name)
+}
+
+/// The default of the schedule at `table`.`key`; panics on a name missing from [`SCHEDULES`]
+/// (a programming error, caught by the registry test).
+pub fn default_of(table: &str, key: &str) -> &'static str {
+    SCHEDULES
+        .iter()
+        .find(|d| d.table == table && d.key == key)
+        .unwrap_or_else(|| panic!("schedule {table}.{key} is not in the registry"))
+        .default
+}
+
+/// Every schedule of a scene evaluated for every frame, in column order.
+#[derive(Debug, Clone, Serialize)]
+pub struct FrameSchedules {
+    /// Number of frames.
+    pub frames: usize,
+    /// Numeric schedules: (column name, one value per frame).
+    pub numeric: Vec<(String, Vec<f64>)>,
+    /// Text schedules: (column name, one value per frame).
+    pub text: Vec<(String, Vec<String>)>,
+    #[serde(skip)]
+    index: BTreeMap<String, usize>,
+}
+
+impl FrameSchedules {
+    /// Assembles evaluated series.
+    pub fn new(frames: usize, numeric: Vec<(String, Vec<f64>)>, text: Vec<(String, Vec<String>)>) -> FrameSchedules {
+        let index = numeric.iter().enumerate().map(|(i, (n, _))| (n.clone(), i)).collect();
+        FrameSchedules { frames, numeric, text, index }
+    }
+
+    /// The values of numeric schedule `name`; panics on an unknown name (names are constants).
+    pub fn get(&self, name: &str) -> &[f64] {
+        match self.index.get(name) {
+            Some(&i) => &self.numeric[i].1,
+            None => panic!("no schedule named {name}"),
+        }
+    }
+
+    /// The values of text schedule `name`.
+    pub fn text(&self, name: &str) -> Option<&[String]> {
+        self.text.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+    }
+
+    /// Keeps only the named columns (`--only`); unknown names are an error listing the known ones.
+    pub fn select(&self, names: &[String]) -> Result<FrameSchedules, String> {
+        let mut numeric = Vec::new();
+        let mut text = Vec::new();
+        for n in names {
+            if let Some(c) = self.numeric.iter().find(|(c, _)| c == n) {
+                numeric.push(c.clone());
+            } else if let Some(c) = self.text.iter().find(|(c, _)| c == n) {
+                text.push(c.clone());
+            } else {
+                let all: Vec<&str> = self.numeric.iter().map(|(c, _)| c.as_str()).chain(self.text.iter().map(|(c, _)| c.as_str())).collect();
+                let hint = crate::schedule::expr::did_you_mean(n, all.iter().copied());
+                return Err(format!("unknown schedule `{n}`{hint}; known: {}", all.join(", ")));
+            }
+        }
+        Ok(FrameSchedules::new(self.frames, numeric, text))
+    }
+
+    /// CSV: `frame,` then one column per numeric schedule; values in shortest round-trip form.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("frame");
+        for (n, _) in &self.numeric {
+            out.push(',');
+            out.push_str(n);
+        }
+        out.push('\n');
+        for i in 0..self.frames {
+            out.push_str(&i.to_string());
+            for (_, v) in &self.numeric {
+                out.push(',');
+                out.push_str(&format_number(v[i]));
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// JSON: `{"frames": N, "schedules": {name: [values]}, "text": {name: [values]}}`.
+    pub fn to_json(&self) -> String {
+        let mut sched = serde_json::Map::new();
+        for (n, v) in &self.numeric {
+            sched.insert(n.clone(), serde_json::Value::from(v.clone()));
+        }
+        let mut text = serde_json::Map::new();
+        for (n, v) in &self.text {
+            text.insert(n.clone(), serde_json::Value::from(v.clone()));
+        }
+        let v = serde_json::json!({ "frames": self.frames, "schedules": sched, "text": text });
+        serde_json::to_string_pretty(&v).unwrap_or_default()
+    }
+}
+
+/// Shortest decimal that reads back to the same f64 (Rust's `Display` for floats), with integers
+/// written without a fraction.
+pub fn format_number(v: f64) -> String {
+    if v == v.trunc() && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<&str> = SCHEDULES.iter().map(|d| d.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), SCHEDULES.len());
+    }
+
+    #[test]
+    fn shortest_round_trip() {
+        for v in [0.1, 1.0025 + 0.002 * 0.5f64.sin(), -3.0, 1e-300, 123456.789] {
+            assert_eq!(format_number(v).parse::<f64>().unwrap(), v);
+        }
+        assert_eq!(format_number(25.0), "25");
+    }
+}

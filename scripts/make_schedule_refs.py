@@ -394,8 +394,8 @@ CASES: list[tuple[str, str, int, int, str, str]] = [
     ("err_semicolon", "0:(1);", 10, -1, N, "';' is a forbidden character in numexpr >= 2.8.5"),
     ("err_all_nan", "0:(sqrt(-1-t))", 10, -1, N,
      "every frame NaN: first_valid_index() is None"),
-    ("err_int_negative_pow_variable", "0:(t**-1)", 10, -1, N,
-     "int ** negative int constant is rejected by numexpr"),
+    ("err_int_pow_negative_literal_exponent", "0:(t**-1)", 10, -1, N,
+     "int variable ** negative int literal is rejected by numexpr (while 2**-t is accepted)"),
 
     # --- string schedules (is_single_string=True) -------------------------------------------
     ("string_sampler_default", "0: (\"Euler a\")", 10, -1, S, "default sampler_schedule"),

@@ -385,6 +385,9 @@ pub struct Scene {
     /// Where the scene was read from; relative paths resolve against its folder.
     #[serde(skip)]
     pub path: PathBuf,
+    /// Notes from reading it (a Deforum settings file's unsupported keys), for the user.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// A prompt split at `--neg`.
@@ -436,12 +439,18 @@ const TABLES: &[&str] =
 pub const SAMPLERS: &[&str] = &["Euler a", "Euler", "DDIM"];
 
 impl Scene {
-    /// Reads and validates a scene file.
+    /// Reads and validates a scene file: TOML, or a Deforum settings file (JSON, recognised by
+    /// content).
     pub fn load(path: &Path) -> Result<Scene, SceneError> {
         let text = std::fs::read_to_string(path).map_err(|e| SceneError {
             file: path.to_path_buf(),
             message: format!("cannot read the scene file: {e}"),
         })?;
+        if deforum::looks_like_settings(&text) {
+            let (mut scene, warnings) = deforum::from_settings(&text, path)?;
+            scene.warnings = warnings;
+            return Ok(scene);
+        }
         let mut scene = Scene::from_toml(&text, path)?;
         scene.path = path.to_path_buf();
         Ok(scene)
@@ -456,7 +465,7 @@ impl Scene {
         Ok(scene)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         let (w, h) = (self.image.width, self.image.height);
         for (name, v) in [("width", w), ("height", h)] {
             if v == 0 || v % 8 != 0 {

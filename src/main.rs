@@ -49,13 +49,88 @@ enum Command {
     },
     /// Check a scene file (keys, schedules, prompts, init image, model folder) without rendering.
     Validate {
-        /// Scene file (TOML).
+        /// Scene file (TOML) or Deforum settings file (JSON).
         scene: PathBuf,
+    },
+    /// Print or plot every schedule of a scene or Deforum settings file, one value per frame.
+    Schedule {
+        /// Scene file (TOML) or Deforum settings file (JSON, .txt or .json).
+        scene: PathBuf,
+        /// csv (default), json, or png (a plot, one panel per schedule).
+        #[arg(long, default_value = "csv", value_parser = ["csv", "json", "png"])]
+        format: String,
+        /// Only these schedules, comma-separated (e.g. zoom,angle).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Write to this file instead of standard output (needed for png; default schedule.png).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Convert from other tools' formats.
+    Import {
+        #[command(subcommand)]
+        what: ImportKind,
     },
 }
 
-fn validate(path: &PathBuf) -> Result<()> {
+#[derive(Subcommand)]
+enum ImportKind {
+    /// A Deforum settings file (JSON) to a scene TOML; unsupported keys are listed as warnings.
+    Deforum {
+        /// The settings file.
+        settings: PathBuf,
+        /// The scene file to write.
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+}
+
+fn load(path: &PathBuf) -> Result<Scene> {
     let scene = Scene::load(path)?;
+    for w in &scene.warnings {
+        eprintln!("warning: {}: {w}", path.display());
+    }
+    Ok(scene)
+}
+
+fn schedule(path: &PathBuf, format: &str, only: &[String], output: Option<PathBuf>) -> Result<()> {
+    let scene = load(path)?;
+    let mut s = scene.schedules().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if !only.is_empty() {
+        s = s.select(only).map_err(anyhow::Error::msg)?;
+    }
+    match format {
+        "png" => {
+            let out = output.unwrap_or_else(|| PathBuf::from("schedule.png"));
+            let img = anim::schedule::plot::plot(&s)?;
+            img.save(&out).with_context(|| format!("cannot write {}", out.display()))?;
+            eprintln!("wrote {}", out.display());
+        }
+        _ => {
+            let text = if format == "json" { s.to_json() + "\n" } else { s.to_csv() };
+            match output {
+                Some(out) => std::fs::write(&out, text).with_context(|| format!("cannot write {}", out.display()))?,
+                None => print!("{text}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn import_deforum(settings: &PathBuf, output: &PathBuf) -> Result<()> {
+    let text = std::fs::read_to_string(settings).with_context(|| format!("cannot read {}", settings.display()))?;
+    let (scene, warnings) = anim::scene::deforum::from_settings(&text, settings)?;
+    for w in &warnings {
+        eprintln!("warning: {}: {w}", settings.display());
+    }
+    let toml = anim::scene::deforum::to_toml(&scene, settings, &warnings).map_err(anyhow::Error::msg)?;
+    std::fs::write(output, toml).with_context(|| format!("cannot write {}", output.display()))?;
+    eprintln!("wrote {}", output.display());
+    Ok(())
+}
+
+fn validate(path: &PathBuf) -> Result<()> {
+    let scene = load(path)?;
     if let Some(p) = &scene.init.image {
         let full = scene.resolve(p);
         anim::output::read_rgb(&full).with_context(|| format!("{}: [init] image", path.display()))?;
@@ -93,16 +168,18 @@ fn validate(path: &PathBuf) -> Result<()> {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Render { scene, out, quiet, no_video } => {
-            let s = Scene::load(&scene)?;
+            let s = load(&scene)?;
             let summary = render::render(&s, &RenderOptions { out, quiet, no_video })?;
             report(&summary, quiet);
         }
         Command::Preview { scene, out, quiet, no_video } => {
-            let s = Scene::load(&scene)?;
+            let s = load(&scene)?;
             let summary = render::preview(&s, &RenderOptions { out, quiet, no_video })?;
             report(&summary, quiet);
         }
         Command::Validate { scene } => validate(&scene)?,
+        Command::Schedule { scene, format, only, output } => schedule(&scene, &format, &only, output)?,
+        Command::Import { what: ImportKind::Deforum { settings, output } } => import_deforum(&settings, &output)?,
     }
     Ok(())
 }

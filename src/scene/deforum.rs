@@ -27,7 +27,6 @@ const NO_EFFECT: &[&str] = &[
     "perlin_h", "image_path", "init_image_box", "use_init", "enable_steps_scheduling", "enable_sampler_scheduling",
     "enable_checkpoint_scheduling", "enable_subseed_scheduling", "enable_clipskip_scheduling",
     "enable_noise_multiplier_scheduling", "enable_ddim_eta_scheduling", "enable_ancestral_eta_scheduling",
-    "animation_prompts_positive", "animation_prompts_negative", "prompts", "animation_prompts",
 ];
 
 /// Deforum's defaults for the switches (args.py): only the noise multiplier is on.
@@ -243,6 +242,9 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
     }
 
     // prompts, with the global positive/negative prompts merged as Deforum does at run start
+    for k in ["prompts", "animation_prompts_positive", "animation_prompts_negative"] {
+        used.borrow_mut().push(k.to_string());
+    }
     let positive = map.get("animation_prompts_positive").and_then(|v| v.as_str()).map(str::to_string);
     let negative = map.get("animation_prompts_negative").and_then(|v| v.as_str()).map(str::to_string);
     if let Some(prompts) = map.get("prompts") {

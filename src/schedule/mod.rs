@@ -11,6 +11,7 @@
 //! and errors name the key and the column of the bad token.
 
 pub mod expr;
+pub mod plot;
 
 pub use expr::{Expr, ExprError};
 
@@ -434,3 +435,4 @@ mod tests {
         assert!(Schedule::parse("0:(1),", &ctx(10)).is_err());
     }
 }
+

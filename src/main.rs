@@ -21,8 +21,11 @@ struct Cli {
 enum Command {
     /// Render a scene: frames as PNGs, an mp4 and a manifest in the output folder.
     Render {
-        /// Scene file (TOML).
+        /// Scene file (TOML) or Deforum settings file (JSON).
         scene: PathBuf,
+        /// Model folder (overrides the scene's [model] folder).
+        #[arg(long)]
+        model: Option<PathBuf>,
         /// Output folder (default: the scene's [output] folder).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -35,7 +38,7 @@ enum Command {
     },
     /// Render the camera motion alone (no model), for quick checks of a camera path.
     Preview {
-        /// Scene file (TOML).
+        /// Scene file (TOML) or Deforum settings file (JSON).
         scene: PathBuf,
         /// Output folder (default: the scene's [output] folder).
         #[arg(long)]
@@ -167,14 +170,17 @@ fn validate(path: &PathBuf) -> Result<()> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Render { scene, out, quiet, no_video } => {
+        Command::Render { scene, model, out, quiet, no_video } => {
             let s = load(&scene)?;
-            let summary = render::render(&s, &RenderOptions { out, quiet, no_video })?;
+            for w in render::unapplied_settings(&s) {
+                eprintln!("warning: {}: not applied by the render loop yet: {w}", scene.display());
+            }
+            let summary = render::render(&s, &RenderOptions { out, quiet, no_video, model })?;
             report(&summary, quiet);
         }
         Command::Preview { scene, out, quiet, no_video } => {
             let s = load(&scene)?;
-            let summary = render::preview(&s, &RenderOptions { out, quiet, no_video })?;
+            let summary = render::preview(&s, &RenderOptions { out, quiet, no_video, model: None })?;
             report(&summary, quiet);
         }
         Command::Validate { scene } => validate(&scene)?,

@@ -23,6 +23,8 @@ pub struct RenderOptions {
     pub quiet: bool,
     /// Skip the video even when the scene asks for one.
     pub no_video: bool,
+    /// Overrides the scene's model folder.
+    pub model: Option<PathBuf>,
 }
 
 /// What a render produced.
@@ -112,6 +114,7 @@ impl Diffuse {
             cfg_scale: sched.get("cfg_scale")[i] as f32,
             sampler,
             eta: eta as f32,
+            noise_multiplier: sched.get("noise_multiplier")[i] as f32,
         };
         self.pipeline.generate(&req, &mut TorchRng::new(seed as u64)).with_context(|| format!("generating frame {i}"))
     }
@@ -322,10 +325,40 @@ fn remove_stale_frames(dir: &Path, n: usize) -> Result<()> {
     Ok(())
 }
 
+/// Settings of `scene` that change Deforum's output but that the render loop does not apply yet,
+/// each with its value, so that a user is never misled by a silently ignored setting.
+pub fn unapplied_settings(scene: &Scene) -> Vec<String> {
+    let Ok(s) = scene.schedules() else { return Vec::new() };
+    let mut out = Vec::new();
+    let mut check = |name: &str, label: &str, neutral: f64| {
+        if let Some(v) = s.get(name).iter().find(|v| **v != neutral) {
+            out.push(format!("{label} (e.g. {v}; {neutral} means off)"));
+        }
+    };
+    check("noise", "[noise] noise", 0.0);
+    check("contrast", "[coherence] contrast", 1.0);
+    check("amount", "[anti_blur] amount", 0.0);
+    check("subseed_strength", "[generation] subseed_strength", 0.0);
+    check("clipskip", "[generation] clipskip", 1.0);
+    if scene.motion.enable_perspective_flip {
+        out.push("[motion] enable_perspective_flip".into());
+    }
+    if s.text("checkpoint").is_some_and(|c| c.iter().any(|v| !v.is_empty())) {
+        out.push("[generation] checkpoint".into());
+    }
+    if !scene.controlnet.is_empty() {
+        out.push("[[controlnet]] units".into());
+    }
+    out
+}
+
 /// Renders a scene with its model: the full img2img animation.
 pub fn render(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
-    let folder = scene.model.folder.as_ref().map(|f| scene.resolve(f)).ok_or_else(|| {
-        anyhow::anyhow!("{}: no model; set [model] folder = \"path/to/onnx-model\"", scene.path.display())
+    let folder = opts.model.clone().or_else(|| scene.model.folder.as_ref().map(|f| scene.resolve(f))).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: no model; set [model] folder = \"path/to/onnx-model\" in the scene, or pass --model DIR",
+            scene.path.display()
+        )
     })?;
     if let Some(p) = &scene.init.image {
         load_init(scene, p)?;

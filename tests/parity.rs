@@ -188,6 +188,7 @@ fn img2img_matches_diffusers_pipeline() {
         cfg_scale: meta["guidance_scale"].as_f64().unwrap() as f32,
         sampler: SamplerKind::Ddim,
         eta: 0.0,
+        noise_multiplier: 1.0,
     };
     let mut src = Fixed(vec![enc_noise.as_slice().unwrap().to_vec(), noise.as_slice().unwrap().to_vec()]);
     let (img, times) = p.generate(&req, &mut src).unwrap();
@@ -215,10 +216,40 @@ fn same_seed_same_image() {
         cfg_scale: 7.0,
         sampler: SamplerKind::EulerAncestral,
         eta: 0.0,
+        noise_multiplier: 1.0,
     };
     let a = p.generate(&req, &mut TorchRng::new(7)).unwrap().0;
     let b = p.generate(&req, &mut TorchRng::new(7)).unwrap().0;
     let c = p.generate(&req, &mut TorchRng::new(8)).unwrap().0;
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+}
+
+#[test]
+fn noise_multiplier_scales_the_img2img_noise() {
+    // A1111/Deforum semantics: the img2img noise is multiplied before it is added
+    let mut p = Pipeline::load(&model()).unwrap();
+    let init = image::open(refdir().join("img2img_modern/init_image.png")).unwrap().to_rgb8();
+    let enc = npy_f32("img2img_modern/enc_noise.npy").as_slice().unwrap().to_vec();
+    let noise = npy_f32("img2img_modern/noise.npy").as_slice().unwrap().to_vec();
+    let mut req = Request {
+        prompt: "a fox",
+        negative: "",
+        width: 64,
+        height: 64,
+        init: Some(&init),
+        denoise: 0.6,
+        steps: 10,
+        cfg_scale: 7.5,
+        sampler: SamplerKind::Ddim,
+        eta: 0.0,
+        noise_multiplier: 1.05,
+    };
+    let a = p.generate(&req, &mut Fixed(vec![enc.clone(), noise.clone()])).unwrap().0;
+    req.noise_multiplier = 1.0;
+    let scaled: Vec<f32> = noise.iter().map(|x| x * 1.05).collect();
+    let b = p.generate(&req, &mut Fixed(vec![enc.clone(), scaled])).unwrap().0;
+    let c = p.generate(&req, &mut Fixed(vec![enc, noise])).unwrap().0;
     assert_eq!(a, b);
     assert_ne!(a, c);
 }

@@ -48,8 +48,11 @@ pub struct Request<'a> {
     pub cfg_scale: f32,
     /// Sampler.
     pub sampler: SamplerKind,
-    /// DDIM eta.
+    /// DDIM eta (ancestral samplers: their eta).
     pub eta: f32,
+    /// Multiplier of the img2img noise before it is added (A1111's `initial_noise_multiplier`,
+    /// Deforum's noise_multiplier schedule); 1 = diffusers.
+    pub noise_multiplier: f32,
 }
 
 /// Time spent per stage of one generation.
@@ -354,7 +357,10 @@ impl Pipeline {
                 let t = Instant::now();
                 let mut x0 = self.encode_image(init, noise)?;
                 times.encode = t.elapsed();
-                let eps = noise.randn(n);
+                let mut eps = noise.randn(n);
+                if req.noise_multiplier != 1.0 {
+                    eps.iter_mut().for_each(|e| *e *= req.noise_multiplier);
+                }
                 sched.add_noise(&mut x0, &eps, start);
                 x0
             }

@@ -682,6 +682,51 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn bad_schedules_give_clear_errors() {
+        let cases: &[(&str, &[&str])] = &[
+            ("0:(1+sin(t)", &["[motion] zoom", "never closed"]),
+            ("0:(1), 10:(1+sinn(t))", &["[motion] zoom", "key 10", "unknown function `sinn`", "did you mean `sin`", "column 14"]),
+            ("0:(1+tt)", &["unknown variable `tt`", "variables here"]),
+            ("0:()", &["[motion] zoom", "empty value"]),
+            ("0:", &["[motion] zoom", "empty value"]),
+            ("", &["[motion] zoom", "empty schedule"]),
+            ("0:(1/0)", &["[motion] zoom", "frame 0", "not a finite number"]),
+            ("0:(sqrt(-1-t))", &["[motion] zoom", "frame 0", "NaN"]),
+            ("0:(1) 5:(2)", &["[motion] zoom", "column"]),
+            ("0:(1),,5:(2)", &["[motion] zoom", "stray comma"]),
+            ("x:(1)", &["[motion] zoom", "key `x`"]),
+        ];
+        for (sched, needles) in cases {
+            let text = format!("[motion]\nzoom = \"{sched}\"\n");
+            let e = parse(&text).expect_err(sched).to_string();
+            for n in *needles {
+                assert!(e.contains(n), "schedule {sched:?}: error lacks {n:?}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_key_is_documented() {
+        let doc = include_str!("../../docs/scene-format.md");
+        for table in TABLES.iter().chain([""].iter()) {
+            for key in table_keys(table) {
+                let documented = doc.contains(&format!("`{key}`")) || doc.contains(&format!("`[{key}]`")) || doc.contains(&format!("`[[{key}]]`"));
+                assert!(documented, "docs/scene-format.md does not document `{key}` of [{table}]");
+            }
+        }
+    }
+
+    #[test]
+    fn registry_matches_tables() {
+        let s = Scene::default();
+        let texts = s.schedule_texts();
+        assert_eq!(texts.len(), registry::SCHEDULES.len(), "every registry entry has a scene field");
+        for d in registry::SCHEDULES {
+            assert!(table_keys(d.table).contains(&d.key), "{}.{} missing from the table", d.table, d.key);
+        }
+    }
+
     fn parse(s: &str) -> Result<Scene, SceneError> {
         Scene::from_toml(s, Path::new("scene.toml"))
     }

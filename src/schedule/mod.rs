@@ -183,6 +183,11 @@ impl Schedule {
             let value_col = offset + key_text.len() + 2;
             let raw = value_text.trim();
             let sanitized = sanitize(raw);
+            if sanitized.trim().is_empty() {
+                return Err(ScheduleError {
+                    message: format!("key {frame} at column {} has an empty value; write e.g. `{frame}:(1.0)`", offset + lead + 1),
+                });
+            }
             let value = if is_deforum_number(&sanitized) {
                 KeyValue::Number(sanitized.parse::<f64>().unwrap_or(0.0))
             } else {

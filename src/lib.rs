@@ -5,9 +5,11 @@
 //! [`output`] writes frames and the video.
 
 pub mod diffusion;
+pub mod effects;
 pub mod output;
 pub mod render;
 pub mod runtime;
 pub mod scene;
 pub mod schedule;
+pub mod seeds;
 pub mod warp;

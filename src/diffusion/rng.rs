@@ -50,6 +50,11 @@ impl TorchRng {
         r * theta.cos()
     }
 
+    /// `torch.rand(n, generator=self)`: uniform float32 in [0, 1) with 24 random bits each.
+    pub fn rand(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.uniform_f32()).collect()
+    }
+
     /// `torch.randn(n, generator=self)` as a flat vector (standard normal, float32).
     pub fn randn(&mut self, n: usize) -> Vec<f32> {
         if n < 16 {

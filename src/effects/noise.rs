@@ -1,0 +1,137 @@
+//! Deforum's per-frame noise: a seeded noise image blended into the warped frame,
+//! `out = round((1 − a)·img + a·u8(clip(0.5·n + 0.5, 0, 1)·255))`.
+//!
+//! `perlin` is Deforum's: Gaussian noise from torch's generator (seeded with the frame seed)
+//! multiplied by a Perlin field remapped to [0, 1], both drawn at the size floored to multiples
+//! of 64 and resized back with nearest-neighbour. `uniform` is uniform noise, which Deforum's setting
+//! promises (its code draws Gaussian noise; docs/deforum-differences.md).
+
+use image::RgbImage;
+
+use crate::diffusion::TorchRng;
+
+/// The kind of noise.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NoiseKind {
+    /// Uniform noise in [-1, 1].
+    Uniform,
+    /// Gaussian noise times a Perlin field (octaves, persistence, grid resolution).
+    Perlin {
+        /// Number of octaves.
+        octaves: u32,
+        /// Amplitude factor per octave.
+        persistence: f64,
+        /// Grid cells across the (64-floored) width and height at the first octave.
+        res: (usize, usize),
+    },
+}
+
+/// Adds noise of weight `amount` to `img`, drawn from a generator seeded with `seed`.
+pub fn add_noise(img: &RgbImage, amount: f64, seed: i64, kind: NoiseKind) -> RgbImage {
+    if amount == 0.0 {
+        return img.clone();
+    }
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let mut rng = TorchRng::new(seed as u64);
+    // noise planes in Deforum's channel order (BGR): plane c belongs to RGB channel 2 - c
+    let (nh, nw, planes): (usize, usize, Vec<f32>) = match kind {
+        NoiseKind::Uniform => {
+            let u = rng.rand(3 * h * w);
+            (h, w, u.iter().map(|x| 2.0 * x - 1.0).collect())
+        }
+        NoiseKind::Perlin { octaves, persistence, res } => {
+            let (h64, w64) = ((h - h % 64).max(64.min(h)), (w - w % 64).max(64.min(w)));
+            let mut n = rng.randn(3 * h64 * w64);
+            let field = perlin_octaves(&mut rng, (h64, w64), res, octaves, persistence);
+            for c in 0..3 {
+                for i in 0..h64 * w64 {
+                    n[c * h64 * w64 + i] *= (field[i] + 1.0) / 2.0;
+                }
+            }
+            (h64, w64, n)
+        }
+    };
+    let a = amount as f32;
+    let mut out = RgbImage::new(w as u32, h as u32);
+    for y in 0..h {
+        // torch's nearest interpolation: src = floor(dst · in / out)
+        let sy = ((y as f32 * (nh as f32 / h as f32)) as usize).min(nh - 1);
+        for x in 0..w {
+            let sx = ((x as f32 * (nw as f32 / w as f32)) as usize).min(nw - 1);
+            for c in 0..3 {
+                let n = planes[c * nh * nw + sy * nw + sx];
+                let nu8 = ((n * 0.5 + 0.5).clamp(0.0, 1.0) * 255.0) as u8 as f32;
+                let rgb = 2 - c;
+                let v = img.as_raw()[(y * w + x) * 3 + rgb] as f32;
+                out.as_mut()[(y * w + x) * 3 + rgb] = ((1.0 - a) * v + a * nu8).round_ties_even().clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+    out
+}
+
+fn fade(t: f32) -> f32 {
+    6.0 * t.powi(5) - 15.0 * t.powi(4) + 10.0 * t.powi(3)
+}
+
+/// One octave of `rand_perlin_2d` on a `shape` grid with `res` cells (gradient angles drawn from
+/// `rng` with `torch.rand(res0 + 1, res1 + 1)`).
+fn perlin(rng: &mut TorchRng, shape: (usize, usize), res: (usize, usize)) -> Vec<f32> {
+    let (r0, r1) = (res.0.max(1), res.1.max(1));
+    let angles: Vec<f32> = rng.rand((r0 + 1) * (r1 + 1)).iter().map(|u| 2.0 * std::f32::consts::PI * u).collect();
+    let grad = |i: usize, j: usize| {
+        let a = angles[i * (r1 + 1) + j];
+        (a.cos(), a.sin())
+    };
+    let (d0, d1) = ((shape.0 / r0).max(1), (shape.1 / r1).max(1));
+    let (delta0, delta1) = (r0 as f32 / shape.0 as f32, r1 as f32 / shape.1 as f32);
+    let mut out = vec![0.0f32; shape.0 * shape.1];
+    for y in 0..shape.0 {
+        let gy = (y as f32 * delta0) % 1.0;
+        let cy = (y / d0).min(r0 - 1);
+        for x in 0..shape.1 {
+            let gx = (x as f32 * delta1) % 1.0;
+            let cx = (x / d1).min(r1 - 1);
+            let dot = |(g0, g1): (f32, f32), s0: f32, s1: f32| (gy + s0) * g0 + (gx + s1) * g1;
+            let n00 = dot(grad(cy, cx), 0.0, 0.0);
+            let n10 = dot(grad(cy + 1, cx), -1.0, 0.0);
+            let n01 = dot(grad(cy, cx + 1), 0.0, -1.0);
+            let n11 = dot(grad(cy + 1, cx + 1), -1.0, -1.0);
+            let (t0, t1) = (fade(gy), fade(gx));
+            let lerp = |a: f32, b: f32, t: f32| a + t * (b - a);
+            out[y * shape.1 + x] = std::f32::consts::SQRT_2 * lerp(lerp(n00, n10, t0), lerp(n01, n11, t0), t1);
+        }
+    }
+    out
+}
+
+/// `rand_perlin_2d_octaves`: octaves of doubling frequency and `persistence`-scaled amplitude.
+fn perlin_octaves(rng: &mut TorchRng, shape: (usize, usize), res: (usize, usize), octaves: u32, persistence: f64) -> Vec<f32> {
+    let mut noise = vec![0.0f32; shape.0 * shape.1];
+    let (mut freq, mut amp) = (1usize, 1.0f32);
+    for _ in 0..octaves {
+        let o = perlin(rng, shape, (freq * res.0, freq * res.1));
+        noise.iter_mut().zip(o).for_each(|(n, v)| *n += amp * v);
+        freq *= 2;
+        amp *= persistence as f32;
+    }
+    noise
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deterministic_and_seeded() {
+        let img = RgbImage::from_pixel(64, 64, image::Rgb([120, 60, 200]));
+        let k = NoiseKind::Perlin { octaves: 4, persistence: 0.5, res: (8, 8) };
+        let a = add_noise(&img, 0.3, 42, k);
+        assert_eq!(a, add_noise(&img, 0.3, 42, k));
+        assert_ne!(a, add_noise(&img, 0.3, 43, k));
+        assert_eq!(add_noise(&img, 0.0, 42, k), img);
+        let u = add_noise(&img, 0.5, 1, NoiseKind::Uniform);
+        let mean = u.as_raw().iter().map(|v| *v as f64).sum::<f64>() / u.as_raw().len() as f64;
+        assert!((mean - (0.5 * 126.67 + 0.5 * 127.5)).abs() < 3.0, "{mean}");
+    }
+}

@@ -1,0 +1,109 @@
+//! Anti-blur: Deforum's unsharp mask, `clip((1 + amount)·img − amount·GaussianBlur(img))`, with
+//! OpenCV's Gaussian kernel and reflect-101 border. The low-contrast threshold is computed in signed
+//! arithmetic (Deforum subtracts uint8 arrays, which wraps around).
+
+use image::RgbImage;
+
+/// OpenCV's `getGaussianKernel(ksize, sigma)` (double precision, normalised).
+pub fn gaussian_kernel(ksize: usize, sigma: f64) -> Vec<f64> {
+    const SMALL: [&[f64]; 4] = [
+        &[1.0],
+        &[0.25, 0.5, 0.25],
+        &[0.0625, 0.25, 0.375, 0.25, 0.0625],
+        &[0.03125, 0.109375, 0.21875, 0.28125, 0.21875, 0.109375, 0.03125],
+    ];
+    if ksize % 2 == 1 && ksize <= 7 && sigma <= 0.0 {
+        return SMALL[ksize / 2].to_vec();
+    }
+    let sigma = if sigma > 0.0 { sigma } else { ((ksize as f64 - 1.0) * 0.5 - 1.0) * 0.3 + 0.8 };
+    let scale = -0.5 / (sigma * sigma);
+    let mut k: Vec<f64> = (0..ksize)
+        .map(|i| {
+            let x = i as f64 - (ksize as f64 - 1.0) * 0.5;
+            (scale * x * x).exp()
+        })
+        .collect();
+    let sum: f64 = k.iter().sum();
+    k.iter_mut().for_each(|v| *v /= sum);
+    k
+}
+
+/// OpenCV's BORDER_REFLECT_101 index.
+fn reflect101(p: isize, len: isize) -> usize {
+    if len == 1 {
+        return 0;
+    }
+    let period = 2 * (len - 1);
+    let q = p.rem_euclid(period);
+    (if q < len { q } else { period - q }) as usize
+}
+
+/// Separable Gaussian blur of an RGB image, as float values (not rounded).
+pub fn gaussian_blur(img: &RgbImage, ksize: usize, sigma: f64) -> Vec<f64> {
+    let k = gaussian_kernel(ksize, sigma);
+    let r = (ksize / 2) as isize;
+    let (w, h) = (img.width() as isize, img.height() as isize);
+    let src = img.as_raw();
+    let mut tmp = vec![0.0f64; src.len()];
+    for y in 0..h {
+        for x in 0..w {
+            for c in 0..3 {
+                let mut acc = 0.0;
+                for (i, kv) in k.iter().enumerate() {
+                    let sx = reflect101(x + i as isize - r, w);
+                    acc += kv * src[(y as usize * w as usize + sx) * 3 + c] as f64;
+                }
+                tmp[(y as usize * w as usize + x as usize) * 3 + c] = acc;
+            }
+        }
+    }
+    let mut out = vec![0.0f64; src.len()];
+    for y in 0..h {
+        for x in 0..w {
+            for c in 0..3 {
+                let mut acc = 0.0;
+                for (i, kv) in k.iter().enumerate() {
+                    let sy = reflect101(y + i as isize - r, h);
+                    acc += kv * tmp[(sy * w as usize + x as usize) * 3 + c];
+                }
+                out[(y as usize * w as usize + x as usize) * 3 + c] = acc;
+            }
+        }
+    }
+    out
+}
+
+/// Deforum's `unsharp_mask(img, (k, k), sigma, amount, threshold)`; `ksize` must be odd.
+pub fn unsharp_mask(img: &RgbImage, ksize: usize, sigma: f64, amount: f64, threshold: f64) -> RgbImage {
+    // OpenCV rounds the blurred 8-bit image before Deforum subtracts it
+    let blurred: Vec<f64> = gaussian_blur(img, ksize, sigma).iter().map(|v| v.round_ties_even().clamp(0.0, 255.0)).collect();
+    let mut out = img.clone();
+    for (i, v) in out.iter_mut().enumerate() {
+        let orig = img.as_raw()[i] as f64;
+        if threshold > 0.0 && (orig - blurred[i]).abs() < threshold {
+            continue;
+        }
+        let s = (amount + 1.0) * orig - amount * blurred[i];
+        *v = s.clamp(0.0, 255.0).round_ties_even() as u8;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernels() {
+        assert_eq!(gaussian_kernel(3, 0.0), vec![0.25, 0.5, 0.25]);
+        let k = gaussian_kernel(5, 1.0);
+        assert!((k.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!((k[2] - 0.402619947).abs() < 1e-8, "{k:?}");
+    }
+
+    #[test]
+    fn flat_image_unchanged() {
+        let img = RgbImage::from_pixel(9, 7, image::Rgb([100, 50, 200]));
+        assert_eq!(unsharp_mask(&img, 5, 1.0, 0.5, 0.0), img);
+    }
+}

@@ -35,6 +35,9 @@ enum Command {
         /// Do not encode the mp4.
         #[arg(long)]
         no_video: bool,
+        /// Continue an interrupted render in the same output folder (bit-identical frames).
+        #[arg(long)]
+        resume: bool,
     },
     /// Render the camera motion alone (no model), for quick checks of a camera path.
     Preview {
@@ -170,17 +173,21 @@ fn validate(path: &PathBuf) -> Result<()> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Render { scene, model, out, quiet, no_video } => {
+        Command::Render { scene, model, out, quiet, no_video, resume } => {
             let s = load(&scene)?;
             for w in render::unapplied_settings(&s) {
                 eprintln!("warning: {}: not applied by the render loop yet: {w}", scene.display());
             }
-            let summary = render::render(&s, &RenderOptions { out, quiet, no_video, model })?;
+            let summary = render::render(&s, &RenderOptions { out, quiet, no_video, model, resume })?;
             report(&summary, quiet);
+            if summary.interrupted {
+                eprintln!("interrupted after {} frames; continue with `anim render {} --resume`", summary.frames, scene.display());
+                std::process::exit(130);
+            }
         }
         Command::Preview { scene, out, quiet, no_video } => {
             let s = load(&scene)?;
-            let summary = render::preview(&s, &RenderOptions { out, quiet, no_video, model: None })?;
+            let summary = render::preview(&s, &RenderOptions { out, quiet, no_video, model: None, resume: false })?;
             report(&summary, quiet);
         }
         Command::Validate { scene } => validate(&scene)?,

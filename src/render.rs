@@ -1,17 +1,29 @@
-//! The frame loop: frame 0 from txt2img (or the init image), each next frame the previous one
-//! warped by the camera and repainted by img2img; `preview` runs the same loop without a model.
+//! The frame loop, in Deforum's order: for each diffused (key) frame the previous key frame is
+//! warped by the camera, colour-matched, contrast-adjusted, sharpened and noised, then repainted by
+//! img2img; with a diffusion cadence the frames between two key frames are blends of the two key
+//! frames, each warped to the in-between frame's camera. `preview` runs the motion alone.
+//!
+//! After every key frame the loop state is checkpointed (`state` module), so `--resume` continues
+//! with frames bit-identical to an uninterrupted run; Ctrl-C finishes the current key frame, encodes
+//! the video from what exists and stops.
+
+pub mod state;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use image::{Rgb, RgbImage};
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::diffusion::{Pipeline, Request, SamplerKind, StageTimes, TorchRng};
+use crate::effects::{self, color::MatchSpace, noise::NoiseKind};
 use crate::output::{self, VideoSettings};
-use crate::scene::{AnimationMode, FrameSchedules, Scene};
+use crate::scene::{AnimationMode, ColorCoherence, FrameSchedules, Scene};
+use crate::seeds::SeedSequence;
 use crate::warp::{self, Motion2D};
 
 /// Options from the command line.
@@ -25,6 +37,8 @@ pub struct RenderOptions {
     pub no_video: bool,
     /// Overrides the scene's model folder.
     pub model: Option<PathBuf>,
+    /// Continue an interrupted render in the same output folder.
+    pub resume: bool,
 }
 
 /// What a render produced.
@@ -40,62 +54,59 @@ pub struct RenderSummary {
     pub seed: i64,
     /// Wall time.
     pub seconds: f64,
+    /// Stopped by Ctrl-C before the last frame.
+    pub interrupted: bool,
 }
 
-/// Per-frame record written to the manifest.
-#[derive(Debug, Clone, Serialize)]
+/// Per-frame record written to the manifest: parameters and time per stage in milliseconds.
+#[derive(Debug, Clone, Default, Serialize)]
 struct FrameRecord {
     index: usize,
-    seed: i64,
+    kind: &'static str,
+    seed: Option<i64>,
     strength: f64,
     cfg_scale: f64,
     steps: usize,
+    steps_run: usize,
     warp_ms: f64,
+    color_ms: f64,
+    contrast_ms: f64,
+    sharpen_ms: f64,
+    noise_ms: f64,
     text_ms: f64,
     encode_ms: f64,
     denoise_ms: f64,
     decode_ms: f64,
-    steps_run: usize,
+    blend_ms: f64,
     write_ms: f64,
 }
 
-#[derive(Serialize)]
-struct Manifest<'a> {
-    anim_version: &'a str,
-    kind: &'a str,
-    scene_file: &'a Path,
-    seed: i64,
-    model_folder: Option<&'a Path>,
-    scene: &'a Scene,
-    frames: &'a [FrameRecord],
+static STOP: AtomicBool = AtomicBool::new(false);
+
+fn install_ctrlc() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = ctrlc::set_handler(|| {
+            if STOP.swap(true, Ordering::SeqCst) {
+                // second Ctrl-C: give up at once
+                std::process::exit(130);
+            }
+            eprintln!("\ninterrupt: finishing the current frame, then writing the video (Ctrl-C again to quit now)");
+        });
+    });
 }
 
-/// Produces the picture of each frame from the warped previous one.
+/// Repaints a prepared frame: txt2img when `init` is `None`, img2img otherwise.
 trait Painter {
-    /// Frame 0.
-    fn first(&mut self, scene: &Scene, sched: &FrameSchedules, seed: i64) -> Result<(RgbImage, StageTimes)>;
-    /// Frame `i` > 0 from the warped previous frame.
-    fn next(&mut self, scene: &Scene, sched: &FrameSchedules, i: usize, seed: i64, warped: RgbImage) -> Result<(RgbImage, StageTimes)>;
-}
-
-/// Frame 0 for the motion preview: the init image or the built-in test pattern.
-struct MotionOnly;
-
-impl Painter for MotionOnly {
-    fn first(&mut self, scene: &Scene, _: &FrameSchedules, _seed: i64) -> Result<(RgbImage, StageTimes)> {
-        Ok((init_or_pattern(scene)?, StageTimes::default()))
-    }
-    fn next(&mut self, _: &Scene, _: &FrameSchedules, _: usize, _: i64, warped: RgbImage) -> Result<(RgbImage, StageTimes)> {
-        Ok((warped, StageTimes::default()))
-    }
+    fn paint(&mut self, scene: &Scene, sched: &FrameSchedules, i: usize, seed: i64, init: Option<&RgbImage>, denoise: f64) -> Result<(RgbImage, StageTimes)>;
 }
 
 struct Diffuse {
     pipeline: Pipeline,
 }
 
-impl Diffuse {
-    fn generate(&mut self, scene: &Scene, sched: &FrameSchedules, i: usize, seed: i64, init: Option<&RgbImage>, denoise: f64) -> Result<(RgbImage, StageTimes)> {
+impl Painter for Diffuse {
+    fn paint(&mut self, scene: &Scene, sched: &FrameSchedules, i: usize, seed: i64, init: Option<&RgbImage>, denoise: f64) -> Result<(RgbImage, StageTimes)> {
         let prompt = scene.prompt_at(i);
         let sampler_name = sched.text("sampler").map(|s| s[i].clone()).unwrap_or_else(|| "Euler a".into());
         let sampler = SamplerKind::from_name(&sampler_name)?;
@@ -120,37 +131,15 @@ impl Diffuse {
     }
 }
 
-impl Painter for Diffuse {
-    fn first(&mut self, scene: &Scene, sched: &FrameSchedules, seed: i64) -> Result<(RgbImage, StageTimes)> {
-        let init = match &scene.init.image {
-            Some(p) => Some(load_init(scene, p)?),
-            None => None,
-        };
-        self.generate(scene, sched, 0, seed, init.as_ref(), 1.0 - scene.init.strength)
-    }
-
-    fn next(&mut self, scene: &Scene, sched: &FrameSchedules, i: usize, seed: i64, warped: RgbImage) -> Result<(RgbImage, StageTimes)> {
-        let denoise = 1.0 - sched.get("strength")[i].clamp(0.0, 1.0);
-        self.generate(scene, sched, i, seed, Some(&warped), denoise)
-    }
-}
-
 fn load_init(scene: &Scene, p: &Path) -> Result<RgbImage> {
     let path = scene.resolve(p);
     let img = output::read_rgb(&path).with_context(|| format!("{}: [init] image", scene.path.display()))?;
-    let (w, h) = (scene.image.width, scene.image.height);
-    Ok(if img.dimensions() == (w, h) {
-        img
-    } else {
-        image::imageops::resize(&img, w, h, image::imageops::FilterType::Lanczos3)
-    })
+    Ok(fit(img, scene))
 }
 
-fn init_or_pattern(scene: &Scene) -> Result<RgbImage> {
-    match &scene.init.image {
-        Some(p) => load_init(scene, p),
-        None => Ok(test_pattern(scene.image.width, scene.image.height)),
-    }
+fn fit(img: RgbImage, scene: &Scene) -> RgbImage {
+    let (w, h) = (scene.image.width, scene.image.height);
+    if img.dimensions() == (w, h) { img } else { image::imageops::resize(&img, w, h, image::imageops::FilterType::Lanczos3) }
 }
 
 /// A colourful pattern with a grid, a ring and an off-centre marker, so that zoom, rotation and
@@ -184,15 +173,13 @@ fn progress(quiet: bool, n: usize, what: &str) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(n as u64);
-    let style = ProgressStyle::with_template(&format!(
-        "{what} [{{bar:30}}] frame {{pos}}/{{len}}  {{spf}}  ETA {{eta}}"
-    ))
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .with_key("spf", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
-        let per = s.per_sec();
-        let _ = if per > 0.0 { write!(w, "{:.2} s/frame", 1.0 / per) } else { write!(w, "-- s/frame") };
-    })
-    .progress_chars("=> ");
+    let style = ProgressStyle::with_template(&format!("{what} [{{bar:30}}] frame {{pos}}/{{len}}  {{spf}}  ETA {{eta}}"))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key("spf", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let per = s.per_sec();
+            let _ = if per > 0.0 { write!(w, "{:.2} s/frame", 1.0 / per) } else { write!(w, "-- s/frame") };
+        })
+        .progress_chars("=> ");
     bar.set_style(style);
     bar
 }
@@ -201,7 +188,272 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn run_loop(scene: &Scene, opts: &RenderOptions, painter: &mut dyn Painter, kind: &str, model: Option<&Path>) -> Result<RenderSummary> {
+/// The 2D camera of frame `i`.
+fn motion_2d(sched: &FrameSchedules, i: usize) -> Motion2D {
+    Motion2D {
+        angle: sched.get("angle")[i],
+        zoom: sched.get("zoom")[i],
+        translation_x: sched.get("translation_x")[i],
+        translation_y: sched.get("translation_y")[i],
+        transform_center_x: sched.get("transform_center_x")[i],
+        transform_center_y: sched.get("transform_center_y")[i],
+    }
+}
+
+/// Moves `img` by the camera motion of frame `i`.
+fn warp_frame(scene: &Scene, sched: &FrameSchedules, i: usize, img: &RgbImage) -> RgbImage {
+    match scene.animation.mode {
+        AnimationMode::None => img.clone(),
+        _ => warp::warp_2d(img, &motion_2d(sched, i), scene.animation.border),
+    }
+}
+
+/// Undoes the camera motion of frame `i` (for cadence: the next key frame seen from an earlier
+/// frame's camera).
+fn unwarp_frame(scene: &Scene, sched: &FrameSchedules, i: usize, img: &RgbImage) -> RgbImage {
+    match scene.animation.mode {
+        AnimationMode::None => img.clone(),
+        _ => {
+            let m = motion_2d(sched, i).matrix(img.width(), img.height());
+            match warp::invert(&m) {
+                Some(inv) => warp::warp_perspective(img, &inv, scene.animation.border),
+                None => img.clone(),
+            }
+        }
+    }
+}
+
+/// The frames that are diffused: every `cadence`th frame and the last one.
+fn key_frames(n: usize, cadence: usize) -> Vec<usize> {
+    let mut keys: Vec<usize> = (0..n).step_by(cadence.max(1)).collect();
+    if keys.last() != Some(&(n - 1)) {
+        keys.push(n - 1);
+    }
+    keys
+}
+
+struct Loop<'s, 'p> {
+    scene: &'s Scene,
+    sched: FrameSchedules,
+    out: PathBuf,
+    painter: Option<&'p mut dyn Painter>,
+    color_sample: Option<RgbImage>,
+    records: Vec<serde_json::Value>,
+    bar: ProgressBar,
+}
+
+impl Loop<'_, '_> {
+    fn match_space(&self) -> Option<MatchSpace> {
+        match self.scene.coherence.color_coherence {
+            ColorCoherence::None => None,
+            ColorCoherence::Rgb => Some(MatchSpace::Rgb),
+            ColorCoherence::Hsv => Some(MatchSpace::Hsv),
+            ColorCoherence::Lab | ColorCoherence::Image => Some(MatchSpace::Lab),
+        }
+    }
+
+    fn write(&mut self, i: usize, img: &RgbImage, mut rec: FrameRecord) -> Result<()> {
+        let t = Instant::now();
+        output::write_png_atomic(&output::frame_path(&self.out, i), img)?;
+        rec.write_ms = ms(t.elapsed());
+        self.records.push(serde_json::to_value(rec)?);
+        self.bar.inc(1);
+        Ok(())
+    }
+
+    /// Frame 0: the init image or txt2img (preview: the init image or the test pattern).
+    fn first(&mut self, seed: i64) -> Result<RgbImage> {
+        let scene = self.scene;
+        let init = match &scene.init.image {
+            Some(p) => Some(load_init(scene, p)?),
+            None => None,
+        };
+        let mut rec = FrameRecord { index: 0, kind: "key", seed: Some(seed), ..record(&self.sched, 0) };
+        let img = match self.painter.as_mut() {
+            None => init.unwrap_or_else(|| test_pattern(scene.image.width, scene.image.height)),
+            Some(p) => {
+                let (img, t) = p.paint(scene, &self.sched, 0, seed, init.as_ref(), 1.0 - scene.init.strength)?;
+                stage_times(&mut rec, &t);
+                let mut img = img;
+                if scene.coherence.color_force_grayscale {
+                    effects::grayscale(&mut img);
+                }
+                img
+            }
+        };
+        if self.painter.is_some() && self.match_space().is_some() {
+            self.color_sample = Some(match (&scene.coherence.color_coherence, &scene.coherence.color_coherence_image_path) {
+                (ColorCoherence::Image, Some(p)) => fit(
+                    output::read_rgb(&scene.resolve(p)).with_context(|| format!("{}: [coherence] color_coherence_image_path", scene.path.display()))?,
+                    scene,
+                ),
+                _ => img.clone(),
+            });
+        }
+        self.write(0, &img, rec)?;
+        Ok(img)
+    }
+
+    /// Key frame `f` from the previous key frame `p`; returns the new key image and writes the
+    /// frames `p + 1 ..= f`.
+    fn key(&mut self, p: usize, f: usize, prev: &RgbImage, seed: i64) -> Result<RgbImage> {
+        let scene = self.scene;
+        let mut rec = FrameRecord { index: f, kind: "key", seed: Some(seed), ..record(&self.sched, f) };
+        // the previous key frame moved through the camera of every frame up to this one
+        let t = Instant::now();
+        let mut img = prev.clone();
+        for i in p + 1..=f {
+            img = warp_frame(scene, &self.sched, i, &img);
+        }
+        rec.warp_ms = ms(t.elapsed());
+        let key = match self.painter.take() {
+            None => img,
+            Some(painter) => {
+                let result = self.prepare_and_paint(painter, f, seed, img, &mut rec);
+                self.painter = Some(painter);
+                result?
+            }
+        };
+        // in-between frames: both key frames seen from frame i's camera, cross-faded
+        for i in p + 1..f {
+            let t = Instant::now();
+            let mut a = prev.clone();
+            for j in p + 1..=i {
+                a = warp_frame(scene, &self.sched, j, &a);
+            }
+            let mut b = key.clone();
+            for j in (i + 1..=f).rev() {
+                b = unwarp_frame(scene, &self.sched, j, &b);
+            }
+            let w = (i - p) as f32 / (f - p) as f32;
+            let mut tween = a;
+            for (x, y) in tween.iter_mut().zip(b.iter()) {
+                *x = ((1.0 - w) * *x as f32 + w * *y as f32).round_ties_even().clamp(0.0, 255.0) as u8;
+            }
+            let trec = FrameRecord { index: i, kind: "tween", blend_ms: ms(t.elapsed()), ..record(&self.sched, i) };
+            self.write(i, &tween, trec)?;
+        }
+        self.write(f, &key, rec)?;
+        Ok(key)
+    }
+
+    fn prepare_and_paint(&mut self, painter: &mut dyn Painter, f: usize, seed: i64, mut img: RgbImage, rec: &mut FrameRecord) -> Result<RgbImage> {
+        let scene = self.scene;
+        let sched = &self.sched;
+        let t = Instant::now();
+        if let (Some(space), Some(sample)) = (self.match_space(), &self.color_sample) {
+            img = effects::color::match_colors(&img, sample, space);
+        }
+        if scene.coherence.color_force_grayscale {
+            effects::grayscale(&mut img);
+        }
+        rec.color_ms = ms(t.elapsed());
+        let t = Instant::now();
+        effects::contrast(&mut img, sched.get("contrast")[f]);
+        rec.contrast_ms = ms(t.elapsed());
+        let t = Instant::now();
+        let amount = sched.get("amount")[f];
+        if amount > 0.0 {
+            let k = sched.get("kernel")[f] as usize;
+            img = effects::sharpen::unsharp_mask(&img, k, sched.get("sigma")[f], amount, sched.get("threshold")[f]);
+        }
+        rec.sharpen_ms = ms(t.elapsed());
+        let t = Instant::now();
+        let kind = match scene.noise.noise_type.as_str() {
+            "uniform" => NoiseKind::Uniform,
+            _ => NoiseKind::Perlin { octaves: scene.noise.perlin_octaves, persistence: scene.noise.perlin_persistence, res: (8, 8) },
+        };
+        img = effects::noise::add_noise(&img, sched.get("noise")[f], seed, kind);
+        rec.noise_ms = ms(t.elapsed());
+        let denoise = 1.0 - sched.get("strength")[f].clamp(0.0, 1.0);
+        let (mut out, times) = painter.paint(scene, sched, f, seed, Some(&img), denoise)?;
+        stage_times(rec, &times);
+        if !scene.coherence.legacy_colormatch {
+            if let (Some(space), Some(sample)) = (self.match_space(), &self.color_sample) {
+                out = effects::color::match_colors(&out, sample, space);
+            }
+        }
+        if scene.coherence.color_force_grayscale {
+            effects::grayscale(&mut out);
+        }
+        Ok(out)
+    }
+}
+
+fn stage_times(rec: &mut FrameRecord, t: &StageTimes) {
+    rec.text_ms = ms(t.text);
+    rec.encode_ms = ms(t.encode);
+    rec.denoise_ms = ms(t.denoise);
+    rec.decode_ms = ms(t.decode);
+    rec.steps_run = t.steps_run;
+}
+
+fn record(sched: &FrameSchedules, i: usize) -> FrameRecord {
+    FrameRecord {
+        index: i,
+        strength: sched.get("strength")[i],
+        cfg_scale: sched.get("cfg_scale")[i],
+        steps: sched.get("steps")[i] as usize,
+        ..FrameRecord::default()
+    }
+}
+
+/// Checks what the loop will need before it starts, so a long render does not fail half-way.
+fn check_settings(scene: &Scene, sched: &FrameSchedules) -> Result<()> {
+    let file = scene.path.display();
+    for (i, (&amount, &k)) in sched.get("amount").iter().zip(sched.get("kernel")).enumerate() {
+        if amount > 0.0 && (k < 1.0 || (k as usize) % 2 == 0) {
+            bail!("{file}: [anti_blur] kernel is {k} at frame {i}; the Gaussian kernel size must be a positive odd number");
+        }
+    }
+    if let (ColorCoherence::Image, Some(p)) = (&scene.coherence.color_coherence, &scene.coherence.color_coherence_image_path) {
+        output::read_rgb(&scene.resolve(p)).with_context(|| format!("{file}: [coherence] color_coherence_image_path"))?;
+    }
+    Ok(())
+}
+
+fn scene_hash(scene: &Scene) -> Result<String> {
+    let json = serde_json::to_vec(scene)?;
+    Ok(format!("{:x}", Sha256::digest(&json)))
+}
+
+/// sha256 of every `.onnx` file under `folder`, for the manifest.
+fn model_hashes(folder: &Path) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut dirs = vec![folder.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).with_context(|| format!("cannot list {}", d.display()))? {
+            let p = e?.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "onnx" || x == "onnx_data") {
+                let mut h = Sha256::new();
+                let mut f = std::fs::File::open(&p)?;
+                std::io::copy(&mut f, &mut h)?;
+                let rel = p.strip_prefix(folder).unwrap_or(&p).display().to_string();
+                out.push((rel, format!("{:x}", h.finalize())));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[derive(Serialize)]
+struct Manifest<'a> {
+    anim_version: &'a str,
+    kind: &'a str,
+    scene_file: &'a Path,
+    seed: i64,
+    provider: &'a str,
+    model_folder: Option<&'a Path>,
+    model_files_sha256: Vec<(String, String)>,
+    complete: bool,
+    scene: &'a Scene,
+    frames: &'a [serde_json::Value],
+}
+
+fn run_loop(scene: &Scene, opts: &RenderOptions, mut painter: Option<&mut dyn Painter>, kind: &str, model: Option<&Path>) -> Result<RenderSummary> {
     let start = Instant::now();
     if scene.animation.mode == AnimationMode::ThreeD {
         bail!(
@@ -209,68 +461,86 @@ fn run_loop(scene: &Scene, opts: &RenderOptions, painter: &mut dyn Painter, kind
             scene.path.display()
         );
     }
-    let mut scene = scene.clone();
-    if scene.generation.seed == -1 {
-        scene.generation.seed = random_seed();
-    }
-    let seed = scene.generation.seed;
-    let sched = scene.schedules().map_err(|e| anyhow::anyhow!("{}: {e}", scene.path.display()))?;
+    install_ctrlc();
+    let hash = scene_hash(scene)?;
     let out = opts.out.clone().unwrap_or_else(|| scene.output_folder());
     let frames_dir = out.join("frames");
-    std::fs::create_dir_all(&frames_dir).with_context(|| format!("cannot create output folder {}", frames_dir.display()))?;
     let n = scene.animation.max_frames;
-    remove_stale_frames(&frames_dir, n)?;
-    let bar = progress(opts.quiet, n, kind);
-    let (w, h) = (scene.image.width, scene.image.height);
-    let mut records = Vec::with_capacity(n);
-    let mut paths = Vec::with_capacity(n);
-    let mut prev: Option<RgbImage> = None;
-    for i in 0..n {
-        let frame_seed = seed.wrapping_add(i as i64);
-        let t_warp = Instant::now();
-        let (img, times) = match prev.take() {
-            None => painter.first(&scene, &sched, frame_seed)?,
-            Some(p) => {
-                let warped = match scene.animation.mode {
-                    AnimationMode::None => p,
-                    _ => {
-                        let m = Motion2D {
-                            angle: sched.get("angle")[i],
-                            zoom: sched.get("zoom")[i],
-                            translation_x: sched.get("translation_x")[i],
-                            translation_y: sched.get("translation_y")[i],
-                            transform_center_x: sched.get("transform_center_x")[i],
-                            transform_center_y: sched.get("transform_center_y")[i],
-                        };
-                        warp::warp_2d(&p, &m, scene.animation.border)
-                    }
-                };
-                let warp_time = t_warp.elapsed();
-                let (img, times) = painter.next(&scene, &sched, i, frame_seed, warped)?;
-                records.push(FrameRecord { warp_ms: ms(warp_time), ..record(i, frame_seed, &sched, &times) });
-                (img, times)
-            }
-        };
-        if i == 0 {
-            records.push(record(0, frame_seed, &sched, &times));
+    let resumed = if opts.resume {
+        let (cp, key, sample) = state::load(&out)?;
+        if cp.scene_hash != hash {
+            bail!(
+                "{}: the scene changed since the interrupted render in {}; render again without --resume (or restore the scene)",
+                scene.path.display(),
+                out.display()
+            );
         }
-        if img.dimensions() != (w, h) {
-            bail!("frame {i} came out {}x{}, expected {w}x{h}", img.width(), img.height());
-        }
-        let t_write = Instant::now();
-        let path = output::frame_path(&out, i);
-        output::write_png_atomic(&path, &img)?;
-        if let Some(r) = records.last_mut() {
-            r.write_ms = ms(t_write.elapsed());
-        }
-        paths.push(path);
-        prev = Some(img);
-        bar.inc(1);
+        Some((cp, key, sample))
+    } else {
+        None
+    };
+    let mut scene = scene.clone();
+    scene.generation.seed = match &resumed {
+        Some((cp, _, _)) => cp.seed,
+        None if scene.generation.seed == -1 => random_seed(),
+        None => scene.generation.seed,
+    };
+    let seed = scene.generation.seed;
+    let sched = scene.schedules().map_err(|e| anyhow::anyhow!("{}: {e}", scene.path.display()))?;
+    check_settings(&scene, &sched)?;
+    std::fs::create_dir_all(&frames_dir).with_context(|| format!("cannot create output folder {}", frames_dir.display()))?;
+    if resumed.is_none() {
+        remove_stale_frames(&frames_dir, 0)?;
+        state::clear(&out);
     }
-    bar.finish_and_clear();
+    let cadence = if painter.is_some() { scene.cadence.diffusion_cadence } else { 1 };
+    let keys = key_frames(n, cadence);
+    let mut seeds = SeedSequence::new(scene.generation.seed_behavior, seed, scene.generation.seed_iter_N);
+    let bar = progress(opts.quiet, n, kind);
+    let mut lp = Loop { scene: &scene, sched, out: out.clone(), painter: painter.take(), color_sample: None, records: Vec::new(), bar, };
+    let (mut prev, mut done_key, mut seed_calls) = match resumed {
+        Some((cp, key, sample)) => {
+            for _ in 0..cp.seed_calls {
+                seeds.advance();
+            }
+            lp.color_sample = sample;
+            lp.records = cp.frames;
+            lp.bar.set_position(cp.key_frame as u64 + 1);
+            (key, cp.key_frame, cp.seed_calls)
+        }
+        None => {
+            let s = seeds.current(lp.sched.get("seed")[0]);
+            let img = lp.first(s)?;
+            seeds.advance();
+            let cp = state::Checkpoint { scene_hash: hash.clone(), seed, key_frame: 0, seed_calls: 1, has_color_sample: lp.color_sample.is_some(), frames: lp.records.clone() };
+            state::save(&out, &cp, &img, lp.color_sample.as_ref())?;
+            (img, 0, 1)
+        }
+    };
+    let mut interrupted = false;
+    for w in keys.windows(2) {
+        let (p, f) = (w[0], w[1]);
+        if f <= done_key {
+            continue;
+        }
+        if STOP.load(Ordering::SeqCst) {
+            interrupted = true;
+            break;
+        }
+        let s = seeds.current(lp.sched.get("seed")[f]);
+        prev = lp.key(p, f, &prev, s)?;
+        seeds.advance();
+        seed_calls += 1;
+        done_key = f;
+        let cp = state::Checkpoint { scene_hash: hash.clone(), seed, key_frame: f, seed_calls, has_color_sample: lp.color_sample.is_some(), frames: lp.records.clone() };
+        state::save(&out, &cp, &prev, lp.color_sample.as_ref())?;
+    }
+    lp.bar.finish_and_clear();
+    let written = done_key + 1;
+    let paths: Vec<PathBuf> = (0..written).map(|i| output::frame_path(&out, i)).collect();
     let video = if scene.output.video && !opts.no_video {
         let path = out.join("video.mp4");
-        let settings = VideoSettings { fps: scene.output.fps, crf: scene.output.crf, preset: "medium".into() };
+        let settings = VideoSettings { fps: scene.output.fps, crf: scene.output.crf, preset: scene.output.preset.clone() };
         output::encode_mp4(&paths, &path, &settings).with_context(|| format!("encoding {}", path.display()))?;
         Some(path)
     } else {
@@ -281,43 +551,31 @@ fn run_loop(scene: &Scene, opts: &RenderOptions, painter: &mut dyn Painter, kind
         kind,
         scene_file: &scene.path,
         seed,
+        provider: if model.is_some() { "cpu" } else { "none" },
         model_folder: model,
+        model_files_sha256: match model {
+            Some(m) => model_hashes(m)?,
+            None => Vec::new(),
+        },
+        complete: !interrupted,
         scene: &scene,
-        frames: &records,
+        frames: &lp.records,
     };
-    let json = serde_json::to_string_pretty(&manifest)?;
-    std::fs::write(out.join("manifest.json"), json).with_context(|| format!("cannot write {}", out.join("manifest.json").display()))?;
-    Ok(RenderSummary { out, frames: n, video, seed, seconds: start.elapsed().as_secs_f64() })
-}
-
-fn record(i: usize, seed: i64, sched: &FrameSchedules, t: &StageTimes) -> FrameRecord {
-    FrameRecord {
-        index: i,
-        seed,
-        strength: sched.get("strength")[i],
-        cfg_scale: sched.get("cfg_scale")[i],
-        steps: sched.get("steps")[i] as usize,
-        warp_ms: 0.0,
-        text_ms: ms(t.text),
-        encode_ms: ms(t.encode),
-        denoise_ms: ms(t.denoise),
-        decode_ms: ms(t.decode),
-        steps_run: t.steps_run,
-        write_ms: 0.0,
+    std::fs::write(out.join("manifest.json"), serde_json::to_string_pretty(&manifest)?)
+        .with_context(|| format!("cannot write {}", out.join("manifest.json").display()))?;
+    if !interrupted {
+        state::clear(&out);
     }
+    Ok(RenderSummary { out, frames: written, video, seed, seconds: start.elapsed().as_secs_f64(), interrupted })
 }
 
-/// Removes `NNNNNN.png` files at or beyond `n` left by an earlier, longer render, so the folder
-/// holds exactly this render's frames.
+/// Removes `NNNNNN.png` files at or beyond `n` (and temporary files) left by an earlier render,
+/// so the folder holds exactly this render's frames.
 fn remove_stale_frames(dir: &Path, n: usize) -> Result<()> {
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
         let path = entry?.path();
-        let stale = path
-            .file_name()
-            .and_then(|f| f.to_str())
-            .and_then(|f| f.strip_suffix(".png").or_else(|| f.strip_suffix(".png.tmp")))
-            .and_then(|stem| stem.parse::<usize>().ok())
-            .is_some_and(|idx| idx >= n || path.extension().is_some_and(|e| e == "tmp"));
+        let name = path.file_name().and_then(|f| f.to_str()).unwrap_or("");
+        let stale = name.ends_with(".tmp") || name.strip_suffix(".png").and_then(|s| s.parse::<usize>().ok()).is_some_and(|i| i >= n);
         if stale {
             std::fs::remove_file(&path).with_context(|| format!("cannot remove stale frame {}", path.display()))?;
         }
@@ -335,9 +593,6 @@ pub fn unapplied_settings(scene: &Scene) -> Vec<String> {
             out.push(format!("{label} (e.g. {v}; {neutral} means off)"));
         }
     };
-    check("noise", "[noise] noise", 0.0);
-    check("contrast", "[coherence] contrast", 1.0);
-    check("amount", "[anti_blur] amount", 0.0);
     check("subseed_strength", "[generation] subseed_strength", 0.0);
     check("clipskip", "[generation] clipskip", 1.0);
     if scene.motion.enable_perspective_flip {
@@ -355,10 +610,7 @@ pub fn unapplied_settings(scene: &Scene) -> Vec<String> {
 /// Renders a scene with its model: the full img2img animation.
 pub fn render(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
     let folder = opts.model.clone().or_else(|| scene.model.folder.as_ref().map(|f| scene.resolve(f))).ok_or_else(|| {
-        anyhow::anyhow!(
-            "{}: no model; set [model] folder = \"path/to/onnx-model\" in the scene, or pass --model DIR",
-            scene.path.display()
-        )
+        anyhow::anyhow!("{}: no model; set [model] folder = \"path/to/onnx-model\" in the scene, or pass --model DIR", scene.path.display())
     })?;
     if let Some(p) = &scene.init.image {
         load_init(scene, p)?;
@@ -366,11 +618,24 @@ pub fn render(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
     let pipeline = Pipeline::load(&folder)
         .with_context(|| format!("{}: cannot load the model of [model] folder = {}", scene.path.display(), folder.display()))?;
     let mut painter = Diffuse { pipeline };
-    run_loop(scene, opts, &mut painter, "render", Some(&folder))
+    run_loop(scene, opts, Some(&mut painter), "render", Some(&folder))
 }
 
 /// Renders the motion alone: frame 0 is the init image or a test pattern, each next frame is the
-/// previous one warped exactly as `render` warps it.
+/// previous one warped exactly as `render` warps it (no model, no noise, no colour matching).
 pub fn preview(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
-    run_loop(scene, opts, &mut MotionOnly, "preview", None)
+    run_loop(scene, opts, None, "preview", None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_cover_every_frame() {
+        assert_eq!(key_frames(10, 1), (0..10).collect::<Vec<_>>());
+        assert_eq!(key_frames(10, 3), vec![0, 3, 6, 9]);
+        assert_eq!(key_frames(10, 4), vec![0, 4, 8, 9]);
+        assert_eq!(key_frames(1, 2), vec![0]);
+    }
 }

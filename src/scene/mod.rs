@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::schedule::{Context, Interpolation, Schedule, StringSchedule};
+pub use crate::seeds::SeedBehavior;
 pub use registry::FrameSchedules;
 
 /// A scene that cannot be used, with the file and the place in it.
@@ -151,10 +152,15 @@ scene_table! {
 }
 
 scene_table! {
-    /// `[generation]`: sampling; every key but `seed` is a schedule.
+    /// `[generation]`: sampling; every key but `seed`, `seed_behavior` and `seed_iter_N` is a schedule.
+    #[allow(non_snake_case)]
     GenerationSettings ("generation") {
         /// Seed; -1 picks a random one (recorded in the output).
         seed: i64 = -1,
+        /// How the seed changes per diffused frame: iter, fixed, random, ladder, alternate, schedule.
+        seed_behavior: SeedBehavior = SeedBehavior::Iter,
+        /// With `iter`: the seed grows by 1 every N diffused frames.
+        seed_iter_N: u64 = 1,
     }
     schedules {
         /// Sampling steps of a full (txt2img) schedule.
@@ -260,9 +266,37 @@ scene_table! {
     }
 }
 
+/// Colour coherence mode (Deforum's `color_coherence`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ColorCoherence {
+    /// No colour matching.
+    None,
+    /// Match to the first frame in LAB.
+    #[serde(rename = "LAB")]
+    Lab,
+    /// Match to the first frame in HSV.
+    #[serde(rename = "HSV")]
+    Hsv,
+    /// Match to the first frame in RGB.
+    #[serde(rename = "RGB")]
+    Rgb,
+    /// Match to `color_coherence_image_path` (in LAB).
+    Image,
+}
+
 scene_table! {
     /// `[coherence]`: keeping frames consistent.
-    CoherenceSettings ("coherence") {}
+    CoherenceSettings ("coherence") {
+        /// None, LAB, HSV, RGB or Image.
+        color_coherence: ColorCoherence = ColorCoherence::Lab,
+        /// The colour reference for `Image` mode.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        color_coherence_image_path: Option<PathBuf> = None,
+        /// Make every frame grey.
+        color_force_grayscale: bool = false,
+        /// Deforum's old behaviour: match only before noising, not the generated frame too.
+        legacy_colormatch: bool = false,
+    }
     schedules {
         /// Contrast multiplier per frame.
         contrast,
@@ -286,7 +320,10 @@ scene_table! {
 
 scene_table! {
     /// `[cadence]`: diffusion cadence.
-    CadenceSettings ("cadence") {}
+    CadenceSettings ("cadence") {
+        /// Diffuse every Nth frame; the frames between are blends of warped diffused frames.
+        diffusion_cadence: usize = 1,
+    }
     schedules {
         /// Optical-flow factor of tween frames.
         cadence_flow_factor,
@@ -322,6 +359,18 @@ impl ControlNetUnit {
 }
 
 scene_table! {
+    /// `[animation_prompts]`: text added to every prompt (Deforum's
+    /// `animation_prompts_positive` / `animation_prompts_negative`).
+    PromptAffixes ("animation_prompts") {
+        /// Added after each positive prompt.
+        positive: String = String::new(),
+        /// Added to each negative prompt.
+        negative: String = String::new(),
+    }
+    schedules {}
+}
+
+scene_table! {
     /// `[model]`: the Stable Diffusion ONNX folder.
     ModelSettings ("model") {
         /// Folder in the optimum/diffusers ONNX layout (relative to the scene file).
@@ -343,6 +392,13 @@ scene_table! {
         video: bool = true,
         /// x264 constant rate factor (0-51, lower is better).
         crf: u32 = 17,
+        /// x264 preset (ultrafast … veryslow).
+        preset: String = "slow".into(),
+        /// Audio file muxed into the mp4 (relative to the scene file).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        soundtrack: Option<PathBuf> = None,
+        /// Seconds of the soundtrack to skip (negative: delay it).
+        soundtrack_offset: f64 = 0.0,
     }
     schedules {}
 }
@@ -369,6 +425,8 @@ pub struct Scene {
     pub anti_blur: AntiBlurSettings,
     /// Cadence.
     pub cadence: CadenceSettings,
+    /// Text added to every prompt.
+    pub animation_prompts: PromptAffixes,
     /// The model folder.
     pub model: ModelSettings,
     /// Output.
@@ -414,7 +472,7 @@ fn table_keys(table: &str) -> &'static [&'static str] {
     match table {
         "" => &[
             "image", "animation", "generation", "init", "motion", "noise", "coherence", "anti_blur", "cadence", "model",
-            "output", "variables", "interpolation", "prompts", "controlnet",
+            "output", "variables", "interpolation", "prompts", "controlnet", "animation_prompts",
         ],
         "image" => ImageSettings::KEYS,
         "animation" => AnimationSettings::KEYS,
@@ -425,6 +483,7 @@ fn table_keys(table: &str) -> &'static [&'static str] {
         "coherence" => CoherenceSettings::KEYS,
         "anti_blur" => AntiBlurSettings::KEYS,
         "cadence" => CadenceSettings::KEYS,
+        "animation_prompts" => PromptAffixes::KEYS,
         "controlnet" => ControlNetUnit::KEYS,
         "model" => ModelSettings::KEYS,
         "output" => OutputSettings::KEYS,
@@ -432,8 +491,10 @@ fn table_keys(table: &str) -> &'static [&'static str] {
     }
 }
 
-const TABLES: &[&str] =
-    &["image", "animation", "generation", "init", "motion", "noise", "coherence", "anti_blur", "cadence", "controlnet", "model", "output"];
+const TABLES: &[&str] = &[
+    "image", "animation", "generation", "init", "motion", "noise", "coherence", "anti_blur", "cadence", "animation_prompts",
+    "controlnet", "model", "output",
+];
 
 /// Samplers the diffusion core implements, with accepted aliases.
 pub const SAMPLERS: &[&str] = &["Euler a", "Euler", "DDIM"];
@@ -481,6 +542,19 @@ impl Scene {
         }
         if !(self.output.fps > 0.0 && self.output.fps.is_finite()) {
             return Err(format!("[output] fps = {}: must be a positive number", self.output.fps));
+        }
+        if self.cadence.diffusion_cadence == 0 {
+            return Err("[cadence] diffusion_cadence = 0: use 1 to diffuse every frame".into());
+        }
+        const PRESETS: &[&str] = &["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"];
+        if !PRESETS.contains(&self.output.preset.as_str()) {
+            return Err(format!("[output] preset = \"{}\": use one of {}", self.output.preset, PRESETS.join(", ")));
+        }
+        if self.coherence.color_coherence == ColorCoherence::Image && self.coherence.color_coherence_image_path.is_none() {
+            return Err("[coherence] color_coherence = \"Image\" needs color_coherence_image_path".into());
+        }
+        if !matches!(self.noise.noise_type.as_str(), "perlin" | "uniform") {
+            return Err(format!("[noise] noise_type = \"{}\": use \"perlin\" or \"uniform\"", self.noise.noise_type));
         }
         if self.output.crf > 51 {
             return Err(format!("[output] crf = {}: must be 0..=51", self.output.crf));
@@ -618,7 +692,15 @@ impl Scene {
             self.prompts.iter().filter_map(|(k, v)| k.trim().parse().ok().map(|k| (k, v))).collect();
         keyed.sort_by_key(|(k, _)| *k);
         let chosen = keyed.iter().rev().find(|(k, _)| *k <= frame).or(keyed.first());
-        chosen.map(|(_, t)| Prompt::parse(t)).unwrap_or(Prompt { positive: String::new(), negative: String::new() })
+        let mut p = chosen.map(|(_, t)| Prompt::parse(t)).unwrap_or(Prompt { positive: String::new(), negative: String::new() });
+        let join = |a: &str, b: &str| match (a.trim().is_empty(), b.trim().is_empty()) {
+            (_, true) => a.trim().to_string(),
+            (true, false) => b.trim().to_string(),
+            _ => format!("{}, {}", a.trim(), b.trim()),
+        };
+        p.positive = join(&p.positive, &self.animation_prompts.positive);
+        p.negative = join(&p.negative, &self.animation_prompts.negative);
+        p
     }
 }
 

@@ -38,35 +38,58 @@ fn reflect101(p: isize, len: isize) -> usize {
     (if q < len { q } else { period - q }) as usize
 }
 
-/// Separable Gaussian blur of an RGB image, as float values (not rounded).
-pub fn gaussian_blur(img: &RgbImage, ksize: usize, sigma: f64) -> Vec<f64> {
+/// OpenCV's fixed-point kernel for 8-bit Gaussian blur (`getGaussianKernelBitExact` then error
+/// diffusion to 8 fraction bits; the centre takes the remainder so the weights sum to 256).
+pub fn fixed_point_kernel(ksize: usize, sigma: f64) -> Vec<i64> {
     let k = gaussian_kernel(ksize, sigma);
+    let half = ksize / 2;
+    let mut out = vec![0i64; ksize];
+    let mut err = 0.0f64;
+    let mut sum = 0i64;
+    for i in 0..half {
+        let adj = k[i] * 256.0 + err;
+        let v = adj.round_ties_even() as i64;
+        err = adj - v as f64;
+        out[i] = v;
+        out[ksize - 1 - i] = v;
+        sum += v;
+    }
+    out[half] = 256 - 2 * sum;
+    out
+}
+
+/// OpenCV's `GaussianBlur` of an 8-bit RGB image (bit-exact path: integer kernels, reflect-101
+/// border, `(Σ ky·Σ kx·p + 2^15) >> 16`).
+pub fn gaussian_blur(img: &RgbImage, ksize: usize, sigma: f64) -> RgbImage {
+    let k = fixed_point_kernel(ksize, sigma);
     let r = (ksize / 2) as isize;
     let (w, h) = (img.width() as isize, img.height() as isize);
     let src = img.as_raw();
-    let mut tmp = vec![0.0f64; src.len()];
-    for y in 0..h {
+    // horizontal pass, kept exact (8 fraction bits)
+    let mut tmp = vec![0i64; src.len()];
+    for y in 0..h as usize {
         for x in 0..w {
             for c in 0..3 {
-                let mut acc = 0.0;
+                let mut acc = 0i64;
                 for (i, kv) in k.iter().enumerate() {
                     let sx = reflect101(x + i as isize - r, w);
-                    acc += kv * src[(y as usize * w as usize + sx) * 3 + c] as f64;
+                    acc += kv * src[(y * w as usize + sx) * 3 + c] as i64;
                 }
-                tmp[(y as usize * w as usize + x as usize) * 3 + c] = acc;
+                tmp[(y * w as usize + x as usize) * 3 + c] = acc;
             }
         }
     }
-    let mut out = vec![0.0f64; src.len()];
+    let mut out = RgbImage::new(img.width(), img.height());
+    let dst = out.as_mut();
     for y in 0..h {
-        for x in 0..w {
+        for x in 0..w as usize {
             for c in 0..3 {
-                let mut acc = 0.0;
+                let mut acc = 0i64;
                 for (i, kv) in k.iter().enumerate() {
                     let sy = reflect101(y + i as isize - r, h);
-                    acc += kv * tmp[(sy * w as usize + x as usize) * 3 + c];
+                    acc += kv * tmp[(sy * w as usize + x) * 3 + c];
                 }
-                out[(y as usize * w as usize + x as usize) * 3 + c] = acc;
+                dst[(y as usize * w as usize + x) * 3 + c] = ((acc + (1 << 15)) >> 16).clamp(0, 255) as u8;
             }
         }
     }
@@ -75,8 +98,7 @@ pub fn gaussian_blur(img: &RgbImage, ksize: usize, sigma: f64) -> Vec<f64> {
 
 /// Deforum's `unsharp_mask(img, (k, k), sigma, amount, threshold)`; `ksize` must be odd.
 pub fn unsharp_mask(img: &RgbImage, ksize: usize, sigma: f64, amount: f64, threshold: f64) -> RgbImage {
-    // OpenCV rounds the blurred 8-bit image before Deforum subtracts it
-    let blurred: Vec<f64> = gaussian_blur(img, ksize, sigma).iter().map(|v| v.round_ties_even().clamp(0.0, 255.0)).collect();
+    let blurred: Vec<f64> = gaussian_blur(img, ksize, sigma).iter().map(|v| *v as f64).collect();
     let mut out = img.clone();
     for (i, v) in out.iter_mut().enumerate() {
         let orig = img.as_raw()[i] as f64;
@@ -99,6 +121,13 @@ mod tests {
         let k = gaussian_kernel(5, 1.0);
         assert!((k.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         assert!((k[2] - 0.402619947).abs() < 1e-8, "{k:?}");
+    }
+
+    #[test]
+    fn opencv_fixed_point_kernels() {
+        assert_eq!(fixed_point_kernel(5, 1.0), vec![14, 62, 104, 62, 14]);
+        assert_eq!(fixed_point_kernel(3, 0.5), vec![27, 202, 27]);
+        assert_eq!(fixed_point_kernel(9, 2.0), vec![7, 17, 32, 46, 52, 46, 32, 17, 7]);
     }
 
     #[test]

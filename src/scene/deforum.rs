@@ -10,7 +10,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use super::registry::{self, Kind};
-use super::{AnimationMode, Border, ControlNetUnit, Scene, ScheduleText, SceneError};
+use super::{AnimationMode, Border, ColorCoherence, ControlNetUnit, Scene, ScheduleText, SceneError};
 use crate::schedule::Expr;
 
 /// True when `text` is a Deforum settings file (a JSON object) rather than a scene TOML.
@@ -159,6 +159,41 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
             }
         }
     }
+    if let Some(v) = get("seed_behavior") {
+        let name = v.as_str().unwrap_or("").to_lowercase();
+        scene.generation.seed_behavior = serde_json::from_value(Value::String(name.clone()))
+            .map_err(|_| err(bad("seed_behavior", &v, &format!("one of {}", crate::seeds::SeedBehavior::NAMES.join(", ")))))?;
+    }
+    if let Some(v) = get("seed_iter_N") {
+        scene.generation.seed_iter_N = as_f64(&v).filter(|n| *n >= 1.0).ok_or_else(|| err(bad("seed_iter_N", &v, "a positive integer")))? as u64;
+    }
+    if let Some(v) = get("color_coherence") {
+        let name = v.as_str().unwrap_or("").trim_start_matches("Match Frame 0 ").to_string();
+        scene.coherence.color_coherence = match name.as_str() {
+            "None" => ColorCoherence::None,
+            "LAB" => ColorCoherence::Lab,
+            "HSV" => ColorCoherence::Hsv,
+            "RGB" => ColorCoherence::Rgb,
+            "Image" => ColorCoherence::Image,
+            other => {
+                warnings.push(format!("color_coherence \"{other}\" is not supported yet; using None"));
+                ColorCoherence::None
+            }
+        };
+    }
+    if let Some(Value::String(p)) = get("color_coherence_image_path") {
+        if !p.is_empty() {
+            scene.coherence.color_coherence_image_path = Some(p.into());
+        }
+    }
+    if let Some(v) = get("color_force_grayscale") {
+        scene.coherence.color_force_grayscale = as_bool(&v).unwrap_or(false);
+    }
+    // Deforum's loader treats a file without the key as an old one: legacy colour matching
+    scene.coherence.legacy_colormatch = get("legacy_colormatch").and_then(|v| as_bool(&v)).unwrap_or(true);
+    if let Some(v) = get("diffusion_cadence") {
+        scene.cadence.diffusion_cadence = as_f64(&v).filter(|n| *n >= 1.0).ok_or_else(|| err(bad("diffusion_cadence", &v, "a positive integer")))? as usize;
+    }
     if let Some(v) = get("enable_perspective_flip") {
         scene.motion.enable_perspective_flip = as_bool(&v).unwrap_or(false);
     }
@@ -245,8 +280,12 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
     for k in ["prompts", "animation_prompts_positive", "animation_prompts_negative"] {
         used.borrow_mut().push(k.to_string());
     }
-    let positive = map.get("animation_prompts_positive").and_then(|v| v.as_str()).map(str::to_string);
-    let negative = map.get("animation_prompts_negative").and_then(|v| v.as_str()).map(str::to_string);
+    if let Some(Value::String(p)) = map.get("animation_prompts_positive") {
+        scene.animation_prompts.positive = p.clone();
+    }
+    if let Some(Value::String(n)) = map.get("animation_prompts_negative") {
+        scene.animation_prompts.negative = n.clone();
+    }
     if let Some(prompts) = map.get("prompts") {
         let Value::Object(p) = prompts else {
             return Err(err(bad("prompts", prompts, "an object of frame: prompt")));
@@ -265,15 +304,7 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
                     f as usize
                 }
             };
-            let text = match (&positive, &negative) {
-                (None, None) => text.to_string(),
-                _ => {
-                    let (pos, neg) = (positive.clone().unwrap_or_default(), negative.clone().unwrap_or_default());
-                    let sep = if text.contains("--neg") { "" } else { "--neg" };
-                    format!("{pos} {text} {sep} {neg}")
-                }
-            };
-            out.insert(frame.to_string(), text);
+            out.insert(frame.to_string(), text.to_string());
         }
         scene.prompts = out;
     }

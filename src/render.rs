@@ -631,6 +631,34 @@ pub fn preview(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
 mod tests {
     use super::*;
 
+    /// Paints frame i as a flat image of value 10·i.
+    struct Flat;
+
+    impl Painter for Flat {
+        fn paint(&mut self, scene: &Scene, _: &FrameSchedules, i: usize, _: i64, _: Option<&RgbImage>, _: f64) -> Result<(RgbImage, StageTimes)> {
+            Ok((RgbImage::from_pixel(scene.image.width, scene.image.height, Rgb([10 * i as u8; 3])), StageTimes::default()))
+        }
+    }
+
+    #[test]
+    fn cadence_saves_key_frames_and_cross_fades_between() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[image]\nwidth = 16\nheight = 8\n[animation]\nmode = \"None\"\nmax_frames = 8\n[generation]\nseed = 5\n\
+                    [coherence]\ncolor_coherence = \"None\"\n[noise]\nnoise = 0\n[anti_blur]\namount = 0\n[cadence]\ndiffusion_cadence = 3\n";
+        let scene = Scene::from_toml(text, &dir.path().join("s.toml")).unwrap();
+        let opts = RenderOptions { out: Some(dir.path().join("out")), quiet: true, no_video: true, ..Default::default() };
+        let summary = run_loop(&scene, &opts, Some(&mut Flat), "render", None).unwrap();
+        assert_eq!(summary.frames, 8);
+        // keys 0, 3, 6 and the last frame 7; tweens blend their neighbours by distance
+        let values: Vec<u8> = (0..8).map(|i| output::read_rgb(&output::frame_path(&dir.path().join("out"), i)).unwrap().get_pixel(3, 3).0[0]).collect();
+        assert_eq!(values, vec![0, 10, 20, 30, 40, 50, 60, 70]);
+        let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/manifest.json")).unwrap()).unwrap();
+        let kinds: Vec<&str> = manifest["frames"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, vec!["key", "tween", "tween", "key", "tween", "tween", "key", "key"]);
+        let seeds: Vec<i64> = manifest["frames"].as_array().unwrap().iter().filter_map(|f| f["seed"].as_i64()).collect();
+        assert_eq!(seeds, vec![5, 6, 7, 8], "iter: one seed step per diffused frame");
+    }
+
     #[test]
     fn keys_cover_every_frame() {
         assert_eq!(key_frames(10, 1), (0..10).collect::<Vec<_>>());

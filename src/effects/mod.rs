@@ -18,12 +18,13 @@ pub fn contrast(img: &mut RgbImage, contrast: f64) {
     }
 }
 
-/// OpenCV's `COLOR_RGB2GRAY` (fixed point: `(4899 R + 9617 G + 1868 B + 8192) >> 14`), written
-/// back to all three channels, as Deforum's `color_force_grayscale` does.
+/// OpenCV's `COLOR_RGB2GRAY` for 8-bit data (fixed point: `(9798 R + 19235 G + 3735 B + 2^14) >> 15`,
+/// equal to cv2 on all 2^24 colours), written back to all three channels, as Deforum's
+/// `color_force_grayscale` does.
 pub fn grayscale(img: &mut RgbImage) {
     for p in img.pixels_mut() {
         let [r, g, b] = p.0;
-        let y = ((r as u32 * 4899 + g as u32 * 9617 + b as u32 * 1868 + 8192) >> 14) as u8;
+        let y = ((r as u32 * 9798 + g as u32 * 19235 + b as u32 * 3735 + (1 << 14)) >> 15) as u8;
         p.0 = [y, y, y];
     }
 }

@@ -118,3 +118,31 @@ fn resume_refuses_a_changed_scene() {
     let o = render(&s, &out, &["--resume"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("scene changed"));
 }
+
+#[test]
+fn ctrl_c_finishes_the_frame_writes_the_video_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 30;
+    let s = scene(dir.path(), n, 1);
+    let out = dir.path().join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_anim"))
+        .args(["render", s.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"])
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while std::fs::read_dir(out.join("frames")).map(|d| d.count()).unwrap_or(0) < 5 && t.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "Ctrl-C exits with 130");
+    let written = std::fs::read_dir(out.join("frames")).unwrap().count();
+    assert!(written < n, "stopped early ({written} frames)");
+    assert!(std::fs::read_dir(out.join("frames")).unwrap().all(|e| e.unwrap().path().extension().is_some_and(|x| x == "png")));
+    let info = anim::output::probe_video(&out.join("video.mp4")).unwrap();
+    assert_eq!(info.frames, written, "the video holds every frame written before the stop");
+    let o = render(&s, &out, &["--resume"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_dir(out.join("frames")).unwrap().count(), n);
+}

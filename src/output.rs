@@ -185,3 +185,94 @@ pub fn probe_video(path: &Path) -> Result<VideoInfo> {
     }
     Ok(VideoInfo { frames, width, height, codec, pixel_format, fps })
 }
+
+/// Muxes the first audio stream of `audio` into the mp4 `video` (rewritten in place), as Deforum's
+/// `add_soundtrack`: audio stream-copied, cut at the end of the video, `offset` seconds of the audio
+/// skipped (negative: the audio starts that much later).
+pub fn mux_soundtrack(video: &Path, audio: &Path, offset: f64) -> Result<()> {
+    init_ffmpeg()?;
+    if !audio.is_file() {
+        bail!("soundtrack {} does not exist", audio.display());
+    }
+    let mut vin = ffmpeg::format::input(video).with_context(|| format!("cannot open {}", video.display()))?;
+    let mut ain = ffmpeg::format::input(audio).with_context(|| format!("cannot read soundtrack {}", audio.display()))?;
+    let vstream = vin.streams().best(ffmpeg::media::Type::Video).ok_or_else(|| anyhow!("{} has no video", video.display()))?;
+    let (vidx, vtb) = (vstream.index(), vstream.time_base());
+    let vparams = vstream.parameters();
+    let vdur = vstream.duration() as f64 * f64::from(vtb);
+    let astream = ain
+        .streams()
+        .best(ffmpeg::media::Type::Audio)
+        .ok_or_else(|| anyhow!("soundtrack {} has no audio stream", audio.display()))?;
+    let (aidx, atb) = (astream.index(), astream.time_base());
+    let aparams = astream.parameters();
+    let codec = aparams.id();
+    use ffmpeg::codec::Id;
+    if !matches!(codec, Id::AAC | Id::MP3 | Id::ALAC | Id::AC3 | Id::EAC3 | Id::OPUS | Id::FLAC) {
+        bail!(
+            "soundtrack {} is {codec:?}, which an mp4 cannot hold without re-encoding; convert it first, e.g. `ffmpeg -i {} -c:a aac soundtrack.m4a`",
+            audio.display(),
+            audio.display()
+        );
+    }
+    let tmp = video.with_extension("mux.tmp");
+    let mut out = ffmpeg::format::output_as(&tmp, "mp4").with_context(|| format!("cannot create {}", tmp.display()))?;
+    let mut ov = out.add_stream(ffmpeg::encoder::find(Id::None))?;
+    ov.set_parameters(vparams);
+    ov.set_time_base(vtb);
+    let mut oa = out.add_stream(ffmpeg::encoder::find(Id::None))?;
+    oa.set_parameters(aparams);
+    oa.set_time_base(atb);
+    // SAFETY: plain field writes on the parameters the muxer owns; a zero tag lets mp4 pick its own
+    unsafe {
+        (*out.stream_mut(0).ok_or_else(|| anyhow!("no video stream"))?.parameters().as_mut_ptr()).codec_tag = 0;
+        (*out.stream_mut(1).ok_or_else(|| anyhow!("no audio stream"))?.parameters().as_mut_ptr()).codec_tag = 0;
+    }
+    let mut opts = ffmpeg::Dictionary::new();
+    opts.set("movflags", "+faststart");
+    out.write_header_with(opts).context("cannot write the mp4 header")?;
+    let (ovtb, oatb) = (out.stream(0).map(|s| s.time_base()).unwrap_or(vtb), out.stream(1).map(|s| s.time_base()).unwrap_or(atb));
+    for (s, mut pkt) in vin.packets() {
+        if s.index() != vidx {
+            continue;
+        }
+        pkt.set_stream(0);
+        pkt.rescale_ts(vtb, ovtb);
+        pkt.set_position(-1);
+        pkt.write_interleaved(&mut out)?;
+    }
+    let shift = (-offset / f64::from(atb)).round() as i64;
+    for (s, mut pkt) in ain.packets() {
+        if s.index() != aidx {
+            continue;
+        }
+        let pts = pkt.pts().unwrap_or(0) + shift;
+        if pts < 0 {
+            continue;
+        }
+        if pts as f64 * f64::from(atb) >= vdur {
+            break;
+        }
+        pkt.set_pts(Some(pts));
+        pkt.set_dts(pkt.dts().map(|d| d + shift));
+        pkt.set_stream(1);
+        pkt.rescale_ts(atb, oatb);
+        pkt.set_position(-1);
+        pkt.write_interleaved(&mut out)?;
+    }
+    out.write_trailer()?;
+    drop(out);
+    std::fs::rename(&tmp, video).with_context(|| format!("cannot move {} into place", video.display()))?;
+    Ok(())
+}
+
+/// Duration in seconds of the first audio stream of `path` (0 when it has none).
+pub fn audio_duration(path: &Path) -> Result<f64> {
+    init_ffmpeg()?;
+    let ictx = ffmpeg::format::input(path).with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(ictx
+        .streams()
+        .best(ffmpeg::media::Type::Audio)
+        .map(|s| s.duration() as f64 * f64::from(s.time_base()))
+        .unwrap_or(0.0))
+}

@@ -406,6 +406,11 @@ fn check_settings(scene: &Scene, sched: &FrameSchedules) -> Result<()> {
             bail!("{file}: [anti_blur] kernel is {k} at frame {i}; the Gaussian kernel size must be a positive odd number");
         }
     }
+    if let Some(a) = &scene.output.soundtrack {
+        if !scene.resolve(a).is_file() {
+            bail!("{file}: [output] soundtrack {} does not exist", scene.resolve(a).display());
+        }
+    }
     if let (ColorCoherence::Image, Some(p)) = (&scene.coherence.color_coherence, &scene.coherence.color_coherence_image_path) {
         output::read_rgb(&scene.resolve(p)).with_context(|| format!("{file}: [coherence] color_coherence_image_path"))?;
     }
@@ -542,6 +547,10 @@ fn run_loop(scene: &Scene, opts: &RenderOptions, mut painter: Option<&mut dyn Pa
         let path = out.join("video.mp4");
         let settings = VideoSettings { fps: scene.output.fps, crf: scene.output.crf, preset: scene.output.preset.clone() };
         output::encode_mp4(&paths, &path, &settings).with_context(|| format!("encoding {}", path.display()))?;
+        if let Some(audio) = &scene.output.soundtrack {
+            output::mux_soundtrack(&path, &scene.resolve(audio), scene.output.soundtrack_offset)
+                .with_context(|| format!("{}: [output] soundtrack", scene.path.display()))?;
+        }
         Some(path)
     } else {
         None

@@ -200,3 +200,23 @@ fn copy_dir(from: &Path, to: &Path) {
         std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
     }
 }
+
+#[test]
+fn soundtrack_is_muxed_and_cut_to_the_video() {
+    let dir = tempfile::tempdir().unwrap();
+    let audio = root().join("tests/data/audio/sine440_3s.m4a");
+    // 4 frames at 4 fps = 1 s of video; skip 0.5 s of the 3 s tone
+    let body = FOUR_FRAMES.replace("[output]\nfps = 4", &format!("[output]\nfps = 4\nsoundtrack = \"{}\"\nsoundtrack_offset = 0.5", audio.display()));
+    let s = scene(dir.path(), &body);
+    let out = dir.path().join("out");
+    let o = anim(&["render", s.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let video = out.join("video.mp4");
+    assert_eq!(anim::output::probe_video(&video).unwrap().frames, 4);
+    let a = anim::output::audio_duration(&video).unwrap();
+    assert!(a > 0.5 && a <= 1.1, "audio lasts {a} s in a 1 s video");
+    // a missing soundtrack is reported before rendering
+    let s = scene(dir.path(), &body.replace("sine440_3s.m4a", "nope.m4a"));
+    let o = anim(&["render", s.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    assert!(!o.status.success() && stderr(&o).contains("nope.m4a"), "{}", stderr(&o));
+}

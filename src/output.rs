@@ -276,3 +276,73 @@ pub fn audio_duration(path: &Path) -> Result<f64> {
         .map(|s| s.duration() as f64 * f64::from(s.time_base()))
         .unwrap_or(0.0))
 }
+
+/// Decodes the video `path` and writes every `nth` frame from `from` up to `to` (inclusive; `None`
+/// = to the end) as `dir/NNNNNN.png`, numbered from 0; returns how many were written. Deforum's
+/// `extract_nth_frame`, `extract_from_frame` and `extract_to_frame`.
+pub fn extract_frames(path: &Path, dir: &Path, nth: usize, from: usize, to: Option<usize>) -> Result<usize> {
+    init_ffmpeg()?;
+    if !path.is_file() {
+        bail!("video {} does not exist", path.display());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut ictx = ffmpeg::format::input(path).with_context(|| format!("cannot open video {}", path.display()))?;
+    let stream = ictx.streams().best(ffmpeg::media::Type::Video).ok_or_else(|| anyhow!("{} has no video stream", path.display()))?;
+    let index = stream.index();
+    let mut dec = ffmpeg::codec::context::Context::from_parameters(stream.parameters())?.decoder().video()?;
+    let (w, h) = (dec.width(), dec.height());
+    let mut scaler = ffmpeg::software::scaling::Context::get(
+        dec.format(),
+        w,
+        h,
+        ffmpeg::format::Pixel::RGB24,
+        w,
+        h,
+        ffmpeg::software::scaling::Flags::BICUBIC | ffmpeg::software::scaling::Flags::ACCURATE_RND | ffmpeg::software::scaling::Flags::FULL_CHR_H_INT,
+    )?;
+    let nth = nth.max(1);
+    let (mut decoded, mut written) = (0usize, 0usize);
+    let mut frame = ffmpeg::frame::Video::empty();
+    let mut rgb = ffmpeg::frame::Video::empty();
+    let mut take = |frame: &ffmpeg::frame::Video, decoded: &mut usize, written: &mut usize| -> Result<bool> {
+        let i = *decoded;
+        *decoded += 1;
+        if to.is_some_and(|t| i > t) {
+            return Ok(false);
+        }
+        if i < from || (i - from) % nth != 0 {
+            return Ok(true);
+        }
+        scaler.run(frame, &mut rgb)?;
+        let stride = rgb.stride(0);
+        let row = w as usize * 3;
+        let mut img = RgbImage::new(w, h);
+        for y in 0..h as usize {
+            img.as_mut()[y * row..(y + 1) * row].copy_from_slice(&rgb.data(0)[y * stride..y * stride + row]);
+        }
+        write_png_atomic(&dir.join(format!("{:06}.png", *written)), &img)?;
+        *written += 1;
+        Ok(true)
+    };
+    'packets: for (s, pkt) in ictx.packets() {
+        if s.index() != index {
+            continue;
+        }
+        dec.send_packet(&pkt)?;
+        while dec.receive_frame(&mut frame).is_ok() {
+            if !take(&frame, &mut decoded, &mut written)? {
+                break 'packets;
+            }
+        }
+    }
+    dec.send_eof()?;
+    while dec.receive_frame(&mut frame).is_ok() {
+        if !take(&frame, &mut decoded, &mut written)? {
+            break;
+        }
+    }
+    if written == 0 {
+        bail!("no frames extracted from {} (it has {decoded} frames; check extract_from_frame/extract_to_frame)", path.display());
+    }
+    Ok(written)
+}

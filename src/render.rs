@@ -294,6 +294,26 @@ impl Loop<'_, '_> {
         Ok(img)
     }
 
+    /// Video Input mode: frame `i` is img2img of the video's frame `i` (no warp, no noise, no
+    /// colour match, as Deforum).
+    fn video_frame(&mut self, i: usize, seed: i64) -> Result<RgbImage> {
+        let scene = self.scene;
+        let input = output::read_rgb(&self.out.join("inputframes").join(format!("{i:06}.png")))?;
+        let input = fit(input, scene);
+        let mut rec = FrameRecord { index: i, kind: "video", seed: Some(seed), ..record(&self.sched, i) };
+        let img = match self.painter.as_mut() {
+            None => input,
+            Some(p) => {
+                let denoise = 1.0 - self.sched.get("strength")[i].clamp(0.0, 1.0);
+                let (img, t) = p.paint(scene, &self.sched, i, seed, Some(&input), denoise)?;
+                stage_times(&mut rec, &t);
+                img
+            }
+        };
+        self.write(i, &img, rec)?;
+        Ok(img)
+    }
+
     /// Key frame `f` from the previous key frame `p`; returns the new key image and writes the
     /// frames `p + 1 ..= f`.
     fn key(&mut self, p: usize, f: usize, prev: &RgbImage, seed: i64) -> Result<RgbImage> {
@@ -470,7 +490,6 @@ fn run_loop(scene: &Scene, opts: &RenderOptions, mut painter: Option<&mut dyn Pa
     let hash = scene_hash(scene)?;
     let out = opts.out.clone().unwrap_or_else(|| scene.output_folder());
     let frames_dir = out.join("frames");
-    let n = scene.animation.max_frames;
     let resumed = if opts.resume {
         let (cp, key, sample) = state::load(&out)?;
         if cp.scene_hash != hash {
@@ -491,6 +510,22 @@ fn run_loop(scene: &Scene, opts: &RenderOptions, mut painter: Option<&mut dyn Pa
         None => scene.generation.seed,
     };
     let seed = scene.generation.seed;
+    if scene.animation.mode == AnimationMode::VideoInput {
+        // Deforum: max_frames becomes the number of extracted frames
+        let vi = &scene.video_input;
+        let video = scene.resolve(vi.video_init_path.as_deref().unwrap_or(Path::new("")));
+        let dir = out.join("inputframes");
+        let count = if resumed.is_some() && dir.is_dir() {
+            std::fs::read_dir(&dir)?.filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "png"))).count()
+        } else {
+            let _ = std::fs::remove_dir_all(&dir);
+            let to = usize::try_from(vi.extract_to_frame).ok();
+            output::extract_frames(&video, &dir, vi.extract_nth_frame, vi.extract_from_frame, to)
+                .with_context(|| format!("{}: [video_input] video_init_path", scene.path.display()))?
+        };
+        scene.animation.max_frames = count;
+    }
+    let n = scene.animation.max_frames;
     let sched = scene.schedules().map_err(|e| anyhow::anyhow!("{}: {e}", scene.path.display()))?;
     check_settings(&scene, &sched)?;
     std::fs::create_dir_all(&frames_dir).with_context(|| format!("cannot create output folder {}", frames_dir.display()))?;
@@ -498,7 +533,8 @@ fn run_loop(scene: &Scene, opts: &RenderOptions, mut painter: Option<&mut dyn Pa
         remove_stale_frames(&frames_dir, 0)?;
         state::clear(&out);
     }
-    let cadence = if painter.is_some() { scene.cadence.diffusion_cadence } else { 1 };
+    let video_mode = scene.animation.mode == AnimationMode::VideoInput;
+    let cadence = if painter.is_some() && !video_mode { scene.cadence.diffusion_cadence } else { 1 };
     let keys = key_frames(n, cadence);
     let mut seeds = SeedSequence::new(scene.generation.seed_behavior, seed, scene.generation.seed_iter_N);
     let bar = progress(opts.quiet, n, kind);
@@ -515,7 +551,7 @@ fn run_loop(scene: &Scene, opts: &RenderOptions, mut painter: Option<&mut dyn Pa
         }
         None => {
             let s = seeds.current(lp.sched.get("seed")[0]);
-            let img = lp.first(s)?;
+            let img = if video_mode { lp.video_frame(0, s)? } else { lp.first(s)? };
             seeds.advance();
             let cp = state::Checkpoint { scene_hash: hash.clone(), seed, key_frame: 0, seed_calls: 1, has_color_sample: lp.color_sample.is_some(), frames: lp.records.clone() };
             state::save(&out, &cp, &img, lp.color_sample.as_ref())?;
@@ -533,7 +569,7 @@ fn run_loop(scene: &Scene, opts: &RenderOptions, mut painter: Option<&mut dyn Pa
             break;
         }
         let s = seeds.current(lp.sched.get("seed")[f]);
-        prev = lp.key(p, f, &prev, s)?;
+        prev = if video_mode { lp.video_frame(f, s)? } else { lp.key(p, f, &prev, s)? };
         seeds.advance();
         seed_calls += 1;
         done_key = f;

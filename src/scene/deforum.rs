@@ -122,11 +122,13 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
     if let Some(v) = get("max_frames") {
         scene.animation.max_frames = as_f64(&v).filter(|n| *n >= 1.0).ok_or_else(|| err(bad("max_frames", &v, "a frame count")))? as usize;
     }
+    // video_input is read before the mode check below
     if let Some(v) = get("animation_mode") {
         scene.animation.mode = match v.as_str().unwrap_or("") {
             "2D" => AnimationMode::TwoD,
             "3D" => AnimationMode::ThreeD,
             "None" => AnimationMode::None,
+            "Video Input" => AnimationMode::VideoInput,
             other => {
                 warnings.push(format!("animation_mode \"{other}\" is not supported yet; read as \"2D\" for its schedules"));
                 AnimationMode::TwoD
@@ -193,6 +195,25 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
     scene.coherence.legacy_colormatch = get("legacy_colormatch").and_then(|v| as_bool(&v)).unwrap_or(true);
     if let Some(v) = get("diffusion_cadence") {
         scene.cadence.diffusion_cadence = as_f64(&v).filter(|n| *n >= 1.0).ok_or_else(|| err(bad("diffusion_cadence", &v, "a positive integer")))? as usize;
+    }
+    if let Some(Value::String(p)) = get("video_init_path") {
+        if p.starts_with("http://") || p.starts_with("https://") {
+            warnings.push(format!("video_init_path {p} is a URL; anim reads local files only: download it and set [video_input] video_init_path"));
+        } else if !p.is_empty() {
+            scene.video_input.video_init_path = Some(p.into());
+        }
+    }
+    for (k, slot) in [("extract_nth_frame", &mut scene.video_input.extract_nth_frame), ("extract_from_frame", &mut scene.video_input.extract_from_frame)] {
+        if let Some(v) = get(k) {
+            *slot = as_f64(&v).filter(|n| *n >= 0.0).ok_or_else(|| err(bad(k, &v, "a frame number")))? as usize;
+        }
+    }
+    if let Some(v) = get("extract_to_frame") {
+        scene.video_input.extract_to_frame = as_f64(&v).ok_or_else(|| err(bad("extract_to_frame", &v, "a frame number or -1")))? as i64;
+    }
+    if scene.animation.mode == AnimationMode::VideoInput && scene.video_input.video_init_path.is_none() {
+        warnings.push("Video Input mode without a local video_init_path: read as 2D".into());
+        scene.animation.mode = AnimationMode::TwoD;
     }
     if let Some(v) = get("enable_perspective_flip") {
         scene.motion.enable_perspective_flip = as_bool(&v).unwrap_or(false);

@@ -62,6 +62,9 @@ pub enum AnimationMode {
     ThreeD,
     /// No motion: each frame is img2img of the previous one.
     None,
+    /// Each frame is img2img of the matching frame of `[video_input] video_init_path`.
+    #[serde(rename = "Video Input")]
+    VideoInput,
 }
 
 /// How pixels outside the frame are filled by the 2D warp.
@@ -359,6 +362,22 @@ impl ControlNetUnit {
 }
 
 scene_table! {
+    /// `[video_input]`: the video of `mode = "Video Input"`.
+    VideoInputSettings ("video_input") {
+        /// The video file (relative to the scene file).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        video_init_path: Option<PathBuf> = None,
+        /// Use every Nth frame of the video.
+        extract_nth_frame: usize = 1,
+        /// First video frame used.
+        extract_from_frame: usize = 0,
+        /// Last video frame used (-1: the end).
+        extract_to_frame: i64 = -1,
+    }
+    schedules {}
+}
+
+scene_table! {
     /// `[animation_prompts]`: text added to every prompt (Deforum's
     /// `animation_prompts_positive` / `animation_prompts_negative`).
     PromptAffixes ("animation_prompts") {
@@ -427,6 +446,8 @@ pub struct Scene {
     pub cadence: CadenceSettings,
     /// Text added to every prompt.
     pub animation_prompts: PromptAffixes,
+    /// The input video of Video Input mode.
+    pub video_input: VideoInputSettings,
     /// The model folder.
     pub model: ModelSettings,
     /// Output.
@@ -472,7 +493,7 @@ fn table_keys(table: &str) -> &'static [&'static str] {
     match table {
         "" => &[
             "image", "animation", "generation", "init", "motion", "noise", "coherence", "anti_blur", "cadence", "model",
-            "output", "variables", "interpolation", "prompts", "controlnet", "animation_prompts",
+            "output", "variables", "interpolation", "prompts", "controlnet", "animation_prompts", "video_input",
         ],
         "image" => ImageSettings::KEYS,
         "animation" => AnimationSettings::KEYS,
@@ -484,6 +505,7 @@ fn table_keys(table: &str) -> &'static [&'static str] {
         "anti_blur" => AntiBlurSettings::KEYS,
         "cadence" => CadenceSettings::KEYS,
         "animation_prompts" => PromptAffixes::KEYS,
+        "video_input" => VideoInputSettings::KEYS,
         "controlnet" => ControlNetUnit::KEYS,
         "model" => ModelSettings::KEYS,
         "output" => OutputSettings::KEYS,
@@ -493,7 +515,7 @@ fn table_keys(table: &str) -> &'static [&'static str] {
 
 const TABLES: &[&str] = &[
     "image", "animation", "generation", "init", "motion", "noise", "coherence", "anti_blur", "cadence", "animation_prompts",
-    "controlnet", "model", "output",
+    "video_input", "controlnet", "model", "output",
 ];
 
 /// Samplers the diffusion core implements, with accepted aliases.
@@ -542,6 +564,9 @@ impl Scene {
         }
         if !(self.output.fps > 0.0 && self.output.fps.is_finite()) {
             return Err(format!("[output] fps = {}: must be a positive number", self.output.fps));
+        }
+        if self.animation.mode == AnimationMode::VideoInput && self.video_input.video_init_path.is_none() {
+            return Err("[animation] mode = \"Video Input\" needs [video_input] video_init_path = \"path/to/video.mp4\"".into());
         }
         if self.cadence.diffusion_cadence == 0 {
             return Err("[cadence] diffusion_cadence = 0: use 1 to diffuse every frame".into());

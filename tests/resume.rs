@@ -114,7 +114,7 @@ fn resume_refuses_a_changed_scene() {
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("nothing to resume"));
     std::fs::create_dir_all(out.join("state")).unwrap();
     std::fs::write(out.join("state/state.json"), r#"{"scene_hash":"x","seed":1,"key_frame":0,"seed_calls":1,"has_color_sample":false,"frames":[]}"#).unwrap();
-    image::RgbImage::new(64, 64).save(out.join("state/key.png")).unwrap();
+    image::RgbImage::new(64, 64).save(out.join("state/key_000000.png")).unwrap();
     let o = render(&s, &out, &["--resume"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("scene changed"));
 }

@@ -78,11 +78,15 @@ fn fade(t: f32) -> f32 {
 /// `rng` with `torch.rand(res0 + 1, res1 + 1)`).
 fn perlin(rng: &mut TorchRng, shape: (usize, usize), res: (usize, usize)) -> Vec<f32> {
     let (r0, r1) = (res.0.max(1), res.1.max(1));
-    let angles: Vec<f32> = rng.rand((r0 + 1) * (r1 + 1)).iter().map(|u| 2.0 * std::f32::consts::PI * u).collect();
-    let grad = |i: usize, j: usize| {
-        let a = angles[i * (r1 + 1) + j];
-        (a.cos(), a.sin())
-    };
+    let grads: Vec<(f32, f32)> = rng
+        .rand((r0 + 1) * (r1 + 1))
+        .iter()
+        .map(|u| {
+            let a = 2.0 * std::f32::consts::PI * u;
+            (a.cos(), a.sin())
+        })
+        .collect();
+    let grad = |i: usize, j: usize| grads[i * (r1 + 1) + j];
     let (d0, d1) = ((shape.0 / r0).max(1), (shape.1 / r1).max(1));
     let (delta0, delta1) = (r0 as f32 / shape.0 as f32, r1 as f32 / shape.1 as f32);
     let mut out = vec![0.0f32; shape.0 * shape.1];

@@ -4,6 +4,8 @@
 //! the previous one moved by the camera ([`warp`]) and repainted by img2img ([`diffusion`]);
 //! [`output`] writes frames and the video.
 
+pub mod camera3d;
+pub mod depth;
 pub mod diffusion;
 pub mod output;
 pub mod render;

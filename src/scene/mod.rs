@@ -56,7 +56,7 @@ pub enum AnimationMode {
     /// 2D warps (angle, zoom, translation).
     #[serde(rename = "2D")]
     TwoD,
-    /// 3D camera moves (depth warps; refused by the renderer until the 3D camera lands).
+    /// 3D camera moves (Deforum's depth warp; flat depth without a depth model).
     #[serde(rename = "3D")]
     ThreeD,
     /// No motion: each frame is img2img of the previous one.
@@ -75,6 +75,30 @@ pub enum Border {
     Reflect,
     /// Black (OpenCV BORDER_CONSTANT 0).
     Zero,
+}
+
+/// How the 3D warp fills pixels that come from outside the frame (torch `grid_sample` padding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaddingMode {
+    /// Repeat the edge pixel (Deforum's default).
+    Border,
+    /// Mirror about the frame edges.
+    Reflection,
+    /// Black.
+    Zeros,
+}
+
+/// Resampling filter of the 3D warp (torch `grid_sample` mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SamplingMode {
+    /// Keys cubic convolution, a = -0.75 (Deforum's default).
+    Bicubic,
+    /// Bilinear.
+    Bilinear,
+    /// Nearest pixel.
+    Nearest,
 }
 
 /// Declares a scene table: plain settings with their defaults, then schedules whose defaults come
@@ -144,8 +168,12 @@ scene_table! {
         mode: AnimationMode = AnimationMode::TwoD,
         /// Number of frames to render.
         max_frames: usize = 120,
-        /// Border handling of the 2D warp.
+        /// Border handling of the 2D warp and of the perspective flip.
         border: Border = Border::Replicate,
+        /// Padding of the 3D warp.
+        padding_mode: PaddingMode = PaddingMode::Border,
+        /// Sampling of the 3D warp.
+        sampling_mode: SamplingMode = SamplingMode::Bicubic,
     }
     schedules {}
 }

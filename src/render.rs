@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use crate::diffusion::{Pipeline, Request, SamplerKind, StageTimes, TorchRng};
 use crate::output::{self, VideoSettings};
-use crate::scene::{AnimationMode, FrameSchedules, Scene};
-use crate::warp::{self, Motion2D};
+use crate::camera::Camera;
+use crate::scene::{FrameSchedules, Scene};
 
 /// Options from the command line.
 #[derive(Debug, Clone, Default)]
@@ -203,12 +203,6 @@ fn ms(d: Duration) -> f64 {
 
 fn run_loop(scene: &Scene, opts: &RenderOptions, painter: &mut dyn Painter, kind: &str, model: Option<&Path>) -> Result<RenderSummary> {
     let start = Instant::now();
-    if scene.animation.mode == AnimationMode::ThreeD {
-        bail!(
-            "{}: [animation] mode = \"3D\" is not implemented yet (depth warps come with the 3D camera); use \"2D\" or \"None\"",
-            scene.path.display()
-        );
-    }
     let mut scene = scene.clone();
     if scene.generation.seed == -1 {
         scene.generation.seed = random_seed();
@@ -220,6 +214,7 @@ fn run_loop(scene: &Scene, opts: &RenderOptions, painter: &mut dyn Painter, kind
     std::fs::create_dir_all(&frames_dir).with_context(|| format!("cannot create output folder {}", frames_dir.display()))?;
     let n = scene.animation.max_frames;
     remove_stale_frames(&frames_dir, n)?;
+    let mut camera = Camera::new(&scene, &sched, &out).map_err(|e| anyhow::anyhow!("{}: {e}", scene.path.display()))?;
     let bar = progress(opts.quiet, n, kind);
     let (w, h) = (scene.image.width, scene.image.height);
     let mut records = Vec::with_capacity(n);
@@ -231,20 +226,10 @@ fn run_loop(scene: &Scene, opts: &RenderOptions, painter: &mut dyn Painter, kind
         let (img, times) = match prev.take() {
             None => painter.first(&scene, &sched, frame_seed)?,
             Some(p) => {
-                let warped = match scene.animation.mode {
-                    AnimationMode::None => p,
-                    _ => {
-                        let m = Motion2D {
-                            angle: sched.get("angle")[i],
-                            zoom: sched.get("zoom")[i],
-                            translation_x: sched.get("translation_x")[i],
-                            translation_y: sched.get("translation_y")[i],
-                            transform_center_x: sched.get("transform_center_x")[i],
-                            transform_center_y: sched.get("transform_center_y")[i],
-                        };
-                        warp::warp_2d(&p, &m, scene.animation.border)
-                    }
-                };
+                let (warped, info) = camera.warp(&sched, i, p).with_context(|| format!("frame {i}"))?;
+                if info.depth_fallback {
+                    bar.suspend(|| eprintln!("warning: frame {i}: the depth map is NaN, infinite or constant; flat depth used"));
+                }
                 let warp_time = t_warp.elapsed();
                 let (img, times) = painter.next(&scene, &sched, i, frame_seed, warped)?;
                 records.push(FrameRecord { warp_ms: ms(warp_time), ..record(i, frame_seed, &sched, &times) });
@@ -340,9 +325,6 @@ pub fn unapplied_settings(scene: &Scene) -> Vec<String> {
     check("amount", "[anti_blur] amount", 0.0);
     check("subseed_strength", "[generation] subseed_strength", 0.0);
     check("clipskip", "[generation] clipskip", 1.0);
-    if scene.motion.enable_perspective_flip {
-        out.push("[motion] enable_perspective_flip".into());
-    }
     if s.text("checkpoint").is_some_and(|c| c.iter().any(|v| !v.is_empty())) {
         out.push("[generation] checkpoint".into());
     }

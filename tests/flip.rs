@@ -85,3 +85,28 @@ fn every_flip_case_matches_opencv() {
     }
     eprintln!("{}", report.join("\n"));
 }
+
+#[test]
+fn preview_frame_one_matches_with_flip() {
+    // `anim preview` in 2D with the flip on: frame 1 is one warp by bM · Rot · T
+    let dir = tempfile::tempdir().unwrap();
+    let c = cases().into_iter().find(|c| c["name"] == "with_motion").unwrap();
+    let mut scene = format!(
+        "[image]\nwidth = 96\nheight = 64\n[animation]\nmax_frames = 2\n[init]\nimage = \"{}\"\n[motion]\nenable_perspective_flip = true\n",
+        data().join("../warp2d/input.png").display()
+    );
+    for k in ["angle", "zoom", "translation_x", "translation_y", "transform_center_x", "transform_center_y", "perspective_flip_theta", "perspective_flip_phi", "perspective_flip_gamma", "perspective_flip_fv"] {
+        scene.push_str(&format!("{k} = \"0:({})\"\n", c[k]));
+    }
+    let path = dir.path().join("scene.toml");
+    std::fs::write(&path, scene).unwrap();
+    let out = dir.path().join("out");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_anim"))
+        .args(["preview", path.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q", "--no-video"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let frame1 = load(&out.join("frames/000001.png"));
+    let p = psnr(&frame1, &load(&data().join("with_motion.png")));
+    assert!(p >= 40.0, "preview frame 1 with flip: PSNR {p:.1} dB");
+}

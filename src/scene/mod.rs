@@ -349,6 +349,37 @@ impl ControlNetUnit {
     const KEYS: &'static [&'static str] = &["model", "weight", "guidance_start", "guidance_end"];
 }
 
+/// Input normalisation of the depth model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DepthNormalization {
+    /// ImageNet mean and standard deviation (Depth-Anything, MiDaS v2.1).
+    Imagenet,
+    /// Mean 0.5, standard deviation 0.5 (MiDaS v3 DPT, Deforum's Midas-3-Hybrid).
+    Half,
+}
+
+scene_table! {
+    /// `[depth]`: the monocular depth model of 3D mode.
+    DepthSettings ("depth") {
+        /// ONNX depth model (relative inverse depth out): a `.onnx` file or a folder holding
+        /// `model.onnx`, relative to the scene file; none = flat depth.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        model: Option<PathBuf> = None,
+        /// Use the depth model in 3D mode (Deforum's `use_depth_warping`); off = flat depth.
+        use_depth_warping: bool = true,
+        /// Weight of the model's depth against flat depth, 0..=1 (1 = as Deforum's MiDaS path).
+        midas_weight: f64 = 1.0,
+        /// Write each frame's depth map as a 16-bit grey PNG under `OUT/depth/`.
+        save_depth_maps: bool = false,
+        /// Side of the square model input when the model's input size is dynamic.
+        input_size: u32 = 518,
+        /// Input normalisation: `imagenet` or `half`.
+        normalization: DepthNormalization = DepthNormalization::Imagenet,
+    }
+    schedules {}
+}
+
 scene_table! {
     /// `[model]`: the Stable Diffusion ONNX folder.
     ModelSettings ("model") {
@@ -397,6 +428,8 @@ pub struct Scene {
     pub anti_blur: AntiBlurSettings,
     /// Cadence.
     pub cadence: CadenceSettings,
+    /// The depth model of 3D mode.
+    pub depth: DepthSettings,
     /// The model folder.
     pub model: ModelSettings,
     /// Output.
@@ -441,8 +474,8 @@ impl Prompt {
 fn table_keys(table: &str) -> &'static [&'static str] {
     match table {
         "" => &[
-            "image", "animation", "generation", "init", "motion", "noise", "coherence", "anti_blur", "cadence", "model",
-            "output", "variables", "interpolation", "prompts", "controlnet",
+            "image", "animation", "generation", "init", "motion", "noise", "coherence", "anti_blur", "cadence", "depth",
+            "model", "output", "variables", "interpolation", "prompts", "controlnet",
         ],
         "image" => ImageSettings::KEYS,
         "animation" => AnimationSettings::KEYS,
@@ -454,6 +487,7 @@ fn table_keys(table: &str) -> &'static [&'static str] {
         "anti_blur" => AntiBlurSettings::KEYS,
         "cadence" => CadenceSettings::KEYS,
         "controlnet" => ControlNetUnit::KEYS,
+        "depth" => DepthSettings::KEYS,
         "model" => ModelSettings::KEYS,
         "output" => OutputSettings::KEYS,
         _ => &[],
@@ -461,7 +495,7 @@ fn table_keys(table: &str) -> &'static [&'static str] {
 }
 
 const TABLES: &[&str] =
-    &["image", "animation", "generation", "init", "motion", "noise", "coherence", "anti_blur", "cadence", "controlnet", "model", "output"];
+    &["image", "animation", "generation", "init", "motion", "noise", "coherence", "anti_blur", "cadence", "controlnet", "depth", "model", "output"];
 
 /// Samplers the diffusion core implements, with accepted aliases.
 pub const SAMPLERS: &[&str] = &["Euler a", "Euler", "DDIM"];
@@ -515,6 +549,12 @@ impl Scene {
         }
         if !(0.0..=1.0).contains(&self.init.strength) {
             return Err(format!("[init] strength = {}: must be within 0..=1", self.init.strength));
+        }
+        if !(0.0..=1.0).contains(&self.depth.midas_weight) {
+            return Err(format!("[depth] midas_weight = {}: must be within 0..=1", self.depth.midas_weight));
+        }
+        if self.depth.input_size < 14 {
+            return Err(format!("[depth] input_size = {}: must be at least 14 pixels", self.depth.input_size));
         }
         for name in self.variables.keys() {
             let builtin = crate::schedule::VARIABLES.contains(&name.as_str()) || ["pi", "e"].contains(&name.as_str());

@@ -4,6 +4,9 @@
 //! the previous one moved by the camera ([`warp`]) and repainted by img2img ([`diffusion`]);
 //! [`output`] writes frames and the video.
 
+pub mod camera;
+pub mod camera3d;
+pub mod depth;
 pub mod diffusion;
 pub mod effects;
 pub mod output;

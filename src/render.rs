@@ -22,9 +22,9 @@ use sha2::{Digest, Sha256};
 use crate::diffusion::{Pipeline, Request, SamplerKind, StageTimes, TorchRng};
 use crate::effects::{self, color::MatchSpace, noise::NoiseKind};
 use crate::output::{self, VideoSettings};
+use crate::camera::Camera;
 use crate::scene::{AnimationMode, ColorCoherence, FrameSchedules, Scene};
 use crate::seeds::SeedSequence;
-use crate::warp::{self, Motion2D};
 
 /// Options from the command line.
 #[derive(Debug, Clone, Default)]
@@ -188,41 +188,6 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// The 2D camera of frame `i`.
-fn motion_2d(sched: &FrameSchedules, i: usize) -> Motion2D {
-    Motion2D {
-        angle: sched.get("angle")[i],
-        zoom: sched.get("zoom")[i],
-        translation_x: sched.get("translation_x")[i],
-        translation_y: sched.get("translation_y")[i],
-        transform_center_x: sched.get("transform_center_x")[i],
-        transform_center_y: sched.get("transform_center_y")[i],
-    }
-}
-
-/// Moves `img` by the camera motion of frame `i`.
-fn warp_frame(scene: &Scene, sched: &FrameSchedules, i: usize, img: &RgbImage) -> RgbImage {
-    match scene.animation.mode {
-        AnimationMode::None => img.clone(),
-        _ => warp::warp_2d(img, &motion_2d(sched, i), scene.animation.border),
-    }
-}
-
-/// Undoes the camera motion of frame `i` (for cadence: the next key frame seen from an earlier
-/// frame's camera).
-fn unwarp_frame(scene: &Scene, sched: &FrameSchedules, i: usize, img: &RgbImage) -> RgbImage {
-    match scene.animation.mode {
-        AnimationMode::None => img.clone(),
-        _ => {
-            let m = motion_2d(sched, i).matrix(img.width(), img.height());
-            match warp::invert(&m) {
-                Some(inv) => warp::warp_perspective(img, &inv, scene.animation.border),
-                None => img.clone(),
-            }
-        }
-    }
-}
-
 /// The frames that are diffused: every `cadence`th frame and the last one.
 fn key_frames(n: usize, cadence: usize) -> Vec<usize> {
     let mut keys: Vec<usize> = (0..n).step_by(cadence.max(1)).collect();
@@ -234,6 +199,7 @@ fn key_frames(n: usize, cadence: usize) -> Vec<usize> {
 
 struct Loop<'s, 'p> {
     scene: &'s Scene,
+    camera: Camera,
     sched: FrameSchedules,
     out: PathBuf,
     painter: Option<&'p mut dyn Painter>,
@@ -243,6 +209,20 @@ struct Loop<'s, 'p> {
 }
 
 impl Loop<'_, '_> {
+    /// Moves `img` by the camera of frame `i`.
+    fn warp(&mut self, i: usize, img: RgbImage) -> Result<RgbImage> {
+        let (out, info) = self.camera.warp(&self.sched, i, img).with_context(|| format!("frame {i}"))?;
+        if info.depth_fallback {
+            self.bar.suspend(|| eprintln!("warning: frame {i}: the depth map is NaN, infinite or constant; flat depth used"));
+        }
+        Ok(out)
+    }
+
+    /// Undoes the camera of frame `i` on `img`.
+    fn unwarp(&mut self, i: usize, img: RgbImage) -> Result<RgbImage> {
+        self.camera.unwarp(&self.sched, i, img).with_context(|| format!("frame {i}"))
+    }
+
     fn match_space(&self) -> Option<MatchSpace> {
         match self.scene.coherence.color_coherence {
             ColorCoherence::None => None,
@@ -317,13 +297,12 @@ impl Loop<'_, '_> {
     /// Key frame `f` from the previous key frame `p`; returns the new key image and writes the
     /// frames `p + 1 ..= f`.
     fn key(&mut self, p: usize, f: usize, prev: &RgbImage, seed: i64) -> Result<RgbImage> {
-        let scene = self.scene;
         let mut rec = FrameRecord { index: f, kind: "key", seed: Some(seed), ..record(&self.sched, f) };
         // the previous key frame moved through the camera of every frame up to this one
         let t = Instant::now();
         let mut img = prev.clone();
         for i in p + 1..=f {
-            img = warp_frame(scene, &self.sched, i, &img);
+            img = self.warp(i, img)?;
         }
         rec.warp_ms = ms(t.elapsed());
         let key = match self.painter.take() {
@@ -339,11 +318,11 @@ impl Loop<'_, '_> {
             let t = Instant::now();
             let mut a = prev.clone();
             for j in p + 1..=i {
-                a = warp_frame(scene, &self.sched, j, &a);
+                a = self.warp(j, a)?;
             }
             let mut b = key.clone();
             for j in (i + 1..=f).rev() {
-                b = unwarp_frame(scene, &self.sched, j, &b);
+                b = self.unwarp(j, b)?;
             }
             let w = (i - p) as f32 / (f - p) as f32;
             let mut tween = a;
@@ -480,12 +459,6 @@ struct Manifest<'a> {
 
 fn run_loop(scene: &Scene, opts: &RenderOptions, mut painter: Option<&mut dyn Painter>, kind: &str, model: Option<&Path>) -> Result<RenderSummary> {
     let start = Instant::now();
-    if scene.animation.mode == AnimationMode::ThreeD {
-        bail!(
-            "{}: [animation] mode = \"3D\" is not implemented yet (depth warps come with the 3D camera); use \"2D\" or \"None\"",
-            scene.path.display()
-        );
-    }
     install_ctrlc();
     let hash = scene_hash(scene)?;
     let out = opts.out.clone().unwrap_or_else(|| scene.output_folder());
@@ -538,7 +511,8 @@ fn run_loop(scene: &Scene, opts: &RenderOptions, mut painter: Option<&mut dyn Pa
     let keys = key_frames(n, cadence);
     let mut seeds = SeedSequence::new(scene.generation.seed_behavior, seed, scene.generation.seed_iter_N);
     let bar = progress(opts.quiet, n, kind);
-    let mut lp = Loop { scene: &scene, sched, out: out.clone(), painter: painter.take(), color_sample: None, records: Vec::new(), bar, };
+    let camera = Camera::new(&scene, &sched, &out).map_err(|e| anyhow::anyhow!("{}: {e}", scene.path.display()))?;
+    let mut lp = Loop { scene: &scene, camera, sched, out: out.clone(), painter: painter.take(), color_sample: None, records: Vec::new(), bar };
     let (mut prev, mut done_key, mut seed_calls) = match resumed {
         Some((cp, key, sample)) => {
             for _ in 0..cp.seed_calls {
@@ -640,9 +614,6 @@ pub fn unapplied_settings(scene: &Scene) -> Vec<String> {
     };
     check("subseed_strength", "[generation] subseed_strength", 0.0);
     check("clipskip", "[generation] clipskip", 1.0);
-    if scene.motion.enable_perspective_flip {
-        out.push("[motion] enable_perspective_flip".into());
-    }
     if s.text("checkpoint").is_some_and(|c| c.iter().any(|v| !v.is_empty())) {
         out.push("[generation] checkpoint".into());
     }

@@ -56,6 +56,129 @@ impl Motion2D {
     }
 }
 
+/// Per-frame perspective-flip parameters (Deforum's `perspective_flip_*` schedules at one frame).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Flip {
+    /// Roll about the view axis, degrees.
+    pub theta: f64,
+    /// Tilt about the horizontal axis, degrees.
+    pub phi: f64,
+    /// Pan about the vertical axis, degrees.
+    pub gamma: f64,
+    /// Field of view, degrees.
+    pub fv: f64,
+}
+
+impl Flip {
+    /// Deforum's `get_flip_perspective_matrix`: the image plane rotated by phi (x), gamma (y) and
+    /// theta (z), seen through a camera of field of view `fv` at the distance where the diagonal
+    /// fills it, as the homography between the four corners, then shifted by the side-length
+    /// margin. `None` when the corners do not determine a homography (e.g. fv = 0 or 180).
+    pub fn matrix(&self, width: u32, height: u32) -> Option<Mat3> {
+        let (w, h) = (width as f64, height as f64);
+        let half = (self.fv / 2.0).to_radians();
+        let d = (w * w + h * h).sqrt();
+        let side = d / half.cos();
+        let dist = d / (2.0 * half.sin());
+        let (near, far) = (dist - d / 2.0, dist + d / 2.0);
+        let r = rotation_xyz(self.phi.to_radians(), self.gamma.to_radians(), self.theta.to_radians());
+        let t = 1.0 / half.tan();
+        // Deforum starts P from the identity, so P[3][3] = 1 stays: w = dist + 1, not dist. That
+        // one is why an untilted flip still shrinks the picture slightly; kept for fidelity.
+        let p = [
+            [t, 0.0, 0.0, 0.0],
+            [0.0, t, 0.0, 0.0],
+            [0.0, 0.0, -(far + near) / (far - near), -(2.0 * far * near) / (far - near)],
+            [0.0, 0.0, -1.0, 1.0],
+        ];
+        let mut tz = IDENTITY4;
+        tz[2][3] = -dist;
+        let f = matmul4(&matmul4(&p, &tz), &r);
+        let corners = [[-w / 2.0, h / 2.0], [w / 2.0, h / 2.0], [w / 2.0, -h / 2.0], [-w / 2.0, -h / 2.0]];
+        let mut src = [[0f32; 2]; 4];
+        let mut dst = [[0f32; 2]; 4];
+        for (k, c) in corners.iter().enumerate() {
+            // cv2.perspectiveTransform: multiply by the reciprocal of w, zero when |w| <= FLT_EPSILON
+            let v = |i: usize| f[i][0] * c[0] + f[i][1] * c[1] + f[i][3];
+            let wv = v(3);
+            let (ox, oy) = if wv.abs() > f32::EPSILON as f64 { (v(0) * (1.0 / wv), v(1) * (1.0 / wv)) } else { (0.0, 0.0) };
+            src[k] = [(c[0] + w / 2.0) as f32, (c[1] + h / 2.0) as f32];
+            dst[k] = [((ox + 1.0) * (0.5 * side)) as f32, ((oy + 1.0) * (0.5 * side)) as f32];
+        }
+        let m = perspective_transform(&src, &dst)?;
+        // numpy float32 post-translation, then a float64 product
+        let post = [[1.0, 0.0, ((w - side) / 2.0) as f32 as f64], [0.0, 1.0, ((h - side) / 2.0) as f32 as f64], [0.0, 0.0, 1.0]];
+        let bm = matmul(&m, &post);
+        bm.iter().flatten().all(|v| v.is_finite()).then_some(bm)
+    }
+}
+
+type Mat4 = [[f64; 4]; 4];
+
+const IDENTITY4: Mat4 = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]];
+
+fn matmul4(a: &Mat4, b: &Mat4) -> Mat4 {
+    let mut r = [[0.0; 4]; 4];
+    for i in 0..4 {
+        for j in 0..4 {
+            r[i][j] = (0..4).map(|k| a[i][k] * b[k][j]).sum();
+        }
+    }
+    r
+}
+
+/// `Rx(x) · Ry(y) · Rz(z)` as a homogeneous 4x4 (right-handed, radians).
+fn rotation_xyz(x: f64, y: f64, z: f64) -> Mat4 {
+    let (sx, cx) = x.sin_cos();
+    let (sy, cy) = y.sin_cos();
+    let (sz, cz) = z.sin_cos();
+    let rx = [[1.0, 0.0, 0.0, 0.0], [0.0, cx, -sx, 0.0], [0.0, sx, cx, 0.0], [0.0, 0.0, 0.0, 1.0]];
+    let ry = [[cy, 0.0, sy, 0.0], [0.0, 1.0, 0.0, 0.0], [-sy, 0.0, cy, 0.0], [0.0, 0.0, 0.0, 1.0]];
+    let rz = [[cz, -sz, 0.0, 0.0], [sz, cz, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]];
+    matmul4(&matmul4(&rx, &ry), &rz)
+}
+
+/// The homography taking the four `src` points to `dst`, like `cv2.getPerspectiveTransform`
+/// (an 8x8 system in double solved by Gaussian elimination with partial pivoting); `None` when
+/// the points are degenerate.
+pub fn perspective_transform(src: &[[f32; 2]; 4], dst: &[[f32; 2]; 4]) -> Option<Mat3> {
+    let mut a = [[0f64; 8]; 8];
+    let mut b = [0f64; 8];
+    for i in 0..4 {
+        let (sx, sy) = (src[i][0] as f64, src[i][1] as f64);
+        let (dx, dy) = (dst[i][0] as f64, dst[i][1] as f64);
+        a[i] = [sx, sy, 1.0, 0.0, 0.0, 0.0, -sx * dx, -sy * dx];
+        a[i + 4] = [0.0, 0.0, 0.0, sx, sy, 1.0, -sx * dy, -sy * dy];
+        b[i] = dx;
+        b[i + 4] = dy;
+    }
+    for i in 0..8 {
+        let k = (i..8).fold(i, |k, j| if a[j][i].abs() > a[k][i].abs() { j } else { k });
+        if a[k][i].abs() < f64::EPSILON * 100.0 || !a[k][i].is_finite() {
+            return None;
+        }
+        a.swap(i, k);
+        b.swap(i, k);
+        let d = -1.0 / a[i][i];
+        for j in i + 1..8 {
+            let alpha = a[j][i] * d;
+            let (top, rest) = a.split_at_mut(j);
+            for (x, p) in rest[0][i + 1..].iter_mut().zip(&top[i][i + 1..]) {
+                *x += alpha * p;
+            }
+            b[j] += alpha * b[i];
+        }
+    }
+    for i in (0..8).rev() {
+        let mut s = b[i];
+        for k in i + 1..8 {
+            s -= a[i][k] * b[k];
+        }
+        b[i] = s / a[i][i];
+    }
+    Some([[b[0], b[1], b[2]], [b[3], b[4], b[5]], [b[6], b[7], 1.0]])
+}
+
 /// Product of two 3x3 matrices.
 pub fn matmul(a: &Mat3, b: &Mat3) -> Mat3 {
     let mut r = [[0.0; 3]; 3];
@@ -205,6 +328,13 @@ pub fn warp_2d(img: &RgbImage, motion: &Motion2D, border: Border) -> RgbImage {
     warp_perspective(img, &m, border)
 }
 
+/// The 2D camera with perspective flip: `bM · Rot · T`, one resampling. Deforum drops `T` here
+/// (an `np.matmul` argument bug); anim keeps the translation. `flip` is [`Flip::matrix`].
+pub fn warp_2d_flip(img: &RgbImage, motion: &Motion2D, flip: &Mat3, border: Border) -> RgbImage {
+    let m = matmul(flip, &motion.matrix(img.width(), img.height()));
+    warp_perspective(img, &m, border)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +354,21 @@ mod tests {
         let m = Motion2D { translation_x: 3.0, translation_y: 2.0, ..Motion2D::IDENTITY };
         let out = warp_2d(&img, &m, Border::Zero);
         assert_eq!(out.get_pixel(7, 6).0, [255, 255, 255]);
+    }
+
+    #[test]
+    fn flip_at_rest_is_deforum_shrink() {
+        // deforum.md §3.3: all angles 0, fv 53, 512x512 -> about 0.9988 scale and a half-pixel shift
+        let m = Flip { theta: 0.0, phi: 0.0, gamma: 0.0, fv: 53.0 }.matrix(512, 512).unwrap();
+        assert!((m[0][0] - 0.9988).abs() < 1e-4 && (m[1][1] - 0.9988).abs() < 1e-4, "{m:?}");
+        assert!((m[0][2] - 0.498).abs() < 1e-3 && (m[1][2] - 0.498).abs() < 1e-3, "{m:?}");
+        assert!(m[2][0].abs() < 1e-9 && m[2][1].abs() < 1e-9);
+    }
+
+    #[test]
+    fn flip_degenerate_fov_is_none() {
+        assert!(Flip { theta: 0.0, phi: 0.0, gamma: 0.0, fv: 0.0 }.matrix(64, 64).is_none());
+        assert!(Flip { theta: 0.0, phi: 0.0, gamma: 0.0, fv: 180.0 }.matrix(64, 64).is_none());
     }
 
     #[test]

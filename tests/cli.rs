@@ -163,9 +163,20 @@ fn bad_input_gives_clear_errors() {
     std::fs::write(d.join("bad.png"), b"not a png").unwrap();
     let s = scene(d, &FOUR_FRAMES.replace("[model]", "[init]\nimage = \"bad.png\"\n[model]"));
     fails_with(&["preview", s.to_str().unwrap(), "-q"], &["bad.png"]);
-    // 3D is not implemented yet: said plainly
-    let s = scene(d, &FOUR_FRAMES.replace("[animation]", "[animation]\nmode = \"3D\""));
-    fails_with(&["preview", s.to_str().unwrap(), "-q"], &["3D", "not implemented"]);
+    // 3D camera values that cannot form a camera: schedule and frame named
+    let s = scene(d, &FOUR_FRAMES.replace("[animation]", "[animation]\nmode = \"3D\"").replace("[motion]", "[motion]\nfov = \"0:(70), 2:(0)\""));
+    fails_with(&["preview", s.to_str().unwrap(), "-q"], &["scene.toml", "frame 2", "fov = 0"]);
+    // wrong mode names list the options
+    let s = scene(d, &FOUR_FRAMES.replace("[animation]", "[animation]\nmode = \"3D\"\npadding_mode = \"edge\""));
+    fails_with(&["preview", s.to_str().unwrap(), "-q"], &["padding_mode", "edge", "border", "reflection", "zeros"]);
+    let s = scene(d, &FOUR_FRAMES.replace("[animation]", "[animation]\nsampling_mode = \"cubic\""));
+    fails_with(&["validate", s.to_str().unwrap()], &["sampling_mode", "cubic", "bicubic", "bilinear", "nearest"]);
+    // a perspective flip with no field of view
+    let s = scene(d, &FOUR_FRAMES.replace("[motion]", "[motion]\nenable_perspective_flip = true\nperspective_flip_fv = 0"));
+    fails_with(&["preview", s.to_str().unwrap(), "-q"], &["frame 1", "perspective flip", "fv = 0"]);
+    // a missing depth model
+    let s = scene(d, &FOUR_FRAMES.replace("[animation]", "[animation]\nmode = \"3D\"").replace("[model]", "[depth]\nmodel = \"nope.onnx\"\n[model]"));
+    fails_with(&["preview", s.to_str().unwrap(), "-q"], &["[depth] model", "nope.onnx", "does not exist"]);
 }
 
 #[test]

@@ -36,9 +36,13 @@ fn import_round_trips_the_default_settings() {
     let json: serde_json::Value = serde_json::from_str(&ok(&anim(&["schedule", scene.to_str().unwrap(), "--format", "json", "--only", "zoom,strength"]))).unwrap();
     assert_eq!(json["schedules"]["strength"][3], 0.65);
     assert_eq!(json["schedules"].as_object().unwrap().len(), 2);
-    // the imported scene validates and previews
-    let o = anim(&["preview", scene.to_str().unwrap(), "--out", dir.path().join("p").to_str().unwrap(), "-q", "--no-video"]);
-    assert!(!o.status.success(), "3D is refused for now");
+    // the imported scene (3D mode, flat depth without a depth model) previews; 3 frames suffice
+    let text = std::fs::read_to_string(&scene).unwrap();
+    assert!(text.contains("mode = \"3D\"") && text.contains("max_frames = 120"), "{text}");
+    std::fs::write(&scene, text.replace("max_frames = 120", "max_frames = 3")).unwrap();
+    let out = dir.path().join("p");
+    ok(&anim(&["preview", scene.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q", "--no-video"]));
+    assert!(out.join("frames/000002.png").is_file());
 }
 
 #[test]

@@ -142,6 +142,27 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
             _ => return Err(err(bad("border", &v, "\"replicate\" or \"wrap\""))),
         };
     }
+    if let Some(v) = get("padding_mode") {
+        scene.animation.padding_mode = serde_json::from_value(v.clone()).map_err(|_| err(bad("padding_mode", &v, "\"border\", \"reflection\" or \"zeros\"")))?;
+    }
+    if let Some(v) = get("sampling_mode") {
+        scene.animation.sampling_mode = serde_json::from_value(v.clone()).map_err(|_| err(bad("sampling_mode", &v, "\"bicubic\", \"bilinear\" or \"nearest\"")))?;
+    }
+    if let Some(v) = get("use_depth_warping") {
+        scene.depth.use_depth_warping = as_bool(&v).unwrap_or(true);
+    }
+    if let Some(v) = get("save_depth_maps") {
+        scene.depth.save_depth_maps = as_bool(&v).unwrap_or(false);
+    }
+    if let Some(Value::String(algo)) = get("depth_algorithm") {
+        get("midas_weight");
+        if scene.animation.mode == AnimationMode::ThreeD && scene.depth.use_depth_warping {
+            warnings.push(format!(
+                "depth_algorithm \"{algo}\": anim runs an ONNX depth model named by [depth] model (see README, \"Depth models\"); \
+                 without one, 3D mode uses flat depth"
+            ));
+        }
+    }
     if let Some(v) = get("seed") {
         scene.generation.seed = as_f64(&v).ok_or_else(|| err(bad("seed", &v, "an integer")))? as i64;
     }

@@ -57,7 +57,7 @@ pub enum AnimationMode {
     /// 2D warps (angle, zoom, translation).
     #[serde(rename = "2D")]
     TwoD,
-    /// 3D camera moves (depth warps; refused by the renderer until the 3D camera lands).
+    /// 3D camera moves (Deforum's depth warp; flat depth without a depth model).
     #[serde(rename = "3D")]
     ThreeD,
     /// No motion: each frame is img2img of the previous one.
@@ -79,6 +79,30 @@ pub enum Border {
     Reflect,
     /// Black (OpenCV BORDER_CONSTANT 0).
     Zero,
+}
+
+/// How the 3D warp fills pixels that come from outside the frame (torch `grid_sample` padding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaddingMode {
+    /// Repeat the edge pixel (Deforum's default).
+    Border,
+    /// Mirror about the frame edges.
+    Reflection,
+    /// Black.
+    Zeros,
+}
+
+/// Resampling filter of the 3D warp (torch `grid_sample` mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SamplingMode {
+    /// Keys cubic convolution, a = -0.75 (Deforum's default).
+    Bicubic,
+    /// Bilinear.
+    Bilinear,
+    /// Nearest pixel.
+    Nearest,
 }
 
 /// Declares a scene table: plain settings with their defaults, then schedules whose defaults come
@@ -148,8 +172,12 @@ scene_table! {
         mode: AnimationMode = AnimationMode::TwoD,
         /// Number of frames to render.
         max_frames: usize = 120,
-        /// Border handling of the 2D warp.
+        /// Border handling of the 2D warp and of the perspective flip.
         border: Border = Border::Replicate,
+        /// Padding of the 3D warp.
+        padding_mode: PaddingMode = PaddingMode::Border,
+        /// Sampling of the 3D warp.
+        sampling_mode: SamplingMode = SamplingMode::Bicubic,
     }
     schedules {}
 }
@@ -361,6 +389,37 @@ impl ControlNetUnit {
     const KEYS: &'static [&'static str] = &["model", "weight", "guidance_start", "guidance_end"];
 }
 
+/// Input normalisation of the depth model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DepthNormalization {
+    /// ImageNet mean and standard deviation (Depth-Anything, MiDaS v2.1).
+    Imagenet,
+    /// Mean 0.5, standard deviation 0.5 (MiDaS v3 DPT, Deforum's Midas-3-Hybrid).
+    Half,
+}
+
+scene_table! {
+    /// `[depth]`: the monocular depth model of 3D mode.
+    DepthSettings ("depth") {
+        /// ONNX depth model (relative inverse depth out): a `.onnx` file or a folder holding
+        /// `model.onnx`, relative to the scene file; none = flat depth.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        model: Option<PathBuf> = None,
+        /// Use the depth model in 3D mode (Deforum's `use_depth_warping`); off = flat depth.
+        use_depth_warping: bool = true,
+        /// Weight of the model's depth against flat depth, 0..=1 (1 = as Deforum's MiDaS path).
+        midas_weight: f64 = 1.0,
+        /// Write each frame's depth map as a 16-bit grey PNG under `OUT/depth/`.
+        save_depth_maps: bool = false,
+        /// Side of the square model input when the model's input size is dynamic.
+        input_size: u32 = 518,
+        /// Input normalisation: `imagenet` or `half`.
+        normalization: DepthNormalization = DepthNormalization::Imagenet,
+    }
+    schedules {}
+}
+
 scene_table! {
     /// `[video_input]`: the video of `mode = "Video Input"`.
     VideoInputSettings ("video_input") {
@@ -448,6 +507,8 @@ pub struct Scene {
     pub animation_prompts: PromptAffixes,
     /// The input video of Video Input mode.
     pub video_input: VideoInputSettings,
+    /// The depth model of 3D mode.
+    pub depth: DepthSettings,
     /// The model folder.
     pub model: ModelSettings,
     /// Output.
@@ -492,8 +553,8 @@ impl Prompt {
 fn table_keys(table: &str) -> &'static [&'static str] {
     match table {
         "" => &[
-            "image", "animation", "generation", "init", "motion", "noise", "coherence", "anti_blur", "cadence", "model",
-            "output", "variables", "interpolation", "prompts", "controlnet", "animation_prompts", "video_input",
+            "image", "animation", "generation", "init", "motion", "noise", "coherence", "anti_blur", "cadence", "depth",
+            "model", "output", "variables", "interpolation", "prompts", "controlnet", "animation_prompts", "video_input",
         ],
         "image" => ImageSettings::KEYS,
         "animation" => AnimationSettings::KEYS,
@@ -507,6 +568,7 @@ fn table_keys(table: &str) -> &'static [&'static str] {
         "animation_prompts" => PromptAffixes::KEYS,
         "video_input" => VideoInputSettings::KEYS,
         "controlnet" => ControlNetUnit::KEYS,
+        "depth" => DepthSettings::KEYS,
         "model" => ModelSettings::KEYS,
         "output" => OutputSettings::KEYS,
         _ => &[],
@@ -515,7 +577,7 @@ fn table_keys(table: &str) -> &'static [&'static str] {
 
 const TABLES: &[&str] = &[
     "image", "animation", "generation", "init", "motion", "noise", "coherence", "anti_blur", "cadence", "animation_prompts",
-    "video_input", "controlnet", "model", "output",
+    "video_input", "controlnet", "depth", "model", "output",
 ];
 
 /// Samplers the diffusion core implements, with accepted aliases.
@@ -586,6 +648,12 @@ impl Scene {
         }
         if !(0.0..=1.0).contains(&self.init.strength) {
             return Err(format!("[init] strength = {}: must be within 0..=1", self.init.strength));
+        }
+        if !(0.0..=1.0).contains(&self.depth.midas_weight) {
+            return Err(format!("[depth] midas_weight = {}: must be within 0..=1", self.depth.midas_weight));
+        }
+        if self.depth.input_size < 14 {
+            return Err(format!("[depth] input_size = {}: must be at least 14 pixels", self.depth.input_size));
         }
         for name in self.variables.keys() {
             let builtin = crate::schedule::VARIABLES.contains(&name.as_str()) || ["pi", "e"].contains(&name.as_str());

@@ -1,0 +1,202 @@
+//! The per-frame camera, as Deforum's `anim_frame_warp`: the scene's motion schedules at frame
+//! `i` applied to the previous frame — the 2D warp ([`crate::warp`]) or the 3D depth warp
+//! ([`crate::camera3d`], depth from [`crate::depth`]), with the perspective flip in both modes.
+
+use std::path::PathBuf;
+
+use image::RgbImage;
+
+use crate::camera3d::{self, Motion3D};
+use crate::depth::{self, DepthError, DepthModel};
+use crate::scene::{AnimationMode, FrameSchedules, Scene};
+use crate::warp::{self, Flip, Mat3, Motion2D};
+
+/// A camera setting that cannot be used, or a depth model that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CameraError {
+    /// A schedule value at a frame cannot form a camera.
+    #[error("[motion] at frame {frame}: {message}")]
+    Schedule {
+        /// The frame.
+        frame: usize,
+        /// What is wrong, with the schedule names and values.
+        message: String,
+    },
+    /// The depth model could not be loaded or run.
+    #[error(transparent)]
+    Depth(#[from] DepthError),
+}
+
+/// What the camera did to one frame, for the manifest and the user.
+#[derive(Debug, Clone, Default)]
+pub struct WarpInfo {
+    /// The depth map was unusable (NaN, inf, constant) and flat depth was used instead.
+    pub depth_fallback: bool,
+    /// Milliseconds spent in the depth model.
+    pub depth_ms: f64,
+}
+
+/// Moves frames by a scene's camera; holds the depth model, if any, between frames.
+pub struct Camera {
+    mode: AnimationMode,
+    scene: Scene,
+    depth: Option<DepthModel>,
+    depth_dir: Option<PathBuf>,
+}
+
+/// The 2D motion at frame `i`.
+pub fn motion_2d(s: &FrameSchedules, i: usize) -> Motion2D {
+    Motion2D {
+        angle: s.get("angle")[i],
+        zoom: s.get("zoom")[i],
+        translation_x: s.get("translation_x")[i],
+        translation_y: s.get("translation_y")[i],
+        transform_center_x: s.get("transform_center_x")[i],
+        transform_center_y: s.get("transform_center_y")[i],
+    }
+}
+
+/// The 3D motion at frame `i`.
+pub fn motion_3d(s: &FrameSchedules, i: usize) -> Motion3D {
+    Motion3D {
+        translation_x: s.get("translation_x")[i],
+        translation_y: s.get("translation_y")[i],
+        translation_z: s.get("translation_z")[i],
+        rotation_x: s.get("rotation_3d_x")[i],
+        rotation_y: s.get("rotation_3d_y")[i],
+        rotation_z: s.get("rotation_3d_z")[i],
+        fov: s.get("fov")[i],
+        near: s.get("near")[i],
+        far: s.get("far")[i],
+        aspect_ratio: s.get("aspect_ratio")[i],
+    }
+}
+
+/// The perspective flip at frame `i`.
+pub fn flip_at(s: &FrameSchedules, i: usize) -> Flip {
+    Flip {
+        theta: s.get("perspective_flip_theta")[i],
+        phi: s.get("perspective_flip_phi")[i],
+        gamma: s.get("perspective_flip_gamma")[i],
+        fv: s.get("perspective_flip_fv")[i],
+    }
+}
+
+fn flip_matrix(scene: &Scene, s: &FrameSchedules, i: usize) -> Result<Mat3, CameraError> {
+    let f = flip_at(s, i);
+    f.matrix(scene.image.width, scene.image.height).ok_or_else(|| CameraError::Schedule {
+        frame: i,
+        message: format!(
+            "perspective flip theta = {}, phi = {}, gamma = {}, fv = {} gives no usable homography (fv must be between 0 and 180 degrees)",
+            f.theta, f.phi, f.gamma, f.fv
+        ),
+    })
+}
+
+/// Checks every frame's camera values for the scene's mode (3D values, flip matrices), so a bad
+/// value is reported before anything is rendered.
+pub fn check(scene: &Scene, s: &FrameSchedules) -> Result<(), CameraError> {
+    for i in 1..s.frames {
+        if scene.animation.mode == AnimationMode::ThreeD {
+            motion_3d(s, i).validate().map_err(|message| CameraError::Schedule { frame: i, message })?;
+        }
+        if scene.motion.enable_perspective_flip && scene.animation.mode != AnimationMode::None {
+            flip_matrix(scene, s, i)?;
+        }
+    }
+    Ok(())
+}
+
+impl Camera {
+    /// A camera for `scene`; checks every frame's values and loads the depth model when 3D mode
+    /// uses one. Depth maps are written under `out/depth/` when `[depth] save_depth_maps` is on.
+    pub fn new(scene: &Scene, s: &FrameSchedules, out: &std::path::Path) -> Result<Camera, CameraError> {
+        check(scene, s)?;
+        let three_d = scene.animation.mode == AnimationMode::ThreeD;
+        let depth = match (&scene.depth.model, three_d && scene.depth.use_depth_warping) {
+            (Some(m), true) => Some(DepthModel::load(&scene.resolve(m), &scene.depth)?),
+            _ => None,
+        };
+        let depth_dir = (depth.is_some() && scene.depth.save_depth_maps).then(|| out.join("depth"));
+        if let Some(d) = &depth_dir {
+            std::fs::create_dir_all(d).map_err(|e| DepthError::Io { path: d.clone(), message: e.to_string() })?;
+        }
+        Ok(Camera { mode: scene.animation.mode, scene: scene.clone(), depth, depth_dir })
+    }
+
+    /// Frame `i` (≥ 1) from the previous frame.
+    pub fn warp(&mut self, s: &FrameSchedules, i: usize, prev: RgbImage) -> Result<(RgbImage, WarpInfo), CameraError> {
+        let mut info = WarpInfo::default();
+        let a = &self.scene.animation;
+        let flip = if self.scene.motion.enable_perspective_flip { Some(flip_matrix(&self.scene, s, i)?) } else { None };
+        let img = match self.mode {
+            AnimationMode::None | AnimationMode::VideoInput => prev,
+            AnimationMode::TwoD => match flip {
+                Some(f) => warp::warp_2d_flip(&prev, &motion_2d(s, i), &f, a.border),
+                None => warp::warp_2d(&prev, &motion_2d(s, i), a.border),
+            },
+            AnimationMode::ThreeD => {
+                let z = match self.depth.as_mut() {
+                    Some(model) => {
+                        let t = std::time::Instant::now();
+                        let raw = model.predict(&prev)?;
+                        info.depth_ms = t.elapsed().as_secs_f64() * 1000.0;
+                        if let Some(dir) = &self.depth_dir {
+                            depth::save_depth_png(&dir.join(format!("{i:06}.png")), &raw, prev.width(), prev.height())?;
+                        }
+                        let z = depth::depth_to_z(&raw).map(|z| depth::weighted(z, self.scene.depth.midas_weight));
+                        info.depth_fallback = z.is_none();
+                        z
+                    }
+                    None => None,
+                };
+                // Deforum predicts depth on the previous frame, then pre-warps it by the flip
+                let pre = match flip {
+                    Some(f) => warp::warp_perspective(&prev, &f, a.border),
+                    None => prev,
+                };
+                camera3d::warp_3d(&pre, &motion_3d(s, i), z.as_deref(), a.padding_mode, a.sampling_mode)
+            }
+        };
+        Ok((img, info))
+    }
+
+    /// Undoes frame `i`'s camera on `img` (for cadence: the next key frame seen from an earlier
+    /// frame's camera). Exact for 2D (the inverse homography); for 3D an approximation: the
+    /// opposite motion with flat depth.
+    pub fn unwarp(&mut self, s: &FrameSchedules, i: usize, img: RgbImage) -> Result<RgbImage, CameraError> {
+        let a = &self.scene.animation;
+        let flip = if self.scene.motion.enable_perspective_flip { Some(flip_matrix(&self.scene, s, i)?) } else { None };
+        Ok(match self.mode {
+            AnimationMode::None | AnimationMode::VideoInput => img,
+            AnimationMode::TwoD => {
+                let m = motion_2d(s, i).matrix(img.width(), img.height());
+                let m = match flip {
+                    Some(f) => warp::matmul(&f, &m),
+                    None => m,
+                };
+                match warp::invert(&m) {
+                    Some(inv) => warp::warp_perspective(&img, &inv, a.border),
+                    None => img,
+                }
+            }
+            AnimationMode::ThreeD => {
+                let m = motion_3d(s, i);
+                let back = Motion3D {
+                    translation_x: -m.translation_x,
+                    translation_y: -m.translation_y,
+                    translation_z: -m.translation_z,
+                    rotation_x: -m.rotation_x,
+                    rotation_y: -m.rotation_y,
+                    rotation_z: -m.rotation_z,
+                    ..m
+                };
+                let img = camera3d::warp_3d(&img, &back, None, a.padding_mode, a.sampling_mode);
+                match flip.and_then(|f| warp::invert(&f)) {
+                    Some(inv) => warp::warp_perspective(&img, &inv, a.border),
+                    None => img,
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,217 @@
+//! Depth for the 3D camera: a monocular depth model run through ONNX Runtime (MiDaS/DPT or
+//! Depth-Anything style: RGB in, relative inverse depth out, larger = nearer), and its map turned
+//! into the per-pixel z of [`crate::camera3d`] the way Deforum's `transform_image_3d_new` does for
+//! its MiDaS algorithms.
+
+use std::path::{Path, PathBuf};
+
+use image::{ImageBuffer, Luma, RgbImage, imageops};
+use ort::session::Session;
+use ort::value::{Tensor, ValueType};
+
+use crate::scene::{DepthNormalization, DepthSettings};
+
+/// A depth model that cannot be loaded or run, or a depth map that cannot be written.
+#[derive(Debug, thiserror::Error)]
+pub enum DepthError {
+    /// The model file does not exist.
+    #[error("[depth] model: {} does not exist (a .onnx file, or a folder holding model.onnx)", .path.display())]
+    Missing {
+        /// The path looked at.
+        path: PathBuf,
+    },
+    /// ONNX Runtime could not load the model, or it is not an image → depth model.
+    #[error("[depth] model {}: {message}", .path.display())]
+    Load {
+        /// The model file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// Running the model failed or gave an output of an unexpected shape.
+    #[error("depth model {}: {message}", .path.display())]
+    Run {
+        /// The model file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A depth map could not be written.
+    #[error("cannot write depth map {}: {message}", .path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// A loaded ONNX depth model.
+pub struct DepthModel {
+    session: Session,
+    path: PathBuf,
+    input: String,
+    /// (height, width) of the model input.
+    size: (usize, usize),
+    normalization: DepthNormalization,
+}
+
+impl DepthModel {
+    /// Loads `path` (a `.onnx` file or a folder with `model.onnx`). The model takes one float
+    /// tensor `[1, 3, H, W]` (RGB); H and W are the model's own when fixed, else
+    /// `settings.input_size`.
+    pub fn load(path: &Path, settings: &DepthSettings) -> Result<DepthModel, DepthError> {
+        let path = if path.is_dir() { path.join("model.onnx") } else { path.to_path_buf() };
+        if !path.is_file() {
+            return Err(DepthError::Missing { path });
+        }
+        let load = |message: String| DepthError::Load { path: path.clone(), message };
+        let env = crate::runtime::environment().map_err(|e| load(format!("{e:#}")))?;
+        let session = Session::builder(env)
+            .map_err(|e| load(e.to_string()))?
+            .with_deterministic_compute(true)
+            .map_err(|e| load(e.to_string()))?
+            .commit_from_file(&path)
+            .map_err(|e| load(e.to_string()))?;
+        let first = session.inputs().first().ok_or_else(|| load("the model has no input".into()))?;
+        let input = first.name().to_string();
+        let dims = match first.dtype() {
+            ValueType::Tensor { shape, .. } => shape.iter().copied().collect::<Vec<i64>>(),
+            other => return Err(load(format!("input `{input}` is {other:?}, expected a float tensor [1, 3, H, W]"))),
+        };
+        if dims.len() != 4 || (dims[1] > 0 && dims[1] != 3) {
+            return Err(load(format!("input `{input}` has shape {dims:?}, expected [1, 3, H, W]")));
+        }
+        let side = settings.input_size as usize;
+        let size = (if dims[2] > 0 { dims[2] as usize } else { side }, if dims[3] > 0 { dims[3] as usize } else { side });
+        Ok(DepthModel { session, path, input, size, normalization: settings.normalization })
+    }
+
+    /// The model's inverse depth for `img`, resized to the image (bicubic), row-major. The input
+    /// is resized to the model size (bicubic), scaled to [0, 1] and normalised.
+    pub fn predict(&mut self, img: &RgbImage) -> Result<Vec<f32>, DepthError> {
+        let run = |message: String| DepthError::Run { path: self.path.clone(), message };
+        let (h, w) = self.size;
+        let resized = imageops::resize(img, w as u32, h as u32, imageops::FilterType::CatmullRom);
+        let (mean, std) = match self.normalization {
+            DepthNormalization::Imagenet => ([0.485f32, 0.456, 0.406], [0.229f32, 0.224, 0.225]),
+            DepthNormalization::Half => ([0.5; 3], [0.5; 3]),
+        };
+        let mut data = vec![0f32; 3 * h * w];
+        for (i, p) in resized.pixels().enumerate() {
+            for c in 0..3 {
+                data[c * h * w + i] = (p.0[c] as f32 / 255.0 - mean[c]) / std[c];
+            }
+        }
+        let tensor = Tensor::from_array((vec![1i64, 3, h as i64, w as i64], data)).map_err(|e| run(e.to_string()))?;
+        let input = self.input.clone();
+        let outputs = self.session.run(ort::inputs![input => tensor]).map_err(|e| run(e.to_string()))?;
+        let (shape, values) = outputs[0].try_extract_tensor::<f32>().map_err(|e| run(e.to_string()))?;
+        let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+        let (oh, ow) = match dims.as_slice() {
+            [.., oh, ow] if oh * ow == values.len() && *oh > 0 && *ow > 0 => (*oh, *ow),
+            _ => return Err(run(format!("output has shape {dims:?}, expected [1, H, W] or [1, 1, H, W]"))),
+        };
+        let map: ImageBuffer<Luma<f32>, Vec<f32>> =
+            ImageBuffer::from_raw(ow as u32, oh as u32, values.to_vec()).ok_or_else(|| run("output size mismatch".into()))?;
+        let full = imageops::resize(&map, img.width(), img.height(), imageops::FilterType::CatmullRom);
+        Ok(full.into_raw())
+    }
+}
+
+/// Blends z with flat depth: `1 + weight · (z − 1)` (weight 1 keeps z as it is).
+pub fn weighted(z: Vec<f32>, weight: f64) -> Vec<f32> {
+    if weight == 1.0 {
+        return z;
+    }
+    let w = weight as f32;
+    z.into_iter().map(|v| 1.0 + w * (v - 1.0)).collect()
+}
+
+/// Writes a raw depth map as a 16-bit grey PNG, min → 0 and max → 65535 (nearer = brighter for
+/// inverse depth); a constant or non-finite map is written black.
+pub fn save_depth_png(path: &Path, raw: &[f32], width: u32, height: u32) -> Result<(), DepthError> {
+    let finite = raw.iter().copied().filter(|v| v.is_finite());
+    let (min, max) = finite.fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let range = max - min;
+    let px: Vec<u16> = raw
+        .iter()
+        .map(|v| if range > 0.0 && range.is_finite() && v.is_finite() { ((v - min) / range * 65535.0).round() as u16 } else { 0 })
+        .collect();
+    let io = |message: String| DepthError::Io { path: path.to_path_buf(), message };
+    let img: ImageBuffer<Luma<u16>, Vec<u16>> = ImageBuffer::from_raw(width, height, px).ok_or_else(|| io("size mismatch".into()))?;
+    img.save(path).map_err(|e| io(e.to_string()))
+}
+
+/// Per-pixel z from a raw inverse-depth map, as Deforum's `prepare_depth_tensor` +
+/// `depth_equalization` + the MiDaS scaling: normalise to [0, 1] by min and max, equalise with a
+/// 1024-bin histogram (`np.interp` over the bins' left edges and the normalised CDF), then
+/// `z = 2 - d`, so the nearest pixels have z = 1 and the farthest z = 2.
+///
+/// `None` when the map is empty or holds NaN, ±inf or a single value: Deforum then falls back
+/// to flat depth (z = 1), and so does the caller.
+pub fn depth_to_z(raw: &[f32]) -> Option<Vec<f32>> {
+    if raw.is_empty() || raw.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let min = raw.iter().copied().fold(f32::INFINITY, f32::min);
+    let max = raw.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let range = max - min;
+    if range == 0.0 || !range.is_finite() {
+        return None;
+    }
+    const BINS: usize = 1024;
+    let norm: Vec<f32> = raw.iter().map(|v| (v - min) / range).collect();
+    let mut hist = [0u64; BINS];
+    for d in &norm {
+        // np.histogram on [0, 1]: the last bin is closed
+        let k = ((d * BINS as f32) as usize).min(BINS - 1);
+        hist[k] += 1;
+    }
+    let total = norm.len() as f64;
+    let mut cdf = [0f64; BINS];
+    let mut acc = 0u64;
+    for (c, h) in cdf.iter_mut().zip(hist) {
+        acc += h;
+        *c = acc as f64 / total;
+    }
+    let edge = |k: usize| k as f64 / BINS as f64;
+    Some(
+        norm.iter()
+            .map(|&d| {
+                let x = d as f64;
+                let k = (x * BINS as f64) as usize;
+                // np.interp: exact at and beyond the last left edge, linear in between
+                let eq = if k >= BINS - 1 || x == edge(k) {
+                    cdf[k.min(BINS - 1)]
+                } else {
+                    let slope = (cdf[k + 1] - cdf[k]) / (edge(k + 1) - edge(k));
+                    slope * (x - edge(k)) + cdf[k]
+                };
+                (-(eq - 2.0)) as f32
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_maps_fall_back() {
+        assert!(depth_to_z(&[]).is_none());
+        assert!(depth_to_z(&[3.0; 16]).is_none());
+        assert!(depth_to_z(&[1.0, f32::NAN, 2.0]).is_none());
+        assert!(depth_to_z(&[1.0, f32::INFINITY, 2.0]).is_none());
+        assert!(depth_to_z(&[-f32::MAX, f32::MAX]).is_none());
+    }
+
+    #[test]
+    fn nearest_is_one_farthest_is_two() {
+        let z = depth_to_z(&[10.0, 0.0, 5.0, 2.5]).unwrap();
+        assert_eq!(z[0], 1.0);
+        assert!(z[1] > 1.7 && z[1] <= 2.0, "{z:?}");
+        assert!(z[2] > z[0] && z[2] < z[3] && z[3] < z[1], "{z:?}");
+    }
+}

@@ -66,7 +66,7 @@ pub struct StageTimes {
     pub denoise: Duration,
     /// VAE decoder.
     pub decode: Duration,
-    /// UNet steps run.
+    /// UNet calls made (Heun makes two per step, except the first).
     pub steps_run: usize,
 }
 
@@ -324,17 +324,16 @@ impl Pipeline {
         if w % 8 != 0 || h % 8 != 0 {
             bail!("image size {w}x{h} is not a multiple of 8");
         }
-        let mut sched = Scheduler::new(req.sampler, &self.scheduler_config, req.steps);
-        sched.eta = req.eta;
-        let start = match req.init {
-            Some(_) => sched.img2img_start(req.denoise.clamp(0.0, 1.0)),
-            None => 0,
-        };
+        let mut sched = match req.init {
+            Some(_) => Scheduler::img2img(req.sampler, &self.scheduler_config, req.steps, req.denoise)?,
+            None => Scheduler::new(req.sampler, &self.scheduler_config, req.steps)?,
+        }
+        .with_eta(req.eta);
         if let Some(init) = req.init {
             if init.dimensions() != (w, h) {
                 bail!("init image is {}x{}, expected {w}x{h}", init.width(), init.height());
             }
-            if start >= req.steps {
+            if sched.remaining() == 0 {
                 // nothing to denoise: diffusers would refuse; keep the image as it is
                 return Ok((init.clone(), times));
             }
@@ -361,7 +360,7 @@ impl Pipeline {
                 if req.noise_multiplier != 1.0 {
                     eps.iter_mut().for_each(|e| *e *= req.noise_multiplier);
                 }
-                sched.add_noise(&mut x0, &eps, start);
+                sched.add_noise(&mut x0, &eps);
                 x0
             }
             None => {
@@ -370,18 +369,20 @@ impl Pipeline {
             }
         };
         let t = Instant::now();
-        for i in start..req.steps {
-            let mut input: Vec<f32> = latents.repeat(batch);
-            sched.scale_model_input(&mut input, i);
-            let pred = self.unet(&input, sched.timesteps[i], &embeds, batch, lat_shape, [eshape[1], eshape[2]])?;
-            let guided_pred: Vec<f32> = if guided {
-                let (u, c) = pred.split_at(n);
-                u.iter().zip(c).map(|(u, c)| u + req.cfg_scale * (c - u)).collect()
-            } else {
-                pred
-            };
-            let step_noise = if sched.kind().is_stochastic(sched.eta) { Some(noise.randn(n)) } else { None };
-            latents = sched.step(&guided_pred, i, &latents, step_noise.as_deref()).0;
+        let mut input = vec![0.0f32; n * batch];
+        while let Some(timestep) = sched.timestep() {
+            for chunk in input.chunks_mut(n) {
+                chunk.copy_from_slice(&latents);
+            }
+            sched.scale_model_input(&mut input);
+            let mut pred = self.unet(&input, timestep, &embeds, batch, lat_shape, [eshape[1], eshape[2]])?;
+            if guided {
+                let (u, c) = pred.split_at_mut(n);
+                u.iter_mut().zip(c.iter()).for_each(|(u, c)| *u += req.cfg_scale * (c - *u));
+                pred.truncate(n);
+            }
+            let step_noise = if sched.draws_noise() { Some(noise.randn(n)) } else { None };
+            sched.step(&pred, &mut latents, step_noise.as_deref())?;
             times.steps_run += 1;
         }
         times.denoise = t.elapsed();

@@ -9,7 +9,7 @@ use image::{Rgb, RgbImage};
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use serde::Serialize;
 
-use crate::diffusion::{Pipeline, Request, SamplerKind, StageTimes, TorchRng};
+use crate::diffusion::{Pipeline, PromptSyntax, Request, SamplerKind, StageTimes, TorchRng};
 use crate::output::{self, VideoSettings};
 use crate::scene::{AnimationMode, FrameSchedules, Scene};
 use crate::warp::{self, Motion2D};
@@ -115,6 +115,7 @@ impl Diffuse {
             sampler,
             eta: eta as f32,
             noise_multiplier: sched.get("noise_multiplier")[i] as f32,
+            prompt_syntax: PromptSyntax::A1111,
         };
         self.pipeline.generate(&req, &mut TorchRng::new(seed as u64)).with_context(|| format!("generating frame {i}"))
     }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anim::diffusion::{ClipTokenizer, NoiseSource, Pipeline, Request, SamplerKind, Scheduler, SchedulerConfig, TorchRng};
+use anim::diffusion::{ClipTokenizer, NoiseSource, Pipeline, PromptSyntax, Request, SamplerKind, Scheduler, SchedulerConfig, TorchRng};
 use ndarray::ArrayD;
 use ndarray_npy::read_npy;
 
@@ -265,6 +265,7 @@ fn img2img_matches_diffusers_pipeline() {
         sampler: SamplerKind::Ddim,
         eta: 0.0,
         noise_multiplier: 1.0,
+        prompt_syntax: PromptSyntax::Plain,
     };
     let mut src = Fixed(vec![enc_noise.as_slice().unwrap().to_vec(), noise.as_slice().unwrap().to_vec()]);
     let (img, times) = p.generate(&req, &mut src).unwrap();
@@ -293,6 +294,7 @@ fn same_seed_same_image() {
         sampler: SamplerKind::EulerAncestral,
         eta: 0.0,
         noise_multiplier: 1.0,
+        prompt_syntax: PromptSyntax::Plain,
     };
     let a = p.generate(&req, &mut TorchRng::new(7)).unwrap().0;
     let b = p.generate(&req, &mut TorchRng::new(7)).unwrap().0;
@@ -320,6 +322,7 @@ fn noise_multiplier_scales_the_img2img_noise() {
         sampler: SamplerKind::Ddim,
         eta: 0.0,
         noise_multiplier: 1.05,
+        prompt_syntax: PromptSyntax::Plain,
     };
     let a = p.generate(&req, &mut Fixed(vec![enc.clone(), noise.clone()])).unwrap().0;
     req.noise_multiplier = 1.0;
@@ -370,6 +373,7 @@ fn pipeline_runs(from_seed: bool) -> Vec<(String, f64)> {
                 sampler: kind,
                 eta: 0.0,
                 noise_multiplier: 1.0,
+        prompt_syntax: PromptSyntax::Plain,
             };
             let (img, times) = if from_seed {
                 p.generate(&req, &mut TorchRng::new(meta["seed"].as_u64().unwrap())).unwrap()

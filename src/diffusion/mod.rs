@@ -2,11 +2,13 @@
 //! txt2img/img2img pipeline.
 
 pub mod pipeline;
+pub mod prompt;
 pub mod rng;
 pub mod scheduler;
 pub mod tokenizer;
 
 pub use pipeline::{NoiseSource, Pipeline, Request, StageTimes};
+pub use prompt::PromptSyntax;
 pub use rng::TorchRng;
 pub use scheduler::{SamplerKind, Scheduler, SchedulerConfig};
 pub use tokenizer::ClipTokenizer;

@@ -11,6 +11,7 @@ use image::RgbImage;
 use ort::session::{Session, SessionInputValue};
 use ort::value::{Tensor, TensorElementType, ValueType};
 
+use super::prompt::{self, PromptSyntax};
 use super::rng::TorchRng;
 use super::scheduler::{SamplerKind, Scheduler, SchedulerConfig};
 use super::tokenizer::ClipTokenizer;
@@ -50,6 +51,8 @@ pub struct Request<'a> {
     pub sampler: SamplerKind,
     /// DDIM eta (ancestral samplers: their eta).
     pub eta: f32,
+    /// How the prompts are read: A1111 emphasis and 75-token chunks, or diffusers' plain text.
+    pub prompt_syntax: PromptSyntax,
     /// Multiplier of the img2img noise before it is added (A1111's `initial_noise_multiplier`,
     /// Deforum's noise_multiplier schedule); 1 = diffusers.
     pub noise_multiplier: f32,
@@ -148,10 +151,11 @@ pub struct Pipeline {
     /// VAE latent scaling factor (0.18215 for SD 1.x).
     pub vae_scaling: f32,
     ids_int64: bool,
+    text_batch_dynamic: bool,
     timestep: TimestepInput,
     unet_batch_dynamic: bool,
     encoder_parameters: bool,
-    embed_cache: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    embed_cache: HashMap<(PromptSyntax, String), (Vec<usize>, Vec<f32>)>,
 }
 
 impl Pipeline {
@@ -183,7 +187,7 @@ impl Pipeline {
         let vae_encoder = Model::load(folder, "vae_encoder")?;
         let vae_decoder = Model::load(folder, "vae_decoder")?;
 
-        let (ids_ty, _, _) = text_encoder.input("input_ids")?;
+        let (ids_ty, _, text_batch_dynamic) = text_encoder.input("input_ids")?;
         let ids_int64 = match ids_ty {
             TensorElementType::Int64 => true,
             TensorElementType::Int32 => false,
@@ -222,6 +226,7 @@ impl Pipeline {
             scheduler_config,
             vae_scaling,
             ids_int64,
+            text_batch_dynamic,
             timestep,
             unet_batch_dynamic,
             encoder_parameters,
@@ -239,21 +244,65 @@ impl Pipeline {
         &self.tokenizer
     }
 
-    /// Text embeddings `[1, 77, D]` (flat, with shape) of a prompt; cached per text.
+    /// Text embeddings `[1, 77, D]` (flat, with shape) of a prompt read as diffusers reads it (no
+    /// emphasis, truncated to 77 tokens); cached per text.
+    ///
+    /// # Errors
+    /// Tokenizer or text encoder failures, naming the model file.
     pub fn encode_prompt(&mut self, text: &str) -> Result<(Vec<usize>, Vec<f32>)> {
-        if let Some(hit) = self.embed_cache.get(text) {
+        self.encode(text, PromptSyntax::Plain)
+    }
+
+    /// Text embeddings `[1, 77·k, D]` of a prompt in the given syntax (A1111: one 77-token window
+    /// per 75-token chunk, emphasis applied per chunk); cached per (syntax, text).
+    ///
+    /// # Errors
+    /// Tokenizer or text encoder failures, naming the model file.
+    pub fn encode(&mut self, text: &str, syntax: PromptSyntax) -> Result<(Vec<usize>, Vec<f32>)> {
+        let key = (syntax, text.to_string());
+        if let Some(hit) = self.embed_cache.get(&key) {
             return Ok(hit.clone());
         }
-        let ids = self.tokenizer.encode(text)?;
-        let shape = vec![1i64, ids.len() as i64];
-        let input: SessionInputValue<'static> = if self.ids_int64 {
-            Tensor::from_array((shape, ids.iter().map(|&i| i as i64).collect::<Vec<_>>())).map_err(|e| anyhow!("{e}"))?.into()
-        } else {
-            Tensor::from_array((shape, ids.iter().map(|&i| i as i32).collect::<Vec<_>>())).map_err(|e| anyhow!("{e}"))?.into()
+        let out = match syntax {
+            PromptSyntax::Plain => {
+                let ids = self.tokenizer.encode(text)?;
+                self.run_text_encoder(&ids, 1)?
+            }
+            PromptSyntax::A1111 | PromptSyntax::A1111NoNorm => {
+                let chunks = prompt::chunks(&self.tokenizer, text)?;
+                let ids: Vec<u32> = chunks.iter().flat_map(|c| c.ids.iter().copied()).collect();
+                let (shape, mut z) = self.run_text_encoder(&ids, chunks.len())?;
+                let per = z.len() / chunks.len();
+                for (c, zc) in chunks.iter().zip(z.chunks_mut(per)) {
+                    prompt::apply_emphasis(zc, &c.weights, syntax == PromptSyntax::A1111);
+                }
+                (vec![1, shape[0] * shape[1], shape[2]], z)
+            }
         };
-        let out = self.text_encoder.run(vec![("input_ids".into(), input)], "last_hidden_state")?;
-        self.embed_cache.insert(text.to_string(), out.clone());
+        self.embed_cache.insert(key, out.clone());
         Ok(out)
+    }
+
+    /// `last_hidden_state` `[batch, seq, D]` of `batch` id sequences of equal length (one call
+    /// when the model's batch axis is dynamic, else one per sequence).
+    fn run_text_encoder(&mut self, ids: &[u32], batch: usize) -> Result<(Vec<usize>, Vec<f32>)> {
+        let seq = ids.len() / batch;
+        let mut shape = vec![0, seq, 0];
+        let mut out = Vec::new();
+        let per_call = if self.text_batch_dynamic { batch } else { 1 };
+        for part in ids.chunks(seq * per_call) {
+            let dims = vec![(part.len() / seq) as i64, seq as i64];
+            let input: SessionInputValue<'static> = if self.ids_int64 {
+                Tensor::from_array((dims, part.iter().map(|&i| i as i64).collect::<Vec<_>>())).map_err(|e| anyhow!("{e}"))?.into()
+            } else {
+                Tensor::from_array((dims, part.iter().map(|&i| i as i32).collect::<Vec<_>>())).map_err(|e| anyhow!("{e}"))?.into()
+            };
+            let (s, data) = self.text_encoder.run(vec![("input_ids".into(), input)], "last_hidden_state")?;
+            shape[2] = s.get(2).copied().unwrap_or(0);
+            out.extend(data);
+        }
+        shape[0] = batch;
+        Ok((shape, out))
     }
 
     /// Image to latents: `scaling · (mean + std · noise)` from the VAE encoder's distribution.
@@ -288,12 +337,18 @@ impl Pipeline {
         Ok(nchw_to_image(&out, width, height))
     }
 
-    fn unet(&mut self, latents: &[f32], t: f32, embeds: &[f32], batch: usize, lat_shape: [usize; 3], seq: [usize; 2]) -> Result<Vec<f32>> {
+    /// One UNet evaluation of `latents` (`[batch, c, h, w]` flat, one image per embedding) at
+    /// timestep `t`; `embeds` holds each batch element's text embeddings and sequence length. One
+    /// batched call when the batch axis is dynamic and the sequence lengths agree, else one call
+    /// per element (A1111 does the same for a prompt and negative prompt of different lengths).
+    fn unet(&mut self, latents: &[f32], t: f32, embeds: &[(&[f32], usize)], lat_shape: [usize; 3], dim: usize) -> Result<Vec<f32>> {
         let [c, h, w] = lat_shape;
-        let run_batch = |this: &mut Self, lat: Vec<f32>, emb: Vec<f32>, b: usize| -> Result<Vec<f32>> {
-            let sample = f32_input(vec![b as i64, c as i64, h as i64, w as i64], lat)?;
-            let ehs = f32_input(vec![b as i64, seq[0] as i64, seq[1] as i64], emb)?;
-            let ts: SessionInputValue<'static> = match this.timestep {
+        let batch = embeds.len();
+        let timestep = self.timestep;
+        let call = |this: &mut Self, lat: &[f32], emb: Vec<f32>, b: usize, seq: usize| -> Result<Vec<f32>> {
+            let sample = f32_input(vec![b as i64, c as i64, h as i64, w as i64], lat.to_vec())?;
+            let ehs = f32_input(vec![b as i64, seq as i64, dim as i64], emb)?;
+            let ts: SessionInputValue<'static> = match timestep {
                 TimestepInput::Int64Vec => Tensor::from_array((vec![1i64], vec![t as i64])).map_err(|e| anyhow!("{e}"))?.into(),
                 TimestepInput::Float32Vec => Tensor::from_array((vec![1i64], vec![t])).map_err(|e| anyhow!("{e}"))?.into(),
                 TimestepInput::Float32Scalar => Tensor::from_array(((), vec![t])).map_err(|e| anyhow!("{e}"))?.into(),
@@ -304,13 +359,15 @@ impl Pipeline {
             )?;
             Ok(out)
         };
-        if batch == 1 || self.unet_batch_dynamic {
-            run_batch(self, latents.to_vec(), embeds.to_vec(), batch)
+        let same_len = embeds.iter().all(|e| e.1 == embeds[0].1);
+        if batch == 1 || (self.unet_batch_dynamic && same_len) {
+            let emb: Vec<f32> = embeds.iter().flat_map(|e| e.0.iter().copied()).collect();
+            call(self, latents, emb, batch, embeds[0].1)
         } else {
-            let (n, m) = (latents.len() / batch, embeds.len() / batch);
+            let n = latents.len() / batch;
             let mut out = Vec::with_capacity(latents.len());
-            for k in 0..batch {
-                out.extend(run_batch(self, latents[k * n..(k + 1) * n].to_vec(), embeds[k * m..(k + 1) * m].to_vec(), 1)?);
+            for (k, e) in embeds.iter().enumerate() {
+                out.extend(call(self, &latents[k * n..(k + 1) * n], e.0.to_vec(), 1, e.1)?);
             }
             Ok(out)
         }
@@ -340,13 +397,14 @@ impl Pipeline {
         }
         let t0 = Instant::now();
         let guided = req.cfg_scale > 1.0;
-        let (eshape, cond) = self.encode_prompt(req.prompt).with_context(|| format!("encoding prompt {:?}", req.prompt))?;
-        let embeds = if guided {
-            let (_, uncond) = self.encode_prompt(req.negative)?;
-            [uncond, cond].concat()
+        let (eshape, cond) =
+            self.encode(req.prompt, req.prompt_syntax).with_context(|| format!("encoding prompt {:?}", req.prompt))?;
+        let uncond = if guided {
+            Some(self.encode(req.negative, req.prompt_syntax).with_context(|| format!("encoding negative prompt {:?}", req.negative))?)
         } else {
-            cond
+            None
         };
+        let dim = eshape[2];
         let batch = if guided { 2 } else { 1 };
         times.text = t0.elapsed();
         let lat_shape = [4usize, (h / 8) as usize, (w / 8) as usize];
@@ -375,7 +433,10 @@ impl Pipeline {
                 chunk.copy_from_slice(&latents);
             }
             sched.scale_model_input(&mut input);
-            let mut pred = self.unet(&input, timestep, &embeds, batch, lat_shape, [eshape[1], eshape[2]])?;
+            let mut pred = match &uncond {
+                Some((ushape, u)) => self.unet(&input, timestep, &[(u, ushape[1]), (&cond, eshape[1])], lat_shape, dim)?,
+                None => self.unet(&input, timestep, &[(&cond, eshape[1])], lat_shape, dim)?,
+            };
             if guided {
                 let (u, c) = pred.split_at_mut(n);
                 u.iter_mut().zip(c.iter()).for_each(|(u, c)| *u += req.cfg_scale * (c - *u));

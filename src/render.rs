@@ -9,7 +9,7 @@ use image::{Rgb, RgbImage};
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use serde::Serialize;
 
-use crate::diffusion::{Pipeline, PromptSyntax, Request, SamplerKind, StageTimes, TorchRng};
+use crate::diffusion::{Pipeline, PromptSyntax, Request, SamplerKind, SessionOptions, StageTimes, TorchRng};
 use crate::output::{self, VideoSettings};
 use crate::scene::{AnimationMode, FrameSchedules, Scene};
 use crate::warp::{self, Motion2D};
@@ -25,6 +25,8 @@ pub struct RenderOptions {
     pub no_video: bool,
     /// Overrides the scene's model folder.
     pub model: Option<PathBuf>,
+    /// Execution provider and cache folder.
+    pub session: SessionOptions,
 }
 
 /// What a render produced.
@@ -116,6 +118,8 @@ impl Diffuse {
             eta: eta as f32,
             noise_multiplier: sched.get("noise_multiplier")[i] as f32,
             prompt_syntax: PromptSyntax::A1111,
+            clip_skip: sched.get("clipskip")[i].round().max(1.0) as u32,
+            subseed: Some((sched.get("subseed")[i] as i64 as u64, sched.get("subseed_strength")[i] as f32)),
         };
         self.pipeline.generate(&req, &mut TorchRng::new(seed as u64)).with_context(|| format!("generating frame {i}"))
     }
@@ -339,8 +343,6 @@ pub fn unapplied_settings(scene: &Scene) -> Vec<String> {
     check("noise", "[noise] noise", 0.0);
     check("contrast", "[coherence] contrast", 1.0);
     check("amount", "[anti_blur] amount", 0.0);
-    check("subseed_strength", "[generation] subseed_strength", 0.0);
-    check("clipskip", "[generation] clipskip", 1.0);
     if scene.motion.enable_perspective_flip {
         out.push("[motion] enable_perspective_flip".into());
     }
@@ -364,8 +366,11 @@ pub fn render(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
     if let Some(p) = &scene.init.image {
         load_init(scene, p)?;
     }
-    let pipeline = Pipeline::load(&folder)
+    let pipeline = Pipeline::load_with(&folder, &opts.session)
         .with_context(|| format!("{}: cannot load the model of [model] folder = {}", scene.path.display(), folder.display()))?;
+    for note in pipeline.notes() {
+        eprintln!("note: {note}");
+    }
     let mut painter = Diffuse { pipeline };
     run_loop(scene, opts, &mut painter, "render", Some(&folder))
 }

@@ -266,6 +266,8 @@ fn img2img_matches_diffusers_pipeline() {
         eta: 0.0,
         noise_multiplier: 1.0,
         prompt_syntax: PromptSyntax::Plain,
+        clip_skip: 1,
+        subseed: None,
     };
     let mut src = Fixed(vec![enc_noise.as_slice().unwrap().to_vec(), noise.as_slice().unwrap().to_vec()]);
     let (img, times) = p.generate(&req, &mut src).unwrap();
@@ -295,6 +297,8 @@ fn same_seed_same_image() {
         eta: 0.0,
         noise_multiplier: 1.0,
         prompt_syntax: PromptSyntax::Plain,
+        clip_skip: 1,
+        subseed: None,
     };
     let a = p.generate(&req, &mut TorchRng::new(7)).unwrap().0;
     let b = p.generate(&req, &mut TorchRng::new(7)).unwrap().0;
@@ -323,6 +327,8 @@ fn noise_multiplier_scales_the_img2img_noise() {
         eta: 0.0,
         noise_multiplier: 1.05,
         prompt_syntax: PromptSyntax::Plain,
+        clip_skip: 1,
+        subseed: None,
     };
     let a = p.generate(&req, &mut Fixed(vec![enc.clone(), noise.clone()])).unwrap().0;
     req.noise_multiplier = 1.0;
@@ -374,6 +380,8 @@ fn pipeline_runs(from_seed: bool) -> Vec<(String, f64)> {
                 eta: 0.0,
                 noise_multiplier: 1.0,
         prompt_syntax: PromptSyntax::Plain,
+        clip_skip: 1,
+        subseed: None,
             };
             let (img, times) = if from_seed {
                 p.generate(&req, &mut TorchRng::new(meta["seed"].as_u64().unwrap())).unwrap()

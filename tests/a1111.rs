@@ -1,11 +1,11 @@
-//! A1111 prompt syntax against AUTOMATIC1111's own code: emphasis parsing, 75-token chunks and the
-//! weighted, re-normalised embeddings (references in tests/data/sd-ref-prompts from
-//! models/make_prompt_refs.py, made on the tiny model's torch text encoder).
+//! A1111 behaviour against AUTOMATIC1111's own code: emphasis parsing, 75-token chunks, the
+//! weighted embeddings, clip skip and variation seeds (references in tests/data/sd-ref-a1111 from
+//! models/make_a1111_refs.py, made on the tiny model's torch text encoder).
 
 use std::path::{Path, PathBuf};
 
 use anim::diffusion::prompt::{self, CHUNK_LENGTH};
-use anim::diffusion::{ClipTokenizer, Pipeline, PromptSyntax};
+use anim::diffusion::{ClipTokenizer, Pipeline, PromptSyntax, TorchRng, variation};
 use ndarray::ArrayD;
 
 fn root() -> PathBuf {
@@ -13,7 +13,7 @@ fn root() -> PathBuf {
 }
 
 fn cases() -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(root().join("tests/data/sd-ref-prompts/prompts.json")).unwrap();
+    let text = std::fs::read_to_string(root().join("tests/data/sd-ref-a1111/prompts.json")).unwrap();
     serde_json::from_str::<serde_json::Value>(&text).unwrap().as_array().unwrap().clone()
 }
 
@@ -61,7 +61,7 @@ fn weighted_chunked_embeddings_match_a1111() {
     let mut worst = 0.0f32;
     for case in cases() {
         let text = case["text"].as_str().unwrap();
-        let dir = root().join("tests/data/sd-ref-prompts");
+        let dir = root().join("tests/data/sd-ref-a1111");
         // "No norm": values. "Original": shapes only (the tiny encoder's zero-mean vectors make
         // A1111's re-normalisation ill-conditioned; see the references' README)
         let want: ArrayD<f32> = ndarray_npy::read_npy(dir.join(case["embed_nonorm"].as_str().unwrap())).unwrap();
@@ -86,5 +86,50 @@ fn plain_prompts_are_the_same_in_both_syntaxes() {
     let mut p = Pipeline::load(&root().join("models/tiny-sd")).unwrap();
     for text in ["a photo of a cat", "", "hello, world"] {
         assert_eq!(p.encode(text, PromptSyntax::A1111).unwrap(), p.encode(text, PromptSyntax::Plain).unwrap(), "{text:?}");
+    }
+}
+
+fn rel_diff(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max) / scale
+}
+
+#[test]
+fn clip_skip_matches_a1111() {
+    let mut p = Pipeline::load(&root().join("models/tiny-sd")).unwrap();
+    let mut worst = 0.0f32;
+    for case in cases() {
+        let text = case["text"].as_str().unwrap();
+        let want: ArrayD<f32> =
+            ndarray_npy::read_npy(root().join("tests/data/sd-ref-a1111").join(case["embed_nonorm_skip2"].as_str().unwrap())).unwrap();
+        let (shape, got) = p.encode_skip(text, PromptSyntax::A1111NoNorm, 2).unwrap();
+        assert_eq!(shape, want.shape(), "{text:?}");
+        let d = rel_diff(&got, want.as_slice().unwrap());
+        assert!(d < 1e-5, "{text:?}: clip skip 2 relative difference {d}");
+        worst = worst.max(d);
+    }
+    eprintln!("clip skip 2: worst relative difference {worst:.2e}");
+    // skip 1 is the last layer; more skips than layers is a clear error
+    assert_eq!(p.encode_skip("a cat", PromptSyntax::Plain, 1).unwrap(), p.encode("a cat", PromptSyntax::Plain).unwrap());
+    let err = p.encode_skip("a cat", PromptSyntax::Plain, 3).unwrap_err().to_string();
+    assert!(err.contains("has only 2 layers") && err.contains("text_encoder"), "{err}");
+}
+
+#[test]
+fn variation_seeds_match_a1111() {
+    let text = std::fs::read_to_string(root().join("tests/data/sd-ref-a1111/variation.json")).unwrap();
+    let cases: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for case in cases.as_array().unwrap() {
+        let shape: Vec<usize> = case["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+        let n: usize = shape.iter().product();
+        let strength = case["strength"].as_f64().unwrap() as f32;
+        let low = TorchRng::new(case["seed"].as_u64().unwrap()).randn(n);
+        let high = TorchRng::new(case["subseed"].as_u64().unwrap()).randn(n);
+        let got = variation::slerp(strength, &low, &high, [shape[0], shape[1], shape[2]]);
+        let want: ArrayD<f32> = ndarray_npy::read_npy(root().join("tests/data/sd-ref-a1111").join(case["file"].as_str().unwrap())).unwrap();
+        // torch's randn differs from TorchRng by up to 1e-5 (AVX2 log/sincos)
+        let d = got.iter().zip(want.as_slice().unwrap()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(d < 1e-4, "{case}: max abs difference {d}");
     }
 }

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""A1111 prompt references: emphasis parsing, 75-token chunks and weighted embeddings, made by
-AUTOMATIC1111's own code (modules/prompt_parser.py parse_prompt_attention, modules/sd_hijack_clip.py
-FrozenCLIPEmbedderWithCustomWords with the "Original" emphasis of modules/sd_emphasis.py) run on the tiny
-model's torch text encoder (rebuilt as make_reference.py does). A1111 is AGPL: its code is imported from a
+"""A1111 references: emphasis parsing, 75-token chunks and weighted embeddings, clip skip, and variation
+(subseed) noise, made by AUTOMATIC1111's own code (modules/prompt_parser.py parse_prompt_attention,
+modules/sd_hijack_clip.py FrozenCLIPEmbedderWithCustomWords with the emphasis of modules/sd_emphasis.py,
+modules/rng.py slerp) run on the tiny model's torch text encoder (rebuilt as make_reference.py does). A1111 is AGPL: its code is imported from a
 checkout given on the command line, never copied here.
 
-Writes tests/data/sd-ref-prompts/:
+Writes tests/data/sd-ref-a1111/:
   prompts.json        per prompt: text, parsed [[text, weight], ...] (weights as Python floats), chunks
                       (tokens and multipliers per 77-token window), file names of the embeddings
   embed_<i>.npy       (1, 77*k, 32) float32: A1111's cond for the prompt (emphasis "Original",
@@ -13,12 +13,15 @@ Writes tests/data/sd-ref-prompts/:
   embed_<i>_nonorm.npy       the same with emphasis "No norm" (weights applied, no re-normalisation)
   embed_<i>_nonorm_skip2.npy "No norm" with clip skip 2 (hidden_states[-2] + final_layer_norm)
 
+  variation.json + variation_<i>.npy: A1111's create_random_tensors for one image: randn(seed) and
+                      randn(subseed) of shape (4, h, w) from torch.manual_seed, then slerp(strength, noise, subnoise)
+
 Options A1111 reads, set as its defaults: comma_padding_backtrack 20.
 The tiny text encoder's final layer norm has weight 1 and bias 0, so every token vector has mean 0 and the
 "Original" re-normalisation (z * mean_before / mean_after) divides rounding noise by rounding noise (the empty
 prompt gives 0/0 = NaN): its values are not a usable reference on this fixture, the "No norm" ones are.
 
-Usage:  /work/venv-torch/bin/python models/make_prompt_refs.py --a1111 /path/to/stable-diffusion-webui
+Usage:  /work/venv-torch/bin/python models/make_a1111_refs.py --a1111 /path/to/stable-diffusion-webui
 """
 from __future__ import annotations
 
@@ -108,7 +111,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--a1111", type=Path, required=True, help="a stable-diffusion-webui checkout")
     ap.add_argument("--fixture", type=Path, default=HERE / "tiny-sd")
-    ap.add_argument("--out", type=Path, default=HERE.parent / "tests" / "data" / "sd-ref-prompts")
+    ap.add_argument("--out", type=Path, default=HERE.parent / "tests" / "data" / "sd-ref-a1111")
     args = ap.parse_args()
     from transformers import CLIPTokenizer
 
@@ -137,6 +140,16 @@ def main():
                                     chunks=[dict(tokens=c.tokens, multipliers=c.multipliers) for c in chunks],
                                     embed=f"embed_{i}.npy", embed_nonorm=f"embed_{i}_nonorm.npy",
                                     embed_nonorm_skip2=f"embed_{i}_nonorm_skip2.npy", shape=list(z.shape)))
+    import modules.rng as a1111_rng
+
+    variations = []
+    for i, (seed, subseed, strength, shape) in enumerate([(42, 7, 0.3, (4, 8, 8)), (1234, 99, 0.75, (4, 8, 12)),
+                                                         (5, 6, 1.0, (4, 16, 8)), (5, 5, 0.5, (4, 8, 8))]):
+        noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+        sub = torch.randn(shape, generator=torch.Generator().manual_seed(subseed))
+        np.save(args.out / f"variation_{i}.npy", a1111_rng.slerp(strength, noise, sub).numpy().astype(np.float32))
+        variations.append(dict(seed=seed, subseed=subseed, strength=strength, shape=list(shape), file=f"variation_{i}.npy"))
+    (args.out / "variation.json").write_text(json.dumps(variations, indent=1) + "\n")
     (args.out / "prompts.json").write_text(json.dumps(records, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     (args.out / "README.md").write_text(__doc__.split("Usage:")[0] + "\nVersions: " + json.dumps(mts.versions()) + "\n")
     print(f"{len(records)} prompts -> {args.out}")

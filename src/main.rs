@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 
+use anim::diffusion::{Device, SessionOptions};
 use anim::render::{self, RenderOptions};
 use anim::scene::Scene;
 
@@ -26,6 +27,14 @@ enum Command {
         /// Model folder (overrides the scene's [model] folder).
         #[arg(long)]
         model: Option<PathBuf>,
+        /// Where the models run: cpu, cuda, tensorrt, directml, coreml, or auto (the first GPU
+        /// provider that starts, else the CPU).
+        #[arg(long, default_value = "auto", value_parser = ["cpu", "cuda", "tensorrt", "directml", "coreml", "auto"])]
+        device: String,
+        /// Cache folder for ONNX Runtime's optimised models and TensorRT engines (default
+        /// ~/.cache/anim/ort); `none` disables it.
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
         /// Output folder (default: the scene's [output] folder).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -173,12 +182,18 @@ fn validate(path: &PathBuf) -> Result<()> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Render { scene, model, out, quiet, no_video, resume } => {
+        Command::Render { scene, model, device, cache_dir, out, quiet, no_video, resume } => {
             let s = load(&scene)?;
             for w in render::unapplied_settings(&s) {
                 eprintln!("warning: {}: not applied by the render loop yet: {w}", scene.display());
             }
-            let summary = render::render(&s, &RenderOptions { out, quiet, no_video, model, resume })?;
+            let cache = match cache_dir {
+                Some(d) if d.as_os_str() == "none" => None,
+                Some(d) => Some(d),
+                None => SessionOptions::default_cache(),
+            };
+            let session = SessionOptions { device: Device::parse(&device)?, cache };
+            let summary = render::render(&s, &RenderOptions { out, quiet, no_video, model, session, resume })?;
             report(&summary, quiet);
             if summary.interrupted {
                 eprintln!("interrupted after {} frames; continue with `anim render {} --resume`", summary.frames, scene.display());
@@ -187,7 +202,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Preview { scene, out, quiet, no_video } => {
             let s = load(&scene)?;
-            let summary = render::preview(&s, &RenderOptions { out, quiet, no_video, model: None, resume: false })?;
+            let summary = render::preview(&s, &RenderOptions { out, quiet, no_video, model: None, session: SessionOptions::default(), resume: false })?;
             report(&summary, quiet);
         }
         Command::Validate { scene } => validate(&scene)?,

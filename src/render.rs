@@ -19,7 +19,7 @@ use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::diffusion::{Pipeline, Request, SamplerKind, StageTimes, TorchRng};
+use crate::diffusion::{Pipeline, PromptSyntax, Request, SamplerKind, SessionOptions, StageTimes, TorchRng};
 use crate::effects::{self, color::MatchSpace, noise::NoiseKind};
 use crate::output::{self, VideoSettings};
 use crate::camera::Camera;
@@ -39,6 +39,8 @@ pub struct RenderOptions {
     pub model: Option<PathBuf>,
     /// Continue an interrupted render in the same output folder.
     pub resume: bool,
+    /// Execution provider and cache folder.
+    pub session: SessionOptions,
 }
 
 /// What a render produced.
@@ -126,6 +128,9 @@ impl Painter for Diffuse {
             sampler,
             eta: eta as f32,
             noise_multiplier: sched.get("noise_multiplier")[i] as f32,
+            prompt_syntax: PromptSyntax::A1111,
+            clip_skip: sched.get("clipskip")[i].round().max(1.0) as u32,
+            subseed: Some((sched.get("subseed")[i] as i64 as u64, sched.get("subseed_strength")[i] as f32)),
         };
         self.pipeline.generate(&req, &mut TorchRng::new(seed as u64)).with_context(|| format!("generating frame {i}"))
     }
@@ -607,13 +612,6 @@ fn remove_stale_frames(dir: &Path, n: usize) -> Result<()> {
 pub fn unapplied_settings(scene: &Scene) -> Vec<String> {
     let Ok(s) = scene.schedules() else { return Vec::new() };
     let mut out = Vec::new();
-    let mut check = |name: &str, label: &str, neutral: f64| {
-        if let Some(v) = s.get(name).iter().find(|v| **v != neutral) {
-            out.push(format!("{label} (e.g. {v}; {neutral} means off)"));
-        }
-    };
-    check("subseed_strength", "[generation] subseed_strength", 0.0);
-    check("clipskip", "[generation] clipskip", 1.0);
     if s.text("checkpoint").is_some_and(|c| c.iter().any(|v| !v.is_empty())) {
         out.push("[generation] checkpoint".into());
     }
@@ -631,8 +629,11 @@ pub fn render(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
     if let Some(p) = &scene.init.image {
         load_init(scene, p)?;
     }
-    let pipeline = Pipeline::load(&folder)
+    let pipeline = Pipeline::load_with(&folder, &opts.session)
         .with_context(|| format!("{}: cannot load the model of [model] folder = {}", scene.path.display(), folder.display()))?;
+    for note in pipeline.notes() {
+        eprintln!("note: {note}");
+    }
     let mut painter = Diffuse { pipeline };
     run_loop(scene, opts, Some(&mut painter), "render", Some(&folder))
 }

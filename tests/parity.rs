@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anim::diffusion::{ClipTokenizer, NoiseSource, Pipeline, Request, SamplerKind, Scheduler, SchedulerConfig, TorchRng};
+use anim::diffusion::{ClipTokenizer, NoiseSource, Pipeline, PromptSyntax, Request, SamplerKind, Scheduler, SchedulerConfig, TorchRng};
 use ndarray::ArrayD;
 use ndarray_npy::read_npy;
 
@@ -23,8 +23,11 @@ fn npy_f32(rel: &str) -> ArrayD<f32> {
     read_npy(refdir().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
+/// A reference JSON file; Python's non-finite floats (`-Infinity` in scheduler configs) read as null.
 fn json(rel: &str) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(refdir().join(rel)).unwrap()).unwrap()
+    let text = std::fs::read_to_string(refdir().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    let text = text.replace("-Infinity", "null").replace("Infinity", "null").replace("NaN", "null");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -92,52 +95,74 @@ fn scheduler_alphas_cumprod() {
     assert!(d < 1e-7, "alphas_cumprod max abs diff {d}");
 }
 
-fn check_scheduler(name: &str, kind: SamplerKind, eta: f32, scenario: &str) {
+fn max_abs(a: &[f32]) -> f32 {
+    a.iter().fold(0.0f32, |m, x| m.max(x.abs()))
+}
+
+/// Largest difference relative to the reference's largest magnitude.
+fn rel_diff(got: &[f32], want: &[f32]) -> f32 {
+    max_abs_diff(got, want) / max_abs(want).max(1e-30)
+}
+
+/// Replays a sampler reference (`<refdir>/<name>/<scenario>/`) step by step; returns the worst
+/// relative difference of the step outputs.
+fn check_scheduler_in(root: &str, name: &str, kind: SamplerKind, eta: f32, scenario: &str) -> f32 {
     let cfg = SchedulerConfig::load(&model().join("scheduler/scheduler_config.json")).unwrap();
-    let dir = format!("schedulers/{name}/{scenario}");
+    let dir = format!("{root}/{name}/{scenario}");
     let meta = json(&format!("{dir}/meta.json"));
     let n = meta["num_inference_steps"].as_u64().unwrap() as usize;
-    let mut s = Scheduler::new(kind, &cfg, n);
-    s.eta = eta;
-    let all: Vec<f32> = meta["all_timesteps"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
-    assert_eq!(s.timesteps, all, "{dir}: timesteps");
-    if let Some(sigma) = meta["init_noise_sigma"].as_f64() {
-        assert!((s.init_noise_sigma() as f64 - sigma).abs() < 1e-5, "{dir}: init_noise_sigma");
+    let strength = meta["strength"].as_f64();
+    let mut s = match (scenario, kind) {
+        ("img2img", SamplerKind::Lcm) => Scheduler::lcm_with_strength(&cfg, n, strength.unwrap()).unwrap(),
+        ("img2img", _) => Scheduler::img2img(kind, &cfg, n, strength.unwrap()).unwrap(),
+        _ => Scheduler::new(kind, &cfg, n).unwrap(),
     }
-    let outputs = npy_f32("schedulers/model_outputs.npy");
+    .with_eta(eta);
+    let all: Vec<f32> = meta["all_timesteps"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    assert_eq!(s.timesteps(), &all[..], "{dir}: timesteps");
+    if let Some(sigma) = meta["init_noise_sigma"].as_f64() {
+        assert!((s.init_noise_sigma() as f64 - sigma).abs() < 1e-5 * sigma.max(1.0), "{dir}: init_noise_sigma");
+    }
+    let outputs = npy_f32(&format!("{root}/model_outputs.npy"));
     let step_noise = npy_f32("schedulers/step_noise.npy");
     let sample_in = npy_f32(&format!("{dir}/sample_in.npy"));
     let model_input = npy_f32(&format!("{dir}/model_input.npy"));
     let prev = npy_f32(&format!("{dir}/prev_sample.npy"));
     let init = npy_f32(&format!("{dir}/init_latents.npy"));
     let per = 4 * 8 * 8;
-    let start = if scenario == "img2img" { s.img2img_start(meta["strength"].as_f64().unwrap()) } else { 0 };
-    // initial latents
-    let x0 = npy_f32("schedulers/x0.npy");
-    let noise = npy_f32("schedulers/noise_init.npy");
+    let x0 = npy_f32(&format!("{root}/x0.npy"));
+    let noise = npy_f32(&format!("{root}/noise_init.npy"));
     let mut latents: Vec<f32> = if scenario == "img2img" {
         let mut l = x0.as_slice().unwrap().to_vec();
-        s.add_noise(&mut l, noise.as_slice().unwrap(), start);
+        s.add_noise(&mut l, noise.as_slice().unwrap());
         l
     } else {
         noise.iter().map(|x| x * s.init_noise_sigma()).collect()
     };
-    let d = max_abs_diff(&latents, init.as_slice().unwrap());
-    assert!(d < 1e-4, "{dir}: init latents diff {d}");
-    for (k, i) in (start..n).enumerate() {
+    let mut worst = rel_diff(&latents, init.as_slice().unwrap());
+    assert!(worst < 1e-5, "{dir}: init latents rel diff {worst}");
+    let calls = prev.shape()[0];
+    assert_eq!(s.remaining(), calls, "{dir}: model calls");
+    for k in 0..calls {
         let sl = |a: &ArrayD<f32>, j: usize| a.as_slice().unwrap()[j * per..(j + 1) * per].to_vec();
-        let d = max_abs_diff(&latents, &sl(&sample_in, k));
-        assert!(d < 1e-4, "{dir}: step {k} sample_in diff {d}");
+        let d = rel_diff(&latents, &sl(&sample_in, k));
+        assert!(d < 1e-5, "{dir}: call {k} sample_in rel diff {d}");
         let mut mi = latents.clone();
-        s.scale_model_input(&mut mi, i);
-        let d = max_abs_diff(&mi, &sl(&model_input, k));
-        assert!(d < 1e-5, "{dir}: step {k} model_input diff {d}");
-        let noise = sl(&step_noise, k);
-        let (p, _) = s.step(&sl(&outputs, k), i, &latents, Some(&noise));
-        let d = max_abs_diff(&p, &sl(&prev, k));
-        assert!(d < 1e-4, "{dir}: step {k} prev_sample diff {d}");
-        latents = p;
+        s.scale_model_input(&mut mi);
+        let d = rel_diff(&mi, &sl(&model_input, k));
+        assert!(d < 1e-5, "{dir}: call {k} model_input rel diff {d}");
+        let noise = sl(&step_noise, k.min(9));
+        s.step(&sl(&outputs, k), &mut latents, Some(&noise)).unwrap();
+        let d = rel_diff(&latents, &sl(&prev, k));
+        assert!(d < 1e-5, "{dir}: call {k} prev_sample rel diff {d}");
+        worst = worst.max(d);
     }
+    assert_eq!(s.remaining(), 0);
+    worst
+}
+
+fn check_scheduler(name: &str, kind: SamplerKind, eta: f32, scenario: &str) -> f32 {
+    check_scheduler_in("schedulers", name, kind, eta, scenario)
 }
 
 #[test]
@@ -154,6 +179,57 @@ fn euler_matches_diffusers() {
         check_scheduler("euler", SamplerKind::Euler, 0.0, sc);
         check_scheduler("euler_ancestral", SamplerKind::EulerAncestral, 0.0, sc);
     }
+}
+
+#[test]
+fn dpmpp_2m_karras_matches_diffusers() {
+    for sc in ["txt2img", "img2img"] {
+        let d = check_scheduler("dpmpp_2m_karras", SamplerKind::DpmPp2MKarras, 0.0, sc);
+        let e = check_scheduler_in("../sd-ref-samplers/schedulers", "dpmpp_2m_karras", SamplerKind::DpmPp2MKarras, 0.0, sc);
+        eprintln!("dpmpp_2m_karras/{sc}: worst relative step difference {d:.2e}, {e:.2e}");
+    }
+}
+
+#[test]
+fn lcm_matches_diffusers() {
+    for sc in ["txt2img", "img2img"] {
+        let d = check_scheduler("lcm", SamplerKind::Lcm, 0.0, sc);
+        eprintln!("lcm/{sc}: worst relative step difference {d:.2e}");
+    }
+}
+
+#[test]
+fn dpmpp_2m_heun_unipc_match_diffusers() {
+    for (name, kind) in [("dpmpp_2m", SamplerKind::DpmPp2M), ("heun", SamplerKind::Heun), ("unipc", SamplerKind::UniPc)] {
+        for sc in ["txt2img", "img2img"] {
+            let d = check_scheduler_in("../sd-ref-samplers/schedulers", name, kind, 0.0, sc);
+            eprintln!("{name}/{sc}: worst relative step difference {d:.2e}");
+        }
+    }
+}
+
+#[test]
+fn sampler_names_and_aliases() {
+    for (spelling, kind) in [
+        ("DPM++ 2M Karras", SamplerKind::DpmPp2MKarras),
+        ("dpmpp_2m_karras", SamplerKind::DpmPp2MKarras),
+        ("k_dpmpp_2m", SamplerKind::DpmPp2M),
+        ("DPMSolverMultistepScheduler", SamplerKind::DpmPp2M),
+        ("UniPCMultistepScheduler", SamplerKind::UniPc),
+        ("uni_pc", SamplerKind::UniPc),
+        ("heun", SamplerKind::Heun),
+        ("HeunDiscreteScheduler", SamplerKind::Heun),
+        ("LCMScheduler", SamplerKind::Lcm),
+        ("lcm", SamplerKind::Lcm),
+        ("Euler a", SamplerKind::EulerAncestral),
+    ] {
+        assert_eq!(SamplerKind::from_name(spelling).unwrap(), kind, "{spelling}");
+    }
+    for kind in SamplerKind::ALL {
+        assert_eq!(SamplerKind::from_name(kind.name()).unwrap(), kind);
+        assert_eq!(SamplerKind::from_name(kind.diffusers_class()).unwrap().diffusers_class(), kind.diffusers_class());
+    }
+    assert!(SamplerKind::from_name("DPM++ 3M").unwrap_err().to_string().contains("DPM++ 2M"));
 }
 
 #[test]
@@ -189,6 +265,9 @@ fn img2img_matches_diffusers_pipeline() {
         sampler: SamplerKind::Ddim,
         eta: 0.0,
         noise_multiplier: 1.0,
+        prompt_syntax: PromptSyntax::Plain,
+        clip_skip: 1,
+        subseed: None,
     };
     let mut src = Fixed(vec![enc_noise.as_slice().unwrap().to_vec(), noise.as_slice().unwrap().to_vec()]);
     let (img, times) = p.generate(&req, &mut src).unwrap();
@@ -217,6 +296,9 @@ fn same_seed_same_image() {
         sampler: SamplerKind::EulerAncestral,
         eta: 0.0,
         noise_multiplier: 1.0,
+        prompt_syntax: PromptSyntax::Plain,
+        clip_skip: 1,
+        subseed: None,
     };
     let a = p.generate(&req, &mut TorchRng::new(7)).unwrap().0;
     let b = p.generate(&req, &mut TorchRng::new(7)).unwrap().0;
@@ -244,6 +326,9 @@ fn noise_multiplier_scales_the_img2img_noise() {
         sampler: SamplerKind::Ddim,
         eta: 0.0,
         noise_multiplier: 1.05,
+        prompt_syntax: PromptSyntax::Plain,
+        clip_skip: 1,
+        subseed: None,
     };
     let a = p.generate(&req, &mut Fixed(vec![enc.clone(), noise.clone()])).unwrap().0;
     req.noise_multiplier = 1.0;
@@ -252,4 +337,85 @@ fn noise_multiplier_scales_the_img2img_noise() {
     let c = p.generate(&req, &mut Fixed(vec![enc, noise])).unwrap().0;
     assert_eq!(a, b);
     assert_ne!(a, c);
+}
+
+/// PSNR in dB of two RGB8 images of the same size (infinite when equal).
+fn psnr(got: &[u8], want: &[u8]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let mse = got.iter().zip(want).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum::<f64>() / got.len() as f64;
+    if mse == 0.0 { f64::INFINITY } else { 10.0 * (255.0f64 * 255.0 / mse).log10() }
+}
+
+/// Runs every sampler's txt2img and img2img reference (diffusers' torch pipelines on the same
+/// weights, `torch.Generator("cpu").manual_seed(seed)`) with `noise` built from the recorded draws
+/// or the seed; returns (name, PSNR) per run.
+fn pipeline_runs(from_seed: bool) -> Vec<(String, f64)> {
+    let mut p = Pipeline::load(&model()).unwrap();
+    let init_u8 = ndarray_npy::read_npy::<_, ArrayD<u8>>(refdir().join("../sd-ref-samplers/pipelines/init_image_uint8.npy")).unwrap();
+    let init = image::RgbImage::from_raw(64, 64, init_u8.as_slice().unwrap().to_vec()).unwrap();
+    let mut out = Vec::new();
+    for (name, kind) in [
+        ("ddim", SamplerKind::Ddim),
+        ("euler", SamplerKind::Euler),
+        ("euler_ancestral", SamplerKind::EulerAncestral),
+        ("dpmpp_2m", SamplerKind::DpmPp2M),
+        ("dpmpp_2m_karras", SamplerKind::DpmPp2MKarras),
+        ("lcm", SamplerKind::Lcm),
+        ("heun", SamplerKind::Heun),
+        ("unipc", SamplerKind::UniPc),
+    ] {
+        for mode in ["txt2img", "img2img"] {
+            let dir = format!("../sd-ref-samplers/pipelines/{name}/{mode}");
+            let meta = json(&format!("{dir}/meta.json"));
+            let req = Request {
+                prompt: meta["prompt"].as_str().unwrap(),
+                negative: meta["negative_prompt"].as_str().unwrap(),
+                width: 64,
+                height: 64,
+                init: (mode == "img2img").then_some(&init),
+                denoise: meta["strength"].as_f64().unwrap_or(1.0),
+                steps: meta["num_inference_steps"].as_u64().unwrap() as usize,
+                cfg_scale: meta["guidance_scale"].as_f64().unwrap() as f32,
+                sampler: kind,
+                eta: 0.0,
+                noise_multiplier: 1.0,
+        prompt_syntax: PromptSyntax::Plain,
+        clip_skip: 1,
+        subseed: None,
+            };
+            let (img, times) = if from_seed {
+                p.generate(&req, &mut TorchRng::new(meta["seed"].as_u64().unwrap())).unwrap()
+            } else {
+                let draws = npy_f32(&format!("{dir}/noise.npy"));
+                let per = draws.shape()[1];
+                let list = (0..draws.shape()[0]).map(|k| draws.as_slice().unwrap()[k * per..(k + 1) * per].to_vec()).collect();
+                let mut src = Fixed(list);
+                let r = p.generate(&req, &mut src).unwrap();
+                assert!(src.0.is_empty(), "{dir}: {} noise draws left over", src.0.len());
+                r
+            };
+            assert_eq!(times.steps_run as u64, meta["unet_calls"].as_u64().unwrap(), "{dir}: UNet calls");
+            let want = ndarray_npy::read_npy::<_, ArrayD<u8>>(refdir().join(format!("{dir}/image_uint8.npy"))).unwrap();
+            out.push((format!("{name}/{mode}"), psnr(img.as_raw(), want.as_slice().unwrap())));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_sampler_matches_diffusers_pipelines() {
+    let runs = pipeline_runs(false);
+    for (name, db) in &runs {
+        eprintln!("{name}: PSNR {db:.1} dB (recorded noise)");
+    }
+    assert!(runs.iter().all(|(_, db)| *db >= 45.0), "{runs:?}");
+}
+
+#[test]
+fn every_sampler_matches_diffusers_pipelines_from_the_seed() {
+    let runs = pipeline_runs(true);
+    for (name, db) in &runs {
+        eprintln!("{name}: PSNR {db:.1} dB (torch generator seed)");
+    }
+    assert!(runs.iter().all(|(_, db)| *db >= 45.0), "{runs:?}");
 }

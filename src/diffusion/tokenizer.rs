@@ -95,6 +95,21 @@ impl ClipTokenizer {
         Ok(tok)
     }
 
+    /// The id of a vocabulary entry (`",</w>"`), if present.
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    /// The start-of-text id.
+    pub fn bos_id(&self) -> u32 {
+        self.bos_id
+    }
+
+    /// The end-of-text id.
+    pub fn eos_id(&self) -> u32 {
+        self.eos_id
+    }
+
     /// Content token ids of `text`, without start/end tokens or padding.
     pub fn content_ids(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self.inner.encode(text, true).map_err(|e| anyhow!("cannot tokenize {text:?}: {e}"))?;

@@ -581,7 +581,7 @@ const TABLES: &[&str] = &[
 ];
 
 /// Samplers the diffusion core implements, with accepted aliases.
-pub const SAMPLERS: &[&str] = &["Euler a", "Euler", "DDIM"];
+pub const SAMPLERS: &[&str] = &["Euler a", "Euler", "DDIM", "DPM++ 2M", "DPM++ 2M Karras", "LCM", "Heun", "UniPC"];
 
 impl Scene {
     /// Reads and validates a scene file: TOML, or a Deforum settings file (JSON, recognised by
@@ -797,13 +797,20 @@ impl Scene {
     }
 }
 
-/// Canonical sampler name for a user's spelling (case-insensitive; diffusers class names too).
+/// Canonical sampler name for a user's spelling: A1111/Deforum names, diffusers class names and
+/// k-diffusion/ComfyUI names (`dpmpp_2m`, `uni_pc`), case-insensitive.
 pub fn sampler_name(name: &str) -> Result<&'static str, String> {
     let n = name.trim().to_ascii_lowercase().replace(['_', '-'], " ");
+    let n = n.strip_prefix("k ").unwrap_or(&n).replace("dpm++", "dpmpp").replace("sample ", "");
     let found = match n.as_str() {
-        "euler a" | "euler ancestral" | "eulerancestraldiscretescheduler" | "k euler a" => Some("Euler a"),
-        "euler" | "eulerdiscretescheduler" | "k euler" => Some("Euler"),
+        "euler a" | "euler ancestral" | "eulerancestraldiscretescheduler" => Some("Euler a"),
+        "euler" | "eulerdiscretescheduler" => Some("Euler"),
         "ddim" | "ddimscheduler" => Some("DDIM"),
+        "dpmpp 2m" | "dpmsolvermultistepscheduler" => Some("DPM++ 2M"),
+        "dpmpp 2m karras" | "dpmsolvermultistepscheduler karras" => Some("DPM++ 2M Karras"),
+        "lcm" | "lcmscheduler" => Some("LCM"),
+        "heun" | "heundiscretescheduler" => Some("Heun"),
+        "unipc" | "uni pc" | "unipcmultistepscheduler" => Some("UniPC"),
         _ => None,
     };
     found.ok_or_else(|| {

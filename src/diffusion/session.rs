@@ -1,0 +1,319 @@
+//! ONNX Runtime sessions for the pipeline's models: the execution provider (`--device`), the
+//! cache folder (ORT's optimised models, TensorRT engines, CoreML models), and typed IO
+//! (float32 or float16 tensors, read from the model). The only module that names providers;
+//! errors name the model file or the provider.
+
+use std::borrow::Cow;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, anyhow, bail};
+use half::f16;
+use ort::ep::{self, ExecutionProvider as _};
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::{Session, SessionInputValue};
+use ort::value::{Tensor, TensorElementType, ValueType};
+
+/// Where the models run (`anim render --device`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Device {
+    /// ONNX Runtime's CPU provider.
+    Cpu,
+    /// NVIDIA CUDA (the `onnxruntime-gpu` build).
+    Cuda,
+    /// NVIDIA TensorRT, with CUDA for what TensorRT does not take; engines cached.
+    TensorRt,
+    /// DirectML (Windows).
+    DirectMl,
+    /// CoreML (macOS).
+    CoreMl,
+    /// The first of CUDA, DirectML, CoreML that this ONNX Runtime build offers and that starts,
+    /// else the CPU; each fallback is reported in [`SessionOptions::notes`].
+    #[default]
+    Auto,
+}
+
+impl Device {
+    /// The names `--device` accepts.
+    pub const NAMES: [&'static str; 6] = ["cpu", "cuda", "tensorrt", "directml", "coreml", "auto"];
+
+    /// From a `--device` value (case-insensitive).
+    ///
+    /// # Errors
+    /// An unknown name, listing the known ones.
+    pub fn parse(name: &str) -> Result<Device> {
+        Ok(match name.trim().to_ascii_lowercase().as_str() {
+            "cpu" => Device::Cpu,
+            "cuda" | "gpu" => Device::Cuda,
+            "tensorrt" | "trt" => Device::TensorRt,
+            "directml" | "dml" => Device::DirectMl,
+            "coreml" => Device::CoreMl,
+            "auto" => Device::Auto,
+            _ => bail!("unknown device `{name}`; expected one of {}", Device::NAMES.join(", ")),
+        })
+    }
+
+    /// ONNX Runtime's name of the provider.
+    pub fn provider_name(self) -> &'static str {
+        match self {
+            Device::Cpu | Device::Auto => "CPUExecutionProvider",
+            Device::Cuda => "CUDAExecutionProvider",
+            Device::TensorRt => "TensorrtExecutionProvider",
+            Device::DirectMl => "DmlExecutionProvider",
+            Device::CoreMl => "CoreMLExecutionProvider",
+        }
+    }
+}
+
+/// How sessions are created.
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    /// The provider.
+    pub device: Device,
+    /// Cache folder for optimised models and compiled engines; `None` disables caching.
+    pub cache: Option<PathBuf>,
+}
+
+impl SessionOptions {
+    /// The default cache folder: `$XDG_CACHE_HOME/anim/ort` or `~/.cache/anim/ort`.
+    pub fn default_cache() -> Option<PathBuf> {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .map(|c| c.join("anim").join("ort"))
+    }
+}
+
+/// The execution providers ONNX Runtime reports for this build.
+///
+/// # Errors
+/// When ONNX Runtime cannot be loaded.
+pub fn available_providers() -> Result<Vec<&'static str>> {
+    crate::runtime::environment()?;
+    let mut out = vec!["CPUExecutionProvider"];
+    for (name, ok) in [
+        ("CUDAExecutionProvider", ep::CUDA::is_available()),
+        ("TensorrtExecutionProvider", ep::TensorRT::is_available()),
+        ("DmlExecutionProvider", ep::DirectML::is_available()),
+        ("CoreMLExecutionProvider", ep::CoreML::is_available()),
+    ] {
+        if ok.unwrap_or(false) {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+/// One model file with its session.
+pub(crate) struct Model {
+    pub(crate) session: Session,
+    pub(crate) path: PathBuf,
+    /// The provider the session runs on.
+    pub(crate) provider: &'static str,
+}
+
+/// A stable key for the cache: file, size, modification time, provider.
+fn cache_key(path: &Path, provider: &str) -> String {
+    let meta = std::fs::metadata(path).ok();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    path.canonicalize().unwrap_or_else(|_| path.to_path_buf()).hash(&mut h);
+    meta.as_ref().map(|m| m.len()).hash(&mut h);
+    meta.and_then(|m| m.modified().ok()).hash(&mut h);
+    provider.hash(&mut h);
+    env!("CARGO_PKG_VERSION").hash(&mut h);
+    let stem = path.parent().and_then(|p| p.file_name()).map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    format!("{stem}-{:016x}", h.finish())
+}
+
+impl Model {
+    /// Loads `folder/sub/model.onnx` on the configured provider; `notes` collects fallbacks.
+    ///
+    /// # Errors
+    /// A missing file, a provider that is not in this ONNX Runtime build or does not start
+    /// (explicit devices), or a file ONNX Runtime rejects; each names the file or provider.
+    pub(crate) fn load(folder: &Path, sub: &str, opts: &SessionOptions, notes: &mut Vec<String>) -> Result<Model> {
+        let path = folder.join(sub).join("model.onnx");
+        if !path.is_file() {
+            bail!(
+                "model file {} is missing; a Stable Diffusion ONNX folder needs text_encoder/, unet/, vae_encoder/ and \
+                 vae_decoder/, each with a model.onnx (export one with `optimum-cli export onnx`)",
+                path.display()
+            );
+        }
+        let env = crate::runtime::environment()?;
+        let candidates: Vec<Device> = match opts.device {
+            Device::Auto => vec![Device::Cuda, Device::DirectMl, Device::CoreMl, Device::Cpu],
+            d => vec![d],
+        };
+        let mut last_err = None;
+        for device in candidates {
+            match Self::try_load(env, &path, device, opts) {
+                Ok(session) => return Ok(Model { session, path, provider: device.provider_name() }),
+                Err(e) if opts.device == Device::Auto && device != Device::Cpu => {
+                    let note = format!("--device auto: {} not used for {} ({e:#})", device.provider_name(), path.display());
+                    if !notes.contains(&note) {
+                        notes.push(note);
+                    }
+                    last_err = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| anyhow!("{}: no execution provider could load it", path.display())))
+    }
+
+    fn try_load(env: &ort::environment::Environment, path: &Path, device: Device, opts: &SessionOptions) -> Result<Session> {
+        let provider = device.provider_name();
+        let available = match device {
+            Device::Cpu | Device::Auto => Ok(true),
+            Device::Cuda => ep::CUDA::is_available(),
+            Device::TensorRt => ep::TensorRT::is_available(),
+            Device::DirectMl => ep::DirectML::is_available(),
+            Device::CoreMl => ep::CoreML::is_available(),
+        }
+        .map_err(|e| anyhow!("cannot list ONNX Runtime's providers: {e}"))?;
+        if !available {
+            let have = available_providers().map(|v| v.join(", ")).unwrap_or_default();
+            let hint = match device {
+                Device::Cuda | Device::TensorRt => {
+                    "; install the GPU build: scripts/fetch-ort.sh ~/.local/share/anim/onnxruntime onnxruntime-gpu==1.31.1"
+                }
+                _ => "",
+            };
+            bail!("{provider} is not in this ONNX Runtime build (it has {have}){hint}");
+        }
+        let err = |e: ort::Error| anyhow!("{}: {e}", path.display());
+        let mut builder = Session::builder(env).map_err(|e| anyhow!("{e}"))?.with_deterministic_compute(true).map_err(|e| anyhow!("{e}"))?;
+        let cache = opts.cache.as_ref().map(|c| c.join(provider));
+        if let Some(dir) = &cache {
+            std::fs::create_dir_all(dir).map_err(|e| anyhow!("cannot create the cache folder {}: {e}", dir.display()))?;
+        }
+        let eps = match device {
+            Device::Cpu | Device::Auto => Vec::new(),
+            Device::Cuda => vec![ep::CUDA::default().build().error_on_failure()],
+            Device::TensorRt => {
+                let mut trt = ep::TensorRT::default();
+                if let Some(dir) = &cache {
+                    let d = dir.to_string_lossy().into_owned();
+                    trt = trt.with_engine_cache(true).with_engine_cache_path(&d).with_timing_cache(true).with_timing_cache_path(&d);
+                }
+                vec![trt.build().error_on_failure(), ep::CUDA::default().build().error_on_failure()]
+            }
+            Device::DirectMl => vec![ep::DirectML::default().build().error_on_failure()],
+            Device::CoreMl => {
+                let mut c = ep::CoreML::default();
+                if let Some(dir) = &cache {
+                    c = c.with_model_cache_dir(dir.to_string_lossy());
+                }
+                vec![c.build().error_on_failure()]
+            }
+        };
+        if !eps.is_empty() {
+            builder = builder.with_execution_providers(eps).map_err(|e| anyhow!("{provider} failed to start for {}: {e}", path.display()))?;
+        }
+        // ORT's optimised model, saved once and loaded as is afterwards (not for compiling providers)
+        let optimized = cache.as_ref().filter(|_| matches!(device, Device::Cpu | Device::Auto | Device::Cuda)).map(|d| d.join(format!("{}.onnx", cache_key(path, provider))));
+        match optimized {
+            Some(file) if file.is_file() => builder
+                .with_optimization_level(GraphOptimizationLevel::Disable)
+                .map_err(|e| anyhow!("{e}"))?
+                .commit_from_file(&file)
+                .map_err(|e| anyhow!("cannot load the cached optimised model {} (delete it to rebuild): {e}", file.display())),
+            Some(file) => {
+                let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+                let session = builder.with_optimized_model_path(&tmp).map_err(|e| anyhow!("{e}"))?.commit_from_file(path).map_err(err)?;
+                // a failed rename only costs the next start its speed
+                let _ = std::fs::rename(&tmp, &file);
+                Ok(session)
+            }
+            None => builder.commit_from_file(path).map_err(err),
+        }
+    }
+
+    /// Element type, rank and whether the first axis is dynamic, of input `name`.
+    ///
+    /// # Errors
+    /// No such input (listing the inputs found), or not a tensor.
+    pub(crate) fn input(&self, name: &str) -> Result<(TensorElementType, usize, bool)> {
+        let outlet = self.session.inputs().iter().find(|o| o.name() == name).ok_or_else(|| {
+            let found: Vec<&str> = self.session.inputs().iter().map(|o| o.name()).collect();
+            anyhow!("{}: expected an input named `{name}`, found {}", self.path.display(), found.join(", "))
+        })?;
+        match outlet.dtype() {
+            ValueType::Tensor { ty, shape, .. } => Ok((*ty, shape.len(), shape.first().is_some_and(|d| *d < 0))),
+            other => bail!("{}: input `{name}` is {other:?}, expected a tensor", self.path.display()),
+        }
+    }
+
+    /// Whether float input `name` is float16 (else float32).
+    ///
+    /// # Errors
+    /// No such input, or neither float type.
+    pub(crate) fn input_is_f16(&self, name: &str) -> Result<bool> {
+        match self.input(name)?.0 {
+            TensorElementType::Float16 => Ok(true),
+            TensorElementType::Float32 => Ok(false),
+            t => bail!("{}: input `{name}` is {t:?}; expected float32 or float16", self.path.display()),
+        }
+    }
+
+    /// Whether the model has an output called `name`.
+    pub(crate) fn has_output(&self, name: &str) -> bool {
+        self.session.outputs().iter().any(|o| o.name() == name)
+    }
+
+    /// Runs the model and returns the named outputs as float32 (float16 outputs widened).
+    ///
+    /// # Errors
+    /// ONNX Runtime failures and missing or non-float outputs, naming the file.
+    pub(crate) fn run(
+        &mut self,
+        inputs: Vec<(Cow<'static, str>, SessionInputValue<'static>)>,
+        names: &[&str],
+    ) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {
+        let path = self.path.display().to_string();
+        let outputs = self.session.run(inputs).map_err(|e| anyhow!("running {path}: {e}"))?;
+        names
+            .iter()
+            .map(|&name| {
+                let value = outputs.get(name).ok_or_else(|| anyhow!("{path}: no output named `{name}`"))?;
+                if let Ok((shape, data)) = value.try_extract_tensor::<f32>() {
+                    return Ok((shape.iter().map(|&d| d as usize).collect(), data.to_vec()));
+                }
+                let (shape, data) = value.try_extract_tensor::<f16>().map_err(|e| anyhow!("{path}: output `{name}`: {e}"))?;
+                Ok((shape.iter().map(|&d| d as usize).collect(), data.iter().map(|x| x.to_f32()).collect()))
+            })
+            .collect()
+    }
+
+    /// [`Model::run`] for one output.
+    pub(crate) fn run1(&mut self, inputs: Vec<(Cow<'static, str>, SessionInputValue<'static>)>, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+        self.run(inputs, &[name])?.pop().ok_or_else(|| anyhow!("{}: no output `{name}`", self.path.display()))
+    }
+}
+
+/// A float tensor input, float16 when `half` (rounded to nearest) else float32.
+///
+/// # Errors
+/// A shape that does not match the data.
+pub(crate) fn float_input(shape: Vec<i64>, data: &[f32], half: bool) -> Result<SessionInputValue<'static>> {
+    Ok(if half {
+        Tensor::from_array((shape, data.iter().map(|&x| f16::from_f32(x)).collect::<Vec<_>>())).map_err(|e| anyhow!("{e}"))?.into()
+    } else {
+        Tensor::from_array((shape, data.to_vec())).map_err(|e| anyhow!("{e}"))?.into()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_names() {
+        for n in Device::NAMES {
+            assert!(Device::parse(n).is_ok());
+        }
+        assert_eq!(Device::parse("CUDA").unwrap(), Device::Cuda);
+        assert!(Device::parse("tpu").unwrap_err().to_string().contains("cpu, cuda, tensorrt"));
+    }
+}

@@ -663,10 +663,12 @@ impl Scene {
                 return Err(format!("[variables] {name}: not usable as a variable name (built-in name or not an identifier)"));
             }
         }
-        for key in self.prompts.keys() {
+        let ctx = self.context();
+        for (key, text) in &self.prompts {
             key.trim().parse::<usize>().map_err(|_| {
                 format!("[prompts] key \"{key}\": must be a frame number such as \"0\" or \"30\"")
             })?;
+            expand_prompt_math(text, &ctx, 0).map_err(|e| format!("[prompts] \"{key}\": {e}"))?;
         }
         self.schedules()?;
         Ok(())
@@ -793,8 +795,41 @@ impl Scene {
         };
         p.positive = join(&p.positive, &self.animation_prompts.positive);
         p.negative = join(&p.negative, &self.animation_prompts.negative);
+        // backtick math, validated when the scene was loaded
+        let ctx = self.context();
+        p.positive = expand_prompt_math(&p.positive, &ctx, frame).unwrap_or(p.positive);
+        p.negative = expand_prompt_math(&p.negative, &ctx, frame).unwrap_or(p.negative);
         p
     }
+}
+
+/// Replaces each `` `expression` `` in a prompt with its value at frame `t` (Deforum's prompt
+/// math, e.g. `` (cat:`0.5*sin(t/10)+1`) ``), evaluated with the schedule expression language.
+pub fn expand_prompt_math(text: &str, ctx: &Context, t: usize) -> Result<String, String> {
+    if !text.contains('`') {
+        return Ok(text.to_string());
+    }
+    let parts: Vec<&str> = text.split('`').collect();
+    if parts.len() % 2 == 0 {
+        return Err(format!("unbalanced backtick in prompt {text:?}: prompt math is written `expression`"));
+    }
+    let names = ctx.names();
+    let mut vars = vec![t as f64, ctx.max_frames as f64 - 1.0, ctx.seed as f64, ctx.fps, t as f64 / ctx.fps];
+    vars.extend(ctx.variables.iter().map(|(_, v)| *v));
+    let mut out = String::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i % 2 == 0 {
+            out.push_str(part);
+        } else {
+            let e = crate::schedule::Expr::parse(part, &names).map_err(|e| format!("prompt math `{part}`: {e}"))?;
+            let v = e.eval(&vars);
+            if !v.is_finite() {
+                return Err(format!("prompt math `{part}` is {v} at frame {t}"));
+            }
+            out.push_str(&registry::format_number((v * 1e6).round() / 1e6));
+        }
+    }
+    Ok(out)
 }
 
 /// Canonical sampler name for a user's spelling: A1111/Deforum names, diffusers class names and
@@ -886,6 +921,16 @@ mod tests {
                 assert!(e.contains(n), "schedule {sched:?}: error lacks {n:?}: {e}");
             }
         }
+    }
+
+    #[test]
+    fn prompt_math() {
+        let s = parse("[prompts]\n\"0\" = \"a (cat:`1+t/10`) --neg `t*2` dogs\"\n").unwrap();
+        assert_eq!(s.prompt_at(5).positive, "a (cat:1.5)");
+        assert_eq!(s.prompt_at(5).negative, "10 dogs");
+        let e = parse("[prompts]\n\"0\" = \"a (cat:`1+sinn(t)`)\"\n").unwrap_err().to_string();
+        assert!(e.contains("[prompts] \"0\"") && e.contains("sinn"), "{e}");
+        assert!(parse("[prompts]\n\"0\" = \"a `t\"\n").unwrap_err().to_string().contains("backtick"));
     }
 
     #[test]

@@ -19,11 +19,11 @@ use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::diffusion::{Pipeline, PromptSyntax, Request, SamplerKind, SessionOptions, StageTimes, TorchRng};
+use crate::diffusion::{Pipeline, PromptSyntax, Request, SamplerKind, SessionOptions, StageTimes, TorchRng, Travel};
 use crate::effects::{self, color::MatchSpace, noise::NoiseKind};
 use crate::output::{self, VideoSettings};
 use crate::camera::Camera;
-use crate::scene::{AnimationMode, ColorCoherence, FrameSchedules, Scene};
+use crate::scene::{AnimationMode, ColorCoherence, FrameSchedules, PromptTravel, Scene};
 use crate::seeds::SeedSequence;
 
 /// Options from the command line.
@@ -110,6 +110,13 @@ struct Diffuse {
 impl Painter for Diffuse {
     fn paint(&mut self, scene: &Scene, sched: &FrameSchedules, i: usize, seed: i64, init: Option<&RgbImage>, denoise: f64) -> Result<(RgbImage, StageTimes)> {
         let prompt = scene.prompt_at(i);
+        let travel_to = scene.travel_at(i);
+        let travel = travel_to.as_ref().map(|(p, w)| Travel {
+            prompt: &p.positive,
+            negative: &p.negative,
+            weight: *w,
+            slerp: scene.animation_prompts.travel == PromptTravel::Slerp,
+        });
         let sampler_name = sched.text("sampler").map(|s| s[i].clone()).unwrap_or_else(|| "Euler a".into());
         let sampler = SamplerKind::from_name(&sampler_name)?;
         let eta = match sampler {
@@ -131,6 +138,7 @@ impl Painter for Diffuse {
             prompt_syntax: PromptSyntax::A1111,
             clip_skip: sched.get("clipskip")[i].round().max(1.0) as u32,
             subseed: Some((sched.get("subseed")[i] as i64 as u64, sched.get("subseed_strength")[i] as f32)),
+            travel,
         };
         self.pipeline.generate(&req, &mut TorchRng::new(seed as u64)).with_context(|| format!("generating frame {i}"))
     }

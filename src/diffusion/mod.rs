@@ -9,7 +9,7 @@ pub mod session;
 pub mod tokenizer;
 pub mod variation;
 
-pub use pipeline::{NoiseSource, Pipeline, Request, StageTimes};
+pub use pipeline::{NoiseSource, Pipeline, Request, StageTimes, Travel};
 pub use prompt::PromptSyntax;
 pub use rng::TorchRng;
 pub use scheduler::{SamplerKind, Scheduler, SchedulerConfig};

@@ -62,6 +62,43 @@ pub struct Request<'a> {
     /// Multiplier of the img2img noise before it is added (A1111's `initial_noise_multiplier`,
     /// Deforum's noise_multiplier schedule); 1 = diffusers.
     pub noise_multiplier: f32,
+    /// Prompt travel: the next keyed prompt, its negative, and how far towards it (0..1) the text
+    /// embeddings are interpolated.
+    pub travel: Option<Travel<'a>>,
+}
+
+/// Interpolation of the text embeddings towards another prompt (prompt travel).
+#[derive(Debug, Clone, Copy)]
+pub struct Travel<'a> {
+    /// The prompt travelled to.
+    pub prompt: &'a str,
+    /// Its negative prompt.
+    pub negative: &'a str,
+    /// 0 = the request's prompt, 1 = `prompt`.
+    pub weight: f32,
+    /// Spherical (true) or linear (false) interpolation.
+    pub slerp: bool,
+}
+
+/// Interpolates two embeddings of the same shape; `slerp` treats each token vector as a direction
+/// (spherical interpolation, falling back to linear for nearly parallel vectors).
+pub fn blend_embeddings(a: &[f32], b: &[f32], dim: usize, w: f32, slerp: bool) -> Vec<f32> {
+    if !slerp {
+        return a.iter().zip(b).map(|(x, y)| x + w * (y - x)).collect();
+    }
+    let mut out = Vec::with_capacity(a.len());
+    for (ra, rb) in a.chunks(dim).zip(b.chunks(dim)) {
+        let (na, nb) = (ra.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt(), rb.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt());
+        let dot = ra.iter().zip(rb).map(|(x, y)| *x as f64 * *y as f64).sum::<f64>() / (na * nb).max(1e-12);
+        let omega = dot.clamp(-1.0, 1.0).acos();
+        if omega.abs() < 1e-4 || na == 0.0 || nb == 0.0 {
+            out.extend(ra.iter().zip(rb).map(|(x, y)| x + w * (y - x)));
+        } else {
+            let (s0, s1) = (((1.0 - w as f64) * omega).sin() / omega.sin(), (w as f64 * omega).sin() / omega.sin());
+            out.extend(ra.iter().zip(rb).map(|(x, y)| (s0 * *x as f64 + s1 * *y as f64) as f32));
+        }
+    }
+    out
 }
 
 /// Time spent per stage of one generation.
@@ -457,6 +494,25 @@ impl Pipeline {
         } else {
             None
         };
+        let (mut eshape, mut cond, mut uncond) = (eshape, cond, uncond);
+        if let Some(tr) = req.travel.filter(|t| t.weight > 0.0) {
+            let (nshape, next) = self.encode_skip(tr.prompt, req.prompt_syntax, req.clip_skip)?;
+            // prompts of different lengths (chunk counts) cannot be blended token by token:
+            // take the nearer one
+            if nshape == eshape {
+                cond = blend_embeddings(&cond, &next, eshape[2], tr.weight, tr.slerp);
+            } else if tr.weight >= 0.5 {
+                (eshape, cond) = (nshape, next);
+            }
+            if let Some((ushape, u)) = uncond.as_mut() {
+                let (nushape, nu) = self.encode_skip(tr.negative, req.prompt_syntax, req.clip_skip)?;
+                if nushape == *ushape {
+                    *u = blend_embeddings(u, &nu, ushape[2], tr.weight, tr.slerp);
+                } else if tr.weight >= 0.5 {
+                    (*ushape, *u) = (nushape, nu);
+                }
+            }
+        }
         let dim = eshape[2];
         let batch = if guided { 2 } else { 1 };
         times.text = t0.elapsed();

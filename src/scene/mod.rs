@@ -436,14 +436,28 @@ scene_table! {
     schedules {}
 }
 
+/// Prompt travel: how the text embeddings move between keyed prompts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PromptTravel {
+    /// Each prompt holds until the next key (Deforum).
+    None,
+    /// Linear interpolation of the embeddings over the frames between two keys.
+    Linear,
+    /// Spherical interpolation of each token's embedding.
+    Slerp,
+}
+
 scene_table! {
     /// `[animation_prompts]`: text added to every prompt (Deforum's
-    /// `animation_prompts_positive` / `animation_prompts_negative`).
+    /// `animation_prompts_positive` / `animation_prompts_negative`) and prompt travel.
     PromptAffixes ("animation_prompts") {
         /// Added after each positive prompt.
         positive: String = String::new(),
         /// Added to each negative prompt.
         negative: String = String::new(),
+        /// Interpolate the text embeddings between keyed prompts: none, linear or slerp.
+        travel: PromptTravel = PromptTravel::None,
     }
     schedules {}
 }
@@ -780,6 +794,20 @@ impl Scene {
         }
     }
 
+    /// With prompt travel on: the next keyed prompt after `frame` (as [`Scene::prompt_at`] gives
+    /// it at that key) and the weight 0..1 of the way from the current key to it.
+    pub fn travel_at(&self, frame: usize) -> Option<(Prompt, f32)> {
+        if self.animation_prompts.travel == PromptTravel::None {
+            return None;
+        }
+        let mut keys: Vec<usize> = self.prompts.keys().filter_map(|k| k.trim().parse().ok()).collect();
+        keys.sort();
+        let cur = keys.iter().rev().find(|k| **k <= frame).copied()?;
+        let next = keys.iter().find(|k| **k > frame).copied()?;
+        let w = (frame - cur) as f32 / (next - cur) as f32;
+        Some((self.prompt_at(next), w))
+    }
+
     /// The prompt in force at `frame`: the one at the greatest key <= frame (the first one before
     /// any key).
     pub fn prompt_at(&self, frame: usize) -> Prompt {
@@ -921,6 +949,15 @@ mod tests {
                 assert!(e.contains(n), "schedule {sched:?}: error lacks {n:?}: {e}");
             }
         }
+    }
+
+    #[test]
+    fn travel_weights() {
+        let s = parse("[animation_prompts]\ntravel = \"linear\"\n[prompts]\n\"0\" = \"a\"\n\"10\" = \"b\"\n").unwrap();
+        let (p, w) = s.travel_at(5).unwrap();
+        assert_eq!((p.positive.as_str(), w), ("b", 0.5));
+        assert!(s.travel_at(10).is_none(), "after the last key there is nothing to travel to");
+        assert!(parse("[prompts]\n\"0\" = \"a\"\n\"10\" = \"b\"\n").unwrap().travel_at(5).is_none());
     }
 
     #[test]

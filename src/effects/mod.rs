@@ -3,6 +3,7 @@
 
 pub mod color;
 pub mod noise;
+mod opencv_lab;
 pub mod sharpen;
 
 use image::RgbImage;

@@ -446,6 +446,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::approx_constant)] // 3.14 is what Deforum users write
     fn numexpr_semantics() {
         assert_eq!(ev("1+2*3", 0.0), 7.0);
         assert_eq!(ev("-2**2", 0.0), -4.0);

@@ -130,7 +130,7 @@ impl Camera {
         let a = &self.scene.animation;
         let flip = if self.scene.motion.enable_perspective_flip { Some(flip_matrix(&self.scene, s, i)?) } else { None };
         let img = match self.mode {
-            AnimationMode::None | AnimationMode::VideoInput => prev,
+            AnimationMode::None | AnimationMode::VideoInput | AnimationMode::Interpolation => prev,
             AnimationMode::TwoD => match flip {
                 Some(f) => warp::warp_2d_flip(&prev, &motion_2d(s, i), &f, a.border),
                 None => warp::warp_2d(&prev, &motion_2d(s, i), a.border),
@@ -168,7 +168,7 @@ impl Camera {
         let a = &self.scene.animation;
         let flip = if self.scene.motion.enable_perspective_flip { Some(flip_matrix(&self.scene, s, i)?) } else { None };
         Ok(match self.mode {
-            AnimationMode::None | AnimationMode::VideoInput => img,
+            AnimationMode::None | AnimationMode::VideoInput | AnimationMode::Interpolation => img,
             AnimationMode::TwoD => {
                 let m = motion_2d(s, i).matrix(img.width(), img.height());
                 let m = match flip {

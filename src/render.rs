@@ -116,6 +116,7 @@ impl Painter for Diffuse {
             negative: &p.negative,
             weight: *w,
             slerp: scene.animation_prompts.travel == PromptTravel::Slerp,
+            // Interpolation mode blends linearly unless the scene asks for slerp
         });
         let sampler_name = sched.text("sampler").map(|s| s[i].clone()).unwrap_or_else(|| "Euler a".into());
         let sampler = SamplerKind::from_name(&sampler_name)?;
@@ -284,6 +285,26 @@ impl Loop<'_, '_> {
             });
         }
         self.write(0, &img, rec)?;
+        Ok(img)
+    }
+
+    /// Interpolation mode: frame `i` is txt2img with the prompt travelling between keyed prompts
+    /// (preview: the test pattern or init image, unchanged).
+    fn txt2img_frame(&mut self, i: usize, seed: i64) -> Result<RgbImage> {
+        let scene = self.scene;
+        let mut rec = FrameRecord { index: i, kind: "txt2img", seed: Some(seed), ..record(&self.sched, i) };
+        let img = match self.painter.as_mut() {
+            None => match &scene.init.image {
+                Some(p) => load_init(scene, p)?,
+                None => test_pattern(scene.image.width, scene.image.height),
+            },
+            Some(p) => {
+                let (img, t) = p.paint(scene, &self.sched, i, seed, None, 1.0)?;
+                stage_times(&mut rec, &t);
+                img
+            }
+        };
+        self.write(i, &img, rec)?;
         Ok(img)
     }
 
@@ -520,7 +541,8 @@ fn run_loop(scene: &Scene, opts: &RenderOptions, mut painter: Option<&mut dyn Pa
         state::clear(&out);
     }
     let video_mode = scene.animation.mode == AnimationMode::VideoInput;
-    let cadence = if painter.is_some() && !video_mode { scene.cadence.diffusion_cadence } else { 1 };
+    let interpolation = scene.animation.mode == AnimationMode::Interpolation;
+    let cadence = if painter.is_some() && !video_mode && !interpolation { scene.cadence.diffusion_cadence } else { 1 };
     let keys = key_frames(n, cadence);
     let mut seeds = SeedSequence::new(scene.generation.seed_behavior, seed, scene.generation.seed_iter_N);
     let bar = progress(opts.quiet, n, kind);
@@ -538,7 +560,13 @@ fn run_loop(scene: &Scene, opts: &RenderOptions, mut painter: Option<&mut dyn Pa
         }
         None => {
             let s = seeds.current(lp.sched.get("seed")[0]);
-            let img = if video_mode { lp.video_frame(0, s)? } else { lp.first(s)? };
+            let img = if video_mode {
+                lp.video_frame(0, s)?
+            } else if interpolation {
+                lp.txt2img_frame(0, s)?
+            } else {
+                lp.first(s)?
+            };
             seeds.advance();
             let cp = state::Checkpoint { scene_hash: hash.clone(), seed, key_frame: 0, seed_calls: 1, has_color_sample: lp.color_sample.is_some(), frames: lp.records.clone() };
             state::save(&out, &cp, &img, lp.color_sample.as_ref())?;
@@ -556,7 +584,13 @@ fn run_loop(scene: &Scene, opts: &RenderOptions, mut painter: Option<&mut dyn Pa
             break;
         }
         let s = seeds.current(lp.sched.get("seed")[f]);
-        prev = if video_mode { lp.video_frame(f, s)? } else { lp.key(p, f, &prev, s)? };
+        prev = if video_mode {
+            lp.video_frame(f, s)?
+        } else if interpolation {
+            lp.txt2img_frame(f, s)?
+        } else {
+            lp.key(p, f, &prev, s)?
+        };
         seeds.advance();
         seed_calls += 1;
         done_key = f;

@@ -231,3 +231,31 @@ fn soundtrack_is_muxed_and_cut_to_the_video() {
     let o = anim(&["render", s.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
     assert!(!o.status.success() && stderr(&o).contains("nope.m4a"), "{}", stderr(&o));
 }
+
+#[test]
+fn interpolation_mode_travels_between_prompts() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = |mode: &str, prompts: &str| {
+        format!(
+            "[image]\nwidth = 64\nheight = 64\n[animation]\nmode = \"{mode}\"\nmax_frames = 5\n\
+             [generation]\nseed = 9\nseed_behavior = \"fixed\"\nsampler = \"Euler\"\nsteps = 4\n\
+             [prompts]\n{prompts}\n[model]\nfolder = \"{{model}}\"\n[output]\nvideo = false\n"
+        )
+    };
+    let frame = |out: &Path, i: usize| std::fs::read(out.join(format!("frames/{i:06}.png"))).unwrap();
+    let s = scene(dir.path(), &body("Interpolation", "\"0\" = \"a red fox\"\n\"4\" = \"a blue whale\""));
+    let travel = dir.path().join("travel");
+    let o = anim(&["render", s.to_str().unwrap(), "--out", travel.to_str().unwrap(), "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // the end frames are the keyed prompts themselves (same seed), the middle ones differ
+    let only_a = dir.path().join("a");
+    let s = scene(dir.path(), &body("Interpolation", "\"0\" = \"a red fox\""));
+    assert!(anim(&["render", s.to_str().unwrap(), "--out", only_a.to_str().unwrap(), "-q"]).status.success());
+    let only_b = dir.path().join("b");
+    let s = scene(dir.path(), &body("Interpolation", "\"0\" = \"a blue whale\""));
+    assert!(anim(&["render", s.to_str().unwrap(), "--out", only_b.to_str().unwrap(), "-q"]).status.success());
+    assert_eq!(frame(&travel, 0), frame(&only_a, 0));
+    assert_eq!(frame(&travel, 4), frame(&only_b, 4));
+    assert_ne!(frame(&travel, 2), frame(&only_a, 2));
+    assert_ne!(frame(&travel, 2), frame(&only_b, 2));
+}

@@ -129,6 +129,7 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
             "3D" => AnimationMode::ThreeD,
             "None" => AnimationMode::None,
             "Video Input" => AnimationMode::VideoInput,
+            "Interpolation" => AnimationMode::Interpolation,
             other => {
                 warnings.push(format!("animation_mode \"{other}\" is not supported yet; read as \"2D\" for its schedules"));
                 AnimationMode::TwoD

@@ -65,6 +65,8 @@ pub enum AnimationMode {
     /// Each frame is img2img of the matching frame of `[video_input] video_init_path`.
     #[serde(rename = "Video Input")]
     VideoInput,
+    /// Each frame is txt2img, the prompt travelling between the keyed prompts (no motion).
+    Interpolation,
 }
 
 /// How pixels outside the frame are filled by the 2D warp.
@@ -797,7 +799,7 @@ impl Scene {
     /// With prompt travel on: the next keyed prompt after `frame` (as [`Scene::prompt_at`] gives
     /// it at that key) and the weight 0..1 of the way from the current key to it.
     pub fn travel_at(&self, frame: usize) -> Option<(Prompt, f32)> {
-        if self.animation_prompts.travel == PromptTravel::None {
+        if self.animation_prompts.travel == PromptTravel::None && self.animation.mode != AnimationMode::Interpolation {
             return None;
         }
         let mut keys: Vec<usize> = self.prompts.keys().filter_map(|k| k.trim().parse().ok()).collect();

@@ -100,6 +100,10 @@ fn install_ctrlc() {
 
 /// Repaints a prepared frame: txt2img when `init` is `None`, img2img otherwise.
 trait Painter {
+    /// The execution provider doing the work, for the manifest.
+    fn provider(&self) -> &'static str {
+        "none"
+    }
     fn paint(&mut self, scene: &Scene, sched: &FrameSchedules, i: usize, seed: i64, init: Option<&RgbImage>, denoise: f64) -> Result<(RgbImage, StageTimes)>;
 }
 
@@ -108,6 +112,10 @@ struct Diffuse {
 }
 
 impl Painter for Diffuse {
+    fn provider(&self) -> &'static str {
+        self.pipeline.provider()
+    }
+
     fn paint(&mut self, scene: &Scene, sched: &FrameSchedules, i: usize, seed: i64, init: Option<&RgbImage>, denoise: f64) -> Result<(RgbImage, StageTimes)> {
         let prompt = scene.prompt_at(i);
         let travel_to = scene.travel_at(i);
@@ -617,7 +625,7 @@ fn run_loop(scene: &Scene, opts: &RenderOptions, mut painter: Option<&mut dyn Pa
         kind,
         scene_file: &scene.path,
         seed,
-        provider: if model.is_some() { "cpu" } else { "none" },
+        provider: lp.painter.as_ref().map(|p| p.provider()).unwrap_or("none"),
         model_folder: model,
         model_files_sha256: match model {
             Some(m) => model_hashes(m)?,

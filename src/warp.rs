@@ -273,10 +273,20 @@ fn sample_row(row: &mut [u8], y: usize, w: usize, h: usize, src: &[u8], m: &[f32
         let (ix, iy) = (fx as i32, fy as i32);
         let out = &mut row[x * 3..x * 3 + 3];
         let inside = ix >= 0 && iy >= 0 && ix < sw - 1 && iy < sh - 1;
-        let taps: [Option<usize>; 4] = if inside {
+        if inside {
+            // fast path: all four taps in the image
             let o = iy as usize * stride + ix as usize * 3;
-            [Some(o), Some(o + 3), Some(o + stride), Some(o + stride + 3)]
-        } else if !sx.is_finite() || !sy.is_finite() {
+            let (r0, r1) = (&src[o..o + 6], &src[o + stride..o + stride + 6]);
+            for c in 0..3 {
+                let (p00, p01, p10, p11) = (r0[c] as f32, r0[c + 3] as f32, r1[c] as f32, r1[c + 3] as f32);
+                let v0 = ax.mul_add(p01 - p00, p00);
+                let v1 = ax.mul_add(p11 - p10, p10);
+                let v = ay.mul_add(v1 - v0, v0);
+                out[c] = v.round_ties_even().clamp(0.0, 255.0) as u8;
+            }
+            continue;
+        }
+        let taps: [Option<usize>; 4] = if !sx.is_finite() || !sy.is_finite() {
             [None; 4]
         } else {
             [fetch(ix, iy), fetch(ix + 1, iy), fetch(ix, iy + 1), fetch(ix + 1, iy + 1)]

@@ -59,40 +59,43 @@ pub fn fixed_point_kernel(ksize: usize, sigma: f64) -> Vec<i64> {
 }
 
 /// OpenCV's `GaussianBlur` of an 8-bit RGB image (bit-exact path: integer kernels, reflect-101
-/// border, `(Σ ky·Σ kx·p + 2^15) >> 16`).
+/// border, `(Σ ky·Σ kx·p + 2^15) >> 16`). Rows run in parallel; border indices are precomputed.
 pub fn gaussian_blur(img: &RgbImage, ksize: usize, sigma: f64) -> RgbImage {
-    let k = fixed_point_kernel(ksize, sigma);
+    use rayon::prelude::*;
+    let k: Vec<i32> = fixed_point_kernel(ksize, sigma).iter().map(|v| *v as i32).collect();
     let r = (ksize / 2) as isize;
-    let (w, h) = (img.width() as isize, img.height() as isize);
+    let (w, h) = (img.width() as usize, img.height() as usize);
     let src = img.as_raw();
-    // horizontal pass, kept exact (8 fraction bits)
-    let mut tmp = vec![0i64; src.len()];
-    for y in 0..h as usize {
+    let xs: Vec<usize> = (-r..w as isize + r).map(|x| reflect101(x, w as isize)).collect();
+    let ys: Vec<usize> = (-r..h as isize + r).map(|y| reflect101(y, h as isize)).collect();
+    // horizontal pass, kept exact (8 fraction bits): at most 255·256, fits i32
+    let mut tmp = vec![0i32; src.len()];
+    tmp.par_chunks_mut(w * 3).enumerate().for_each(|(y, row)| {
+        let srow = &src[y * w * 3..(y + 1) * w * 3];
         for x in 0..w {
-            for c in 0..3 {
-                let mut acc = 0i64;
-                for (i, kv) in k.iter().enumerate() {
-                    let sx = reflect101(x + i as isize - r, w);
-                    acc += kv * src[(y * w as usize + sx) * 3 + c] as i64;
-                }
-                tmp[(y * w as usize + x as usize) * 3 + c] = acc;
+            let mut acc = [0i32; 3];
+            for (i, kv) in k.iter().enumerate() {
+                let o = xs[x + i] * 3;
+                acc[0] += kv * srow[o] as i32;
+                acc[1] += kv * srow[o + 1] as i32;
+                acc[2] += kv * srow[o + 2] as i32;
             }
+            row[x * 3..x * 3 + 3].copy_from_slice(&acc);
         }
-    }
+    });
     let mut out = RgbImage::new(img.width(), img.height());
-    let dst = out.as_mut();
-    for y in 0..h {
-        for x in 0..w as usize {
-            for c in 0..3 {
-                let mut acc = 0i64;
-                for (i, kv) in k.iter().enumerate() {
-                    let sy = reflect101(y + i as isize - r, h);
-                    acc += kv * tmp[(sy * w as usize + x) * 3 + c];
-                }
-                dst[(y as usize * w as usize + x) * 3 + c] = ((acc + (1 << 15)) >> 16).clamp(0, 255) as u8;
+    out.as_mut().par_chunks_mut(w * 3).enumerate().for_each(|(y, row)| {
+        let mut acc = vec![0i64; w * 3];
+        for (i, kv) in k.iter().enumerate() {
+            let trow = &tmp[ys[y + i] * w * 3..(ys[y + i] + 1) * w * 3];
+            for (a, t) in acc.iter_mut().zip(trow) {
+                *a += *kv as i64 * *t as i64;
             }
         }
-    }
+        for (o, a) in row.iter_mut().zip(&acc) {
+            *o = ((a + (1 << 15)) >> 16).clamp(0, 255) as u8;
+        }
+    });
     out
 }
 

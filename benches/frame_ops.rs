@@ -41,7 +41,7 @@ fn bench(c: &mut Criterion) {
             p
         })
         .collect();
-    let settings = anim::output::VideoSettings { fps: 15.0, crf: 17, preset: "slow".into() };
+    let settings = anim::output::VideoSettings::h264(15.0, 17, "slow");
     let mp4 = dir.path().join("v.mp4");
     g.sample_size(10);
     g.bench_function("video_encode_10_frames", |b| b.iter(|| anim::output::encode_mp4(&frames, &mp4, &settings).unwrap()));

@@ -38,10 +38,21 @@ pub fn read_rgb(path: &Path) -> Result<RgbImage> {
 pub struct VideoSettings {
     /// Frames per second.
     pub fps: f64,
-    /// x264 constant rate factor.
+    /// Constant rate factor (x264/x265/VP9).
     pub crf: u32,
-    /// x264 preset.
+    /// Encoder preset (x264/x265).
     pub preset: String,
+    /// Encoder name: `libx264` (default), `libx265`, `libvpx-vp9`, `gif`.
+    pub codec: String,
+    /// Pixel format name, e.g. `yuv420p` (the default), `yuv444p`.
+    pub pixel_format: String,
+}
+
+impl VideoSettings {
+    /// H.264, yuv420p, at `fps`, CRF and preset as given.
+    pub fn h264(fps: f64, crf: u32, preset: &str) -> VideoSettings {
+        VideoSettings { fps, crf, preset: preset.into(), codec: "libx264".into(), pixel_format: "yuv420p".into() }
+    }
 }
 
 fn init_ffmpeg() -> Result<()> {
@@ -50,20 +61,30 @@ fn init_ffmpeg() -> Result<()> {
     Ok(())
 }
 
-/// Encodes `frames` (all the same size) into an H.264 yuv420p mp4 with `+faststart`.
+/// Encodes `frames` (all the same size) into a video; the container follows the file extension
+/// (`.mp4` with `+faststart`, `.webm`, `.gif`), the codec and pixel format the settings.
 pub fn encode_mp4(frames: &[PathBuf], out: &Path, settings: &VideoSettings) -> Result<()> {
     init_ffmpeg()?;
     let first = frames.first().ok_or_else(|| anyhow!("no frames to encode"))?;
     let first_img = read_rgb(first)?;
     let (w, h) = first_img.dimensions();
     if w % 2 != 0 || h % 2 != 0 {
-        bail!("H.264 yuv420p needs an even frame size, got {w}x{h}");
+        bail!("video encoding needs an even frame size, got {w}x{h}");
     }
-    let tmp = out.with_extension("mp4.tmp");
-    let mut octx = ffmpeg::format::output_as(&tmp, "mp4").with_context(|| format!("cannot create {}", tmp.display()))?;
-    let codec = ffmpeg::encoder::find_by_name("libx264")
-        .or_else(|| ffmpeg::encoder::find(ffmpeg::codec::Id::H264))
-        .ok_or_else(|| anyhow!("this FFmpeg has no H.264 encoder (install libavcodec with libx264)"))?;
+    let container = match out.extension().and_then(|e| e.to_str()) {
+        Some("webm") => "webm",
+        Some("gif") => "gif",
+        _ => "mp4",
+    };
+    let tmp = out.with_extension(format!("{container}.tmp"));
+    let mut octx = ffmpeg::format::output_as(&tmp, container).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let codec = ffmpeg::encoder::find_by_name(&settings.codec)
+        .ok_or_else(|| anyhow!("this FFmpeg has no encoder `{}` (try libx264, libx265, libvpx-vp9 or gif)", settings.codec))?;
+    let pix: ffmpeg::format::Pixel = settings
+        .pixel_format
+        .parse()
+        .map_err(|_| anyhow!("unknown pixel format `{}` (e.g. yuv420p, yuv444p)", settings.pixel_format))?;
+    let x26x = settings.codec.starts_with("libx26");
     let global_header = octx.format().flags().contains(ffmpeg::format::Flags::GLOBAL_HEADER);
     let mut ost = octx.add_stream(codec)?;
     let ost_index = ost.index();
@@ -72,21 +93,31 @@ pub fn encode_mp4(frames: &[PathBuf], out: &Path, settings: &VideoSettings) -> R
     let time_base = rate.invert();
     enc.set_width(w);
     enc.set_height(h);
-    enc.set_format(ffmpeg::format::Pixel::YUV420P);
+    enc.set_format(pix);
     enc.set_frame_rate(Some(rate));
     enc.set_time_base(time_base);
     if global_header {
         enc.set_flags(ffmpeg::codec::Flags::GLOBAL_HEADER);
     }
     let mut opts = ffmpeg::Dictionary::new();
-    opts.set("crf", &settings.crf.to_string());
-    opts.set("preset", &settings.preset);
+    if x26x || settings.codec == "libvpx-vp9" {
+        opts.set("crf", &settings.crf.to_string());
+    }
+    if x26x {
+        opts.set("preset", &settings.preset);
+    }
+    if settings.codec == "libvpx-vp9" {
+        opts.set("b", "0");
+        opts.set("row-mt", "1");
+    }
     let mut enc = enc.open_with(opts).context("cannot open the H.264 encoder")?;
     ost.set_parameters(&enc);
     ost.set_time_base(time_base);
     ost.set_avg_frame_rate(rate);
     let mut header_opts = ffmpeg::Dictionary::new();
-    header_opts.set("movflags", "+faststart");
+    if container == "mp4" {
+        header_opts.set("movflags", "+faststart");
+    }
     octx.write_header_with(header_opts).context("cannot write the mp4 header")?;
     let stream_tb = octx.stream(ost_index).map(|s| s.time_base()).unwrap_or(time_base);
 
@@ -94,13 +125,13 @@ pub fn encode_mp4(frames: &[PathBuf], out: &Path, settings: &VideoSettings) -> R
         ffmpeg::format::Pixel::RGB24,
         w,
         h,
-        ffmpeg::format::Pixel::YUV420P,
+        pix,
         w,
         h,
         ffmpeg::software::scaling::Flags::BILINEAR | ffmpeg::software::scaling::Flags::ACCURATE_RND | ffmpeg::software::scaling::Flags::FULL_CHR_H_INT,
     )?;
     let mut rgb = ffmpeg::frame::Video::new(ffmpeg::format::Pixel::RGB24, w, h);
-    let mut yuv = ffmpeg::frame::Video::new(ffmpeg::format::Pixel::YUV420P, w, h);
+    let mut yuv = ffmpeg::frame::Video::new(pix, w, h);
     let drain = |enc: &mut ffmpeg::encoder::Video, octx: &mut ffmpeg::format::context::Output| -> Result<()> {
         let mut pkt = ffmpeg::Packet::empty();
         while enc.receive_packet(&mut pkt).is_ok() {

@@ -610,7 +610,16 @@ fn run_loop(scene: &Scene, opts: &RenderOptions, mut painter: Option<&mut dyn Pa
     let paths: Vec<PathBuf> = (0..written).map(|i| output::frame_path(&out, i)).collect();
     let video = if scene.output.video && !opts.no_video {
         let path = out.join("video.mp4");
-        let settings = VideoSettings { fps: scene.output.fps, crf: scene.output.crf, preset: scene.output.preset.clone() };
+        let o = &scene.output;
+        let settings = VideoSettings { fps: o.fps, crf: o.crf, preset: o.preset.clone(), codec: o.codec.clone(), pixel_format: o.pixel_format.clone() };
+        if o.gif {
+            let gif = VideoSettings { codec: "gif".into(), pixel_format: "rgb8".into(), ..settings.clone() };
+            output::encode_mp4(&paths, &out.join("video.gif"), &gif).context("encoding video.gif")?;
+        }
+        if o.webm {
+            let webm = VideoSettings { codec: "libvpx-vp9".into(), pixel_format: "yuv420p".into(), ..settings.clone() };
+            output::encode_mp4(&paths, &out.join("video.webm"), &webm).context("encoding video.webm")?;
+        }
         output::encode_mp4(&paths, &path, &settings).with_context(|| format!("encoding {}", path.display()))?;
         if let Some(audio) = &scene.output.soundtrack {
             output::mux_soundtrack(&path, &scene.resolve(audio), scene.output.soundtrack_offset)

@@ -259,3 +259,22 @@ fn interpolation_mode_travels_between_prompts() {
     assert_ne!(frame(&travel, 2), frame(&only_a, 2));
     assert_ne!(frame(&travel, 2), frame(&only_b, 2));
 }
+
+#[test]
+fn video_formats_are_settable() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = FOUR_FRAMES.replace("[output]\nfps = 4", "[output]\nfps = 4\ncodec = \"libx265\"\npixel_format = \"yuv444p\"\ngif = true\nwebm = true");
+    let s = scene(dir.path(), &body);
+    let out = dir.path().join("out");
+    let o = anim(&["render", s.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mp4 = anim::output::probe_video(&out.join("video.mp4")).unwrap();
+    assert_eq!((mp4.codec.as_str(), mp4.pixel_format.as_str(), mp4.frames), ("hevc", "yuv444p", 4));
+    let webm = anim::output::probe_video(&out.join("video.webm")).unwrap();
+    assert_eq!((webm.codec.as_str(), webm.frames), ("vp9", 4));
+    let gif = anim::output::probe_video(&out.join("video.gif")).unwrap();
+    assert_eq!((gif.codec.as_str(), gif.frames, gif.width), ("gif", 4, 64));
+    let s = scene(dir.path(), &FOUR_FRAMES.replace("[output]\nfps = 4", "[output]\nfps = 4\npixel_format = \"yuv999\""));
+    let o = anim(&["validate", s.to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("yuv999"));
+}

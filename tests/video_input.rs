@@ -12,7 +12,7 @@ fn make_video(dir: &Path, frames: usize) -> std::path::PathBuf {
         paths.push(p);
     }
     let video = dir.join("input.mp4");
-    let settings = anim::output::VideoSettings { fps: 12.0, crf: 10, preset: "fast".into() };
+    let settings = anim::output::VideoSettings::h264(12.0, 10, "fast");
     anim::output::encode_mp4(&paths, &video, &settings).unwrap();
     video
 }

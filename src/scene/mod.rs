@@ -488,6 +488,14 @@ scene_table! {
         crf: u32 = 17,
         /// x264 preset (ultrafast … veryslow).
         preset: String = "slow".into(),
+        /// Video encoder: libx264, libx265 (both in the mp4).
+        codec: String = "libx264".into(),
+        /// Pixel format of the mp4: yuv420p (plays everywhere), yuv444p, …
+        pixel_format: String = "yuv420p".into(),
+        /// Also write `video.gif`.
+        gif: bool = false,
+        /// Also write `video.webm` (VP9).
+        webm: bool = false,
         /// Audio file muxed into the mp4 (relative to the scene file).
         #[serde(skip_serializing_if = "Option::is_none")]
         soundtrack: Option<PathBuf> = None,
@@ -652,6 +660,12 @@ impl Scene {
         const PRESETS: &[&str] = &["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"];
         if !PRESETS.contains(&self.output.preset.as_str()) {
             return Err(format!("[output] preset = \"{}\": use one of {}", self.output.preset, PRESETS.join(", ")));
+        }
+        if !matches!(self.output.codec.as_str(), "libx264" | "libx265") {
+            return Err(format!("[output] codec = \"{}\": use \"libx264\" or \"libx265\" (gif and webm have their own switches)", self.output.codec));
+        }
+        if self.output.pixel_format.parse::<ffmpeg_next::format::Pixel>().is_err() {
+            return Err(format!("[output] pixel_format = \"{}\": not a pixel format FFmpeg knows (e.g. yuv420p, yuv444p)", self.output.pixel_format));
         }
         if self.coherence.color_coherence == ColorCoherence::Image && self.coherence.color_coherence_image_path.is_none() {
             return Err("[coherence] color_coherence = \"Image\" needs color_coherence_image_path".into());

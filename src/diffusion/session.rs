@@ -110,6 +110,8 @@ pub(crate) struct Model {
     pub(crate) path: PathBuf,
     /// The provider the session runs on.
     pub(crate) provider: &'static str,
+    /// Time spent inside `Session::run` so far.
+    pub(crate) busy: std::time::Duration,
 }
 
 /// A stable key for the cache: file, size, modification time, provider.
@@ -148,7 +150,7 @@ impl Model {
         let mut last_err = None;
         for device in candidates {
             match Self::try_load(env, &path, device, opts) {
-                Ok(session) => return Ok(Model { session, path, provider: device.provider_name() }),
+                Ok(session) => return Ok(Model { session, path, provider: device.provider_name(), busy: std::time::Duration::ZERO }),
                 Err(e) if opts.device == Device::Auto && device != Device::Cpu => {
                     let note = format!("--device auto: {} not used for {} ({e:#})", device.provider_name(), path.display());
                     if !notes.contains(&note) {
@@ -266,13 +268,15 @@ impl Model {
     ///
     /// # Errors
     /// ONNX Runtime failures and missing or non-float outputs, naming the file.
-    pub(crate) fn run(
+    pub(crate) fn run<'v>(
         &mut self,
-        inputs: Vec<(Cow<'static, str>, SessionInputValue<'static>)>,
+        inputs: Vec<(Cow<'static, str>, SessionInputValue<'v>)>,
         names: &[&str],
     ) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {
         let path = self.path.display().to_string();
+        let started = std::time::Instant::now();
         let outputs = self.session.run(inputs).map_err(|e| anyhow!("running {path}: {e}"))?;
+        self.busy += started.elapsed();
         names
             .iter()
             .map(|&name| {
@@ -287,9 +291,22 @@ impl Model {
     }
 
     /// [`Model::run`] for one output.
-    pub(crate) fn run1(&mut self, inputs: Vec<(Cow<'static, str>, SessionInputValue<'static>)>, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+    pub(crate) fn run1<'v>(&mut self, inputs: Vec<(Cow<'static, str>, SessionInputValue<'v>)>, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
         self.run(inputs, &[name])?.pop().ok_or_else(|| anyhow!("{}: no output `{name}`", self.path.display()))
     }
+}
+
+/// A float tensor, float16 when `half` (rounded to nearest) else float32, kept to be passed by
+/// reference to many runs.
+///
+/// # Errors
+/// A shape that does not match the data.
+pub(crate) fn float_value(shape: Vec<i64>, data: &[f32], half: bool) -> Result<ort::value::DynValue> {
+    Ok(if half {
+        Tensor::from_array((shape, data.iter().map(|&x| f16::from_f32(x)).collect::<Vec<_>>())).map_err(|e| anyhow!("{e}"))?.into_dyn()
+    } else {
+        Tensor::from_array((shape, data.to_vec())).map_err(|e| anyhow!("{e}"))?.into_dyn()
+    })
 }
 
 /// A float tensor input, float16 when `half` (rounded to nearest) else float32.

@@ -1,8 +1,8 @@
 //! Per-frame time of anim's img2img (one Deforum frame: the pipeline's `generate`) on a model
 //! folder, and the share of it spent outside ONNX Runtime's session runs. Prints one JSON line.
 //!
-//! `cargo run --release --example bench_frame -- [MODEL_DIR] [RUNS] [DEVICE] [SAMPLER] [STEPS]`
-//! (defaults: models/tiny-sd, 50, cpu, DDIM, 10); `scripts/bench_frame.py` runs it beside
+//! `cargo run --release --example bench_frame -- [MODEL_DIR] [RUNS] [DEVICE] [SAMPLER] [STEPS] [THREADS]`
+//! (defaults: models/tiny-sd, 50, cpu, DDIM, 10, ORT's default threads); `scripts/bench_frame.py` runs it beside
 //! diffusers' ONNX pipeline.
 
 use std::path::PathBuf;
@@ -18,8 +18,9 @@ fn main() -> anyhow::Result<()> {
     let device = Device::parse(args.get(2).map(String::as_str).unwrap_or("cpu"))?;
     let sampler = SamplerKind::from_name(args.get(3).map(String::as_str).unwrap_or("DDIM"))?;
     let steps: usize = args.get(4).map(|s| s.parse()).transpose()?.unwrap_or(10);
+    let threads: Option<usize> = args.get(5).map(|s| s.parse()).transpose()?.filter(|&n| n > 0);
     let load = Instant::now();
-    let mut p = Pipeline::load_with(&folder, &SessionOptions { device, cache: None })?;
+    let mut p = Pipeline::load_with(&folder, &SessionOptions { device, cache: None, threads })?;
     let load_ms = load.elapsed().as_secs_f64() * 1e3;
     let init = image::open(root.join("tests/data/sd-ref/img2img_modern/init_image.png"))?.to_rgb8();
     let (w, h) = init.dimensions();

@@ -5,7 +5,7 @@ same tiny model (models/tiny-sd), same sampler (DDIM), 10 steps at strength 0.6 
 machine load hits both alike; each round times `--frames` frames after warm-up; the figures are the medians of the
 per-round medians. anim also reports the share of its frame time spent outside ONNX Runtime's session runs.
 
-Usage:  /work/venv-torch/bin/python scripts/bench_frame.py [--rounds 5] [--frames 30]
+Usage:  /work/venv-torch/bin/python scripts/bench_frame.py [--rounds 5] [--frames 30] [--threads N]
         (builds the example with `cargo build --release --example bench_frame` first; CARGO_TARGET_DIR is honoured)
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "models"))
 warnings.filterwarnings("ignore")
 
 
-def diffusers_pipeline():
+def diffusers_pipeline(threads):
     import make_reference as mr
     from diffusers import DDIMScheduler, OnnxRuntimeModel, OnnxStableDiffusionImg2ImgPipeline
     from transformers import CLIPTokenizer
@@ -37,6 +37,8 @@ def diffusers_pipeline():
     folder = ROOT / "models" / "tiny-sd"
     so = ort.SessionOptions()
     so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = threads
 
     def sess(part):
         return ort.InferenceSession(str(folder / part / "model.onnx"), so, providers=["CPUExecutionProvider"])
@@ -79,14 +81,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--frames", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads on both sides (0: default)")
     args = ap.parse_args()
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
     subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "bench_frame"], cwd=ROOT, check=True)
     exe = target / "release" / "examples" / "bench_frame"
-    frame = diffusers_pipeline()
+    frame = diffusers_pipeline(args.threads)
     anim, diff, share, ort_ms = [], [], [], []
     for r in range(args.rounds):
-        out = subprocess.run([str(exe), str(ROOT / "models" / "tiny-sd"), str(args.frames), "cpu"], check=True,
+        out = subprocess.run([str(exe), str(ROOT / "models" / "tiny-sd"), str(args.frames), "cpu", "DDIM", "10", str(args.threads)], check=True,
                              capture_output=True, text=True).stdout.strip().splitlines()[-1]
         a = json.loads(out)
         anim.append(a["anim_frame_median_ms"])
@@ -98,7 +101,7 @@ def main():
     res = dict(anim_frame_ms=statistics.median(anim), diffusers_onnx_frame_ms=statistics.median(diff),
                speedup=statistics.median(diff) / statistics.median(anim),
                anim_outside_ort_share=statistics.median(share), anim_ort_ms=statistics.median(ort_ms),
-               rounds=args.rounds, frames_per_round=args.frames, cpu_count=os.cpu_count(),
+               rounds=args.rounds, frames_per_round=args.frames, threads=args.threads or "default", cpu_count=os.cpu_count(),
                load_average=os.getloadavg())
     print(json.dumps(res, indent=1))
 

@@ -35,6 +35,9 @@ enum Command {
         /// ~/.cache/anim/ort); `none` disables it.
         #[arg(long)]
         cache_dir: Option<PathBuf>,
+        /// ONNX Runtime threads per model (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
         /// Output folder (default: the scene's [output] folder).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -179,7 +182,7 @@ fn validate(path: &PathBuf) -> Result<()> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Render { scene, model, device, cache_dir, out, quiet, no_video } => {
+        Command::Render { scene, model, device, cache_dir, threads, out, quiet, no_video } => {
             let s = load(&scene)?;
             for w in render::unapplied_settings(&s) {
                 eprintln!("warning: {}: not applied by the render loop yet: {w}", scene.display());
@@ -189,7 +192,7 @@ fn run(cli: Cli) -> Result<()> {
                 Some(d) => Some(d),
                 None => SessionOptions::default_cache(),
             };
-            let session = SessionOptions { device: Device::parse(&device)?, cache };
+            let session = SessionOptions { device: Device::parse(&device)?, cache, threads };
             let summary = render::render(&s, &RenderOptions { out, quiet, no_video, model, session })?;
             report(&summary, quiet);
         }

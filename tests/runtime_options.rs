@@ -73,7 +73,7 @@ fn explicit_devices_fail_clearly_when_missing() {
         if providers.contains(&name) {
             continue; // a GPU machine: covered by the GPU benchmark run
         }
-        let err = match Pipeline::load_with(&model(), &SessionOptions { device, cache: None }) {
+        let err = match Pipeline::load_with(&model(), &SessionOptions { device, cache: None, threads: None }) {
             Ok(_) => panic!("{name}: loaded without the provider"),
             Err(e) => format!("{e:#}"),
         };
@@ -83,7 +83,7 @@ fn explicit_devices_fail_clearly_when_missing() {
 
 #[test]
 fn auto_falls_back_with_a_note() {
-    let p = Pipeline::load_with(&model(), &SessionOptions { device: Device::Auto, cache: None }).unwrap();
+    let p = Pipeline::load_with(&model(), &SessionOptions { device: Device::Auto, cache: None, threads: None }).unwrap();
     let providers = anim::diffusion::session::available_providers().unwrap();
     if !providers.contains(&"CUDAExecutionProvider") {
         assert_eq!(p.provider(), "CPUExecutionProvider");
@@ -94,7 +94,7 @@ fn auto_falls_back_with_a_note() {
 #[test]
 fn cached_sessions_give_the_same_image() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = SessionOptions { device: Device::Cpu, cache: Some(dir.path().to_path_buf()) };
+    let opts = SessionOptions { device: Device::Cpu, cache: Some(dir.path().to_path_buf()), threads: None };
     let plain = img2img(&mut Pipeline::load(&model()).unwrap());
     let first = img2img(&mut Pipeline::load_with(&model(), &opts).unwrap());
     let cached: Vec<_> = std::fs::read_dir(dir.path().join("CPUExecutionProvider")).unwrap().filter_map(|e| e.ok()).collect();

@@ -129,7 +129,7 @@ impl Pipeline {
     /// # Errors
     /// As [`Pipeline::load_with`].
     pub fn load(folder: &Path) -> Result<Pipeline> {
-        Pipeline::load_with(folder, &SessionOptions { device: super::session::Device::Cpu, cache: None })
+        Pipeline::load_with(folder, &SessionOptions { device: super::session::Device::Cpu, cache: None, threads: None })
     }
 
     /// Loads every part of an optimum/diffusers ONNX folder with the given provider and cache,

@@ -72,6 +72,8 @@ pub struct SessionOptions {
     pub device: Device,
     /// Cache folder for optimised models and compiled engines; `None` disables caching.
     pub cache: Option<PathBuf>,
+    /// ONNX Runtime intra-op threads; `None` for its default (one per core).
+    pub threads: Option<usize>,
 }
 
 impl SessionOptions {
@@ -186,6 +188,9 @@ impl Model {
         }
         let err = |e: ort::Error| anyhow!("{}: {e}", path.display());
         let mut builder = Session::builder(env).map_err(|e| anyhow!("{e}"))?.with_deterministic_compute(true).map_err(|e| anyhow!("{e}"))?;
+        if let Some(n) = opts.threads {
+            builder = builder.with_intra_threads(n).map_err(|e| anyhow!("{e}"))?;
+        }
         let cache = opts.cache.as_ref().map(|c| c.join(provider));
         if let Some(dir) = &cache {
             std::fs::create_dir_all(dir).map_err(|e| anyhow!("cannot create the cache folder {}: {e}", dir.display()))?;
@@ -213,23 +218,31 @@ impl Model {
         if !eps.is_empty() {
             builder = builder.with_execution_providers(eps).map_err(|e| anyhow!("{provider} failed to start for {}: {e}", path.display()))?;
         }
-        // ORT's optimised model, saved once and loaded as is afterwards (not for compiling providers)
-        let optimized = cache.as_ref().filter(|_| matches!(device, Device::Cpu | Device::Auto | Device::Cuda)).map(|d| d.join(format!("{}.onnx", cache_key(path, provider))));
-        match optimized {
-            Some(file) if file.is_file() => builder
-                .with_optimization_level(GraphOptimizationLevel::Disable)
-                .map_err(|e| anyhow!("{e}"))?
-                .commit_from_file(&file)
-                .map_err(|e| anyhow!("cannot load the cached optimised model {} (delete it to rebuild): {e}", file.display())),
-            Some(file) => {
+        // ORT's optimised model on the CPU: saved once at level 2 (fusions, nothing specific to this
+        // processor), loaded afterwards with the remaining optimisations re-applied (cheap)
+        let optimized = cache.as_ref().filter(|_| matches!(device, Device::Cpu | Device::Auto)).map(|d| d.join(format!("{}.onnx", cache_key(path, provider))));
+        if let Some(file) = &optimized {
+            if !file.is_file() {
                 let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-                let session = builder.with_optimized_model_path(&tmp).map_err(|e| anyhow!("{e}"))?.commit_from_file(path).map_err(err)?;
+                let saved = Session::builder(env)
+                    .map_err(|e| anyhow!("{e}"))?
+                    .with_optimization_level(GraphOptimizationLevel::Level2)
+                    .map_err(|e| anyhow!("{e}"))?
+                    .with_optimized_model_path(&tmp)
+                    .map_err(|e| anyhow!("{e}"))?
+                    .commit_from_file(path)
+                    .map_err(err)?;
+                drop(saved);
                 // a failed rename only costs the next start its speed
-                let _ = std::fs::rename(&tmp, &file);
-                Ok(session)
+                let _ = std::fs::rename(&tmp, file);
             }
-            None => builder.commit_from_file(path).map_err(err),
+            if file.is_file() {
+                return builder
+                    .commit_from_file(file)
+                    .map_err(|e| anyhow!("cannot load the cached optimised model {} (delete it to rebuild): {e}", file.display()));
+            }
         }
+        builder.commit_from_file(path).map_err(err)
     }
 
     /// Element type, rank and whether the first axis is dynamic, of input `name`.

@@ -419,3 +419,34 @@ fn every_sampler_matches_diffusers_pipelines_from_the_seed() {
     }
     assert!(runs.iter().all(|(_, db)| *db >= 45.0), "{runs:?}");
 }
+
+#[test]
+fn every_sampler_runs_any_schedule_without_panicking() {
+    let cfg = SchedulerConfig::load(&model().join("scheduler/scheduler_config.json")).unwrap();
+    for kind in SamplerKind::ALL {
+        assert!(Scheduler::new(kind, &cfg, 0).is_err(), "{kind:?}: zero steps");
+        for steps in [1usize, 2, 3, 7, 25] {
+            for denoise in [None, Some(0.0), Some(0.3), Some(0.999), Some(1.0)] {
+                let s = match denoise {
+                    None => Scheduler::new(kind, &cfg, steps),
+                    Some(d) => Scheduler::img2img(kind, &cfg, steps, d),
+                };
+                let Ok(mut s) = s else {
+                    assert_eq!(kind, SamplerKind::Lcm, "{kind:?} {steps} steps refused");
+                    continue;
+                };
+                let mut rng = TorchRng::new(steps as u64);
+                let mut x = rng.randn(64);
+                s.add_noise(&mut x, &rng.randn(64));
+                while s.timestep().is_some() {
+                    let mut input = x.clone();
+                    s.scale_model_input(&mut input);
+                    let noise = s.draws_noise().then(|| rng.randn(64));
+                    s.step(&rng.randn(64), &mut x, noise.as_deref()).unwrap();
+                }
+                assert!(x.iter().all(|v| v.is_finite()), "{kind:?} {steps} steps, denoise {denoise:?}: non-finite latents");
+                assert!(s.step(&x.clone(), &mut x, None).is_err(), "{kind:?}: step after the end");
+            }
+        }
+    }
+}

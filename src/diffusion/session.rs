@@ -191,10 +191,8 @@ impl Model {
         if let Some(n) = opts.threads {
             builder = builder.with_intra_threads(n).map_err(|e| anyhow!("{e}"))?;
         }
-        let cache = opts.cache.as_ref().map(|c| c.join(provider));
-        if let Some(dir) = &cache {
-            std::fs::create_dir_all(dir).map_err(|e| anyhow!("cannot create the cache folder {}: {e}", dir.display()))?;
-        }
+        // a cache folder that cannot be created only costs speed: run without it
+        let cache = opts.cache.as_ref().map(|c| c.join(provider)).filter(|dir| std::fs::create_dir_all(dir).is_ok());
         let eps = match device {
             Device::Cpu | Device::Auto => Vec::new(),
             Device::Cuda => vec![ep::CUDA::default().build().error_on_failure()],

@@ -107,7 +107,10 @@ fn rel_diff(got: &[f32], want: &[f32]) -> f32 {
 /// Replays a sampler reference (`<refdir>/<name>/<scenario>/`) step by step; returns the worst
 /// relative difference of the step outputs.
 fn check_scheduler_in(root: &str, name: &str, kind: SamplerKind, eta: f32, scenario: &str) -> f32 {
-    let cfg = SchedulerConfig::load(&model().join("scheduler/scheduler_config.json")).unwrap();
+    let mut cfg = SchedulerConfig::load(&model().join("scheduler/scheduler_config.json")).unwrap();
+    if root.ends_with("_vpred") {
+        cfg.prediction_type = "v_prediction".into();
+    }
     let dir = format!("{root}/{name}/{scenario}");
     let meta = json(&format!("{dir}/meta.json"));
     let n = meta["num_inference_steps"].as_u64().unwrap() as usize;
@@ -123,15 +126,17 @@ fn check_scheduler_in(root: &str, name: &str, kind: SamplerKind, eta: f32, scena
     if let Some(sigma) = meta["init_noise_sigma"].as_f64() {
         assert!((s.init_noise_sigma() as f64 - sigma).abs() < 1e-5 * sigma.max(1.0), "{dir}: init_noise_sigma");
     }
-    let outputs = npy_f32(&format!("{root}/model_outputs.npy"));
+    // the v-prediction runs share the epsilon runs' inputs
+    let inputs = root.trim_end_matches("_vpred");
+    let outputs = npy_f32(&format!("{inputs}/model_outputs.npy"));
     let step_noise = npy_f32("schedulers/step_noise.npy");
     let sample_in = npy_f32(&format!("{dir}/sample_in.npy"));
     let model_input = npy_f32(&format!("{dir}/model_input.npy"));
     let prev = npy_f32(&format!("{dir}/prev_sample.npy"));
     let init = npy_f32(&format!("{dir}/init_latents.npy"));
     let per = 4 * 8 * 8;
-    let x0 = npy_f32(&format!("{root}/x0.npy"));
-    let noise = npy_f32(&format!("{root}/noise_init.npy"));
+    let x0 = npy_f32(&format!("{inputs}/x0.npy"));
+    let noise = npy_f32(&format!("{inputs}/noise_init.npy"));
     let mut latents: Vec<f32> = if scenario == "img2img" {
         let mut l = x0.as_slice().unwrap().to_vec();
         s.add_noise(&mut l, noise.as_slice().unwrap());
@@ -204,6 +209,25 @@ fn dpmpp_2m_heun_unipc_match_diffusers() {
         for sc in ["txt2img", "img2img"] {
             let d = check_scheduler_in("../sd-ref-samplers/schedulers", name, kind, 0.0, sc);
             eprintln!("{name}/{sc}: worst relative step difference {d:.2e}");
+        }
+    }
+}
+
+#[test]
+fn every_sampler_matches_diffusers_with_v_prediction() {
+    for (name, kind) in [
+        ("ddim", SamplerKind::Ddim),
+        ("euler", SamplerKind::Euler),
+        ("euler_ancestral", SamplerKind::EulerAncestral),
+        ("dpmpp_2m", SamplerKind::DpmPp2M),
+        ("dpmpp_2m_karras", SamplerKind::DpmPp2MKarras),
+        ("lcm", SamplerKind::Lcm),
+        ("heun", SamplerKind::Heun),
+        ("unipc", SamplerKind::UniPc),
+    ] {
+        for sc in ["txt2img", "img2img"] {
+            let d = check_scheduler_in("../sd-ref-samplers/schedulers_vpred", name, kind, 0.0, sc);
+            eprintln!("v_prediction {name}/{sc}: worst relative step difference {d:.2e}");
         }
     }
 }

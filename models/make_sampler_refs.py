@@ -7,6 +7,8 @@ Writes tests/data/sd-ref-samplers/ (never touched by make_reference.py, which re
                                      meta.json, init_latents, sample_in, model_input, prev_sample per model call;
                                      inputs schedulers/{model_outputs,step_noise,noise_init,x0}.npy (numpy
                                      default_rng(20240601 + k), k = 41..44); names dpmpp_2m, heun, unipc
+  schedulers_vpred/<name>/<scenario>/ the same for all eight samplers with prediction_type "v_prediction";
+                                     stochastic draws are ../sd-ref/schedulers/step_noise.npy[min(i, 9)]
   pipelines/<name>/<txt2img|img2img>/ full runs of diffusers' StableDiffusionPipeline / StableDiffusionImg2ImgPipeline
                                      in torch with the tiny model's weights (rebuilt as make_reference.py does),
                                      torch.Generator("cpu").manual_seed(seed); every randn_tensor draw is recorded
@@ -66,25 +68,36 @@ def samplers(cfg):
 
 # ----------------------------------------------------------------------------- step by step
 def ref_steps(fx, sv):
+    import diffusers.schedulers.scheduling_euler_ancestral_discrete as mod_ea
+    import diffusers.schedulers.scheduling_lcm as mod_lcm
+
     nmax = 20
     shape = (1, 4, 8, 8)
     outs = sv.npy("schedulers/model_outputs.npy", mr.rng_normal((nmax, *shape), 41))
     noise_init = sv.npy("schedulers/noise_init.npy", mr.rng_normal(shape, 43))
     x0 = sv.npy("schedulers/x0.npy", mr.rng_normal(shape, 44) * 0.8)
-    cfg = cfg_of(fx)
-    all_s = samplers(cfg)
-    for name in ["dpmpp_2m", "heun", "unipc", "dpmpp_2m_karras"]:
-        make, n, _ = all_s[name]
+    # the stochastic samplers' draw at call i: sd-ref's schedulers/step_noise.npy[min(i, 9)]
+    step_noise = np.load(HERE.parent / "tests" / "data" / "sd-ref" / "schedulers" / "step_noise.npy")
+    runs = [("schedulers", name, cfg_of(fx)) for name in ["dpmpp_2m", "heun", "unipc", "dpmpp_2m_karras"]]
+    vcfg = dict(cfg_of(fx), prediction_type="v_prediction")
+    runs += [("schedulers_vpred", name, vcfg) for name in samplers(vcfg)]
+    for root, name, cfg in runs:
+        make, n, _ = samplers(cfg)[name]
         for scenario in ["txt2img", "img2img"]:
             s = make()
             s.set_timesteps(n)
             if scenario == "txt2img":
                 timesteps, t_start = s.timesteps, 0
+            elif name == "lcm":
+                s = make()
+                s.set_timesteps(n, strength=STRENGTH)
+                timesteps, t_start = s.timesteps, None
             else:
                 init_timestep = min(int(n * STRENGTH), n)
                 t_start = max(n - init_timestep, 0)
                 timesteps = s.timesteps[t_start * s.order:]
-                s.set_begin_index(t_start * s.order)
+                if hasattr(s, "set_begin_index"):
+                    s.set_begin_index(t_start * s.order)
             all_t = s.timesteps.clone()
             if scenario == "txt2img":
                 latents = torch.from_numpy(noise_init) * s.init_noise_sigma
@@ -93,11 +106,18 @@ def ref_steps(fx, sv):
             init = latents.clone()
             rec = dict(sample_in=[], model_input=[], prev_sample=[])
             for i, t in enumerate(timesteps):
+                q = mr.NoiseQueue([step_noise[min(i, 9)]])
+                mod_ea.randn_tensor = q
+                mod_lcm.randn_tensor = q
                 rec["sample_in"].append(latents.numpy().copy())
                 rec["model_input"].append(s.scale_model_input(latents, t).numpy().copy())
                 latents = s.step(torch.from_numpy(outs[i]), t, latents).prev_sample
                 rec["prev_sample"].append(latents.numpy().copy())
-            d = f"schedulers/{name}/{scenario}"
+            from diffusers.utils.torch_utils import randn_tensor
+
+            mod_ea.randn_tensor = randn_tensor
+            mod_lcm.randn_tensor = randn_tensor
+            d = f"{root}/{name}/{scenario}"
             sv.npy(f"{d}/init_latents.npy", init)
             for k, v in rec.items():
                 sv.npy(f"{d}/{k}.npy", np.stack(v))
@@ -105,7 +125,8 @@ def ref_steps(fx, sv):
                 scheduler_class=type(s).__name__, config=mr.clean_config(s.config), num_inference_steps=n,
                 scenario=scenario, strength=STRENGTH if scenario == "img2img" else None, t_start=t_start,
                 order=s.order, init_noise_sigma=float(s.init_noise_sigma), all_timesteps=all_t.tolist(),
-                timesteps_run=[float(t) for t in timesteps], sigmas=s.sigmas.tolist(),
+                timesteps_run=[float(t) for t in timesteps],
+                sigmas=s.sigmas.tolist() if getattr(s, "sigmas", None) is not None else None,
                 model_output_index_per_step=list(range(len(timesteps)))))
 
 
@@ -192,10 +213,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fixture", type=Path, default=HERE / "tiny-sd")
     ap.add_argument("--out", type=Path, default=HERE.parent / "tests" / "data" / "sd-ref-samplers")
+    ap.add_argument("--steps-only", action="store_true", help="only the step-by-step references (no pipelines)")
     args = ap.parse_args()
-    if args.out.exists():
-        shutil.rmtree(args.out)
-    args.out.mkdir(parents=True)
+    for sub in (["schedulers", "schedulers_vpred"] if args.steps_only else ["."]):
+        if (args.out / sub).exists():
+            shutil.rmtree(args.out / sub)
+    args.out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     fx = mr.Fixture.__new__(mr.Fixture)
     from transformers import CLIPTokenizer
@@ -209,6 +232,8 @@ def main():
     torch_models = mts.build_models(manifest["seed"])
     sv = mr.Saver(args.out)
     ref_steps(fx, sv)
+    if args.steps_only:
+        return
     summary = ref_pipelines(fx, sv, torch_models)
     sv.json("manifest.json", dict(versions=mts.versions(), seed=SEED, summary=summary, files=sv.index))
     print(json.dumps(summary, indent=1))

@@ -35,6 +35,9 @@ enum Command {
         /// ~/.cache/anim/ort); `none` disables it.
         #[arg(long)]
         cache_dir: Option<PathBuf>,
+        /// ONNX Runtime threads per model (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
         /// Output folder (default: the scene's [output] folder).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -182,7 +185,7 @@ fn validate(path: &PathBuf) -> Result<()> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Render { scene, model, device, cache_dir, out, quiet, no_video, resume } => {
+        Command::Render { scene, model, device, cache_dir, threads, out, quiet, no_video, resume } => {
             let s = load(&scene)?;
             for w in render::unapplied_settings(&s) {
                 eprintln!("warning: {}: not applied by the render loop yet: {w}", scene.display());
@@ -192,7 +195,7 @@ fn run(cli: Cli) -> Result<()> {
                 Some(d) => Some(d),
                 None => SessionOptions::default_cache(),
             };
-            let session = SessionOptions { device: Device::parse(&device)?, cache };
+            let session = SessionOptions { device: Device::parse(&device)?, cache, threads };
             let summary = render::render(&s, &RenderOptions { out, quiet, no_video, model, session, resume })?;
             report(&summary, quiet);
             if summary.interrupted {

@@ -107,7 +107,10 @@ fn rel_diff(got: &[f32], want: &[f32]) -> f32 {
 /// Replays a sampler reference (`<refdir>/<name>/<scenario>/`) step by step; returns the worst
 /// relative difference of the step outputs.
 fn check_scheduler_in(root: &str, name: &str, kind: SamplerKind, eta: f32, scenario: &str) -> f32 {
-    let cfg = SchedulerConfig::load(&model().join("scheduler/scheduler_config.json")).unwrap();
+    let mut cfg = SchedulerConfig::load(&model().join("scheduler/scheduler_config.json")).unwrap();
+    if root.ends_with("_vpred") {
+        cfg.prediction_type = "v_prediction".into();
+    }
     let dir = format!("{root}/{name}/{scenario}");
     let meta = json(&format!("{dir}/meta.json"));
     let n = meta["num_inference_steps"].as_u64().unwrap() as usize;
@@ -123,15 +126,17 @@ fn check_scheduler_in(root: &str, name: &str, kind: SamplerKind, eta: f32, scena
     if let Some(sigma) = meta["init_noise_sigma"].as_f64() {
         assert!((s.init_noise_sigma() as f64 - sigma).abs() < 1e-5 * sigma.max(1.0), "{dir}: init_noise_sigma");
     }
-    let outputs = npy_f32(&format!("{root}/model_outputs.npy"));
+    // the v-prediction runs share the epsilon runs' inputs
+    let inputs = root.trim_end_matches("_vpred");
+    let outputs = npy_f32(&format!("{inputs}/model_outputs.npy"));
     let step_noise = npy_f32("schedulers/step_noise.npy");
     let sample_in = npy_f32(&format!("{dir}/sample_in.npy"));
     let model_input = npy_f32(&format!("{dir}/model_input.npy"));
     let prev = npy_f32(&format!("{dir}/prev_sample.npy"));
     let init = npy_f32(&format!("{dir}/init_latents.npy"));
     let per = 4 * 8 * 8;
-    let x0 = npy_f32(&format!("{root}/x0.npy"));
-    let noise = npy_f32(&format!("{root}/noise_init.npy"));
+    let x0 = npy_f32(&format!("{inputs}/x0.npy"));
+    let noise = npy_f32(&format!("{inputs}/noise_init.npy"));
     let mut latents: Vec<f32> = if scenario == "img2img" {
         let mut l = x0.as_slice().unwrap().to_vec();
         s.add_noise(&mut l, noise.as_slice().unwrap());
@@ -204,6 +209,25 @@ fn dpmpp_2m_heun_unipc_match_diffusers() {
         for sc in ["txt2img", "img2img"] {
             let d = check_scheduler_in("../sd-ref-samplers/schedulers", name, kind, 0.0, sc);
             eprintln!("{name}/{sc}: worst relative step difference {d:.2e}");
+        }
+    }
+}
+
+#[test]
+fn every_sampler_matches_diffusers_with_v_prediction() {
+    for (name, kind) in [
+        ("ddim", SamplerKind::Ddim),
+        ("euler", SamplerKind::Euler),
+        ("euler_ancestral", SamplerKind::EulerAncestral),
+        ("dpmpp_2m", SamplerKind::DpmPp2M),
+        ("dpmpp_2m_karras", SamplerKind::DpmPp2MKarras),
+        ("lcm", SamplerKind::Lcm),
+        ("heun", SamplerKind::Heun),
+        ("unipc", SamplerKind::UniPc),
+    ] {
+        for sc in ["txt2img", "img2img"] {
+            let d = check_scheduler_in("../sd-ref-samplers/schedulers_vpred", name, kind, 0.0, sc);
+            eprintln!("v_prediction {name}/{sc}: worst relative step difference {d:.2e}");
         }
     }
 }
@@ -422,4 +446,35 @@ fn every_sampler_matches_diffusers_pipelines_from_the_seed() {
         eprintln!("{name}: PSNR {db:.1} dB (torch generator seed)");
     }
     assert!(runs.iter().all(|(_, db)| *db >= 45.0), "{runs:?}");
+}
+
+#[test]
+fn every_sampler_runs_any_schedule_without_panicking() {
+    let cfg = SchedulerConfig::load(&model().join("scheduler/scheduler_config.json")).unwrap();
+    for kind in SamplerKind::ALL {
+        assert!(Scheduler::new(kind, &cfg, 0).is_err(), "{kind:?}: zero steps");
+        for steps in [1usize, 2, 3, 7, 25] {
+            for denoise in [None, Some(0.0), Some(0.3), Some(0.999), Some(1.0)] {
+                let s = match denoise {
+                    None => Scheduler::new(kind, &cfg, steps),
+                    Some(d) => Scheduler::img2img(kind, &cfg, steps, d),
+                };
+                let Ok(mut s) = s else {
+                    assert_eq!(kind, SamplerKind::Lcm, "{kind:?} {steps} steps refused");
+                    continue;
+                };
+                let mut rng = TorchRng::new(steps as u64);
+                let mut x = rng.randn(64);
+                s.add_noise(&mut x, &rng.randn(64));
+                while s.timestep().is_some() {
+                    let mut input = x.clone();
+                    s.scale_model_input(&mut input);
+                    let noise = s.draws_noise().then(|| rng.randn(64));
+                    s.step(&rng.randn(64), &mut x, noise.as_deref()).unwrap();
+                }
+                assert!(x.iter().all(|v| v.is_finite()), "{kind:?} {steps} steps, denoise {denoise:?}: non-finite latents");
+                assert!(s.step(&x.clone(), &mut x, None).is_err(), "{kind:?}: step after the end");
+            }
+        }
+    }
 }

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, anyhow, bail};
 use image::RgbImage;
 use ort::session::SessionInputValue;
-use ort::value::{Tensor, TensorElementType};
+use ort::value::{DynValue, Tensor, TensorElementType};
 
 use super::prompt::{self, PromptSyntax};
-use super::session::{Model, SessionOptions, float_input};
+use super::session::{Model, SessionOptions, float_input, float_value};
 use super::rng::TorchRng;
 use super::scheduler::{SamplerKind, Scheduler, SchedulerConfig};
 use super::tokenizer::ClipTokenizer;
@@ -114,6 +114,9 @@ pub struct StageTimes {
     pub decode: Duration,
     /// UNet calls made (Heun makes two per step, except the first).
     pub steps_run: usize,
+    /// Time inside ONNX Runtime's `Session::run` (all models); the rest of the stages' time is
+    /// anim's own work (tokenizing, samplers, tensor copies, image conversion).
+    pub ort: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -163,7 +166,7 @@ impl Pipeline {
     /// # Errors
     /// As [`Pipeline::load_with`].
     pub fn load(folder: &Path) -> Result<Pipeline> {
-        Pipeline::load_with(folder, &SessionOptions { device: super::session::Device::Cpu, cache: None })
+        Pipeline::load_with(folder, &SessionOptions { device: super::session::Device::Cpu, cache: None, threads: None })
     }
 
     /// Loads every part of an optimum/diffusers ONNX folder with the given provider and cache,
@@ -412,41 +415,44 @@ impl Pipeline {
         Ok(nchw_to_image(&out, width, height))
     }
 
-    /// One UNet evaluation of `latents` (`[batch, c, h, w]` flat, one image per embedding) at
-    /// timestep `t`; `embeds` holds each batch element's text embeddings and sequence length. One
-    /// batched call when the batch axis is dynamic and the sequence lengths agree, else one call
-    /// per element (A1111 does the same for a prompt and negative prompt of different lengths).
-    fn unet(&mut self, latents: &[f32], t: f32, embeds: &[(&[f32], usize)], lat_shape: [usize; 3], dim: usize) -> Result<Vec<f32>> {
+    /// How the UNet is called for a generation: batches of latents with their text embeddings,
+    /// built once. One batched call when the batch axis is dynamic and the sequence lengths
+    /// agree, else one call per element (A1111 does the same for a prompt and negative prompt of
+    /// different lengths).
+    fn unet_plan(&self, embeds: &[(&[f32], usize)], dim: usize) -> Result<Vec<(usize, usize, DynValue)>> {
+        let same_len = embeds.iter().all(|e| e.1 == embeds[0].1);
+        if embeds.len() == 1 || (self.unet_batch_dynamic && same_len) {
+            let emb: Vec<f32> = embeds.iter().flat_map(|e| e.0.iter().copied()).collect();
+            let b = embeds.len();
+            Ok(vec![(0, b, float_value(vec![b as i64, embeds[0].1 as i64, dim as i64], &emb, self.unet_f16)?)])
+        } else {
+            embeds
+                .iter()
+                .enumerate()
+                .map(|(k, e)| Ok((k, 1, float_value(vec![1, e.1 as i64, dim as i64], e.0, self.unet_f16)?)))
+                .collect()
+        }
+    }
+
+    /// One UNet evaluation of `latents` (`[batch, c, h, w]` flat) at timestep `t`, by `plan`.
+    fn unet(&mut self, latents: &[f32], t: f32, plan: &[(usize, usize, DynValue)], lat_shape: [usize; 3]) -> Result<Vec<f32>> {
         let [c, h, w] = lat_shape;
-        let batch = embeds.len();
-        let timestep = self.timestep;
-        let half = self.unet_f16;
-        let call = |this: &mut Self, lat: &[f32], emb: Vec<f32>, b: usize, seq: usize| -> Result<Vec<f32>> {
-            let sample = float_input(vec![b as i64, c as i64, h as i64, w as i64], lat, half)?;
-            let ehs = float_input(vec![b as i64, seq as i64, dim as i64], &emb, half)?;
-            let ts: SessionInputValue<'static> = match timestep {
+        let n = c * h * w;
+        let mut out = Vec::with_capacity(latents.len());
+        for (first, b, ehs) in plan {
+            let sample = float_input(vec![*b as i64, c as i64, h as i64, w as i64], &latents[first * n..(first + b) * n], self.unet_f16)?;
+            let ts: SessionInputValue<'static> = match self.timestep {
                 TimestepInput::Int64Vec => Tensor::from_array((vec![1i64], vec![t as i64])).map_err(|e| anyhow!("{e}"))?.into(),
                 TimestepInput::Float32Vec => Tensor::from_array((vec![1i64], vec![t])).map_err(|e| anyhow!("{e}"))?.into(),
                 TimestepInput::Float32Scalar => Tensor::from_array(((), vec![t])).map_err(|e| anyhow!("{e}"))?.into(),
             };
-            let (_, out) = this.unet.run1(
-                vec![("sample".into(), sample), ("timestep".into(), ts), ("encoder_hidden_states".into(), ehs)],
+            let (_, pred) = self.unet.run1(
+                vec![("sample".into(), sample), ("timestep".into(), ts), ("encoder_hidden_states".into(), SessionInputValue::from(ehs))],
                 "out_sample",
             )?;
-            Ok(out)
-        };
-        let same_len = embeds.iter().all(|e| e.1 == embeds[0].1);
-        if batch == 1 || (self.unet_batch_dynamic && same_len) {
-            let emb: Vec<f32> = embeds.iter().flat_map(|e| e.0.iter().copied()).collect();
-            call(self, latents, emb, batch, embeds[0].1)
-        } else {
-            let n = latents.len() / batch;
-            let mut out = Vec::with_capacity(latents.len());
-            for (k, e) in embeds.iter().enumerate() {
-                out.extend(call(self, &latents[k * n..(k + 1) * n], e.0.to_vec(), 1, e.1)?);
-            }
-            Ok(out)
+            out.extend(pred);
         }
+        Ok(out)
     }
 
     /// The initial noise draw (txt2img's latents, img2img's added noise), blended with the
@@ -463,6 +469,18 @@ impl Pipeline {
     /// Runs one txt2img or img2img generation; noise is drawn from `noise` in diffusers' order
     /// (VAE encoder sample, initial noise, then per-step noise of stochastic samplers).
     pub fn generate(&mut self, req: &Request, noise: &mut dyn NoiseSource) -> Result<(RgbImage, StageTimes)> {
+        let busy_before = self.busy();
+        let (img, mut times) = self.generate_inner(req, noise)?;
+        times.ort = self.busy() - busy_before;
+        Ok((img, times))
+    }
+
+    /// Time all four sessions have spent in `Session::run`.
+    fn busy(&self) -> Duration {
+        self.text_encoder.busy + self.unet.busy + self.vae_encoder.busy + self.vae_decoder.busy
+    }
+
+    fn generate_inner(&mut self, req: &Request, noise: &mut dyn NoiseSource) -> Result<(RgbImage, StageTimes)> {
         let mut times = StageTimes::default();
         let (w, h) = (req.width, req.height);
         if w % 8 != 0 || h % 8 != 0 {
@@ -536,16 +554,17 @@ impl Pipeline {
             }
         };
         let t = Instant::now();
+        let plan = match &uncond {
+            Some((ushape, u)) => self.unet_plan(&[(u, ushape[1]), (&cond, eshape[1])], dim)?,
+            None => self.unet_plan(&[(&cond, eshape[1])], dim)?,
+        };
         let mut input = vec![0.0f32; n * batch];
         while let Some(timestep) = sched.timestep() {
             for chunk in input.chunks_mut(n) {
                 chunk.copy_from_slice(&latents);
             }
             sched.scale_model_input(&mut input);
-            let mut pred = match &uncond {
-                Some((ushape, u)) => self.unet(&input, timestep, &[(u, ushape[1]), (&cond, eshape[1])], lat_shape, dim)?,
-                None => self.unet(&input, timestep, &[(&cond, eshape[1])], lat_shape, dim)?,
-            };
+            let mut pred = self.unet(&input, timestep, &plan, lat_shape)?;
             if guided {
                 let (u, c) = pred.split_at_mut(n);
                 u.iter_mut().zip(c.iter()).for_each(|(u, c)| *u += req.cfg_scale * (c - *u));

@@ -72,6 +72,8 @@ pub struct SessionOptions {
     pub device: Device,
     /// Cache folder for optimised models and compiled engines; `None` disables caching.
     pub cache: Option<PathBuf>,
+    /// ONNX Runtime intra-op threads; `None` for its default (one per core).
+    pub threads: Option<usize>,
 }
 
 impl SessionOptions {
@@ -110,6 +112,8 @@ pub(crate) struct Model {
     pub(crate) path: PathBuf,
     /// The provider the session runs on.
     pub(crate) provider: &'static str,
+    /// Time spent inside `Session::run` so far.
+    pub(crate) busy: std::time::Duration,
 }
 
 /// A stable key for the cache: file, size, modification time, provider.
@@ -148,7 +152,7 @@ impl Model {
         let mut last_err = None;
         for device in candidates {
             match Self::try_load(env, &path, device, opts) {
-                Ok(session) => return Ok(Model { session, path, provider: device.provider_name() }),
+                Ok(session) => return Ok(Model { session, path, provider: device.provider_name(), busy: std::time::Duration::ZERO }),
                 Err(e) if opts.device == Device::Auto && device != Device::Cpu => {
                     let note = format!("--device auto: {} not used for {} ({e:#})", device.provider_name(), path.display());
                     if !notes.contains(&note) {
@@ -184,10 +188,11 @@ impl Model {
         }
         let err = |e: ort::Error| anyhow!("{}: {e}", path.display());
         let mut builder = Session::builder(env).map_err(|e| anyhow!("{e}"))?.with_deterministic_compute(true).map_err(|e| anyhow!("{e}"))?;
-        let cache = opts.cache.as_ref().map(|c| c.join(provider));
-        if let Some(dir) = &cache {
-            std::fs::create_dir_all(dir).map_err(|e| anyhow!("cannot create the cache folder {}: {e}", dir.display()))?;
+        if let Some(n) = opts.threads {
+            builder = builder.with_intra_threads(n).map_err(|e| anyhow!("{e}"))?;
         }
+        // a cache folder that cannot be created only costs speed: run without it
+        let cache = opts.cache.as_ref().map(|c| c.join(provider)).filter(|dir| std::fs::create_dir_all(dir).is_ok());
         let eps = match device {
             Device::Cpu | Device::Auto => Vec::new(),
             Device::Cuda => vec![ep::CUDA::default().build().error_on_failure()],
@@ -211,23 +216,31 @@ impl Model {
         if !eps.is_empty() {
             builder = builder.with_execution_providers(eps).map_err(|e| anyhow!("{provider} failed to start for {}: {e}", path.display()))?;
         }
-        // ORT's optimised model, saved once and loaded as is afterwards (not for compiling providers)
-        let optimized = cache.as_ref().filter(|_| matches!(device, Device::Cpu | Device::Auto | Device::Cuda)).map(|d| d.join(format!("{}.onnx", cache_key(path, provider))));
-        match optimized {
-            Some(file) if file.is_file() => builder
-                .with_optimization_level(GraphOptimizationLevel::Disable)
-                .map_err(|e| anyhow!("{e}"))?
-                .commit_from_file(&file)
-                .map_err(|e| anyhow!("cannot load the cached optimised model {} (delete it to rebuild): {e}", file.display())),
-            Some(file) => {
+        // ORT's optimised model on the CPU: saved once at level 2 (fusions, nothing specific to this
+        // processor), loaded afterwards with the remaining optimisations re-applied (cheap)
+        let optimized = cache.as_ref().filter(|_| matches!(device, Device::Cpu | Device::Auto)).map(|d| d.join(format!("{}.onnx", cache_key(path, provider))));
+        if let Some(file) = &optimized {
+            if !file.is_file() {
                 let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-                let session = builder.with_optimized_model_path(&tmp).map_err(|e| anyhow!("{e}"))?.commit_from_file(path).map_err(err)?;
+                let saved = Session::builder(env)
+                    .map_err(|e| anyhow!("{e}"))?
+                    .with_optimization_level(GraphOptimizationLevel::Level2)
+                    .map_err(|e| anyhow!("{e}"))?
+                    .with_optimized_model_path(&tmp)
+                    .map_err(|e| anyhow!("{e}"))?
+                    .commit_from_file(path)
+                    .map_err(err)?;
+                drop(saved);
                 // a failed rename only costs the next start its speed
-                let _ = std::fs::rename(&tmp, &file);
-                Ok(session)
+                let _ = std::fs::rename(&tmp, file);
             }
-            None => builder.commit_from_file(path).map_err(err),
+            if file.is_file() {
+                return builder
+                    .commit_from_file(file)
+                    .map_err(|e| anyhow!("cannot load the cached optimised model {} (delete it to rebuild): {e}", file.display()));
+            }
         }
+        builder.commit_from_file(path).map_err(err)
     }
 
     /// Element type, rank and whether the first axis is dynamic, of input `name`.
@@ -266,13 +279,15 @@ impl Model {
     ///
     /// # Errors
     /// ONNX Runtime failures and missing or non-float outputs, naming the file.
-    pub(crate) fn run(
+    pub(crate) fn run<'v>(
         &mut self,
-        inputs: Vec<(Cow<'static, str>, SessionInputValue<'static>)>,
+        inputs: Vec<(Cow<'static, str>, SessionInputValue<'v>)>,
         names: &[&str],
     ) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {
         let path = self.path.display().to_string();
+        let started = std::time::Instant::now();
         let outputs = self.session.run(inputs).map_err(|e| anyhow!("running {path}: {e}"))?;
+        self.busy += started.elapsed();
         names
             .iter()
             .map(|&name| {
@@ -287,9 +302,22 @@ impl Model {
     }
 
     /// [`Model::run`] for one output.
-    pub(crate) fn run1(&mut self, inputs: Vec<(Cow<'static, str>, SessionInputValue<'static>)>, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+    pub(crate) fn run1<'v>(&mut self, inputs: Vec<(Cow<'static, str>, SessionInputValue<'v>)>, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
         self.run(inputs, &[name])?.pop().ok_or_else(|| anyhow!("{}: no output `{name}`", self.path.display()))
     }
+}
+
+/// A float tensor, float16 when `half` (rounded to nearest) else float32, kept to be passed by
+/// reference to many runs.
+///
+/// # Errors
+/// A shape that does not match the data.
+pub(crate) fn float_value(shape: Vec<i64>, data: &[f32], half: bool) -> Result<ort::value::DynValue> {
+    Ok(if half {
+        Tensor::from_array((shape, data.iter().map(|&x| f16::from_f32(x)).collect::<Vec<_>>())).map_err(|e| anyhow!("{e}"))?.into_dyn()
+    } else {
+        Tensor::from_array((shape, data.to_vec())).map_err(|e| anyhow!("{e}"))?.into_dyn()
+    })
 }
 
 /// A float tensor input, float16 when `half` (rounded to nearest) else float32.

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Per-frame img2img time: anim (examples/bench_frame.rs) against diffusers' OnnxStableDiffusionImg2ImgPipeline,
+same tiny model (models/tiny-sd), same sampler (DDIM), 10 steps at strength 0.6 (6 UNet calls, batch 2 for CFG),
+64x64, ONNX Runtime CPU provider with default threads on both sides. Rounds alternate between the two so that
+machine load hits both alike; each round times `--frames` frames after warm-up; the figures are the medians of the
+per-round medians. anim also reports the share of its frame time spent outside ONNX Runtime's session runs.
+
+Usage:  /work/venv-torch/bin/python scripts/bench_frame.py [--rounds 5] [--frames 30] [--threads N]
+        (builds the example with `cargo build --release --example bench_frame` first; CARGO_TARGET_DIR is honoured)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "models"))
+warnings.filterwarnings("ignore")
+
+
+def diffusers_pipeline(threads):
+    import make_reference as mr
+    from diffusers import DDIMScheduler, OnnxRuntimeModel, OnnxStableDiffusionImg2ImgPipeline
+    from transformers import CLIPTokenizer
+
+    import onnxruntime as ort
+
+    folder = ROOT / "models" / "tiny-sd"
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = threads
+
+    def sess(part):
+        return ort.InferenceSession(str(folder / part / "model.onnx"), so, providers=["CPUExecutionProvider"])
+
+    enc_noise = mr.rng_normal((1, 4, 8, 8), 5)
+    cfg = {k: v for k, v in json.loads((folder / "scheduler" / "scheduler_config.json").read_text()).items()
+           if not k.startswith("_")}
+    pipe = OnnxStableDiffusionImg2ImgPipeline(
+        # the tiny export's encoder returns latent_parameters; the ONNX pipeline wants a sample
+        vae_encoder=mr.SampledVaeEncoder(sess("vae_encoder"), enc_noise),
+        vae_decoder=OnnxRuntimeModel(model=sess("vae_decoder")),
+        text_encoder=OnnxRuntimeModel(model=sess("text_encoder")),
+        tokenizer=CLIPTokenizer.from_pretrained(str(folder / "tokenizer")),
+        unet=OnnxRuntimeModel(model=sess("unet")),
+        scheduler=DDIMScheduler.from_config(cfg),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    init = mr.pil_from_uint8(mr.make_init_image())
+    noise = mr.rng_normal((1, 4, 8, 8), 6)
+
+    def frame():
+        pipe(prompt="a red fox sitting in the snow, highly detailed", image=init, strength=0.6, num_inference_steps=10,
+             guidance_scale=7.5, eta=0.0, generator=mr.FixedNumpyGenerator(noise), output_type="np")
+
+    return frame
+
+
+def time_diffusers(frame, frames):
+    for _ in range(3):
+        frame()
+    ts = []
+    for _ in range(frames):
+        t = time.perf_counter()
+        frame()
+        ts.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(ts)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--frames", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads on both sides (0: default)")
+    args = ap.parse_args()
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "bench_frame"], cwd=ROOT, check=True)
+    exe = target / "release" / "examples" / "bench_frame"
+    frame = diffusers_pipeline(args.threads)
+    anim, diff, share, ort_ms = [], [], [], []
+    for r in range(args.rounds):
+        out = subprocess.run([str(exe), str(ROOT / "models" / "tiny-sd"), str(args.frames), "cpu", "DDIM", "10", str(args.threads)], check=True,
+                             capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        a = json.loads(out)
+        anim.append(a["anim_frame_median_ms"])
+        share.append(a["anim_outside_ort_share"])
+        ort_ms.append(a["anim_ort_mean_ms"])
+        diff.append(time_diffusers(frame, args.frames))
+        print(f"round {r}: anim {anim[-1]:.2f} ms, diffusers {diff[-1]:.2f} ms, anim outside ORT {100 * share[-1]:.2f} %",
+              file=sys.stderr)
+    res = dict(anim_frame_ms=statistics.median(anim), diffusers_onnx_frame_ms=statistics.median(diff),
+               speedup=statistics.median(diff) / statistics.median(anim),
+               anim_outside_ort_share=statistics.median(share), anim_ort_ms=statistics.median(ort_ms),
+               rounds=args.rounds, frames_per_round=args.frames, threads=args.threads or "default", cpu_count=os.cpu_count(),
+               load_average=os.getloadavg())
+    print(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -250,13 +250,26 @@ impl Source<'_> {
             }
             let (fx, fy) = (x.floor(), y.floor());
             let (cx, cy) = (cubic_weights(x - fx), cubic_weights(y - fy));
+            let (ix, iy) = (fx as i32, fy as i32);
+            if ix >= 1 && iy >= 1 && ix + 2 < w as i32 && iy + 2 < h as i32 {
+                // the 4x4 taps are inside: no padding, no bounds checks per tap
+                let o = ((iy - 1) as usize * w + (ix - 1) as usize) * 3;
+                let mut rows = [[0f32; 3]; 4];
+                for (j, row) in rows.iter_mut().enumerate() {
+                    let line = &src[o + j * w * 3..o + j * w * 3 + 12];
+                    *row = std::array::from_fn(|k| {
+                        let v = |i: usize| line[i * 3 + k] as f32;
+                        cx[0] * v(0) + cx[1] * v(1) + cx[2] * v(2) + cx[3] * v(3)
+                    });
+                }
+                return std::array::from_fn(|k| cy[0] * rows[0][k] + cy[1] * rows[1][k] + cy[2] * rows[2][k] + cy[3] * rows[3][k]);
+            }
+            // padding is per axis, so the 4 columns and 4 rows are padded once each
+            let cols: [i32; 4] = std::array::from_fn(|i| ax.pad(fx - 1.0 + i as f32) as i32);
+            let lines: [i32; 4] = std::array::from_fn(|j| ay.pad(fy - 1.0 + j as f32) as i32);
             let mut rows = [[0f32; 3]; 4];
-            for (j, row) in rows.iter_mut().enumerate() {
-                let ty = ay.pad(fy - 1.0 + j as f32);
-                let v: [[f32; 3]; 4] = std::array::from_fn(|i| {
-                    let tx = ax.pad(fx - 1.0 + i as f32);
-                    tap(src, w, h, tx as i32, ty as i32)
-                });
+            for (row, &ty) in rows.iter_mut().zip(&lines) {
+                let v: [[f32; 3]; 4] = std::array::from_fn(|i| tap(src, w, h, cols[i], ty));
                 *row = std::array::from_fn(|k| cx[0] * v[0][k] + cx[1] * v[1][k] + cx[2] * v[2][k] + cx[3] * v[3][k]);
             }
             std::array::from_fn(|k| cy[0] * rows[0][k] + cy[1] * rows[1][k] + cy[2] * rows[2][k] + cy[3] * rows[3][k])

@@ -153,6 +153,15 @@ fn validate(path: &PathBuf) -> Result<()> {
         let full = scene.resolve(p);
         anim::output::read_rgb(&full).with_context(|| format!("{}: [init] image", path.display()))?;
     }
+    let sched = scene.schedules().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    anim::camera::check(&scene, &sched).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if let (anim::scene::AnimationMode::ThreeD, Some(m)) = (scene.animation.mode, &scene.depth.model) {
+        let p = scene.resolve(m);
+        let file = if p.is_dir() { p.join("model.onnx") } else { p };
+        if !file.is_file() {
+            anyhow::bail!("{}: [depth] model: {} does not exist (a .onnx file, or a folder holding model.onnx)", path.display(), file.display());
+        }
+    }
     let mut notes = Vec::new();
     match &scene.model.folder {
         Some(f) => {

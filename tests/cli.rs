@@ -166,6 +166,7 @@ fn bad_input_gives_clear_errors() {
     // 3D camera values that cannot form a camera: schedule and frame named
     let s = scene(d, &FOUR_FRAMES.replace("[animation]", "[animation]\nmode = \"3D\"").replace("[motion]", "[motion]\nfov = \"0:(70), 2:(0)\""));
     fails_with(&["preview", s.to_str().unwrap(), "-q"], &["scene.toml", "frame 2", "fov = 0"]);
+    fails_with(&["validate", s.to_str().unwrap()], &["scene.toml", "frame 2", "fov = 0"]);
     // wrong mode names list the options
     let s = scene(d, &FOUR_FRAMES.replace("[animation]", "[animation]\nmode = \"3D\"\npadding_mode = \"edge\""));
     fails_with(&["preview", s.to_str().unwrap(), "-q"], &["padding_mode", "edge", "border", "reflection", "zeros"]);
@@ -177,6 +178,7 @@ fn bad_input_gives_clear_errors() {
     // a missing depth model
     let s = scene(d, &FOUR_FRAMES.replace("[animation]", "[animation]\nmode = \"3D\"").replace("[model]", "[depth]\nmodel = \"nope.onnx\"\n[model]"));
     fails_with(&["preview", s.to_str().unwrap(), "-q"], &["[depth] model", "nope.onnx", "does not exist"]);
+    fails_with(&["validate", s.to_str().unwrap()], &["[depth] model", "nope.onnx", "does not exist"]);
 }
 
 #[test]

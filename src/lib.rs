@@ -6,6 +6,7 @@
 
 pub mod diffusion;
 pub mod effects;
+pub mod motion;
 pub mod output;
 pub mod render;
 pub mod runtime;

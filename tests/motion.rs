@@ -59,6 +59,12 @@ fn user_presets_override_bundled_ones() {
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     assert_eq!(out, "frame,angle\n0,5\n1,5\n2,5\n");
+    // the scene's preset_dirs (relative to the scene) override the user folder
+    std::fs::create_dir_all(dir.path().join("mine")).unwrap();
+    std::fs::write(dir.path().join("mine/roll.toml"), "description = \"scene roll\"\n[2d]\nangle = \"-1\"\n").unwrap();
+    std::fs::write(&scene, "[animation]\nmax_frames = 2\n[motion]\nangle = 1\npreset_dirs = [\"mine\"]\n[[motion.preset]]\nname = \"roll\"\n").unwrap();
+    let o = anim_in(dir.path(), &["schedule", scene.to_str().unwrap(), "--only", "angle"]);
+    assert_eq!(text(&o).0, "frame,angle\n0,0\n1,0\n", "{}", text(&o).1);
 }
 
 #[test]

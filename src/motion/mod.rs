@@ -100,3 +100,23 @@ pub fn source_fingerprint(spec: &MotionSpec) -> Vec<u8> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_follows_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.rhai"), "fn frame(ctx) { #{} }").unwrap();
+        let presets = [PresetUse { name: "roll".into(), from: None, to: None, params: Default::default() }];
+        let script = Path::new("a.rhai");
+        let spec = MotionSpec { base_dir: dir.path(), script: Some(script), presets: &presets, preset_dirs: &[], three_d: false };
+        let before = source_fingerprint(&spec);
+        assert!(before.ends_with(presets::BUNDLED.iter().find(|(n, _)| *n == "roll").unwrap().1.as_bytes()));
+        std::fs::write(dir.path().join("a.rhai"), "fn frame(ctx) { #{ zoom: 2 } }").unwrap();
+        assert_ne!(source_fingerprint(&spec), before);
+        let none = MotionSpec { script: None, presets: &[], ..spec };
+        assert!(source_fingerprint(&none).is_empty(), "scenes without motion hash as before");
+    }
+}

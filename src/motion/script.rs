@@ -368,7 +368,7 @@ impl MotionScript {
             return Ok(&mut numeric[i].1);
         }
         let hint = did_you_mean(key, numeric.iter().map(|(c, _)| c.as_str()).chain(["state", "add"]));
-        Err(self.error(Some(f), None, None, format!("returned `{key}`, which is not a numeric schedule{hint}; `anim schedule` lists the names")))
+        Err(self.error(Some(f), None, None, format!("returned `{key}`, which is not a numeric schedule{hint} (`anim schedule` lists the names)")))
     }
 }
 

@@ -34,7 +34,15 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
-    g.bench_function(format!("keyframes_only_clone_{FRAMES}_frames"), |b| b.iter(|| keyframed.numeric.clone()));
+    // the fixed cost per frame: context map, call, empty result
+    let noop = MotionScript::compile("fn frame(ctx) { }", "noop", ScriptLimits::default()).unwrap();
+    g.bench_function(format!("noop_{FRAMES}_frames"), |b| {
+        b.iter(|| {
+            let mut numeric = keyframed.numeric.clone();
+            noop.run(&ctx, &mut numeric).unwrap();
+            numeric
+        })
+    });
     g.finish();
     let scripted = scene("[motion]\nscript = \"../scripts/orbit.rhai\"\n");
     let presets = scene("[[motion.preset]]\nname = \"orbit_left\"\n[[motion.preset]]\nname = \"handheld_shake\"\n");

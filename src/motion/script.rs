@@ -281,27 +281,36 @@ impl MotionScript {
         let total_end = total_start.saturating_add(self.limits.total_time.as_nanos() as u64);
         let call_ns = self.limits.call_time.as_nanos() as u64;
         let vars: Map = ctx.variables.iter().map(|(k, v)| (k.as_str().into(), Dynamic::from_float(*v))).collect();
-        let vars = Dynamic::from_map(vars);
+        // templates cloned per frame (cheaper than building the maps); each call gets its own copy,
+        // so a script that changes `ctx` cannot leave anything behind for the next frame
+        let mut sched_template = Map::new();
+        for (name, _) in numeric.iter() {
+            sched_template.insert(name.as_str().into(), Dynamic::UNIT);
+        }
+        // the schedule of each template entry, in the map's (sorted) order
+        let order: Vec<usize> =
+            sched_template.keys().map(|k| numeric.iter().position(|(n, _)| n.as_str() == k.as_str()).unwrap_or(0)).collect();
+        let mut ctx_template = Map::new();
+        ctx_template.insert("max_f".into(), Dynamic::from_float(ctx.max_frames as f64 - 1.0));
+        ctx_template.insert("max_frames".into(), Dynamic::from_int(ctx.max_frames as INT));
+        ctx_template.insert("fps".into(), Dynamic::from_float(ctx.fps));
+        ctx_template.insert("seed".into(), Dynamic::from_int(ctx.seed as INT));
+        ctx_template.insert("vars".into(), Dynamic::from_map(vars));
         let mut state = Dynamic::from_map(Map::new());
         let mut scope = Scope::new();
         let result = (|| -> Result<(), ScriptError> {
             for f in 0..ctx.max_frames {
                 let now = self.clock.now_ns();
                 self.clock.deadline_ns.store(now.saturating_add(call_ns).min(total_end), Ordering::Relaxed);
-                let mut sched = Map::new();
-                for (name, values) in numeric.iter() {
-                    sched.insert(name.as_str().into(), Dynamic::from_float(values[f]));
+                let mut sched = sched_template.clone();
+                for (v, &i) in sched.values_mut().zip(&order) {
+                    *v = Dynamic::from_float(numeric[i].1[f]);
                 }
-                let mut m = Map::new();
+                let mut m = ctx_template.clone();
                 m.insert("t".into(), Dynamic::from_float(f as f64));
                 m.insert("frame".into(), Dynamic::from_int(f as INT));
-                m.insert("max_f".into(), Dynamic::from_float(ctx.max_frames as f64 - 1.0));
-                m.insert("max_frames".into(), Dynamic::from_int(ctx.max_frames as INT));
-                m.insert("fps".into(), Dynamic::from_float(ctx.fps));
                 m.insert("sec".into(), Dynamic::from_float(f as f64 / ctx.fps));
-                m.insert("seed".into(), Dynamic::from_int(ctx.seed as INT));
                 m.insert("sched".into(), Dynamic::from_map(sched));
-                m.insert("vars".into(), vars.clone());
                 m.insert("state".into(), std::mem::take(&mut state));
                 let out = self
                     .engine
@@ -419,6 +428,15 @@ fn frame(ctx) {
         assert_eq!(v[2].1, (0..4).map(|f| 2.0 + f as f64 / 10.0).collect::<Vec<_>>());
         assert_eq!(v[0].1, vec![0.5, 1.5, 2.5, 3.5]);
         assert_eq!(v[1].1, vec![10.0, 11.0, 12.0, 13.0]);
+    }
+
+    #[test]
+    fn changing_ctx_leaves_nothing_for_the_next_frame() {
+        let src = "fn frame(ctx) { let seen = ctx.sched.extra ?? 0; let sp = ctx.vars.speed; ctx.sched.extra = 5; ctx.sched.zoom = 9.0; ctx.vars.speed = 0.0; #{ angle: seen + sp, translation_x: ctx.sched.zoom } }";
+        let v = run(src, 3).unwrap();
+        assert_eq!(v[0].1, vec![2.0; 3]);
+        assert_eq!(v[2].1, vec![9.0; 3]);
+        assert_eq!(v[1].1, vec![1.0; 3]);
     }
 
     #[test]

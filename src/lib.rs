@@ -9,6 +9,7 @@ pub mod camera3d;
 pub mod depth;
 pub mod diffusion;
 pub mod effects;
+pub mod motion;
 pub mod output;
 pub mod render;
 pub mod runtime;

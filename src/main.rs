@@ -84,6 +84,11 @@ enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Camera presets: list them, show one, render preview clips and a contact sheet.
+    Presets {
+        #[command(subcommand)]
+        what: PresetsCommand,
+    },
     /// Convert from other tools' formats.
     Import {
         #[command(subcommand)]
@@ -101,6 +106,102 @@ enum ImportKind {
         #[arg(long, short)]
         output: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum PresetsCommand {
+    /// Every preset (bundled, then user folders) with its source and description.
+    List {
+        /// Extra preset folder (after $XDG_CONFIG_HOME/anim/presets); repeatable.
+        #[arg(long = "dir")]
+        dirs: Vec<PathBuf>,
+    },
+    /// A preset's parameters (with defaults) and schedules per mode.
+    Show {
+        /// Preset name.
+        name: String,
+        /// Extra preset folder; repeatable.
+        #[arg(long = "dir")]
+        dirs: Vec<PathBuf>,
+    },
+    /// Render a short motion-only clip of a preset (or all) on the test pattern, plus a contact sheet.
+    Preview {
+        /// Preset name.
+        #[arg(required_unless_present = "all")]
+        name: Option<String>,
+        /// Every preset.
+        #[arg(long, conflicts_with = "name")]
+        all: bool,
+        /// Output folder: one sub-folder per preset and contact_sheet.png.
+        #[arg(long, default_value = "presets-preview")]
+        out: PathBuf,
+        /// Frames per clip.
+        #[arg(long, default_value_t = 48)]
+        frames: usize,
+        /// Frame size in pixels (square, a multiple of 8).
+        #[arg(long, default_value_t = 256)]
+        size: u32,
+        /// Frames per second of the clips.
+        #[arg(long, default_value_t = 12.0)]
+        fps: f64,
+        /// Do not encode an mp4 per clip.
+        #[arg(long)]
+        no_video: bool,
+        /// No progress bars.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Extra preset folder; repeatable.
+        #[arg(long = "dir")]
+        dirs: Vec<PathBuf>,
+    },
+}
+
+fn presets(cmd: PresetsCommand) -> Result<()> {
+    use anim::motion::{PresetLibrary, gallery};
+    let lib = |dirs: &[PathBuf]| PresetLibrary::load(&PresetLibrary::search_dirs(dirs)).map_err(anyhow::Error::msg);
+    match cmd {
+        PresetsCommand::List { dirs } => {
+            let lib = lib(&dirs)?;
+            let width = lib.iter().map(|p| p.name.len()).max().unwrap_or(0);
+            for p in lib.iter() {
+                let src = match &p.source {
+                    anim::motion::PresetSource::Bundled => String::new(),
+                    other => format!(" [{other}]"),
+                };
+                println!("{:width$}  {}{src}", p.name, p.description);
+            }
+        }
+        PresetsCommand::Show { name, dirs } => {
+            let lib = lib(&dirs)?;
+            let p = lib.get(&name).map_err(anyhow::Error::msg)?;
+            println!("{} ({})\n  {}\n", p.name, p.source, p.description);
+            println!("parameters:");
+            if p.params.is_empty() {
+                println!("  (none)");
+            }
+            for (k, d) in &p.params {
+                println!("  {k} = {}  {}", anim::scene::registry::format_number(d.default), d.doc);
+            }
+            println!("  from = 0, to = max_frames  (window: first frame, frame after the last)");
+            for (mode, table) in [("2D (and None)", &p.two_d), ("3D", &p.three_d)] {
+                println!("\nschedules in {mode} mode:");
+                for (k, e) in table {
+                    let how = if anim::motion::presets::MULTIPLICATIVE.contains(&k.as_str()) { "*=" } else { "+=" };
+                    println!("  {k} {how} {e}");
+                }
+            }
+        }
+        PresetsCommand::Preview { name, all, out, frames, size, fps, no_video, quiet, dirs } => {
+            let names: Vec<String> = if all { lib(&dirs)?.iter().map(|p| p.name.clone()).collect() } else { name.into_iter().collect() };
+            let opts = gallery::GalleryOptions { out, frames, size, fps, video: !no_video, quiet, preset_dirs: dirs };
+            let summary = gallery::preview(&names, &opts)?;
+            for (n, dir) in &summary.clips {
+                eprintln!("{n}: {}", dir.display());
+            }
+            eprintln!("contact sheet: {}", summary.contact_sheet.display());
+        }
+    }
+    Ok(())
 }
 
 fn load(path: &PathBuf) -> Result<Scene> {
@@ -220,6 +321,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Validate { scene } => validate(&scene)?,
         Command::Schedule { scene, format, only, output } => schedule(&scene, &format, &only, output)?,
         Command::Import { what: ImportKind::Deforum { settings, output } } => import_deforum(&settings, &output)?,
+        Command::Presets { what } => presets(what)?,
     }
     Ok(())
 }

@@ -459,7 +459,9 @@ fn check_settings(scene: &Scene, sched: &FrameSchedules) -> Result<()> {
 }
 
 fn scene_hash(scene: &Scene) -> Result<String> {
-    let json = serde_json::to_vec(scene)?;
+    let mut json = serde_json::to_vec(scene)?;
+    // the motion script and preset files are part of the scene for --resume
+    json.extend(crate::motion::source_fingerprint(&scene.motion_spec()));
     Ok(format!("{:x}", Sha256::digest(&json)))
 }
 

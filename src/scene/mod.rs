@@ -242,6 +242,15 @@ scene_table! {
     MotionSettings ("motion") {
         /// Turn on the perspective-flip homography.
         enable_perspective_flip: bool = false,
+        /// rhai motion script (relative to the scene file) defining `fn frame(ctx)`; see docs/motion-scripts.md.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        script: Option<PathBuf> = None,
+        /// Camera presets applied to the schedules, in order (`[[motion.preset]]`).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        preset: Vec<crate::motion::PresetUse> = Vec::new(),
+        /// Extra preset folders (relative to the scene file), searched after the user folder.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        preset_dirs: Vec<PathBuf> = Vec::new(),
     }
     schedules {
         /// Rotation in degrees per frame, counter-clockwise (2D).
@@ -772,6 +781,8 @@ impl Scene {
             }
             numeric.push((name, values));
         }
+        // presets, then the motion script, on top of the keyframed values
+        crate::motion::apply(&self.motion_spec(), &ctx, &mut numeric).map_err(|e| e.to_string())?;
         for name in self.interpolation.keys() {
             if !numeric.iter().any(|(n, _)| n == name) {
                 let hint = crate::schedule::expr::did_you_mean(name, numeric.iter().map(|(n, _)| n.as_str()));
@@ -788,6 +799,17 @@ impl Scene {
             }
         }
         Ok(s)
+    }
+
+    /// The scene's motion script and presets, for [`crate::motion`].
+    pub fn motion_spec(&self) -> crate::motion::MotionSpec<'_> {
+        crate::motion::MotionSpec {
+            base_dir: self.path.parent().unwrap_or(Path::new(".")),
+            script: self.motion.script.as_deref(),
+            presets: &self.motion.preset,
+            preset_dirs: &self.motion.preset_dirs,
+            three_d: self.animation.mode == AnimationMode::ThreeD,
+        }
     }
 
     /// Resolves a path from the scene against the scene file's folder.

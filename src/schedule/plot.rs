@@ -10,7 +10,7 @@ const PANEL_W: u32 = 420;
 const PANEL_H: u32 = 200;
 const COLUMNS: u32 = 3;
 
-fn register_font() {
+pub(crate) fn register_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // Hack (MIT/Bitstream Vera licence), shipped by the epaint_default_fonts crate

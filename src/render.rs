@@ -250,7 +250,7 @@ impl Loop<'_, '_> {
             ColorCoherence::None => None,
             ColorCoherence::Rgb => Some(MatchSpace::Rgb),
             ColorCoherence::Hsv => Some(MatchSpace::Hsv),
-            ColorCoherence::Lab | ColorCoherence::Image => Some(MatchSpace::Lab),
+            ColorCoherence::Lab | ColorCoherence::Image | ColorCoherence::VideoInput => Some(MatchSpace::Lab),
         }
     }
 
@@ -285,6 +285,7 @@ impl Loop<'_, '_> {
         };
         if self.painter.is_some() && self.match_space().is_some() {
             self.color_sample = Some(match (&scene.coherence.color_coherence, &scene.coherence.color_coherence_image_path) {
+                (ColorCoherence::VideoInput, _) => self.input_frame(0)?,
                 (ColorCoherence::Image, Some(p)) => fit(
                     output::read_rgb(&scene.resolve(p)).with_context(|| format!("{}: [coherence] color_coherence_image_path", scene.path.display()))?,
                     scene,
@@ -316,12 +317,25 @@ impl Loop<'_, '_> {
         Ok(img)
     }
 
+    /// Frame `i` of the extracted input video (the last one when the video is shorter).
+    fn input_frame(&self, i: usize) -> Result<RgbImage> {
+        let dir = self.out.join("inputframes");
+        let mut p = dir.join(format!("{i:06}.png"));
+        if !p.is_file() {
+            let n = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+            p = dir.join(format!("{:06}.png", n.saturating_sub(1)));
+        }
+        Ok(fit(output::read_rgb(&p)?, self.scene))
+    }
+
     /// Video Input mode: frame `i` is img2img of the video's frame `i` (no warp, no noise, no
     /// colour match, as Deforum).
     fn video_frame(&mut self, i: usize, seed: i64) -> Result<RgbImage> {
         let scene = self.scene;
-        let input = output::read_rgb(&self.out.join("inputframes").join(format!("{i:06}.png")))?;
-        let input = fit(input, scene);
+        let mut input = self.input_frame(i)?;
+        if scene.video_input.motion && i > 0 {
+            input = self.warp(i, input)?;
+        }
         let mut rec = FrameRecord { index: i, kind: "video", seed: Some(seed), ..record(&self.sched, i) };
         let img = match self.painter.as_mut() {
             None => input,
@@ -382,6 +396,9 @@ impl Loop<'_, '_> {
         let scene = self.scene;
         let sched = &self.sched;
         let t = Instant::now();
+        if scene.coherence.color_coherence == ColorCoherence::VideoInput && f % scene.coherence.color_coherence_video_every_N_frames.max(1) == 0 {
+            self.color_sample = Some(self.input_frame(f)?);
+        }
         if let (Some(space), Some(sample)) = (self.match_space(), &self.color_sample) {
             img = effects::color::match_colors(&img, sample, space);
         }
@@ -527,7 +544,8 @@ fn run_loop(scene: &Scene, opts: &RenderOptions, mut painter: Option<&mut dyn Pa
         None => scene.generation.seed,
     };
     let seed = scene.generation.seed;
-    if scene.animation.mode == AnimationMode::VideoInput {
+    let needs_video = scene.animation.mode == AnimationMode::VideoInput || scene.coherence.color_coherence == ColorCoherence::VideoInput;
+    if needs_video {
         // Deforum: max_frames becomes the number of extracted frames
         let vi = &scene.video_input;
         let video = scene.resolve(vi.video_init_path.as_deref().unwrap_or(Path::new("")));
@@ -540,7 +558,9 @@ fn run_loop(scene: &Scene, opts: &RenderOptions, mut painter: Option<&mut dyn Pa
             output::extract_frames(&video, &dir, vi.extract_nth_frame, vi.extract_from_frame, to)
                 .with_context(|| format!("{}: [video_input] video_init_path", scene.path.display()))?
         };
-        scene.animation.max_frames = count;
+        if scene.animation.mode == AnimationMode::VideoInput {
+            scene.animation.max_frames = count;
+        }
     }
     let n = scene.animation.max_frames;
     let sched = scene.schedules().map_err(|e| anyhow::anyhow!("{}: {e}", scene.path.display()))?;

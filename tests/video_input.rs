@@ -64,3 +64,51 @@ fn video_frames_in_order_and_counted() {
     let o = run(&["preview", scene.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("missing.mp4"));
 }
+
+#[test]
+fn video_input_colour_coherence_and_motion_on_top() {
+    let dir = tempfile::tempdir().unwrap();
+    // a red video: colour coherence against it makes the 2D animation red
+    let mut paths = Vec::new();
+    for k in 0..6 {
+        let p = dir.path().join(format!("r{k}.png"));
+        image::RgbImage::from_pixel(64, 64, image::Rgb([200 + 5 * k as u8, 30, 40])).save(&p).unwrap();
+        paths.push(p);
+    }
+    let video = dir.path().join("red.mp4");
+    anim::output::encode_mp4(&paths, &video, &anim::output::VideoSettings::h264(6.0, 10, "fast")).unwrap();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny-sd");
+    let scene = dir.path().join("scene.toml");
+    std::fs::write(
+        &scene,
+        format!(
+            "[image]\nwidth = 64\nheight = 64\n[animation]\nmax_frames = 4\n[generation]\nseed = 3\nsteps = 4\n\
+             [coherence]\ncolor_coherence = \"Video Input\"\ncolor_coherence_video_every_N_frames = 2\n\
+             [video_input]\nvideo_init_path = \"{}\"\n[model]\nfolder = \"{}\"\n[output]\nvideo = false\n",
+            video.display(),
+            model.display()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = run(&["render", scene.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let img = image::open(out.join("frames/000003.png")).unwrap().to_rgb8();
+    let mean = |c: usize| img.pixels().map(|p| p.0[c] as f64).sum::<f64>() / 4096.0;
+    assert!(mean(0) > mean(2) + 60.0, "frame 3 is not matched to the red video: R {} B {}", mean(0), mean(2));
+
+    // Video Input mode with the camera on top: frames are the video frames, moved
+    let scene2 = dir.path().join("scene2.toml");
+    std::fs::write(
+        &scene2,
+        format!(
+            "[image]\nwidth = 64\nheight = 64\n[animation]\nmode = \"Video Input\"\n[motion]\ntranslation_x = 8\n\
+             [video_input]\nvideo_init_path = \"{}\"\nmotion = true\n[output]\nvideo = false\n",
+            video.display()
+        ),
+    )
+    .unwrap();
+    let o = run(&["preview", scene2.to_str().unwrap(), "--out", dir.path().join("p").to_str().unwrap(), "-q"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_dir(dir.path().join("p/frames")).unwrap().count(), 6);
+}

@@ -199,6 +199,7 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
             "HSV" => ColorCoherence::Hsv,
             "RGB" => ColorCoherence::Rgb,
             "Image" => ColorCoherence::Image,
+            "Video Input" => ColorCoherence::VideoInput,
             other => {
                 warnings.push(format!("color_coherence \"{other}\" is not supported yet; using None"));
                 ColorCoherence::None
@@ -209,6 +210,9 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
         if !p.is_empty() {
             scene.coherence.color_coherence_image_path = Some(p.into());
         }
+    }
+    if let Some(v) = get("color_coherence_video_every_N_frames") {
+        scene.coherence.color_coherence_video_every_N_frames = as_f64(&v).filter(|n| *n >= 1.0).unwrap_or(1.0) as usize;
     }
     if let Some(v) = get("color_force_grayscale") {
         scene.coherence.color_force_grayscale = as_bool(&v).unwrap_or(false);

@@ -324,16 +324,23 @@ pub enum ColorCoherence {
     Rgb,
     /// Match to `color_coherence_image_path` (in LAB).
     Image,
+    /// Match to the frame of `[video_input] video_init_path` at the same index, refreshed every
+    /// `color_coherence_video_every_N_frames` frames (in LAB).
+    #[serde(rename = "Video Input")]
+    VideoInput,
 }
 
 scene_table! {
     /// `[coherence]`: keeping frames consistent.
+    #[allow(non_snake_case)]
     CoherenceSettings ("coherence") {
         /// None, LAB, HSV, RGB or Image.
         color_coherence: ColorCoherence = ColorCoherence::Lab,
         /// The colour reference for `Image` mode.
         #[serde(skip_serializing_if = "Option::is_none")]
         color_coherence_image_path: Option<PathBuf> = None,
+        /// With `Video Input` colour coherence: take a new reference every N frames.
+        color_coherence_video_every_N_frames: usize = 1,
         /// Make every frame grey.
         color_force_grayscale: bool = false,
         /// Deforum's old behaviour: match only before noising, not the generated frame too.
@@ -443,6 +450,8 @@ scene_table! {
         extract_from_frame: usize = 0,
         /// Last video frame used (-1: the end).
         extract_to_frame: i64 = -1,
+        /// Video Input mode: apply the scene's camera to each video frame before img2img.
+        motion: bool = false,
     }
     schedules {}
 }
@@ -675,6 +684,9 @@ impl Scene {
         }
         if self.output.pixel_format.parse::<ffmpeg_next::format::Pixel>().is_err() {
             return Err(format!("[output] pixel_format = \"{}\": not a pixel format FFmpeg knows (e.g. yuv420p, yuv444p)", self.output.pixel_format));
+        }
+        if self.coherence.color_coherence == ColorCoherence::VideoInput && self.video_input.video_init_path.is_none() {
+            return Err("[coherence] color_coherence = \"Video Input\" needs [video_input] video_init_path".into());
         }
         if self.coherence.color_coherence == ColorCoherence::Image && self.coherence.color_coherence_image_path.is_none() {
             return Err("[coherence] color_coherence = \"Image\" needs color_coherence_image_path".into());

@@ -30,17 +30,32 @@ fn dir(out: &Path) -> PathBuf {
     out.join("state")
 }
 
+/// The key frame's image file: named by frame, so that the JSON and the image it refers to always
+/// match even when a run is killed between writing the two.
+fn key_path(d: &Path, key_frame: usize) -> PathBuf {
+    d.join(format!("key_{key_frame:06}.png"))
+}
+
 /// Saves the checkpoint with the key frame's image and the colour sample, atomically (images
-/// first, then the JSON that refers to them, each via rename).
+/// first, then the JSON that refers to them, each via rename; older key images are removed last).
 pub fn save(out: &Path, cp: &Checkpoint, key_image: &RgbImage, color_sample: Option<&RgbImage>) -> Result<()> {
     let d = dir(out);
-    output::write_png_atomic(&d.join("key.png"), key_image)?;
+    output::write_png_atomic(&key_path(&d, cp.key_frame), key_image)?;
     if let Some(s) = color_sample {
         output::write_png_atomic(&d.join("color_sample.png"), s)?;
     }
     let tmp = d.join("state.json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(cp)?).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, d.join("state.json")).with_context(|| format!("cannot write {}", d.join("state.json").display()))?;
+    let current = key_path(&d, cp.key_frame);
+    if let Ok(entries) = std::fs::read_dir(&d) {
+        for p in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+            let old_key = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("key_") && n.ends_with(".png"));
+            if old_key && p != current {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+    }
     Ok(())
 }
 
@@ -53,7 +68,7 @@ pub fn load(out: &Path) -> Result<(Checkpoint, RgbImage, Option<RgbImage>)> {
     }
     let cp: Checkpoint = serde_json::from_str(&std::fs::read_to_string(&path)?)
         .with_context(|| format!("{} is damaged; delete the output folder and render again", path.display()))?;
-    let key = output::read_rgb(&d.join("key.png"))?;
+    let key = output::read_rgb(&key_path(&d, cp.key_frame))?;
     let sample = if cp.has_color_sample { Some(output::read_rgb(&d.join("color_sample.png"))?) } else { None };
     Ok((cp, key, sample))
 }

@@ -25,7 +25,7 @@ fn import_round_trips_the_default_settings() {
     ok(&o);
     let warnings = String::from_utf8_lossy(&o.stderr);
     // unsupported keys are listed, never dropped silently
-    assert!(warnings.contains("not supported yet") && warnings.contains("color_coherence"), "{warnings}");
+    assert!(warnings.contains("not supported yet") && warnings.contains("hybrid_motion"), "{warnings}");
     let from_settings = ok(&anim(&["schedule", example().to_str().unwrap()]));
     let from_scene = ok(&anim(&["schedule", scene.to_str().unwrap()]));
     assert_eq!(from_settings, from_scene);

@@ -56,10 +56,11 @@ fn frames(out: &Path, n: usize) -> Vec<Vec<u8>> {
     (0..n).map(|i| std::fs::read(out.join(format!("frames/{i:06}.png"))).unwrap_or_default()).collect()
 }
 
-fn kill_and_resume(cadence: usize) {
+fn kill_and_resume(cadence: usize, edit: impl Fn(String) -> String) {
     let dir = tempfile::tempdir().unwrap();
     let n = 30;
     let s = scene(dir.path(), n, cadence);
+    std::fs::write(&s, edit(std::fs::read_to_string(&s).unwrap())).unwrap();
     let full = dir.path().join("full");
     let o = render(&s, &full, &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -97,12 +98,23 @@ fn kill_and_resume(cadence: usize) {
 
 #[test]
 fn resume_after_sigkill_is_bit_identical() {
-    kill_and_resume(1);
+    kill_and_resume(1, |t| t);
 }
 
 #[test]
 fn resume_with_cadence_is_bit_identical() {
-    kill_and_resume(3);
+    kill_and_resume(3, |t| t);
+}
+
+/// Motion scripts carry state from frame to frame; schedules are resolved from frame 0 on resume,
+/// so a stateful script (and presets) still give byte-identical frames.
+#[test]
+fn resume_with_a_motion_script_and_presets_is_bit_identical() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/shake.rhai");
+    kill_and_resume(1, |t| {
+        t.replace("[motion]\n", &format!("[motion]\nscript = \"{}\"\n", script.display()))
+            + "[[motion.preset]]\nname = \"pulse_zoom\"\n[variables]\nshake_amount = 3\n"
+    });
 }
 
 #[test]

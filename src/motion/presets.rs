@@ -205,9 +205,9 @@ impl Preset {
         let at = format!("[[motion.preset]] {}", self.name);
         for (k, v) in &usage.params {
             if !self.params.contains_key(k) {
-                let hint = did_you_mean(k, self.params.keys().map(String::as_str));
+                let hint = did_you_mean(k, self.params.keys().map(String::as_str).chain(["from", "to"]));
                 let known: Vec<&str> = self.params.keys().map(String::as_str).collect();
-                return Err(err(format!("{at}: unknown parameter `{k}`{hint}; parameters: {}", known.join(", "))));
+                return Err(err(format!("{at}: unknown parameter `{k}`{hint}; parameters: {} (and the window: from, to)", known.join(", "))));
             }
             if !v.is_finite() {
                 return Err(err(format!("{at}: parameter `{k}` = {v} is not a finite number")));
@@ -463,6 +463,9 @@ mod tests {
         let u = PresetUse { params: [("sped".to_string(), 2.0)].into(), ..use_("orbit_left") };
         let e = lib.get("orbit_left").unwrap().apply(&u, &ctx(10), false, &mut neutral(10)).unwrap_err().message;
         assert!(e.contains("orbit_left") && e.contains("unknown parameter `sped`") && e.contains("did you mean `speed`"), "{e}");
+        let u = PresetUse { params: [("form".to_string(), 2.0)].into(), ..use_("roll") };
+        let e = lib.get("roll").unwrap().apply(&u, &ctx(10), false, &mut neutral(10)).unwrap_err().message;
+        assert!(e.contains("did you mean `from`"), "{e}");
         let u = PresetUse { from: Some(8), to: Some(4), ..use_("roll") };
         let e = lib.get("roll").unwrap().apply(&u, &ctx(10), false, &mut neutral(10)).unwrap_err().message;
         assert!(e.contains("window"), "{e}");

@@ -256,6 +256,21 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
     if let Some(v) = get("fps") {
         scene.output.fps = as_f64(&v).filter(|f| *f > 0.0).ok_or_else(|| err(bad("fps", &v, "a positive number")))?;
     }
+    if let Some(v) = get("make_gif") {
+        scene.output.gif = as_bool(&v).unwrap_or(false);
+    }
+    let soundtrack = get("add_soundtrack").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    if let Some(Value::String(p)) = get("soundtrack_path") {
+        if soundtrack == "File" {
+            if p.starts_with("http://") || p.starts_with("https://") {
+                warnings.push(format!("soundtrack_path {p} is a URL; anim reads local files only: download it and set [output] soundtrack"));
+            } else if !p.is_empty() {
+                scene.output.soundtrack = Some(p.into());
+            }
+        } else if soundtrack == "Init Video" {
+            warnings.push("add_soundtrack = \"Init Video\" is not supported yet; set [output] soundtrack to the video file".into());
+        }
+    }
     if let Some(v) = get("skip_video_creation") {
         scene.output.video = !as_bool(&v).unwrap_or(false);
     }

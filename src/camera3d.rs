@@ -278,6 +278,22 @@ impl Source<'_> {
     }
 }
 
+/// The normalised sampling position of each pixel of one row: the pixel centre minus the shift
+/// between its projection by the moved camera and by the still one.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn grid_row(xs: &[f32], y: f32, zs: &[f32], bx: &[f32], by: f32, sx: f32, sy: f32, m: &[[f32; 3]; 4], gx: &mut [f32], gy: &mut [f32]) {
+    for ((((&x, &zz), &b), gx), gy) in xs.iter().zip(zs).zip(bx).zip(gx.iter_mut()).zip(gy.iter_mut()) {
+        let old_x = x * sx / zz;
+        let old_y = y * sy / zz;
+        let pw = x * m[0][2] + y * m[1][2] + zz * m[2][2] + m[3][2];
+        let new_x = (x * m[0][0] + y * m[1][0] + zz * m[2][0] + m[3][0]) / pw;
+        let new_y = (x * m[0][1] + y * m[1][1] + zz * m[2][1] + m[3][1]) / pw;
+        *gx = b - (new_x - old_x);
+        *gy = by - (new_y - old_y);
+    }
+}
+
 /// Warps `img` by the 3D camera `motion`. `z` is the per-pixel depth (row-major, `w*h` values,
 /// from [`crate::depth::depth_to_z`]); `None` is Deforum's flat depth z = 1. The caller checks
 /// `motion` with [`Motion3D::validate`]; values it rejects give a black frame rather than a panic.
@@ -294,19 +310,16 @@ pub fn warp_3d(img: &RgbImage, motion: &Motion3D, z: Option<&[f32]>, padding: Pa
     let base = |l: &[f32], n: usize| -> Vec<f32> { l.iter().map(|v| v * (n - 1) as f32 / n as f32).collect() };
     let (bx, by) = (base(&xs, w), base(&ys, h));
     let source = Source { px: img.as_raw(), w, h, ax: Axis::new(w, padding), ay: Axis::new(h, padding) };
+    let ones = vec![1f32; w];
     out.as_mut().par_chunks_mut(w * 3).enumerate().for_each(|(i, row)| {
-        let y = ys[i];
+        let zs = z.map_or(ones.as_slice(), |z| &z[i * w..(i + 1) * w]);
+        // first the sampling grid of the whole row (straight-line float code the compiler
+        // vectorises; the same operations in the same order as one pixel at a time)
+        let mut gx = vec![0f32; w];
+        let mut gy = vec![0f32; w];
+        grid_row(&xs, ys[i], zs, &bx, by[i], sx, sy, &m, &mut gx, &mut gy);
         for j in 0..w {
-            let x = xs[j];
-            let zz = z.map_or(1.0, |z| z[i * w + j]);
-            let old_x = x * sx / zz;
-            let old_y = y * sy / zz;
-            let pw = x * m[0][2] + y * m[1][2] + zz * m[2][2] + m[3][2];
-            let new_x = (x * m[0][0] + y * m[1][0] + zz * m[2][0] + m[3][0]) / pw;
-            let new_y = (x * m[0][1] + y * m[1][1] + zz * m[2][1] + m[3][1]) / pw;
-            let gx = bx[j] - (new_x - old_x);
-            let gy = by[i] - (new_y - old_y);
-            let v = source.sample(gx, gy, sampling);
+            let v = source.sample(gx[j], gy[j], sampling);
             for k in 0..3 {
                 // clamp(0, 255) then numpy's astype(uint8): truncation
                 row[j * 3 + k] = v[k].clamp(0.0, 255.0) as u8;

@@ -31,14 +31,34 @@ def depth(size):
     return torch.from_numpy((2.0 + 3.0 * y + 4.0 * np.exp(-((x - 0.35) / 0.18) ** 2 - ((y - 0.45) / 0.25) ** 2)).astype(np.float32))
 
 
+CPU = False
+
+
 def median_ms(f, repeat):
+    """Median and minimum wall time in ms (the minimum is the steadier figure on a busy machine);
+    with --cpu, the process CPU time per call (all threads) over at least 3 s."""
     f()
+    if CPU:
+        t0, c0, n = time.perf_counter(), time.process_time(), 0
+        while time.perf_counter() - t0 < 3 or n < 5:
+            f()
+            n += 1
+        v = (time.process_time() - c0) / n * 1000
+        return Timing(v, v)
     ts = []
     for _ in range(repeat):
         t = time.perf_counter()
         f()
         ts.append(time.perf_counter() - t)
-    return np.median(ts) * 1000
+    return Timing(np.median(ts) * 1000, np.min(ts) * 1000)
+
+
+class Timing:
+    def __init__(self, median, minimum):
+        self.median, self.minimum = median, minimum
+
+    def __format__(self, spec):
+        return f"{format(self.median, spec)} ms (min {format(self.minimum, spec)})"
 
 
 def main():
@@ -46,7 +66,10 @@ def main():
     ap.add_argument("--deforum", required=True, type=Path)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=10)
+    ap.add_argument("--cpu", action="store_true", help="CPU time per call instead of wall time")
     a = ap.parse_args()
+    global CPU
+    CPU = a.cpu
     torch.set_num_threads(a.threads)
     cv2.setNumThreads(a.threads)
     anim = load_deforum(a.deforum)
@@ -63,17 +86,20 @@ def main():
             args = types.SimpleNamespace(enable_perspective_flip=False, border="replicate", depth_algorithm="Midas-3-Hybrid",
                                          aspect_ratio_use_old_formula=False, padding_mode="border", sampling_mode=mode)
             ms = median_ms(lambda: anim.anim_frame_warp_3d(dev, img, None, args, keys, 0), a.repeat)
-            print(f"deforum warp_3d/{size}x{size}/flat/{mode}: median {ms:.2f} ms")
+            print(f"deforum warp_3d/{size}x{size}/flat/{mode}: median {ms:.2f}")
+        rot = np.vstack([cv2.getRotationMatrix2D((size * 0.5, size * 0.5), 3.0, 1.04), [0, 0, 1]])
         args = types.SimpleNamespace(enable_perspective_flip=False, border="replicate", depth_algorithm="Midas-3-Hybrid",
                                      aspect_ratio_use_old_formula=False, padding_mode="border", sampling_mode="bicubic")
         ms = median_ms(lambda: anim.anim_frame_warp_3d(dev, img, d, args, keys, 0), a.repeat)
-        print(f"deforum warp_3d/{size}x{size}/depth/bicubic: median {ms:.2f} ms")
+        print(f"deforum warp_3d/{size}x{size}/depth/bicubic: median {ms:.2f}")
+        ms = median_ms(lambda: cv2.warpPerspective(img, rot @ np.array([[1, 0, 2.5], [0, 1, -1.5], [0, 0, 1]]), (size, size),
+                                                   flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), a.repeat * 5)
+        print(f"opencv warp_2d/{size}x{size}/replicate: median {ms:.3f}")
         bm = anim.get_flip_perspective_matrix(size, size, keys, 0)
-        rot = np.vstack([cv2.getRotationMatrix2D((size * 0.5, size * 0.5), 3.0, 1.04), [0, 0, 1]])
         m = bm @ rot @ np.array([[1, 0, 2.5], [0, 1, -1.5], [0, 0, 1]])
         ms = median_ms(lambda: cv2.warpPerspective(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE),
                        a.repeat * 5)
-        print(f"opencv flip_2d/{size}x{size}/replicate: median {ms:.3f} ms")
+        print(f"opencv flip_2d/{size}x{size}/replicate: median {ms:.3f}")
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ fn partial_settings_take_deforum_defaults() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("partial.txt");
     std::fs::write(&p, r#"{"max_frames": 5, "zoom": "0:(1.1)", "flip_2d_perspective": true, "W": 100, "H": 64,
-        "prompts": {"0": "a cat --neg dog", "2*2": "a bird"}, "animation_mode": "2D"}"#).unwrap();
+        "prompts": {"0": "a cat --neg dog", "2*2": "a bird"}, "animation_mode": "2D", "aspect_ratio_use_old_formula": true}"#).unwrap();
     let csv = ok(&anim(&["schedule", p.to_str().unwrap(), "--only", "zoom,strength,noise"]));
     assert_eq!(csv, "frame,zoom,strength,noise\n0,1.1,0.65,0.065\n1,1.1,0.65,0.065\n2,1.1,0.65,0.065\n3,1.1,0.65,0.065\n4,1.1,0.65,0.065\n");
     let scene = dir.path().join("s.toml");
@@ -61,6 +61,7 @@ fn partial_settings_take_deforum_defaults() {
     let s = anim::scene::Scene::load(&scene).unwrap();
     assert!(s.motion.enable_perspective_flip);
     assert_eq!(s.image.width, 96);
+    assert_eq!(s.motion.aspect_ratio, anim::scene::ScheduleText::Number(1.5), "W/H after flooring");
     assert_eq!(s.prompt_at(4).positive, "a bird");
     assert_eq!(s.prompt_at(1).negative, "dog");
 }

@@ -315,6 +315,12 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
             }
         }
     }
+    // Deforum's "old formula": the 3D aspect ratio is W/H instead of the schedule
+    if get("aspect_ratio_use_old_formula").and_then(|v| as_bool(&v)).unwrap_or(false) {
+        let ratio = scene.image.width as f64 / scene.image.height as f64;
+        scene.motion.aspect_ratio = ScheduleText::Number(ratio);
+        warnings.push(format!("aspect_ratio_use_old_formula: aspect_ratio set to W/H = {ratio}, as Deforum does"));
+    }
     if scene.generation.checkpoint != ScheduleText::text("") {
         warnings.push("checkpoint_schedule names webui checkpoints; in anim each must be an ONNX model folder".into());
     }

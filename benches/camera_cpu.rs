@@ -13,7 +13,10 @@ use anim::warp::{Flip, Motion2D, warp_2d, warp_2d_flip};
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<f64> = after.split_whitespace().map(|v| v.parse().unwrap_or(0.0)).collect();
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
     // fields 14 and 15 of the line are utime and stime; `after` starts at field 3
     (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
 }
@@ -31,26 +34,68 @@ fn measure(name: &str, mut f: impl FnMut()) {
 }
 
 fn main() {
-    let m = Motion3D { translation_x: 3.0, translation_y: -2.0, translation_z: 10.0, rotation_x: 1.0, rotation_y: -1.5, rotation_z: 2.0, fov: 60.0, ..Motion3D::IDENTITY };
-    let flip = Flip { theta: 5.0, phi: 12.0, gamma: -8.0, fv: 60.0 };
-    let m2 = Motion2D { angle: 3.0, zoom: 1.04, translation_x: 2.5, translation_y: -1.5, ..Motion2D::IDENTITY };
+    let m = Motion3D {
+        translation_x: 3.0,
+        translation_y: -2.0,
+        translation_z: 10.0,
+        rotation_x: 1.0,
+        rotation_y: -1.5,
+        rotation_z: 2.0,
+        fov: 60.0,
+        ..Motion3D::IDENTITY
+    };
+    let flip = Flip {
+        theta: 5.0,
+        phi: 12.0,
+        gamma: -8.0,
+        fv: 60.0,
+    };
+    let m2 = Motion2D {
+        angle: 3.0,
+        zoom: 1.04,
+        translation_x: 2.5,
+        translation_y: -1.5,
+        ..Motion2D::IDENTITY
+    };
     for size in [512u32, 1024] {
-        let img = image::RgbImage::from_fn(size, size, |x, y| image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x ^ y) % 256) as u8]));
+        let img = image::RgbImage::from_fn(size, size, |x, y| {
+            image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x ^ y) % 256) as u8])
+        });
         let raw: Vec<f32> = (0..size * size)
             .map(|i| {
-                let (x, y) = ((i % size) as f32 / size as f32, (i / size) as f32 / size as f32);
-                2.0 + 3.0 * y + 4.0 * (-((x - 0.35) / 0.18).powi(2) - ((y - 0.45) / 0.25).powi(2)).exp()
+                let (x, y) = (
+                    (i % size) as f32 / size as f32,
+                    (i / size) as f32 / size as f32,
+                );
+                2.0 + 3.0 * y
+                    + 4.0 * (-((x - 0.35) / 0.18).powi(2) - ((y - 0.45) / 0.25).powi(2)).exp()
             })
             .collect();
-        for (n, s) in [("bicubic", SamplingMode::Bicubic), ("bilinear", SamplingMode::Bilinear), ("nearest", SamplingMode::Nearest)] {
-            measure(&format!("warp_3d/{size}x{size}/flat/{n}"), || drop(warp_3d(&img, &m, None, PaddingMode::Border, s)));
+        for (n, s) in [
+            ("bicubic", SamplingMode::Bicubic),
+            ("bilinear", SamplingMode::Bilinear),
+            ("nearest", SamplingMode::Nearest),
+        ] {
+            measure(&format!("warp_3d/{size}x{size}/flat/{n}"), || {
+                drop(warp_3d(&img, &m, None, PaddingMode::Border, s))
+            });
         }
         measure(&format!("warp_3d/{size}x{size}/depth/bicubic"), || {
             let z = anim::depth::depth_to_z(&raw);
-            drop(warp_3d(&img, &m, z.as_deref(), PaddingMode::Border, SamplingMode::Bicubic))
+            drop(warp_3d(
+                &img,
+                &m,
+                z.as_deref(),
+                PaddingMode::Border,
+                SamplingMode::Bicubic,
+            ))
         });
         let bm = flip.matrix(size, size).expect("valid flip");
-        measure(&format!("flip_2d/{size}x{size}/replicate"), || drop(warp_2d_flip(&img, &m2, &bm, Border::Replicate)));
-        measure(&format!("warp_2d/{size}x{size}/replicate"), || drop(warp_2d(&img, &m2, Border::Replicate)));
+        measure(&format!("flip_2d/{size}x{size}/replicate"), || {
+            drop(warp_2d_flip(&img, &m2, &bm, Border::Replicate))
+        });
+        measure(&format!("warp_2d/{size}x{size}/replicate"), || {
+            drop(warp_2d(&img, &m2, Border::Replicate))
+        });
     }
 }

@@ -12,7 +12,9 @@ const FRAMES: usize = 1000;
 
 fn scene(body: &str) -> Scene {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let text = format!("[animation]\nmax_frames = {FRAMES}\n[generation]\nseed = 7\n[variables]\norbit_period = 96\n{body}");
+    let text = format!(
+        "[animation]\nmax_frames = {FRAMES}\n[generation]\nseed = 7\n[variables]\norbit_period = 96\n{body}"
+    );
     Scene::from_toml(&text, &dir.join("bench.toml")).unwrap()
 }
 
@@ -45,11 +47,19 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
     let scripted = scene("[motion]\nscript = \"../scripts/orbit.rhai\"\n");
-    let presets = scene("[[motion.preset]]\nname = \"orbit_left\"\n[[motion.preset]]\nname = \"handheld_shake\"\n");
+    let presets = scene(
+        "[[motion.preset]]\nname = \"orbit_left\"\n[[motion.preset]]\nname = \"handheld_shake\"\n",
+    );
     let mut g = c.benchmark_group("scene_schedules");
-    g.bench_function(format!("keyframes_{FRAMES}_frames"), |b| b.iter(|| base.schedules().unwrap()));
-    g.bench_function(format!("two_presets_{FRAMES}_frames"), |b| b.iter(|| presets.schedules().unwrap()));
-    g.bench_function(format!("orbit_script_{FRAMES}_frames"), |b| b.iter(|| scripted.schedules().unwrap()));
+    g.bench_function(format!("keyframes_{FRAMES}_frames"), |b| {
+        b.iter(|| base.schedules().unwrap())
+    });
+    g.bench_function(format!("two_presets_{FRAMES}_frames"), |b| {
+        b.iter(|| presets.schedules().unwrap())
+    });
+    g.bench_function(format!("orbit_script_{FRAMES}_frames"), |b| {
+        b.iter(|| scripted.schedules().unwrap())
+    });
     g.finish();
 }
 

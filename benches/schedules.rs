@@ -4,8 +4,10 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn scene_10k() -> anim::scene::Scene {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/deforum/default_settings.json");
-    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/deforum/default_settings.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     v["max_frames"] = 10_000.into();
     for i in 1..=5 {
         v[format!("cn_{i}_enabled")] = true.into();
@@ -18,7 +20,9 @@ fn bench(c: &mut Criterion) {
     let scene = scene_10k();
     let n = scene.schedules().unwrap().numeric.len();
     eprintln!("{n} numeric schedules x 10000 frames");
-    c.bench_function("schedules/deforum_defaults_10k_frames", |b| b.iter(|| scene.schedules().unwrap()));
+    c.bench_function("schedules/deforum_defaults_10k_frames", |b| {
+        b.iter(|| scene.schedules().unwrap())
+    });
 }
 
 criterion_group!(benches, bench);

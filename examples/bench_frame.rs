@@ -8,19 +8,35 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anim::diffusion::{Device, Pipeline, PromptSyntax, Request, SamplerKind, SessionOptions, TorchRng};
+use anim::diffusion::{
+    Device, Pipeline, PromptSyntax, Request, SamplerKind, SessionOptions, TorchRng,
+};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let folder = args.first().map(PathBuf::from).unwrap_or_else(|| root.join("models/tiny-sd"));
+    let folder = args
+        .first()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("models/tiny-sd"));
     let runs: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(50);
     let device = Device::parse(args.get(2).map(String::as_str).unwrap_or("cpu"))?;
     let sampler = SamplerKind::from_name(args.get(3).map(String::as_str).unwrap_or("DDIM"))?;
     let steps: usize = args.get(4).map(|s| s.parse()).transpose()?.unwrap_or(10);
-    let threads: Option<usize> = args.get(5).map(|s| s.parse()).transpose()?.filter(|&n| n > 0);
+    let threads: Option<usize> = args
+        .get(5)
+        .map(|s| s.parse())
+        .transpose()?
+        .filter(|&n| n > 0);
     let load = Instant::now();
-    let mut p = Pipeline::load_with(&folder, &SessionOptions { device, cache: None, threads })?;
+    let mut p = Pipeline::load_with(
+        &folder,
+        &SessionOptions {
+            device,
+            cache: None,
+            threads,
+        },
+    )?;
     let load_ms = load.elapsed().as_secs_f64() * 1e3;
     let init = image::open(root.join("tests/data/sd-ref/img2img_modern/init_image.png"))?.to_rgb8();
     let (w, h) = init.dimensions();

@@ -98,7 +98,9 @@ fn flip_matrix(scene: &Scene, s: &FrameSchedules, i: usize) -> Result<Mat3, Came
 pub fn check(scene: &Scene, s: &FrameSchedules) -> Result<(), CameraError> {
     for i in 1..s.frames {
         if scene.animation.mode == AnimationMode::ThreeD {
-            motion_3d(s, i).validate().map_err(|message| CameraError::Schedule { frame: i, message })?;
+            motion_3d(s, i)
+                .validate()
+                .map_err(|message| CameraError::Schedule { frame: i, message })?;
         }
         if scene.motion.enable_perspective_flip && scene.animation.mode != AnimationMode::None {
             flip_matrix(scene, s, i)?;
@@ -110,7 +112,11 @@ pub fn check(scene: &Scene, s: &FrameSchedules) -> Result<(), CameraError> {
 impl Camera {
     /// A camera for `scene`; checks every frame's values and loads the depth model when 3D mode
     /// uses one. Depth maps are written under `out/depth/` when `[depth] save_depth_maps` is on.
-    pub fn new(scene: &Scene, s: &FrameSchedules, out: &std::path::Path) -> Result<Camera, CameraError> {
+    pub fn new(
+        scene: &Scene,
+        s: &FrameSchedules,
+        out: &std::path::Path,
+    ) -> Result<Camera, CameraError> {
         check(scene, s)?;
         let three_d = scene.animation.mode == AnimationMode::ThreeD;
         let depth = match (&scene.depth.model, three_d && scene.depth.use_depth_warping) {
@@ -119,16 +125,33 @@ impl Camera {
         };
         let depth_dir = (depth.is_some() && scene.depth.save_depth_maps).then(|| out.join("depth"));
         if let Some(d) = &depth_dir {
-            std::fs::create_dir_all(d).map_err(|e| DepthError::Io { path: d.clone(), message: e.to_string() })?;
+            std::fs::create_dir_all(d).map_err(|e| DepthError::Io {
+                path: d.clone(),
+                message: e.to_string(),
+            })?;
         }
-        Ok(Camera { mode: scene.animation.mode, scene: scene.clone(), depth, depth_dir })
+        Ok(Camera {
+            mode: scene.animation.mode,
+            scene: scene.clone(),
+            depth,
+            depth_dir,
+        })
     }
 
     /// Frame `i` (≥ 1) from the previous frame.
-    pub fn warp(&mut self, s: &FrameSchedules, i: usize, prev: RgbImage) -> Result<(RgbImage, WarpInfo), CameraError> {
+    pub fn warp(
+        &mut self,
+        s: &FrameSchedules,
+        i: usize,
+        prev: RgbImage,
+    ) -> Result<(RgbImage, WarpInfo), CameraError> {
         let mut info = WarpInfo::default();
         let a = &self.scene.animation;
-        let flip = if self.scene.motion.enable_perspective_flip { Some(flip_matrix(&self.scene, s, i)?) } else { None };
+        let flip = if self.scene.motion.enable_perspective_flip {
+            Some(flip_matrix(&self.scene, s, i)?)
+        } else {
+            None
+        };
         let img = match self.mode {
             AnimationMode::None | AnimationMode::VideoInput | AnimationMode::Interpolation => prev,
             AnimationMode::TwoD => match flip {
@@ -142,9 +165,15 @@ impl Camera {
                         let raw = model.predict(&prev)?;
                         info.depth_ms = t.elapsed().as_secs_f64() * 1000.0;
                         if let Some(dir) = &self.depth_dir {
-                            depth::save_depth_png(&dir.join(format!("{i:06}.png")), &raw, prev.width(), prev.height())?;
+                            depth::save_depth_png(
+                                &dir.join(format!("{i:06}.png")),
+                                &raw,
+                                prev.width(),
+                                prev.height(),
+                            )?;
                         }
-                        let z = depth::depth_to_z(&raw).map(|z| depth::weighted(z, self.scene.depth.midas_weight));
+                        let z = depth::depth_to_z(&raw)
+                            .map(|z| depth::weighted(z, self.scene.depth.midas_weight));
                         info.depth_fallback = z.is_none();
                         z
                     }
@@ -155,7 +184,13 @@ impl Camera {
                     Some(f) => warp::warp_perspective(&prev, &f, a.border),
                     None => prev,
                 };
-                camera3d::warp_3d(&pre, &motion_3d(s, i), z.as_deref(), a.padding_mode, a.sampling_mode)
+                camera3d::warp_3d(
+                    &pre,
+                    &motion_3d(s, i),
+                    z.as_deref(),
+                    a.padding_mode,
+                    a.sampling_mode,
+                )
             }
         };
         Ok((img, info))
@@ -164,9 +199,18 @@ impl Camera {
     /// Undoes frame `i`'s camera on `img` (for cadence: the next key frame seen from an earlier
     /// frame's camera). Exact for 2D (the inverse homography); for 3D an approximation: the
     /// opposite motion with flat depth.
-    pub fn unwarp(&mut self, s: &FrameSchedules, i: usize, img: RgbImage) -> Result<RgbImage, CameraError> {
+    pub fn unwarp(
+        &mut self,
+        s: &FrameSchedules,
+        i: usize,
+        img: RgbImage,
+    ) -> Result<RgbImage, CameraError> {
         let a = &self.scene.animation;
-        let flip = if self.scene.motion.enable_perspective_flip { Some(flip_matrix(&self.scene, s, i)?) } else { None };
+        let flip = if self.scene.motion.enable_perspective_flip {
+            Some(flip_matrix(&self.scene, s, i)?)
+        } else {
+            None
+        };
         Ok(match self.mode {
             AnimationMode::None | AnimationMode::VideoInput | AnimationMode::Interpolation => img,
             AnimationMode::TwoD => {

@@ -114,13 +114,22 @@ impl Motion3D {
             return Err("a 3D camera value is not finite".into());
         }
         if !(self.fov > 0.0 && self.fov < 180.0) {
-            return Err(format!("fov = {} (must be between 0 and 180 degrees)", self.fov));
+            return Err(format!(
+                "fov = {} (must be between 0 and 180 degrees)",
+                self.fov
+            ));
         }
         if self.aspect_ratio <= 0.0 {
-            return Err(format!("aspect_ratio = {} (must be positive)", self.aspect_ratio));
+            return Err(format!(
+                "aspect_ratio = {} (must be positive)",
+                self.aspect_ratio
+            ));
         }
         if self.near <= 0.0 || self.near == self.far {
-            return Err(format!("near = {}, far = {} (near must be positive and differ from far)", self.near, self.far));
+            return Err(format!(
+                "near = {}, far = {} (near must be positive and differ from far)",
+                self.near, self.far
+            ));
         }
         Ok(())
     }
@@ -144,7 +153,15 @@ fn linspace(n: usize) -> Vec<f32> {
     }
     let step = 2.0 / (n - 1) as f32;
     let half = n / 2;
-    (0..n).map(|i| if i < half { step.mul_add(i as f32, -1.0) } else { (-step).mul_add((n - 1 - i) as f32, 1.0) }).collect()
+    (0..n)
+        .map(|i| {
+            if i < half {
+                step.mul_add(i as f32, -1.0)
+            } else {
+                (-step).mul_add((n - 1 - i) as f32, 1.0)
+            }
+        })
+        .collect()
 }
 
 /// Coordinate handling of `grid_sample` for one axis (align_corners = false).
@@ -158,7 +175,12 @@ struct Axis {
 
 impl Axis {
     fn new(size: usize, padding: PaddingMode) -> Axis {
-        Axis { size: size as i32, max: (size - 1) as f32, scale: size as f32 / 2.0, padding }
+        Axis {
+            size: size as i32,
+            max: (size - 1) as f32,
+            scale: size as f32 / 2.0,
+            padding,
+        }
     }
 
     /// Normalised [-1, 1] → pixel coordinate.
@@ -223,58 +245,81 @@ impl Source<'_> {
     fn sample(&self, gx: f32, gy: f32, mode: SamplingMode) -> [f32; 3] {
         let (src, w, h, ax, ay) = (self.px, self.w, self.h, &self.ax, &self.ay);
         match mode {
-        SamplingMode::Bilinear => {
-            let (x, y) = (ax.pad(ax.unnormalize(gx)), ay.pad(ay.unnormalize(gy)));
-            if !x.is_finite() || !y.is_finite() {
-                return [0.0; 3];
+            SamplingMode::Bilinear => {
+                let (x, y) = (ax.pad(ax.unnormalize(gx)), ay.pad(ay.unnormalize(gy)));
+                if !x.is_finite() || !y.is_finite() {
+                    return [0.0; 3];
+                }
+                let (xw, yn) = (x.floor(), y.floor());
+                let (we, n) = (x - xw, y - yn);
+                let (e, s) = (1.0 - we, 1.0 - n);
+                let (nw, ne, sw, se) = (s * e, s * we, n * e, n * we);
+                let (ix, iy) = (xw as i32, yn as i32);
+                let (a, b, c, d) = (
+                    tap(src, w, h, ix, iy),
+                    tap(src, w, h, ix + 1, iy),
+                    tap(src, w, h, ix, iy + 1),
+                    tap(src, w, h, ix + 1, iy + 1),
+                );
+                std::array::from_fn(|k| a[k] * nw + b[k] * ne + c[k] * sw + d[k] * se)
             }
-            let (xw, yn) = (x.floor(), y.floor());
-            let (we, n) = (x - xw, y - yn);
-            let (e, s) = (1.0 - we, 1.0 - n);
-            let (nw, ne, sw, se) = (s * e, s * we, n * e, n * we);
-            let (ix, iy) = (xw as i32, yn as i32);
-            let (a, b, c, d) = (tap(src, w, h, ix, iy), tap(src, w, h, ix + 1, iy), tap(src, w, h, ix, iy + 1), tap(src, w, h, ix + 1, iy + 1));
-            std::array::from_fn(|k| a[k] * nw + b[k] * ne + c[k] * sw + d[k] * se)
-        }
-        SamplingMode::Nearest => {
-            let (x, y) = (ax.pad(ax.unnormalize(gx)), ay.pad(ay.unnormalize(gy)));
-            if !x.is_finite() || !y.is_finite() {
-                return [0.0; 3];
+            SamplingMode::Nearest => {
+                let (x, y) = (ax.pad(ax.unnormalize(gx)), ay.pad(ay.unnormalize(gy)));
+                if !x.is_finite() || !y.is_finite() {
+                    return [0.0; 3];
+                }
+                tap(
+                    src,
+                    w,
+                    h,
+                    x.round_ties_even() as i32,
+                    y.round_ties_even() as i32,
+                )
             }
-            tap(src, w, h, x.round_ties_even() as i32, y.round_ties_even() as i32)
-        }
-        SamplingMode::Bicubic => {
-            let (x, y) = (ax.unnormalize(gx), ay.unnormalize(gy));
-            if !x.is_finite() || !y.is_finite() {
-                return [0.0; 3];
-            }
-            let (fx, fy) = (x.floor(), y.floor());
-            let (cx, cy) = (cubic_weights(x - fx), cubic_weights(y - fy));
-            let (ix, iy) = (fx as i32, fy as i32);
-            if ix >= 1 && iy >= 1 && ix + 2 < w as i32 && iy + 2 < h as i32 {
-                // the 4x4 taps are inside: no padding, no bounds checks per tap
-                let o = ((iy - 1) as usize * w + (ix - 1) as usize) * 3;
-                let mut rows = [[0f32; 3]; 4];
-                for (j, row) in rows.iter_mut().enumerate() {
-                    let line = &src[o + j * w * 3..o + j * w * 3 + 12];
-                    *row = std::array::from_fn(|k| {
-                        let v = |i: usize| line[i * 3 + k] as f32;
-                        cx[0] * v(0) + cx[1] * v(1) + cx[2] * v(2) + cx[3] * v(3)
+            SamplingMode::Bicubic => {
+                let (x, y) = (ax.unnormalize(gx), ay.unnormalize(gy));
+                if !x.is_finite() || !y.is_finite() {
+                    return [0.0; 3];
+                }
+                let (fx, fy) = (x.floor(), y.floor());
+                let (cx, cy) = (cubic_weights(x - fx), cubic_weights(y - fy));
+                let (ix, iy) = (fx as i32, fy as i32);
+                if ix >= 1 && iy >= 1 && ix + 2 < w as i32 && iy + 2 < h as i32 {
+                    // the 4x4 taps are inside: no padding, no bounds checks per tap
+                    let o = ((iy - 1) as usize * w + (ix - 1) as usize) * 3;
+                    let mut rows = [[0f32; 3]; 4];
+                    for (j, row) in rows.iter_mut().enumerate() {
+                        let line = &src[o + j * w * 3..o + j * w * 3 + 12];
+                        *row = std::array::from_fn(|k| {
+                            let v = |i: usize| line[i * 3 + k] as f32;
+                            cx[0] * v(0) + cx[1] * v(1) + cx[2] * v(2) + cx[3] * v(3)
+                        });
+                    }
+                    return std::array::from_fn(|k| {
+                        cy[0] * rows[0][k]
+                            + cy[1] * rows[1][k]
+                            + cy[2] * rows[2][k]
+                            + cy[3] * rows[3][k]
                     });
                 }
-                return std::array::from_fn(|k| cy[0] * rows[0][k] + cy[1] * rows[1][k] + cy[2] * rows[2][k] + cy[3] * rows[3][k]);
+                // padding is per axis, so the 4 columns and 4 rows are padded once each
+                let cols: [i32; 4] = std::array::from_fn(|i| ax.pad(fx - 1.0 + i as f32) as i32);
+                let lines: [i32; 4] = std::array::from_fn(|j| ay.pad(fy - 1.0 + j as f32) as i32);
+                let mut rows = [[0f32; 3]; 4];
+                for (row, &ty) in rows.iter_mut().zip(&lines) {
+                    let v: [[f32; 3]; 4] = std::array::from_fn(|i| tap(src, w, h, cols[i], ty));
+                    *row = std::array::from_fn(|k| {
+                        cx[0] * v[0][k] + cx[1] * v[1][k] + cx[2] * v[2][k] + cx[3] * v[3][k]
+                    });
+                }
+                std::array::from_fn(|k| {
+                    cy[0] * rows[0][k]
+                        + cy[1] * rows[1][k]
+                        + cy[2] * rows[2][k]
+                        + cy[3] * rows[3][k]
+                })
             }
-            // padding is per axis, so the 4 columns and 4 rows are padded once each
-            let cols: [i32; 4] = std::array::from_fn(|i| ax.pad(fx - 1.0 + i as f32) as i32);
-            let lines: [i32; 4] = std::array::from_fn(|j| ay.pad(fy - 1.0 + j as f32) as i32);
-            let mut rows = [[0f32; 3]; 4];
-            for (row, &ty) in rows.iter_mut().zip(&lines) {
-                let v: [[f32; 3]; 4] = std::array::from_fn(|i| tap(src, w, h, cols[i], ty));
-                *row = std::array::from_fn(|k| cx[0] * v[0][k] + cx[1] * v[1][k] + cx[2] * v[2][k] + cx[3] * v[3][k]);
-            }
-            std::array::from_fn(|k| cy[0] * rows[0][k] + cy[1] * rows[1][k] + cy[2] * rows[2][k] + cy[3] * rows[3][k])
         }
-    }
     }
 }
 
@@ -314,7 +359,12 @@ fn bicubic_row_avx2(source: &Source, gx: &[f32], gy: &[f32], row: &mut [u8]) -> 
     let mut j = 0;
     while j < blocks {
         // SAFETY: j + 8 <= w = gx.len() = gy.len()
-        let (vx, vy) = unsafe { (_mm256_loadu_ps(gx.as_ptr().add(j)), _mm256_loadu_ps(gy.as_ptr().add(j))) };
+        let (vx, vy) = unsafe {
+            (
+                _mm256_loadu_ps(gx.as_ptr().add(j)),
+                _mm256_loadu_ps(gy.as_ptr().add(j)),
+            )
+        };
         let x = _mm256_sub_ps(_mm256_mul_ps(_mm256_add_ps(vx, one), scale_x), half);
         let y = _mm256_sub_ps(_mm256_mul_ps(_mm256_add_ps(vy, one), scale_y), half);
         let (fx, fy) = (_mm256_floor_ps(x), _mm256_floor_ps(y));
@@ -322,20 +372,42 @@ fn bicubic_row_avx2(source: &Source, gx: &[f32], gy: &[f32], row: &mut [u8]) -> 
         let (ix, iy) = (_mm256_cvttps_epi32(fx), _mm256_cvttps_epi32(fy));
         let zero = _mm256_setzero_si256();
         let inside = _mm256_and_si256(
-            _mm256_and_si256(_mm256_cmpgt_epi32(ix, zero), _mm256_cmpgt_epi32(_mm256_set1_epi32(w as i32 - 2), ix)),
-            _mm256_and_si256(_mm256_cmpgt_epi32(iy, zero), _mm256_cmpgt_epi32(_mm256_set1_epi32(h as i32 - 2), iy)),
+            _mm256_and_si256(
+                _mm256_cmpgt_epi32(ix, zero),
+                _mm256_cmpgt_epi32(_mm256_set1_epi32(w as i32 - 2), ix),
+            ),
+            _mm256_and_si256(
+                _mm256_cmpgt_epi32(iy, zero),
+                _mm256_cmpgt_epi32(_mm256_set1_epi32(h as i32 - 2), iy),
+            ),
         );
         if _mm256_movemask_epi8(inside) != -1 {
             for k in j..j + 8 {
-                sample_into(source, gx[k], gy[k], SamplingMode::Bicubic, &mut row[k * 3..k * 3 + 3]);
+                sample_into(
+                    source,
+                    gx[k],
+                    gy[k],
+                    SamplingMode::Bicubic,
+                    &mut row[k * 3..k * 3 + 3],
+                );
             }
             j += 8;
             continue;
         }
         let (tx, ty) = (_mm256_sub_ps(x, fx), _mm256_sub_ps(y, fy));
         let two = splat(2.0);
-        let cx = [far(_mm256_add_ps(tx, one)), near(tx), near(_mm256_sub_ps(one, tx)), far(_mm256_sub_ps(two, tx))];
-        let cy = [far(_mm256_add_ps(ty, one)), near(ty), near(_mm256_sub_ps(one, ty)), far(_mm256_sub_ps(two, ty))];
+        let cx = [
+            far(_mm256_add_ps(tx, one)),
+            near(tx),
+            near(_mm256_sub_ps(one, tx)),
+            far(_mm256_sub_ps(two, tx)),
+        ];
+        let cy = [
+            far(_mm256_add_ps(ty, one)),
+            near(ty),
+            near(_mm256_sub_ps(one, ty)),
+            far(_mm256_sub_ps(two, ty)),
+        ];
         let mut xi = [0i32; 8];
         let mut yi = [0i32; 8];
         // SAFETY: both arrays hold eight i32
@@ -399,26 +471,48 @@ fn bilinear_row_avx2(source: &Source, gx: &[f32], gy: &[f32], row: &mut [u8]) ->
     let mut j = 0;
     while j < blocks {
         // SAFETY: j + 8 <= w = gx.len() = gy.len()
-        let (vx, vy) = unsafe { (_mm256_loadu_ps(gx.as_ptr().add(j)), _mm256_loadu_ps(gy.as_ptr().add(j))) };
+        let (vx, vy) = unsafe {
+            (
+                _mm256_loadu_ps(gx.as_ptr().add(j)),
+                _mm256_loadu_ps(gy.as_ptr().add(j)),
+            )
+        };
         let x = _mm256_sub_ps(_mm256_mul_ps(_mm256_add_ps(vx, one), scale_x), half);
         let y = _mm256_sub_ps(_mm256_mul_ps(_mm256_add_ps(vy, one), scale_y), half);
         let (fx, fy) = (_mm256_floor_ps(x), _mm256_floor_ps(y));
         let (ix, iy) = (_mm256_cvttps_epi32(fx), _mm256_cvttps_epi32(fy));
         let lo = _mm256_set1_epi32(-1);
         let inside = _mm256_and_si256(
-            _mm256_and_si256(_mm256_cmpgt_epi32(ix, lo), _mm256_cmpgt_epi32(_mm256_set1_epi32(w as i32 - 1), ix)),
-            _mm256_and_si256(_mm256_cmpgt_epi32(iy, lo), _mm256_cmpgt_epi32(_mm256_set1_epi32(h as i32 - 1), iy)),
+            _mm256_and_si256(
+                _mm256_cmpgt_epi32(ix, lo),
+                _mm256_cmpgt_epi32(_mm256_set1_epi32(w as i32 - 1), ix),
+            ),
+            _mm256_and_si256(
+                _mm256_cmpgt_epi32(iy, lo),
+                _mm256_cmpgt_epi32(_mm256_set1_epi32(h as i32 - 1), iy),
+            ),
         );
         if _mm256_movemask_epi8(inside) != -1 {
             for k in j..j + 8 {
-                sample_into(source, gx[k], gy[k], SamplingMode::Bilinear, &mut row[k * 3..k * 3 + 3]);
+                sample_into(
+                    source,
+                    gx[k],
+                    gy[k],
+                    SamplingMode::Bilinear,
+                    &mut row[k * 3..k * 3 + 3],
+                );
             }
             j += 8;
             continue;
         }
         let (we, n) = (_mm256_sub_ps(x, fx), _mm256_sub_ps(y, fy));
         let (e, s) = (_mm256_sub_ps(one, we), _mm256_sub_ps(one, n));
-        let (nw, ne, sw, se) = (_mm256_mul_ps(s, e), _mm256_mul_ps(s, we), _mm256_mul_ps(n, e), _mm256_mul_ps(n, we));
+        let (nw, ne, sw, se) = (
+            _mm256_mul_ps(s, e),
+            _mm256_mul_ps(s, we),
+            _mm256_mul_ps(n, e),
+            _mm256_mul_ps(n, we),
+        );
         let mut xi = [0i32; 8];
         let mut yi = [0i32; 8];
         // SAFETY: both arrays hold eight i32
@@ -464,8 +558,25 @@ fn bilinear_row_avx2(source: &Source, gx: &[f32], gy: &[f32], row: &mut [u8]) ->
 /// between its projection by the moved camera and by the still one.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn grid_row(xs: &[f32], y: f32, zs: &[f32], bx: &[f32], by: f32, sx: f32, sy: f32, m: &[[f32; 3]; 4], gx: &mut [f32], gy: &mut [f32]) {
-    for ((((&x, &zz), &b), gx), gy) in xs.iter().zip(zs).zip(bx).zip(gx.iter_mut()).zip(gy.iter_mut()) {
+fn grid_row(
+    xs: &[f32],
+    y: f32,
+    zs: &[f32],
+    bx: &[f32],
+    by: f32,
+    sx: f32,
+    sy: f32,
+    m: &[[f32; 3]; 4],
+    gx: &mut [f32],
+    gy: &mut [f32],
+) {
+    for ((((&x, &zz), &b), gx), gy) in xs
+        .iter()
+        .zip(zs)
+        .zip(bx)
+        .zip(gx.iter_mut())
+        .zip(gy.iter_mut())
+    {
         let old_x = x * sx / zz;
         let old_y = y * sy / zz;
         let pw = x * m[0][2] + y * m[1][2] + zz * m[2][2] + m[3][2];
@@ -479,7 +590,13 @@ fn grid_row(xs: &[f32], y: f32, zs: &[f32], bx: &[f32], by: f32, sx: f32, sy: f3
 /// Warps `img` by the 3D camera `motion`. `z` is the per-pixel depth (row-major, `w*h` values,
 /// from [`crate::depth::depth_to_z`]); `None` is Deforum's flat depth z = 1. The caller checks
 /// `motion` with [`Motion3D::validate`]; values it rejects give a black frame rather than a panic.
-pub fn warp_3d(img: &RgbImage, motion: &Motion3D, z: Option<&[f32]>, padding: PaddingMode, sampling: SamplingMode) -> RgbImage {
+pub fn warp_3d(
+    img: &RgbImage,
+    motion: &Motion3D,
+    z: Option<&[f32]>,
+    padding: PaddingMode,
+    sampling: SamplingMode,
+) -> RgbImage {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let mut out = RgbImage::new(img.width(), img.height());
     if w == 0 || h == 0 || motion.validate().is_err() || z.is_some_and(|z| z.len() != w * h) {
@@ -489,33 +606,47 @@ pub fn warp_3d(img: &RgbImage, motion: &Motion3D, z: Option<&[f32]>, padding: Pa
     let m = motion.projection();
     let (xs, ys) = (linspace(w), linspace(h));
     // affine_grid(align_corners=False): linspace * (n - 1) / n
-    let base = |l: &[f32], n: usize| -> Vec<f32> { l.iter().map(|v| v * (n - 1) as f32 / n as f32).collect() };
+    let base = |l: &[f32], n: usize| -> Vec<f32> {
+        l.iter().map(|v| v * (n - 1) as f32 / n as f32).collect()
+    };
     let (bx, by) = (base(&xs, w), base(&ys, h));
-    let source = Source { px: img.as_raw(), w, h, ax: Axis::new(w, padding), ay: Axis::new(h, padding) };
+    let source = Source {
+        px: img.as_raw(),
+        w,
+        h,
+        ax: Axis::new(w, padding),
+        ay: Axis::new(h, padding),
+    };
     let ones = vec![1f32; w];
     #[cfg(target_arch = "x86_64")]
     let avx2 = std::arch::is_x86_feature_detected!("avx2");
-    out.as_mut().par_chunks_mut(w * 3).enumerate().for_each(|(i, row)| {
-        let zs = z.map_or(ones.as_slice(), |z| &z[i * w..(i + 1) * w]);
-        // first the sampling grid of the whole row (straight-line float code the compiler
-        // vectorises; the same operations in the same order as one pixel at a time)
-        let mut gx = vec![0f32; w];
-        let mut gy = vec![0f32; w];
-        grid_row(&xs, ys[i], zs, &bx, by[i], sx, sy, &m, &mut gx, &mut gy);
-        let mut j = 0;
-        #[cfg(target_arch = "x86_64")]
-        if sampling == SamplingMode::Bicubic && avx2 {
-            // SAFETY: the CPU supports AVX2 (checked above)
-            j = unsafe { bicubic_row_avx2(&source, &gx, &gy, row) };
-        } else if sampling == SamplingMode::Bilinear && padding != PaddingMode::Reflection && avx2 {
-            // reflection moves interior coordinates by a rounding, so it stays scalar
-            // SAFETY: the CPU supports AVX2 (checked above)
-            j = unsafe { bilinear_row_avx2(&source, &gx, &gy, row) };
-        }
-        for j in j..w {
-            sample_into(&source, gx[j], gy[j], sampling, &mut row[j * 3..j * 3 + 3]);
-        }
-    });
+    out.as_mut()
+        .par_chunks_mut(w * 3)
+        .enumerate()
+        .for_each(|(i, row)| {
+            let zs = z.map_or(ones.as_slice(), |z| &z[i * w..(i + 1) * w]);
+            // first the sampling grid of the whole row (straight-line float code the compiler
+            // vectorises; the same operations in the same order as one pixel at a time)
+            let mut gx = vec![0f32; w];
+            let mut gy = vec![0f32; w];
+            grid_row(&xs, ys[i], zs, &bx, by[i], sx, sy, &m, &mut gx, &mut gy);
+            let mut j = 0;
+            #[cfg(target_arch = "x86_64")]
+            if sampling == SamplingMode::Bicubic && avx2 {
+                // SAFETY: the CPU supports AVX2 (checked above)
+                j = unsafe { bicubic_row_avx2(&source, &gx, &gy, row) };
+            } else if sampling == SamplingMode::Bilinear
+                && padding != PaddingMode::Reflection
+                && avx2
+            {
+                // reflection moves interior coordinates by a rounding, so it stays scalar
+                // SAFETY: the CPU supports AVX2 (checked above)
+                j = unsafe { bilinear_row_avx2(&source, &gx, &gy, row) };
+            }
+            for j in j..w {
+                sample_into(&source, gx[j], gy[j], sampling, &mut row[j * 3..j * 3 + 3]);
+            }
+        });
     out
 }
 
@@ -524,7 +655,13 @@ mod tests {
     use super::*;
 
     fn pattern(w: u32, h: u32) -> RgbImage {
-        RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7 % 256) as u8, (y * 11 % 256) as u8, ((x + y) * 5 % 256) as u8]))
+        RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([
+                (x * 7 % 256) as u8,
+                (y * 11 % 256) as u8,
+                ((x + y) * 5 % 256) as u8,
+            ])
+        })
     }
 
     #[test]
@@ -532,10 +669,23 @@ mod tests {
         // like Deforum's: pixel centres land a float32 rounding off the integers, and the result
         // is truncated, so a few values come out one lower
         let img = pattern(24, 16);
-        for p in [PaddingMode::Border, PaddingMode::Reflection, PaddingMode::Zeros] {
-            for s in [SamplingMode::Bilinear, SamplingMode::Bicubic, SamplingMode::Nearest] {
+        for p in [
+            PaddingMode::Border,
+            PaddingMode::Reflection,
+            PaddingMode::Zeros,
+        ] {
+            for s in [
+                SamplingMode::Bilinear,
+                SamplingMode::Bicubic,
+                SamplingMode::Nearest,
+            ] {
                 let out = warp_3d(&img, &Motion3D::IDENTITY, None, p, s);
-                let max = out.as_raw().iter().zip(img.as_raw()).map(|(a, b)| (*a as i32 - *b as i32).abs()).max();
+                let max = out
+                    .as_raw()
+                    .iter()
+                    .zip(img.as_raw())
+                    .map(|(a, b)| (*a as i32 - *b as i32).abs())
+                    .max();
                 assert!(max <= Some(1), "{p:?} {s:?}: {max:?}");
             }
         }
@@ -543,18 +693,37 @@ mod tests {
 
     #[test]
     fn vector_paths_match_scalar() {
-        let img = RgbImage::from_fn(203, 77, |x, y| image::Rgb([(x * 31 + y * 7) as u8, (x * x + y) as u8, (x ^ y) as u8]));
+        let img = RgbImage::from_fn(203, 77, |x, y| {
+            image::Rgb([(x * 31 + y * 7) as u8, (x * x + y) as u8, (x ^ y) as u8])
+        });
         let (w, h) = (203usize, 77usize);
-        let z: Vec<f32> = (0..w * h).map(|i| 1.0 + ((i % w) as f32 / w as f32) * 0.8).collect();
+        let z: Vec<f32> = (0..w * h)
+            .map(|i| 1.0 + ((i % w) as f32 / w as f32) * 0.8)
+            .collect();
         let moves = [
-            Motion3D { translation_x: 4.0, translation_z: 25.0, rotation_z: 3.0, ..Motion3D::IDENTITY },
-            Motion3D { translation_z: -40.0, rotation_y: 5.0, fov: 40.0, aspect_ratio: 1.3, ..Motion3D::IDENTITY },
+            Motion3D {
+                translation_x: 4.0,
+                translation_z: 25.0,
+                rotation_z: 3.0,
+                ..Motion3D::IDENTITY
+            },
+            Motion3D {
+                translation_z: -40.0,
+                rotation_y: 5.0,
+                fov: 40.0,
+                aspect_ratio: 1.3,
+                ..Motion3D::IDENTITY
+            },
         ];
         for m in moves {
             for depth in [None, Some(z.as_slice())] {
-                for (p, mode) in [PaddingMode::Border, PaddingMode::Reflection, PaddingMode::Zeros]
-                    .into_iter()
-                    .flat_map(|p| [(p, SamplingMode::Bicubic), (p, SamplingMode::Bilinear)])
+                for (p, mode) in [
+                    PaddingMode::Border,
+                    PaddingMode::Reflection,
+                    PaddingMode::Zeros,
+                ]
+                .into_iter()
+                .flat_map(|p| [(p, SamplingMode::Bicubic), (p, SamplingMode::Bilinear)])
                 {
                     let fast = warp_3d(&img, &m, depth, p, mode);
                     // the same pipeline, pixel by pixel
@@ -563,7 +732,13 @@ mod tests {
                     let (xs, ys) = (linspace(w), linspace(h));
                     let bx: Vec<f32> = xs.iter().map(|v| v * (w - 1) as f32 / w as f32).collect();
                     let by: Vec<f32> = ys.iter().map(|v| v * (h - 1) as f32 / h as f32).collect();
-                    let source = Source { px: img.as_raw(), w, h, ax: Axis::new(w, p), ay: Axis::new(h, p) };
+                    let source = Source {
+                        px: img.as_raw(),
+                        w,
+                        h,
+                        ax: Axis::new(w, p),
+                        ay: Axis::new(h, p),
+                    };
                     let ones = vec![1f32; w];
                     let mut slow = RgbImage::new(w as u32, h as u32);
                     for (i, row) in slow.as_mut().chunks_mut(w * 3).enumerate() {
@@ -590,10 +765,30 @@ mod tests {
     #[test]
     fn near_and_far_cancel_out() {
         let img = pattern(24, 16);
-        let m = Motion3D { translation_x: 4.0, translation_z: 12.0, rotation_y: 2.0, ..Motion3D::IDENTITY };
+        let m = Motion3D {
+            translation_x: 4.0,
+            translation_z: 12.0,
+            rotation_y: 2.0,
+            ..Motion3D::IDENTITY
+        };
         let a = warp_3d(&img, &m, None, PaddingMode::Border, SamplingMode::Bilinear);
-        let b = warp_3d(&img, &Motion3D { near: 50.0, far: 70.0, ..m }, None, PaddingMode::Border, SamplingMode::Bilinear);
-        let diff = a.as_raw().iter().zip(b.as_raw()).filter(|(x, y)| x != y).count();
+        let b = warp_3d(
+            &img,
+            &Motion3D {
+                near: 50.0,
+                far: 70.0,
+                ..m
+            },
+            None,
+            PaddingMode::Border,
+            SamplingMode::Bilinear,
+        );
+        let diff = a
+            .as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .filter(|(x, y)| x != y)
+            .count();
         assert!(diff * 100 < a.as_raw().len(), "{diff} values differ");
     }
 
@@ -601,17 +796,45 @@ mod tests {
     fn bad_camera_is_rejected_not_panicking() {
         let img = pattern(8, 8);
         for m in [
-            Motion3D { fov: 0.0, ..Motion3D::IDENTITY },
-            Motion3D { fov: 180.0, ..Motion3D::IDENTITY },
-            Motion3D { aspect_ratio: 0.0, ..Motion3D::IDENTITY },
-            Motion3D { translation_z: f64::NAN, ..Motion3D::IDENTITY },
-            Motion3D { translation_z: 200.0, ..Motion3D::IDENTITY },
+            Motion3D {
+                fov: 0.0,
+                ..Motion3D::IDENTITY
+            },
+            Motion3D {
+                fov: 180.0,
+                ..Motion3D::IDENTITY
+            },
+            Motion3D {
+                aspect_ratio: 0.0,
+                ..Motion3D::IDENTITY
+            },
+            Motion3D {
+                translation_z: f64::NAN,
+                ..Motion3D::IDENTITY
+            },
+            Motion3D {
+                translation_z: 200.0,
+                ..Motion3D::IDENTITY
+            },
         ] {
             let _ = m.validate();
             let _ = warp_3d(&img, &m, None, PaddingMode::Zeros, SamplingMode::Bicubic);
         }
-        assert!(Motion3D { fov: 0.0, ..Motion3D::IDENTITY }.validate().is_err());
-        let _ = warp_3d(&img, &Motion3D::IDENTITY, Some(&[1.0; 3]), PaddingMode::Zeros, SamplingMode::Bicubic);
+        assert!(
+            Motion3D {
+                fov: 0.0,
+                ..Motion3D::IDENTITY
+            }
+            .validate()
+            .is_err()
+        );
+        let _ = warp_3d(
+            &img,
+            &Motion3D::IDENTITY,
+            Some(&[1.0; 3]),
+            PaddingMode::Zeros,
+            SamplingMode::Bicubic,
+        );
     }
 
     #[test]

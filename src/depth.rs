@@ -61,11 +61,18 @@ impl DepthModel {
     /// tensor `[1, 3, H, W]` (RGB); H and W are the model's own when fixed, else
     /// `settings.input_size`.
     pub fn load(path: &Path, settings: &DepthSettings) -> Result<DepthModel, DepthError> {
-        let path = if path.is_dir() { path.join("model.onnx") } else { path.to_path_buf() };
+        let path = if path.is_dir() {
+            path.join("model.onnx")
+        } else {
+            path.to_path_buf()
+        };
         if !path.is_file() {
             return Err(DepthError::Missing { path });
         }
-        let load = |message: String| DepthError::Load { path: path.clone(), message };
+        let load = |message: String| DepthError::Load {
+            path: path.clone(),
+            message,
+        };
         let env = crate::runtime::environment().map_err(|e| load(format!("{e:#}")))?;
         let session = Session::builder(env)
             .map_err(|e| load(e.to_string()))?
@@ -73,24 +80,45 @@ impl DepthModel {
             .map_err(|e| load(e.to_string()))?
             .commit_from_file(&path)
             .map_err(|e| load(e.to_string()))?;
-        let first = session.inputs().first().ok_or_else(|| load("the model has no input".into()))?;
+        let first = session
+            .inputs()
+            .first()
+            .ok_or_else(|| load("the model has no input".into()))?;
         let input = first.name().to_string();
         let dims = match first.dtype() {
             ValueType::Tensor { shape, .. } => shape.iter().copied().collect::<Vec<i64>>(),
-            other => return Err(load(format!("input `{input}` is {other:?}, expected a float tensor [1, 3, H, W]"))),
+            other => {
+                return Err(load(format!(
+                    "input `{input}` is {other:?}, expected a float tensor [1, 3, H, W]"
+                )));
+            }
         };
         if dims.len() != 4 || (dims[1] > 0 && dims[1] != 3) {
-            return Err(load(format!("input `{input}` has shape {dims:?}, expected [1, 3, H, W]")));
+            return Err(load(format!(
+                "input `{input}` has shape {dims:?}, expected [1, 3, H, W]"
+            )));
         }
         let side = settings.input_size as usize;
-        let size = (if dims[2] > 0 { dims[2] as usize } else { side }, if dims[3] > 0 { dims[3] as usize } else { side });
-        Ok(DepthModel { session, path, input, size, normalization: settings.normalization })
+        let size = (
+            if dims[2] > 0 { dims[2] as usize } else { side },
+            if dims[3] > 0 { dims[3] as usize } else { side },
+        );
+        Ok(DepthModel {
+            session,
+            path,
+            input,
+            size,
+            normalization: settings.normalization,
+        })
     }
 
     /// The model's inverse depth for `img`, resized to the image (bicubic), row-major. The input
     /// is resized to the model size (bicubic), scaled to [0, 1] and normalised.
     pub fn predict(&mut self, img: &RgbImage) -> Result<Vec<f32>, DepthError> {
-        let run = |message: String| DepthError::Run { path: self.path.clone(), message };
+        let run = |message: String| DepthError::Run {
+            path: self.path.clone(),
+            message,
+        };
         let (h, w) = self.size;
         let resized = imageops::resize(img, w as u32, h as u32, imageops::FilterType::CatmullRom);
         let (mean, std) = match self.normalization {
@@ -103,18 +131,34 @@ impl DepthModel {
                 data[c * h * w + i] = (p.0[c] as f32 / 255.0 - mean[c]) / std[c];
             }
         }
-        let tensor = Tensor::from_array((vec![1i64, 3, h as i64, w as i64], data)).map_err(|e| run(e.to_string()))?;
+        let tensor = Tensor::from_array((vec![1i64, 3, h as i64, w as i64], data))
+            .map_err(|e| run(e.to_string()))?;
         let input = self.input.clone();
-        let outputs = self.session.run(ort::inputs![input => tensor]).map_err(|e| run(e.to_string()))?;
-        let (shape, values) = outputs[0].try_extract_tensor::<f32>().map_err(|e| run(e.to_string()))?;
+        let outputs = self
+            .session
+            .run(ort::inputs![input => tensor])
+            .map_err(|e| run(e.to_string()))?;
+        let (shape, values) = outputs[0]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| run(e.to_string()))?;
         let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
         let (oh, ow) = match dims.as_slice() {
             [.., oh, ow] if oh * ow == values.len() && *oh > 0 && *ow > 0 => (*oh, *ow),
-            _ => return Err(run(format!("output has shape {dims:?}, expected [1, H, W] or [1, 1, H, W]"))),
+            _ => {
+                return Err(run(format!(
+                    "output has shape {dims:?}, expected [1, H, W] or [1, 1, H, W]"
+                )));
+            }
         };
         let map: ImageBuffer<Luma<f32>, Vec<f32>> =
-            ImageBuffer::from_raw(ow as u32, oh as u32, values.to_vec()).ok_or_else(|| run("output size mismatch".into()))?;
-        let full = imageops::resize(&map, img.width(), img.height(), imageops::FilterType::CatmullRom);
+            ImageBuffer::from_raw(ow as u32, oh as u32, values.to_vec())
+                .ok_or_else(|| run("output size mismatch".into()))?;
+        let full = imageops::resize(
+            &map,
+            img.width(),
+            img.height(),
+            imageops::FilterType::CatmullRom,
+        );
         Ok(full.into_raw())
     }
 }
@@ -132,14 +176,26 @@ pub fn weighted(z: Vec<f32>, weight: f64) -> Vec<f32> {
 /// inverse depth); a constant or non-finite map is written black.
 pub fn save_depth_png(path: &Path, raw: &[f32], width: u32, height: u32) -> Result<(), DepthError> {
     let finite = raw.iter().copied().filter(|v| v.is_finite());
-    let (min, max) = finite.fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (min, max) = finite.fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
     let range = max - min;
     let px: Vec<u16> = raw
         .iter()
-        .map(|v| if range > 0.0 && range.is_finite() && v.is_finite() { ((v - min) / range * 65535.0).round() as u16 } else { 0 })
+        .map(|v| {
+            if range > 0.0 && range.is_finite() && v.is_finite() {
+                ((v - min) / range * 65535.0).round() as u16
+            } else {
+                0
+            }
+        })
         .collect();
-    let io = |message: String| DepthError::Io { path: path.to_path_buf(), message };
-    let img: ImageBuffer<Luma<u16>, Vec<u16>> = ImageBuffer::from_raw(width, height, px).ok_or_else(|| io("size mismatch".into()))?;
+    let io = |message: String| DepthError::Io {
+        path: path.to_path_buf(),
+        message,
+    };
+    let img: ImageBuffer<Luma<u16>, Vec<u16>> =
+        ImageBuffer::from_raw(width, height, px).ok_or_else(|| io("size mismatch".into()))?;
     img.save(path).map_err(|e| io(e.to_string()))
 }
 

@@ -158,7 +158,9 @@ enum PresetsCommand {
 
 fn presets(cmd: PresetsCommand) -> Result<()> {
     use anim::motion::{PresetLibrary, gallery};
-    let lib = |dirs: &[PathBuf]| PresetLibrary::load(&PresetLibrary::search_dirs(dirs)).map_err(anyhow::Error::msg);
+    let lib = |dirs: &[PathBuf]| {
+        PresetLibrary::load(&PresetLibrary::search_dirs(dirs)).map_err(anyhow::Error::msg)
+    };
     match cmd {
         PresetsCommand::List { dirs } => {
             let lib = lib(&dirs)?;
@@ -180,20 +182,50 @@ fn presets(cmd: PresetsCommand) -> Result<()> {
                 println!("  (none)");
             }
             for (k, d) in &p.params {
-                println!("  {k} = {}  {}", anim::scene::registry::format_number(d.default), d.doc);
+                println!(
+                    "  {k} = {}  {}",
+                    anim::scene::registry::format_number(d.default),
+                    d.doc
+                );
             }
             println!("  from = 0, to = max_frames  (window: first frame, frame after the last)");
             for (mode, table) in [("2D (and None)", &p.two_d), ("3D", &p.three_d)] {
                 println!("\nschedules in {mode} mode:");
                 for (k, e) in table {
-                    let how = if anim::motion::presets::MULTIPLICATIVE.contains(&k.as_str()) { "*=" } else { "+=" };
+                    let how = if anim::motion::presets::MULTIPLICATIVE.contains(&k.as_str()) {
+                        "*="
+                    } else {
+                        "+="
+                    };
                     println!("  {k} {how} {e}");
                 }
             }
         }
-        PresetsCommand::Preview { name, all, out, frames, size, fps, no_video, quiet, dirs } => {
-            let names: Vec<String> = if all { lib(&dirs)?.iter().map(|p| p.name.clone()).collect() } else { name.into_iter().collect() };
-            let opts = gallery::GalleryOptions { out, frames, size, fps, video: !no_video, quiet, preset_dirs: dirs };
+        PresetsCommand::Preview {
+            name,
+            all,
+            out,
+            frames,
+            size,
+            fps,
+            no_video,
+            quiet,
+            dirs,
+        } => {
+            let names: Vec<String> = if all {
+                lib(&dirs)?.iter().map(|p| p.name.clone()).collect()
+            } else {
+                name.into_iter().collect()
+            };
+            let opts = gallery::GalleryOptions {
+                out,
+                frames,
+                size,
+                fps,
+                video: !no_video,
+                quiet,
+                preset_dirs: dirs,
+            };
             let summary = gallery::preview(&names, &opts)?;
             for (n, dir) in &summary.clips {
                 eprintln!("{n}: {}", dir.display());
@@ -214,7 +246,9 @@ fn load(path: &PathBuf) -> Result<Scene> {
 
 fn schedule(path: &PathBuf, format: &str, only: &[String], output: Option<PathBuf>) -> Result<()> {
     let scene = load(path)?;
-    let mut s = scene.schedules().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let mut s = scene
+        .schedules()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     if !only.is_empty() {
         s = s.select(only).map_err(anyhow::Error::msg)?;
     }
@@ -222,13 +256,19 @@ fn schedule(path: &PathBuf, format: &str, only: &[String], output: Option<PathBu
         "png" => {
             let out = output.unwrap_or_else(|| PathBuf::from("schedule.png"));
             let img = anim::schedule::plot::plot(&s)?;
-            img.save(&out).with_context(|| format!("cannot write {}", out.display()))?;
+            img.save(&out)
+                .with_context(|| format!("cannot write {}", out.display()))?;
             eprintln!("wrote {}", out.display());
         }
         _ => {
-            let text = if format == "json" { s.to_json() + "\n" } else { s.to_csv() };
+            let text = if format == "json" {
+                s.to_json() + "\n"
+            } else {
+                s.to_csv()
+            };
             match output {
-                Some(out) => std::fs::write(&out, text).with_context(|| format!("cannot write {}", out.display()))?,
+                Some(out) => std::fs::write(&out, text)
+                    .with_context(|| format!("cannot write {}", out.display()))?,
                 None => print!("{text}"),
             }
         }
@@ -237,12 +277,14 @@ fn schedule(path: &PathBuf, format: &str, only: &[String], output: Option<PathBu
 }
 
 fn import_deforum(settings: &PathBuf, output: &PathBuf) -> Result<()> {
-    let text = std::fs::read_to_string(settings).with_context(|| format!("cannot read {}", settings.display()))?;
+    let text = std::fs::read_to_string(settings)
+        .with_context(|| format!("cannot read {}", settings.display()))?;
     let (scene, warnings) = anim::scene::deforum::from_settings(&text, settings)?;
     for w in &warnings {
         eprintln!("warning: {}: {w}", settings.display());
     }
-    let toml = anim::scene::deforum::to_toml(&scene, settings, &warnings).map_err(anyhow::Error::msg)?;
+    let toml =
+        anim::scene::deforum::to_toml(&scene, settings, &warnings).map_err(anyhow::Error::msg)?;
     std::fs::write(output, toml).with_context(|| format!("cannot write {}", output.display()))?;
     eprintln!("wrote {}", output.display());
     Ok(())
@@ -252,29 +294,51 @@ fn validate(path: &PathBuf) -> Result<()> {
     let scene = load(path)?;
     if let Some(p) = &scene.init.image {
         let full = scene.resolve(p);
-        anim::output::read_rgb(&full).with_context(|| format!("{}: [init] image", path.display()))?;
+        anim::output::read_rgb(&full)
+            .with_context(|| format!("{}: [init] image", path.display()))?;
     }
-    let sched = scene.schedules().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let sched = scene
+        .schedules()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     anim::camera::check(&scene, &sched).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    if let (anim::scene::AnimationMode::ThreeD, Some(m)) = (scene.animation.mode, &scene.depth.model) {
+    if let (anim::scene::AnimationMode::ThreeD, Some(m)) =
+        (scene.animation.mode, &scene.depth.model)
+    {
         let p = scene.resolve(m);
         let file = if p.is_dir() { p.join("model.onnx") } else { p };
         if !file.is_file() {
-            anyhow::bail!("{}: [depth] model: {} does not exist (a .onnx file, or a folder holding model.onnx)", path.display(), file.display());
+            anyhow::bail!(
+                "{}: [depth] model: {} does not exist (a .onnx file, or a folder holding model.onnx)",
+                path.display(),
+                file.display()
+            );
         }
     }
     let mut notes = Vec::new();
     match &scene.model.folder {
         Some(f) => {
             let folder = scene.resolve(f);
-            for part in ["model_index.json", "tokenizer", "scheduler/scheduler_config.json", "text_encoder/model.onnx", "unet/model.onnx", "vae_encoder/model.onnx", "vae_decoder/model.onnx"] {
+            for part in [
+                "model_index.json",
+                "tokenizer",
+                "scheduler/scheduler_config.json",
+                "text_encoder/model.onnx",
+                "unet/model.onnx",
+                "vae_encoder/model.onnx",
+                "vae_decoder/model.onnx",
+            ] {
                 let p = folder.join(part);
                 if !p.exists() {
-                    anyhow::bail!("{}: [model] folder: {} is missing (expected the optimum/diffusers ONNX layout)", path.display(), p.display());
+                    anyhow::bail!(
+                        "{}: [model] folder: {} is missing (expected the optimum/diffusers ONNX layout)",
+                        path.display(),
+                        p.display()
+                    );
                 }
             }
         }
-        None => notes.push("no [model] folder: `anim preview` works, `anim render` needs one".to_string()),
+        None => notes
+            .push("no [model] folder: `anim preview` works, `anim render` needs one".to_string()),
     }
     println!(
         "{}: ok — {}x{}, {} frames at {} fps, mode {:?}, sampler {}, {} schedules",
@@ -295,32 +359,85 @@ fn validate(path: &PathBuf) -> Result<()> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Render { scene, model, device, cache_dir, threads, out, quiet, no_video, resume } => {
+        Command::Render {
+            scene,
+            model,
+            device,
+            cache_dir,
+            threads,
+            out,
+            quiet,
+            no_video,
+            resume,
+        } => {
             let s = load(&scene)?;
             for w in render::unapplied_settings(&s) {
-                eprintln!("warning: {}: not applied by the render loop yet: {w}", scene.display());
+                eprintln!(
+                    "warning: {}: not applied by the render loop yet: {w}",
+                    scene.display()
+                );
             }
             let cache = match cache_dir {
                 Some(d) if d.as_os_str() == "none" => None,
                 Some(d) => Some(d),
                 None => SessionOptions::default_cache(),
             };
-            let session = SessionOptions { device: Device::parse(&device)?, cache, threads };
-            let summary = render::render(&s, &RenderOptions { out, quiet, no_video, model, session, resume })?;
+            let session = SessionOptions {
+                device: Device::parse(&device)?,
+                cache,
+                threads,
+            };
+            let summary = render::render(
+                &s,
+                &RenderOptions {
+                    out,
+                    quiet,
+                    no_video,
+                    model,
+                    session,
+                    resume,
+                },
+            )?;
             report(&summary, quiet);
             if summary.interrupted {
-                eprintln!("interrupted after {} frames; continue with `anim render {} --resume`", summary.frames, scene.display());
+                eprintln!(
+                    "interrupted after {} frames; continue with `anim render {} --resume`",
+                    summary.frames,
+                    scene.display()
+                );
                 std::process::exit(130);
             }
         }
-        Command::Preview { scene, out, quiet, no_video } => {
+        Command::Preview {
+            scene,
+            out,
+            quiet,
+            no_video,
+        } => {
             let s = load(&scene)?;
-            let summary = render::preview(&s, &RenderOptions { out, quiet, no_video, model: None, session: SessionOptions::default(), resume: false })?;
+            let summary = render::preview(
+                &s,
+                &RenderOptions {
+                    out,
+                    quiet,
+                    no_video,
+                    model: None,
+                    session: SessionOptions::default(),
+                    resume: false,
+                },
+            )?;
             report(&summary, quiet);
         }
         Command::Validate { scene } => validate(&scene)?,
-        Command::Schedule { scene, format, only, output } => schedule(&scene, &format, &only, output)?,
-        Command::Import { what: ImportKind::Deforum { settings, output } } => import_deforum(&settings, &output)?,
+        Command::Schedule {
+            scene,
+            format,
+            only,
+            output,
+        } => schedule(&scene, &format, &only, output)?,
+        Command::Import {
+            what: ImportKind::Deforum { settings, output },
+        } => import_deforum(&settings, &output)?,
         Command::Presets { what } => presets(what)?,
     }
     Ok(())
@@ -337,7 +454,10 @@ fn report(s: &render::RenderSummary, quiet: bool) {
         s.seconds / s.frames.max(1) as f64,
         s.seed,
         s.out.display(),
-        s.video.as_ref().map(|v| format!(", video {}", v.display())).unwrap_or_default()
+        s.video
+            .as_ref()
+            .map(|v| format!(", video {}", v.display()))
+            .unwrap_or_default()
     );
 }
 

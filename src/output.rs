@@ -16,11 +16,13 @@ pub fn frame_path(out: &Path, index: usize) -> PathBuf {
 /// process never leaves a half-written frame.
 pub fn write_png_atomic(path: &Path, img: &RgbImage) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create folder {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create folder {}", dir.display()))?;
     let tmp = path.with_extension("png.tmp");
     img.save_with_format(&tmp, image::ImageFormat::Png)
         .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} into place", path.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot move {} into place", path.display()))?;
     Ok(())
 }
 
@@ -29,7 +31,12 @@ pub fn read_rgb(path: &Path) -> Result<RgbImage> {
     if !path.is_file() {
         bail!("image {} does not exist", path.display());
     }
-    let img = image::open(path).with_context(|| format!("cannot read image {} (PNG or JPEG expected)", path.display()))?;
+    let img = image::open(path).with_context(|| {
+        format!(
+            "cannot read image {} (PNG or JPEG expected)",
+            path.display()
+        )
+    })?;
     Ok(img.to_rgb8())
 }
 
@@ -51,7 +58,13 @@ pub struct VideoSettings {
 impl VideoSettings {
     /// H.264, yuv420p, at `fps`, CRF and preset as given.
     pub fn h264(fps: f64, crf: u32, preset: &str) -> VideoSettings {
-        VideoSettings { fps, crf, preset: preset.into(), codec: "libx264".into(), pixel_format: "yuv420p".into() }
+        VideoSettings {
+            fps,
+            crf,
+            preset: preset.into(),
+            codec: "libx264".into(),
+            pixel_format: "yuv420p".into(),
+        }
     }
 }
 
@@ -65,7 +78,9 @@ fn init_ffmpeg() -> Result<()> {
 /// (`.mp4` with `+faststart`, `.webm`, `.gif`), the codec and pixel format the settings.
 pub fn encode_mp4(frames: &[PathBuf], out: &Path, settings: &VideoSettings) -> Result<()> {
     init_ffmpeg()?;
-    let first = frames.first().ok_or_else(|| anyhow!("no frames to encode"))?;
+    let first = frames
+        .first()
+        .ok_or_else(|| anyhow!("no frames to encode"))?;
     let first_img = read_rgb(first)?;
     let (w, h) = first_img.dimensions();
     if w % 2 != 0 || h % 2 != 0 {
@@ -77,18 +92,30 @@ pub fn encode_mp4(frames: &[PathBuf], out: &Path, settings: &VideoSettings) -> R
         _ => "mp4",
     };
     let tmp = out.with_extension(format!("{container}.tmp"));
-    let mut octx = ffmpeg::format::output_as(&tmp, container).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let codec = ffmpeg::encoder::find_by_name(&settings.codec)
-        .ok_or_else(|| anyhow!("this FFmpeg has no encoder `{}` (try libx264, libx265, libvpx-vp9 or gif)", settings.codec))?;
-    let pix: ffmpeg::format::Pixel = settings
-        .pixel_format
-        .parse()
-        .map_err(|_| anyhow!("unknown pixel format `{}` (e.g. yuv420p, yuv444p)", settings.pixel_format))?;
+    let mut octx = ffmpeg::format::output_as(&tmp, container)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    let codec = ffmpeg::encoder::find_by_name(&settings.codec).ok_or_else(|| {
+        anyhow!(
+            "this FFmpeg has no encoder `{}` (try libx264, libx265, libvpx-vp9 or gif)",
+            settings.codec
+        )
+    })?;
+    let pix: ffmpeg::format::Pixel = settings.pixel_format.parse().map_err(|_| {
+        anyhow!(
+            "unknown pixel format `{}` (e.g. yuv420p, yuv444p)",
+            settings.pixel_format
+        )
+    })?;
     let x26x = settings.codec.starts_with("libx26");
-    let global_header = octx.format().flags().contains(ffmpeg::format::Flags::GLOBAL_HEADER);
+    let global_header = octx
+        .format()
+        .flags()
+        .contains(ffmpeg::format::Flags::GLOBAL_HEADER);
     let mut ost = octx.add_stream(codec)?;
     let ost_index = ost.index();
-    let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec).encoder().video()?;
+    let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)
+        .encoder()
+        .video()?;
     let rate = ffmpeg::Rational::from(settings.fps);
     let time_base = rate.invert();
     enc.set_width(w);
@@ -110,7 +137,9 @@ pub fn encode_mp4(frames: &[PathBuf], out: &Path, settings: &VideoSettings) -> R
         opts.set("b", "0");
         opts.set("row-mt", "1");
     }
-    let mut enc = enc.open_with(opts).context("cannot open the H.264 encoder")?;
+    let mut enc = enc
+        .open_with(opts)
+        .context("cannot open the H.264 encoder")?;
     ost.set_parameters(&enc);
     ost.set_time_base(time_base);
     ost.set_avg_frame_rate(rate);
@@ -118,8 +147,12 @@ pub fn encode_mp4(frames: &[PathBuf], out: &Path, settings: &VideoSettings) -> R
     if container == "mp4" {
         header_opts.set("movflags", "+faststart");
     }
-    octx.write_header_with(header_opts).context("cannot write the mp4 header")?;
-    let stream_tb = octx.stream(ost_index).map(|s| s.time_base()).unwrap_or(time_base);
+    octx.write_header_with(header_opts)
+        .context("cannot write the mp4 header")?;
+    let stream_tb = octx
+        .stream(ost_index)
+        .map(|s| s.time_base())
+        .unwrap_or(time_base);
 
     let mut scaler = ffmpeg::software::scaling::Context::get(
         ffmpeg::format::Pixel::RGB24,
@@ -128,11 +161,15 @@ pub fn encode_mp4(frames: &[PathBuf], out: &Path, settings: &VideoSettings) -> R
         pix,
         w,
         h,
-        ffmpeg::software::scaling::Flags::BILINEAR | ffmpeg::software::scaling::Flags::ACCURATE_RND | ffmpeg::software::scaling::Flags::FULL_CHR_H_INT,
+        ffmpeg::software::scaling::Flags::BILINEAR
+            | ffmpeg::software::scaling::Flags::ACCURATE_RND
+            | ffmpeg::software::scaling::Flags::FULL_CHR_H_INT,
     )?;
     let mut rgb = ffmpeg::frame::Video::new(ffmpeg::format::Pixel::RGB24, w, h);
     let mut yuv = ffmpeg::frame::Video::new(pix, w, h);
-    let drain = |enc: &mut ffmpeg::encoder::Video, octx: &mut ffmpeg::format::context::Output| -> Result<()> {
+    let drain = |enc: &mut ffmpeg::encoder::Video,
+                 octx: &mut ffmpeg::format::context::Output|
+     -> Result<()> {
         let mut pkt = ffmpeg::Packet::empty();
         while enc.receive_packet(&mut pkt).is_ok() {
             if pkt.duration() == 0 {
@@ -145,15 +182,25 @@ pub fn encode_mp4(frames: &[PathBuf], out: &Path, settings: &VideoSettings) -> R
         Ok(())
     };
     for (i, path) in frames.iter().enumerate() {
-        let img = if i == 0 { first_img.clone() } else { read_rgb(path)? };
+        let img = if i == 0 {
+            first_img.clone()
+        } else {
+            read_rgb(path)?
+        };
         if img.dimensions() != (w, h) {
-            bail!("{} is {}x{}, but the video is {w}x{h}", path.display(), img.width(), img.height());
+            bail!(
+                "{} is {}x{}, but the video is {w}x{h}",
+                path.display(),
+                img.width(),
+                img.height()
+            );
         }
         let stride = rgb.stride(0);
         let row = w as usize * 3;
         let data = rgb.data_mut(0);
         for y in 0..h as usize {
-            data[y * stride..y * stride + row].copy_from_slice(&img.as_raw()[y * row..(y + 1) * row]);
+            data[y * stride..y * stride + row]
+                .copy_from_slice(&img.as_raw()[y * row..(y + 1) * row]);
         }
         scaler.run(&rgb, &mut yuv)?;
         yuv.set_pts(Some(i as i64));
@@ -164,7 +211,8 @@ pub fn encode_mp4(frames: &[PathBuf], out: &Path, settings: &VideoSettings) -> R
     drain(&mut enc, &mut octx)?;
     octx.write_trailer()?;
     drop(octx);
-    std::fs::rename(&tmp, out).with_context(|| format!("cannot move {} into place", out.display()))?;
+    std::fs::rename(&tmp, out)
+        .with_context(|| format!("cannot move {} into place", out.display()))?;
     Ok(())
 }
 
@@ -188,16 +236,26 @@ pub struct VideoInfo {
 /// Decodes every frame of the first video stream of `path`.
 pub fn probe_video(path: &Path) -> Result<VideoInfo> {
     init_ffmpeg()?;
-    let mut ictx = ffmpeg::format::input(path).with_context(|| format!("cannot open video {}", path.display()))?;
+    let mut ictx = ffmpeg::format::input(path)
+        .with_context(|| format!("cannot open video {}", path.display()))?;
     let stream = ictx
         .streams()
         .best(ffmpeg::media::Type::Video)
         .ok_or_else(|| anyhow!("{} has no video stream", path.display()))?;
     let index = stream.index();
     let rate = stream.avg_frame_rate();
-    let fps = if rate.denominator() != 0 { rate.numerator() as f64 / rate.denominator() as f64 } else { 0.0 };
-    let mut dec = ffmpeg::codec::context::Context::from_parameters(stream.parameters())?.decoder().video()?;
-    let codec = dec.codec().map(|c| c.name().to_string()).unwrap_or_default();
+    let fps = if rate.denominator() != 0 {
+        rate.numerator() as f64 / rate.denominator() as f64
+    } else {
+        0.0
+    };
+    let mut dec = ffmpeg::codec::context::Context::from_parameters(stream.parameters())?
+        .decoder()
+        .video()?;
+    let codec = dec
+        .codec()
+        .map(|c| c.name().to_string())
+        .unwrap_or_default();
     let pixel_format = format!("{:?}", dec.format()).to_lowercase();
     let (width, height) = (dec.width(), dec.height());
     let mut frames = 0;
@@ -214,7 +272,14 @@ pub fn probe_video(path: &Path) -> Result<VideoInfo> {
     while dec.receive_frame(&mut frame).is_ok() {
         frames += 1;
     }
-    Ok(VideoInfo { frames, width, height, codec, pixel_format, fps })
+    Ok(VideoInfo {
+        frames,
+        width,
+        height,
+        codec,
+        pixel_format,
+        fps,
+    })
 }
 
 /// Muxes the first audio stream of `audio` into the mp4 `video` (rewritten in place), as Deforum's
@@ -225,9 +290,14 @@ pub fn mux_soundtrack(video: &Path, audio: &Path, offset: f64) -> Result<()> {
     if !audio.is_file() {
         bail!("soundtrack {} does not exist", audio.display());
     }
-    let mut vin = ffmpeg::format::input(video).with_context(|| format!("cannot open {}", video.display()))?;
-    let mut ain = ffmpeg::format::input(audio).with_context(|| format!("cannot read soundtrack {}", audio.display()))?;
-    let vstream = vin.streams().best(ffmpeg::media::Type::Video).ok_or_else(|| anyhow!("{} has no video", video.display()))?;
+    let mut vin =
+        ffmpeg::format::input(video).with_context(|| format!("cannot open {}", video.display()))?;
+    let mut ain = ffmpeg::format::input(audio)
+        .with_context(|| format!("cannot read soundtrack {}", audio.display()))?;
+    let vstream = vin
+        .streams()
+        .best(ffmpeg::media::Type::Video)
+        .ok_or_else(|| anyhow!("{} has no video", video.display()))?;
     let (vidx, vtb) = (vstream.index(), vstream.time_base());
     let vparams = vstream.parameters();
     let vdur = vstream.duration() as f64 * f64::from(vtb);
@@ -239,7 +309,10 @@ pub fn mux_soundtrack(video: &Path, audio: &Path, offset: f64) -> Result<()> {
     let aparams = astream.parameters();
     let codec = aparams.id();
     use ffmpeg::codec::Id;
-    if !matches!(codec, Id::AAC | Id::MP3 | Id::ALAC | Id::AC3 | Id::EAC3 | Id::OPUS | Id::FLAC) {
+    if !matches!(
+        codec,
+        Id::AAC | Id::MP3 | Id::ALAC | Id::AC3 | Id::EAC3 | Id::OPUS | Id::FLAC
+    ) {
         bail!(
             "soundtrack {} is {codec:?}, which an mp4 cannot hold without re-encoding; convert it first, e.g. `ffmpeg -i {} -c:a aac soundtrack.m4a`",
             audio.display(),
@@ -247,7 +320,8 @@ pub fn mux_soundtrack(video: &Path, audio: &Path, offset: f64) -> Result<()> {
         );
     }
     let tmp = video.with_extension("mux.tmp");
-    let mut out = ffmpeg::format::output_as(&tmp, "mp4").with_context(|| format!("cannot create {}", tmp.display()))?;
+    let mut out = ffmpeg::format::output_as(&tmp, "mp4")
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
     let mut ov = out.add_stream(ffmpeg::encoder::find(Id::None))?;
     ov.set_parameters(vparams);
     ov.set_time_base(vtb);
@@ -256,13 +330,27 @@ pub fn mux_soundtrack(video: &Path, audio: &Path, offset: f64) -> Result<()> {
     oa.set_time_base(atb);
     // SAFETY: plain field writes on the parameters the muxer owns; a zero tag lets mp4 pick its own
     unsafe {
-        (*out.stream_mut(0).ok_or_else(|| anyhow!("no video stream"))?.parameters().as_mut_ptr()).codec_tag = 0;
-        (*out.stream_mut(1).ok_or_else(|| anyhow!("no audio stream"))?.parameters().as_mut_ptr()).codec_tag = 0;
+        (*out
+            .stream_mut(0)
+            .ok_or_else(|| anyhow!("no video stream"))?
+            .parameters()
+            .as_mut_ptr())
+        .codec_tag = 0;
+        (*out
+            .stream_mut(1)
+            .ok_or_else(|| anyhow!("no audio stream"))?
+            .parameters()
+            .as_mut_ptr())
+        .codec_tag = 0;
     }
     let mut opts = ffmpeg::Dictionary::new();
     opts.set("movflags", "+faststart");
-    out.write_header_with(opts).context("cannot write the mp4 header")?;
-    let (ovtb, oatb) = (out.stream(0).map(|s| s.time_base()).unwrap_or(vtb), out.stream(1).map(|s| s.time_base()).unwrap_or(atb));
+    out.write_header_with(opts)
+        .context("cannot write the mp4 header")?;
+    let (ovtb, oatb) = (
+        out.stream(0).map(|s| s.time_base()).unwrap_or(vtb),
+        out.stream(1).map(|s| s.time_base()).unwrap_or(atb),
+    );
     for (s, mut pkt) in vin.packets() {
         if s.index() != vidx {
             continue;
@@ -293,14 +381,16 @@ pub fn mux_soundtrack(video: &Path, audio: &Path, offset: f64) -> Result<()> {
     }
     out.write_trailer()?;
     drop(out);
-    std::fs::rename(&tmp, video).with_context(|| format!("cannot move {} into place", video.display()))?;
+    std::fs::rename(&tmp, video)
+        .with_context(|| format!("cannot move {} into place", video.display()))?;
     Ok(())
 }
 
 /// Duration in seconds of the first audio stream of `path` (0 when it has none).
 pub fn audio_duration(path: &Path) -> Result<f64> {
     init_ffmpeg()?;
-    let ictx = ffmpeg::format::input(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let ictx =
+        ffmpeg::format::input(path).with_context(|| format!("cannot open {}", path.display()))?;
     Ok(ictx
         .streams()
         .best(ffmpeg::media::Type::Audio)
@@ -311,16 +401,28 @@ pub fn audio_duration(path: &Path) -> Result<f64> {
 /// Decodes the video `path` and writes every `nth` frame from `from` up to `to` (inclusive; `None`
 /// = to the end) as `dir/NNNNNN.png`, numbered from 0; returns how many were written. Deforum's
 /// `extract_nth_frame`, `extract_from_frame` and `extract_to_frame`.
-pub fn extract_frames(path: &Path, dir: &Path, nth: usize, from: usize, to: Option<usize>) -> Result<usize> {
+pub fn extract_frames(
+    path: &Path,
+    dir: &Path,
+    nth: usize,
+    from: usize,
+    to: Option<usize>,
+) -> Result<usize> {
     init_ffmpeg()?;
     if !path.is_file() {
         bail!("video {} does not exist", path.display());
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut ictx = ffmpeg::format::input(path).with_context(|| format!("cannot open video {}", path.display()))?;
-    let stream = ictx.streams().best(ffmpeg::media::Type::Video).ok_or_else(|| anyhow!("{} has no video stream", path.display()))?;
+    let mut ictx = ffmpeg::format::input(path)
+        .with_context(|| format!("cannot open video {}", path.display()))?;
+    let stream = ictx
+        .streams()
+        .best(ffmpeg::media::Type::Video)
+        .ok_or_else(|| anyhow!("{} has no video stream", path.display()))?;
     let index = stream.index();
-    let mut dec = ffmpeg::codec::context::Context::from_parameters(stream.parameters())?.decoder().video()?;
+    let mut dec = ffmpeg::codec::context::Context::from_parameters(stream.parameters())?
+        .decoder()
+        .video()?;
     let (w, h) = (dec.width(), dec.height());
     let mut scaler = ffmpeg::software::scaling::Context::get(
         dec.format(),
@@ -329,32 +431,36 @@ pub fn extract_frames(path: &Path, dir: &Path, nth: usize, from: usize, to: Opti
         ffmpeg::format::Pixel::RGB24,
         w,
         h,
-        ffmpeg::software::scaling::Flags::BICUBIC | ffmpeg::software::scaling::Flags::ACCURATE_RND | ffmpeg::software::scaling::Flags::FULL_CHR_H_INT,
+        ffmpeg::software::scaling::Flags::BICUBIC
+            | ffmpeg::software::scaling::Flags::ACCURATE_RND
+            | ffmpeg::software::scaling::Flags::FULL_CHR_H_INT,
     )?;
     let nth = nth.max(1);
     let (mut decoded, mut written) = (0usize, 0usize);
     let mut frame = ffmpeg::frame::Video::empty();
     let mut rgb = ffmpeg::frame::Video::empty();
-    let mut take = |frame: &ffmpeg::frame::Video, decoded: &mut usize, written: &mut usize| -> Result<bool> {
-        let i = *decoded;
-        *decoded += 1;
-        if to.is_some_and(|t| i > t) {
-            return Ok(false);
-        }
-        if i < from || (i - from) % nth != 0 {
-            return Ok(true);
-        }
-        scaler.run(frame, &mut rgb)?;
-        let stride = rgb.stride(0);
-        let row = w as usize * 3;
-        let mut img = RgbImage::new(w, h);
-        for y in 0..h as usize {
-            img.as_mut()[y * row..(y + 1) * row].copy_from_slice(&rgb.data(0)[y * stride..y * stride + row]);
-        }
-        write_png_atomic(&dir.join(format!("{:06}.png", *written)), &img)?;
-        *written += 1;
-        Ok(true)
-    };
+    let mut take =
+        |frame: &ffmpeg::frame::Video, decoded: &mut usize, written: &mut usize| -> Result<bool> {
+            let i = *decoded;
+            *decoded += 1;
+            if to.is_some_and(|t| i > t) {
+                return Ok(false);
+            }
+            if i < from || (i - from) % nth != 0 {
+                return Ok(true);
+            }
+            scaler.run(frame, &mut rgb)?;
+            let stride = rgb.stride(0);
+            let row = w as usize * 3;
+            let mut img = RgbImage::new(w, h);
+            for y in 0..h as usize {
+                img.as_mut()[y * row..(y + 1) * row]
+                    .copy_from_slice(&rgb.data(0)[y * stride..y * stride + row]);
+            }
+            write_png_atomic(&dir.join(format!("{:06}.png", *written)), &img)?;
+            *written += 1;
+            Ok(true)
+        };
     'packets: for (s, pkt) in ictx.packets() {
         if s.index() != index {
             continue;
@@ -373,7 +479,10 @@ pub fn extract_frames(path: &Path, dir: &Path, nth: usize, from: usize, to: Opti
         }
     }
     if written == 0 {
-        bail!("no frames extracted from {} (it has {decoded} frames; check extract_from_frame/extract_to_frame)", path.display());
+        bail!(
+            "no frames extracted from {} (it has {decoded} frames; check extract_from_frame/extract_to_frame)",
+            path.display()
+        );
     }
     Ok(written)
 }

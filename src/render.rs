@@ -19,10 +19,12 @@ use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::diffusion::{Pipeline, PromptSyntax, Request, SamplerKind, SessionOptions, StageTimes, TorchRng, Travel};
+use crate::camera::Camera;
+use crate::diffusion::{
+    Pipeline, PromptSyntax, Request, SamplerKind, SessionOptions, StageTimes, TorchRng, Travel,
+};
 use crate::effects::{self, color::MatchSpace, noise::NoiseKind};
 use crate::output::{self, VideoSettings};
-use crate::camera::Camera;
 use crate::scene::{AnimationMode, ColorCoherence, FrameSchedules, PromptTravel, Scene};
 use crate::seeds::SeedSequence;
 
@@ -104,7 +106,15 @@ trait Painter {
     fn provider(&self) -> &'static str {
         "none"
     }
-    fn paint(&mut self, scene: &Scene, sched: &FrameSchedules, i: usize, seed: i64, init: Option<&RgbImage>, denoise: f64) -> Result<(RgbImage, StageTimes)>;
+    fn paint(
+        &mut self,
+        scene: &Scene,
+        sched: &FrameSchedules,
+        i: usize,
+        seed: i64,
+        init: Option<&RgbImage>,
+        denoise: f64,
+    ) -> Result<(RgbImage, StageTimes)>;
 }
 
 struct Diffuse {
@@ -116,7 +126,15 @@ impl Painter for Diffuse {
         self.pipeline.provider()
     }
 
-    fn paint(&mut self, scene: &Scene, sched: &FrameSchedules, i: usize, seed: i64, init: Option<&RgbImage>, denoise: f64) -> Result<(RgbImage, StageTimes)> {
+    fn paint(
+        &mut self,
+        scene: &Scene,
+        sched: &FrameSchedules,
+        i: usize,
+        seed: i64,
+        init: Option<&RgbImage>,
+        denoise: f64,
+    ) -> Result<(RgbImage, StageTimes)> {
         let prompt = scene.prompt_at(i);
         let travel_to = scene.travel_at(i);
         let travel = travel_to.as_ref().map(|(p, w)| Travel {
@@ -126,7 +144,10 @@ impl Painter for Diffuse {
             slerp: scene.animation_prompts.travel == PromptTravel::Slerp,
             // Interpolation mode blends linearly unless the scene asks for slerp
         });
-        let sampler_name = sched.text("sampler").map(|s| s[i].clone()).unwrap_or_else(|| "Euler a".into());
+        let sampler_name = sched
+            .text("sampler")
+            .map(|s| s[i].clone())
+            .unwrap_or_else(|| "Euler a".into());
         let sampler = SamplerKind::from_name(&sampler_name)?;
         let eta = match sampler {
             SamplerKind::Ddim => sched.get("ddim_eta")[i],
@@ -146,22 +167,32 @@ impl Painter for Diffuse {
             noise_multiplier: sched.get("noise_multiplier")[i] as f32,
             prompt_syntax: PromptSyntax::A1111,
             clip_skip: sched.get("clipskip")[i].round().max(1.0) as u32,
-            subseed: Some((sched.get("subseed")[i] as i64 as u64, sched.get("subseed_strength")[i] as f32)),
+            subseed: Some((
+                sched.get("subseed")[i] as i64 as u64,
+                sched.get("subseed_strength")[i] as f32,
+            )),
             travel,
         };
-        self.pipeline.generate(&req, &mut TorchRng::new(seed as u64)).with_context(|| format!("generating frame {i}"))
+        self.pipeline
+            .generate(&req, &mut TorchRng::new(seed as u64))
+            .with_context(|| format!("generating frame {i}"))
     }
 }
 
 fn load_init(scene: &Scene, p: &Path) -> Result<RgbImage> {
     let path = scene.resolve(p);
-    let img = output::read_rgb(&path).with_context(|| format!("{}: [init] image", scene.path.display()))?;
+    let img = output::read_rgb(&path)
+        .with_context(|| format!("{}: [init] image", scene.path.display()))?;
     Ok(fit(img, scene))
 }
 
 fn fit(img: RgbImage, scene: &Scene) -> RgbImage {
     let (w, h) = (scene.image.width, scene.image.height);
-    if img.dimensions() == (w, h) { img } else { image::imageops::resize(&img, w, h, image::imageops::FilterType::Lanczos3) }
+    if img.dimensions() == (w, h) {
+        img
+    } else {
+        image::imageops::resize(&img, w, h, image::imageops::FilterType::Lanczos3)
+    }
 }
 
 /// A colourful pattern with a grid, a ring and an off-centre marker, so that zoom, rotation and
@@ -179,14 +210,21 @@ pub fn test_pattern(w: u32, h: u32) -> RgbImage {
         } else if grid || ring {
             Rgb([20, 20, 20])
         } else {
-            Rgb([(fx * 255.0) as u8, (fy * 255.0) as u8, ((1.0 - fx) * 160.0 + 60.0) as u8])
+            Rgb([
+                (fx * 255.0) as u8,
+                (fy * 255.0) as u8,
+                ((1.0 - fx) * 160.0 + 60.0) as u8,
+            ])
         }
     })
 }
 
 /// A random seed for `seed = -1`, from the clock and process id.
 fn random_seed() -> i64 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     ((nanos as u64 ^ ((std::process::id() as u64) << 32)) % 4_294_967_295) as i64
 }
 
@@ -195,13 +233,19 @@ fn progress(quiet: bool, n: usize, what: &str) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(n as u64);
-    let style = ProgressStyle::with_template(&format!("{what} [{{bar:30}}] frame {{pos}}/{{len}}  {{spf}}  ETA {{eta}}"))
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .with_key("spf", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
-            let per = s.per_sec();
-            let _ = if per > 0.0 { write!(w, "{:.2} s/frame", 1.0 / per) } else { write!(w, "-- s/frame") };
-        })
-        .progress_chars("=> ");
+    let style = ProgressStyle::with_template(&format!(
+        "{what} [{{bar:30}}] frame {{pos}}/{{len}}  {{spf}}  ETA {{eta}}"
+    ))
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .with_key("spf", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+        let per = s.per_sec();
+        let _ = if per > 0.0 {
+            write!(w, "{:.2} s/frame", 1.0 / per)
+        } else {
+            write!(w, "-- s/frame")
+        };
+    })
+    .progress_chars("=> ");
     bar.set_style(style);
     bar
 }
@@ -233,7 +277,10 @@ struct Loop<'s, 'p> {
 impl Loop<'_, '_> {
     /// Moves `img` by the camera of frame `i`.
     fn warp(&mut self, i: usize, img: RgbImage) -> Result<RgbImage> {
-        let (out, info) = self.camera.warp(&self.sched, i, img).with_context(|| format!("frame {i}"))?;
+        let (out, info) = self
+            .camera
+            .warp(&self.sched, i, img)
+            .with_context(|| format!("frame {i}"))?;
         if info.depth_fallback {
             self.bar.suspend(|| eprintln!("warning: frame {i}: the depth map is NaN, infinite or constant; flat depth used"));
         }
@@ -242,7 +289,9 @@ impl Loop<'_, '_> {
 
     /// Undoes the camera of frame `i` on `img`.
     fn unwarp(&mut self, i: usize, img: RgbImage) -> Result<RgbImage> {
-        self.camera.unwarp(&self.sched, i, img).with_context(|| format!("frame {i}"))
+        self.camera
+            .unwarp(&self.sched, i, img)
+            .with_context(|| format!("frame {i}"))
     }
 
     fn match_space(&self) -> Option<MatchSpace> {
@@ -250,7 +299,9 @@ impl Loop<'_, '_> {
             ColorCoherence::None => None,
             ColorCoherence::Rgb => Some(MatchSpace::Rgb),
             ColorCoherence::Hsv => Some(MatchSpace::Hsv),
-            ColorCoherence::Lab | ColorCoherence::Image | ColorCoherence::VideoInput => Some(MatchSpace::Lab),
+            ColorCoherence::Lab | ColorCoherence::Image | ColorCoherence::VideoInput => {
+                Some(MatchSpace::Lab)
+            }
         }
     }
 
@@ -270,11 +321,23 @@ impl Loop<'_, '_> {
             Some(p) => Some(load_init(scene, p)?),
             None => None,
         };
-        let mut rec = FrameRecord { index: 0, kind: "key", seed: Some(seed), ..record(&self.sched, 0) };
+        let mut rec = FrameRecord {
+            index: 0,
+            kind: "key",
+            seed: Some(seed),
+            ..record(&self.sched, 0)
+        };
         let img = match self.painter.as_mut() {
             None => init.unwrap_or_else(|| test_pattern(scene.image.width, scene.image.height)),
             Some(p) => {
-                let (img, t) = p.paint(scene, &self.sched, 0, seed, init.as_ref(), 1.0 - scene.init.strength)?;
+                let (img, t) = p.paint(
+                    scene,
+                    &self.sched,
+                    0,
+                    seed,
+                    init.as_ref(),
+                    1.0 - scene.init.strength,
+                )?;
                 stage_times(&mut rec, &t);
                 let mut img = img;
                 if scene.coherence.color_force_grayscale {
@@ -284,14 +347,24 @@ impl Loop<'_, '_> {
             }
         };
         if self.painter.is_some() && self.match_space().is_some() {
-            self.color_sample = Some(match (&scene.coherence.color_coherence, &scene.coherence.color_coherence_image_path) {
-                (ColorCoherence::VideoInput, _) => self.input_frame(0)?,
-                (ColorCoherence::Image, Some(p)) => fit(
-                    output::read_rgb(&scene.resolve(p)).with_context(|| format!("{}: [coherence] color_coherence_image_path", scene.path.display()))?,
-                    scene,
-                ),
-                _ => img.clone(),
-            });
+            self.color_sample = Some(
+                match (
+                    &scene.coherence.color_coherence,
+                    &scene.coherence.color_coherence_image_path,
+                ) {
+                    (ColorCoherence::VideoInput, _) => self.input_frame(0)?,
+                    (ColorCoherence::Image, Some(p)) => fit(
+                        output::read_rgb(&scene.resolve(p)).with_context(|| {
+                            format!(
+                                "{}: [coherence] color_coherence_image_path",
+                                scene.path.display()
+                            )
+                        })?,
+                        scene,
+                    ),
+                    _ => img.clone(),
+                },
+            );
         }
         self.write(0, &img, rec)?;
         Ok(img)
@@ -301,7 +374,12 @@ impl Loop<'_, '_> {
     /// (preview: the test pattern or init image, unchanged).
     fn txt2img_frame(&mut self, i: usize, seed: i64) -> Result<RgbImage> {
         let scene = self.scene;
-        let mut rec = FrameRecord { index: i, kind: "txt2img", seed: Some(seed), ..record(&self.sched, i) };
+        let mut rec = FrameRecord {
+            index: i,
+            kind: "txt2img",
+            seed: Some(seed),
+            ..record(&self.sched, i)
+        };
         let img = match self.painter.as_mut() {
             None => match &scene.init.image {
                 Some(p) => load_init(scene, p)?,
@@ -336,7 +414,12 @@ impl Loop<'_, '_> {
         if scene.video_input.motion && i > 0 {
             input = self.warp(i, input)?;
         }
-        let mut rec = FrameRecord { index: i, kind: "video", seed: Some(seed), ..record(&self.sched, i) };
+        let mut rec = FrameRecord {
+            index: i,
+            kind: "video",
+            seed: Some(seed),
+            ..record(&self.sched, i)
+        };
         let img = match self.painter.as_mut() {
             None => input,
             Some(p) => {
@@ -353,7 +436,12 @@ impl Loop<'_, '_> {
     /// Key frame `f` from the previous key frame `p`; returns the new key image and writes the
     /// frames `p + 1 ..= f`.
     fn key(&mut self, p: usize, f: usize, prev: &RgbImage, seed: i64) -> Result<RgbImage> {
-        let mut rec = FrameRecord { index: f, kind: "key", seed: Some(seed), ..record(&self.sched, f) };
+        let mut rec = FrameRecord {
+            index: f,
+            kind: "key",
+            seed: Some(seed),
+            ..record(&self.sched, f)
+        };
         // the previous key frame moved through the camera of every frame up to this one
         let t = Instant::now();
         let mut img = prev.clone();
@@ -383,20 +471,36 @@ impl Loop<'_, '_> {
             let w = (i - p) as f32 / (f - p) as f32;
             let mut tween = a;
             for (x, y) in tween.iter_mut().zip(b.iter()) {
-                *x = ((1.0 - w) * *x as f32 + w * *y as f32).round_ties_even().clamp(0.0, 255.0) as u8;
+                *x = ((1.0 - w) * *x as f32 + w * *y as f32)
+                    .round_ties_even()
+                    .clamp(0.0, 255.0) as u8;
             }
-            let trec = FrameRecord { index: i, kind: "tween", blend_ms: ms(t.elapsed()), ..record(&self.sched, i) };
+            let trec = FrameRecord {
+                index: i,
+                kind: "tween",
+                blend_ms: ms(t.elapsed()),
+                ..record(&self.sched, i)
+            };
             self.write(i, &tween, trec)?;
         }
         self.write(f, &key, rec)?;
         Ok(key)
     }
 
-    fn prepare_and_paint(&mut self, painter: &mut dyn Painter, f: usize, seed: i64, mut img: RgbImage, rec: &mut FrameRecord) -> Result<RgbImage> {
+    fn prepare_and_paint(
+        &mut self,
+        painter: &mut dyn Painter,
+        f: usize,
+        seed: i64,
+        mut img: RgbImage,
+        rec: &mut FrameRecord,
+    ) -> Result<RgbImage> {
         let scene = self.scene;
         let sched = &self.sched;
         let t = Instant::now();
-        if scene.coherence.color_coherence == ColorCoherence::VideoInput && f % scene.coherence.color_coherence_video_every_N_frames.max(1) == 0 {
+        if scene.coherence.color_coherence == ColorCoherence::VideoInput
+            && f % scene.coherence.color_coherence_video_every_N_frames.max(1) == 0
+        {
             self.color_sample = Some(self.input_frame(f)?);
         }
         if let (Some(space), Some(sample)) = (self.match_space(), &self.color_sample) {
@@ -413,13 +517,23 @@ impl Loop<'_, '_> {
         let amount = sched.get("amount")[f];
         if amount > 0.0 {
             let k = sched.get("kernel")[f] as usize;
-            img = effects::sharpen::unsharp_mask(&img, k, sched.get("sigma")[f], amount, sched.get("threshold")[f]);
+            img = effects::sharpen::unsharp_mask(
+                &img,
+                k,
+                sched.get("sigma")[f],
+                amount,
+                sched.get("threshold")[f],
+            );
         }
         rec.sharpen_ms = ms(t.elapsed());
         let t = Instant::now();
         let kind = match scene.noise.noise_type.as_str() {
             "uniform" => NoiseKind::Uniform,
-            _ => NoiseKind::Perlin { octaves: scene.noise.perlin_octaves, persistence: scene.noise.perlin_persistence, res: (8, 8) },
+            _ => NoiseKind::Perlin {
+                octaves: scene.noise.perlin_octaves,
+                persistence: scene.noise.perlin_persistence,
+                res: (8, 8),
+            },
         };
         img = effects::noise::add_noise(&img, sched.get("noise")[f], seed, kind);
         rec.noise_ms = ms(t.elapsed());
@@ -459,18 +573,32 @@ fn record(sched: &FrameSchedules, i: usize) -> FrameRecord {
 /// Checks what the loop will need before it starts, so a long render does not fail half-way.
 fn check_settings(scene: &Scene, sched: &FrameSchedules) -> Result<()> {
     let file = scene.path.display();
-    for (i, (&amount, &k)) in sched.get("amount").iter().zip(sched.get("kernel")).enumerate() {
+    for (i, (&amount, &k)) in sched
+        .get("amount")
+        .iter()
+        .zip(sched.get("kernel"))
+        .enumerate()
+    {
         if amount > 0.0 && (k < 1.0 || (k as usize) % 2 == 0) {
-            bail!("{file}: [anti_blur] kernel is {k} at frame {i}; the Gaussian kernel size must be a positive odd number");
+            bail!(
+                "{file}: [anti_blur] kernel is {k} at frame {i}; the Gaussian kernel size must be a positive odd number"
+            );
         }
     }
     if let Some(a) = &scene.output.soundtrack {
         if !scene.resolve(a).is_file() {
-            bail!("{file}: [output] soundtrack {} does not exist", scene.resolve(a).display());
+            bail!(
+                "{file}: [output] soundtrack {} does not exist",
+                scene.resolve(a).display()
+            );
         }
     }
-    if let (ColorCoherence::Image, Some(p)) = (&scene.coherence.color_coherence, &scene.coherence.color_coherence_image_path) {
-        output::read_rgb(&scene.resolve(p)).with_context(|| format!("{file}: [coherence] color_coherence_image_path"))?;
+    if let (ColorCoherence::Image, Some(p)) = (
+        &scene.coherence.color_coherence,
+        &scene.coherence.color_coherence_image_path,
+    ) {
+        output::read_rgb(&scene.resolve(p))
+            .with_context(|| format!("{file}: [coherence] color_coherence_image_path"))?;
     }
     Ok(())
 }
@@ -491,7 +619,10 @@ fn model_hashes(folder: &Path) -> Result<Vec<(String, String)>> {
             let p = e?.path();
             if p.is_dir() {
                 dirs.push(p);
-            } else if p.extension().is_some_and(|x| x == "onnx" || x == "onnx_data") {
+            } else if p
+                .extension()
+                .is_some_and(|x| x == "onnx" || x == "onnx_data")
+            {
                 let mut h = Sha256::new();
                 let mut f = std::fs::File::open(&p)?;
                 std::io::copy(&mut f, &mut h)?;
@@ -518,7 +649,13 @@ struct Manifest<'a> {
     frames: &'a [serde_json::Value],
 }
 
-fn run_loop(scene: &Scene, opts: &RenderOptions, mut painter: Option<&mut dyn Painter>, kind: &str, model: Option<&Path>) -> Result<RenderSummary> {
+fn run_loop(
+    scene: &Scene,
+    opts: &RenderOptions,
+    mut painter: Option<&mut dyn Painter>,
+    kind: &str,
+    model: Option<&Path>,
+) -> Result<RenderSummary> {
     let start = Instant::now();
     install_ctrlc();
     let hash = scene_hash(scene)?;
@@ -544,40 +681,73 @@ fn run_loop(scene: &Scene, opts: &RenderOptions, mut painter: Option<&mut dyn Pa
         None => scene.generation.seed,
     };
     let seed = scene.generation.seed;
-    let needs_video = scene.animation.mode == AnimationMode::VideoInput || scene.coherence.color_coherence == ColorCoherence::VideoInput;
+    let needs_video = scene.animation.mode == AnimationMode::VideoInput
+        || scene.coherence.color_coherence == ColorCoherence::VideoInput;
     if needs_video {
         // Deforum: max_frames becomes the number of extracted frames
         let vi = &scene.video_input;
         let video = scene.resolve(vi.video_init_path.as_deref().unwrap_or(Path::new("")));
         let dir = out.join("inputframes");
         let count = if resumed.is_some() && dir.is_dir() {
-            std::fs::read_dir(&dir)?.filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "png"))).count()
+            std::fs::read_dir(&dir)?
+                .filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "png"))
+                })
+                .count()
         } else {
             let _ = std::fs::remove_dir_all(&dir);
             let to = usize::try_from(vi.extract_to_frame).ok();
-            output::extract_frames(&video, &dir, vi.extract_nth_frame, vi.extract_from_frame, to)
-                .with_context(|| format!("{}: [video_input] video_init_path", scene.path.display()))?
+            output::extract_frames(
+                &video,
+                &dir,
+                vi.extract_nth_frame,
+                vi.extract_from_frame,
+                to,
+            )
+            .with_context(|| format!("{}: [video_input] video_init_path", scene.path.display()))?
         };
         if scene.animation.mode == AnimationMode::VideoInput {
             scene.animation.max_frames = count;
         }
     }
     let n = scene.animation.max_frames;
-    let sched = scene.schedules().map_err(|e| anyhow::anyhow!("{}: {e}", scene.path.display()))?;
+    let sched = scene
+        .schedules()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", scene.path.display()))?;
     check_settings(&scene, &sched)?;
-    std::fs::create_dir_all(&frames_dir).with_context(|| format!("cannot create output folder {}", frames_dir.display()))?;
+    std::fs::create_dir_all(&frames_dir)
+        .with_context(|| format!("cannot create output folder {}", frames_dir.display()))?;
     if resumed.is_none() {
         remove_stale_frames(&frames_dir, 0)?;
         state::clear(&out);
     }
     let video_mode = scene.animation.mode == AnimationMode::VideoInput;
     let interpolation = scene.animation.mode == AnimationMode::Interpolation;
-    let cadence = if painter.is_some() && !video_mode && !interpolation { scene.cadence.diffusion_cadence } else { 1 };
+    let cadence = if painter.is_some() && !video_mode && !interpolation {
+        scene.cadence.diffusion_cadence
+    } else {
+        1
+    };
     let keys = key_frames(n, cadence);
-    let mut seeds = SeedSequence::new(scene.generation.seed_behavior, seed, scene.generation.seed_iter_N);
+    let mut seeds = SeedSequence::new(
+        scene.generation.seed_behavior,
+        seed,
+        scene.generation.seed_iter_N,
+    );
     let bar = progress(opts.quiet, n, kind);
-    let camera = Camera::new(&scene, &sched, &out).map_err(|e| anyhow::anyhow!("{}: {e}", scene.path.display()))?;
-    let mut lp = Loop { scene: &scene, camera, sched, out: out.clone(), painter: painter.take(), color_sample: None, records: Vec::new(), bar };
+    let camera = Camera::new(&scene, &sched, &out)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", scene.path.display()))?;
+    let mut lp = Loop {
+        scene: &scene,
+        camera,
+        sched,
+        out: out.clone(),
+        painter: painter.take(),
+        color_sample: None,
+        records: Vec::new(),
+        bar,
+    };
     let (mut prev, mut done_key, mut seed_calls) = match resumed {
         Some((cp, key, sample)) => {
             for _ in 0..cp.seed_calls {
@@ -598,7 +768,14 @@ fn run_loop(scene: &Scene, opts: &RenderOptions, mut painter: Option<&mut dyn Pa
                 lp.first(s)?
             };
             seeds.advance();
-            let cp = state::Checkpoint { scene_hash: hash.clone(), seed, key_frame: 0, seed_calls: 1, has_color_sample: lp.color_sample.is_some(), frames: lp.records.clone() };
+            let cp = state::Checkpoint {
+                scene_hash: hash.clone(),
+                seed,
+                key_frame: 0,
+                seed_calls: 1,
+                has_color_sample: lp.color_sample.is_some(),
+                frames: lp.records.clone(),
+            };
             state::save(&out, &cp, &img, lp.color_sample.as_ref())?;
             (img, 0, 1)
         }
@@ -624,7 +801,14 @@ fn run_loop(scene: &Scene, opts: &RenderOptions, mut painter: Option<&mut dyn Pa
         seeds.advance();
         seed_calls += 1;
         done_key = f;
-        let cp = state::Checkpoint { scene_hash: hash.clone(), seed, key_frame: f, seed_calls, has_color_sample: lp.color_sample.is_some(), frames: lp.records.clone() };
+        let cp = state::Checkpoint {
+            scene_hash: hash.clone(),
+            seed,
+            key_frame: f,
+            seed_calls,
+            has_color_sample: lp.color_sample.is_some(),
+            frames: lp.records.clone(),
+        };
         state::save(&out, &cp, &prev, lp.color_sample.as_ref())?;
     }
     lp.bar.finish_and_clear();
@@ -633,16 +817,33 @@ fn run_loop(scene: &Scene, opts: &RenderOptions, mut painter: Option<&mut dyn Pa
     let video = if scene.output.video && !opts.no_video {
         let path = out.join("video.mp4");
         let o = &scene.output;
-        let settings = VideoSettings { fps: o.fps, crf: o.crf, preset: o.preset.clone(), codec: o.codec.clone(), pixel_format: o.pixel_format.clone() };
+        let settings = VideoSettings {
+            fps: o.fps,
+            crf: o.crf,
+            preset: o.preset.clone(),
+            codec: o.codec.clone(),
+            pixel_format: o.pixel_format.clone(),
+        };
         if o.gif {
-            let gif = VideoSettings { codec: "gif".into(), pixel_format: "rgb8".into(), ..settings.clone() };
-            output::encode_mp4(&paths, &out.join("video.gif"), &gif).context("encoding video.gif")?;
+            let gif = VideoSettings {
+                codec: "gif".into(),
+                pixel_format: "rgb8".into(),
+                ..settings.clone()
+            };
+            output::encode_mp4(&paths, &out.join("video.gif"), &gif)
+                .context("encoding video.gif")?;
         }
         if o.webm {
-            let webm = VideoSettings { codec: "libvpx-vp9".into(), pixel_format: "yuv420p".into(), ..settings.clone() };
-            output::encode_mp4(&paths, &out.join("video.webm"), &webm).context("encoding video.webm")?;
+            let webm = VideoSettings {
+                codec: "libvpx-vp9".into(),
+                pixel_format: "yuv420p".into(),
+                ..settings.clone()
+            };
+            output::encode_mp4(&paths, &out.join("video.webm"), &webm)
+                .context("encoding video.webm")?;
         }
-        output::encode_mp4(&paths, &path, &settings).with_context(|| format!("encoding {}", path.display()))?;
+        output::encode_mp4(&paths, &path, &settings)
+            .with_context(|| format!("encoding {}", path.display()))?;
         if let Some(audio) = &scene.output.soundtrack {
             output::mux_soundtrack(&path, &scene.resolve(audio), scene.output.soundtrack_offset)
                 .with_context(|| format!("{}: [output] soundtrack", scene.path.display()))?;
@@ -666,12 +867,22 @@ fn run_loop(scene: &Scene, opts: &RenderOptions, mut painter: Option<&mut dyn Pa
         scene: &scene,
         frames: &lp.records,
     };
-    std::fs::write(out.join("manifest.json"), serde_json::to_string_pretty(&manifest)?)
-        .with_context(|| format!("cannot write {}", out.join("manifest.json").display()))?;
+    std::fs::write(
+        out.join("manifest.json"),
+        serde_json::to_string_pretty(&manifest)?,
+    )
+    .with_context(|| format!("cannot write {}", out.join("manifest.json").display()))?;
     if !interrupted {
         state::clear(&out);
     }
-    Ok(RenderSummary { out, frames: written, video, seed, seconds: start.elapsed().as_secs_f64(), interrupted })
+    Ok(RenderSummary {
+        out,
+        frames: written,
+        video,
+        seed,
+        seconds: start.elapsed().as_secs_f64(),
+        interrupted,
+    })
 }
 
 /// Removes `NNNNNN.png` files at or beyond `n` (and temporary files) left by an earlier render,
@@ -680,9 +891,14 @@ fn remove_stale_frames(dir: &Path, n: usize) -> Result<()> {
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
         let path = entry?.path();
         let name = path.file_name().and_then(|f| f.to_str()).unwrap_or("");
-        let stale = name.ends_with(".tmp") || name.strip_suffix(".png").and_then(|s| s.parse::<usize>().ok()).is_some_and(|i| i >= n);
+        let stale = name.ends_with(".tmp")
+            || name
+                .strip_suffix(".png")
+                .and_then(|s| s.parse::<usize>().ok())
+                .is_some_and(|i| i >= n);
         if stale {
-            std::fs::remove_file(&path).with_context(|| format!("cannot remove stale frame {}", path.display()))?;
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove stale frame {}", path.display()))?;
         }
     }
     Ok(())
@@ -691,9 +907,13 @@ fn remove_stale_frames(dir: &Path, n: usize) -> Result<()> {
 /// Settings of `scene` that change Deforum's output but that the render loop does not apply yet,
 /// each with its value, so that a user is never misled by a silently ignored setting.
 pub fn unapplied_settings(scene: &Scene) -> Vec<String> {
-    let Ok(s) = scene.schedules() else { return Vec::new() };
+    let Ok(s) = scene.schedules() else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
-    if s.text("checkpoint").is_some_and(|c| c.iter().any(|v| !v.is_empty())) {
+    if s.text("checkpoint")
+        .is_some_and(|c| c.iter().any(|v| !v.is_empty()))
+    {
         out.push("[generation] checkpoint".into());
     }
     if !scene.controlnet.is_empty() {
@@ -710,8 +930,13 @@ pub fn render(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
     if let Some(p) = &scene.init.image {
         load_init(scene, p)?;
     }
-    let pipeline = Pipeline::load_with(&folder, &opts.session)
-        .with_context(|| format!("{}: cannot load the model of [model] folder = {}", scene.path.display(), folder.display()))?;
+    let pipeline = Pipeline::load_with(&folder, &opts.session).with_context(|| {
+        format!(
+            "{}: cannot load the model of [model] folder = {}",
+            scene.path.display(),
+            folder.display()
+        )
+    })?;
     for note in pipeline.notes() {
         eprintln!("note: {note}");
     }
@@ -733,8 +958,23 @@ mod tests {
     struct Flat;
 
     impl Painter for Flat {
-        fn paint(&mut self, scene: &Scene, _: &FrameSchedules, i: usize, _: i64, _: Option<&RgbImage>, _: f64) -> Result<(RgbImage, StageTimes)> {
-            Ok((RgbImage::from_pixel(scene.image.width, scene.image.height, Rgb([10 * i as u8; 3])), StageTimes::default()))
+        fn paint(
+            &mut self,
+            scene: &Scene,
+            _: &FrameSchedules,
+            i: usize,
+            _: i64,
+            _: Option<&RgbImage>,
+            _: f64,
+        ) -> Result<(RgbImage, StageTimes)> {
+            Ok((
+                RgbImage::from_pixel(
+                    scene.image.width,
+                    scene.image.height,
+                    Rgb([10 * i as u8; 3]),
+                ),
+                StageTimes::default(),
+            ))
         }
     }
 
@@ -744,17 +984,51 @@ mod tests {
         let text = "[image]\nwidth = 16\nheight = 8\n[animation]\nmode = \"None\"\nmax_frames = 8\n[generation]\nseed = 5\n\
                     [coherence]\ncolor_coherence = \"None\"\n[noise]\nnoise = 0\n[anti_blur]\namount = 0\n[cadence]\ndiffusion_cadence = 3\n";
         let scene = Scene::from_toml(text, &dir.path().join("s.toml")).unwrap();
-        let opts = RenderOptions { out: Some(dir.path().join("out")), quiet: true, no_video: true, ..Default::default() };
+        let opts = RenderOptions {
+            out: Some(dir.path().join("out")),
+            quiet: true,
+            no_video: true,
+            ..Default::default()
+        };
         let summary = run_loop(&scene, &opts, Some(&mut Flat), "render", None).unwrap();
         assert_eq!(summary.frames, 8);
         // keys 0, 3, 6 and the last frame 7; tweens blend their neighbours by distance
-        let values: Vec<u8> = (0..8).map(|i| output::read_rgb(&output::frame_path(&dir.path().join("out"), i)).unwrap().get_pixel(3, 3).0[0]).collect();
+        let values: Vec<u8> = (0..8)
+            .map(|i| {
+                output::read_rgb(&output::frame_path(&dir.path().join("out"), i))
+                    .unwrap()
+                    .get_pixel(3, 3)
+                    .0[0]
+            })
+            .collect();
         assert_eq!(values, vec![0, 10, 20, 30, 40, 50, 60, 70]);
-        let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/manifest.json")).unwrap()).unwrap();
-        let kinds: Vec<&str> = manifest["frames"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
-        assert_eq!(kinds, vec!["key", "tween", "tween", "key", "tween", "tween", "key", "key"]);
-        let seeds: Vec<i64> = manifest["frames"].as_array().unwrap().iter().filter_map(|f| f["seed"].as_i64()).collect();
-        assert_eq!(seeds, vec![5, 6, 7, 8], "iter: one seed step per diffused frame");
+        let manifest: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("out/manifest.json")).unwrap(),
+        )
+        .unwrap();
+        let kinds: Vec<&str> = manifest["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                "key", "tween", "tween", "key", "tween", "tween", "key", "key"
+            ]
+        );
+        let seeds: Vec<i64> = manifest["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| f["seed"].as_i64())
+            .collect();
+        assert_eq!(
+            seeds,
+            vec![5, 6, 7, 8],
+            "iter: one seed step per diffused frame"
+        );
     }
 
     #[test]

@@ -9,7 +9,12 @@ use std::sync::OnceLock;
 
 use anyhow::{Context as _, Result, bail};
 
-const LIB_NAMES: &[&str] = &["libonnxruntime.so", "libonnxruntime.so.1", "libonnxruntime.dylib", "onnxruntime.dll"];
+const LIB_NAMES: &[&str] = &[
+    "libonnxruntime.so",
+    "libonnxruntime.so.1",
+    "libonnxruntime.dylib",
+    "onnxruntime.dll",
+];
 
 /// How to install ONNX Runtime, shown whenever it cannot be found.
 pub const INSTALL_HINT: &str = "install it with `scripts/fetch-ort.sh` (downloads the `onnxruntime` wheel from PyPI \
@@ -23,7 +28,11 @@ fn find_in_dir(dir: &Path) -> Option<PathBuf> {
     let mut versioned: Vec<PathBuf> = std::fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so.1.")))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libonnxruntime.so.1."))
+        })
         .collect();
     versioned.sort();
     versioned.pop()
@@ -68,10 +77,16 @@ pub fn find_library() -> Result<PathBuf> {
                 return Ok(found);
             }
         }
-        bail!("ORT_DYLIB_PATH={} does not name an ONNX Runtime library; {INSTALL_HINT}", p.display());
+        bail!(
+            "ORT_DYLIB_PATH={} does not name an ONNX Runtime library; {INSTALL_HINT}",
+            p.display()
+        );
     }
     let mut dirs: Vec<PathBuf> = default_install_dir().into_iter().collect();
-    if let Some(exe_dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
         dirs.push(exe_dir.join("onnxruntime"));
     }
     dirs.extend(python_package_dirs());
@@ -87,18 +102,25 @@ pub fn find_library() -> Result<PathBuf> {
     )
 }
 
-static ENVIRONMENT: OnceLock<std::result::Result<ort::environment::Environment, String>> = OnceLock::new();
+static ENVIRONMENT: OnceLock<std::result::Result<ort::environment::Environment, String>> =
+    OnceLock::new();
 
 /// Loads ONNX Runtime once per process and returns its environment.
 pub fn environment() -> Result<&'static ort::environment::Environment> {
     let env = ENVIRONMENT.get_or_init(|| {
         let path = find_library().map_err(|e| e.to_string())?;
-        let builder = ort::init_from(&path)
-            .map_err(|e| format!("cannot load ONNX Runtime from {}: {e}; {INSTALL_HINT}", path.display()))?;
+        let builder = ort::init_from(&path).map_err(|e| {
+            format!(
+                "cannot load ONNX Runtime from {}: {e}; {INSTALL_HINT}",
+                path.display()
+            )
+        })?;
         builder
             .with_name("anim")
             .build()
             .map_err(|e| format!("cannot start ONNX Runtime from {}: {e}", path.display()))
     });
-    env.as_ref().map_err(|e| anyhow::anyhow!("{e}")).context("ONNX Runtime is needed to run models")
+    env.as_ref()
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("ONNX Runtime is needed to run models")
 }

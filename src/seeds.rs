@@ -42,7 +42,13 @@ pub struct SeedSequence {
 impl SeedSequence {
     /// Starts at `seed` (already resolved from -1).
     pub fn new(behavior: SeedBehavior, seed: i64, iter_n: u64) -> SeedSequence {
-        SeedSequence { behavior, iter_n: iter_n.max(1), seed, internal: 0, random: Mt64::new(seed as u64 ^ 0x5EED_5EED_5EED_5EED) }
+        SeedSequence {
+            behavior,
+            iter_n: iter_n.max(1),
+            seed,
+            internal: 0,
+            random: Mt64::new(seed as u64 ^ 0x5EED_5EED_5EED_5EED),
+        }
     }
 
     fn random_seed(&mut self) -> i64 {
@@ -101,13 +107,29 @@ mod tests {
 
     #[test]
     fn behaviours() {
-        assert_eq!(seq(SeedBehavior::Iter, 1), vec![100, 101, 102, 103, 104, 105]);
-        assert_eq!(seq(SeedBehavior::Iter, 2), vec![100, 101, 101, 102, 102, 103]);
+        assert_eq!(
+            seq(SeedBehavior::Iter, 1),
+            vec![100, 101, 102, 103, 104, 105]
+        );
+        assert_eq!(
+            seq(SeedBehavior::Iter, 2),
+            vec![100, 101, 101, 102, 102, 103]
+        );
         assert_eq!(seq(SeedBehavior::Fixed, 1), vec![100; 6]);
-        assert_eq!(seq(SeedBehavior::Ladder, 1), vec![100, 102, 101, 103, 102, 104]);
-        assert_eq!(seq(SeedBehavior::Alternate, 1), vec![100, 101, 100, 101, 100, 101]);
+        assert_eq!(
+            seq(SeedBehavior::Ladder, 1),
+            vec![100, 102, 101, 103, 102, 104]
+        );
+        assert_eq!(
+            seq(SeedBehavior::Alternate, 1),
+            vec![100, 101, 100, 101, 100, 101]
+        );
         let r = seq(SeedBehavior::Random, 1);
-        assert_eq!(r, seq(SeedBehavior::Random, 1), "random seeds replay from the initial seed");
+        assert_eq!(
+            r,
+            seq(SeedBehavior::Random, 1),
+            "random seeds replay from the initial seed"
+        );
         assert!(r.iter().all(|s| (0..1i64 << 32).contains(s)));
         let mut s = SeedSequence::new(SeedBehavior::Schedule, 100, 1);
         assert_eq!(s.current(7.0), 7);

@@ -50,8 +50,16 @@ impl Motion2D {
         let cy = (height as f64 * self.transform_center_y) as f32 as f64;
         let theta = self.angle * (std::f64::consts::PI / 180.0);
         let (a, b) = (self.zoom * theta.cos(), self.zoom * theta.sin());
-        let rot = [[a, b, (1.0 - a) * cx - b * cy], [-b, a, b * cx + (1.0 - a) * cy], [0.0, 0.0, 1.0]];
-        let trans = [[1.0, 0.0, self.translation_x], [0.0, 1.0, self.translation_y], [0.0, 0.0, 1.0]];
+        let rot = [
+            [a, b, (1.0 - a) * cx - b * cy],
+            [-b, a, b * cx + (1.0 - a) * cy],
+            [0.0, 0.0, 1.0],
+        ];
+        let trans = [
+            [1.0, 0.0, self.translation_x],
+            [0.0, 1.0, self.translation_y],
+            [0.0, 0.0, 1.0],
+        ];
         matmul(&rot, &trans)
     }
 }
@@ -81,33 +89,58 @@ impl Flip {
         let side = d / half.cos();
         let dist = d / (2.0 * half.sin());
         let (near, far) = (dist - d / 2.0, dist + d / 2.0);
-        let r = rotation_xyz(self.phi.to_radians(), self.gamma.to_radians(), self.theta.to_radians());
+        let r = rotation_xyz(
+            self.phi.to_radians(),
+            self.gamma.to_radians(),
+            self.theta.to_radians(),
+        );
         let t = 1.0 / half.tan();
         // Deforum starts P from the identity, so P[3][3] = 1 stays: w = dist + 1, not dist. That
         // one is why an untilted flip still shrinks the picture slightly; kept for fidelity.
         let p = [
             [t, 0.0, 0.0, 0.0],
             [0.0, t, 0.0, 0.0],
-            [0.0, 0.0, -(far + near) / (far - near), -(2.0 * far * near) / (far - near)],
+            [
+                0.0,
+                0.0,
+                -(far + near) / (far - near),
+                -(2.0 * far * near) / (far - near),
+            ],
             [0.0, 0.0, -1.0, 1.0],
         ];
         let mut tz = IDENTITY4;
         tz[2][3] = -dist;
         let f = matmul4(&matmul4(&p, &tz), &r);
-        let corners = [[-w / 2.0, h / 2.0], [w / 2.0, h / 2.0], [w / 2.0, -h / 2.0], [-w / 2.0, -h / 2.0]];
+        let corners = [
+            [-w / 2.0, h / 2.0],
+            [w / 2.0, h / 2.0],
+            [w / 2.0, -h / 2.0],
+            [-w / 2.0, -h / 2.0],
+        ];
         let mut src = [[0f32; 2]; 4];
         let mut dst = [[0f32; 2]; 4];
         for (k, c) in corners.iter().enumerate() {
             // cv2.perspectiveTransform: multiply by the reciprocal of w, zero when |w| <= FLT_EPSILON
             let v = |i: usize| f[i][0] * c[0] + f[i][1] * c[1] + f[i][3];
             let wv = v(3);
-            let (ox, oy) = if wv.abs() > f32::EPSILON as f64 { (v(0) * (1.0 / wv), v(1) * (1.0 / wv)) } else { (0.0, 0.0) };
+            let (ox, oy) = if wv.abs() > f32::EPSILON as f64 {
+                (v(0) * (1.0 / wv), v(1) * (1.0 / wv))
+            } else {
+                (0.0, 0.0)
+            };
             src[k] = [(c[0] + w / 2.0) as f32, (c[1] + h / 2.0) as f32];
-            dst[k] = [((ox + 1.0) * (0.5 * side)) as f32, ((oy + 1.0) * (0.5 * side)) as f32];
+            dst[k] = [
+                ((ox + 1.0) * (0.5 * side)) as f32,
+                ((oy + 1.0) * (0.5 * side)) as f32,
+            ];
         }
         let m = perspective_transform(&src, &dst)?;
         // numpy float32 post-translation, then a float64 product
-        let post = [[1.0, 0.0, ((w - side) / 2.0) as f32 as f64], [0.0, 1.0, ((h - side) / 2.0) as f32 as f64], [0.0, 0.0, 1.0]];
+        let post = [
+            [1.0, 0.0, ((w - side) / 2.0) as f32 as f64],
+            [0.0, 1.0, ((h - side) / 2.0) as f32 as f64],
+            [0.0, 0.0, 1.0],
+        ];
         let bm = matmul(&m, &post);
         bm.iter().flatten().all(|v| v.is_finite()).then_some(bm)
     }
@@ -115,7 +148,12 @@ impl Flip {
 
 type Mat4 = [[f64; 4]; 4];
 
-const IDENTITY4: Mat4 = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]];
+const IDENTITY4: Mat4 = [
+    [1.0, 0.0, 0.0, 0.0],
+    [0.0, 1.0, 0.0, 0.0],
+    [0.0, 0.0, 1.0, 0.0],
+    [0.0, 0.0, 0.0, 1.0],
+];
 
 fn matmul4(a: &Mat4, b: &Mat4) -> Mat4 {
     let mut r = [[0.0; 4]; 4];
@@ -132,9 +170,24 @@ fn rotation_xyz(x: f64, y: f64, z: f64) -> Mat4 {
     let (sx, cx) = x.sin_cos();
     let (sy, cy) = y.sin_cos();
     let (sz, cz) = z.sin_cos();
-    let rx = [[1.0, 0.0, 0.0, 0.0], [0.0, cx, -sx, 0.0], [0.0, sx, cx, 0.0], [0.0, 0.0, 0.0, 1.0]];
-    let ry = [[cy, 0.0, sy, 0.0], [0.0, 1.0, 0.0, 0.0], [-sy, 0.0, cy, 0.0], [0.0, 0.0, 0.0, 1.0]];
-    let rz = [[cz, -sz, 0.0, 0.0], [sz, cz, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]];
+    let rx = [
+        [1.0, 0.0, 0.0, 0.0],
+        [0.0, cx, -sx, 0.0],
+        [0.0, sx, cx, 0.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ];
+    let ry = [
+        [cy, 0.0, sy, 0.0],
+        [0.0, 1.0, 0.0, 0.0],
+        [-sy, 0.0, cy, 0.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ];
+    let rz = [
+        [cz, -sz, 0.0, 0.0],
+        [sz, cz, 0.0, 0.0],
+        [0.0, 0.0, 1.0, 0.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ];
     matmul4(&matmul4(&rx, &ry), &rz)
 }
 
@@ -245,14 +298,31 @@ fn border_index(p: i32, len: i32, border: Border) -> Option<i32> {
 const VECTOR_WIDTH: usize = 16;
 
 #[inline(always)]
-fn sample_row(row: &mut [u8], y: usize, w: usize, h: usize, src: &[u8], m: &[f32; 9], border: Border) {
+fn sample_row(
+    row: &mut [u8],
+    y: usize,
+    w: usize,
+    h: usize,
+    src: &[u8],
+    m: &[f32; 9],
+    border: Border,
+) {
     sample_span(row, y, 0..w, w, h, src, m, border)
 }
 
 /// Pixels `xs` of row `y`, one at a time.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn sample_span(row: &mut [u8], y: usize, xs: std::ops::Range<usize>, w: usize, h: usize, src: &[u8], m: &[f32; 9], border: Border) {
+fn sample_span(
+    row: &mut [u8],
+    y: usize,
+    xs: std::ops::Range<usize>,
+    w: usize,
+    h: usize,
+    src: &[u8],
+    m: &[f32; 9],
+    border: Border,
+) {
     let (sw, sh) = (w as i32, h as i32);
     let stride = w * 3;
     let yf = y as f32;
@@ -271,7 +341,11 @@ fn sample_span(row: &mut [u8], y: usize, xs: std::ops::Range<usize>, w: usize, h
                 m[6].mul_add(xf, yf * m[7] + m[8]),
             )
         } else {
-            (xf.mul_add(m[0], yf * m[1]) + m[2], xf.mul_add(m[3], yf * m[4]) + m[5], xf.mul_add(m[6], yf * m[7]) + m[8])
+            (
+                xf.mul_add(m[0], yf * m[1]) + m[2],
+                xf.mul_add(m[3], yf * m[4]) + m[5],
+                xf.mul_add(m[6], yf * m[7]) + m[8],
+            )
         };
         sx /= sw_;
         sy /= sw_;
@@ -285,7 +359,12 @@ fn sample_span(row: &mut [u8], y: usize, xs: std::ops::Range<usize>, w: usize, h
             let o = iy as usize * stride + ix as usize * 3;
             let (r0, r1) = (&src[o..o + 6], &src[o + stride..o + stride + 6]);
             for c in 0..3 {
-                let (p00, p01, p10, p11) = (r0[c] as f32, r0[c + 3] as f32, r1[c] as f32, r1[c + 3] as f32);
+                let (p00, p01, p10, p11) = (
+                    r0[c] as f32,
+                    r0[c + 3] as f32,
+                    r1[c] as f32,
+                    r1[c + 3] as f32,
+                );
                 let v0 = ax.mul_add(p01 - p00, p00);
                 let v1 = ax.mul_add(p11 - p10, p10);
                 let v = ay.mul_add(v1 - v0, v0);
@@ -296,7 +375,12 @@ fn sample_span(row: &mut [u8], y: usize, xs: std::ops::Range<usize>, w: usize, h
         let taps: [Option<usize>; 4] = if !sx.is_finite() || !sy.is_finite() {
             [None; 4]
         } else {
-            [fetch(ix, iy), fetch(ix + 1, iy), fetch(ix, iy + 1), fetch(ix + 1, iy + 1)]
+            [
+                fetch(ix, iy),
+                fetch(ix + 1, iy),
+                fetch(ix, iy + 1),
+                fetch(ix + 1, iy + 1),
+            ]
         };
         for c in 0..3 {
             let p = |t: Option<usize>| t.map_or(0.0, |o| src[o + c] as f32);
@@ -313,16 +397,32 @@ fn sample_span(row: &mut [u8], y: usize, xs: std::ops::Range<usize>, w: usize, h
 /// operations as [`sample_span`], lane by lane, so the result is identical), the rest one by one.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn sample_row_avx2(row: &mut [u8], y: usize, w: usize, h: usize, src: &[u8], m: &[f32; 9], border: Border) {
+fn sample_row_avx2(
+    row: &mut [u8],
+    y: usize,
+    w: usize,
+    h: usize,
+    src: &[u8],
+    m: &[f32; 9],
+    border: Border,
+) {
     use std::arch::x86_64::*;
     let stride = w * 3;
     let yf = y as f32;
     let vector_end = w - w % VECTOR_WIDTH;
     let splat = _mm256_set1_ps;
     let (m0, m3, m6) = (splat(m[0]), splat(m[3]), splat(m[6]));
-    let (bx, by, bw) = (splat(yf * m[1] + m[2]), splat(yf * m[4] + m[5]), splat(yf * m[7] + m[8]));
+    let (bx, by, bw) = (
+        splat(yf * m[1] + m[2]),
+        splat(yf * m[4] + m[5]),
+        splat(yf * m[7] + m[8]),
+    );
     let lanes = _mm256_setr_ps(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0);
-    let (lo, wmax, hmax) = (_mm256_set1_epi32(-1), _mm256_set1_epi32(w as i32 - 1), _mm256_set1_epi32(h as i32 - 1));
+    let (lo, wmax, hmax) = (
+        _mm256_set1_epi32(-1),
+        _mm256_set1_epi32(w as i32 - 1),
+        _mm256_set1_epi32(h as i32 - 1),
+    );
     let mut x = 0;
     while x < vector_end {
         let xf = _mm256_add_ps(splat(x as f32), lanes);
@@ -365,7 +465,8 @@ fn sample_row_avx2(row: &mut [u8], y: usize, w: usize, h: usize, src: &[u8], m: 
         for c in 0..3 {
             // SAFETY: each tap row holds eight i32, each output row eight i32
             unsafe {
-                let p = |k: usize| _mm256_cvtepi32_ps(_mm256_loadu_si256(taps[c][k].as_ptr().cast()));
+                let p =
+                    |k: usize| _mm256_cvtepi32_ps(_mm256_loadu_si256(taps[c][k].as_ptr().cast()));
                 let (p00, p01, p10, p11) = (p(0), p(1), p(2), p(3));
                 let v0 = _mm256_fmadd_ps(ax, _mm256_sub_ps(p01, p00), p00);
                 let v1 = _mm256_fmadd_ps(ax, _mm256_sub_ps(p11, p10), p10);
@@ -395,17 +496,21 @@ pub fn warp_perspective(src: &RgbImage, m: &Mat3, border: Border) -> RgbImage {
     let src_raw = src.as_raw();
     let (wu, hu) = (w as usize, h as usize);
     #[cfg(target_arch = "x86_64")]
-    let fma = std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("avx2");
-    dst.as_mut().par_chunks_mut(wu * 3).enumerate().for_each(|(y, row)| {
-        #[cfg(target_arch = "x86_64")]
-        if fma {
-            // SAFETY: the CPU supports AVX2 and FMA (checked above); results are identical
-            // either way (mul_add is always fused; the vector path does the same operations).
-            unsafe { sample_row_avx2(row, y, wu, hu, src_raw, &mf, border) };
-            return;
-        }
-        sample_row(row, y, wu, hu, src_raw, &mf, border);
-    });
+    let fma =
+        std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("avx2");
+    dst.as_mut()
+        .par_chunks_mut(wu * 3)
+        .enumerate()
+        .for_each(|(y, row)| {
+            #[cfg(target_arch = "x86_64")]
+            if fma {
+                // SAFETY: the CPU supports AVX2 and FMA (checked above); results are identical
+                // either way (mul_add is always fused; the vector path does the same operations).
+                unsafe { sample_row_avx2(row, y, wu, hu, src_raw, &mf, border) };
+                return;
+            }
+            sample_row(row, y, wu, hu, src_raw, &mf, border);
+        });
     dst
 }
 
@@ -428,8 +533,15 @@ mod tests {
 
     #[test]
     fn identity_is_exact() {
-        let img = RgbImage::from_fn(16, 8, |x, y| image::Rgb([(x * 13) as u8, (y * 29) as u8, (x * y) as u8]));
-        for b in [Border::Replicate, Border::Wrap, Border::Reflect, Border::Zero] {
+        let img = RgbImage::from_fn(16, 8, |x, y| {
+            image::Rgb([(x * 13) as u8, (y * 29) as u8, (x * y) as u8])
+        });
+        for b in [
+            Border::Replicate,
+            Border::Wrap,
+            Border::Reflect,
+            Border::Zero,
+        ] {
             assert_eq!(warp_2d(&img, &Motion2D::IDENTITY, b), img);
         }
     }
@@ -438,24 +550,61 @@ mod tests {
     fn translation_moves_content_right_and_down() {
         let mut img = RgbImage::new(16, 16);
         img.put_pixel(4, 4, image::Rgb([255, 255, 255]));
-        let m = Motion2D { translation_x: 3.0, translation_y: 2.0, ..Motion2D::IDENTITY };
+        let m = Motion2D {
+            translation_x: 3.0,
+            translation_y: 2.0,
+            ..Motion2D::IDENTITY
+        };
         let out = warp_2d(&img, &m, Border::Zero);
         assert_eq!(out.get_pixel(7, 6).0, [255, 255, 255]);
     }
 
     #[test]
     fn vector_path_matches_scalar_path() {
-        let img = RgbImage::from_fn(203, 77, |x, y| image::Rgb([(x * 31 + y * 7) as u8, (x * x + y) as u8, (x ^ y) as u8]));
-        let flip = Flip { theta: 5.0, phi: 12.0, gamma: -8.0, fv: 60.0 }.matrix(203, 77).unwrap();
+        let img = RgbImage::from_fn(203, 77, |x, y| {
+            image::Rgb([(x * 31 + y * 7) as u8, (x * x + y) as u8, (x ^ y) as u8])
+        });
+        let flip = Flip {
+            theta: 5.0,
+            phi: 12.0,
+            gamma: -8.0,
+            fv: 60.0,
+        }
+        .matrix(203, 77)
+        .unwrap();
         let moves = [
-            Motion2D { angle: 7.0, zoom: 1.3, translation_x: 3.5, ..Motion2D::IDENTITY }.matrix(203, 77),
-            Motion2D { angle: -20.0, zoom: 0.7, translation_y: -9.25, ..Motion2D::IDENTITY }.matrix(203, 77),
-            matmul(&flip, &Motion2D { zoom: 1.01, ..Motion2D::IDENTITY }.matrix(203, 77)),
+            Motion2D {
+                angle: 7.0,
+                zoom: 1.3,
+                translation_x: 3.5,
+                ..Motion2D::IDENTITY
+            }
+            .matrix(203, 77),
+            Motion2D {
+                angle: -20.0,
+                zoom: 0.7,
+                translation_y: -9.25,
+                ..Motion2D::IDENTITY
+            }
+            .matrix(203, 77),
+            matmul(
+                &flip,
+                &Motion2D {
+                    zoom: 1.01,
+                    ..Motion2D::IDENTITY
+                }
+                .matrix(203, 77),
+            ),
         ];
         for m in moves {
             let inv = invert(&m).unwrap();
             let mf: [f32; 9] = std::array::from_fn(|i| inv[i / 3][i % 3] as f32);
-            for b in [Border::Replicate, Border::Wrap, Border::Reflect, Border::Zero] {
+            for b in [
+                Border::Replicate,
+                Border::Wrap,
+                Border::Reflect,
+                Border::Zero,
+            ] {
                 let mut scalar = RgbImage::new(203, 77);
                 for (y, row) in scalar.as_mut().chunks_mut(203 * 3).enumerate() {
                     sample_row(row, y, 203, 77, img.as_raw(), &mf, b);
@@ -468,16 +617,47 @@ mod tests {
     #[test]
     fn flip_at_rest_is_deforum_shrink() {
         // deforum.md §3.3: all angles 0, fv 53, 512x512 -> about 0.9988 scale and a half-pixel shift
-        let m = Flip { theta: 0.0, phi: 0.0, gamma: 0.0, fv: 53.0 }.matrix(512, 512).unwrap();
-        assert!((m[0][0] - 0.9988).abs() < 1e-4 && (m[1][1] - 0.9988).abs() < 1e-4, "{m:?}");
-        assert!((m[0][2] - 0.498).abs() < 1e-3 && (m[1][2] - 0.498).abs() < 1e-3, "{m:?}");
+        let m = Flip {
+            theta: 0.0,
+            phi: 0.0,
+            gamma: 0.0,
+            fv: 53.0,
+        }
+        .matrix(512, 512)
+        .unwrap();
+        assert!(
+            (m[0][0] - 0.9988).abs() < 1e-4 && (m[1][1] - 0.9988).abs() < 1e-4,
+            "{m:?}"
+        );
+        assert!(
+            (m[0][2] - 0.498).abs() < 1e-3 && (m[1][2] - 0.498).abs() < 1e-3,
+            "{m:?}"
+        );
         assert!(m[2][0].abs() < 1e-9 && m[2][1].abs() < 1e-9);
     }
 
     #[test]
     fn flip_degenerate_fov_is_none() {
-        assert!(Flip { theta: 0.0, phi: 0.0, gamma: 0.0, fv: 0.0 }.matrix(64, 64).is_none());
-        assert!(Flip { theta: 0.0, phi: 0.0, gamma: 0.0, fv: 180.0 }.matrix(64, 64).is_none());
+        assert!(
+            Flip {
+                theta: 0.0,
+                phi: 0.0,
+                gamma: 0.0,
+                fv: 0.0
+            }
+            .matrix(64, 64)
+            .is_none()
+        );
+        assert!(
+            Flip {
+                theta: 0.0,
+                phi: 0.0,
+                gamma: 0.0,
+                fv: 180.0
+            }
+            .matrix(64, 64)
+            .is_none()
+        );
     }
 
     #[test]

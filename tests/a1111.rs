@@ -13,8 +13,13 @@ fn root() -> PathBuf {
 }
 
 fn cases() -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(root().join("tests/data/sd-ref-a1111/prompts.json")).unwrap();
-    serde_json::from_str::<serde_json::Value>(&text).unwrap().as_array().unwrap().clone()
+    let text =
+        std::fs::read_to_string(root().join("tests/data/sd-ref-a1111/prompts.json")).unwrap();
+    serde_json::from_str::<serde_json::Value>(&text)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 #[test]
@@ -29,7 +34,11 @@ fn parsing_matches_a1111() {
             .collect();
         let got = prompt::parse_attention(text);
         // serde_json reads floats to within an ulp, not always exactly
-        let same = got.len() == want.len() && got.iter().zip(&want).all(|(g, w)| g.0 == w.0 && (g.1 - w.1).abs() <= 4.0 * f64::EPSILON * w.1.abs());
+        let same = got.len() == want.len()
+            && got
+                .iter()
+                .zip(&want)
+                .all(|(g, w)| g.0 == w.0 && (g.1 - w.1).abs() <= 4.0 * f64::EPSILON * w.1.abs());
         assert!(same, "{text:?}: got {got:?}, want {want:?}");
     }
 }
@@ -44,8 +53,18 @@ fn chunks_match_a1111() {
         let want = case["chunks"].as_array().unwrap();
         assert_eq!(got.len(), want.len(), "{text:?}: chunk count");
         for (g, w) in got.iter().zip(want) {
-            let ids: Vec<u32> = w["tokens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
-            let weights: Vec<f32> = w["multipliers"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+            let ids: Vec<u32> = w["tokens"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect();
+            let weights: Vec<f32> = w["multipliers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
             assert_eq!(g.ids, ids, "{text:?}: ids");
             assert_eq!(g.weights, weights, "{text:?}: weights");
             assert_eq!(g.ids.len(), CHUNK_LENGTH + 2);
@@ -64,18 +83,32 @@ fn weighted_chunked_embeddings_match_a1111() {
         let dir = root().join("tests/data/sd-ref-a1111");
         // "No norm": values. "Original": shapes only (the tiny encoder's zero-mean vectors make
         // A1111's re-normalisation ill-conditioned; see the references' README)
-        let want: ArrayD<f32> = ndarray_npy::read_npy(dir.join(case["embed_nonorm"].as_str().unwrap())).unwrap();
+        let want: ArrayD<f32> =
+            ndarray_npy::read_npy(dir.join(case["embed_nonorm"].as_str().unwrap())).unwrap();
         let (shape, got) = p.encode(text, PromptSyntax::A1111NoNorm).unwrap();
         assert_eq!(shape, want.shape(), "{text:?}: shape");
         let want = want.as_slice().unwrap();
         let scale = want.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-        let d = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max) / scale;
+        let d = got
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max)
+            / scale;
         assert!(d < 1e-5, "{text:?}: relative difference {d}");
         worst = worst.max(d);
-        let original: ArrayD<f32> = ndarray_npy::read_npy(dir.join(case["embed"].as_str().unwrap())).unwrap();
+        let original: ArrayD<f32> =
+            ndarray_npy::read_npy(dir.join(case["embed"].as_str().unwrap())).unwrap();
         let (shape, got) = p.encode(text, PromptSyntax::A1111).unwrap();
-        assert_eq!(shape, original.shape(), "{text:?}: shape (Original emphasis)");
-        assert!(got.iter().all(|x| x.is_finite()), "{text:?}: non-finite values");
+        assert_eq!(
+            shape,
+            original.shape(),
+            "{text:?}: shape (Original emphasis)"
+        );
+        assert!(
+            got.iter().all(|x| x.is_finite()),
+            "{text:?}: non-finite values"
+        );
     }
     eprintln!("A1111 embeddings (No norm): worst relative difference {worst:.2e}");
 }
@@ -85,14 +118,22 @@ fn plain_prompts_are_the_same_in_both_syntaxes() {
     // without emphasis and within 75 tokens the A1111 path gives diffusers' embedding exactly
     let mut p = Pipeline::load(&root().join("models/tiny-sd")).unwrap();
     for text in ["a photo of a cat", "", "hello, world"] {
-        assert_eq!(p.encode(text, PromptSyntax::A1111).unwrap(), p.encode(text, PromptSyntax::Plain).unwrap(), "{text:?}");
+        assert_eq!(
+            p.encode(text, PromptSyntax::A1111).unwrap(),
+            p.encode(text, PromptSyntax::Plain).unwrap(),
+            "{text:?}"
+        );
     }
 }
 
 fn rel_diff(got: &[f32], want: &[f32]) -> f32 {
     assert_eq!(got.len(), want.len());
     let scale = want.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-    got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max) / scale
+    got.iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max)
+        / scale
 }
 
 #[test]
@@ -101,8 +142,12 @@ fn clip_skip_matches_a1111() {
     let mut worst = 0.0f32;
     for case in cases() {
         let text = case["text"].as_str().unwrap();
-        let want: ArrayD<f32> =
-            ndarray_npy::read_npy(root().join("tests/data/sd-ref-a1111").join(case["embed_nonorm_skip2"].as_str().unwrap())).unwrap();
+        let want: ArrayD<f32> = ndarray_npy::read_npy(
+            root()
+                .join("tests/data/sd-ref-a1111")
+                .join(case["embed_nonorm_skip2"].as_str().unwrap()),
+        )
+        .unwrap();
         let (shape, got) = p.encode_skip(text, PromptSyntax::A1111NoNorm, 2).unwrap();
         assert_eq!(shape, want.shape(), "{text:?}");
         let d = rel_diff(&got, want.as_slice().unwrap());
@@ -111,25 +156,49 @@ fn clip_skip_matches_a1111() {
     }
     eprintln!("clip skip 2: worst relative difference {worst:.2e}");
     // skip 1 is the last layer; more skips than layers is a clear error
-    assert_eq!(p.encode_skip("a cat", PromptSyntax::Plain, 1).unwrap(), p.encode("a cat", PromptSyntax::Plain).unwrap());
-    let err = p.encode_skip("a cat", PromptSyntax::Plain, 3).unwrap_err().to_string();
-    assert!(err.contains("has only 2 layers") && err.contains("text_encoder"), "{err}");
+    assert_eq!(
+        p.encode_skip("a cat", PromptSyntax::Plain, 1).unwrap(),
+        p.encode("a cat", PromptSyntax::Plain).unwrap()
+    );
+    let err = p
+        .encode_skip("a cat", PromptSyntax::Plain, 3)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("has only 2 layers") && err.contains("text_encoder"),
+        "{err}"
+    );
 }
 
 #[test]
 fn variation_seeds_match_a1111() {
-    let text = std::fs::read_to_string(root().join("tests/data/sd-ref-a1111/variation.json")).unwrap();
+    let text =
+        std::fs::read_to_string(root().join("tests/data/sd-ref-a1111/variation.json")).unwrap();
     let cases: serde_json::Value = serde_json::from_str(&text).unwrap();
     for case in cases.as_array().unwrap() {
-        let shape: Vec<usize> = case["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+        let shape: Vec<usize> = case["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
         let n: usize = shape.iter().product();
         let strength = case["strength"].as_f64().unwrap() as f32;
         let low = TorchRng::new(case["seed"].as_u64().unwrap()).randn(n);
         let high = TorchRng::new(case["subseed"].as_u64().unwrap()).randn(n);
         let got = variation::slerp(strength, &low, &high, [shape[0], shape[1], shape[2]]);
-        let want: ArrayD<f32> = ndarray_npy::read_npy(root().join("tests/data/sd-ref-a1111").join(case["file"].as_str().unwrap())).unwrap();
+        let want: ArrayD<f32> = ndarray_npy::read_npy(
+            root()
+                .join("tests/data/sd-ref-a1111")
+                .join(case["file"].as_str().unwrap()),
+        )
+        .unwrap();
         // torch's randn differs from TorchRng by up to 1e-5 (AVX2 log/sincos)
-        let d = got.iter().zip(want.as_slice().unwrap()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let d = got
+            .iter()
+            .zip(want.as_slice().unwrap())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
         assert!(d < 1e-4, "{case}: max abs difference {d}");
     }
 }

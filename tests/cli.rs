@@ -9,7 +9,10 @@ fn root() -> PathBuf {
 }
 
 fn anim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_anim")).args(args).output().expect("run anim")
+    Command::new(env!("CARGO_BIN_EXE_anim"))
+        .args(args)
+        .output()
+        .expect("run anim")
 }
 
 fn stderr(o: &Output) -> String {
@@ -53,12 +56,20 @@ fn renders_four_frames_and_an_mp4() {
     let dir = tempfile::tempdir().unwrap();
     let s = scene(dir.path(), FOUR_FRAMES);
     let out = dir.path().join("out");
-    let o = anim(&["render", s.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"]);
+    let o = anim(&[
+        "render",
+        s.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let mut frames = Vec::new();
     for i in 0..4 {
         let p = out.join(format!("frames/{i:06}.png"));
-        let img = image::open(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).to_rgb8();
+        let img = image::open(&p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .to_rgb8();
         assert_eq!(img.dimensions(), (64, 64));
         frames.push(img);
     }
@@ -94,7 +105,14 @@ fn renders_four_frames_and_an_mp4() {
 
     // same scene, same seed: bit-identical frames
     let out2 = dir.path().join("out2");
-    let o = anim(&["render", s.to_str().unwrap(), "--out", out2.to_str().unwrap(), "--quiet", "--no-video"]);
+    let o = anim(&[
+        "render",
+        s.to_str().unwrap(),
+        "--out",
+        out2.to_str().unwrap(),
+        "--quiet",
+        "--no-video",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     for i in 0..4 {
         let a = std::fs::read(out.join(format!("frames/{i:06}.png"))).unwrap();
@@ -107,13 +125,33 @@ fn renders_four_frames_and_an_mp4() {
 fn init_image_starts_the_animation() {
     let dir = tempfile::tempdir().unwrap();
     let init = dir.path().join("init.png");
-    image::RgbImage::from_fn(80, 48, |x, y| image::Rgb([(x * 3) as u8, (y * 5) as u8, 128])).save(&init).unwrap();
-    let body = FOUR_FRAMES.replace("[model]", "[init]\nimage = \"init.png\"\nstrength = 0.9\n[model]");
+    image::RgbImage::from_fn(80, 48, |x, y| {
+        image::Rgb([(x * 3) as u8, (y * 5) as u8, 128])
+    })
+    .save(&init)
+    .unwrap();
+    let body = FOUR_FRAMES.replace(
+        "[model]",
+        "[init]\nimage = \"init.png\"\nstrength = 0.9\n[model]",
+    );
     let s = scene(dir.path(), &body);
     let out = dir.path().join("out");
-    let o = anim(&["render", s.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q", "--no-video"]);
+    let o = anim(&[
+        "render",
+        s.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+        "--no-video",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(image::open(out.join("frames/000000.png")).unwrap().to_rgb8().dimensions(), (64, 64));
+    assert_eq!(
+        image::open(out.join("frames/000000.png"))
+            .unwrap()
+            .to_rgb8()
+            .dimensions(),
+        (64, 64)
+    );
 }
 
 fn fails_with(args: &[&str], needles: &[&str]) {
@@ -131,54 +169,136 @@ fn bad_input_gives_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // missing scene file
-    fails_with(&["render", d.join("nope.toml").to_str().unwrap()], &["nope.toml", "cannot read"]);
+    fails_with(
+        &["render", d.join("nope.toml").to_str().unwrap()],
+        &["nope.toml", "cannot read"],
+    );
     // malformed TOML: file, line, column
     let s = scene(d, "[image]\nwidth = 64\nheight = = 3\n");
-    fails_with(&["validate", s.to_str().unwrap()], &["scene.toml", "line 3", "column"]);
+    fails_with(
+        &["validate", s.to_str().unwrap()],
+        &["scene.toml", "line 3", "column"],
+    );
     // unknown key with did-you-mean
     let s = scene(d, "[motion]\nzom = \"0:(1.0)\"\n");
-    fails_with(&["render", s.to_str().unwrap()], &["scene.toml", "line 2", "zom", "did you mean `zoom`"]);
+    fails_with(
+        &["render", s.to_str().unwrap()],
+        &["scene.toml", "line 2", "zom", "did you mean `zoom`"],
+    );
     // bad number
     let s = scene(d, "[image]\nwidth = \"sixty\"\n");
-    fails_with(&["preview", s.to_str().unwrap()], &["scene.toml", "line 2", "width"]);
+    fails_with(
+        &["preview", s.to_str().unwrap()],
+        &["scene.toml", "line 2", "width"],
+    );
     // bad schedule expression: table, key, column
     let s = scene(d, "[motion]\nangle = \"0:(0), 5:(2*sinn(t))\"\n");
-    fails_with(&["validate", s.to_str().unwrap()], &["[motion] angle", "sinn", "column", "did you mean `sin`"]);
+    fails_with(
+        &["validate", s.to_str().unwrap()],
+        &["[motion] angle", "sinn", "column", "did you mean `sin`"],
+    );
     // missing model folder / files
     let s = scene(d, &FOUR_FRAMES.replace("{model}", "no-such-model"));
-    fails_with(&["render", s.to_str().unwrap(), "-q"], &["no-such-model", "does not exist"]);
+    fails_with(
+        &["render", s.to_str().unwrap(), "-q"],
+        &["no-such-model", "does not exist"],
+    );
     let partial = d.join("partial-model");
     std::fs::create_dir_all(partial.join("scheduler")).unwrap();
     for f in ["model_index.json", "scheduler/scheduler_config.json"] {
         std::fs::copy(root().join("models/tiny-sd").join(f), partial.join(f)).unwrap();
     }
-    copy_dir(&root().join("models/tiny-sd/tokenizer"), &partial.join("tokenizer"));
-    let s = scene(d, &FOUR_FRAMES.replace("{model}", partial.to_str().unwrap()));
-    fails_with(&["render", s.to_str().unwrap(), "-q"], &["text_encoder/model.onnx", "missing"]);
+    copy_dir(
+        &root().join("models/tiny-sd/tokenizer"),
+        &partial.join("tokenizer"),
+    );
+    let s = scene(
+        d,
+        &FOUR_FRAMES.replace("{model}", partial.to_str().unwrap()),
+    );
+    fails_with(
+        &["render", s.to_str().unwrap(), "-q"],
+        &["text_encoder/model.onnx", "missing"],
+    );
     // missing init image
-    let s = scene(d, &FOUR_FRAMES.replace("[model]", "[init]\nimage = \"missing.png\"\n[model]"));
-    fails_with(&["render", s.to_str().unwrap(), "-q"], &["missing.png", "does not exist", "[init] image"]);
+    let s = scene(
+        d,
+        &FOUR_FRAMES.replace("[model]", "[init]\nimage = \"missing.png\"\n[model]"),
+    );
+    fails_with(
+        &["render", s.to_str().unwrap(), "-q"],
+        &["missing.png", "does not exist", "[init] image"],
+    );
     fails_with(&["validate", s.to_str().unwrap()], &["missing.png"]);
     // a file that is not an image
     std::fs::write(d.join("bad.png"), b"not a png").unwrap();
-    let s = scene(d, &FOUR_FRAMES.replace("[model]", "[init]\nimage = \"bad.png\"\n[model]"));
+    let s = scene(
+        d,
+        &FOUR_FRAMES.replace("[model]", "[init]\nimage = \"bad.png\"\n[model]"),
+    );
     fails_with(&["preview", s.to_str().unwrap(), "-q"], &["bad.png"]);
     // 3D camera values that cannot form a camera: schedule and frame named
-    let s = scene(d, &FOUR_FRAMES.replace("[animation]", "[animation]\nmode = \"3D\"").replace("[motion]", "[motion]\nfov = \"0:(70), 2:(0)\""));
-    fails_with(&["preview", s.to_str().unwrap(), "-q"], &["scene.toml", "frame 2", "fov = 0"]);
-    fails_with(&["validate", s.to_str().unwrap()], &["scene.toml", "frame 2", "fov = 0"]);
+    let s = scene(
+        d,
+        &FOUR_FRAMES
+            .replace("[animation]", "[animation]\nmode = \"3D\"")
+            .replace("[motion]", "[motion]\nfov = \"0:(70), 2:(0)\""),
+    );
+    fails_with(
+        &["preview", s.to_str().unwrap(), "-q"],
+        &["scene.toml", "frame 2", "fov = 0"],
+    );
+    fails_with(
+        &["validate", s.to_str().unwrap()],
+        &["scene.toml", "frame 2", "fov = 0"],
+    );
     // wrong mode names list the options
-    let s = scene(d, &FOUR_FRAMES.replace("[animation]", "[animation]\nmode = \"3D\"\npadding_mode = \"edge\""));
-    fails_with(&["preview", s.to_str().unwrap(), "-q"], &["padding_mode", "edge", "border", "reflection", "zeros"]);
-    let s = scene(d, &FOUR_FRAMES.replace("[animation]", "[animation]\nsampling_mode = \"cubic\""));
-    fails_with(&["validate", s.to_str().unwrap()], &["sampling_mode", "cubic", "bicubic", "bilinear", "nearest"]);
+    let s = scene(
+        d,
+        &FOUR_FRAMES.replace(
+            "[animation]",
+            "[animation]\nmode = \"3D\"\npadding_mode = \"edge\"",
+        ),
+    );
+    fails_with(
+        &["preview", s.to_str().unwrap(), "-q"],
+        &["padding_mode", "edge", "border", "reflection", "zeros"],
+    );
+    let s = scene(
+        d,
+        &FOUR_FRAMES.replace("[animation]", "[animation]\nsampling_mode = \"cubic\""),
+    );
+    fails_with(
+        &["validate", s.to_str().unwrap()],
+        &["sampling_mode", "cubic", "bicubic", "bilinear", "nearest"],
+    );
     // a perspective flip with no field of view
-    let s = scene(d, &FOUR_FRAMES.replace("[motion]", "[motion]\nenable_perspective_flip = true\nperspective_flip_fv = 0"));
-    fails_with(&["preview", s.to_str().unwrap(), "-q"], &["frame 1", "perspective flip", "fv = 0"]);
+    let s = scene(
+        d,
+        &FOUR_FRAMES.replace(
+            "[motion]",
+            "[motion]\nenable_perspective_flip = true\nperspective_flip_fv = 0",
+        ),
+    );
+    fails_with(
+        &["preview", s.to_str().unwrap(), "-q"],
+        &["frame 1", "perspective flip", "fv = 0"],
+    );
     // a missing depth model
-    let s = scene(d, &FOUR_FRAMES.replace("[animation]", "[animation]\nmode = \"3D\"").replace("[model]", "[depth]\nmodel = \"nope.onnx\"\n[model]"));
-    fails_with(&["preview", s.to_str().unwrap(), "-q"], &["[depth] model", "nope.onnx", "does not exist"]);
-    fails_with(&["validate", s.to_str().unwrap()], &["[depth] model", "nope.onnx", "does not exist"]);
+    let s = scene(
+        d,
+        &FOUR_FRAMES
+            .replace("[animation]", "[animation]\nmode = \"3D\"")
+            .replace("[model]", "[depth]\nmodel = \"nope.onnx\"\n[model]"),
+    );
+    fails_with(
+        &["preview", s.to_str().unwrap(), "-q"],
+        &["[depth] model", "nope.onnx", "does not exist"],
+    );
+    fails_with(
+        &["validate", s.to_str().unwrap()],
+        &["[depth] model", "nope.onnx", "does not exist"],
+    );
 }
 
 #[test]
@@ -192,7 +312,10 @@ fn missing_onnx_runtime_says_how_to_install() {
         .unwrap();
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains("ORT_DYLIB_PATH") && err.contains("fetch-ort.sh") && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("ORT_DYLIB_PATH") && err.contains("fetch-ort.sh") && !err.contains("panicked"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -219,10 +342,22 @@ fn soundtrack_is_muxed_and_cut_to_the_video() {
     let dir = tempfile::tempdir().unwrap();
     let audio = root().join("tests/data/audio/sine440_3s.m4a");
     // 4 frames at 4 fps = 1 s of video; skip 0.5 s of the 3 s tone
-    let body = FOUR_FRAMES.replace("[output]\nfps = 4", &format!("[output]\nfps = 4\nsoundtrack = \"{}\"\nsoundtrack_offset = 0.5", audio.display()));
+    let body = FOUR_FRAMES.replace(
+        "[output]\nfps = 4",
+        &format!(
+            "[output]\nfps = 4\nsoundtrack = \"{}\"\nsoundtrack_offset = 0.5",
+            audio.display()
+        ),
+    );
     let s = scene(dir.path(), &body);
     let out = dir.path().join("out");
-    let o = anim(&["render", s.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    let o = anim(&[
+        "render",
+        s.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let video = out.join("video.mp4");
     assert_eq!(anim::output::probe_video(&video).unwrap().frames, 4);
@@ -230,8 +365,18 @@ fn soundtrack_is_muxed_and_cut_to_the_video() {
     assert!(a > 0.5 && a <= 1.1, "audio lasts {a} s in a 1 s video");
     // a missing soundtrack is reported before rendering
     let s = scene(dir.path(), &body.replace("sine440_3s.m4a", "nope.m4a"));
-    let o = anim(&["render", s.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
-    assert!(!o.status.success() && stderr(&o).contains("nope.m4a"), "{}", stderr(&o));
+    let o = anim(&[
+        "render",
+        s.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("nope.m4a"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -244,18 +389,54 @@ fn interpolation_mode_travels_between_prompts() {
              [prompts]\n{prompts}\n[model]\nfolder = \"{{model}}\"\n[output]\nvideo = false\n"
         )
     };
-    let frame = |out: &Path, i: usize| std::fs::read(out.join(format!("frames/{i:06}.png"))).unwrap();
-    let s = scene(dir.path(), &body("Interpolation", "\"0\" = \"a red fox\"\n\"4\" = \"a blue whale\""));
+    let frame =
+        |out: &Path, i: usize| std::fs::read(out.join(format!("frames/{i:06}.png"))).unwrap();
+    let s = scene(
+        dir.path(),
+        &body(
+            "Interpolation",
+            "\"0\" = \"a red fox\"\n\"4\" = \"a blue whale\"",
+        ),
+    );
     let travel = dir.path().join("travel");
-    let o = anim(&["render", s.to_str().unwrap(), "--out", travel.to_str().unwrap(), "-q"]);
+    let o = anim(&[
+        "render",
+        s.to_str().unwrap(),
+        "--out",
+        travel.to_str().unwrap(),
+        "-q",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     // the end frames are the keyed prompts themselves (same seed), the middle ones differ
     let only_a = dir.path().join("a");
     let s = scene(dir.path(), &body("Interpolation", "\"0\" = \"a red fox\""));
-    assert!(anim(&["render", s.to_str().unwrap(), "--out", only_a.to_str().unwrap(), "-q"]).status.success());
+    assert!(
+        anim(&[
+            "render",
+            s.to_str().unwrap(),
+            "--out",
+            only_a.to_str().unwrap(),
+            "-q"
+        ])
+        .status
+        .success()
+    );
     let only_b = dir.path().join("b");
-    let s = scene(dir.path(), &body("Interpolation", "\"0\" = \"a blue whale\""));
-    assert!(anim(&["render", s.to_str().unwrap(), "--out", only_b.to_str().unwrap(), "-q"]).status.success());
+    let s = scene(
+        dir.path(),
+        &body("Interpolation", "\"0\" = \"a blue whale\""),
+    );
+    assert!(
+        anim(&[
+            "render",
+            s.to_str().unwrap(),
+            "--out",
+            only_b.to_str().unwrap(),
+            "-q"
+        ])
+        .status
+        .success()
+    );
     assert_eq!(frame(&travel, 0), frame(&only_a, 0));
     assert_eq!(frame(&travel, 4), frame(&only_b, 4));
     assert_ne!(frame(&travel, 2), frame(&only_a, 2));
@@ -268,15 +449,30 @@ fn video_formats_are_settable() {
     let body = FOUR_FRAMES.replace("[output]\nfps = 4", "[output]\nfps = 4\ncodec = \"libx265\"\npixel_format = \"yuv444p\"\ngif = true\nwebm = true");
     let s = scene(dir.path(), &body);
     let out = dir.path().join("out");
-    let o = anim(&["render", s.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    let o = anim(&[
+        "render",
+        s.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let mp4 = anim::output::probe_video(&out.join("video.mp4")).unwrap();
-    assert_eq!((mp4.codec.as_str(), mp4.pixel_format.as_str(), mp4.frames), ("hevc", "yuv444p", 4));
+    assert_eq!(
+        (mp4.codec.as_str(), mp4.pixel_format.as_str(), mp4.frames),
+        ("hevc", "yuv444p", 4)
+    );
     let webm = anim::output::probe_video(&out.join("video.webm")).unwrap();
     assert_eq!((webm.codec.as_str(), webm.frames), ("vp9", 4));
     let gif = anim::output::probe_video(&out.join("video.gif")).unwrap();
     assert_eq!((gif.codec.as_str(), gif.frames, gif.width), ("gif", 4, 64));
-    let s = scene(dir.path(), &FOUR_FRAMES.replace("[output]\nfps = 4", "[output]\nfps = 4\npixel_format = \"yuv999\""));
+    let s = scene(
+        dir.path(),
+        &FOUR_FRAMES.replace(
+            "[output]\nfps = 4",
+            "[output]\nfps = 4\npixel_format = \"yuv999\"",
+        ),
+    );
     let o = anim(&["validate", s.to_str().unwrap()]);
     assert!(!o.status.success() && stderr(&o).contains("yuv999"));
 }

@@ -9,7 +9,10 @@ fn example() -> PathBuf {
 }
 
 fn anim(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_anim")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_anim"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn ok(o: &std::process::Output) -> String {
@@ -21,11 +24,20 @@ fn ok(o: &std::process::Output) -> String {
 fn import_round_trips_the_default_settings() {
     let dir = tempfile::tempdir().unwrap();
     let scene = dir.path().join("scene.toml");
-    let o = anim(&["import", "deforum", example().to_str().unwrap(), "-o", scene.to_str().unwrap()]);
+    let o = anim(&[
+        "import",
+        "deforum",
+        example().to_str().unwrap(),
+        "-o",
+        scene.to_str().unwrap(),
+    ]);
     ok(&o);
     let warnings = String::from_utf8_lossy(&o.stderr);
     // unsupported keys are listed, never dropped silently
-    assert!(warnings.contains("not supported yet") && warnings.contains("hybrid_motion"), "{warnings}");
+    assert!(
+        warnings.contains("not supported yet") && warnings.contains("hybrid_motion"),
+        "{warnings}"
+    );
     let from_settings = ok(&anim(&["schedule", example().to_str().unwrap()]));
     let from_scene = ok(&anim(&["schedule", scene.to_str().unwrap()]));
     assert_eq!(from_settings, from_scene);
@@ -33,15 +45,33 @@ fn import_round_trips_the_default_settings() {
     assert!(header.starts_with("frame,angle,zoom,"), "{header}");
     assert_eq!(from_settings.lines().count(), 121);
     // json and the selection work too
-    let json: serde_json::Value = serde_json::from_str(&ok(&anim(&["schedule", scene.to_str().unwrap(), "--format", "json", "--only", "zoom,strength"]))).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&ok(&anim(&[
+        "schedule",
+        scene.to_str().unwrap(),
+        "--format",
+        "json",
+        "--only",
+        "zoom,strength",
+    ])))
+    .unwrap();
     assert_eq!(json["schedules"]["strength"][3], 0.65);
     assert_eq!(json["schedules"].as_object().unwrap().len(), 2);
     // the imported scene (3D mode, flat depth without a depth model) previews; 3 frames suffice
     let text = std::fs::read_to_string(&scene).unwrap();
-    assert!(text.contains("mode = \"3D\"") && text.contains("max_frames = 120"), "{text}");
+    assert!(
+        text.contains("mode = \"3D\"") && text.contains("max_frames = 120"),
+        "{text}"
+    );
     std::fs::write(&scene, text.replace("max_frames = 120", "max_frames = 3")).unwrap();
     let out = dir.path().join("p");
-    ok(&anim(&["preview", scene.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q", "--no-video"]));
+    ok(&anim(&[
+        "preview",
+        scene.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+        "--no-video",
+    ]));
     assert!(out.join("frames/000002.png").is_file());
 }
 
@@ -51,17 +81,38 @@ fn partial_settings_take_deforum_defaults() {
     let p = dir.path().join("partial.txt");
     std::fs::write(&p, r#"{"max_frames": 5, "zoom": "0:(1.1)", "flip_2d_perspective": true, "W": 100, "H": 64,
         "prompts": {"0": "a cat --neg dog", "2*2": "a bird"}, "animation_mode": "2D", "aspect_ratio_use_old_formula": true}"#).unwrap();
-    let csv = ok(&anim(&["schedule", p.to_str().unwrap(), "--only", "zoom,strength,noise"]));
-    assert_eq!(csv, "frame,zoom,strength,noise\n0,1.1,0.65,0.065\n1,1.1,0.65,0.065\n2,1.1,0.65,0.065\n3,1.1,0.65,0.065\n4,1.1,0.65,0.065\n");
+    let csv = ok(&anim(&[
+        "schedule",
+        p.to_str().unwrap(),
+        "--only",
+        "zoom,strength,noise",
+    ]));
+    assert_eq!(
+        csv,
+        "frame,zoom,strength,noise\n0,1.1,0.65,0.065\n1,1.1,0.65,0.065\n2,1.1,0.65,0.065\n3,1.1,0.65,0.065\n4,1.1,0.65,0.065\n"
+    );
     let scene = dir.path().join("s.toml");
-    let o = anim(&["import", "deforum", p.to_str().unwrap(), "-o", scene.to_str().unwrap()]);
+    let o = anim(&[
+        "import",
+        "deforum",
+        p.to_str().unwrap(),
+        "-o",
+        scene.to_str().unwrap(),
+    ]);
     ok(&o);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("flip_2d_perspective") && err.contains("floored to 96"), "{err}");
+    assert!(
+        err.contains("flip_2d_perspective") && err.contains("floored to 96"),
+        "{err}"
+    );
     let s = anim::scene::Scene::load(&scene).unwrap();
     assert!(s.motion.enable_perspective_flip);
     assert_eq!(s.image.width, 96);
-    assert_eq!(s.motion.aspect_ratio, anim::scene::ScheduleText::Number(1.5), "W/H after flooring");
+    assert_eq!(
+        s.motion.aspect_ratio,
+        anim::scene::ScheduleText::Number(1.5),
+        "W/H after flooring"
+    );
     assert_eq!(s.prompt_at(4).positive, "a bird");
     assert_eq!(s.prompt_at(1).negative, "dog");
 }
@@ -70,16 +121,30 @@ fn partial_settings_take_deforum_defaults() {
 fn schedule_png_and_errors() {
     let dir = tempfile::tempdir().unwrap();
     let png = dir.path().join("s.png");
-    ok(&anim(&["schedule", example().to_str().unwrap(), "--format", "png", "-o", png.to_str().unwrap(), "--only", "zoom,angle"]));
+    ok(&anim(&[
+        "schedule",
+        example().to_str().unwrap(),
+        "--format",
+        "png",
+        "-o",
+        png.to_str().unwrap(),
+        "--only",
+        "zoom,angle",
+    ]));
     let img = image::open(&png).unwrap();
     assert!(img.width() >= 400 && img.height() >= 150);
     let o = anim(&["schedule", example().to_str().unwrap(), "--only", "zom"]);
-    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("did you mean `zoom`"));
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("did you mean `zoom`")
+    );
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "{\"zoom\": \"0:(1.0), 5:(1+)\"}").unwrap();
     let o = anim(&["schedule", bad.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("zoom") && err.contains("column"), "{err}");
+    assert!(
+        !o.status.success() && err.contains("zoom") && err.contains("column"),
+        "{err}"
+    );
     std::fs::write(&bad, "{\"zoom\": ").unwrap();
     let o = anim(&["schedule", bad.to_str().unwrap()]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("line 1"));

@@ -13,7 +13,8 @@ fn data() -> PathBuf {
 }
 
 fn cases() -> Vec<serde_json::Value> {
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(data().join("cases.json")).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data().join("cases.json")).unwrap()).unwrap();
     v["cases"].as_array().unwrap().clone()
 }
 
@@ -31,7 +32,12 @@ fn motion(c: &serde_json::Value) -> Motion2D {
 
 fn flip(c: &serde_json::Value) -> Flip {
     let f = |k: &str| c[k].as_f64().unwrap();
-    Flip { theta: f("perspective_flip_theta"), phi: f("perspective_flip_phi"), gamma: f("perspective_flip_gamma"), fv: f("perspective_flip_fv") }
+    Flip {
+        theta: f("perspective_flip_theta"),
+        phi: f("perspective_flip_phi"),
+        gamma: f("perspective_flip_gamma"),
+        fv: f("perspective_flip_fv"),
+    }
 }
 
 fn border(c: &serde_json::Value) -> Border {
@@ -49,18 +55,37 @@ fn load(p: &Path) -> RgbImage {
 
 /// Peak signal-to-noise ratio in dB (infinite when identical).
 fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
-    let mse = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum::<f64>() / a.as_raw().len() as f64;
-    if mse == 0.0 { f64::INFINITY } else { 10.0 * (255.0f64 * 255.0 / mse).log10() }
+    let mse = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .sum::<f64>()
+        / a.as_raw().len() as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
 }
 
 #[test]
 fn flip_matrices_match_deforum() {
     for c in cases() {
         let bm = flip(&c).matrix(96, 64).unwrap();
-        let want: Vec<f64> = c["bM"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let want: Vec<f64> = c["bM"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
         for (g, w) in bm.iter().flatten().zip(&want) {
             // one float32 rounding of a corner may differ (numpy's BLAS vs plain products)
-            assert!((g - w).abs() <= 1e-7 * w.abs().max(1.0), "{}: bM {bm:?} vs {want:?}", c["name"]);
+            assert!(
+                (g - w).abs() <= 1e-7 * w.abs().max(1.0),
+                "{}: bM {bm:?} vs {want:?}",
+                c["name"]
+            );
         }
     }
 }
@@ -78,9 +103,19 @@ fn every_flip_case_matches_opencv() {
         }
         let want = load(&data().join(format!("{name}.png")));
         let p = psnr(&img, &want);
-        let max = img.as_raw().iter().zip(want.as_raw()).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap();
+        let max = img
+            .as_raw()
+            .iter()
+            .zip(want.as_raw())
+            .map(|(a, b)| (*a as i32 - *b as i32).abs())
+            .max()
+            .unwrap();
         report.push(format!("{name}: PSNR {p:.1} dB, max diff {max}"));
-        let floor = if c["frames"].as_u64().unwrap() > 1 { 30.0 } else { 40.0 };
+        let floor = if c["frames"].as_u64().unwrap() > 1 {
+            30.0
+        } else {
+            40.0
+        };
         assert!(p >= floor, "{name}: PSNR {p:.1} dB < {floor}");
     }
     eprintln!("{}", report.join("\n"));
@@ -90,19 +125,40 @@ fn every_flip_case_matches_opencv() {
 fn preview_frame_one_matches_with_flip() {
     // `anim preview` in 2D with the flip on: frame 1 is one warp by bM · Rot · T
     let dir = tempfile::tempdir().unwrap();
-    let c = cases().into_iter().find(|c| c["name"] == "with_motion").unwrap();
+    let c = cases()
+        .into_iter()
+        .find(|c| c["name"] == "with_motion")
+        .unwrap();
     let mut scene = format!(
         "[image]\nwidth = 96\nheight = 64\n[animation]\nmax_frames = 2\n[init]\nimage = \"{}\"\n[motion]\nenable_perspective_flip = true\n",
         data().join("../warp2d/input.png").display()
     );
-    for k in ["angle", "zoom", "translation_x", "translation_y", "transform_center_x", "transform_center_y", "perspective_flip_theta", "perspective_flip_phi", "perspective_flip_gamma", "perspective_flip_fv"] {
+    for k in [
+        "angle",
+        "zoom",
+        "translation_x",
+        "translation_y",
+        "transform_center_x",
+        "transform_center_y",
+        "perspective_flip_theta",
+        "perspective_flip_phi",
+        "perspective_flip_gamma",
+        "perspective_flip_fv",
+    ] {
         scene.push_str(&format!("{k} = \"0:({})\"\n", c[k]));
     }
     let path = dir.path().join("scene.toml");
     std::fs::write(&path, scene).unwrap();
     let out = dir.path().join("out");
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_anim"))
-        .args(["preview", path.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q", "--no-video"])
+        .args([
+            "preview",
+            path.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+            "--no-video",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

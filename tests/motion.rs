@@ -10,16 +10,38 @@ fn root() -> PathBuf {
 
 /// Runs `anim` with an empty user preset folder, so the user's own presets never interfere.
 fn anim_in(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_anim")).args(args).env("XDG_CONFIG_HOME", config).output().expect("run anim")
+    Command::new(env!("CARGO_BIN_EXE_anim"))
+        .args(args)
+        .env("XDG_CONFIG_HOME", config)
+        .output()
+        .expect("run anim")
 }
 
 fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 const BUNDLED: &[&str] = &[
-    "dolly_in", "dolly_out", "pan_left", "pan_right", "tilt_up", "tilt_down", "roll", "orbit_left", "orbit_right",
-    "crane_up", "spiral_zoom", "handheld_shake", "ken_burns", "dolly_zoom", "fly_through", "rise_and_reveal", "pulse_zoom",
+    "dolly_in",
+    "dolly_out",
+    "pan_left",
+    "pan_right",
+    "tilt_up",
+    "tilt_down",
+    "roll",
+    "orbit_left",
+    "orbit_right",
+    "crane_up",
+    "spiral_zoom",
+    "handheld_shake",
+    "ken_burns",
+    "dolly_zoom",
+    "fly_through",
+    "rise_and_reveal",
+    "pulse_zoom",
 ];
 
 #[test]
@@ -29,19 +51,36 @@ fn presets_list_and_show() {
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     for name in BUNDLED {
-        assert!(out.lines().any(|l| l.starts_with(name)), "{name} missing from:\n{out}");
+        assert!(
+            out.lines().any(|l| l.starts_with(name)),
+            "{name} missing from:\n{out}"
+        );
     }
     let o = anim_in(dir.path(), &["presets", "show", "orbit_left"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    for needle in ["orbit_left (bundled)", "speed = 1", "translation_x += 3*speed", "rotation_3d_y += 0.5*speed", "2D", "3D"] {
+    for needle in [
+        "orbit_left (bundled)",
+        "speed = 1",
+        "translation_x += 3*speed",
+        "rotation_3d_y += 0.5*speed",
+        "2D",
+        "3D",
+    ] {
         assert!(out.contains(needle), "show lacks {needle:?}:\n{out}");
     }
     let o = anim_in(dir.path(), &["presets", "show", "dolly_in"]);
-    assert!(text(&o).0.contains("zoom *= 1 + 0.01*speed"), "{}", text(&o).0);
+    assert!(
+        text(&o).0.contains("zoom *= 1 + 0.01*speed"),
+        "{}",
+        text(&o).0
+    );
     let o = anim_in(dir.path(), &["presets", "show", "orbit_lft"]);
     let (_, err) = text(&o);
-    assert!(!o.status.success() && err.contains("did you mean `orbit_left`"), "{err}");
+    assert!(
+        !o.status.success() && err.contains("did you mean `orbit_left`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -52,18 +91,36 @@ fn user_presets_override_bundled_ones() {
     std::fs::write(user.join("roll.toml"), "description = \"my roll\"\n[params.speed]\ndefault = 4\ndoc = \"d\"\n[2d]\nangle = \"speed\"\n[3d]\nrotation_3d_z = \"speed\"\n").unwrap();
     let o = anim_in(dir.path(), &["presets", "list"]);
     let (out, _) = text(&o);
-    assert!(out.lines().any(|l| l.starts_with("roll") && l.contains("my roll") && l.contains("roll.toml")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("roll") && l.contains("my roll") && l.contains("roll.toml")),
+        "{out}"
+    );
     let scene = dir.path().join("s.toml");
-    std::fs::write(&scene, "[animation]\nmax_frames = 3\n[motion]\nangle = 1\n[[motion.preset]]\nname = \"roll\"\n").unwrap();
-    let o = anim_in(dir.path(), &["schedule", scene.to_str().unwrap(), "--only", "angle"]);
+    std::fs::write(
+        &scene,
+        "[animation]\nmax_frames = 3\n[motion]\nangle = 1\n[[motion.preset]]\nname = \"roll\"\n",
+    )
+    .unwrap();
+    let o = anim_in(
+        dir.path(),
+        &["schedule", scene.to_str().unwrap(), "--only", "angle"],
+    );
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     assert_eq!(out, "frame,angle\n0,5\n1,5\n2,5\n");
     // the scene's preset_dirs (relative to the scene) override the user folder
     std::fs::create_dir_all(dir.path().join("mine")).unwrap();
-    std::fs::write(dir.path().join("mine/roll.toml"), "description = \"scene roll\"\n[2d]\nangle = \"-1\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("mine/roll.toml"),
+        "description = \"scene roll\"\n[2d]\nangle = \"-1\"\n",
+    )
+    .unwrap();
     std::fs::write(&scene, "[animation]\nmax_frames = 2\n[motion]\nangle = 1\npreset_dirs = [\"mine\"]\n[[motion.preset]]\nname = \"roll\"\n").unwrap();
-    let o = anim_in(dir.path(), &["schedule", scene.to_str().unwrap(), "--only", "angle"]);
+    let o = anim_in(
+        dir.path(),
+        &["schedule", scene.to_str().unwrap(), "--only", "angle"],
+    );
     assert_eq!(text(&o).0, "frame,angle\n0,0\n1,0\n", "{}", text(&o).1);
 }
 
@@ -72,7 +129,11 @@ fn schedule_shows_presets_and_script() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::create_dir_all(d.join("scripts")).unwrap();
-    std::fs::write(d.join("scripts/wave.rhai"), "fn frame(ctx) {\n    #{ zoom: 1.0 + 0.01 * sin(ctx.t), add: #{ angle: ctx.vars.k } }\n}\n").unwrap();
+    std::fs::write(
+        d.join("scripts/wave.rhai"),
+        "fn frame(ctx) {\n    #{ zoom: 1.0 + 0.01 * sin(ctx.t), add: #{ angle: ctx.vars.k } }\n}\n",
+    )
+    .unwrap();
     let scene = d.join("s.toml");
     std::fs::write(
         &scene,
@@ -81,10 +142,22 @@ fn schedule_shows_presets_and_script() {
     )
     .unwrap();
     // CSV: shortest round-trip numbers, read back exactly
-    let o = anim_in(d, &["schedule", scene.to_str().unwrap(), "--only", "zoom,angle,translation_x"]);
+    let o = anim_in(
+        d,
+        &[
+            "schedule",
+            scene.to_str().unwrap(),
+            "--only",
+            "zoom,angle,translation_x",
+        ],
+    );
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    let rows: Vec<Vec<f64>> = out.lines().skip(1).map(|l| l.split(',').map(|x| x.parse().unwrap()).collect()).collect();
+    let rows: Vec<Vec<f64>> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|x| x.parse().unwrap()).collect())
+        .collect();
     let col = |k: usize| -> Vec<f64> { rows.iter().map(|r| r[k]).collect() };
     let (zoom, angle, tx) = (1, 2, 3);
     assert!(out.starts_with("frame,zoom,angle,translation_x\n"), "{out}");
@@ -100,20 +173,52 @@ fn schedule_shows_presets_and_script() {
 fn script_and_preset_errors_are_clear() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(d.join("bad.rhai"), "fn frame(ctx) {\n    if ctx.frame == 4 {\n        throw \"too far\";\n    }\n    #{}\n}\n").unwrap();
+    std::fs::write(
+        d.join("bad.rhai"),
+        "fn frame(ctx) {\n    if ctx.frame == 4 {\n        throw \"too far\";\n    }\n    #{}\n}\n",
+    )
+    .unwrap();
     let cases: &[(&str, &[&str])] = &[
-        ("[motion]\nscript = \"bad.rhai\"\n", &["s.toml", "[motion] script bad.rhai", "line 3", "frame 4", "too far"]),
-        ("[motion]\nscript = \"missing.rhai\"\n", &["missing.rhai", "cannot read"]),
-        ("[[motion.preset]]\nname = \"dolly_inn\"\n", &["unknown preset `dolly_inn`", "did you mean `dolly_in`"]),
-        ("[[motion.preset]]\nname = \"dolly_in\"\nsped = 2\n", &["dolly_in", "unknown parameter `sped`", "did you mean `speed`"]),
-        ("[motion]\nscrpt = \"bad.rhai\"\n", &["did you mean `script`"]),
+        (
+            "[motion]\nscript = \"bad.rhai\"\n",
+            &[
+                "s.toml",
+                "[motion] script bad.rhai",
+                "line 3",
+                "frame 4",
+                "too far",
+            ],
+        ),
+        (
+            "[motion]\nscript = \"missing.rhai\"\n",
+            &["missing.rhai", "cannot read"],
+        ),
+        (
+            "[[motion.preset]]\nname = \"dolly_inn\"\n",
+            &["unknown preset `dolly_inn`", "did you mean `dolly_in`"],
+        ),
+        (
+            "[[motion.preset]]\nname = \"dolly_in\"\nsped = 2\n",
+            &[
+                "dolly_in",
+                "unknown parameter `sped`",
+                "did you mean `speed`",
+            ],
+        ),
+        (
+            "[motion]\nscrpt = \"bad.rhai\"\n",
+            &["did you mean `script`"],
+        ),
     ];
     for (body, needles) in cases {
         let scene = d.join("s.toml");
         std::fs::write(&scene, format!("[animation]\nmax_frames = 8\n{body}")).unwrap();
         let o = anim_in(d, &["schedule", scene.to_str().unwrap()]);
         let (_, err) = text(&o);
-        assert!(!o.status.success() && !err.contains("panicked"), "{body}: {err}");
+        assert!(
+            !o.status.success() && !err.contains("panicked"),
+            "{body}: {err}"
+        );
         for n in *needles {
             assert!(err.contains(n), "{body}: error lacks {n:?}:\n{err}");
         }
@@ -124,7 +229,22 @@ fn script_and_preset_errors_are_clear() {
 fn presets_preview_renders_clips_and_a_contact_sheet() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("gallery");
-    let o = anim_in(dir.path(), &["presets", "preview", "--all", "--frames", "5", "--size", "32", "--no-video", "-q", "--out", out.to_str().unwrap()]);
+    let o = anim_in(
+        dir.path(),
+        &[
+            "presets",
+            "preview",
+            "--all",
+            "--frames",
+            "5",
+            "--size",
+            "32",
+            "--no-video",
+            "-q",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
     let (_, err) = text(&o);
     assert!(o.status.success(), "{err}");
     for name in BUNDLED {
@@ -134,20 +254,47 @@ fn presets_preview_renders_clips_and_a_contact_sheet() {
     }
     // every preset moves the picture: its last frame differs from the first (the test pattern)
     for name in BUNDLED {
-        let a = image::open(out.join(name).join("frames/000000.png")).unwrap().to_rgb8();
-        let b = image::open(out.join(name).join("frames/000004.png")).unwrap().to_rgb8();
+        let a = image::open(out.join(name).join("frames/000000.png"))
+            .unwrap()
+            .to_rgb8();
+        let b = image::open(out.join(name).join("frames/000004.png"))
+            .unwrap()
+            .to_rgb8();
         assert_ne!(a, b, "{name} does not move");
     }
-    let sheet = image::open(out.join("contact_sheet.png")).unwrap().to_rgb8();
+    let sheet = image::open(out.join("contact_sheet.png"))
+        .unwrap()
+        .to_rgb8();
     assert_eq!(sheet.width(), 190 + 5 * (32 + 6) + 6);
     assert!(sheet.height() >= BUNDLED.len() as u32 * 32);
 
     let one = dir.path().join("one");
-    let o = anim_in(dir.path(), &["presets", "preview", "roll", "--frames", "4", "--size", "32", "-q", "--out", one.to_str().unwrap()]);
+    let o = anim_in(
+        dir.path(),
+        &[
+            "presets",
+            "preview",
+            "roll",
+            "--frames",
+            "4",
+            "--size",
+            "32",
+            "-q",
+            "--out",
+            one.to_str().unwrap(),
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o).1);
     assert!(one.join("roll/video.mp4").exists() && one.join("contact_sheet.png").exists());
-    let o = anim_in(dir.path(), &["presets", "preview", "rol", "--out", one.to_str().unwrap()]);
-    assert!(!o.status.success() && text(&o).1.contains("did you mean `roll`"), "{}", text(&o).1);
+    let o = anim_in(
+        dir.path(),
+        &["presets", "preview", "rol", "--out", one.to_str().unwrap()],
+    );
+    assert!(
+        !o.status.success() && text(&o).1.contains("did you mean `roll`"),
+        "{}",
+        text(&o).1
+    );
 }
 
 #[test]
@@ -161,10 +308,33 @@ fn example_scenes_resolve() {
     for script in ["orbit", "shake", "pulse"] {
         let scene = dir.path().join(format!("{script}.toml"));
         let path = root().join(format!("scripts/{script}.rhai"));
-        std::fs::write(&scene, format!("[animation]\nmax_frames = 50\n[generation]\nseed = 3\n[motion]\nscript = \"{}\"\n", path.display())).unwrap();
-        let o = anim_in(dir.path(), &["schedule", scene.to_str().unwrap(), "--only", "zoom,angle,translation_x"]);
+        std::fs::write(
+            &scene,
+            format!(
+                "[animation]\nmax_frames = 50\n[generation]\nseed = 3\n[motion]\nscript = \"{}\"\n",
+                path.display()
+            ),
+        )
+        .unwrap();
+        let o = anim_in(
+            dir.path(),
+            &[
+                "schedule",
+                scene.to_str().unwrap(),
+                "--only",
+                "zoom,angle,translation_x",
+            ],
+        );
         assert!(o.status.success(), "{script}: {}", text(&o).1);
-        let o2 = anim_in(dir.path(), &["schedule", scene.to_str().unwrap(), "--only", "zoom,angle,translation_x"]);
+        let o2 = anim_in(
+            dir.path(),
+            &[
+                "schedule",
+                scene.to_str().unwrap(),
+                "--only",
+                "zoom,angle,translation_x",
+            ],
+        );
         assert_eq!(o.stdout, o2.stdout, "{script} is deterministic");
     }
 }

@@ -3,7 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anim::diffusion::{ClipTokenizer, NoiseSource, Pipeline, PromptSyntax, Request, SamplerKind, Scheduler, SchedulerConfig, TorchRng};
+use anim::diffusion::{
+    ClipTokenizer, NoiseSource, Pipeline, PromptSyntax, Request, SamplerKind, Scheduler,
+    SchedulerConfig, TorchRng,
+};
 use ndarray::ArrayD;
 use ndarray_npy::read_npy;
 
@@ -26,13 +29,19 @@ fn npy_f32(rel: &str) -> ArrayD<f32> {
 /// A reference JSON file; Python's non-finite floats (`-Infinity` in scheduler configs) read as null.
 fn json(rel: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(refdir().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
-    let text = text.replace("-Infinity", "null").replace("Infinity", "null").replace("NaN", "null");
+    let text = text
+        .replace("-Infinity", "null")
+        .replace("Infinity", "null")
+        .replace("NaN", "null");
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Plays back fixed arrays as noise, checking the sizes asked for.
@@ -55,7 +64,12 @@ fn torch_randn_matches_reference() {
         let file = case["file"].as_str().unwrap();
         let seed = case["seed"].as_u64().unwrap();
         let expected = npy_f32(&format!("rng/{file}"));
-        let shape: Vec<usize> = case["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+        let shape: Vec<usize> = case["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
         let mut rng = TorchRng::new(seed);
         let got: Vec<f32> = if file.starts_with("seq_") {
             let per: usize = shape[1..].iter().product();
@@ -78,13 +92,28 @@ fn tokenizer_matches_transformers() {
     let mut mismatches = Vec::new();
     for case in cases.as_array().unwrap() {
         let prompt = case["prompt"].as_str().unwrap();
-        let want: Vec<u32> = case["ids_77"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let want: Vec<u32> = case["ids_77"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
         let got = tok.encode(prompt).unwrap();
         if got != want {
-            mismatches.push(format!("{prompt:?}: got {:?}, want {:?}", &got[..12], &want[..12]));
+            mismatches.push(format!(
+                "{prompt:?}: got {:?}, want {:?}",
+                &got[..12],
+                &want[..12]
+            ));
         }
     }
-    assert!(mismatches.is_empty(), "{} of {} prompts differ:\n{}", mismatches.len(), cases.as_array().unwrap().len(), mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} prompts differ:\n{}",
+        mismatches.len(),
+        cases.as_array().unwrap().len(),
+        mismatches.join("\n")
+    );
 }
 
 #[test]
@@ -116,15 +145,25 @@ fn check_scheduler_in(root: &str, name: &str, kind: SamplerKind, eta: f32, scena
     let n = meta["num_inference_steps"].as_u64().unwrap() as usize;
     let strength = meta["strength"].as_f64();
     let mut s = match (scenario, kind) {
-        ("img2img", SamplerKind::Lcm) => Scheduler::lcm_with_strength(&cfg, n, strength.unwrap()).unwrap(),
+        ("img2img", SamplerKind::Lcm) => {
+            Scheduler::lcm_with_strength(&cfg, n, strength.unwrap()).unwrap()
+        }
         ("img2img", _) => Scheduler::img2img(kind, &cfg, n, strength.unwrap()).unwrap(),
         _ => Scheduler::new(kind, &cfg, n).unwrap(),
     }
     .with_eta(eta);
-    let all: Vec<f32> = meta["all_timesteps"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    let all: Vec<f32> = meta["all_timesteps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
     assert_eq!(s.timesteps(), &all[..], "{dir}: timesteps");
     if let Some(sigma) = meta["init_noise_sigma"].as_f64() {
-        assert!((s.init_noise_sigma() as f64 - sigma).abs() < 1e-5 * sigma.max(1.0), "{dir}: init_noise_sigma");
+        assert!(
+            (s.init_noise_sigma() as f64 - sigma).abs() < 1e-5 * sigma.max(1.0),
+            "{dir}: init_noise_sigma"
+        );
     }
     // the v-prediction runs share the epsilon runs' inputs
     let inputs = root.trim_end_matches("_vpred");
@@ -157,7 +196,8 @@ fn check_scheduler_in(root: &str, name: &str, kind: SamplerKind, eta: f32, scena
         let d = rel_diff(&mi, &sl(&model_input, k));
         assert!(d < 1e-5, "{dir}: call {k} model_input rel diff {d}");
         let noise = sl(&step_noise, k.min(9));
-        s.step(&sl(&outputs, k), &mut latents, Some(&noise)).unwrap();
+        s.step(&sl(&outputs, k), &mut latents, Some(&noise))
+            .unwrap();
         let d = rel_diff(&latents, &sl(&prev, k));
         assert!(d < 1e-5, "{dir}: call {k} prev_sample rel diff {d}");
         worst = worst.max(d);
@@ -190,7 +230,13 @@ fn euler_matches_diffusers() {
 fn dpmpp_2m_karras_matches_diffusers() {
     for sc in ["txt2img", "img2img"] {
         let d = check_scheduler("dpmpp_2m_karras", SamplerKind::DpmPp2MKarras, 0.0, sc);
-        let e = check_scheduler_in("../sd-ref-samplers/schedulers", "dpmpp_2m_karras", SamplerKind::DpmPp2MKarras, 0.0, sc);
+        let e = check_scheduler_in(
+            "../sd-ref-samplers/schedulers",
+            "dpmpp_2m_karras",
+            SamplerKind::DpmPp2MKarras,
+            0.0,
+            sc,
+        );
         eprintln!("dpmpp_2m_karras/{sc}: worst relative step difference {d:.2e}, {e:.2e}");
     }
 }
@@ -205,7 +251,11 @@ fn lcm_matches_diffusers() {
 
 #[test]
 fn dpmpp_2m_heun_unipc_match_diffusers() {
-    for (name, kind) in [("dpmpp_2m", SamplerKind::DpmPp2M), ("heun", SamplerKind::Heun), ("unipc", SamplerKind::UniPc)] {
+    for (name, kind) in [
+        ("dpmpp_2m", SamplerKind::DpmPp2M),
+        ("heun", SamplerKind::Heun),
+        ("unipc", SamplerKind::UniPc),
+    ] {
         for sc in ["txt2img", "img2img"] {
             let d = check_scheduler_in("../sd-ref-samplers/schedulers", name, kind, 0.0, sc);
             eprintln!("{name}/{sc}: worst relative step difference {d:.2e}");
@@ -247,13 +297,27 @@ fn sampler_names_and_aliases() {
         ("lcm", SamplerKind::Lcm),
         ("Euler a", SamplerKind::EulerAncestral),
     ] {
-        assert_eq!(SamplerKind::from_name(spelling).unwrap(), kind, "{spelling}");
+        assert_eq!(
+            SamplerKind::from_name(spelling).unwrap(),
+            kind,
+            "{spelling}"
+        );
     }
     for kind in SamplerKind::ALL {
         assert_eq!(SamplerKind::from_name(kind.name()).unwrap(), kind);
-        assert_eq!(SamplerKind::from_name(kind.diffusers_class()).unwrap().diffusers_class(), kind.diffusers_class());
+        assert_eq!(
+            SamplerKind::from_name(kind.diffusers_class())
+                .unwrap()
+                .diffusers_class(),
+            kind.diffusers_class()
+        );
     }
-    assert!(SamplerKind::from_name("DPM++ 3M").unwrap_err().to_string().contains("DPM++ 2M"));
+    assert!(
+        SamplerKind::from_name("DPM++ 3M")
+            .unwrap_err()
+            .to_string()
+            .contains("DPM++ 2M")
+    );
 }
 
 #[test]
@@ -274,7 +338,9 @@ fn text_encoder_matches_transformers() {
 fn img2img_matches_diffusers_pipeline() {
     let mut p = Pipeline::load(&model()).unwrap();
     let meta = json("img2img_modern/meta.json");
-    let init = image::open(refdir().join("img2img_modern/init_image.png")).unwrap().to_rgb8();
+    let init = image::open(refdir().join("img2img_modern/init_image.png"))
+        .unwrap()
+        .to_rgb8();
     let enc_noise = npy_f32("img2img_modern/enc_noise.npy");
     let noise = npy_f32("img2img_modern/noise.npy");
     let req = Request {
@@ -294,16 +360,30 @@ fn img2img_matches_diffusers_pipeline() {
         clip_skip: 1,
         subseed: None,
     };
-    let mut src = Fixed(vec![enc_noise.as_slice().unwrap().to_vec(), noise.as_slice().unwrap().to_vec()]);
+    let mut src = Fixed(vec![
+        enc_noise.as_slice().unwrap().to_vec(),
+        noise.as_slice().unwrap().to_vec(),
+    ]);
     let (img, times) = p.generate(&req, &mut src).unwrap();
     assert_eq!(times.steps_run, 6);
-    let want = ndarray_npy::read_npy::<_, ArrayD<u8>>(refdir().join("img2img_modern/final_image_uint8.npy")).unwrap();
+    let want = ndarray_npy::read_npy::<_, ArrayD<u8>>(
+        refdir().join("img2img_modern/final_image_uint8.npy"),
+    )
+    .unwrap();
     let want = want.as_slice().unwrap();
     let got = img.as_raw();
     assert_eq!(got.len(), want.len());
-    let max = got.iter().zip(want).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap();
+    let max = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (*a as i32 - *b as i32).abs())
+        .max()
+        .unwrap();
     let off = got.iter().zip(want).filter(|(a, b)| a != b).count();
-    assert!(max <= 1 && off < got.len() / 100, "img2img: max diff {max}, {off} values differ");
+    assert!(
+        max <= 1 && off < got.len() / 100,
+        "img2img: max diff {max}, {off} values differ"
+    );
 }
 
 #[test]
@@ -337,9 +417,17 @@ fn same_seed_same_image() {
 fn noise_multiplier_scales_the_img2img_noise() {
     // A1111/Deforum semantics: the img2img noise is multiplied before it is added
     let mut p = Pipeline::load(&model()).unwrap();
-    let init = image::open(refdir().join("img2img_modern/init_image.png")).unwrap().to_rgb8();
-    let enc = npy_f32("img2img_modern/enc_noise.npy").as_slice().unwrap().to_vec();
-    let noise = npy_f32("img2img_modern/noise.npy").as_slice().unwrap().to_vec();
+    let init = image::open(refdir().join("img2img_modern/init_image.png"))
+        .unwrap()
+        .to_rgb8();
+    let enc = npy_f32("img2img_modern/enc_noise.npy")
+        .as_slice()
+        .unwrap()
+        .to_vec();
+    let noise = npy_f32("img2img_modern/noise.npy")
+        .as_slice()
+        .unwrap()
+        .to_vec();
     let mut req = Request {
         prompt: "a fox",
         negative: "",
@@ -357,10 +445,16 @@ fn noise_multiplier_scales_the_img2img_noise() {
         clip_skip: 1,
         subseed: None,
     };
-    let a = p.generate(&req, &mut Fixed(vec![enc.clone(), noise.clone()])).unwrap().0;
+    let a = p
+        .generate(&req, &mut Fixed(vec![enc.clone(), noise.clone()]))
+        .unwrap()
+        .0;
     req.noise_multiplier = 1.0;
     let scaled: Vec<f32> = noise.iter().map(|x| x * 1.05).collect();
-    let b = p.generate(&req, &mut Fixed(vec![enc.clone(), scaled])).unwrap().0;
+    let b = p
+        .generate(&req, &mut Fixed(vec![enc.clone(), scaled]))
+        .unwrap()
+        .0;
     let c = p.generate(&req, &mut Fixed(vec![enc, noise])).unwrap().0;
     assert_eq!(a, b);
     assert_ne!(a, c);
@@ -369,8 +463,17 @@ fn noise_multiplier_scales_the_img2img_noise() {
 /// PSNR in dB of two RGB8 images of the same size (infinite when equal).
 fn psnr(got: &[u8], want: &[u8]) -> f64 {
     assert_eq!(got.len(), want.len());
-    let mse = got.iter().zip(want).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum::<f64>() / got.len() as f64;
-    if mse == 0.0 { f64::INFINITY } else { 10.0 * (255.0f64 * 255.0 / mse).log10() }
+    let mse = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+        .sum::<f64>()
+        / got.len() as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
 }
 
 /// Runs every sampler's txt2img and img2img reference (diffusers' torch pipelines on the same
@@ -378,7 +481,10 @@ fn psnr(got: &[u8], want: &[u8]) -> f64 {
 /// or the seed; returns (name, PSNR) per run.
 fn pipeline_runs(from_seed: bool) -> Vec<(String, f64)> {
     let mut p = Pipeline::load(&model()).unwrap();
-    let init_u8 = ndarray_npy::read_npy::<_, ArrayD<u8>>(refdir().join("../sd-ref-samplers/pipelines/init_image_uint8.npy")).unwrap();
+    let init_u8 = ndarray_npy::read_npy::<_, ArrayD<u8>>(
+        refdir().join("../sd-ref-samplers/pipelines/init_image_uint8.npy"),
+    )
+    .unwrap();
     let init = image::RgbImage::from_raw(64, 64, init_u8.as_slice().unwrap().to_vec()).unwrap();
     let mut out = Vec::new();
     for (name, kind) in [
@@ -407,24 +513,41 @@ fn pipeline_runs(from_seed: bool) -> Vec<(String, f64)> {
                 eta: 0.0,
                 noise_multiplier: 1.0,
                 travel: None,
-        prompt_syntax: PromptSyntax::Plain,
-        clip_skip: 1,
-        subseed: None,
+                prompt_syntax: PromptSyntax::Plain,
+                clip_skip: 1,
+                subseed: None,
             };
             let (img, times) = if from_seed {
-                p.generate(&req, &mut TorchRng::new(meta["seed"].as_u64().unwrap())).unwrap()
+                p.generate(&req, &mut TorchRng::new(meta["seed"].as_u64().unwrap()))
+                    .unwrap()
             } else {
                 let draws = npy_f32(&format!("{dir}/noise.npy"));
                 let per = draws.shape()[1];
-                let list = (0..draws.shape()[0]).map(|k| draws.as_slice().unwrap()[k * per..(k + 1) * per].to_vec()).collect();
+                let list = (0..draws.shape()[0])
+                    .map(|k| draws.as_slice().unwrap()[k * per..(k + 1) * per].to_vec())
+                    .collect();
                 let mut src = Fixed(list);
                 let r = p.generate(&req, &mut src).unwrap();
-                assert!(src.0.is_empty(), "{dir}: {} noise draws left over", src.0.len());
+                assert!(
+                    src.0.is_empty(),
+                    "{dir}: {} noise draws left over",
+                    src.0.len()
+                );
                 r
             };
-            assert_eq!(times.steps_run as u64, meta["unet_calls"].as_u64().unwrap(), "{dir}: UNet calls");
-            let want = ndarray_npy::read_npy::<_, ArrayD<u8>>(refdir().join(format!("{dir}/image_uint8.npy"))).unwrap();
-            out.push((format!("{name}/{mode}"), psnr(img.as_raw(), want.as_slice().unwrap())));
+            assert_eq!(
+                times.steps_run as u64,
+                meta["unet_calls"].as_u64().unwrap(),
+                "{dir}: UNet calls"
+            );
+            let want = ndarray_npy::read_npy::<_, ArrayD<u8>>(
+                refdir().join(format!("{dir}/image_uint8.npy")),
+            )
+            .unwrap();
+            out.push((
+                format!("{name}/{mode}"),
+                psnr(img.as_raw(), want.as_slice().unwrap()),
+            ));
         }
     }
     out
@@ -452,7 +575,10 @@ fn every_sampler_matches_diffusers_pipelines_from_the_seed() {
 fn every_sampler_runs_any_schedule_without_panicking() {
     let cfg = SchedulerConfig::load(&model().join("scheduler/scheduler_config.json")).unwrap();
     for kind in SamplerKind::ALL {
-        assert!(Scheduler::new(kind, &cfg, 0).is_err(), "{kind:?}: zero steps");
+        assert!(
+            Scheduler::new(kind, &cfg, 0).is_err(),
+            "{kind:?}: zero steps"
+        );
         for steps in [1usize, 2, 3, 7, 25] {
             for denoise in [None, Some(0.0), Some(0.3), Some(0.999), Some(1.0)] {
                 let s = match denoise {
@@ -472,8 +598,14 @@ fn every_sampler_runs_any_schedule_without_panicking() {
                     let noise = s.draws_noise().then(|| rng.randn(64));
                     s.step(&rng.randn(64), &mut x, noise.as_deref()).unwrap();
                 }
-                assert!(x.iter().all(|v| v.is_finite()), "{kind:?} {steps} steps, denoise {denoise:?}: non-finite latents");
-                assert!(s.step(&x.clone(), &mut x, None).is_err(), "{kind:?}: step after the end");
+                assert!(
+                    x.iter().all(|v| v.is_finite()),
+                    "{kind:?} {steps} steps, denoise {denoise:?}: non-finite latents"
+                );
+                assert!(
+                    s.step(&x.clone(), &mut x, None).is_err(),
+                    "{kind:?}: step after the end"
+                );
             }
         }
     }

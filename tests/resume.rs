@@ -46,14 +46,23 @@ folder = "{}"
 
 fn render(scene: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_anim"))
-        .args(["render", scene.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q", "--no-video"])
+        .args([
+            "render",
+            scene.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+            "--no-video",
+        ])
         .args(extra)
         .output()
         .unwrap()
 }
 
 fn frames(out: &Path, n: usize) -> Vec<Vec<u8>> {
-    (0..n).map(|i| std::fs::read(out.join(format!("frames/{i:06}.png"))).unwrap_or_default()).collect()
+    (0..n)
+        .map(|i| std::fs::read(out.join(format!("frames/{i:06}.png"))).unwrap_or_default())
+        .collect()
 }
 
 fn kill_and_resume(cadence: usize, edit: impl Fn(String) -> String) {
@@ -68,12 +77,21 @@ fn kill_and_resume(cadence: usize, edit: impl Fn(String) -> String) {
 
     let part = dir.path().join("part");
     let mut child = Command::new(env!("CARGO_BIN_EXE_anim"))
-        .args(["render", s.to_str().unwrap(), "--out", part.to_str().unwrap(), "-q", "--no-video"])
+        .args([
+            "render",
+            s.to_str().unwrap(),
+            "--out",
+            part.to_str().unwrap(),
+            "-q",
+            "--no-video",
+        ])
         .spawn()
         .unwrap();
     let t = Instant::now();
     loop {
-        let count = std::fs::read_dir(part.join("frames")).map(|d| d.count()).unwrap_or(0);
+        let count = std::fs::read_dir(part.join("frames"))
+            .map(|d| d.count())
+            .unwrap_or(0);
         if count >= 8 || t.elapsed() > Duration::from_secs(60) {
             break;
         }
@@ -82,17 +100,29 @@ fn kill_and_resume(cadence: usize, edit: impl Fn(String) -> String) {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let before = std::fs::read_dir(part.join("frames")).unwrap().count();
-    assert!(before < n, "the render finished before it could be killed ({before} frames)");
+    assert!(
+        before < n,
+        "the render finished before it could be killed ({before} frames)"
+    );
     assert!(part.join("state/state.json").is_file());
     let o = render(&s, &part, &["--resume"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let got = frames(&part, n);
     for i in 0..n {
         assert!(!got[i].is_empty(), "frame {i} missing after resume");
-        assert_eq!(got[i], want[i], "frame {i} differs after resume (killed at {before} frames, cadence {cadence})");
+        assert_eq!(
+            got[i], want[i],
+            "frame {i} differs after resume (killed at {before} frames, cadence {cadence})"
+        );
     }
     // no temporary files left, state cleared after a complete run
-    assert!(std::fs::read_dir(part.join("frames")).unwrap().all(|e| e.unwrap().path().extension().is_some_and(|x| x == "png")));
+    assert!(
+        std::fs::read_dir(part.join("frames")).unwrap().all(|e| e
+            .unwrap()
+            .path()
+            .extension()
+            .is_some_and(|x| x == "png"))
+    );
     assert!(!part.join("state").exists());
 }
 
@@ -112,8 +142,10 @@ fn resume_with_cadence_is_bit_identical() {
 fn resume_with_a_motion_script_and_presets_is_bit_identical() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/shake.rhai");
     kill_and_resume(1, |t| {
-        t.replace("[motion]\n", &format!("[motion]\nscript = \"{}\"\n", script.display()))
-            + "[[motion.preset]]\nname = \"pulse_zoom\"\n[variables]\nshake_amount = 3\n"
+        t.replace(
+            "[motion]\n",
+            &format!("[motion]\nscript = \"{}\"\n", script.display()),
+        ) + "[[motion.preset]]\nname = \"pulse_zoom\"\n[variables]\nshake_amount = 3\n"
     });
 }
 
@@ -123,10 +155,14 @@ fn resume_refuses_a_changed_scene() {
     let s = scene(dir.path(), 3, 1);
     let out = dir.path().join("o");
     let o = render(&s, &out, &["--resume"]);
-    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("nothing to resume"));
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("nothing to resume")
+    );
     std::fs::create_dir_all(out.join("state")).unwrap();
     std::fs::write(out.join("state/state.json"), r#"{"scene_hash":"x","seed":1,"key_frame":0,"seed_calls":1,"has_color_sample":false,"frames":[]}"#).unwrap();
-    image::RgbImage::new(64, 64).save(out.join("state/key_000000.png")).unwrap();
+    image::RgbImage::new(64, 64)
+        .save(out.join("state/key_000000.png"))
+        .unwrap();
     let o = render(&s, &out, &["--resume"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("scene changed"));
 }
@@ -138,22 +174,48 @@ fn ctrl_c_finishes_the_frame_writes_the_video_and_resumes() {
     let s = scene(dir.path(), n, 1);
     let out = dir.path().join("out");
     let mut child = Command::new(env!("CARGO_BIN_EXE_anim"))
-        .args(["render", s.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"])
+        .args([
+            "render",
+            s.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+        ])
         .spawn()
         .unwrap();
     let t = Instant::now();
-    while std::fs::read_dir(out.join("frames")).map(|d| d.count()).unwrap_or(0) < 5 && t.elapsed() < Duration::from_secs(60) {
+    while std::fs::read_dir(out.join("frames"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+        < 5
+        && t.elapsed() < Duration::from_secs(60)
+    {
         std::thread::sleep(Duration::from_millis(5));
     }
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "Ctrl-C exits with 130");
     let written = std::fs::read_dir(out.join("frames")).unwrap().count();
     assert!(written < n, "stopped early ({written} frames)");
-    assert!(std::fs::read_dir(out.join("frames")).unwrap().all(|e| e.unwrap().path().extension().is_some_and(|x| x == "png")));
+    assert!(
+        std::fs::read_dir(out.join("frames")).unwrap().all(|e| e
+            .unwrap()
+            .path()
+            .extension()
+            .is_some_and(|x| x == "png"))
+    );
     let info = anim::output::probe_video(&out.join("video.mp4")).unwrap();
-    assert_eq!(info.frames, written, "the video holds every frame written before the stop");
+    assert_eq!(
+        info.frames, written,
+        "the video holds every frame written before the stop"
+    );
     let o = render(&s, &out, &["--resume"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read_dir(out.join("frames")).unwrap().count(), n);

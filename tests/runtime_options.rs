@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anim::diffusion::{Device, NoiseSource, Pipeline, PromptSyntax, Request, SamplerKind, SessionOptions};
+use anim::diffusion::{
+    Device, NoiseSource, Pipeline, PromptSyntax, Request, SamplerKind, SessionOptions,
+};
 use ndarray::ArrayD;
 
 fn root() -> PathBuf {
@@ -30,7 +32,9 @@ fn npy(rel: &str) -> Vec<f32> {
 
 /// diffusers' img2img reference (tests/data/sd-ref/img2img_modern) run on `p`.
 fn img2img(p: &mut Pipeline) -> image::RgbImage {
-    let init = image::open(root().join("tests/data/sd-ref/img2img_modern/init_image.png")).unwrap().to_rgb8();
+    let init = image::open(root().join("tests/data/sd-ref/img2img_modern/init_image.png"))
+        .unwrap()
+        .to_rgb8();
     let req = Request {
         prompt: "a red fox sitting in the snow, highly detailed",
         negative: "",
@@ -48,17 +52,32 @@ fn img2img(p: &mut Pipeline) -> image::RgbImage {
         clip_skip: 1,
         subseed: None,
     };
-    let mut src = Fixed(vec![npy("img2img_modern/enc_noise.npy"), npy("img2img_modern/noise.npy")]);
+    let mut src = Fixed(vec![
+        npy("img2img_modern/enc_noise.npy"),
+        npy("img2img_modern/noise.npy"),
+    ]);
     p.generate(&req, &mut src).unwrap().0
 }
 
 fn psnr(a: &[u8], b: &[u8]) -> f64 {
-    let mse = a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum::<f64>() / a.len() as f64;
-    if mse == 0.0 { f64::INFINITY } else { 10.0 * (255.0f64.powi(2) / mse).log10() }
+    let mse = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .sum::<f64>()
+        / a.len() as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0f64.powi(2) / mse).log10()
+    }
 }
 
 fn reference_image() -> Vec<u8> {
-    let a: ArrayD<u8> = ndarray_npy::read_npy(root().join("tests/data/sd-ref/img2img_modern/final_image_uint8.npy")).unwrap();
+    let a: ArrayD<u8> = ndarray_npy::read_npy(
+        root().join("tests/data/sd-ref/img2img_modern/final_image_uint8.npy"),
+    )
+    .unwrap();
     a.as_slice().unwrap().to_vec()
 }
 
@@ -74,31 +93,62 @@ fn explicit_devices_fail_clearly_when_missing() {
         if providers.contains(&name) {
             continue; // a GPU machine: covered by the GPU benchmark run
         }
-        let err = match Pipeline::load_with(&model(), &SessionOptions { device, cache: None, threads: None }) {
+        let err = match Pipeline::load_with(
+            &model(),
+            &SessionOptions {
+                device,
+                cache: None,
+                threads: None,
+            },
+        ) {
             Ok(_) => panic!("{name}: loaded without the provider"),
             Err(e) => format!("{e:#}"),
         };
-        assert!(err.contains(name) && err.contains("not in this ONNX Runtime build"), "{err}");
+        assert!(
+            err.contains(name) && err.contains("not in this ONNX Runtime build"),
+            "{err}"
+        );
     }
 }
 
 #[test]
 fn auto_falls_back_with_a_note() {
-    let p = Pipeline::load_with(&model(), &SessionOptions { device: Device::Auto, cache: None, threads: None }).unwrap();
+    let p = Pipeline::load_with(
+        &model(),
+        &SessionOptions {
+            device: Device::Auto,
+            cache: None,
+            threads: None,
+        },
+    )
+    .unwrap();
     let providers = anim::diffusion::session::available_providers().unwrap();
     if !providers.contains(&"CUDAExecutionProvider") {
         assert_eq!(p.provider(), "CPUExecutionProvider");
-        assert!(p.notes().iter().any(|n| n.contains("CUDAExecutionProvider")), "{:?}", p.notes());
+        assert!(
+            p.notes()
+                .iter()
+                .any(|n| n.contains("CUDAExecutionProvider")),
+            "{:?}",
+            p.notes()
+        );
     }
 }
 
 #[test]
 fn cached_sessions_give_the_same_image() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = SessionOptions { device: Device::Cpu, cache: Some(dir.path().to_path_buf()), threads: None };
+    let opts = SessionOptions {
+        device: Device::Cpu,
+        cache: Some(dir.path().to_path_buf()),
+        threads: None,
+    };
     let plain = img2img(&mut Pipeline::load(&model()).unwrap());
     let first = img2img(&mut Pipeline::load_with(&model(), &opts).unwrap());
-    let cached: Vec<_> = std::fs::read_dir(dir.path().join("CPUExecutionProvider")).unwrap().filter_map(|e| e.ok()).collect();
+    let cached: Vec<_> = std::fs::read_dir(dir.path().join("CPUExecutionProvider"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .collect();
     assert_eq!(cached.len(), 4, "one optimised model per part");
     let second = img2img(&mut Pipeline::load_with(&model(), &opts).unwrap());
     assert_eq!(plain, first);
@@ -117,12 +167,20 @@ fn fp16_exports_are_detected_and_run() {
             std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
         }
     }
-    std::fs::copy(model().join("model_index.json"), dir.path().join("model_index.json")).unwrap();
+    std::fs::copy(
+        model().join("model_index.json"),
+        dir.path().join("model_index.json"),
+    )
+    .unwrap();
     for part in ["unet", "vae_encoder", "vae_decoder"] {
         let to = dir.path().join(part);
         std::fs::create_dir_all(&to).unwrap();
         for f in ["model.onnx", "config.json"] {
-            std::fs::copy(root().join("models/tiny-sd-fp16").join(part).join(f), to.join(f)).unwrap();
+            std::fs::copy(
+                root().join("models/tiny-sd-fp16").join(part).join(f),
+                to.join(f),
+            )
+            .unwrap();
         }
     }
     let mut p = Pipeline::load(dir.path()).unwrap();

@@ -14,7 +14,8 @@ fn data() -> PathBuf {
 }
 
 fn cases() -> Vec<serde_json::Value> {
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(data().join("cases.json")).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data().join("cases.json")).unwrap()).unwrap();
     v["cases"].as_array().unwrap().clone()
 }
 
@@ -45,8 +46,18 @@ fn load(p: &Path) -> RgbImage {
 }
 
 fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
-    let mse = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum::<f64>() / a.as_raw().len() as f64;
-    if mse == 0.0 { f64::INFINITY } else { 10.0 * (255.0f64 * 255.0 / mse).log10() }
+    let mse = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .sum::<f64>()
+        / a.as_raw().len() as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
 }
 
 fn depth_map() -> Vec<f32> {
@@ -59,8 +70,17 @@ fn step(img: &RgbImage, c: &serde_json::Value, z: Option<&[f32]>) -> RgbImage {
     let (p, s) = modes(c);
     let img = if c["enable_perspective_flip"].as_bool().unwrap() {
         let f = |k: &str| c[k].as_f64().unwrap();
-        let flip = Flip { theta: f("perspective_flip_theta"), phi: f("perspective_flip_phi"), gamma: f("perspective_flip_gamma"), fv: f("perspective_flip_fv") };
-        warp::warp_perspective(img, &flip.matrix(img.width(), img.height()).unwrap(), Border::Replicate)
+        let flip = Flip {
+            theta: f("perspective_flip_theta"),
+            phi: f("perspective_flip_phi"),
+            gamma: f("perspective_flip_gamma"),
+            fv: f("perspective_flip_fv"),
+        };
+        warp::warp_perspective(
+            img,
+            &flip.matrix(img.width(), img.height()).unwrap(),
+            Border::Replicate,
+        )
     } else {
         img.clone()
     };
@@ -89,17 +109,38 @@ fn every_3d_case_matches_deforum() {
         }
         let want = load(&data().join(format!("{name}.png")));
         let p = psnr(&img, &want);
-        let max = img.as_raw().iter().zip(want.as_raw()).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap();
-        let off = img.as_raw().iter().zip(want.as_raw()).filter(|(a, b)| a != b).count();
-        report.push(format!("{name}: PSNR {p:.1} dB, max diff {max}, {off} values differ"));
-        let floor = if c["frames"].as_u64().unwrap() > 1 { 30.0 } else { 35.0 };
+        let max = img
+            .as_raw()
+            .iter()
+            .zip(want.as_raw())
+            .map(|(a, b)| (*a as i32 - *b as i32).abs())
+            .max()
+            .unwrap();
+        let off = img
+            .as_raw()
+            .iter()
+            .zip(want.as_raw())
+            .filter(|(a, b)| a != b)
+            .count();
+        report.push(format!(
+            "{name}: PSNR {p:.1} dB, max diff {max}, {off} values differ"
+        ));
+        let floor = if c["frames"].as_u64().unwrap() > 1 {
+            30.0
+        } else {
+            35.0
+        };
         assert!(p >= floor, "{name}: PSNR {p:.1} dB < {floor}");
         if !seen.contains(&modes(&c)) {
             seen.push(modes(&c));
         }
     }
     eprintln!("{}", report.join("\n"));
-    assert_eq!(seen.len(), 9, "every padding x sampling mode has a reference");
+    assert_eq!(
+        seen.len(),
+        9,
+        "every padding x sampling mode has a reference"
+    );
 }
 
 /// Runs `anim preview` on a scene whose frame 0 is the reference input; `animation` is added to
@@ -113,7 +154,14 @@ fn preview(dir: &Path, animation: &str, body: &str, frames: usize) -> PathBuf {
     std::fs::write(&path, scene).unwrap();
     let out = dir.join("out");
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_anim"))
-        .args(["preview", path.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q", "--no-video"])
+        .args([
+            "preview",
+            path.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+            "--no-video",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -122,7 +170,18 @@ fn preview(dir: &Path, animation: &str, body: &str, frames: usize) -> PathBuf {
 
 fn motion_toml(c: &serde_json::Value) -> String {
     let mut s = String::from("[motion]\n");
-    for k in ["translation_x", "translation_y", "translation_z", "rotation_3d_x", "rotation_3d_y", "rotation_3d_z", "fov", "near", "far", "aspect_ratio"] {
+    for k in [
+        "translation_x",
+        "translation_y",
+        "translation_z",
+        "rotation_3d_x",
+        "rotation_3d_y",
+        "rotation_3d_z",
+        "fov",
+        "near",
+        "far",
+        "aspect_ratio",
+    ] {
         s.push_str(&format!("{k} = {}\n", c[k]));
     }
     s
@@ -137,21 +196,42 @@ fn preview_3d_matches_deforum() {
         let out = preview(dir.path(), animation, body, frames);
         let got = load(&out.join(format!("frames/{:06}.png", frames - 1)));
         let p = psnr(&got, &load(&data().join(format!("{name}.png"))));
-        assert!(p >= floor, "preview {name}, frame {}: PSNR {p:.1} dB < {floor}", frames - 1);
+        assert!(
+            p >= floor,
+            "preview {name}, frame {}: PSNR {p:.1} dB < {floor}",
+            frames - 1
+        );
     };
     // frame 1: one Deforum 3D warp (default padding border, sampling bicubic, flat depth)
     check("combined", "", &motion_toml(&case("combined")), 2, 35.0);
     // a 10-frame chain
-    check("chain10_combined", "", &motion_toml(&case("chain10_combined")), 11, 30.0);
+    check(
+        "chain10_combined",
+        "",
+        &motion_toml(&case("chain10_combined")),
+        11,
+        30.0,
+    );
     // perspective flip before the 3D warp
     let c = case("flip");
     let mut body = motion_toml(&c);
-    for k in ["perspective_flip_theta", "perspective_flip_phi", "perspective_flip_gamma", "perspective_flip_fv"] {
+    for k in [
+        "perspective_flip_theta",
+        "perspective_flip_phi",
+        "perspective_flip_gamma",
+        "perspective_flip_fv",
+    ] {
         body.push_str(&format!("{k} = {}\n", c[k]));
     }
     body.push_str("enable_perspective_flip = true\n");
     check("flip", "", &body, 2, 35.0);
     // non-default modes reach the warp
     let modes = "padding_mode = \"zeros\"\nsampling_mode = \"nearest\"\n";
-    check("pad_zeros_nearest", modes, &motion_toml(&case("pad_zeros_nearest")), 2, 35.0);
+    check(
+        "pad_zeros_nearest",
+        modes,
+        &motion_toml(&case("pad_zeros_nearest")),
+        2,
+        35.0,
+    );
 }

@@ -11,9 +11,9 @@ use ort::session::SessionInputValue;
 use ort::value::{DynValue, Tensor, TensorElementType};
 
 use super::prompt::{self, PromptSyntax};
-use super::session::{Model, SessionOptions, float_input, float_value};
 use super::rng::TorchRng;
 use super::scheduler::{SamplerKind, Scheduler, SchedulerConfig};
+use super::session::{Model, SessionOptions, float_input, float_value};
 use super::tokenizer::ClipTokenizer;
 use super::variation;
 
@@ -88,14 +88,29 @@ pub fn blend_embeddings(a: &[f32], b: &[f32], dim: usize, w: f32, slerp: bool) -
     }
     let mut out = Vec::with_capacity(a.len());
     for (ra, rb) in a.chunks(dim).zip(b.chunks(dim)) {
-        let (na, nb) = (ra.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt(), rb.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt());
-        let dot = ra.iter().zip(rb).map(|(x, y)| *x as f64 * *y as f64).sum::<f64>() / (na * nb).max(1e-12);
+        let (na, nb) = (
+            ra.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt(),
+            rb.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt(),
+        );
+        let dot = ra
+            .iter()
+            .zip(rb)
+            .map(|(x, y)| *x as f64 * *y as f64)
+            .sum::<f64>()
+            / (na * nb).max(1e-12);
         let omega = dot.clamp(-1.0, 1.0).acos();
         if omega.abs() < 1e-4 || na == 0.0 || nb == 0.0 {
             out.extend(ra.iter().zip(rb).map(|(x, y)| x + w * (y - x)));
         } else {
-            let (s0, s1) = (((1.0 - w as f64) * omega).sin() / omega.sin(), (w as f64 * omega).sin() / omega.sin());
-            out.extend(ra.iter().zip(rb).map(|(x, y)| (s0 * *x as f64 + s1 * *y as f64) as f32));
+            let (s0, s1) = (
+                ((1.0 - w as f64) * omega).sin() / omega.sin(),
+                (w as f64 * omega).sin() / omega.sin(),
+            );
+            out.extend(
+                ra.iter()
+                    .zip(rb)
+                    .map(|(x, y)| (s0 * *x as f64 + s1 * *y as f64) as f32),
+            );
         }
     }
     out
@@ -166,7 +181,14 @@ impl Pipeline {
     /// # Errors
     /// As [`Pipeline::load_with`].
     pub fn load(folder: &Path) -> Result<Pipeline> {
-        Pipeline::load_with(folder, &SessionOptions { device: super::session::Device::Cpu, cache: None, threads: None })
+        Pipeline::load_with(
+            folder,
+            &SessionOptions {
+                device: super::session::Device::Cpu,
+                cache: None,
+                threads: None,
+            },
+        )
     }
 
     /// Loads every part of an optimum/diffusers ONNX folder with the given provider and cache,
@@ -208,33 +230,48 @@ impl Pipeline {
         let ids_int64 = match ids_ty {
             TensorElementType::Int64 => true,
             TensorElementType::Int32 => false,
-            t => bail!("{}: input_ids is {t:?}; expected int32 or int64", text_encoder.path.display()),
+            t => bail!(
+                "{}: input_ids is {t:?}; expected int32 or int64",
+                text_encoder.path.display()
+            ),
         };
         let (_, _, unet_batch_dynamic) = unet.input("sample")?;
         let unet_f16 = unet.input_is_f16("sample")?;
         if unet.input_is_f16("encoder_hidden_states")? != unet_f16 {
-            bail!("{}: sample and encoder_hidden_states differ in float type", unet.path.display());
+            bail!(
+                "{}: sample and encoder_hidden_states differ in float type",
+                unet.path.display()
+            );
         }
         let timestep = match unet.input("timestep")? {
             (TensorElementType::Int64, _, _) => TimestepInput::Int64Vec,
             (TensorElementType::Float32, 0, _) => TimestepInput::Float32Scalar,
             (TensorElementType::Float32, _, _) => TimestepInput::Float32Vec,
-            (t, _, _) => bail!("{}: timestep is {t:?}; expected int64 or float32", unet.path.display()),
+            (t, _, _) => bail!(
+                "{}: timestep is {t:?}; expected int64 or float32",
+                unet.path.display()
+            ),
         };
         let vae_encoder_f16 = vae_encoder.input_is_f16("sample")?;
         let vae_decoder_f16 = vae_decoder.input_is_f16("latent_sample")?;
-        let hidden_layers = (1..64).take_while(|i| text_encoder.has_output(&format!("hidden_states.{i}"))).last();
-        let layer_norm_eps = std::fs::read_to_string(folder.join("text_encoder").join("config.json"))
-            .ok()
-            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-            .and_then(|v| v["layer_norm_eps"].as_f64())
-            .unwrap_or(1e-5);
+        let hidden_layers = (1..64)
+            .take_while(|i| text_encoder.has_output(&format!("hidden_states.{i}")))
+            .last();
+        let layer_norm_eps =
+            std::fs::read_to_string(folder.join("text_encoder").join("config.json"))
+                .ok()
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+                .and_then(|v| v["layer_norm_eps"].as_f64())
+                .unwrap_or(1e-5);
         let encoder_parameters = if vae_encoder.has_output("latent_parameters") {
             true
         } else if vae_encoder.has_output("latent_sample") {
             false
         } else {
-            bail!("{}: expected an output `latent_parameters` or `latent_sample`", vae_encoder.path.display());
+            bail!(
+                "{}: expected an output `latent_parameters` or `latent_sample`",
+                vae_encoder.path.display()
+            );
         };
         Ok(Pipeline {
             folder: folder.to_path_buf(),
@@ -310,7 +347,12 @@ impl Pipeline {
     /// # Errors
     /// As [`Pipeline::encode`]; clip skip above 1 also needs a text encoder exported with
     /// `hidden_states.*` outputs and at most as many layers as it has.
-    pub fn encode_skip(&mut self, text: &str, syntax: PromptSyntax, clip_skip: u32) -> Result<(Vec<usize>, Vec<f32>)> {
+    pub fn encode_skip(
+        &mut self,
+        text: &str,
+        syntax: PromptSyntax,
+        clip_skip: u32,
+    ) -> Result<(Vec<usize>, Vec<f32>)> {
         let clip_skip = clip_skip.max(1);
         let key = (syntax, clip_skip, text.to_string());
         if let Some(hit) = self.embed_cache.get(&key) {
@@ -339,7 +381,12 @@ impl Pipeline {
     /// Hidden states `[batch, seq, D]` of `batch` id sequences of equal length (one call when the
     /// model's batch axis is dynamic, else one per sequence): `last_hidden_state`, or for clip
     /// skip k > 1 `hidden_states[-k]` through the final layer norm.
-    fn run_text_encoder(&mut self, ids: &[u32], batch: usize, clip_skip: u32) -> Result<(Vec<usize>, Vec<f32>)> {
+    fn run_text_encoder(
+        &mut self,
+        ids: &[u32],
+        batch: usize,
+        clip_skip: u32,
+    ) -> Result<(Vec<usize>, Vec<f32>)> {
         let seq = ids.len() / batch;
         let mut shape = vec![batch, seq, 0];
         let mut out = Vec::new();
@@ -355,19 +402,32 @@ impl Pipeline {
                 )
             })?;
             if skip > layers {
-                bail!("clip skip {clip_skip}: {} has only {layers} layers", self.text_encoder.path.display());
+                bail!(
+                    "clip skip {clip_skip}: {} has only {layers} layers",
+                    self.text_encoder.path.display()
+                );
             }
-            vec!["last_hidden_state".into(), format!("hidden_states.{layers}"), format!("hidden_states.{}", layers + 1 - skip)]
+            vec![
+                "last_hidden_state".into(),
+                format!("hidden_states.{layers}"),
+                format!("hidden_states.{}", layers + 1 - skip),
+            ]
         };
         let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
         for part in ids.chunks(seq * per_call) {
             let dims = vec![(part.len() / seq) as i64, seq as i64];
             let input: SessionInputValue<'static> = if self.ids_int64 {
-                Tensor::from_array((dims, part.iter().map(|&i| i as i64).collect::<Vec<_>>())).map_err(|e| anyhow!("{e}"))?.into()
+                Tensor::from_array((dims, part.iter().map(|&i| i as i64).collect::<Vec<_>>()))
+                    .map_err(|e| anyhow!("{e}"))?
+                    .into()
             } else {
-                Tensor::from_array((dims, part.iter().map(|&i| i as i32).collect::<Vec<_>>())).map_err(|e| anyhow!("{e}"))?.into()
+                Tensor::from_array((dims, part.iter().map(|&i| i as i32).collect::<Vec<_>>()))
+                    .map_err(|e| anyhow!("{e}"))?
+                    .into()
             };
-            let mut res = self.text_encoder.run(vec![("input_ids".into(), input)], &name_refs)?;
+            let mut res = self
+                .text_encoder
+                .run(vec![("input_ids".into(), input)], &name_refs)?;
             shape[2] = res[0].0.get(2).copied().unwrap_or(0);
             if skip <= 1 {
                 out.extend(res.swap_remove(0).1);
@@ -375,31 +435,52 @@ impl Pipeline {
             }
             let dim = shape[2];
             if self.final_norm.is_none() {
-                self.final_norm = Some(fit_layer_norm(&res[1].1, &res[0].1, dim, self.layer_norm_eps)?);
+                self.final_norm = Some(fit_layer_norm(
+                    &res[1].1,
+                    &res[0].1,
+                    dim,
+                    self.layer_norm_eps,
+                )?);
             }
-            let (w, b) = self.final_norm.as_ref().ok_or_else(|| anyhow!("final layer norm missing"))?;
+            let (w, b) = self
+                .final_norm
+                .as_ref()
+                .ok_or_else(|| anyhow!("final layer norm missing"))?;
             out.extend(layer_norm(&res[2].1, dim, self.layer_norm_eps, w, b));
         }
         Ok((shape, out))
     }
 
     /// Image to latents: `scaling · (mean + std · noise)` from the VAE encoder's distribution.
-    pub fn encode_image(&mut self, img: &RgbImage, noise: &mut dyn NoiseSource) -> Result<Vec<f32>> {
+    pub fn encode_image(
+        &mut self,
+        img: &RgbImage,
+        noise: &mut dyn NoiseSource,
+    ) -> Result<Vec<f32>> {
         let (w, h) = img.dimensions();
         let data = image_to_nchw(img);
         let input = float_input(vec![1, 3, h as i64, w as i64], &data, self.vae_encoder_f16)?;
         let scaling = self.vae_scaling;
         if self.encoder_parameters {
-            let (shape, params) = self.vae_encoder.run1(vec![("sample".into(), input)], "latent_parameters")?;
+            let (shape, params) = self
+                .vae_encoder
+                .run1(vec![("sample".into(), input)], "latent_parameters")?;
             if shape.len() != 4 || shape[1] != 8 {
-                bail!("{}: latent_parameters has shape {shape:?}, expected [1, 8, h, w]", self.vae_encoder.path.display());
+                bail!(
+                    "{}: latent_parameters has shape {shape:?}, expected [1, 8, h, w]",
+                    self.vae_encoder.path.display()
+                );
             }
             let n = params.len() / 2;
             let (mean, logvar) = params.split_at(n);
             let eps = noise.randn(n);
-            Ok((0..n).map(|i| (mean[i] + (0.5 * logvar[i].clamp(-30.0, 20.0)).exp() * eps[i]) * scaling).collect())
+            Ok((0..n)
+                .map(|i| (mean[i] + (0.5 * logvar[i].clamp(-30.0, 20.0)).exp() * eps[i]) * scaling)
+                .collect())
         } else {
-            let (_, sample) = self.vae_encoder.run1(vec![("sample".into(), input)], "latent_sample")?;
+            let (_, sample) = self
+                .vae_encoder
+                .run1(vec![("sample".into(), input)], "latent_sample")?;
             Ok(sample.iter().map(|x| x * scaling).collect())
         }
     }
@@ -407,10 +488,19 @@ impl Pipeline {
     /// Latents to image: decode `latents / scaling`, then `round(clamp(x/2 + 0.5) · 255)`.
     pub fn decode_latents(&mut self, latents: &[f32], width: u32, height: u32) -> Result<RgbImage> {
         let data: Vec<f32> = latents.iter().map(|x| x / self.vae_scaling).collect();
-        let input = float_input(vec![1, 4, (height / 8) as i64, (width / 8) as i64], &data, self.vae_decoder_f16)?;
-        let (shape, out) = self.vae_decoder.run1(vec![("latent_sample".into(), input)], "sample")?;
+        let input = float_input(
+            vec![1, 4, (height / 8) as i64, (width / 8) as i64],
+            &data,
+            self.vae_decoder_f16,
+        )?;
+        let (shape, out) = self
+            .vae_decoder
+            .run1(vec![("latent_sample".into(), input)], "sample")?;
         if shape != [1, 3, height as usize, width as usize] {
-            bail!("{}: decoded image has shape {shape:?}, expected [1, 3, {height}, {width}]", self.vae_decoder.path.display());
+            bail!(
+                "{}: decoded image has shape {shape:?}, expected [1, 3, {height}, {width}]",
+                self.vae_decoder.path.display()
+            );
         }
         Ok(nchw_to_image(&out, width, height))
     }
@@ -419,35 +509,73 @@ impl Pipeline {
     /// built once. One batched call when the batch axis is dynamic and the sequence lengths
     /// agree, else one call per element (A1111 does the same for a prompt and negative prompt of
     /// different lengths).
-    fn unet_plan(&self, embeds: &[(&[f32], usize)], dim: usize) -> Result<Vec<(usize, usize, DynValue)>> {
+    fn unet_plan(
+        &self,
+        embeds: &[(&[f32], usize)],
+        dim: usize,
+    ) -> Result<Vec<(usize, usize, DynValue)>> {
         let same_len = embeds.iter().all(|e| e.1 == embeds[0].1);
         if embeds.len() == 1 || (self.unet_batch_dynamic && same_len) {
             let emb: Vec<f32> = embeds.iter().flat_map(|e| e.0.iter().copied()).collect();
             let b = embeds.len();
-            Ok(vec![(0, b, float_value(vec![b as i64, embeds[0].1 as i64, dim as i64], &emb, self.unet_f16)?)])
+            Ok(vec![(
+                0,
+                b,
+                float_value(
+                    vec![b as i64, embeds[0].1 as i64, dim as i64],
+                    &emb,
+                    self.unet_f16,
+                )?,
+            )])
         } else {
             embeds
                 .iter()
                 .enumerate()
-                .map(|(k, e)| Ok((k, 1, float_value(vec![1, e.1 as i64, dim as i64], e.0, self.unet_f16)?)))
+                .map(|(k, e)| {
+                    Ok((
+                        k,
+                        1,
+                        float_value(vec![1, e.1 as i64, dim as i64], e.0, self.unet_f16)?,
+                    ))
+                })
                 .collect()
         }
     }
 
     /// One UNet evaluation of `latents` (`[batch, c, h, w]` flat) at timestep `t`, by `plan`.
-    fn unet(&mut self, latents: &[f32], t: f32, plan: &[(usize, usize, DynValue)], lat_shape: [usize; 3]) -> Result<Vec<f32>> {
+    fn unet(
+        &mut self,
+        latents: &[f32],
+        t: f32,
+        plan: &[(usize, usize, DynValue)],
+        lat_shape: [usize; 3],
+    ) -> Result<Vec<f32>> {
         let [c, h, w] = lat_shape;
         let n = c * h * w;
         let mut out = Vec::with_capacity(latents.len());
         for (first, b, ehs) in plan {
-            let sample = float_input(vec![*b as i64, c as i64, h as i64, w as i64], &latents[first * n..(first + b) * n], self.unet_f16)?;
+            let sample = float_input(
+                vec![*b as i64, c as i64, h as i64, w as i64],
+                &latents[first * n..(first + b) * n],
+                self.unet_f16,
+            )?;
             let ts: SessionInputValue<'static> = match self.timestep {
-                TimestepInput::Int64Vec => Tensor::from_array((vec![1i64], vec![t as i64])).map_err(|e| anyhow!("{e}"))?.into(),
-                TimestepInput::Float32Vec => Tensor::from_array((vec![1i64], vec![t])).map_err(|e| anyhow!("{e}"))?.into(),
-                TimestepInput::Float32Scalar => Tensor::from_array(((), vec![t])).map_err(|e| anyhow!("{e}"))?.into(),
+                TimestepInput::Int64Vec => Tensor::from_array((vec![1i64], vec![t as i64]))
+                    .map_err(|e| anyhow!("{e}"))?
+                    .into(),
+                TimestepInput::Float32Vec => Tensor::from_array((vec![1i64], vec![t]))
+                    .map_err(|e| anyhow!("{e}"))?
+                    .into(),
+                TimestepInput::Float32Scalar => Tensor::from_array(((), vec![t]))
+                    .map_err(|e| anyhow!("{e}"))?
+                    .into(),
             };
             let (_, pred) = self.unet.run1(
-                vec![("sample".into(), sample), ("timestep".into(), ts), ("encoder_hidden_states".into(), SessionInputValue::from(ehs))],
+                vec![
+                    ("sample".into(), sample),
+                    ("timestep".into(), ts),
+                    ("encoder_hidden_states".into(), SessionInputValue::from(ehs)),
+                ],
                 "out_sample",
             )?;
             out.extend(pred);
@@ -457,18 +585,29 @@ impl Pipeline {
 
     /// The initial noise draw (txt2img's latents, img2img's added noise), blended with the
     /// subseed's noise when the request asks for a variation.
-    fn initial_noise(&self, req: &Request, noise: &mut dyn NoiseSource, shape: [usize; 3]) -> Vec<f32> {
+    fn initial_noise(
+        &self,
+        req: &Request,
+        noise: &mut dyn NoiseSource,
+        shape: [usize; 3],
+    ) -> Vec<f32> {
         let n = shape.iter().product();
         let base = noise.randn(n);
         match req.subseed {
-            Some((sub, strength)) if strength != 0.0 => variation::slerp(strength, &base, &TorchRng::new(sub).randn(n), shape),
+            Some((sub, strength)) if strength != 0.0 => {
+                variation::slerp(strength, &base, &TorchRng::new(sub).randn(n), shape)
+            }
             _ => base,
         }
     }
 
     /// Runs one txt2img or img2img generation; noise is drawn from `noise` in diffusers' order
     /// (VAE encoder sample, initial noise, then per-step noise of stochastic samplers).
-    pub fn generate(&mut self, req: &Request, noise: &mut dyn NoiseSource) -> Result<(RgbImage, StageTimes)> {
+    pub fn generate(
+        &mut self,
+        req: &Request,
+        noise: &mut dyn NoiseSource,
+    ) -> Result<(RgbImage, StageTimes)> {
         let busy_before = self.busy();
         let (img, mut times) = self.generate_inner(req, noise)?;
         times.ort = self.busy() - busy_before;
@@ -480,20 +619,30 @@ impl Pipeline {
         self.text_encoder.busy + self.unet.busy + self.vae_encoder.busy + self.vae_decoder.busy
     }
 
-    fn generate_inner(&mut self, req: &Request, noise: &mut dyn NoiseSource) -> Result<(RgbImage, StageTimes)> {
+    fn generate_inner(
+        &mut self,
+        req: &Request,
+        noise: &mut dyn NoiseSource,
+    ) -> Result<(RgbImage, StageTimes)> {
         let mut times = StageTimes::default();
         let (w, h) = (req.width, req.height);
         if w % 8 != 0 || h % 8 != 0 {
             bail!("image size {w}x{h} is not a multiple of 8");
         }
         let mut sched = match req.init {
-            Some(_) => Scheduler::img2img(req.sampler, &self.scheduler_config, req.steps, req.denoise)?,
+            Some(_) => {
+                Scheduler::img2img(req.sampler, &self.scheduler_config, req.steps, req.denoise)?
+            }
             None => Scheduler::new(req.sampler, &self.scheduler_config, req.steps)?,
         }
         .with_eta(req.eta);
         if let Some(init) = req.init {
             if init.dimensions() != (w, h) {
-                bail!("init image is {}x{}, expected {w}x{h}", init.width(), init.height());
+                bail!(
+                    "init image is {}x{}, expected {w}x{h}",
+                    init.width(),
+                    init.height()
+                );
             }
             if sched.remaining() == 0 {
                 // nothing to denoise: diffusers would refuse; keep the image as it is
@@ -502,8 +651,9 @@ impl Pipeline {
         }
         let t0 = Instant::now();
         let guided = req.cfg_scale > 1.0;
-        let (eshape, cond) =
-            self.encode_skip(req.prompt, req.prompt_syntax, req.clip_skip).with_context(|| format!("encoding prompt {:?}", req.prompt))?;
+        let (eshape, cond) = self
+            .encode_skip(req.prompt, req.prompt_syntax, req.clip_skip)
+            .with_context(|| format!("encoding prompt {:?}", req.prompt))?;
         let uncond = if guided {
             Some(
                 self.encode_skip(req.negative, req.prompt_syntax, req.clip_skip)
@@ -523,7 +673,8 @@ impl Pipeline {
                 (eshape, cond) = (nshape, next);
             }
             if let Some((ushape, u)) = uncond.as_mut() {
-                let (nushape, nu) = self.encode_skip(tr.negative, req.prompt_syntax, req.clip_skip)?;
+                let (nushape, nu) =
+                    self.encode_skip(tr.negative, req.prompt_syntax, req.clip_skip)?;
                 if nushape == *ushape {
                     *u = blend_embeddings(u, &nu, ushape[2], tr.weight, tr.slerp);
                 } else if tr.weight >= 0.5 {
@@ -550,7 +701,10 @@ impl Pipeline {
             }
             None => {
                 let s = sched.init_noise_sigma();
-                self.initial_noise(req, noise, lat_shape).into_iter().map(|x| x * s).collect()
+                self.initial_noise(req, noise, lat_shape)
+                    .into_iter()
+                    .map(|x| x * s)
+                    .collect()
             }
         };
         let t = Instant::now();
@@ -567,10 +721,16 @@ impl Pipeline {
             let mut pred = self.unet(&input, timestep, &plan, lat_shape)?;
             if guided {
                 let (u, c) = pred.split_at_mut(n);
-                u.iter_mut().zip(c.iter()).for_each(|(u, c)| *u += req.cfg_scale * (c - *u));
+                u.iter_mut()
+                    .zip(c.iter())
+                    .for_each(|(u, c)| *u += req.cfg_scale * (c - *u));
                 pred.truncate(n);
             }
-            let step_noise = if sched.draws_noise() { Some(noise.randn(n)) } else { None };
+            let step_noise = if sched.draws_noise() {
+                Some(noise.randn(n))
+            } else {
+                None
+            };
             sched.step(&pred, &mut latents, step_noise.as_deref())?;
             times.steps_run += 1;
         }
@@ -597,7 +757,12 @@ fn normalize_rows(x: &[f32], dim: usize, eps: f64) -> Vec<f64> {
 /// The text encoder's final layer norm `(weight, bias)`, recovered from one run's
 /// `last_hidden_state = LayerNorm(hidden_states[-1])` by a least-squares fit per channel (exact up
 /// to float32 rounding: the outputs are an affine function of the normalised inputs).
-fn fit_layer_norm(hidden: &[f32], last: &[f32], dim: usize, eps: f64) -> Result<(Vec<f64>, Vec<f64>)> {
+fn fit_layer_norm(
+    hidden: &[f32],
+    last: &[f32],
+    dim: usize,
+    eps: f64,
+) -> Result<(Vec<f64>, Vec<f64>)> {
     let x = normalize_rows(hidden, dim, eps);
     let rows = x.len() / dim;
     let mut w = vec![0.0; dim];
@@ -605,7 +770,10 @@ fn fit_layer_norm(hidden: &[f32], last: &[f32], dim: usize, eps: f64) -> Result<
     for d in 0..dim {
         let xs: Vec<f64> = (0..rows).map(|r| x[r * dim + d]).collect();
         let ys: Vec<f64> = (0..rows).map(|r| last[r * dim + d] as f64).collect();
-        let (mx, my) = (xs.iter().sum::<f64>() / rows as f64, ys.iter().sum::<f64>() / rows as f64);
+        let (mx, my) = (
+            xs.iter().sum::<f64>() / rows as f64,
+            ys.iter().sum::<f64>() / rows as f64,
+        );
         let sxx: f64 = xs.iter().map(|v| (v - mx).powi(2)).sum();
         let sxy: f64 = xs.iter().zip(&ys).map(|(a, c)| (a - mx) * (c - my)).sum();
         if sxx <= 0.0 {
@@ -619,7 +787,11 @@ fn fit_layer_norm(hidden: &[f32], last: &[f32], dim: usize, eps: f64) -> Result<
 
 /// LayerNorm with the recovered weight and bias, back to float32.
 fn layer_norm(x: &[f32], dim: usize, eps: f64, w: &[f64], b: &[f64]) -> Vec<f32> {
-    normalize_rows(x, dim, eps).iter().enumerate().map(|(i, v)| (v * w[i % dim] + b[i % dim]) as f32).collect()
+    normalize_rows(x, dim, eps)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v * w[i % dim] + b[i % dim]) as f32)
+        .collect()
 }
 
 /// RGB8 to NCHW float in [-1, 1] (diffusers' `VaeImageProcessor.preprocess`).

@@ -138,7 +138,11 @@ fn weight_at(chars: &[char], i: usize) -> Option<(f64, usize)> {
     if chars.get(j) != Some(&')') || !number.chars().any(|c| c.is_ascii_digit() || c == '.') {
         return None;
     }
-    number.parse::<f64>().ok().filter(|w| w.is_finite()).map(|w| (w, j + 1))
+    number
+        .parse::<f64>()
+        .ok()
+        .filter(|w| w.is_finite())
+        .map(|w| (w, j + 1))
 }
 
 /// Appends plain text, splitting it at the word `BREAK` (and the whitespace around it).
@@ -207,7 +211,10 @@ pub fn chunks(tok: &ClipTokenizer, text: &str) -> Result<Vec<Chunk>> {
         c_w.push(1.0);
         c_w.append(weights);
         c_w.resize(CHUNK_LENGTH + 2, 1.0);
-        out.push(Chunk { ids: c_ids, weights: c_w });
+        out.push(Chunk {
+            ids: c_ids,
+            weights: c_w,
+        });
     };
     for (segment, weight) in &parsed {
         if segment == "BREAK" && *weight == -1.0 {
@@ -218,7 +225,9 @@ pub fn chunks(tok: &ClipTokenizer, text: &str) -> Result<Vec<Chunk>> {
         for &token in &tok.content_ids(segment)? {
             if Some(token) == comma {
                 last_comma = Some(ids.len());
-            } else if let Some(at) = last_comma.filter(|&c| ids.len() == CHUNK_LENGTH && ids.len() - c <= COMMA_BACKTRACK) {
+            } else if let Some(at) = last_comma
+                .filter(|&c| ids.len() == CHUNK_LENGTH && ids.len() - c <= COMMA_BACKTRACK)
+            {
                 let moved_ids = ids.split_off(at + 1);
                 let moved_w = weights.split_off(at + 1);
                 finish(&mut ids, &mut weights, &mut out);
@@ -279,7 +288,10 @@ mod tests {
     fn a1111_doctests() {
         // the examples in A1111's parse_prompt_attention docstring, weights bit for bit
         assert_eq!(p("normal text"), v(&[("normal text", 1.0)]));
-        assert_eq!(p("an (important) word"), v(&[("an ", 1.0), ("important", 1.1), (" word", 1.0)]));
+        assert_eq!(
+            p("an (important) word"),
+            v(&[("an ", 1.0), ("important", 1.1), (" word", 1.0)])
+        );
         assert_eq!(p("(unbalanced"), v(&[("unbalanced", 1.1)]));
         assert_eq!(p("\\(literal\\]"), v(&[("(literal]", 1.0)]));
         assert_eq!(p("(unnecessary)(parens)"), v(&[("unnecessaryparens", 1.1)]));
@@ -304,7 +316,10 @@ mod tests {
         assert_eq!(p("[a]"), v(&[("a", 1.0 / 1.1)]));
         assert_eq!(p("(a: 0.5 )"), v(&[("a", 0.5)]));
         assert_eq!(p("a:1.2)"), v(&[("a:1.2)", 1.0)]));
-        assert_eq!(p("a BREAK b"), v(&[("a", 1.0), ("BREAK", -1.0), ("b", 1.0)]));
+        assert_eq!(
+            p("a BREAK b"),
+            v(&[("a", 1.0), ("BREAK", -1.0), ("b", 1.0)])
+        );
         assert_eq!(p("BREAKFAST"), v(&[("BREAKFAST", 1.0)]));
         assert_eq!(p(""), v(&[("", 1.0)]));
         assert_eq!(p("\\\\ x"), v(&[("\\ x", 1.0)]));

@@ -19,7 +19,10 @@ pub struct TorchRng {
 impl TorchRng {
     /// `torch.Generator("cpu").manual_seed(seed)`.
     pub fn new(seed: u64) -> TorchRng {
-        TorchRng { mt: Mt::new(seed as u32), cached_normal: None }
+        TorchRng {
+            mt: Mt::new(seed as u32),
+            cached_normal: None,
+        }
     }
 
     fn next_u32(&mut self) -> u32 {
@@ -94,6 +97,10 @@ mod tests {
     fn known_values() {
         // torch.manual_seed(0); torch.randn(16)[:2] = [-1.1258, -1.1524]
         let v = TorchRng::new(0).randn(16);
-        assert!((v[0] + 1.1258).abs() < 1e-4 && (v[1] + 1.1524).abs() < 1e-4, "{:?}", &v[..2]);
+        assert!(
+            (v[0] + 1.1258).abs() < 1e-4 && (v[1] + 1.1524).abs() < 1e-4,
+            "{:?}",
+            &v[..2]
+        );
     }
 }

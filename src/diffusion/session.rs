@@ -49,7 +49,10 @@ impl Device {
             "directml" | "dml" => Device::DirectMl,
             "coreml" => Device::CoreMl,
             "auto" => Device::Auto,
-            _ => bail!("unknown device `{name}`; expected one of {}", Device::NAMES.join(", ")),
+            _ => bail!(
+                "unknown device `{name}`; expected one of {}",
+                Device::NAMES.join(", ")
+            ),
         })
     }
 
@@ -120,12 +123,18 @@ pub(crate) struct Model {
 fn cache_key(path: &Path, provider: &str) -> String {
     let meta = std::fs::metadata(path).ok();
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    path.canonicalize().unwrap_or_else(|_| path.to_path_buf()).hash(&mut h);
+    path.canonicalize()
+        .unwrap_or_else(|_| path.to_path_buf())
+        .hash(&mut h);
     meta.as_ref().map(|m| m.len()).hash(&mut h);
     meta.and_then(|m| m.modified().ok()).hash(&mut h);
     provider.hash(&mut h);
     env!("CARGO_PKG_VERSION").hash(&mut h);
-    let stem = path.parent().and_then(|p| p.file_name()).map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     format!("{stem}-{:016x}", h.finish())
 }
 
@@ -135,7 +144,12 @@ impl Model {
     /// # Errors
     /// A missing file, a provider that is not in this ONNX Runtime build or does not start
     /// (explicit devices), or a file ONNX Runtime rejects; each names the file or provider.
-    pub(crate) fn load(folder: &Path, sub: &str, opts: &SessionOptions, notes: &mut Vec<String>) -> Result<Model> {
+    pub(crate) fn load(
+        folder: &Path,
+        sub: &str,
+        opts: &SessionOptions,
+        notes: &mut Vec<String>,
+    ) -> Result<Model> {
         let path = folder.join(sub).join("model.onnx");
         if !path.is_file() {
             bail!(
@@ -152,9 +166,20 @@ impl Model {
         let mut last_err = None;
         for device in candidates {
             match Self::try_load(env, &path, device, opts) {
-                Ok(session) => return Ok(Model { session, path, provider: device.provider_name(), busy: std::time::Duration::ZERO }),
+                Ok(session) => {
+                    return Ok(Model {
+                        session,
+                        path,
+                        provider: device.provider_name(),
+                        busy: std::time::Duration::ZERO,
+                    });
+                }
                 Err(e) if opts.device == Device::Auto && device != Device::Cpu => {
-                    let note = format!("--device auto: {} not used for {} ({e:#})", device.provider_name(), path.display());
+                    let note = format!(
+                        "--device auto: {} not used for {} ({e:#})",
+                        device.provider_name(),
+                        path.display()
+                    );
                     if !notes.contains(&note) {
                         notes.push(note);
                     }
@@ -163,10 +188,16 @@ impl Model {
                 Err(e) => return Err(e),
             }
         }
-        Err(last_err.unwrap_or_else(|| anyhow!("{}: no execution provider could load it", path.display())))
+        Err(last_err
+            .unwrap_or_else(|| anyhow!("{}: no execution provider could load it", path.display())))
     }
 
-    fn try_load(env: &ort::environment::Environment, path: &Path, device: Device, opts: &SessionOptions) -> Result<Session> {
+    fn try_load(
+        env: &ort::environment::Environment,
+        path: &Path,
+        device: Device,
+        opts: &SessionOptions,
+    ) -> Result<Session> {
         let provider = device.provider_name();
         let available = match device {
             Device::Cpu | Device::Auto => Ok(true),
@@ -177,7 +208,9 @@ impl Model {
         }
         .map_err(|e| anyhow!("cannot list ONNX Runtime's providers: {e}"))?;
         if !available {
-            let have = available_providers().map(|v| v.join(", ")).unwrap_or_default();
+            let have = available_providers()
+                .map(|v| v.join(", "))
+                .unwrap_or_default();
             let hint = match device {
                 Device::Cuda | Device::TensorRt => {
                     "; install the GPU build: scripts/fetch-ort.sh ~/.local/share/anim/onnxruntime onnxruntime-gpu==1.31.1"
@@ -187,12 +220,19 @@ impl Model {
             bail!("{provider} is not in this ONNX Runtime build (it has {have}){hint}");
         }
         let err = |e: ort::Error| anyhow!("{}: {e}", path.display());
-        let mut builder = Session::builder(env).map_err(|e| anyhow!("{e}"))?.with_deterministic_compute(true).map_err(|e| anyhow!("{e}"))?;
+        let mut builder = Session::builder(env)
+            .map_err(|e| anyhow!("{e}"))?
+            .with_deterministic_compute(true)
+            .map_err(|e| anyhow!("{e}"))?;
         if let Some(n) = opts.threads {
             builder = builder.with_intra_threads(n).map_err(|e| anyhow!("{e}"))?;
         }
         // a cache folder that cannot be created only costs speed: run without it
-        let cache = opts.cache.as_ref().map(|c| c.join(provider)).filter(|dir| std::fs::create_dir_all(dir).is_ok());
+        let cache = opts
+            .cache
+            .as_ref()
+            .map(|c| c.join(provider))
+            .filter(|dir| std::fs::create_dir_all(dir).is_ok());
         let eps = match device {
             Device::Cpu | Device::Auto => Vec::new(),
             Device::Cuda => vec![ep::CUDA::default().build().error_on_failure()],
@@ -200,9 +240,16 @@ impl Model {
                 let mut trt = ep::TensorRT::default();
                 if let Some(dir) = &cache {
                     let d = dir.to_string_lossy().into_owned();
-                    trt = trt.with_engine_cache(true).with_engine_cache_path(&d).with_timing_cache(true).with_timing_cache_path(&d);
+                    trt = trt
+                        .with_engine_cache(true)
+                        .with_engine_cache_path(&d)
+                        .with_timing_cache(true)
+                        .with_timing_cache_path(&d);
                 }
-                vec![trt.build().error_on_failure(), ep::CUDA::default().build().error_on_failure()]
+                vec![
+                    trt.build().error_on_failure(),
+                    ep::CUDA::default().build().error_on_failure(),
+                ]
             }
             Device::DirectMl => vec![ep::DirectML::default().build().error_on_failure()],
             Device::CoreMl => {
@@ -214,11 +261,16 @@ impl Model {
             }
         };
         if !eps.is_empty() {
-            builder = builder.with_execution_providers(eps).map_err(|e| anyhow!("{provider} failed to start for {}: {e}", path.display()))?;
+            builder = builder
+                .with_execution_providers(eps)
+                .map_err(|e| anyhow!("{provider} failed to start for {}: {e}", path.display()))?;
         }
         // ORT's optimised model on the CPU: saved once at level 2 (fusions, nothing specific to this
         // processor), loaded afterwards with the remaining optimisations re-applied (cheap)
-        let optimized = cache.as_ref().filter(|_| matches!(device, Device::Cpu | Device::Auto)).map(|d| d.join(format!("{}.onnx", cache_key(path, provider))));
+        let optimized = cache
+            .as_ref()
+            .filter(|_| matches!(device, Device::Cpu | Device::Auto))
+            .map(|d| d.join(format!("{}.onnx", cache_key(path, provider))));
         if let Some(file) = &optimized {
             if !file.is_file() {
                 let tmp = file.with_extension(format!("tmp{}", std::process::id()));
@@ -235,9 +287,12 @@ impl Model {
                 let _ = std::fs::rename(&tmp, file);
             }
             if file.is_file() {
-                return builder
-                    .commit_from_file(file)
-                    .map_err(|e| anyhow!("cannot load the cached optimised model {} (delete it to rebuild): {e}", file.display()));
+                return builder.commit_from_file(file).map_err(|e| {
+                    anyhow!(
+                        "cannot load the cached optimised model {} (delete it to rebuild): {e}",
+                        file.display()
+                    )
+                });
             }
         }
         builder.commit_from_file(path).map_err(err)
@@ -248,13 +303,27 @@ impl Model {
     /// # Errors
     /// No such input (listing the inputs found), or not a tensor.
     pub(crate) fn input(&self, name: &str) -> Result<(TensorElementType, usize, bool)> {
-        let outlet = self.session.inputs().iter().find(|o| o.name() == name).ok_or_else(|| {
-            let found: Vec<&str> = self.session.inputs().iter().map(|o| o.name()).collect();
-            anyhow!("{}: expected an input named `{name}`, found {}", self.path.display(), found.join(", "))
-        })?;
+        let outlet = self
+            .session
+            .inputs()
+            .iter()
+            .find(|o| o.name() == name)
+            .ok_or_else(|| {
+                let found: Vec<&str> = self.session.inputs().iter().map(|o| o.name()).collect();
+                anyhow!(
+                    "{}: expected an input named `{name}`, found {}",
+                    self.path.display(),
+                    found.join(", ")
+                )
+            })?;
         match outlet.dtype() {
-            ValueType::Tensor { ty, shape, .. } => Ok((*ty, shape.len(), shape.first().is_some_and(|d| *d < 0))),
-            other => bail!("{}: input `{name}` is {other:?}, expected a tensor", self.path.display()),
+            ValueType::Tensor { ty, shape, .. } => {
+                Ok((*ty, shape.len(), shape.first().is_some_and(|d| *d < 0)))
+            }
+            other => bail!(
+                "{}: input `{name}` is {other:?}, expected a tensor",
+                self.path.display()
+            ),
         }
     }
 
@@ -266,7 +335,10 @@ impl Model {
         match self.input(name)?.0 {
             TensorElementType::Float16 => Ok(true),
             TensorElementType::Float32 => Ok(false),
-            t => bail!("{}: input `{name}` is {t:?}; expected float32 or float16", self.path.display()),
+            t => bail!(
+                "{}: input `{name}` is {t:?}; expected float32 or float16",
+                self.path.display()
+            ),
         }
     }
 
@@ -286,24 +358,40 @@ impl Model {
     ) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {
         let path = self.path.display().to_string();
         let started = std::time::Instant::now();
-        let outputs = self.session.run(inputs).map_err(|e| anyhow!("running {path}: {e}"))?;
+        let outputs = self
+            .session
+            .run(inputs)
+            .map_err(|e| anyhow!("running {path}: {e}"))?;
         self.busy += started.elapsed();
         names
             .iter()
             .map(|&name| {
-                let value = outputs.get(name).ok_or_else(|| anyhow!("{path}: no output named `{name}`"))?;
+                let value = outputs
+                    .get(name)
+                    .ok_or_else(|| anyhow!("{path}: no output named `{name}`"))?;
                 if let Ok((shape, data)) = value.try_extract_tensor::<f32>() {
                     return Ok((shape.iter().map(|&d| d as usize).collect(), data.to_vec()));
                 }
-                let (shape, data) = value.try_extract_tensor::<f16>().map_err(|e| anyhow!("{path}: output `{name}`: {e}"))?;
-                Ok((shape.iter().map(|&d| d as usize).collect(), data.iter().map(|x| x.to_f32()).collect()))
+                let (shape, data) = value
+                    .try_extract_tensor::<f16>()
+                    .map_err(|e| anyhow!("{path}: output `{name}`: {e}"))?;
+                Ok((
+                    shape.iter().map(|&d| d as usize).collect(),
+                    data.iter().map(|x| x.to_f32()).collect(),
+                ))
             })
             .collect()
     }
 
     /// [`Model::run`] for one output.
-    pub(crate) fn run1<'v>(&mut self, inputs: Vec<(Cow<'static, str>, SessionInputValue<'v>)>, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
-        self.run(inputs, &[name])?.pop().ok_or_else(|| anyhow!("{}: no output `{name}`", self.path.display()))
+    pub(crate) fn run1<'v>(
+        &mut self,
+        inputs: Vec<(Cow<'static, str>, SessionInputValue<'v>)>,
+        name: &str,
+    ) -> Result<(Vec<usize>, Vec<f32>)> {
+        self.run(inputs, &[name])?
+            .pop()
+            .ok_or_else(|| anyhow!("{}: no output `{name}`", self.path.display()))
     }
 }
 
@@ -312,11 +400,22 @@ impl Model {
 ///
 /// # Errors
 /// A shape that does not match the data.
-pub(crate) fn float_value(shape: Vec<i64>, data: &[f32], half: bool) -> Result<ort::value::DynValue> {
+pub(crate) fn float_value(
+    shape: Vec<i64>,
+    data: &[f32],
+    half: bool,
+) -> Result<ort::value::DynValue> {
     Ok(if half {
-        Tensor::from_array((shape, data.iter().map(|&x| f16::from_f32(x)).collect::<Vec<_>>())).map_err(|e| anyhow!("{e}"))?.into_dyn()
+        Tensor::from_array((
+            shape,
+            data.iter().map(|&x| f16::from_f32(x)).collect::<Vec<_>>(),
+        ))
+        .map_err(|e| anyhow!("{e}"))?
+        .into_dyn()
     } else {
-        Tensor::from_array((shape, data.to_vec())).map_err(|e| anyhow!("{e}"))?.into_dyn()
+        Tensor::from_array((shape, data.to_vec()))
+            .map_err(|e| anyhow!("{e}"))?
+            .into_dyn()
     })
 }
 
@@ -324,11 +423,22 @@ pub(crate) fn float_value(shape: Vec<i64>, data: &[f32], half: bool) -> Result<o
 ///
 /// # Errors
 /// A shape that does not match the data.
-pub(crate) fn float_input(shape: Vec<i64>, data: &[f32], half: bool) -> Result<SessionInputValue<'static>> {
+pub(crate) fn float_input(
+    shape: Vec<i64>,
+    data: &[f32],
+    half: bool,
+) -> Result<SessionInputValue<'static>> {
     Ok(if half {
-        Tensor::from_array((shape, data.iter().map(|&x| f16::from_f32(x)).collect::<Vec<_>>())).map_err(|e| anyhow!("{e}"))?.into()
+        Tensor::from_array((
+            shape,
+            data.iter().map(|&x| f16::from_f32(x)).collect::<Vec<_>>(),
+        ))
+        .map_err(|e| anyhow!("{e}"))?
+        .into()
     } else {
-        Tensor::from_array((shape, data.to_vec())).map_err(|e| anyhow!("{e}"))?.into()
+        Tensor::from_array((shape, data.to_vec()))
+            .map_err(|e| anyhow!("{e}"))?
+            .into()
     })
 }
 
@@ -342,6 +452,11 @@ mod tests {
             assert!(Device::parse(n).is_ok());
         }
         assert_eq!(Device::parse("CUDA").unwrap(), Device::Cuda);
-        assert!(Device::parse("tpu").unwrap_err().to_string().contains("cpu, cuda, tensorrt"));
+        assert!(
+            Device::parse("tpu")
+                .unwrap_err()
+                .to_string()
+                .contains("cpu, cuda, tensorrt")
+        );
     }
 }

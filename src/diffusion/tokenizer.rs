@@ -51,11 +51,20 @@ impl ClipTokenizer {
             .and_then(|s| serde_json::from_str(&s).ok())
             .unwrap_or(serde_json::Value::Null);
         let token_name = |v: &serde_json::Value| -> Option<String> {
-            v.as_str().map(String::from).or_else(|| v.get("content").and_then(|c| c.as_str()).map(String::from))
+            v.as_str()
+                .map(String::from)
+                .or_else(|| v.get("content").and_then(|c| c.as_str()).map(String::from))
         };
-        let id = |name: &str| inner.token_to_id(name).ok_or_else(|| anyhow!("{}: token `{name}` is not in the vocabulary", dir.display()));
+        let id = |name: &str| {
+            inner.token_to_id(name).ok_or_else(|| {
+                anyhow!("{}: token `{name}` is not in the vocabulary", dir.display())
+            })
+        };
         let pad_name = token_name(&config["pad_token"]).unwrap_or_else(|| "<|endoftext|>".into());
-        let max_length = config["model_max_length"].as_u64().filter(|&n| n > 2 && n <= 4096).unwrap_or(77) as usize;
+        let max_length = config["model_max_length"]
+            .as_u64()
+            .filter(|&n| n > 2 && n <= 4096)
+            .unwrap_or(77) as usize;
         Ok(ClipTokenizer {
             pad_id: id(&pad_name)?,
             bos_id: id("<|startoftext|>")?,
@@ -66,7 +75,12 @@ impl ClipTokenizer {
     }
 
     fn from_vocab_merges(vocab: &Path, merges: &Path) -> Result<Tokenizer> {
-        let err = |e: tokenizers::Error| anyhow!("cannot build the CLIP tokenizer from {}: {e}", vocab.display());
+        let err = |e: tokenizers::Error| {
+            anyhow!(
+                "cannot build the CLIP tokenizer from {}: {e}",
+                vocab.display()
+            )
+        };
         let bpe = BPE::from_file(&vocab.to_string_lossy(), &merges.to_string_lossy())
             .unk_token("<|endoftext|>".into())
             .end_of_word_suffix("</w>".into())
@@ -76,16 +90,29 @@ impl ClipTokenizer {
         let mut tok = Tokenizer::new(bpe);
         let normalizer = Sequence::new(vec![
             NFC.into(),
-            Replace::new(ReplacePattern::Regex(r"\s+".into()), " ").map_err(err)?.into(),
+            Replace::new(ReplacePattern::Regex(r"\s+".into()), " ")
+                .map_err(err)?
+                .into(),
             Lowercase.into(),
         ]);
         tok.with_normalizer(Some(normalizer)).map_err(err)?;
-        let split = Split::new(SplitPattern::Regex(CLIP_SPLIT.into()), SplitDelimiterBehavior::Removed, true).map_err(err)?;
-        tok.with_pre_tokenizer(Some(PreSequence::new(vec![split.into(), ByteLevel::new(false, true, false).into()])));
+        let split = Split::new(
+            SplitPattern::Regex(CLIP_SPLIT.into()),
+            SplitDelimiterBehavior::Removed,
+            true,
+        )
+        .map_err(err)?;
+        tok.with_pre_tokenizer(Some(PreSequence::new(vec![
+            split.into(),
+            ByteLevel::new(false, true, false).into(),
+        ])));
         tok.with_post_processor(Some(
-            RobertaProcessing::new(("<|endoftext|>".into(), 49407), ("<|startoftext|>".into(), 49406))
-                .trim_offsets(false)
-                .add_prefix_space(false),
+            RobertaProcessing::new(
+                ("<|endoftext|>".into(), 49407),
+                ("<|startoftext|>".into(), 49406),
+            )
+            .trim_offsets(false)
+            .add_prefix_space(false),
         ));
         tok.with_decoder(Some(ByteLevelDecoder::default()));
         let _added = tok.add_special_tokens(vec![
@@ -112,7 +139,10 @@ impl ClipTokenizer {
 
     /// Content token ids of `text`, without start/end tokens or padding.
     pub fn content_ids(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.inner.encode(text, true).map_err(|e| anyhow!("cannot tokenize {text:?}: {e}"))?;
+        let enc = self
+            .inner
+            .encode(text, true)
+            .map_err(|e| anyhow!("cannot tokenize {text:?}: {e}"))?;
         let ids = enc.get_ids();
         // strip the post-processor's bos/eos
         let start = usize::from(ids.first() == Some(&self.bos_id));

@@ -18,12 +18,18 @@ pub fn slerp(val: f32, low: &[f32], high: &[f32], shape: [usize; 3]) -> Vec<f32>
                 nh += high[at(ci, hi, wi)] * high[at(ci, hi, wi)];
             }
             let (nl, nh) = (nl.sqrt(), nh.sqrt());
-            dot[ci * w + wi] = (0..h).map(|hi| (low[at(ci, hi, wi)] / nl) * (high[at(ci, hi, wi)] / nh)).sum();
+            dot[ci * w + wi] = (0..h)
+                .map(|hi| (low[at(ci, hi, wi)] / nl) * (high[at(ci, hi, wi)] / nh))
+                .sum();
         }
     }
     let mean = dot.iter().map(|&d| d as f64).sum::<f64>() / dot.len() as f64;
     if mean > 0.9995 {
-        return low.iter().zip(high).map(|(l, hv)| l * val + hv * (1.0 - val)).collect();
+        return low
+            .iter()
+            .zip(high)
+            .map(|(l, hv)| l * val + hv * (1.0 - val))
+            .collect();
     }
     let mut out = vec![0.0f32; low.len()];
     for ci in 0..c {

@@ -39,7 +39,11 @@ pub fn add_noise(img: &RgbImage, amount: f64, seed: i64, kind: NoiseKind) -> Rgb
             let u = rng.rand(3 * h * w);
             (h, w, u.iter().map(|x| 2.0 * x - 1.0).collect())
         }
-        NoiseKind::Perlin { octaves, persistence, res } => {
+        NoiseKind::Perlin {
+            octaves,
+            persistence,
+            res,
+        } => {
             let (h64, w64) = ((h - h % 64).max(64.min(h)), (w - w % 64).max(64.min(w)));
             let mut n = rng.randn(3 * h64 * w64);
             let field = perlin_octaves(&mut rng, (h64, w64), res, octaves, persistence);
@@ -63,7 +67,9 @@ pub fn add_noise(img: &RgbImage, amount: f64, seed: i64, kind: NoiseKind) -> Rgb
                 let nu8 = ((n * 0.5 + 0.5).clamp(0.0, 1.0) * 255.0) as u8 as f32;
                 let rgb = 2 - c;
                 let v = img.as_raw()[(y * w + x) * 3 + rgb] as f32;
-                out.as_mut()[(y * w + x) * 3 + rgb] = ((1.0 - a) * v + a * nu8).round_ties_even().clamp(0.0, 255.0) as u8;
+                out.as_mut()[(y * w + x) * 3 + rgb] = ((1.0 - a) * v + a * nu8)
+                    .round_ties_even()
+                    .clamp(0.0, 255.0) as u8;
             }
         }
     }
@@ -103,14 +109,21 @@ fn perlin(rng: &mut TorchRng, shape: (usize, usize), res: (usize, usize)) -> Vec
             let n11 = dot(grad(cy + 1, cx + 1), -1.0, -1.0);
             let (t0, t1) = (fade(gy), fade(gx));
             let lerp = |a: f32, b: f32, t: f32| a + t * (b - a);
-            out[y * shape.1 + x] = std::f32::consts::SQRT_2 * lerp(lerp(n00, n10, t0), lerp(n01, n11, t0), t1);
+            out[y * shape.1 + x] =
+                std::f32::consts::SQRT_2 * lerp(lerp(n00, n10, t0), lerp(n01, n11, t0), t1);
         }
     }
     out
 }
 
 /// `rand_perlin_2d_octaves`: octaves of doubling frequency and `persistence`-scaled amplitude.
-fn perlin_octaves(rng: &mut TorchRng, shape: (usize, usize), res: (usize, usize), octaves: u32, persistence: f64) -> Vec<f32> {
+fn perlin_octaves(
+    rng: &mut TorchRng,
+    shape: (usize, usize),
+    res: (usize, usize),
+    octaves: u32,
+    persistence: f64,
+) -> Vec<f32> {
     let mut noise = vec![0.0f32; shape.0 * shape.1];
     let (mut freq, mut amp) = (1usize, 1.0f32);
     for _ in 0..octaves {
@@ -129,7 +142,11 @@ mod tests {
     #[test]
     fn deterministic_and_seeded() {
         let img = RgbImage::from_pixel(64, 64, image::Rgb([120, 60, 200]));
-        let k = NoiseKind::Perlin { octaves: 4, persistence: 0.5, res: (8, 8) };
+        let k = NoiseKind::Perlin {
+            octaves: 4,
+            persistence: 0.5,
+            res: (8, 8),
+        };
         let a = add_noise(&img, 0.3, 42, k);
         assert_eq!(a, add_noise(&img, 0.3, 42, k));
         assert_ne!(a, add_noise(&img, 0.3, 43, k));

@@ -10,12 +10,18 @@ pub fn gaussian_kernel(ksize: usize, sigma: f64) -> Vec<f64> {
         &[1.0],
         &[0.25, 0.5, 0.25],
         &[0.0625, 0.25, 0.375, 0.25, 0.0625],
-        &[0.03125, 0.109375, 0.21875, 0.28125, 0.21875, 0.109375, 0.03125],
+        &[
+            0.03125, 0.109375, 0.21875, 0.28125, 0.21875, 0.109375, 0.03125,
+        ],
     ];
     if ksize % 2 == 1 && ksize <= 7 && sigma <= 0.0 {
         return SMALL[ksize / 2].to_vec();
     }
-    let sigma = if sigma > 0.0 { sigma } else { ((ksize as f64 - 1.0) * 0.5 - 1.0) * 0.3 + 0.8 };
+    let sigma = if sigma > 0.0 {
+        sigma
+    } else {
+        ((ksize as f64 - 1.0) * 0.5 - 1.0) * 0.3 + 0.8
+    };
     let scale = -0.5 / (sigma * sigma);
     let mut k: Vec<f64> = (0..ksize)
         .map(|i| {
@@ -62,12 +68,19 @@ pub fn fixed_point_kernel(ksize: usize, sigma: f64) -> Vec<i64> {
 /// border, `(Σ ky·Σ kx·p + 2^15) >> 16`). Rows run in parallel; border indices are precomputed.
 pub fn gaussian_blur(img: &RgbImage, ksize: usize, sigma: f64) -> RgbImage {
     use rayon::prelude::*;
-    let k: Vec<i32> = fixed_point_kernel(ksize, sigma).iter().map(|v| *v as i32).collect();
+    let k: Vec<i32> = fixed_point_kernel(ksize, sigma)
+        .iter()
+        .map(|v| *v as i32)
+        .collect();
     let r = (ksize / 2) as isize;
     let (w, h) = (img.width() as usize, img.height() as usize);
     let src = img.as_raw();
-    let xs: Vec<usize> = (-r..w as isize + r).map(|x| reflect101(x, w as isize)).collect();
-    let ys: Vec<usize> = (-r..h as isize + r).map(|y| reflect101(y, h as isize)).collect();
+    let xs: Vec<usize> = (-r..w as isize + r)
+        .map(|x| reflect101(x, w as isize))
+        .collect();
+    let ys: Vec<usize> = (-r..h as isize + r)
+        .map(|y| reflect101(y, h as isize))
+        .collect();
     // horizontal pass, kept exact (8 fraction bits): at most 255·256, fits i32
     let mut tmp = vec![0i32; src.len()];
     tmp.par_chunks_mut(w * 3).enumerate().for_each(|(y, row)| {
@@ -84,24 +97,36 @@ pub fn gaussian_blur(img: &RgbImage, ksize: usize, sigma: f64) -> RgbImage {
         }
     });
     let mut out = RgbImage::new(img.width(), img.height());
-    out.as_mut().par_chunks_mut(w * 3).enumerate().for_each(|(y, row)| {
-        let mut acc = vec![0i64; w * 3];
-        for (i, kv) in k.iter().enumerate() {
-            let trow = &tmp[ys[y + i] * w * 3..(ys[y + i] + 1) * w * 3];
-            for (a, t) in acc.iter_mut().zip(trow) {
-                *a += *kv as i64 * *t as i64;
+    out.as_mut()
+        .par_chunks_mut(w * 3)
+        .enumerate()
+        .for_each(|(y, row)| {
+            let mut acc = vec![0i64; w * 3];
+            for (i, kv) in k.iter().enumerate() {
+                let trow = &tmp[ys[y + i] * w * 3..(ys[y + i] + 1) * w * 3];
+                for (a, t) in acc.iter_mut().zip(trow) {
+                    *a += *kv as i64 * *t as i64;
+                }
             }
-        }
-        for (o, a) in row.iter_mut().zip(&acc) {
-            *o = ((a + (1 << 15)) >> 16).clamp(0, 255) as u8;
-        }
-    });
+            for (o, a) in row.iter_mut().zip(&acc) {
+                *o = ((a + (1 << 15)) >> 16).clamp(0, 255) as u8;
+            }
+        });
     out
 }
 
 /// Deforum's `unsharp_mask(img, (k, k), sigma, amount, threshold)`; `ksize` must be odd.
-pub fn unsharp_mask(img: &RgbImage, ksize: usize, sigma: f64, amount: f64, threshold: f64) -> RgbImage {
-    let blurred: Vec<f64> = gaussian_blur(img, ksize, sigma).iter().map(|v| *v as f64).collect();
+pub fn unsharp_mask(
+    img: &RgbImage,
+    ksize: usize,
+    sigma: f64,
+    amount: f64,
+    threshold: f64,
+) -> RgbImage {
+    let blurred: Vec<f64> = gaussian_blur(img, ksize, sigma)
+        .iter()
+        .map(|v| *v as f64)
+        .collect();
     let mut out = img.clone();
     for (i, v) in out.iter_mut().enumerate() {
         let orig = img.as_raw()[i] as f64;
@@ -130,7 +155,10 @@ mod tests {
     fn opencv_fixed_point_kernels() {
         assert_eq!(fixed_point_kernel(5, 1.0), vec![14, 62, 104, 62, 14]);
         assert_eq!(fixed_point_kernel(3, 0.5), vec![27, 202, 27]);
-        assert_eq!(fixed_point_kernel(9, 2.0), vec![7, 17, 32, 46, 52, 46, 32, 17, 7]);
+        assert_eq!(
+            fixed_point_kernel(9, 2.0),
+            vec![7, 17, 32, 46, 52, 46, 32, 17, 7]
+        );
     }
 
     #[test]

@@ -35,7 +35,15 @@ pub struct GalleryOptions {
 
 impl Default for GalleryOptions {
     fn default() -> Self {
-        GalleryOptions { out: PathBuf::from("presets-preview"), frames: 48, size: 256, fps: 12.0, video: true, quiet: false, preset_dirs: Vec::new() }
+        GalleryOptions {
+            out: PathBuf::from("presets-preview"),
+            frames: 48,
+            size: 256,
+            fps: 12.0,
+            video: true,
+            quiet: false,
+            preset_dirs: Vec::new(),
+        }
     }
 }
 
@@ -58,9 +66,18 @@ pub fn preset_scene(name: &str, opts: &GalleryOptions) -> Scene {
     s.animation.max_frames = opts.frames;
     s.generation.seed = 0;
     s.motion.zoom = ScheduleText::Number(1.0);
-    s.motion.preset = vec![PresetUse { name: name.to_string(), from: None, to: None, params: Default::default() }];
+    s.motion.preset = vec![PresetUse {
+        name: name.to_string(),
+        from: None,
+        to: None,
+        params: Default::default(),
+    }];
     // the scene lives in the output folder, so make the folders independent of it
-    s.motion.preset_dirs = opts.preset_dirs.iter().map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone())).collect();
+    s.motion.preset_dirs = opts
+        .preset_dirs
+        .iter()
+        .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()))
+        .collect();
     s.output.fps = opts.fps;
     s.output.video = opts.video;
     s.path = opts.out.join(name).join("scene.toml");
@@ -74,7 +91,10 @@ pub fn preset_scene(name: &str, opts: &GalleryOptions) -> Scene {
 /// An unknown preset, a frame count or size that is not usable, or a file that cannot be written.
 pub fn preview(names: &[String], opts: &GalleryOptions) -> Result<GallerySummary> {
     if opts.frames < 2 {
-        anyhow::bail!("--frames {}: a preview needs at least 2 frames", opts.frames);
+        anyhow::bail!(
+            "--frames {}: a preview needs at least 2 frames",
+            opts.frames
+        );
     }
     if opts.size == 0 || !opts.size.is_multiple_of(8) {
         anyhow::bail!("--size {}: must be a positive multiple of 8", opts.size);
@@ -83,18 +103,33 @@ pub fn preview(names: &[String], opts: &GalleryOptions) -> Result<GallerySummary
     for name in names {
         let scene = preset_scene(name, opts);
         let dir = opts.out.join(name);
-        scene.schedules().map_err(|e| anyhow!("preset {name}: {e}"))?;
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let toml = toml::to_string(&scene).map_err(|e| anyhow!("preset {name}: cannot write its scene: {e}"))?;
-        std::fs::write(&scene.path, toml).with_context(|| format!("cannot write {}", scene.path.display()))?;
-        let ropts = RenderOptions { out: Some(dir.clone()), quiet: opts.quiet, no_video: !opts.video, ..Default::default() };
+        scene
+            .schedules()
+            .map_err(|e| anyhow!("preset {name}: {e}"))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let toml = toml::to_string(&scene)
+            .map_err(|e| anyhow!("preset {name}: cannot write its scene: {e}"))?;
+        std::fs::write(&scene.path, toml)
+            .with_context(|| format!("cannot write {}", scene.path.display()))?;
+        let ropts = RenderOptions {
+            out: Some(dir.clone()),
+            quiet: opts.quiet,
+            no_video: !opts.video,
+            ..Default::default()
+        };
         render::preview(&scene, &ropts).with_context(|| format!("preset {name}"))?;
         clips.push((name.clone(), dir));
     }
     let sheet = contact_sheet(&clips, opts.frames)?;
     let path = opts.out.join("contact_sheet.png");
-    sheet.save(&path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(GallerySummary { clips, contact_sheet: path })
+    sheet
+        .save(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(GallerySummary {
+        clips,
+        contact_sheet: path,
+    })
 }
 
 const LABEL_W: u32 = 190;
@@ -102,18 +137,30 @@ const PAD: u32 = 6;
 
 /// One row per clip: its name, then [`SHEET_FRAMES`] frames from first to last.
 pub fn contact_sheet(clips: &[(String, PathBuf)], frames: usize) -> Result<RgbImage> {
-    let picks: Vec<usize> = (0..SHEET_FRAMES).map(|k| k * (frames - 1) / (SHEET_FRAMES - 1)).collect();
+    let picks: Vec<usize> = (0..SHEET_FRAMES)
+        .map(|k| k * (frames - 1) / (SHEET_FRAMES - 1))
+        .collect();
     let mut rows: Vec<Vec<RgbImage>> = Vec::new();
     for (_, dir) in clips {
         let mut row = Vec::new();
         for &i in &picks {
-            let img = crate::output::read_rgb(&crate::output::frame_path(dir, i)).with_context(|| format!("contact sheet: {}", dir.display()))?;
+            let img = crate::output::read_rgb(&crate::output::frame_path(dir, i))
+                .with_context(|| format!("contact sheet: {}", dir.display()))?;
             let t = 128.min(img.width());
-            row.push(image::imageops::resize(&img, t, t * img.height() / img.width().max(1), image::imageops::FilterType::Triangle));
+            row.push(image::imageops::resize(
+                &img,
+                t,
+                t * img.height() / img.width().max(1),
+                image::imageops::FilterType::Triangle,
+            ));
         }
         rows.push(row);
     }
-    let (tw, th) = rows.first().and_then(|r| r.first()).map(|i| i.dimensions()).unwrap_or((128, 128));
+    let (tw, th) = rows
+        .first()
+        .and_then(|r| r.first())
+        .map(|i| i.dimensions())
+        .unwrap_or((128, 128));
     let header = 24;
     let w = LABEL_W + SHEET_FRAMES as u32 * (tw + PAD) + PAD;
     let h = header + rows.len() as u32 * (th + PAD) + PAD;
@@ -125,15 +172,18 @@ pub fn contact_sheet(clips: &[(String, PathBuf)], frames: usize) -> Result<RgbIm
         let small = ("sans-serif", 12).into_font().color(&RGBColor(90, 90, 90));
         for (k, &i) in picks.iter().enumerate() {
             let x = (LABEL_W + PAD + k as u32 * (tw + PAD)) as i32;
-            root.draw(&Text::new(format!("frame {i}"), (x, 6), small.clone())).map_err(|e| anyhow!("contact sheet: {e}"))?;
+            root.draw(&Text::new(format!("frame {i}"), (x, 6), small.clone()))
+                .map_err(|e| anyhow!("contact sheet: {e}"))?;
         }
         for (r, (name, _)) in clips.iter().enumerate() {
             let y = (header + PAD + r as u32 * (th + PAD) + th / 2) as i32 - 8;
-            root.draw(&Text::new(name.clone(), (PAD as i32, y), style.clone())).map_err(|e| anyhow!("contact sheet: {e}"))?;
+            root.draw(&Text::new(name.clone(), (PAD as i32, y), style.clone()))
+                .map_err(|e| anyhow!("contact sheet: {e}"))?;
         }
         root.present().map_err(|e| anyhow!("contact sheet: {e}"))?;
     }
-    let mut sheet = RgbImage::from_raw(w, h, buf).ok_or_else(|| anyhow!("contact sheet buffer has the wrong size"))?;
+    let mut sheet = RgbImage::from_raw(w, h, buf)
+        .ok_or_else(|| anyhow!("contact sheet buffer has the wrong size"))?;
     for (r, row) in rows.iter().enumerate() {
         for (k, img) in row.iter().enumerate() {
             let x = LABEL_W + PAD + k as u32 * (tw + PAD);

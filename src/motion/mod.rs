@@ -42,7 +42,11 @@ pub enum MotionError {
 
 impl MotionSpec<'_> {
     fn resolve(&self, p: &Path) -> PathBuf {
-        if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
     }
 
     /// The preset library for this scene: bundled, the user folder, then `preset_dirs`.
@@ -59,16 +63,26 @@ impl MotionSpec<'_> {
 ///
 /// # Errors
 /// See [`MotionError`]; messages name the preset or the script, the frame and the line.
-pub fn apply(spec: &MotionSpec, ctx: &Context, numeric: &mut [(String, Vec<f64>)]) -> Result<(), MotionError> {
+pub fn apply(
+    spec: &MotionSpec,
+    ctx: &Context,
+    numeric: &mut [(String, Vec<f64>)],
+) -> Result<(), MotionError> {
     if !spec.presets.is_empty() {
         let lib = spec.library()?;
         for usage in spec.presets {
-            let preset = lib.get(&usage.name).map_err(|e| PresetError { message: format!("[[motion.preset]] name = \"{}\": {e}", usage.name) })?;
+            let preset = lib.get(&usage.name).map_err(|e| PresetError {
+                message: format!("[[motion.preset]] name = \"{}\": {e}", usage.name),
+            })?;
             preset.apply(usage, ctx, spec.three_d, numeric)?;
         }
     }
     if let Some(p) = spec.script {
-        let script = MotionScript::load(&spec.resolve(p), &p.display().to_string(), ScriptLimits::default())?;
+        let script = MotionScript::load(
+            &spec.resolve(p),
+            &p.display().to_string(),
+            ScriptLimits::default(),
+        )?;
         script.run(ctx, numeric)?;
     }
     Ok(())
@@ -87,11 +101,21 @@ pub fn source_fingerprint(spec: &MotionSpec) -> Vec<u8> {
     if !spec.presets.is_empty() {
         let lib = spec.library();
         for usage in spec.presets {
-            let source = lib.as_ref().ok().and_then(|l| l.get(&usage.name).ok()).map(|p| p.source.clone());
+            let source = lib
+                .as_ref()
+                .ok()
+                .and_then(|l| l.get(&usage.name).ok())
+                .map(|p| p.source.clone());
             match source {
-                Some(PresetSource::File(path)) => out.extend(std::fs::read(path).unwrap_or_default()),
+                Some(PresetSource::File(path)) => {
+                    out.extend(std::fs::read(path).unwrap_or_default())
+                }
                 Some(PresetSource::Bundled) => {
-                    let text = presets::BUNDLED.iter().find(|(n, _)| *n == usage.name).map(|(_, t)| *t).unwrap_or("");
+                    let text = presets::BUNDLED
+                        .iter()
+                        .find(|(n, _)| *n == usage.name)
+                        .map(|(_, t)| *t)
+                        .unwrap_or("");
                     out.extend(text.as_bytes());
                 }
                 None => out.extend(usage.name.as_bytes()),
@@ -109,14 +133,41 @@ mod tests {
     fn fingerprint_follows_the_files() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.rhai"), "fn frame(ctx) { #{} }").unwrap();
-        let presets = [PresetUse { name: "roll".into(), from: None, to: None, params: Default::default() }];
+        let presets = [PresetUse {
+            name: "roll".into(),
+            from: None,
+            to: None,
+            params: Default::default(),
+        }];
         let script = Path::new("a.rhai");
-        let spec = MotionSpec { base_dir: dir.path(), script: Some(script), presets: &presets, preset_dirs: &[], three_d: false };
+        let spec = MotionSpec {
+            base_dir: dir.path(),
+            script: Some(script),
+            presets: &presets,
+            preset_dirs: &[],
+            three_d: false,
+        };
         let before = source_fingerprint(&spec);
-        assert!(before.ends_with(presets::BUNDLED.iter().find(|(n, _)| *n == "roll").unwrap().1.as_bytes()));
+        assert!(
+            before.ends_with(
+                presets::BUNDLED
+                    .iter()
+                    .find(|(n, _)| *n == "roll")
+                    .unwrap()
+                    .1
+                    .as_bytes()
+            )
+        );
         std::fs::write(dir.path().join("a.rhai"), "fn frame(ctx) { #{ zoom: 2 } }").unwrap();
         assert_ne!(source_fingerprint(&spec), before);
-        let none = MotionSpec { script: None, presets: &[], ..spec };
-        assert!(source_fingerprint(&none).is_empty(), "scenes without motion hash as before");
+        let none = MotionSpec {
+            script: None,
+            presets: &[],
+            ..spec
+        };
+        assert!(
+            source_fingerprint(&none).is_empty(),
+            "scenes without motion hash as before"
+        );
     }
 }

@@ -119,8 +119,15 @@ fn function_lines(source: &str) -> Vec<(String, usize)> {
         .enumerate()
         .filter_map(|(i, l)| {
             let l = l.trim_start();
-            let rest = l.strip_prefix("private ").unwrap_or(l).strip_prefix("fn ")?;
-            let name: String = rest.trim_start().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+            let rest = l
+                .strip_prefix("private ")
+                .unwrap_or(l)
+                .strip_prefix("fn ")?;
+            let name: String = rest
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
             (!name.is_empty()).then_some((name, i + 1))
         })
         .collect()
@@ -128,7 +135,10 @@ fn function_lines(source: &str) -> Vec<(String, usize)> {
 
 impl std::fmt::Debug for MotionScript {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MotionScript").field("name", &self.name).field("limits", &self.limits).finish_non_exhaustive()
+        f.debug_struct("MotionScript")
+            .field("name", &self.name)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
     }
 }
 
@@ -139,13 +149,17 @@ fn position(p: rhai::Position) -> (Option<usize>, Option<usize>) {
 /// The error an error chain ends in (inside nested function calls).
 fn innermost(e: &mut EvalAltResult) -> &mut EvalAltResult {
     match e {
-        EvalAltResult::ErrorInFunctionCall(.., err, _) | EvalAltResult::ErrorInModule(.., err, _) => innermost(err),
+        EvalAltResult::ErrorInFunctionCall(.., err, _)
+        | EvalAltResult::ErrorInModule(.., err, _) => innermost(err),
         other => other,
     }
 }
 
 fn disabled(what: &'static str) -> Box<EvalAltResult> {
-    format!("`{what}` is not available in motion scripts (they must give the same values on every run)").into()
+    format!(
+        "`{what}` is not available in motion scripts (they must give the same values on every run)"
+    )
+    .into()
 }
 
 impl MotionScript {
@@ -154,7 +168,11 @@ impl MotionScript {
     ///
     /// # Errors
     /// An unreadable file, a syntax error (with line and column), or no `fn frame(ctx)`.
-    pub fn load(path: &Path, name: &str, limits: ScriptLimits) -> Result<MotionScript, ScriptError> {
+    pub fn load(
+        path: &Path,
+        name: &str,
+        limits: ScriptLimits,
+    ) -> Result<MotionScript, ScriptError> {
         let source = std::fs::read_to_string(path).map_err(|e| ScriptError {
             script: name.to_string(),
             line: None,
@@ -169,8 +187,15 @@ impl MotionScript {
     ///
     /// # Errors
     /// A syntax error (with line and column), an undefined variable, or no `fn frame(ctx)`.
-    pub fn compile(source: &str, name: &str, limits: ScriptLimits) -> Result<MotionScript, ScriptError> {
-        let clock = Arc::new(Clock { base: Instant::now(), deadline_ns: AtomicU64::new(u64::MAX) });
+    pub fn compile(
+        source: &str,
+        name: &str,
+        limits: ScriptLimits,
+    ) -> Result<MotionScript, ScriptError> {
+        let clock = Arc::new(Clock {
+            base: Instant::now(),
+            deadline_ns: AtomicU64::new(u64::MAX),
+        });
         let mut engine = Engine::new();
         engine.set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
         engine.disable_symbol("eval");
@@ -187,29 +212,61 @@ impl MotionScript {
         engine.set_max_variables(1_000);
         engine.set_max_functions(1_000);
         // functions registered on the engine take precedence over the standard packages'
-        engine.register_fn("sleep", |_: INT| -> Result<(), Box<EvalAltResult>> { Err(disabled("sleep")) });
-        engine.register_fn("sleep", |_: FLOAT| -> Result<(), Box<EvalAltResult>> { Err(disabled("sleep")) });
-        engine.register_fn("timestamp", || -> Result<(), Box<EvalAltResult>> { Err(disabled("timestamp")) });
+        engine.register_fn("sleep", |_: INT| -> Result<(), Box<EvalAltResult>> {
+            Err(disabled("sleep"))
+        });
+        engine.register_fn("sleep", |_: FLOAT| -> Result<(), Box<EvalAltResult>> {
+            Err(disabled("sleep"))
+        });
+        engine.register_fn("timestamp", || -> Result<(), Box<EvalAltResult>> {
+            Err(disabled("timestamp"))
+        });
         let c = Arc::clone(&clock);
         engine.on_progress(move |ops| {
             // checking the clock every 256 operations keeps the cost negligible
-            if ops % 256 == 0 && c.now_ns() > c.deadline_ns.load(Ordering::Relaxed) { Some(Dynamic::UNIT) } else { None }
+            if ops % 256 == 0 && c.now_ns() > c.deadline_ns.load(Ordering::Relaxed) {
+                Some(Dynamic::UNIT)
+            } else {
+                None
+            }
         });
         let ast = engine.compile(source).map_err(|e| {
             let (line, column) = position(e.1);
-            ScriptError { script: name.to_string(), line, column, frame: None, message: format!("does not compile: {}", e.0) }
+            ScriptError {
+                script: name.to_string(),
+                line,
+                column,
+                frame: None,
+                message: format!("does not compile: {}", e.0),
+            }
         })?;
-        if !ast.iter_functions().any(|f| f.name == FUNCTION && f.params.len() == 1) {
-            let other = ast.iter_functions().find(|f| f.name == FUNCTION).map(|f| format!(" (its `{FUNCTION}` takes {} parameters)", f.params.len()));
+        if !ast
+            .iter_functions()
+            .any(|f| f.name == FUNCTION && f.params.len() == 1)
+        {
+            let other = ast
+                .iter_functions()
+                .find(|f| f.name == FUNCTION)
+                .map(|f| format!(" (its `{FUNCTION}` takes {} parameters)", f.params.len()));
             return Err(ScriptError {
                 script: name.to_string(),
                 line: None,
                 column: None,
                 frame: None,
-                message: format!("the script defines no `fn {FUNCTION}(ctx)`{}; it is called once per frame", other.unwrap_or_default()),
+                message: format!(
+                    "the script defines no `fn {FUNCTION}(ctx)`{}; it is called once per frame",
+                    other.unwrap_or_default()
+                ),
             });
         }
-        Ok(MotionScript { name: name.to_string(), engine, ast, limits, clock, fn_lines: function_lines(source) })
+        Ok(MotionScript {
+            name: name.to_string(),
+            engine,
+            ast,
+            limits,
+            clock,
+            fn_lines: function_lines(source),
+        })
     }
 
     /// The limits the script runs under.
@@ -217,11 +274,28 @@ impl MotionScript {
         &self.limits
     }
 
-    fn error(&self, frame: Option<usize>, line: Option<usize>, column: Option<usize>, message: String) -> ScriptError {
-        ScriptError { script: self.name.clone(), line, column, frame, message }
+    fn error(
+        &self,
+        frame: Option<usize>,
+        line: Option<usize>,
+        column: Option<usize>,
+        message: String,
+    ) -> ScriptError {
+        ScriptError {
+            script: self.name.clone(),
+            line,
+            column,
+            frame,
+            message,
+        }
     }
 
-    fn runtime_error(&self, mut e: Box<EvalAltResult>, frame: usize, total_start: u64) -> ScriptError {
+    fn runtime_error(
+        &self,
+        mut e: Box<EvalAltResult>,
+        frame: usize,
+        total_start: u64,
+    ) -> ScriptError {
         // the function the error happened in, when it is not `frame` itself
         let mut func = None;
         let mut cur: &EvalAltResult = &e;
@@ -243,15 +317,22 @@ impl MotionScript {
                 l.max_operations
             ),
             EvalAltResult::ErrorStackOverflow(..) => {
-                format!("function calls nested deeper than {} levels (runaway recursion?)", l.max_call_levels)
+                format!(
+                    "function calls nested deeper than {} levels (runaway recursion?)",
+                    l.max_call_levels
+                )
             }
             EvalAltResult::ErrorDataTooLarge(what, ..) => format!(
                 "{what} grew beyond the limit (strings {} bytes, arrays {} items, maps {} entries)",
                 l.max_string_size, l.max_array_size, l.max_map_size
             ),
             EvalAltResult::ErrorTerminated(..) => {
-                if self.clock.now_ns().saturating_sub(total_start) >= l.total_time.as_nanos() as u64 {
-                    format!("the script ran longer than {:?} over all frames together", l.total_time)
+                if self.clock.now_ns().saturating_sub(total_start) >= l.total_time.as_nanos() as u64
+                {
+                    format!(
+                        "the script ran longer than {:?} over all frames together",
+                        l.total_time
+                    )
                 } else {
                     format!("one call of `{FUNCTION}` ran longer than {:?}", l.call_time)
                 }
@@ -276,11 +357,19 @@ impl MotionScript {
     /// # Errors
     /// Any script error or exceeded limit, or a result that is not a map of finite numbers for
     /// known schedules; every error names the script, the frame and, when known, the line.
-    pub fn run(&self, ctx: &Context, numeric: &mut [(String, Vec<f64>)]) -> Result<(), ScriptError> {
+    pub fn run(
+        &self,
+        ctx: &Context,
+        numeric: &mut [(String, Vec<f64>)],
+    ) -> Result<(), ScriptError> {
         let total_start = self.clock.now_ns();
         let total_end = total_start.saturating_add(self.limits.total_time.as_nanos() as u64);
         let call_ns = self.limits.call_time.as_nanos() as u64;
-        let vars: Map = ctx.variables.iter().map(|(k, v)| (k.as_str().into(), Dynamic::from_float(*v))).collect();
+        let vars: Map = ctx
+            .variables
+            .iter()
+            .map(|(k, v)| (k.as_str().into(), Dynamic::from_float(*v)))
+            .collect();
         // templates cloned per frame (cheaper than building the maps); each call gets its own copy,
         // so a script that changes `ctx` cannot leave anything behind for the next frame
         let mut sched_template = Map::new();
@@ -288,11 +377,24 @@ impl MotionScript {
             sched_template.insert(name.as_str().into(), Dynamic::UNIT);
         }
         // the schedule of each template entry, in the map's (sorted) order
-        let order: Vec<usize> =
-            sched_template.keys().map(|k| numeric.iter().position(|(n, _)| n.as_str() == k.as_str()).unwrap_or(0)).collect();
+        let order: Vec<usize> = sched_template
+            .keys()
+            .map(|k| {
+                numeric
+                    .iter()
+                    .position(|(n, _)| n.as_str() == k.as_str())
+                    .unwrap_or(0)
+            })
+            .collect();
         let mut ctx_template = Map::new();
-        ctx_template.insert("max_f".into(), Dynamic::from_float(ctx.max_frames as f64 - 1.0));
-        ctx_template.insert("max_frames".into(), Dynamic::from_int(ctx.max_frames as INT));
+        ctx_template.insert(
+            "max_f".into(),
+            Dynamic::from_float(ctx.max_frames as f64 - 1.0),
+        );
+        ctx_template.insert(
+            "max_frames".into(),
+            Dynamic::from_int(ctx.max_frames as INT),
+        );
         ctx_template.insert("fps".into(), Dynamic::from_float(ctx.fps));
         ctx_template.insert("seed".into(), Dynamic::from_int(ctx.seed as INT));
         ctx_template.insert("vars".into(), Dynamic::from_map(vars));
@@ -301,7 +403,10 @@ impl MotionScript {
         let result = (|| -> Result<(), ScriptError> {
             for f in 0..ctx.max_frames {
                 let now = self.clock.now_ns();
-                self.clock.deadline_ns.store(now.saturating_add(call_ns).min(total_end), Ordering::Relaxed);
+                self.clock.deadline_ns.store(
+                    now.saturating_add(call_ns).min(total_end),
+                    Ordering::Relaxed,
+                );
                 let mut sched = sched_template.clone();
                 for (v, &i) in sched.values_mut().zip(&order) {
                     *v = Dynamic::from_float(numeric[i].1[f]);
@@ -314,9 +419,17 @@ impl MotionScript {
                 m.insert("state".into(), std::mem::take(&mut state));
                 let out = self
                     .engine
-                    .call_fn_with_options::<Dynamic>(CallFnOptions::new().eval_ast(false).rewind_scope(true), &mut scope, &self.ast, FUNCTION, (Dynamic::from_map(m),))
+                    .call_fn_with_options::<Dynamic>(
+                        CallFnOptions::new().eval_ast(false).rewind_scope(true),
+                        &mut scope,
+                        &self.ast,
+                        FUNCTION,
+                        (Dynamic::from_map(m),),
+                    )
                     .map_err(|e| self.runtime_error(e, f, total_start))?;
-                state = self.apply_result(f, out, numeric)?.unwrap_or_else(|| Dynamic::from_map(Map::new()));
+                state = self
+                    .apply_result(f, out, numeric)?
+                    .unwrap_or_else(|| Dynamic::from_map(Map::new()));
             }
             Ok(())
         })();
@@ -325,7 +438,12 @@ impl MotionScript {
     }
 
     /// Applies one frame's returned map; returns the `state` to pass on.
-    fn apply_result(&self, f: usize, out: Dynamic, numeric: &mut [(String, Vec<f64>)]) -> Result<Option<Dynamic>, ScriptError> {
+    fn apply_result(
+        &self,
+        f: usize,
+        out: Dynamic,
+        numeric: &mut [(String, Vec<f64>)],
+    ) -> Result<Option<Dynamic>, ScriptError> {
         if out.is_unit() {
             return Ok(None);
         }
@@ -348,7 +466,12 @@ impl MotionScript {
         if let Some(adds) = adds {
             let type_name = adds.type_name();
             let Some(adds) = adds.try_cast::<Map>() else {
-                return Err(self.error(Some(f), None, None, format!("`add` is {type_name}; it must be a map such as #{{ angle: 0.5 }}")));
+                return Err(self.error(
+                    Some(f),
+                    None,
+                    None,
+                    format!("`add` is {type_name}; it must be a map such as #{{ angle: 0.5 }}"),
+                ));
             };
             for (k, v) in adds {
                 let x = self.number(f, &k, &v)?;
@@ -364,19 +487,43 @@ impl MotionScript {
         } else if let Ok(i) = v.as_int() {
             i as f64
         } else {
-            return Err(self.error(Some(f), None, None, format!("`{key}` is {}; schedule values must be numbers", v.type_name())));
+            return Err(self.error(
+                Some(f),
+                None,
+                None,
+                format!(
+                    "`{key}` is {}; schedule values must be numbers",
+                    v.type_name()
+                ),
+            ));
         };
         if !x.is_finite() {
-            return Err(self.error(Some(f), None, None, format!("`{key}` is {x}; schedule values must be finite numbers")));
+            return Err(self.error(
+                Some(f),
+                None,
+                None,
+                format!("`{key}` is {x}; schedule values must be finite numbers"),
+            ));
         }
         Ok(x)
     }
 
-    fn series<'a>(&self, f: usize, key: &str, numeric: &'a mut [(String, Vec<f64>)]) -> Result<&'a mut Vec<f64>, ScriptError> {
+    fn series<'a>(
+        &self,
+        f: usize,
+        key: &str,
+        numeric: &'a mut [(String, Vec<f64>)],
+    ) -> Result<&'a mut Vec<f64>, ScriptError> {
         if let Some(i) = numeric.iter().position(|(c, _)| c == key) {
             return Ok(&mut numeric[i].1);
         }
-        let hint = did_you_mean(key, numeric.iter().map(|(c, _)| c.as_str()).chain(["state", "add"]));
+        let hint = did_you_mean(
+            key,
+            numeric
+                .iter()
+                .map(|(c, _)| c.as_str())
+                .chain(["state", "add"]),
+        );
         Err(self.error(Some(f), None, None, format!("returned `{key}`, which is not a numeric schedule{hint} (`anim schedule` lists the names)")))
     }
 }
@@ -392,7 +539,11 @@ mod tests {
     }
 
     fn numeric(n: usize) -> Vec<(String, Vec<f64>)> {
-        vec![("angle".into(), vec![0.5; n]), ("zoom".into(), vec![1.0; n]), ("translation_x".into(), vec![1.0; n])]
+        vec![
+            ("angle".into(), vec![0.5; n]),
+            ("zoom".into(), vec![1.0; n]),
+            ("translation_x".into(), vec![1.0; n]),
+        ]
     }
 
     fn run(src: &str, n: usize) -> Result<Vec<(String, Vec<f64>)>, ScriptError> {
@@ -404,11 +555,18 @@ mod tests {
 
     #[test]
     fn zoom_override_gives_the_values() {
-        let v = run("fn frame(ctx) {\n    #{ zoom: 1.0 + 0.01 * sin(ctx.t) }\n}\n", 30).unwrap();
+        let v = run(
+            "fn frame(ctx) {\n    #{ zoom: 1.0 + 0.01 * sin(ctx.t) }\n}\n",
+            30,
+        )
+        .unwrap();
         for (i, z) in v[1].1.iter().enumerate() {
             assert_eq!(*z, 1.0 + 0.01 * (i as f64).sin(), "frame {i}");
         }
-        assert!(v[0].1.iter().all(|a| *a == 0.5), "other schedules untouched");
+        assert!(
+            v[0].1.iter().all(|a| *a == 0.5),
+            "other schedules untouched"
+        );
     }
 
     #[test]
@@ -425,7 +583,10 @@ fn frame(ctx) {
 }
 "#;
         let v = run(src, 4).unwrap();
-        assert_eq!(v[2].1, (0..4).map(|f| 2.0 + f as f64 / 10.0).collect::<Vec<_>>());
+        assert_eq!(
+            v[2].1,
+            (0..4).map(|f| 2.0 + f as f64 / 10.0).collect::<Vec<_>>()
+        );
         assert_eq!(v[0].1, vec![0.5, 1.5, 2.5, 3.5]);
         assert_eq!(v[1].1, vec![10.0, 11.0, 12.0, 13.0]);
     }
@@ -451,24 +612,38 @@ fn frame(ctx) {
 
     #[test]
     fn errors_name_script_line_and_frame() {
-        let e = error("fn frame(ctx) {\n    let x = 1;\n    if ctx.frame == 3 {\n        x = x / 0;\n    }\n    #{ zoom: x }\n}\n");
+        let e = error(
+            "fn frame(ctx) {\n    let x = 1;\n    if ctx.frame == 3 {\n        x = x / 0;\n    }\n    #{ zoom: x }\n}\n",
+        );
         assert_eq!((e.line, e.frame), (Some(4), Some(3)), "{e}");
         let s = e.to_string();
-        assert!(s.starts_with("test.rhai: line 4, column") && s.contains("frame 3") && s.contains("Division by zero"), "{s}");
+        assert!(
+            s.starts_with("test.rhai: line 4, column")
+                && s.contains("frame 3")
+                && s.contains("Division by zero"),
+            "{s}"
+        );
 
         let e = error("fn frame(ctx) {\n    #{ zoom: 1 +\n}\n");
-        assert!(e.line.is_some() && e.frame.is_none() && e.message.contains("does not compile"), "{e}");
+        assert!(
+            e.line.is_some() && e.frame.is_none() && e.message.contains("does not compile"),
+            "{e}"
+        );
 
         let e = error("fn frame(ctx) {\n  #{ zoom: speed }\n}\n");
         assert_eq!(e.line, Some(2), "{e}");
         assert!(e.message.contains("speed"), "{e}");
 
-        let e = error("fn helper(x) {\n  x.nope()\n}\nfn frame(ctx) {\n  #{ zoom: helper(1) }\n}\n");
+        let e =
+            error("fn helper(x) {\n  x.nope()\n}\nfn frame(ctx) {\n  #{ zoom: helper(1) }\n}\n");
         assert_eq!((e.line, e.frame), (Some(2), Some(0)), "{e}");
         assert!(e.message.contains("in `helper`"), "{e}");
 
         let e = error("fn frame(ctx) { #{ zom: 1.0 } }");
-        assert!(e.to_string().contains("frame 0") && e.message.contains("did you mean `zoom`"), "{e}");
+        assert!(
+            e.to_string().contains("frame 0") && e.message.contains("did you mean `zoom`"),
+            "{e}"
+        );
         let e = error("fn frame(ctx) { #{ zoom: \"big\" } }");
         assert!(e.message.contains("`zoom` is string"), "{e}");
         let e = error("fn frame(ctx) { #{ zoom: sqrt(-1.0) } }");
@@ -502,28 +677,56 @@ fn frame(ctx) {
     fn hostile_scripts_end_with_a_clear_error() {
         for (src, needle) in [
             ("fn frame(ctx) { loop { } }", "operations"),
-            ("fn frame(ctx) { let i = 0; while true { i += 1; } }", "operations"),
-            ("fn f(n) { f(n + 1) }\nfn frame(ctx) { f(0) }", "nested deeper"),
-            ("fn frame(ctx) { let s = \"x\"; loop { s += s; } }", "grew beyond"),
-            ("fn frame(ctx) { let s = \"\"; s.pad(1_000_000_000, 'x'); #{} }", "grew beyond"),
-            ("fn frame(ctx) { let a = [0]; loop { a += a; } }", "grew beyond"),
-            ("fn frame(ctx) { let a = []; a.pad(1_000_000_000, 0); #{} }", "grew beyond"),
+            (
+                "fn frame(ctx) { let i = 0; while true { i += 1; } }",
+                "operations",
+            ),
+            (
+                "fn f(n) { f(n + 1) }\nfn frame(ctx) { f(0) }",
+                "nested deeper",
+            ),
+            (
+                "fn frame(ctx) { let s = \"x\"; loop { s += s; } }",
+                "grew beyond",
+            ),
+            (
+                "fn frame(ctx) { let s = \"\"; s.pad(1_000_000_000, 'x'); #{} }",
+                "grew beyond",
+            ),
+            (
+                "fn frame(ctx) { let a = [0]; loop { a += a; } }",
+                "grew beyond",
+            ),
+            (
+                "fn frame(ctx) { let a = []; a.pad(1_000_000_000, 0); #{} }",
+                "grew beyond",
+            ),
         ] {
             let t = Instant::now();
             let e = error(src);
             let elapsed = t.elapsed();
-            assert!(e.to_string().contains(needle) && e.frame == Some(0) && e.line.is_some(), "{src}: {e}");
+            assert!(
+                e.to_string().contains(needle) && e.frame == Some(0) && e.line.is_some(),
+                "{src}: {e}"
+            );
             assert!(elapsed < Duration::from_secs(5), "{src}: took {elapsed:?}");
         }
     }
 
     #[test]
     fn wall_time_limit_stops_a_slow_call() {
-        let limits = ScriptLimits { max_operations: u64::MAX, call_time: Duration::from_millis(50), ..ScriptLimits::default() };
+        let limits = ScriptLimits {
+            max_operations: u64::MAX,
+            call_time: Duration::from_millis(50),
+            ..ScriptLimits::default()
+        };
         let s = MotionScript::compile("fn frame(ctx) { loop { } }", "slow.rhai", limits).unwrap();
         let t = Instant::now();
         let e = s.run(&ctx(3), &mut numeric(3)).unwrap_err();
-        assert!(e.message.contains("ran longer than") && e.frame == Some(0), "{e}");
+        assert!(
+            e.message.contains("ran longer than") && e.frame == Some(0),
+            "{e}"
+        );
         assert!(t.elapsed() < Duration::from_secs(5));
     }
 

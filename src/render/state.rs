@@ -37,7 +37,12 @@ fn key_path(d: &Path, key_frame: usize) -> PathBuf {
 /// Saves the checkpoint with the key frame's image and the colour sample. The images get new
 /// names, the JSON that names them is renamed into place last, and only then are older images
 /// removed, so a kill at any moment leaves a consistent checkpoint.
-pub fn save(out: &Path, cp: &Checkpoint, key_image: &RgbImage, color_sample: Option<&RgbImage>) -> Result<()> {
+pub fn save(
+    out: &Path,
+    cp: &Checkpoint,
+    key_image: &RgbImage,
+    color_sample: Option<&RgbImage>,
+) -> Result<()> {
     let d = dir(out);
     output::write_png_atomic(&key_path(&d, cp.key_frame), key_image)?;
     if let Some(s) = color_sample {
@@ -47,11 +52,16 @@ pub fn save(out: &Path, cp: &Checkpoint, key_image: &RgbImage, color_sample: Opt
         }
     }
     let tmp = d.join("state.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(cp)?).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, d.join("state.json")).with_context(|| format!("cannot write {}", d.join("state.json").display()))?;
+    std::fs::write(&tmp, serde_json::to_vec_pretty(cp)?)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, d.join("state.json"))
+        .with_context(|| format!("cannot write {}", d.join("state.json").display()))?;
     for e in std::fs::read_dir(&d)?.flatten() {
         let p = e.path();
-        let stale = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("key_") && p != key_path(&d, cp.key_frame));
+        let stale = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("key_") && p != key_path(&d, cp.key_frame));
         if stale {
             let _ = std::fs::remove_file(&p);
         }
@@ -64,12 +74,25 @@ pub fn load(out: &Path) -> Result<(Checkpoint, RgbImage, Option<RgbImage>)> {
     let d = dir(out);
     let path = d.join("state.json");
     if !path.is_file() {
-        bail!("nothing to resume in {}: no {} (was the render started with this output folder?)", out.display(), path.display());
+        bail!(
+            "nothing to resume in {}: no {} (was the render started with this output folder?)",
+            out.display(),
+            path.display()
+        );
     }
-    let cp: Checkpoint = serde_json::from_str(&std::fs::read_to_string(&path)?)
-        .with_context(|| format!("{} is damaged; delete the output folder and render again", path.display()))?;
+    let cp: Checkpoint =
+        serde_json::from_str(&std::fs::read_to_string(&path)?).with_context(|| {
+            format!(
+                "{} is damaged; delete the output folder and render again",
+                path.display()
+            )
+        })?;
     let key = output::read_rgb(&key_path(&d, cp.key_frame))?;
-    let sample = if cp.has_color_sample { Some(output::read_rgb(&d.join("color_sample.png"))?) } else { None };
+    let sample = if cp.has_color_sample {
+        Some(output::read_rgb(&d.join("color_sample.png"))?)
+    } else {
+        None
+    };
     Ok((cp, key, sample))
 }
 

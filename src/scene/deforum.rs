@@ -10,7 +10,9 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use super::registry::{self, Kind};
-use super::{AnimationMode, Border, ColorCoherence, ControlNetUnit, Scene, ScheduleText, SceneError};
+use super::{
+    AnimationMode, Border, ColorCoherence, ControlNetUnit, Scene, SceneError, ScheduleText,
+};
 use crate::schedule::Expr;
 
 /// True when `text` is a Deforum settings file (a JSON object) rather than a scene TOML.
@@ -20,13 +22,41 @@ pub fn looks_like_settings(text: &str) -> bool {
 
 /// Keys Deforum writes that only concern its UI, the webui or bookkeeping: no effect on frames.
 const NO_EFFECT: &[&str] = &[
-    "show_info_on_ui", "sd_model_name", "sd_model_hash", "deforum_git_commit_id", "batch_name", "motion_preview_mode",
-    "restore_faces", "tiling", "seed_resize_from_w", "seed_resize_from_h", "reroll_blank_frames", "reroll_patience",
-    "resume_from_timestring", "resume_timestring", "delete_imgs", "delete_input_frames", "store_frames_in_ram",
-    "fetched_parseq_manifest_summary", "positive_prompts", "negative_prompts", "outdir", "init_sample", "perlin_w",
-    "perlin_h", "image_path", "init_image_box", "use_init", "enable_steps_scheduling", "enable_sampler_scheduling",
-    "enable_checkpoint_scheduling", "enable_subseed_scheduling", "enable_clipskip_scheduling",
-    "enable_noise_multiplier_scheduling", "enable_ddim_eta_scheduling", "enable_ancestral_eta_scheduling",
+    "show_info_on_ui",
+    "sd_model_name",
+    "sd_model_hash",
+    "deforum_git_commit_id",
+    "batch_name",
+    "motion_preview_mode",
+    "restore_faces",
+    "tiling",
+    "seed_resize_from_w",
+    "seed_resize_from_h",
+    "reroll_blank_frames",
+    "reroll_patience",
+    "resume_from_timestring",
+    "resume_timestring",
+    "delete_imgs",
+    "delete_input_frames",
+    "store_frames_in_ram",
+    "fetched_parseq_manifest_summary",
+    "positive_prompts",
+    "negative_prompts",
+    "outdir",
+    "init_sample",
+    "perlin_w",
+    "perlin_h",
+    "image_path",
+    "init_image_box",
+    "use_init",
+    "enable_steps_scheduling",
+    "enable_sampler_scheduling",
+    "enable_checkpoint_scheduling",
+    "enable_subseed_scheduling",
+    "enable_clipskip_scheduling",
+    "enable_noise_multiplier_scheduling",
+    "enable_ddim_eta_scheduling",
+    "enable_ancestral_eta_scheduling",
 ];
 
 /// Deforum's defaults for the switches (args.py): only the noise multiplier is on.
@@ -92,16 +122,26 @@ fn rename_deprecated(map: &mut Map<String, Value>, warnings: &mut Vec<String>) {
 
 /// Reads a Deforum settings file as a scene; returns the scene and its warnings.
 pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), SceneError> {
-    let err = |message: String| SceneError { file: path.to_path_buf(), message };
+    let err = |message: String| SceneError {
+        file: path.to_path_buf(),
+        message,
+    };
     let value: Value = serde_json::from_str(text).map_err(|e| {
-        err(format!("line {}, column {}: not valid JSON: {e} (a Deforum settings file is one JSON object)", e.line(), e.column()))
+        err(format!(
+            "line {}, column {}: not valid JSON: {e} (a Deforum settings file is one JSON object)",
+            e.line(),
+            e.column()
+        ))
     })?;
     let Value::Object(mut map) = value else {
         return Err(err("a Deforum settings file must be a JSON object".into()));
     };
     let mut warnings = Vec::new();
     rename_deprecated(&mut map, &mut warnings);
-    let mut scene = Scene { path: path.to_path_buf(), ..Scene::default() };
+    let mut scene = Scene {
+        path: path.to_path_buf(),
+        ..Scene::default()
+    };
     let used: std::cell::RefCell<Vec<String>> = Default::default();
     let get = |k: &str| {
         used.borrow_mut().push(k.to_string());
@@ -110,17 +150,28 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
     let bad = |k: &str, v: &Value, want: &str| format!("`{k}` = {v}: expected {want}");
 
     // size, floored to multiples of 8 as Deforum's pipeline does
-    for (k, slot) in [("W", &mut scene.image.width), ("H", &mut scene.image.height)] {
+    for (k, slot) in [
+        ("W", &mut scene.image.width),
+        ("H", &mut scene.image.height),
+    ] {
         if let Some(v) = get(k) {
-            let n = as_f64(&v).filter(|n| *n >= 8.0).ok_or_else(|| err(bad(k, &v, "a size in pixels")))? as u32;
+            let n = as_f64(&v)
+                .filter(|n| *n >= 8.0)
+                .ok_or_else(|| err(bad(k, &v, "a size in pixels")))? as u32;
             *slot = n / 8 * 8;
             if *slot != n {
-                warnings.push(format!("`{k}` = {n} floored to {} (a multiple of 8), as Deforum does", *slot));
+                warnings.push(format!(
+                    "`{k}` = {n} floored to {} (a multiple of 8), as Deforum does",
+                    *slot
+                ));
             }
         }
     }
     if let Some(v) = get("max_frames") {
-        scene.animation.max_frames = as_f64(&v).filter(|n| *n >= 1.0).ok_or_else(|| err(bad("max_frames", &v, "a frame count")))? as usize;
+        scene.animation.max_frames = as_f64(&v)
+            .filter(|n| *n >= 1.0)
+            .ok_or_else(|| err(bad("max_frames", &v, "a frame count")))?
+            as usize;
     }
     // video_input is read before the mode check below
     if let Some(v) = get("animation_mode") {
@@ -144,10 +195,22 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
         };
     }
     if let Some(v) = get("padding_mode") {
-        scene.animation.padding_mode = serde_json::from_value(v.clone()).map_err(|_| err(bad("padding_mode", &v, "\"border\", \"reflection\" or \"zeros\"")))?;
+        scene.animation.padding_mode = serde_json::from_value(v.clone()).map_err(|_| {
+            err(bad(
+                "padding_mode",
+                &v,
+                "\"border\", \"reflection\" or \"zeros\"",
+            ))
+        })?;
     }
     if let Some(v) = get("sampling_mode") {
-        scene.animation.sampling_mode = serde_json::from_value(v.clone()).map_err(|_| err(bad("sampling_mode", &v, "\"bicubic\", \"bilinear\" or \"nearest\"")))?;
+        scene.animation.sampling_mode = serde_json::from_value(v.clone()).map_err(|_| {
+            err(bad(
+                "sampling_mode",
+                &v,
+                "\"bicubic\", \"bilinear\" or \"nearest\"",
+            ))
+        })?;
     }
     if let Some(v) = get("use_depth_warping") {
         scene.depth.use_depth_warping = as_bool(&v).unwrap_or(true);
@@ -165,10 +228,12 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
         }
     }
     if let Some(v) = get("seed") {
-        scene.generation.seed = as_f64(&v).ok_or_else(|| err(bad("seed", &v, "an integer")))? as i64;
+        scene.generation.seed =
+            as_f64(&v).ok_or_else(|| err(bad("seed", &v, "an integer")))? as i64;
     }
     if let Some(v) = get("strength") {
-        scene.init.strength = as_f64(&v).ok_or_else(|| err(bad("strength", &v, "a number in 0..1")))?;
+        scene.init.strength =
+            as_f64(&v).ok_or_else(|| err(bad("strength", &v, "a number in 0..1")))?;
     }
     if let Some(v) = get("strength_0_no_init") {
         scene.init.strength_0_no_init = as_bool(&v).unwrap_or(true);
@@ -186,13 +251,26 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
     if let Some(v) = get("seed_behavior") {
         let name = v.as_str().unwrap_or("").to_lowercase();
         scene.generation.seed_behavior = serde_json::from_value(Value::String(name.clone()))
-            .map_err(|_| err(bad("seed_behavior", &v, &format!("one of {}", crate::seeds::SeedBehavior::NAMES.join(", ")))))?;
+            .map_err(|_| {
+                err(bad(
+                    "seed_behavior",
+                    &v,
+                    &format!("one of {}", crate::seeds::SeedBehavior::NAMES.join(", ")),
+                ))
+            })?;
     }
     if let Some(v) = get("seed_iter_N") {
-        scene.generation.seed_iter_N = as_f64(&v).filter(|n| *n >= 1.0).ok_or_else(|| err(bad("seed_iter_N", &v, "a positive integer")))? as u64;
+        scene.generation.seed_iter_N = as_f64(&v)
+            .filter(|n| *n >= 1.0)
+            .ok_or_else(|| err(bad("seed_iter_N", &v, "a positive integer")))?
+            as u64;
     }
     if let Some(v) = get("color_coherence") {
-        let name = v.as_str().unwrap_or("").trim_start_matches("Match Frame 0 ").to_string();
+        let name = v
+            .as_str()
+            .unwrap_or("")
+            .trim_start_matches("Match Frame 0 ")
+            .to_string();
         scene.coherence.color_coherence = match name.as_str() {
             "None" => ColorCoherence::None,
             "LAB" => ColorCoherence::Lab,
@@ -201,7 +279,9 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
             "Image" => ColorCoherence::Image,
             "Video Input" => ColorCoherence::VideoInput,
             other => {
-                warnings.push(format!("color_coherence \"{other}\" is not supported yet; using None"));
+                warnings.push(format!(
+                    "color_coherence \"{other}\" is not supported yet; using None"
+                ));
                 ColorCoherence::None
             }
         };
@@ -212,15 +292,21 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
         }
     }
     if let Some(v) = get("color_coherence_video_every_N_frames") {
-        scene.coherence.color_coherence_video_every_N_frames = as_f64(&v).filter(|n| *n >= 1.0).unwrap_or(1.0) as usize;
+        scene.coherence.color_coherence_video_every_N_frames =
+            as_f64(&v).filter(|n| *n >= 1.0).unwrap_or(1.0) as usize;
     }
     if let Some(v) = get("color_force_grayscale") {
         scene.coherence.color_force_grayscale = as_bool(&v).unwrap_or(false);
     }
     // Deforum's loader treats a file without the key as an old one: legacy colour matching
-    scene.coherence.legacy_colormatch = get("legacy_colormatch").and_then(|v| as_bool(&v)).unwrap_or(true);
+    scene.coherence.legacy_colormatch = get("legacy_colormatch")
+        .and_then(|v| as_bool(&v))
+        .unwrap_or(true);
     if let Some(v) = get("diffusion_cadence") {
-        scene.cadence.diffusion_cadence = as_f64(&v).filter(|n| *n >= 1.0).ok_or_else(|| err(bad("diffusion_cadence", &v, "a positive integer")))? as usize;
+        scene.cadence.diffusion_cadence = as_f64(&v)
+            .filter(|n| *n >= 1.0)
+            .ok_or_else(|| err(bad("diffusion_cadence", &v, "a positive integer")))?
+            as usize;
     }
     if let Some(Value::String(p)) = get("video_init_path") {
         if p.starts_with("http://") || p.starts_with("https://") {
@@ -229,15 +315,30 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
             scene.video_input.video_init_path = Some(p.into());
         }
     }
-    for (k, slot) in [("extract_nth_frame", &mut scene.video_input.extract_nth_frame), ("extract_from_frame", &mut scene.video_input.extract_from_frame)] {
+    for (k, slot) in [
+        (
+            "extract_nth_frame",
+            &mut scene.video_input.extract_nth_frame,
+        ),
+        (
+            "extract_from_frame",
+            &mut scene.video_input.extract_from_frame,
+        ),
+    ] {
         if let Some(v) = get(k) {
-            *slot = as_f64(&v).filter(|n| *n >= 0.0).ok_or_else(|| err(bad(k, &v, "a frame number")))? as usize;
+            *slot = as_f64(&v)
+                .filter(|n| *n >= 0.0)
+                .ok_or_else(|| err(bad(k, &v, "a frame number")))? as usize;
         }
     }
     if let Some(v) = get("extract_to_frame") {
-        scene.video_input.extract_to_frame = as_f64(&v).ok_or_else(|| err(bad("extract_to_frame", &v, "a frame number or -1")))? as i64;
+        scene.video_input.extract_to_frame = as_f64(&v)
+            .ok_or_else(|| err(bad("extract_to_frame", &v, "a frame number or -1")))?
+            as i64;
     }
-    if scene.animation.mode == AnimationMode::VideoInput && scene.video_input.video_init_path.is_none() {
+    if scene.animation.mode == AnimationMode::VideoInput
+        && scene.video_input.video_init_path.is_none()
+    {
         warnings.push("Video Input mode without a local video_init_path: read as 2D".into());
         scene.animation.mode = AnimationMode::TwoD;
     }
@@ -254,12 +355,16 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
         scene.noise.perlin_persistence = as_f64(&v).unwrap_or(0.5);
     }
     if let Some(v) = get("fps") {
-        scene.output.fps = as_f64(&v).filter(|f| *f > 0.0).ok_or_else(|| err(bad("fps", &v, "a positive number")))?;
+        scene.output.fps = as_f64(&v)
+            .filter(|f| *f > 0.0)
+            .ok_or_else(|| err(bad("fps", &v, "a positive number")))?;
     }
     if let Some(v) = get("make_gif") {
         scene.output.gif = as_bool(&v).unwrap_or(false);
     }
-    let soundtrack = get("add_soundtrack").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    let soundtrack = get("add_soundtrack")
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
     if let Some(Value::String(p)) = get("soundtrack_path") {
         if soundtrack == "File" {
             if p.starts_with("http://") || p.starts_with("https://") {
@@ -278,17 +383,25 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
     // schedules, with Deforum's enable switches
     for def in registry::SCHEDULES {
         let enabled = match def.enabled_by {
-            Some((switch, _)) => get(switch).and_then(|v| as_bool(&v)).unwrap_or(switch_default(switch)),
+            Some((switch, _)) => get(switch)
+                .and_then(|v| as_bool(&v))
+                .unwrap_or(switch_default(switch)),
             None => true,
         };
         let value = if enabled {
-            get(def.deforum).map(|v| as_schedule(&v).ok_or_else(|| err(bad(def.deforum, &v, "a keyframe string")))).transpose()?
+            get(def.deforum)
+                .map(|v| {
+                    as_schedule(&v).ok_or_else(|| err(bad(def.deforum, &v, "a keyframe string")))
+                })
+                .transpose()?
         } else {
             used.borrow_mut().push(def.deforum.to_string());
             let (_, off) = def.enabled_by.unwrap_or(("", ""));
             match (def.name, off) {
                 // the base setting stands in for the disabled schedule
-                ("steps", _) => get("steps").and_then(|v| as_f64(&v)).map(ScheduleText::Number),
+                ("steps", _) => get("steps")
+                    .and_then(|v| as_f64(&v))
+                    .map(ScheduleText::Number),
                 ("sampler", _) => match get("sampler") {
                     Some(Value::String(s)) => Some(ScheduleText::Text(s)),
                     Some(v @ Value::Number(_)) => {
@@ -311,15 +424,24 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
                 _ => None,
             };
             if let Some(slot) = slot {
-                *slot = if def.kind == Kind::Text && def.name == "checkpoint" && !enabled { ScheduleText::text("") } else { v };
+                *slot = if def.kind == Kind::Text && def.name == "checkpoint" && !enabled {
+                    ScheduleText::text("")
+                } else {
+                    v
+                };
             }
         }
     }
     // Deforum's "old formula": the 3D aspect ratio is W/H instead of the schedule
-    if get("aspect_ratio_use_old_formula").and_then(|v| as_bool(&v)).unwrap_or(false) {
+    if get("aspect_ratio_use_old_formula")
+        .and_then(|v| as_bool(&v))
+        .unwrap_or(false)
+    {
         let ratio = scene.image.width as f64 / scene.image.height as f64;
         scene.motion.aspect_ratio = ScheduleText::Number(ratio);
-        warnings.push(format!("aspect_ratio_use_old_formula: aspect_ratio set to W/H = {ratio}, as Deforum does"));
+        warnings.push(format!(
+            "aspect_ratio_use_old_formula: aspect_ratio set to W/H = {ratio}, as Deforum does"
+        ));
     }
     if scene.generation.checkpoint != ScheduleText::text("") {
         warnings.push("checkpoint_schedule names webui checkpoints; in anim each must be an ONNX model folder".into());
@@ -327,17 +449,41 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
 
     // ControlNet units that are on
     for i in 1..=5 {
-        let on = get(&format!("cn_{i}_enabled")).and_then(|v| as_bool(&v)).unwrap_or(false);
-        for k in ["overwrite_frames", "vid_path", "mask_vid_path", "low_vram", "pixel_perfect", "module", "model", "processor_res", "threshold_a", "threshold_b", "resize_mode", "control_mode", "loopback_mode", "weight", "guidance_start", "guidance_end"] {
+        let on = get(&format!("cn_{i}_enabled"))
+            .and_then(|v| as_bool(&v))
+            .unwrap_or(false);
+        for k in [
+            "overwrite_frames",
+            "vid_path",
+            "mask_vid_path",
+            "low_vram",
+            "pixel_perfect",
+            "module",
+            "model",
+            "processor_res",
+            "threshold_a",
+            "threshold_b",
+            "resize_mode",
+            "control_mode",
+            "loopback_mode",
+            "weight",
+            "guidance_start",
+            "guidance_end",
+        ] {
             used.borrow_mut().push(format!("cn_{i}_{k}"));
         }
         if !on {
             continue;
         }
         let mut unit = ControlNetUnit::default();
-        for (k, slot) in [("weight", &mut unit.weight), ("guidance_start", &mut unit.guidance_start), ("guidance_end", &mut unit.guidance_end)] {
+        for (k, slot) in [
+            ("weight", &mut unit.weight),
+            ("guidance_start", &mut unit.guidance_start),
+            ("guidance_end", &mut unit.guidance_end),
+        ] {
             if let Some(v) = map.get(&format!("cn_{i}_{k}")) {
-                *slot = as_schedule(v).ok_or_else(|| err(bad(&format!("cn_{i}_{k}"), v, "a keyframe string")))?;
+                *slot = as_schedule(v)
+                    .ok_or_else(|| err(bad(&format!("cn_{i}_{k}"), v, "a keyframe string")))?;
             }
         }
         warnings.push(format!("ControlNet unit {i} is on: its schedules are kept; ControlNet itself is not supported yet"));
@@ -345,7 +491,11 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
     }
 
     // prompts, with the global positive/negative prompts merged as Deforum does at run start
-    for k in ["prompts", "animation_prompts_positive", "animation_prompts_negative"] {
+    for k in [
+        "prompts",
+        "animation_prompts_positive",
+        "animation_prompts_negative",
+    ] {
         used.borrow_mut().push(k.to_string());
     }
     if let Some(Value::String(p)) = map.get("animation_prompts_positive") {
@@ -360,11 +510,14 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
         };
         let mut out = BTreeMap::new();
         for (k, v) in p {
-            let text = v.as_str().ok_or_else(|| err(bad(&format!("prompts.{k}"), v, "a prompt string")))?;
+            let text = v
+                .as_str()
+                .ok_or_else(|| err(bad(&format!("prompts.{k}"), v, "a prompt string")))?;
             let frame = match k.trim().parse::<usize>() {
                 Ok(f) => f,
                 Err(_) => {
-                    let e = Expr::parse(k, &[]).map_err(|e| err(format!("prompt key \"{k}\": {e}")))?;
+                    let e =
+                        Expr::parse(k, &[]).map_err(|e| err(format!("prompt key \"{k}\": {e}")))?;
                     let f = e.eval(&[]);
                     if !(f.is_finite() && f >= 0.0) {
                         return Err(err(format!("prompt key \"{k}\" evaluates to {f}")));
@@ -392,10 +545,18 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
         }
     }
     if !unsupported.is_empty() {
-        warnings.push(format!("not supported yet, ignored ({}): {}", unsupported.len(), unsupported.join(", ")));
+        warnings.push(format!(
+            "not supported yet, ignored ({}): {}",
+            unsupported.len(),
+            unsupported.join(", ")
+        ));
     }
     if !ignored.is_empty() {
-        warnings.push(format!("no effect in anim ({}): {}", ignored.len(), ignored.join(", ")));
+        warnings.push(format!(
+            "no effect in anim ({}): {}",
+            ignored.len(),
+            ignored.join(", ")
+        ));
     }
     scene.validate().map_err(err)?;
     Ok((scene, warnings))
@@ -403,8 +564,12 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
 
 /// Writes a scene as TOML, with the warnings of its import as comments at the top.
 pub fn to_toml(scene: &Scene, source: &Path, warnings: &[String]) -> Result<String, String> {
-    let body = toml::to_string(scene).map_err(|e| format!("cannot write the scene as TOML: {e}"))?;
-    let mut out = format!("# Scene imported from the Deforum settings file {} by `anim import deforum`.\n", source.display());
+    let body =
+        toml::to_string(scene).map_err(|e| format!("cannot write the scene as TOML: {e}"))?;
+    let mut out = format!(
+        "# Scene imported from the Deforum settings file {} by `anim import deforum`.\n",
+        source.display()
+    );
     for w in warnings {
         out.push_str(&format!("# warning: {w}\n"));
     }

@@ -397,9 +397,20 @@ pub struct ControlNetUnit {
 impl Default for ControlNetUnit {
     fn default() -> Self {
         let d = |k: &str| {
-            ScheduleText::text(registry::CONTROLNET_SCHEDULES.iter().find(|(n, _)| *n == k).map(|(_, d)| *d).unwrap_or("0:(1)"))
+            ScheduleText::text(
+                registry::CONTROLNET_SCHEDULES
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, d)| *d)
+                    .unwrap_or("0:(1)"),
+            )
         };
-        ControlNetUnit { model: None, weight: d("weight"), guidance_start: d("guidance_start"), guidance_end: d("guidance_end") }
+        ControlNetUnit {
+            model: None,
+            weight: d("weight"),
+            guidance_start: d("guidance_start"),
+            guidance_end: d("guidance_end"),
+        }
     }
 }
 
@@ -585,8 +596,14 @@ impl Prompt {
     /// Splits `text` at the first `--neg`.
     pub fn parse(text: &str) -> Prompt {
         match text.split_once("--neg") {
-            Some((p, n)) => Prompt { positive: p.trim().into(), negative: n.trim().into() },
-            None => Prompt { positive: text.trim().into(), negative: String::new() },
+            Some((p, n)) => Prompt {
+                positive: p.trim().into(),
+                negative: n.trim().into(),
+            },
+            None => Prompt {
+                positive: text.trim().into(),
+                negative: String::new(),
+            },
         }
     }
 }
@@ -595,8 +612,24 @@ impl Prompt {
 fn table_keys(table: &str) -> &'static [&'static str] {
     match table {
         "" => &[
-            "image", "animation", "generation", "init", "motion", "noise", "coherence", "anti_blur", "cadence", "depth",
-            "model", "output", "variables", "interpolation", "prompts", "controlnet", "animation_prompts", "video_input",
+            "image",
+            "animation",
+            "generation",
+            "init",
+            "motion",
+            "noise",
+            "coherence",
+            "anti_blur",
+            "cadence",
+            "depth",
+            "model",
+            "output",
+            "variables",
+            "interpolation",
+            "prompts",
+            "controlnet",
+            "animation_prompts",
+            "video_input",
         ],
         "image" => ImageSettings::KEYS,
         "animation" => AnimationSettings::KEYS,
@@ -618,12 +651,34 @@ fn table_keys(table: &str) -> &'static [&'static str] {
 }
 
 const TABLES: &[&str] = &[
-    "image", "animation", "generation", "init", "motion", "noise", "coherence", "anti_blur", "cadence", "animation_prompts",
-    "video_input", "controlnet", "depth", "model", "output",
+    "image",
+    "animation",
+    "generation",
+    "init",
+    "motion",
+    "noise",
+    "coherence",
+    "anti_blur",
+    "cadence",
+    "animation_prompts",
+    "video_input",
+    "controlnet",
+    "depth",
+    "model",
+    "output",
 ];
 
 /// Samplers the diffusion core implements, with accepted aliases.
-pub const SAMPLERS: &[&str] = &["Euler a", "Euler", "DDIM", "DPM++ 2M", "DPM++ 2M Karras", "LCM", "Heun", "UniPC"];
+pub const SAMPLERS: &[&str] = &[
+    "Euler a",
+    "Euler",
+    "DDIM",
+    "DPM++ 2M",
+    "DPM++ 2M Karras",
+    "LCM",
+    "Heun",
+    "UniPC",
+];
 
 impl Scene {
     /// Reads and validates a scene file: TOML, or a Deforum settings file (JSON, recognised by
@@ -645,8 +700,12 @@ impl Scene {
 
     /// Parses scene text; `path` is used for messages and relative paths.
     pub fn from_toml(text: &str, path: &Path) -> Result<Scene, SceneError> {
-        let err = |message: String| SceneError { file: path.to_path_buf(), message };
-        let mut scene: Scene = toml::from_str(text).map_err(|e| err(describe_toml_error(text, &e)))?;
+        let err = |message: String| SceneError {
+            file: path.to_path_buf(),
+            message,
+        };
+        let mut scene: Scene =
+            toml::from_str(text).map_err(|e| err(describe_toml_error(text, &e)))?;
         scene.path = path.to_path_buf();
         scene.validate().map_err(err)?;
         Ok(scene)
@@ -667,51 +726,117 @@ impl Scene {
             return Err("[animation] max_frames = 0: render at least 1 frame".into());
         }
         if !(self.output.fps > 0.0 && self.output.fps.is_finite()) {
-            return Err(format!("[output] fps = {}: must be a positive number", self.output.fps));
+            return Err(format!(
+                "[output] fps = {}: must be a positive number",
+                self.output.fps
+            ));
         }
-        if self.animation.mode == AnimationMode::VideoInput && self.video_input.video_init_path.is_none() {
+        if self.animation.mode == AnimationMode::VideoInput
+            && self.video_input.video_init_path.is_none()
+        {
             return Err("[animation] mode = \"Video Input\" needs [video_input] video_init_path = \"path/to/video.mp4\"".into());
         }
         if self.cadence.diffusion_cadence == 0 {
             return Err("[cadence] diffusion_cadence = 0: use 1 to diffuse every frame".into());
         }
-        const PRESETS: &[&str] = &["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"];
+        const PRESETS: &[&str] = &[
+            "ultrafast",
+            "superfast",
+            "veryfast",
+            "faster",
+            "fast",
+            "medium",
+            "slow",
+            "slower",
+            "veryslow",
+            "placebo",
+        ];
         if !PRESETS.contains(&self.output.preset.as_str()) {
-            return Err(format!("[output] preset = \"{}\": use one of {}", self.output.preset, PRESETS.join(", ")));
+            return Err(format!(
+                "[output] preset = \"{}\": use one of {}",
+                self.output.preset,
+                PRESETS.join(", ")
+            ));
         }
         if !matches!(self.output.codec.as_str(), "libx264" | "libx265") {
-            return Err(format!("[output] codec = \"{}\": use \"libx264\" or \"libx265\" (gif and webm have their own switches)", self.output.codec));
+            return Err(format!(
+                "[output] codec = \"{}\": use \"libx264\" or \"libx265\" (gif and webm have their own switches)",
+                self.output.codec
+            ));
         }
-        if self.output.pixel_format.parse::<ffmpeg_next::format::Pixel>().is_err() {
-            return Err(format!("[output] pixel_format = \"{}\": not a pixel format FFmpeg knows (e.g. yuv420p, yuv444p)", self.output.pixel_format));
+        if self
+            .output
+            .pixel_format
+            .parse::<ffmpeg_next::format::Pixel>()
+            .is_err()
+        {
+            return Err(format!(
+                "[output] pixel_format = \"{}\": not a pixel format FFmpeg knows (e.g. yuv420p, yuv444p)",
+                self.output.pixel_format
+            ));
         }
-        if self.coherence.color_coherence == ColorCoherence::VideoInput && self.video_input.video_init_path.is_none() {
-            return Err("[coherence] color_coherence = \"Video Input\" needs [video_input] video_init_path".into());
+        if self.coherence.color_coherence == ColorCoherence::VideoInput
+            && self.video_input.video_init_path.is_none()
+        {
+            return Err(
+                "[coherence] color_coherence = \"Video Input\" needs [video_input] video_init_path"
+                    .into(),
+            );
         }
-        if self.coherence.color_coherence == ColorCoherence::Image && self.coherence.color_coherence_image_path.is_none() {
-            return Err("[coherence] color_coherence = \"Image\" needs color_coherence_image_path".into());
+        if self.coherence.color_coherence == ColorCoherence::Image
+            && self.coherence.color_coherence_image_path.is_none()
+        {
+            return Err(
+                "[coherence] color_coherence = \"Image\" needs color_coherence_image_path".into(),
+            );
         }
         if !matches!(self.noise.noise_type.as_str(), "perlin" | "uniform") {
-            return Err(format!("[noise] noise_type = \"{}\": use \"perlin\" or \"uniform\"", self.noise.noise_type));
+            return Err(format!(
+                "[noise] noise_type = \"{}\": use \"perlin\" or \"uniform\"",
+                self.noise.noise_type
+            ));
         }
         if self.output.crf > 51 {
-            return Err(format!("[output] crf = {}: must be 0..=51", self.output.crf));
+            return Err(format!(
+                "[output] crf = {}: must be 0..=51",
+                self.output.crf
+            ));
         }
         if !(0.0..=1.0).contains(&self.init.strength) {
-            return Err(format!("[init] strength = {}: must be within 0..=1", self.init.strength));
+            return Err(format!(
+                "[init] strength = {}: must be within 0..=1",
+                self.init.strength
+            ));
         }
         if !(0.0..=1.0).contains(&self.depth.midas_weight) {
-            return Err(format!("[depth] midas_weight = {}: must be within 0..=1", self.depth.midas_weight));
+            return Err(format!(
+                "[depth] midas_weight = {}: must be within 0..=1",
+                self.depth.midas_weight
+            ));
         }
         if self.depth.input_size < 14 {
-            return Err(format!("[depth] input_size = {}: must be at least 14 pixels", self.depth.input_size));
+            return Err(format!(
+                "[depth] input_size = {}: must be at least 14 pixels",
+                self.depth.input_size
+            ));
         }
         for name in self.variables.keys() {
-            let builtin = crate::schedule::VARIABLES.contains(&name.as_str()) || ["pi", "e"].contains(&name.as_str());
-            let valid = name.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+            let builtin = crate::schedule::VARIABLES.contains(&name.as_str())
+                || ["pi", "e"].contains(&name.as_str());
+            let valid = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_alphabetic() || c == '_')
                 && name.chars().all(|c| c.is_alphanumeric() || c == '_');
-            if builtin || !valid || crate::schedule::expr::FUNCTIONS.iter().any(|(f, _)| f == name) {
-                return Err(format!("[variables] {name}: not usable as a variable name (built-in name or not an identifier)"));
+            if builtin
+                || !valid
+                || crate::schedule::expr::FUNCTIONS
+                    .iter()
+                    .any(|(f, _)| f == name)
+            {
+                return Err(format!(
+                    "[variables] {name}: not usable as a variable name (built-in name or not an identifier)"
+                ));
             }
         }
         let ctx = self.context();
@@ -727,8 +852,16 @@ impl Scene {
 
     /// The context expressions are evaluated in.
     pub fn context(&self) -> Context {
-        let mut ctx = Context::new(self.animation.max_frames, self.generation.seed, self.output.fps);
-        ctx.variables = self.variables.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let mut ctx = Context::new(
+            self.animation.max_frames,
+            self.generation.seed,
+            self.output.fps,
+        );
+        ctx.variables = self
+            .variables
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
         ctx
     }
 
@@ -747,13 +880,27 @@ impl Scene {
         for def in registry::SCHEDULES {
             if let Some((_, list)) = tables.iter().find(|(t, _)| *t == def.table) {
                 if let Some((_, text)) = list.iter().find(|(k, _)| *k == def.key) {
-                    out.push((def.name.to_string(), def.table.to_string(), def.key.to_string(), *text));
+                    out.push((
+                        def.name.to_string(),
+                        def.table.to_string(),
+                        def.key.to_string(),
+                        *text,
+                    ));
                 }
             }
         }
         for (i, unit) in self.controlnet.iter().enumerate() {
-            for (key, text) in [("weight", &unit.weight), ("guidance_start", &unit.guidance_start), ("guidance_end", &unit.guidance_end)] {
-                out.push((format!("cn_{}_{key}", i + 1), format!("controlnet #{}", i + 1), key.to_string(), text));
+            for (key, text) in [
+                ("weight", &unit.weight),
+                ("guidance_start", &unit.guidance_start),
+                ("guidance_end", &unit.guidance_end),
+            ] {
+                out.push((
+                    format!("cn_{}_{key}", i + 1),
+                    format!("controlnet #{}", i + 1),
+                    key.to_string(),
+                    text,
+                ));
             }
         }
         out
@@ -765,12 +912,18 @@ impl Scene {
         let mut numeric = Vec::new();
         let mut text = Vec::new();
         for (name, table, key, s) in self.schedule_texts() {
-            let label = if table.starts_with("controlnet") { format!("[[{table}]] {key}") } else { format!("[{table}] {key}") };
+            let label = if table.starts_with("controlnet") {
+                format!("[[{table}]] {key}")
+            } else {
+                format!("[{table}] {key}")
+            };
             let is_text = registry::def(&name).is_some_and(|d| d.kind == registry::Kind::Text);
             if is_text {
                 let values = match s {
                     ScheduleText::Text(t) if StringSchedule::is_keyframed(t) => {
-                        StringSchedule::parse(t, &ctx).map_err(|e| format!("{label} = \"{t}\": {e}"))?.evaluate(&ctx)
+                        StringSchedule::parse(t, &ctx)
+                            .map_err(|e| format!("{label} = \"{t}\": {e}"))?
+                            .evaluate(&ctx)
                     }
                     other => StringSchedule::constant(&other.to_string()).evaluate(&ctx),
                 };
@@ -779,17 +932,25 @@ impl Scene {
             }
             let interp = match self.interpolation.get(&name) {
                 Some(m) => Interpolation::from_name(m).ok_or_else(|| {
-                    format!("[interpolation] {name} = \"{m}\": unknown mode; use one of {}", Interpolation::NAMES.join(", "))
+                    format!(
+                        "[interpolation] {name} = \"{m}\": unknown mode; use one of {}",
+                        Interpolation::NAMES.join(", ")
+                    )
                 })?,
                 None => Interpolation::Linear,
             };
             let sched = match s {
                 ScheduleText::Number(v) => Schedule::constant(*v),
-                ScheduleText::Text(t) => Schedule::parse(t, &ctx).map_err(|e| format!("{label} = \"{t}\": {e}"))?,
+                ScheduleText::Text(t) => {
+                    Schedule::parse(t, &ctx).map_err(|e| format!("{label} = \"{t}\": {e}"))?
+                }
             };
             let values = sched.evaluate_with(&ctx, interp);
             if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-                return Err(format!("{label}: the value at frame {i} is {} (not a finite number); check the expression", values[i]));
+                return Err(format!(
+                    "{label}: the value at frame {i} is {} (not a finite number); check the expression",
+                    values[i]
+                ));
             }
             numeric.push((name, values));
         }
@@ -797,13 +958,21 @@ impl Scene {
         crate::motion::apply(&self.motion_spec(), &ctx, &mut numeric).map_err(|e| e.to_string())?;
         for name in self.interpolation.keys() {
             if !numeric.iter().any(|(n, _)| n == name) {
-                let hint = crate::schedule::expr::did_you_mean(name, numeric.iter().map(|(n, _)| n.as_str()));
-                return Err(format!("[interpolation] {name}: no numeric schedule of that name{hint}"));
+                let hint = crate::schedule::expr::did_you_mean(
+                    name,
+                    numeric.iter().map(|(n, _)| n.as_str()),
+                );
+                return Err(format!(
+                    "[interpolation] {name}: no numeric schedule of that name{hint}"
+                ));
             }
         }
         let s = FrameSchedules::new(self.animation.max_frames, numeric, text);
         if let Some(i) = s.get("steps").iter().position(|v| *v < 1.0 || *v > 1000.0) {
-            return Err(format!("[generation] steps: {} at frame {i}; must be within 1..=1000", s.get("steps")[i]));
+            return Err(format!(
+                "[generation] steps: {} at frame {i}; must be within 1..=1000",
+                s.get("steps")[i]
+            ));
         }
         if let Some(samplers) = s.text("sampler") {
             for (i, name) in samplers.iter().enumerate() {
@@ -838,7 +1007,10 @@ impl Scene {
         match &self.output.folder {
             Some(f) => self.resolve(f),
             None => {
-                let stem = self.path.file_stem().map(|s| s.to_string_lossy().into_owned());
+                let stem = self
+                    .path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned());
                 self.resolve(&Path::new("output").join(stem.unwrap_or_else(|| "scene".into())))
             }
         }
@@ -847,10 +1019,16 @@ impl Scene {
     /// With prompt travel on: the next keyed prompt after `frame` (as [`Scene::prompt_at`] gives
     /// it at that key) and the weight 0..1 of the way from the current key to it.
     pub fn travel_at(&self, frame: usize) -> Option<(Prompt, f32)> {
-        if self.animation_prompts.travel == PromptTravel::None && self.animation.mode != AnimationMode::Interpolation {
+        if self.animation_prompts.travel == PromptTravel::None
+            && self.animation.mode != AnimationMode::Interpolation
+        {
             return None;
         }
-        let mut keys: Vec<usize> = self.prompts.keys().filter_map(|k| k.trim().parse().ok()).collect();
+        let mut keys: Vec<usize> = self
+            .prompts
+            .keys()
+            .filter_map(|k| k.trim().parse().ok())
+            .collect();
         keys.sort();
         let cur = keys.iter().rev().find(|k| **k <= frame).copied()?;
         let next = keys.iter().find(|k| **k > frame).copied()?;
@@ -861,11 +1039,21 @@ impl Scene {
     /// The prompt in force at `frame`: the one at the greatest key <= frame (the first one before
     /// any key).
     pub fn prompt_at(&self, frame: usize) -> Prompt {
-        let mut keyed: Vec<(usize, &String)> =
-            self.prompts.iter().filter_map(|(k, v)| k.trim().parse().ok().map(|k| (k, v))).collect();
+        let mut keyed: Vec<(usize, &String)> = self
+            .prompts
+            .iter()
+            .filter_map(|(k, v)| k.trim().parse().ok().map(|k| (k, v)))
+            .collect();
         keyed.sort_by_key(|(k, _)| *k);
-        let chosen = keyed.iter().rev().find(|(k, _)| *k <= frame).or(keyed.first());
-        let mut p = chosen.map(|(_, t)| Prompt::parse(t)).unwrap_or(Prompt { positive: String::new(), negative: String::new() });
+        let chosen = keyed
+            .iter()
+            .rev()
+            .find(|(k, _)| *k <= frame)
+            .or(keyed.first());
+        let mut p = chosen.map(|(_, t)| Prompt::parse(t)).unwrap_or(Prompt {
+            positive: String::new(),
+            negative: String::new(),
+        });
         let join = |a: &str, b: &str| match (a.trim().is_empty(), b.trim().is_empty()) {
             (_, true) => a.trim().to_string(),
             (true, false) => b.trim().to_string(),
@@ -889,17 +1077,26 @@ pub fn expand_prompt_math(text: &str, ctx: &Context, t: usize) -> Result<String,
     }
     let parts: Vec<&str> = text.split('`').collect();
     if parts.len() % 2 == 0 {
-        return Err(format!("unbalanced backtick in prompt {text:?}: prompt math is written `expression`"));
+        return Err(format!(
+            "unbalanced backtick in prompt {text:?}: prompt math is written `expression`"
+        ));
     }
     let names = ctx.names();
-    let mut vars = vec![t as f64, ctx.max_frames as f64 - 1.0, ctx.seed as f64, ctx.fps, t as f64 / ctx.fps];
+    let mut vars = vec![
+        t as f64,
+        ctx.max_frames as f64 - 1.0,
+        ctx.seed as f64,
+        ctx.fps,
+        t as f64 / ctx.fps,
+    ];
     vars.extend(ctx.variables.iter().map(|(_, v)| *v));
     let mut out = String::new();
     for (i, part) in parts.iter().enumerate() {
         if i % 2 == 0 {
             out.push_str(part);
         } else {
-            let e = crate::schedule::Expr::parse(part, &names).map_err(|e| format!("prompt math `{part}`: {e}"))?;
+            let e = crate::schedule::Expr::parse(part, &names)
+                .map_err(|e| format!("prompt math `{part}`: {e}"))?;
             let v = e.eval(&vars);
             if !v.is_finite() {
                 return Err(format!("prompt math `{part}` is {v} at frame {t}"));
@@ -914,7 +1111,11 @@ pub fn expand_prompt_math(text: &str, ctx: &Context, t: usize) -> Result<String,
 /// k-diffusion/ComfyUI names (`dpmpp_2m`, `uni_pc`), case-insensitive.
 pub fn sampler_name(name: &str) -> Result<&'static str, String> {
     let n = name.trim().to_ascii_lowercase().replace(['_', '-'], " ");
-    let n = n.strip_prefix("k ").unwrap_or(&n).replace("dpm++", "dpmpp").replace("sample ", "");
+    let n = n
+        .strip_prefix("k ")
+        .unwrap_or(&n)
+        .replace("dpm++", "dpmpp")
+        .replace("sample ", "");
     let found = match n.as_str() {
         "euler a" | "euler ancestral" | "eulerancestraldiscretescheduler" => Some("Euler a"),
         "euler" | "eulerdiscretescheduler" => Some("Euler"),
@@ -928,7 +1129,10 @@ pub fn sampler_name(name: &str) -> Result<&'static str, String> {
     };
     found.ok_or_else(|| {
         let hint = crate::schedule::expr::did_you_mean(name, SAMPLERS.iter().copied());
-        format!("[generation] sampler = \"{name}\": unknown sampler{hint}; available: {}", SAMPLERS.join(", "))
+        format!(
+            "[generation] sampler = \"{name}\": unknown sampler{hint}; available: {}",
+            SAMPLERS.join(", ")
+        )
     })
 }
 
@@ -939,14 +1143,20 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     if let Some(span) = e.span() {
         let before = &text[..span.start.min(text.len())];
         let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+        let col = before
+            .rsplit('\n')
+            .next()
+            .map(|l| l.chars().count())
+            .unwrap_or(0)
+            + 1;
         // the table the error is in: the last `[name]` header above it
         table = before
             .lines()
             .rev()
             .find_map(|l| {
                 let l = l.trim();
-                (l.starts_with('[') && !l.starts_with("[[")).then(|| l.trim_matches(['[', ']']).trim().to_string())
+                (l.starts_with('[') && !l.starts_with("[["))
+                    .then(|| l.trim_matches(['[', ']']).trim().to_string())
             })
             .unwrap_or_default();
         let src_line = text.lines().nth(line - 1).unwrap_or("").trim();
@@ -965,10 +1175,24 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
                 }
             }
         }
-        let where_ = if table.is_empty() { "at the top level".to_string() } else { format!("in [{table}]") };
-        let head = msg.split(": unknown field").next().unwrap_or("").to_string();
-        let src = msg.split_once('\n').map(|(_, l)| l.to_string()).unwrap_or_default();
-        msg = format!("{head}: unknown key `{field}` {where_}{hint}\n{src}\n  keys allowed there: {}", known.join(", "));
+        let where_ = if table.is_empty() {
+            "at the top level".to_string()
+        } else {
+            format!("in [{table}]")
+        };
+        let head = msg
+            .split(": unknown field")
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let src = msg
+            .split_once('\n')
+            .map(|(_, l)| l.to_string())
+            .unwrap_or_default();
+        msg = format!(
+            "{head}: unknown key `{field}` {where_}{hint}\n{src}\n  keys allowed there: {}",
+            known.join(", ")
+        );
     }
     msg
 }
@@ -981,12 +1205,24 @@ mod tests {
     fn bad_schedules_give_clear_errors() {
         let cases: &[(&str, &[&str])] = &[
             ("0:(1+sin(t)", &["[motion] zoom", "never closed"]),
-            ("0:(1), 10:(1+sinn(t))", &["[motion] zoom", "key 10", "unknown function `sinn`", "did you mean `sin`", "column 14"]),
+            (
+                "0:(1), 10:(1+sinn(t))",
+                &[
+                    "[motion] zoom",
+                    "key 10",
+                    "unknown function `sinn`",
+                    "did you mean `sin`",
+                    "column 14",
+                ],
+            ),
             ("0:(1+tt)", &["unknown variable `tt`", "variables here"]),
             ("0:()", &["[motion] zoom", "empty value"]),
             ("0:", &["[motion] zoom", "empty value"]),
             ("", &["[motion] zoom", "empty schedule"]),
-            ("0:(1/0)", &["[motion] zoom", "frame 0", "not a finite number"]),
+            (
+                "0:(1/0)",
+                &["[motion] zoom", "frame 0", "not a finite number"],
+            ),
             ("0:(sqrt(-1-t))", &["[motion] zoom", "frame 0", "NaN"]),
             ("0:(1) 5:(2)", &["[motion] zoom", "column"]),
             ("0:(1),,5:(2)", &["[motion] zoom", "stray comma"]),
@@ -1003,11 +1239,22 @@ mod tests {
 
     #[test]
     fn travel_weights() {
-        let s = parse("[animation_prompts]\ntravel = \"linear\"\n[prompts]\n\"0\" = \"a\"\n\"10\" = \"b\"\n").unwrap();
+        let s = parse(
+            "[animation_prompts]\ntravel = \"linear\"\n[prompts]\n\"0\" = \"a\"\n\"10\" = \"b\"\n",
+        )
+        .unwrap();
         let (p, w) = s.travel_at(5).unwrap();
         assert_eq!((p.positive.as_str(), w), ("b", 0.5));
-        assert!(s.travel_at(10).is_none(), "after the last key there is nothing to travel to");
-        assert!(parse("[prompts]\n\"0\" = \"a\"\n\"10\" = \"b\"\n").unwrap().travel_at(5).is_none());
+        assert!(
+            s.travel_at(10).is_none(),
+            "after the last key there is nothing to travel to"
+        );
+        assert!(
+            parse("[prompts]\n\"0\" = \"a\"\n\"10\" = \"b\"\n")
+                .unwrap()
+                .travel_at(5)
+                .is_none()
+        );
     }
 
     #[test]
@@ -1015,9 +1262,16 @@ mod tests {
         let s = parse("[prompts]\n\"0\" = \"a (cat:`1+t/10`) --neg `t*2` dogs\"\n").unwrap();
         assert_eq!(s.prompt_at(5).positive, "a (cat:1.5)");
         assert_eq!(s.prompt_at(5).negative, "10 dogs");
-        let e = parse("[prompts]\n\"0\" = \"a (cat:`1+sinn(t)`)\"\n").unwrap_err().to_string();
+        let e = parse("[prompts]\n\"0\" = \"a (cat:`1+sinn(t)`)\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("[prompts] \"0\"") && e.contains("sinn"), "{e}");
-        assert!(parse("[prompts]\n\"0\" = \"a `t\"\n").unwrap_err().to_string().contains("backtick"));
+        assert!(
+            parse("[prompts]\n\"0\" = \"a `t\"\n")
+                .unwrap_err()
+                .to_string()
+                .contains("backtick")
+        );
     }
 
     #[test]
@@ -1025,8 +1279,13 @@ mod tests {
         let doc = include_str!("../../docs/scene-format.md");
         for table in TABLES.iter().chain([""].iter()) {
             for key in table_keys(table) {
-                let documented = doc.contains(&format!("`{key}`")) || doc.contains(&format!("`[{key}]`")) || doc.contains(&format!("`[[{key}]]`"));
-                assert!(documented, "docs/scene-format.md does not document `{key}` of [{table}]");
+                let documented = doc.contains(&format!("`{key}`"))
+                    || doc.contains(&format!("`[{key}]`"))
+                    || doc.contains(&format!("`[[{key}]]`"));
+                assert!(
+                    documented,
+                    "docs/scene-format.md does not document `{key}` of [{table}]"
+                );
             }
         }
     }
@@ -1035,9 +1294,18 @@ mod tests {
     fn registry_matches_tables() {
         let s = Scene::default();
         let texts = s.schedule_texts();
-        assert_eq!(texts.len(), registry::SCHEDULES.len(), "every registry entry has a scene field");
+        assert_eq!(
+            texts.len(),
+            registry::SCHEDULES.len(),
+            "every registry entry has a scene field"
+        );
         for d in registry::SCHEDULES {
-            assert!(table_keys(d.table).contains(&d.key), "{}.{} missing from the table", d.table, d.key);
+            assert!(
+                table_keys(d.table).contains(&d.key),
+                "{}.{} missing from the table",
+                d.table,
+                d.key
+            );
         }
     }
 
@@ -1049,37 +1317,84 @@ mod tests {
     #[allow(clippy::approx_constant)] // 3.14 is in Deforum's default zoom
     fn defaults_follow_deforum() {
         let s = parse("").unwrap();
-        assert_eq!((s.image.width, s.image.height, s.animation.max_frames), (512, 512, 120));
+        assert_eq!(
+            (s.image.width, s.image.height, s.animation.max_frames),
+            (512, 512, 120)
+        );
         assert_eq!(s.generation.sampler, ScheduleText::text("Euler a"));
         let f = s.schedules().unwrap();
         assert_eq!(f.get("strength")[5], 0.65);
-        assert!((f.get("zoom")[1] - (1.0025 + 0.002 * (1.25f64 * 3.14 / 30.0).sin())).abs() < 1e-12);
+        assert!(
+            (f.get("zoom")[1] - (1.0025 + 0.002 * (1.25f64 * 3.14 / 30.0).sin())).abs() < 1e-12
+        );
     }
 
     #[test]
     fn prompts_and_neg() {
-        let s = parse("[prompts]\n\"0\" = \"a forest --neg blurry\"\n\"10\" = \"a city\"\n").unwrap();
-        assert_eq!(s.prompt_at(3), Prompt { positive: "a forest".into(), negative: "blurry".into() });
+        let s =
+            parse("[prompts]\n\"0\" = \"a forest --neg blurry\"\n\"10\" = \"a city\"\n").unwrap();
+        assert_eq!(
+            s.prompt_at(3),
+            Prompt {
+                positive: "a forest".into(),
+                negative: "blurry".into()
+            }
+        );
         assert_eq!(s.prompt_at(10).positive, "a city");
     }
 
     #[test]
     fn unknown_key_did_you_mean() {
         let e = parse("[motion]\nzom = 1.0\n").unwrap_err().to_string();
-        assert!(e.contains("did you mean `zoom`") && e.contains("line 2"), "{e}");
+        assert!(
+            e.contains("did you mean `zoom`") && e.contains("line 2"),
+            "{e}"
+        );
         let e = parse("[image]\nzoom = 1.0\n").unwrap_err().to_string();
         assert!(e.contains("[motion]"), "{e}");
     }
 
     #[test]
     fn bad_values() {
-        assert!(parse("[image]\nwidth = 100\n").unwrap_err().to_string().contains("multiple of 8"));
-        assert!(parse("[image]\nwidth = \"wide\"\n").unwrap_err().to_string().contains("line 2"));
-        let e = parse("[motion]\nzoom = \"0:(1.0), 5:(1+sinn(t))\"\n").unwrap_err().to_string();
+        assert!(
+            parse("[image]\nwidth = 100\n")
+                .unwrap_err()
+                .to_string()
+                .contains("multiple of 8")
+        );
+        assert!(
+            parse("[image]\nwidth = \"wide\"\n")
+                .unwrap_err()
+                .to_string()
+                .contains("line 2")
+        );
+        let e = parse("[motion]\nzoom = \"0:(1.0), 5:(1+sinn(t))\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("[motion] zoom") && e.contains("sinn"), "{e}");
-        assert!(parse("[generation]\nsampler = \"Eulr\"\n").unwrap_err().to_string().contains("did you mean `Euler`"));
-        assert!(parse("[animation]\nmode = \"4D\"\n").unwrap_err().to_string().contains("line 2"));
-        assert!(parse("[prompts]\nfirst = \"x\"\n").unwrap_err().to_string().contains("frame number"));
-        assert!(parse("[image\nwidth = 1").unwrap_err().to_string().contains("line 1"));
+        assert!(
+            parse("[generation]\nsampler = \"Eulr\"\n")
+                .unwrap_err()
+                .to_string()
+                .contains("did you mean `Euler`")
+        );
+        assert!(
+            parse("[animation]\nmode = \"4D\"\n")
+                .unwrap_err()
+                .to_string()
+                .contains("line 2")
+        );
+        assert!(
+            parse("[prompts]\nfirst = \"x\"\n")
+                .unwrap_err()
+                .to_string()
+                .contains("frame number")
+        );
+        assert!(
+            parse("[image\nwidth = 1")
+                .unwrap_err()
+                .to_string()
+                .contains("line 1")
+        );
     }
 }

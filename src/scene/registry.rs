@@ -34,8 +34,21 @@ pub struct ScheduleDef {
     pub kind: Kind,
 }
 
-const fn num(name: &'static str, table: &'static str, deforum: &'static str, default: &'static str) -> ScheduleDef {
-    ScheduleDef { name, table, key: name, deforum, enabled_by: None, default, kind: Kind::Numeric }
+const fn num(
+    name: &'static str,
+    table: &'static str,
+    deforum: &'static str,
+    default: &'static str,
+) -> ScheduleDef {
+    ScheduleDef {
+        name,
+        table,
+        key: name,
+        deforum,
+        enabled_by: None,
+        default,
+        kind: Kind::Numeric,
+    }
 }
 
 const fn switched(
@@ -45,25 +58,68 @@ const fn switched(
     off: &'static str,
     default: &'static str,
 ) -> ScheduleDef {
-    ScheduleDef { name, table: "generation", key: name, deforum, enabled_by: Some((switch, off)), default, kind: Kind::Numeric }
+    ScheduleDef {
+        name,
+        table: "generation",
+        key: name,
+        deforum,
+        enabled_by: Some((switch, off)),
+        default,
+        kind: Kind::Numeric,
+    }
 }
 
 /// All schedules except ControlNet's (see [`controlnet_defs`]), in `anim schedule` column order.
 pub const SCHEDULES: &[ScheduleDef] = &[
     num("angle", "motion", "angle", "0: (0)"),
-    num("zoom", "motion", "zoom", "0: (1.0025+0.002*sin(1.25*3.14*t/30))"),
+    num(
+        "zoom",
+        "motion",
+        "zoom",
+        "0: (1.0025+0.002*sin(1.25*3.14*t/30))",
+    ),
     num("translation_x", "motion", "translation_x", "0: (0)"),
     num("translation_y", "motion", "translation_y", "0: (0)"),
     num("translation_z", "motion", "translation_z", "0: (1.75)"),
-    num("transform_center_x", "motion", "transform_center_x", "0: (0.5)"),
-    num("transform_center_y", "motion", "transform_center_y", "0: (0.5)"),
+    num(
+        "transform_center_x",
+        "motion",
+        "transform_center_x",
+        "0: (0.5)",
+    ),
+    num(
+        "transform_center_y",
+        "motion",
+        "transform_center_y",
+        "0: (0.5)",
+    ),
     num("rotation_3d_x", "motion", "rotation_3d_x", "0: (0)"),
     num("rotation_3d_y", "motion", "rotation_3d_y", "0: (0)"),
     num("rotation_3d_z", "motion", "rotation_3d_z", "0: (0)"),
-    num("perspective_flip_theta", "motion", "perspective_flip_theta", "0: (0)"),
-    num("perspective_flip_phi", "motion", "perspective_flip_phi", "0: (0)"),
-    num("perspective_flip_gamma", "motion", "perspective_flip_gamma", "0: (0)"),
-    num("perspective_flip_fv", "motion", "perspective_flip_fv", "0: (53)"),
+    num(
+        "perspective_flip_theta",
+        "motion",
+        "perspective_flip_theta",
+        "0: (0)",
+    ),
+    num(
+        "perspective_flip_phi",
+        "motion",
+        "perspective_flip_phi",
+        "0: (0)",
+    ),
+    num(
+        "perspective_flip_gamma",
+        "motion",
+        "perspective_flip_gamma",
+        "0: (0)",
+    ),
+    num(
+        "perspective_flip_fv",
+        "motion",
+        "perspective_flip_fv",
+        "0: (53)",
+    ),
     num("fov", "motion", "fov_schedule", "0: (70)"),
     num("near", "motion", "near_schedule", "0: (200)"),
     num("far", "motion", "far_schedule", "0: (10000)"),
@@ -72,7 +128,13 @@ pub const SCHEDULES: &[ScheduleDef] = &[
     num("strength", "generation", "strength_schedule", "0: (0.65)"),
     num("contrast", "coherence", "contrast_schedule", "0: (1.0)"),
     num("cfg_scale", "generation", "cfg_scale_schedule", "0: (7)"),
-    switched("steps", "steps_schedule", "enable_steps_scheduling", "steps", "0: (25)"),
+    switched(
+        "steps",
+        "steps_schedule",
+        "enable_steps_scheduling",
+        "steps",
+        "0: (25)",
+    ),
     ScheduleDef {
         name: "seed",
         table: "generation",
@@ -82,17 +144,58 @@ pub const SCHEDULES: &[ScheduleDef] = &[
         default: "0:(s), 1:(-1), \"max_f-2\":(-1), \"max_f-1\":(s)",
         kind: Kind::Numeric,
     },
-    switched("subseed", "subseed_schedule", "enable_subseed_scheduling", "0: (1)", "0: (1)"),
-    switched("subseed_strength", "subseed_strength_schedule", "enable_subseed_scheduling", "0: (0)", "0: (0)"),
-    switched("ddim_eta", "ddim_eta_schedule", "enable_ddim_eta_scheduling", "0: (0)", "0: (0)"),
-    switched("ancestral_eta", "ancestral_eta_schedule", "enable_ancestral_eta_scheduling", "0: (1)", "0: (1)"),
-    switched("clipskip", "clipskip_schedule", "enable_clipskip_scheduling", "0: (1)", "0: (1)"),
-    switched("noise_multiplier", "noise_multiplier_schedule", "enable_noise_multiplier_scheduling", "0: (1)", "0: (1.05)"),
+    switched(
+        "subseed",
+        "subseed_schedule",
+        "enable_subseed_scheduling",
+        "0: (1)",
+        "0: (1)",
+    ),
+    switched(
+        "subseed_strength",
+        "subseed_strength_schedule",
+        "enable_subseed_scheduling",
+        "0: (0)",
+        "0: (0)",
+    ),
+    switched(
+        "ddim_eta",
+        "ddim_eta_schedule",
+        "enable_ddim_eta_scheduling",
+        "0: (0)",
+        "0: (0)",
+    ),
+    switched(
+        "ancestral_eta",
+        "ancestral_eta_schedule",
+        "enable_ancestral_eta_scheduling",
+        "0: (1)",
+        "0: (1)",
+    ),
+    switched(
+        "clipskip",
+        "clipskip_schedule",
+        "enable_clipskip_scheduling",
+        "0: (1)",
+        "0: (1)",
+    ),
+    switched(
+        "noise_multiplier",
+        "noise_multiplier_schedule",
+        "enable_noise_multiplier_scheduling",
+        "0: (1)",
+        "0: (1.05)",
+    ),
     num("kernel", "anti_blur", "kernel_schedule", "0: (5)"),
     num("sigma", "anti_blur", "sigma_schedule", "0: (1)"),
     num("amount", "anti_blur", "amount_schedule", "0: (0.1)"),
     num("threshold", "anti_blur", "threshold_schedule", "0: (0)"),
-    num("cadence_flow_factor", "cadence", "cadence_flow_factor_schedule", "0: (1)"),
+    num(
+        "cadence_flow_factor",
+        "cadence",
+        "cadence_flow_factor_schedule",
+        "0: (1)",
+    ),
     ScheduleDef {
         name: "sampler",
         table: "generation",
@@ -114,7 +217,11 @@ pub const SCHEDULES: &[ScheduleDef] = &[
 ];
 
 /// ControlNet unit schedules: (column suffix, scene key, Deforum key suffix, default).
-pub const CONTROLNET_SCHEDULES: &[(&str, &str)] = &[("weight", "0:(1)"), ("guidance_start", "0:(0.0)"), ("guidance_end", "0:(1.0)")];
+pub const CONTROLNET_SCHEDULES: &[(&str, &str)] = &[
+    ("weight", "0:(1)"),
+    ("guidance_start", "0:(0.0)"),
+    ("guidance_end", "0:(1.0)"),
+];
 
 /// The definition of a schedule by column name.
 pub fn def(name: &str) -> Option<&'static ScheduleDef> {
@@ -146,9 +253,22 @@ pub struct FrameSchedules {
 
 impl FrameSchedules {
     /// Assembles evaluated series.
-    pub fn new(frames: usize, numeric: Vec<(String, Vec<f64>)>, text: Vec<(String, Vec<String>)>) -> FrameSchedules {
-        let index = numeric.iter().enumerate().map(|(i, (n, _))| (n.clone(), i)).collect();
-        FrameSchedules { frames, numeric, text, index }
+    pub fn new(
+        frames: usize,
+        numeric: Vec<(String, Vec<f64>)>,
+        text: Vec<(String, Vec<String>)>,
+    ) -> FrameSchedules {
+        let index = numeric
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| (n.clone(), i))
+            .collect();
+        FrameSchedules {
+            frames,
+            numeric,
+            text,
+            index,
+        }
     }
 
     /// The values of numeric schedule `name`; panics on an unknown name (names are constants).
@@ -161,7 +281,10 @@ impl FrameSchedules {
 
     /// The values of text schedule `name`.
     pub fn text(&self, name: &str) -> Option<&[String]> {
-        self.text.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+        self.text
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
     }
 
     /// Keeps only the named columns (`--only`); unknown names are an error listing the known ones.
@@ -174,9 +297,17 @@ impl FrameSchedules {
             } else if let Some(c) = self.text.iter().find(|(c, _)| c == n) {
                 text.push(c.clone());
             } else {
-                let all: Vec<&str> = self.numeric.iter().map(|(c, _)| c.as_str()).chain(self.text.iter().map(|(c, _)| c.as_str())).collect();
+                let all: Vec<&str> = self
+                    .numeric
+                    .iter()
+                    .map(|(c, _)| c.as_str())
+                    .chain(self.text.iter().map(|(c, _)| c.as_str()))
+                    .collect();
                 let hint = crate::schedule::expr::did_you_mean(n, all.iter().copied());
-                return Err(format!("unknown schedule `{n}`{hint}; known: {}", all.join(", ")));
+                return Err(format!(
+                    "unknown schedule `{n}`{hint}; known: {}",
+                    all.join(", ")
+                ));
             }
         }
         Ok(FrameSchedules::new(self.frames, numeric, text))
@@ -219,7 +350,11 @@ impl FrameSchedules {
 /// Shortest decimal that reads back to the same f64 (Rust's `Display` for floats), with integers
 /// written without a fraction.
 pub fn format_number(v: f64) -> String {
-    if v == v.trunc() && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") }
+    if v == v.trunc() && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
 }
 
 #[cfg(test)]

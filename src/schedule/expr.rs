@@ -30,16 +30,54 @@ impl std::error::Error for ExprError {}
 
 /// Functions known to expressions: numexpr's set plus `min`, `max`, `clip`, `round`, `sign`.
 pub const FUNCTIONS: &[(&str, usize)] = &[
-    ("sin", 1), ("cos", 1), ("tan", 1), ("arcsin", 1), ("arccos", 1), ("arctan", 1),
-    ("arctan2", 2), ("sinh", 1), ("cosh", 1), ("tanh", 1), ("arcsinh", 1), ("arccosh", 1),
-    ("arctanh", 1), ("abs", 1), ("sqrt", 1), ("exp", 1), ("expm1", 1), ("log", 1),
-    ("log10", 1), ("log1p", 1), ("floor", 1), ("ceil", 1), ("where", 3), ("fmod", 2),
-    ("min", 2), ("max", 2), ("clip", 3), ("round", 1), ("sign", 1),
+    ("sin", 1),
+    ("cos", 1),
+    ("tan", 1),
+    ("arcsin", 1),
+    ("arccos", 1),
+    ("arctan", 1),
+    ("arctan2", 2),
+    ("sinh", 1),
+    ("cosh", 1),
+    ("tanh", 1),
+    ("arcsinh", 1),
+    ("arccosh", 1),
+    ("arctanh", 1),
+    ("abs", 1),
+    ("sqrt", 1),
+    ("exp", 1),
+    ("expm1", 1),
+    ("log", 1),
+    ("log10", 1),
+    ("log1p", 1),
+    ("floor", 1),
+    ("ceil", 1),
+    ("where", 3),
+    ("fmod", 2),
+    ("min", 2),
+    ("max", 2),
+    ("clip", 3),
+    ("round", 1),
+    ("sign", 1),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Bin {
-    Add, Sub, Mul, Div, FloorDiv, Mod, Pow, Lt, Le, Gt, Ge, Eq, Ne, And, Or,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    FloorDiv,
+    Mod,
+    Pow,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+    And,
+    Or,
 }
 
 #[derive(Debug, Clone)]
@@ -63,15 +101,26 @@ impl Expr {
     /// Parses `src`; `names` lists the variable names, in the slot order `eval` will receive.
     pub fn parse(src: &str, names: &[&str]) -> Result<Expr, ExprError> {
         let tokens = lex(src)?;
-        let mut p = Parser { tokens, pos: 0, names, uses_vars: false };
+        let mut p = Parser {
+            tokens,
+            pos: 0,
+            names,
+            uses_vars: false,
+        };
         let root = p.or()?;
         if let Some(tok) = p.tokens.get(p.pos) {
             return Err(ExprError {
                 column: tok.col,
-                message: format!("unexpected `{}` after a complete expression (missing operator?)", tok.text),
+                message: format!(
+                    "unexpected `{}` after a complete expression (missing operator?)",
+                    tok.text
+                ),
             });
         }
-        Ok(Expr { root, uses_vars: p.uses_vars })
+        Ok(Expr {
+            root,
+            uses_vars: p.uses_vars,
+        })
     }
 
     /// Evaluates with `vars[i]` as the value of `names[i]` given to [`Expr::parse`].
@@ -110,7 +159,11 @@ fn eval(n: &Node, v: &[f64]) -> f64 {
                 Bin::Mod => {
                     // Python's floored modulo: the result takes the divisor's sign.
                     let m = x % y;
-                    if m != 0.0 && (m < 0.0) != (y < 0.0) { m + y } else { m }
+                    if m != 0.0 && (m < 0.0) != (y < 0.0) {
+                        m + y
+                    } else {
+                        m
+                    }
                 }
                 Bin::Pow => x.powf(y),
                 Bin::Lt => b(x < y),
@@ -148,7 +201,13 @@ fn eval(n: &Node, v: &[f64]) -> f64 {
                 "log1p" => a(0).ln_1p(),
                 "floor" => a(0).floor(),
                 "ceil" => a(0).ceil(),
-                "where" => if truth(a(0)) { a(1) } else { a(2) },
+                "where" => {
+                    if truth(a(0)) {
+                        a(1)
+                    } else {
+                        a(2)
+                    }
+                }
                 "fmod" => a(0) % a(1),
                 "min" => a(0).min(a(1)),
                 "max" => a(0).max(a(1)),
@@ -157,7 +216,13 @@ fn eval(n: &Node, v: &[f64]) -> f64 {
                 "round" => a(0).round_ties_even(),
                 "sign" => {
                     let x = a(0);
-                    if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { x }
+                    if x > 0.0 {
+                        1.0
+                    } else if x < 0.0 {
+                        -1.0
+                    } else {
+                        x
+                    }
                 }
                 other => unreachable!("function table out of sync: {other}"),
             }
@@ -193,7 +258,8 @@ fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
             i += 1;
             continue;
         }
-        if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())) {
+        if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()))
+        {
             let start = i;
             while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
                 i += 1;
@@ -215,7 +281,11 @@ fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
                 column: col,
                 message: format!("`{text}` is not a number"),
             })?;
-            out.push(Token { kind: Kind::Num(value), text, col });
+            out.push(Token {
+                kind: Kind::Num(value),
+                text,
+                col,
+            });
             continue;
         }
         if c.is_alphabetic() || c == '_' {
@@ -223,7 +293,11 @@ fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
             while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
                 i += 1;
             }
-            out.push(Token { kind: Kind::Ident, text: chars[start..i].iter().collect(), col });
+            out.push(Token {
+                kind: Kind::Ident,
+                text: chars[start..i].iter().collect(),
+                col,
+            });
             continue;
         }
         let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
@@ -240,7 +314,11 @@ fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
                 });
             }
         };
-        out.push(Token { kind, text: chars[i..i + len].iter().collect(), col });
+        out.push(Token {
+            kind,
+            text: chars[i..i + len].iter().collect(),
+            col,
+        });
         i += len;
     }
     Ok(out)
@@ -262,7 +340,10 @@ impl Parser<'_> {
     }
 
     fn end_col(&self) -> usize {
-        self.tokens.last().map(|t| t.col + t.text.chars().count()).unwrap_or(1)
+        self.tokens
+            .last()
+            .map(|t| t.col + t.text.chars().count())
+            .unwrap_or(1)
     }
 
     fn binary(
@@ -343,7 +424,10 @@ impl Parser<'_> {
             }
             Some(t) => Err(ExprError {
                 column: t.col,
-                message: format!("expected `)` to close the `(` at column {open_col}, found `{}`", t.text),
+                message: format!(
+                    "expected `)` to close the `(` at column {open_col}, found `{}`",
+                    t.text
+                ),
             }),
             None => Err(ExprError {
                 column: self.end_col(),
@@ -354,7 +438,10 @@ impl Parser<'_> {
 
     fn atom(&mut self) -> Result<Node, ExprError> {
         let Some(tok) = self.tokens.get(self.pos).cloned() else {
-            return Err(ExprError { column: self.end_col(), message: "expression ends too early".into() });
+            return Err(ExprError {
+                column: self.end_col(),
+                message: "expression ends too early".into(),
+            });
         };
         self.pos += 1;
         match tok.kind {
@@ -365,14 +452,18 @@ impl Parser<'_> {
                 Ok(inner)
             }
             Kind::Ident => {
-                let is_call = matches!(self.tokens.get(self.pos), Some(t) if t.kind == Kind::LParen);
+                let is_call =
+                    matches!(self.tokens.get(self.pos), Some(t) if t.kind == Kind::LParen);
                 if is_call {
                     self.call(&tok)
                 } else {
                     self.variable(&tok)
                 }
             }
-            _ => Err(ExprError { column: tok.col, message: format!("unexpected `{}`", tok.text) }),
+            _ => Err(ExprError {
+                column: tok.col,
+                message: format!("unexpected `{}`", tok.text),
+            }),
         }
     }
 
@@ -390,17 +481,27 @@ impl Parser<'_> {
         }
         let mut known: Vec<&str> = self.names.to_vec();
         known.extend(["pi", "e"]);
-        let hint = did_you_mean(&tok.text, known.iter().copied().chain(FUNCTIONS.iter().map(|f| f.0)));
+        let hint = did_you_mean(
+            &tok.text,
+            known.iter().copied().chain(FUNCTIONS.iter().map(|f| f.0)),
+        );
         Err(ExprError {
             column: tok.col,
-            message: format!("unknown variable `{}`{hint}; variables here: {}", tok.text, known.join(", ")),
+            message: format!(
+                "unknown variable `{}`{hint}; variables here: {}",
+                tok.text,
+                known.join(", ")
+            ),
         })
     }
 
     fn call(&mut self, tok: &Token) -> Result<Node, ExprError> {
         let Some(f) = FUNCTIONS.iter().position(|(n, _)| *n == tok.text) else {
             let hint = did_you_mean(&tok.text, FUNCTIONS.iter().map(|f| f.0));
-            return Err(ExprError { column: tok.col, message: format!("unknown function `{}`{hint}", tok.text) });
+            return Err(ExprError {
+                column: tok.col,
+                message: format!("unknown function `{}`{hint}", tok.text),
+            });
         };
         let open_col = self.tokens[self.pos].col;
         self.pos += 1;
@@ -420,7 +521,11 @@ impl Parser<'_> {
         if args.len() != arity {
             return Err(ExprError {
                 column: tok.col,
-                message: format!("`{}` takes {arity} argument(s), got {}", tok.text, args.len()),
+                message: format!(
+                    "`{}` takes {arity} argument(s), got {}",
+                    tok.text,
+                    args.len()
+                ),
             });
         }
         Ok(Node::Call(f, args))
@@ -442,7 +547,9 @@ mod tests {
     use super::*;
 
     fn ev(s: &str, t: f64) -> f64 {
-        Expr::parse(s, &["t", "max_f", "s"]).unwrap().eval(&[t, 99.0, 42.0])
+        Expr::parse(s, &["t", "max_f", "s"])
+            .unwrap()
+            .eval(&[t, 99.0, 42.0])
     }
 
     #[test]
@@ -464,7 +571,12 @@ mod tests {
         assert_eq!(ev("max_f-1", 0.0), 98.0);
         assert_eq!(ev("s", 0.0), 42.0);
         assert_eq!(ev("1e-3*2", 0.0), 0.002);
-        assert!((ev("1.0025+0.002*sin(1.25*3.14*t/30)", 1.0) - (1.0025 + 0.002 * (1.25f64 * 3.14 / 30.0).sin())).abs() < 1e-15);
+        assert!(
+            (ev("1.0025+0.002*sin(1.25*3.14*t/30)", 1.0)
+                - (1.0025 + 0.002 * (1.25f64 * 3.14 / 30.0).sin()))
+            .abs()
+                < 1e-15
+        );
     }
 
     #[test]

@@ -34,16 +34,31 @@ pub struct Context {
 impl Context {
     /// A context without user variables.
     pub fn new(max_frames: usize, seed: i64, fps: f64) -> Context {
-        Context { max_frames, seed, fps, variables: Vec::new() }
+        Context {
+            max_frames,
+            seed,
+            fps,
+            variables: Vec::new(),
+        }
     }
 
     /// Variable names in slot order.
     pub fn names(&self) -> Vec<&str> {
-        VARIABLES.iter().copied().chain(self.variables.iter().map(|(n, _)| n.as_str())).collect()
+        VARIABLES
+            .iter()
+            .copied()
+            .chain(self.variables.iter().map(|(n, _)| n.as_str()))
+            .collect()
     }
 
     fn vars(&self, t: f64) -> Vec<f64> {
-        let mut v = vec![t, self.max_frames as f64 - 1.0, self.seed as f64, self.fps, t / self.fps];
+        let mut v = vec![
+            t,
+            self.max_frames as f64 - 1.0,
+            self.seed as f64,
+            self.fps,
+            t / self.fps,
+        ];
         v.extend(self.variables.iter().map(|(_, x)| *x));
         v
     }
@@ -70,7 +85,14 @@ pub enum Interpolation {
 
 impl Interpolation {
     /// All modes with their scene-file names.
-    pub const NAMES: &[&str] = &["linear", "step", "cubic", "ease-in", "ease-out", "ease-in-out"];
+    pub const NAMES: &[&str] = &[
+        "linear",
+        "step",
+        "cubic",
+        "ease-in",
+        "ease-out",
+        "ease-in-out",
+    ];
 
     /// Parses a scene-file name.
     pub fn from_name(name: &str) -> Option<Interpolation> {
@@ -142,20 +164,26 @@ fn is_deforum_number(s: &str) -> bool {
 }
 
 fn sanitize(s: &str) -> String {
-    s.chars().filter(|c| !matches!(c, '\'' | '"' | '(' | ')')).collect()
+    s.chars()
+        .filter(|c| !matches!(c, '\'' | '"' | '(' | ')'))
+        .collect()
 }
 
 impl Schedule {
     /// A schedule with one constant value.
     pub fn constant(v: f64) -> Schedule {
-        Schedule { keys: vec![(0, KeyValue::Number(v))] }
+        Schedule {
+            keys: vec![(0, KeyValue::Number(v))],
+        }
     }
 
     /// Parses a keyframe string. Frame keys may be expressions over `max_f` and `s`, which is why
     /// the context is needed here.
     pub fn parse(text: &str, ctx: &Context) -> Result<Schedule, ScheduleError> {
         if text.trim().is_empty() {
-            return Err(ScheduleError { message: "empty schedule; write e.g. `0:(1.0)` or a number".into() });
+            return Err(ScheduleError {
+                message: "empty schedule; write e.g. `0:(1.0)` or a number".into(),
+            });
         }
         let mut keys: Vec<(i64, KeyValue)> = Vec::new();
         for (offset, piece) in split_top_level(text, ',') {
@@ -178,21 +206,29 @@ impl Schedule {
                 });
             };
             let frame = Self::parse_frame(key_text.trim(), ctx).map_err(|m| ScheduleError {
-                message: format!("key `{}` at column {}: {m}", key_text.trim(), offset + lead + 1),
+                message: format!(
+                    "key `{}` at column {}: {m}",
+                    key_text.trim(),
+                    offset + lead + 1
+                ),
             })?;
             let value_col = offset + key_text.len() + 2;
             let raw = value_text.trim();
             let sanitized = sanitize(raw);
             if sanitized.trim().is_empty() {
                 return Err(ScheduleError {
-                    message: format!("key {frame} at column {} has an empty value; write e.g. `{frame}:(1.0)`", offset + lead + 1),
+                    message: format!(
+                        "key {frame} at column {} has an empty value; write e.g. `{frame}:(1.0)`",
+                        offset + lead + 1
+                    ),
                 });
             }
             let value = if is_deforum_number(&sanitized) {
                 KeyValue::Number(sanitized.parse::<f64>().unwrap_or(0.0))
             } else {
                 let stripped = raw.trim_matches(|c| c == '"' || c == '\'');
-                let lead_v = value_text.len() - value_text.trim_start().len() + (raw.len() - raw.trim_start_matches(['"', '\'']).len());
+                let lead_v = value_text.len() - value_text.trim_start().len()
+                    + (raw.len() - raw.trim_start_matches(['"', '\'']).len());
                 let e = Expr::parse(stripped, &ctx.names()).map_err(|e| ScheduleError {
                     message: format!(
                         "key {frame}, value `{raw}`: column {}: {}",
@@ -212,7 +248,9 @@ impl Schedule {
     fn parse_frame(key: &str, ctx: &Context) -> Result<i64, String> {
         let s = sanitize(key);
         if is_deforum_number(&s) {
-            return s.parse::<i64>().map_err(|_| format!("frame `{s}` is not a whole number"));
+            return s
+                .parse::<i64>()
+                .map_err(|_| format!("frame `{s}` is not a whole number"));
         }
         let stripped = key.trim_matches(|c| c == '"' || c == '\'');
         let e = Expr::parse(stripped, &["max_f", "s"]).map_err(|e| e.to_string())?;
@@ -233,8 +271,11 @@ impl Schedule {
         let n = ctx.max_frames;
         let mut series = vec![f64::NAN; n];
         let mut current: Option<&Expr> = None;
-        let in_range: Vec<&(i64, KeyValue)> =
-            self.keys.iter().filter(|(f, _)| *f >= 0 && (*f as usize) < n).collect();
+        let in_range: Vec<&(i64, KeyValue)> = self
+            .keys
+            .iter()
+            .filter(|(f, _)| *f >= 0 && (*f as usize) < n)
+            .collect();
         let mut next_key = 0;
         for (i, slot) in series.iter_mut().enumerate() {
             if next_key < in_range.len() && in_range[next_key].0 as usize == i {
@@ -260,7 +301,9 @@ impl Schedule {
 /// `limit_direction='both'`, for the linear case). All-NaN stays NaN.
 fn interpolate(series: &mut [f64], interp: Interpolation) {
     let valid: Vec<usize> = (0..series.len()).filter(|&i| !series[i].is_nan()).collect();
-    let (Some(&first), Some(&last)) = (valid.first(), valid.last()) else { return };
+    let (Some(&first), Some(&last)) = (valid.first(), valid.last()) else {
+        return;
+    };
     for i in 0..first {
         series[i] = series[first];
     }
@@ -270,7 +313,11 @@ fn interpolate(series: &mut [f64], interp: Interpolation) {
     // Catmull-Rom tangents (per frame) at each valid point, for the cubic mode
     let tangent = |k: usize, s: &[f64]| -> f64 {
         let (lo, hi) = (k.saturating_sub(1), (k + 1).min(valid.len() - 1));
-        if lo == hi { 0.0 } else { (s[valid[hi]] - s[valid[lo]]) / (valid[hi] - valid[lo]) as f64 }
+        if lo == hi {
+            0.0
+        } else {
+            (s[valid[hi]] - s[valid[lo]]) / (valid[hi] - valid[lo]) as f64
+        }
     };
     for k in 0..valid.len().saturating_sub(1) {
         let (a, b) = (valid[k], valid[k + 1]);
@@ -288,12 +335,19 @@ fn interpolate(series: &mut [f64], interp: Interpolation) {
                 Interpolation::EaseIn => va + (vb - va) * f * f * f,
                 Interpolation::EaseOut => va + (vb - va) * (1.0 - (1.0 - f).powi(3)),
                 Interpolation::EaseInOut => {
-                    let e = if f < 0.5 { 4.0 * f * f * f } else { 1.0 - (-2.0 * f + 2.0).powi(3) / 2.0 };
+                    let e = if f < 0.5 {
+                        4.0 * f * f * f
+                    } else {
+                        1.0 - (-2.0 * f + 2.0).powi(3) / 2.0
+                    };
                     va + (vb - va) * e
                 }
                 Interpolation::Cubic => {
                     let (f2, f3) = (f * f, f * f * f);
-                    (2.0 * f3 - 3.0 * f2 + 1.0) * va + (f3 - 2.0 * f2 + f) * ma + (-2.0 * f3 + 3.0 * f2) * vb + (f3 - f2) * mb
+                    (2.0 * f3 - 3.0 * f2 + 1.0) * va
+                        + (f3 - 2.0 * f2 + f) * ma
+                        + (-2.0 * f3 + 3.0 * f2) * vb
+                        + (f3 - f2) * mb
                 }
             };
         }
@@ -310,7 +364,9 @@ pub struct StringSchedule {
 impl StringSchedule {
     /// A constant.
     pub fn constant(v: &str) -> StringSchedule {
-        StringSchedule { keys: vec![(0, v.to_string())] }
+        StringSchedule {
+            keys: vec![(0, v.to_string())],
+        }
     }
 
     /// True when `text` looks like a keyframe string (`0: ("Euler a"), 10: ("DDIM")`) rather than
@@ -326,7 +382,11 @@ impl StringSchedule {
         for (offset, piece) in split_top_level(text, ',') {
             let Some((key_text, value_text)) = piece.split_once(':') else {
                 return Err(ScheduleError {
-                    message: format!("`{}` at column {} has no `:`; each key is `frame:(\"value\")`", piece.trim(), offset + 1),
+                    message: format!(
+                        "`{}` at column {} has no `:`; each key is `frame:(\"value\")`",
+                        piece.trim(),
+                        offset + 1
+                    ),
                 });
             };
             let frame = Schedule::parse_frame(key_text.trim(), ctx).map_err(|m| ScheduleError {
@@ -352,8 +412,14 @@ impl StringSchedule {
     /// One value per frame.
     pub fn evaluate(&self, ctx: &Context) -> Vec<String> {
         let n = ctx.max_frames;
-        let in_range: Vec<&(i64, String)> = self.keys.iter().filter(|(f, _)| *f >= 0 && (*f as usize) < n).collect();
-        let Some(first) = in_range.first() else { return vec![String::new(); n] };
+        let in_range: Vec<&(i64, String)> = self
+            .keys
+            .iter()
+            .filter(|(f, _)| *f >= 0 && (*f as usize) < n)
+            .collect();
+        let Some(first) = in_range.first() else {
+            return vec![String::new(); n];
+        };
         let mut cur = first.1.clone();
         let mut next = 0;
         (0..n)
@@ -382,12 +448,24 @@ mod tests {
 
     #[test]
     fn deforum_examples() {
-        assert_eq!(series("0:(1), 4:(1+0), 9:(3)", 10), vec![1., 1., 1., 1., 1., 1., 1., 1., 1., 3.]);
-        assert_eq!(series("0:( 1.0 ), 9:(2)", 10), vec![1., 1., 1., 1., 1., 1., 1., 1., 1., 2.]);
-        assert_eq!(series("0:(1), 4:(t), 6:(0), 9:(3)", 10), vec![1., 1.75, 2.5, 3.25, 4., 5., 0., 1., 2., 3.]);
+        assert_eq!(
+            series("0:(1), 4:(1+0), 9:(3)", 10),
+            vec![1., 1., 1., 1., 1., 1., 1., 1., 1., 3.]
+        );
+        assert_eq!(
+            series("0:( 1.0 ), 9:(2)", 10),
+            vec![1., 1., 1., 1., 1., 1., 1., 1., 1., 2.]
+        );
+        assert_eq!(
+            series("0:(1), 4:(t), 6:(0), 9:(3)", 10),
+            vec![1., 1.75, 2.5, 3.25, 4., 5., 0., 1., 2., 3.]
+        );
         assert_eq!(series("0:(1), 20:(5)", 10), vec![1.0; 10]);
         assert_eq!(series("0:(0),5:(10),5:(20)", 6)[5], 20.0);
-        assert_eq!(series("0 : (0) , 9 : (9)", 10), (0..10).map(|i| i as f64).collect::<Vec<_>>());
+        assert_eq!(
+            series("0 : (0) , 9 : (9)", 10),
+            (0..10).map(|i| i as f64).collect::<Vec<_>>()
+        );
         assert_eq!(series("0:(0), \"max_f-1\":(9)", 10)[9], 9.0);
         assert_eq!(series("0:(s)", 3), vec![7.0; 3]);
         assert_eq!(series("0:(-t)", 3), vec![0.0, -1.0, -2.0]);
@@ -405,10 +483,18 @@ mod tests {
     fn interpolation_modes() {
         let c = ctx(5);
         let s = Schedule::parse("0:(0), 4:(8)", &c).unwrap();
-        assert_eq!(s.evaluate_with(&c, Interpolation::Step), vec![0., 0., 0., 0., 8.]);
-        assert_eq!(s.evaluate_with(&c, Interpolation::EaseIn), vec![0., 0.125, 1., 3.375, 8.]);
+        assert_eq!(
+            s.evaluate_with(&c, Interpolation::Step),
+            vec![0., 0., 0., 0., 8.]
+        );
+        assert_eq!(
+            s.evaluate_with(&c, Interpolation::EaseIn),
+            vec![0., 0.125, 1., 3.375, 8.]
+        );
         assert_eq!(s.evaluate_with(&c, Interpolation::EaseInOut)[2], 4.0);
-        let cubic = Schedule::parse("0:(0), 2:(2), 4:(4)", &c).unwrap().evaluate_with(&c, Interpolation::Cubic);
+        let cubic = Schedule::parse("0:(0), 2:(2), 4:(4)", &c)
+            .unwrap()
+            .evaluate_with(&c, Interpolation::Cubic);
         assert_eq!(cubic, vec![0., 1., 2., 3., 4.]);
     }
 
@@ -416,23 +502,35 @@ mod tests {
     fn string_schedules() {
         let c = ctx(6);
         let s = StringSchedule::parse("0: (\"Euler a\"), 3: (\"DDIM\")", &c).unwrap();
-        assert_eq!(s.evaluate(&c), vec!["Euler a", "Euler a", "Euler a", "DDIM", "DDIM", "DDIM"]);
+        assert_eq!(
+            s.evaluate(&c),
+            vec!["Euler a", "Euler a", "Euler a", "DDIM", "DDIM", "DDIM"]
+        );
         let s = StringSchedule::parse("0: (\"Euler a\"), 3: (5)", &c).unwrap();
         assert!(s.evaluate(&c).iter().all(|v| v == "Euler a"));
-        assert!(StringSchedule::is_keyframed("0: (\"a\")") && !StringSchedule::is_keyframed("Euler a"));
+        assert!(
+            StringSchedule::is_keyframed("0: (\"a\")") && !StringSchedule::is_keyframed("Euler a")
+        );
     }
 
     #[test]
     fn user_variables() {
         let mut c = ctx(3);
         c.variables.push(("speed".into(), 2.0));
-        assert_eq!(Schedule::parse("0:(speed*t)", &c).unwrap().evaluate(&c), vec![0., 2., 4.]);
+        assert_eq!(
+            Schedule::parse("0:(speed*t)", &c).unwrap().evaluate(&c),
+            vec![0., 2., 4.]
+        );
     }
 
     #[test]
     fn errors() {
         let e = Schedule::parse("0:(1), 5:(sinn(t))", &ctx(10)).unwrap_err();
-        assert!(e.message.contains("key 5") && e.message.contains("column 11"), "{}", e.message);
+        assert!(
+            e.message.contains("key 5") && e.message.contains("column 11"),
+            "{}",
+            e.message
+        );
         let e = Schedule::parse("0:(1) 5:(2)", &ctx(10)).unwrap_err();
         assert!(e.message.contains("column"), "{}", e.message);
         assert!(Schedule::parse("", &ctx(10)).is_err());
@@ -440,4 +538,3 @@ mod tests {
         assert!(Schedule::parse("0:(1),", &ctx(10)).is_err());
     }
 }
-

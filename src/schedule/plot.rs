@@ -14,7 +14,11 @@ pub(crate) fn register_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // Hack (MIT/Bitstream Vera licence), shipped by the epaint_default_fonts crate
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, epaint_default_fonts::HACK_REGULAR);
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            epaint_default_fonts::HACK_REGULAR,
+        );
     });
 }
 
@@ -30,8 +34,16 @@ pub fn plot(s: &FrameSchedules) -> Result<RgbImage> {
         root.fill(&WHITE).map_err(|e| anyhow!("plot: {e}"))?;
         let panels = root.split_evenly((rows as usize, COLUMNS.min(n) as usize));
         for ((name, values), area) in s.numeric.iter().zip(panels.iter()) {
-            let (lo, hi) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
-            let pad = if hi > lo { (hi - lo) * 0.08 } else { lo.abs().max(1.0) * 0.05 };
+            let (lo, hi) = values
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                    (a.min(*v), b.max(*v))
+                });
+            let pad = if hi > lo {
+                (hi - lo) * 0.08
+            } else {
+                lo.abs().max(1.0) * 0.05
+            };
             let last = (values.len().max(2) - 1) as f64;
             let mut chart = ChartBuilder::on(area)
                 .caption(name, ("sans-serif", 15))
@@ -50,7 +62,10 @@ pub fn plot(s: &FrameSchedules) -> Result<RgbImage> {
                 .draw()
                 .map_err(|e| anyhow!("plot {name}: {e}"))?;
             chart
-                .draw_series(LineSeries::new(values.iter().enumerate().map(|(i, v)| (i as f64, *v)), BLUE.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    values.iter().enumerate().map(|(i, v)| (i as f64, *v)),
+                    BLUE.stroke_width(2),
+                ))
                 .map_err(|e| anyhow!("plot {name}: {e}"))?;
         }
         root.present().map_err(|e| anyhow!("plot: {e}"))?;

@@ -17,17 +17,33 @@ impl Ddim {
     pub(super) fn new(cfg: &SchedulerConfig, n: usize) -> Ddim {
         let n_train = cfg.num_train_timesteps;
         let timesteps = match cfg.spacing("leading") {
-            "linspace" => super::sigmas::np_linspace(0.0, (n_train - 1) as f64, n).iter().rev().map(|t| t.round_ties_even() as f32).collect(),
+            "linspace" => super::sigmas::np_linspace(0.0, (n_train - 1) as f64, n)
+                .iter()
+                .rev()
+                .map(|t| t.round_ties_even() as f32)
+                .collect(),
             "trailing" => {
                 let ratio = n_train as f64 / n as f64;
-                super::sigmas::np_arange_down(n_train as f64, 0.0, -ratio).iter().map(|t| t.round_ties_even() as f32 - 1.0).collect()
+                super::sigmas::np_arange_down(n_train as f64, 0.0, -ratio)
+                    .iter()
+                    .map(|t| t.round_ties_even() as f32 - 1.0)
+                    .collect()
             }
             _ => {
                 let ratio = n_train / n;
-                (0..n).rev().map(|i| (i * ratio + cfg.steps_offset) as f32).collect()
+                (0..n)
+                    .rev()
+                    .map(|i| (i * ratio + cfg.steps_offset) as f32)
+                    .collect()
             }
         };
-        Ddim { cfg: cfg.clone(), alphas_cumprod: cfg.alphas_cumprod(), timesteps, num_steps: n, eta: 0.0 }
+        Ddim {
+            cfg: cfg.clone(),
+            alphas_cumprod: cfg.alphas_cumprod(),
+            timesteps,
+            num_steps: n,
+            eta: 0.0,
+        }
     }
 }
 
@@ -35,7 +51,9 @@ impl Ddim {
 pub(super) fn ddpm_add_noise(alphas_cumprod: &[f32], t: f32, x0: &mut [f32], noise: &[f32]) {
     let a = alphas_cumprod[(t as usize).min(alphas_cumprod.len() - 1)];
     let (sa, sb) = (a.sqrt(), (1.0 - a).sqrt());
-    x0.iter_mut().zip(noise).for_each(|(x, n)| *x = sa * *x + sb * n);
+    x0.iter_mut()
+        .zip(noise)
+        .for_each(|(x, n)| *x = sa * *x + sb * n);
 }
 
 impl Algorithm for Ddim {
@@ -75,7 +93,11 @@ impl Algorithm for Ddim {
         let (sa, sb, sap) = (a_t.sqrt(), b_t.sqrt(), a_prev.sqrt());
         for (k, x) in sample.iter_mut().enumerate() {
             let m = model_output[k];
-            let (x0, eps) = if v_pred { (sa * *x - sb * m, sa * m + sb * *x) } else { ((*x - sb * m) / sa, m) };
+            let (x0, eps) = if v_pred {
+                (sa * *x - sb * m, sa * m + sb * *x)
+            } else {
+                ((*x - sb * m) / sa, m)
+            };
             let mut p = sap * x0 + dir_coef * eps;
             if let Some(n) = noise.filter(|_| self.eta > 0.0) {
                 p += std_dev * n[k];

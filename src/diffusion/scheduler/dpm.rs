@@ -22,22 +22,44 @@ impl DpmPp2M {
     /// use_karras_sigmas=karras)` then `set_timesteps(n)`.
     pub(super) fn new(cfg: &SchedulerConfig, n: usize, karras: bool) -> DpmPp2M {
         let (timesteps, sigmas) = multistep_schedule(cfg, n, karras);
-        DpmPp2M { v_pred: cfg.prediction_type == "v_prediction", timesteps, sigmas, prev_x0: Vec::new(), x0: Vec::new(), lower_order_nums: 0 }
+        DpmPp2M {
+            v_pred: cfg.prediction_type == "v_prediction",
+            timesteps,
+            sigmas,
+            prev_x0: Vec::new(),
+            x0: Vec::new(),
+            lower_order_nums: 0,
+        }
     }
 }
 
 /// Timesteps and sigmas (one more, ending at 0) of diffusers' multistep solvers (DPM-Solver,
 /// UniPC): integer timesteps; Karras sigmas with their timesteps rounded from `_sigma_to_t`.
-pub(super) fn multistep_schedule(cfg: &SchedulerConfig, n: usize, karras: bool) -> (Vec<f32>, Vec<f32>) {
+pub(super) fn multistep_schedule(
+    cfg: &SchedulerConfig,
+    n: usize,
+    karras: bool,
+) -> (Vec<f32>, Vec<f32>) {
     let all = sigmas::train_sigmas(&cfg.alphas_cumprod());
     let (timesteps, mut s): (Vec<f64>, Vec<f32>) = if karras {
         let log_sigmas: Vec<f32> = all.iter().map(|s| s.ln()).collect();
         let k = sigmas::karras(all[0] as f64, all[all.len() - 1] as f64, n);
-        let t = k.iter().map(|&s| sigmas::sigma_to_t(s, &log_sigmas).round_ties_even()).collect();
+        let t = k
+            .iter()
+            .map(|&s| sigmas::sigma_to_t(s, &log_sigmas).round_ties_even())
+            .collect();
         (t, k.iter().map(|&s| s as f32).collect())
     } else {
-        let t = sigmas::multistep_timesteps(cfg.spacing("linspace"), cfg.num_train_timesteps, n, cfg.steps_offset);
-        let s = t.iter().map(|&t| sigmas::np_interp(t, &all) as f32).collect();
+        let t = sigmas::multistep_timesteps(
+            cfg.spacing("linspace"),
+            cfg.num_train_timesteps,
+            n,
+            cfg.steps_offset,
+        );
+        let s = t
+            .iter()
+            .map(|&t| sigmas::np_interp(t, &all) as f32)
+            .collect();
         (t, s)
     };
     s.push(0.0);
@@ -47,14 +69,28 @@ pub(super) fn multistep_schedule(cfg: &SchedulerConfig, n: usize, karras: bool) 
 /// Multistep `add_noise`: `alpha_t · x0 + sigma_t · noise` at sigma `s`.
 pub(super) fn vp_add_noise(s: f32, x0: &mut [f32], noise: &[f32]) {
     let (a, st) = alpha_sigma(s);
-    x0.iter_mut().zip(noise).for_each(|(x, n)| *x = a * *x + st * n);
+    x0.iter_mut()
+        .zip(noise)
+        .for_each(|(x, n)| *x = a * *x + st * n);
 }
 
 /// Data prediction (`convert_model_output`) at sigma `s`, written into `out`.
-pub(super) fn data_prediction(v_pred: bool, s: f32, sample: &[f32], model_output: &[f32], out: &mut Vec<f32>) {
+pub(super) fn data_prediction(
+    v_pred: bool,
+    s: f32,
+    sample: &[f32],
+    model_output: &[f32],
+    out: &mut Vec<f32>,
+) {
     let (a, st) = alpha_sigma(s);
     out.clear();
-    out.extend(sample.iter().zip(model_output).map(|(&x, &m)| if v_pred { a * x - st * m } else { (x - st * m) / a }));
+    out.extend(sample.iter().zip(model_output).map(|(&x, &m)| {
+        if v_pred {
+            a * x - st * m
+        } else {
+            (x - st * m) / a
+        }
+    }));
 }
 
 impl Algorithm for DpmPp2M {
@@ -70,7 +106,13 @@ impl Algorithm for DpmPp2M {
         // with final_sigmas_type "zero" the last step is always first order
         let lower_order_final = i == self.timesteps.len() - 1;
         std::mem::swap(&mut self.prev_x0, &mut self.x0);
-        data_prediction(self.v_pred, self.sigmas[i], sample, model_output, &mut self.x0);
+        data_prediction(
+            self.v_pred,
+            self.sigmas[i],
+            sample,
+            model_output,
+            &mut self.x0,
+        );
         let (alpha_t, sigma_t) = alpha_sigma(self.sigmas[i + 1]);
         let (alpha_s0, sigma_s0) = alpha_sigma(self.sigmas[i]);
         let (lambda_t, lambda_s0) = (lambda(alpha_t, sigma_t), lambda(alpha_s0, sigma_s0));

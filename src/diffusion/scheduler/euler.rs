@@ -18,19 +18,37 @@ impl Euler {
     /// `from_config(cfg)` then `set_timesteps(n)`.
     pub(super) fn new(cfg: &SchedulerConfig, n: usize, ancestral: bool) -> Euler {
         let spacing = cfg.spacing("linspace");
-        let timesteps = sigmas::euler_timesteps(spacing, cfg.num_train_timesteps, n, cfg.steps_offset);
+        let timesteps =
+            sigmas::euler_timesteps(spacing, cfg.num_train_timesteps, n, cfg.steps_offset);
         let all = sigmas::train_sigmas(&cfg.alphas_cumprod());
-        let mut s: Vec<f32> = timesteps.iter().map(|&t| sigmas::np_interp(t as f64, &all) as f32).collect();
+        let mut s: Vec<f32> = timesteps
+            .iter()
+            .map(|&t| sigmas::np_interp(t as f64, &all) as f32)
+            .collect();
         s.push(0.0);
         let max = s.iter().cloned().fold(0.0f32, f32::max);
-        let init_sigma = if matches!(spacing, "linspace" | "trailing") { max } else { (max * max + 1.0).sqrt() };
-        Euler { v_pred: cfg.prediction_type == "v_prediction", ancestral, timesteps, sigmas: s, init_sigma }
+        let init_sigma = if matches!(spacing, "linspace" | "trailing") {
+            max
+        } else {
+            (max * max + 1.0).sqrt()
+        };
+        Euler {
+            v_pred: cfg.prediction_type == "v_prediction",
+            ancestral,
+            timesteps,
+            sigmas: s,
+            init_sigma,
+        }
     }
 }
 
 /// x0 prediction of the Euler family: `x - σ·ε`, or the v-prediction form.
 pub(super) fn euler_x0(v_pred: bool, sigma: f32, x: f32, m: f32) -> f32 {
-    if v_pred { m * (-sigma / (sigma * sigma + 1.0).sqrt()) + x / (sigma * sigma + 1.0) } else { x - sigma * m }
+    if v_pred {
+        m * (-sigma / (sigma * sigma + 1.0).sqrt()) + x / (sigma * sigma + 1.0)
+    } else {
+        x - sigma * m
+    }
 }
 
 impl Algorithm for Euler {

@@ -25,7 +25,10 @@ impl Heun {
         let spacing = cfg.spacing("linspace");
         let ts = sigmas::euler_timesteps(spacing, cfg.num_train_timesteps, n, cfg.steps_offset);
         let all = sigmas::train_sigmas(&cfg.alphas_cumprod());
-        let mut s: Vec<f32> = ts.iter().map(|&t| sigmas::np_interp(t as f64, &all) as f32).collect();
+        let mut s: Vec<f32> = ts
+            .iter()
+            .map(|&t| sigmas::np_interp(t as f64, &all) as f32)
+            .collect();
         s.push(0.0);
         let mut sig = vec![s[0]];
         for &v in &s[1..s.len() - 1] {
@@ -37,7 +40,11 @@ impl Heun {
             timesteps.extend([t, t]);
         }
         let max = sig.iter().cloned().fold(0.0f32, f32::max);
-        let init_sigma = if matches!(spacing, "linspace" | "trailing") { max } else { (max * max + 1.0).sqrt() };
+        let init_sigma = if matches!(spacing, "linspace" | "trailing") {
+            max
+        } else {
+            (max * max + 1.0).sqrt()
+        };
         Heun {
             v_pred: cfg.prediction_type == "v_prediction",
             timesteps,

@@ -32,15 +32,32 @@ impl Lcm {
         let kept = (ORIGINAL_STEPS as f64 * strength) as usize;
         let origin: Vec<i64> = (1..=kept).rev().map(|i| (i * k) as i64 - 1).collect();
         if n > ORIGINAL_STEPS {
-            bail!("LCM runs at most {ORIGINAL_STEPS} steps (its distillation schedule); {n} were asked for");
+            bail!(
+                "LCM runs at most {ORIGINAL_STEPS} steps (its distillation schedule); {n} were asked for"
+            );
         }
         if origin.len() / n < 1 {
-            bail!("LCM: {n} steps at strength {strength} leave fewer than one distillation step each; lower the steps or raise the strength");
+            bail!(
+                "LCM: {n} steps at strength {strength} leave fewer than one distillation step each; lower the steps or raise the strength"
+            );
         }
-        let timesteps = sigmas::np_linspace_open(0.0, origin.len() as f64, n).iter().map(|&x| origin[x.floor() as usize] as f32).collect();
+        let timesteps = sigmas::np_linspace_open(0.0, origin.len() as f64, n)
+            .iter()
+            .map(|&x| origin[x.floor() as usize] as f32)
+            .collect();
         let alphas_cumprod = cfg.alphas_cumprod();
-        let final_alpha = if cfg.set_alpha_to_one { 1.0 } else { alphas_cumprod[0] };
-        Ok(Lcm { v_pred: cfg.prediction_type == "v_prediction", alphas_cumprod, final_alpha, timesteps, num_steps: n })
+        let final_alpha = if cfg.set_alpha_to_one {
+            1.0
+        } else {
+            alphas_cumprod[0]
+        };
+        Ok(Lcm {
+            v_pred: cfg.prediction_type == "v_prediction",
+            alphas_cumprod,
+            final_alpha,
+            timesteps,
+            num_steps: n,
+        })
     }
 }
 
@@ -61,7 +78,11 @@ impl Algorithm for Lcm {
         let t = self.timesteps[i];
         let prev_t = self.timesteps.get(i + 1).copied().unwrap_or(t);
         let a_t = self.alphas_cumprod[t as usize];
-        let a_prev = if prev_t >= 0.0 { self.alphas_cumprod[prev_t as usize] } else { self.final_alpha };
+        let a_prev = if prev_t >= 0.0 {
+            self.alphas_cumprod[prev_t as usize]
+        } else {
+            self.final_alpha
+        };
         let (b_t, b_prev) = (1.0 - a_t, 1.0 - a_prev);
         let scaled = t * TIMESTEP_SCALING;
         let c_skip = 0.25 / (scaled * scaled + 0.25);
@@ -71,7 +92,11 @@ impl Algorithm for Lcm {
         let renoise = self.draws_noise(i);
         for (k, x) in sample.iter_mut().enumerate() {
             let m = model_output[k];
-            let x0 = if self.v_pred { sa * *x - sb * m } else { (*x - sb * m) / sa };
+            let x0 = if self.v_pred {
+                sa * *x - sb * m
+            } else {
+                (*x - sb * m) / sa
+            };
             let denoised = c_out * x0 + c_skip * *x;
             *x = match noise {
                 Some(n) if renoise => sap * denoised + sbp * n[k],

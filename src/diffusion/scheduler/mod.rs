@@ -62,14 +62,23 @@ impl SchedulerConfig {
 
     /// Reads `scheduler_config.json`.
     pub fn load(path: &Path) -> Result<SchedulerConfig> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let cfg: SchedulerConfig =
-            serde_json::from_str(&text).with_context(|| format!("{} is not a valid scheduler config", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let cfg: SchedulerConfig = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a valid scheduler config", path.display()))?;
         if !matches!(cfg.beta_schedule.as_str(), "scaled_linear" | "linear") {
-            bail!("{}: beta_schedule `{}` is not supported (scaled_linear, linear)", path.display(), cfg.beta_schedule);
+            bail!(
+                "{}: beta_schedule `{}` is not supported (scaled_linear, linear)",
+                path.display(),
+                cfg.beta_schedule
+            );
         }
         if !matches!(cfg.prediction_type.as_str(), "epsilon" | "v_prediction") {
-            bail!("{}: prediction_type `{}` is not supported (epsilon, v_prediction)", path.display(), cfg.prediction_type);
+            bail!(
+                "{}: prediction_type `{}` is not supported (epsilon, v_prediction)",
+                path.display(),
+                cfg.prediction_type
+            );
         }
         Ok(cfg)
     }
@@ -78,10 +87,14 @@ impl SchedulerConfig {
     pub fn alphas_cumprod(&self) -> Vec<f32> {
         let n = self.num_train_timesteps;
         let betas: Vec<f32> = match self.beta_schedule.as_str() {
-            "scaled_linear" => torch_linspace(self.beta_start.sqrt() as f32, self.beta_end.sqrt() as f32, n)
-                .into_iter()
-                .map(|b| b * b)
-                .collect(),
+            "scaled_linear" => torch_linspace(
+                self.beta_start.sqrt() as f32,
+                self.beta_end.sqrt() as f32,
+                n,
+            )
+            .into_iter()
+            .map(|b| b * b)
+            .collect(),
             _ => torch_linspace(self.beta_start as f32, self.beta_end as f32, n),
         };
         // torch's CPU cumprod accumulates in double
@@ -105,7 +118,13 @@ fn torch_linspace(start: f32, end: f32, n: usize) -> Vec<f32> {
     let step = (end - start) / (n - 1) as f32;
     let half = (n / 2) as i64;
     (0..n as i64)
-        .map(|i| if i < half { start + step * i as f32 } else { end - step * (n as i64 - i - 1) as f32 })
+        .map(|i| {
+            if i < half {
+                start + step * i as f32
+            } else {
+                end - step * (n as i64 - i - 1) as f32
+            }
+        })
         .collect()
 }
 
@@ -177,7 +196,10 @@ impl SamplerKind {
     /// An unknown name, with a did-you-mean and the list of names.
     pub fn from_name(name: &str) -> Result<SamplerKind> {
         let canonical = crate::scene::sampler_name(name).map_err(anyhow::Error::msg)?;
-        SamplerKind::ALL.into_iter().find(|k| k.name() == canonical).ok_or_else(|| anyhow::anyhow!("sampler {canonical} has no implementation"))
+        SamplerKind::ALL
+            .into_iter()
+            .find(|k| k.name() == canonical)
+            .ok_or_else(|| anyhow::anyhow!("sampler {canonical} has no implementation"))
     }
 
     /// True when the sampler is ancestral (its `eta` is Deforum's `ancestral_eta`).
@@ -232,7 +254,11 @@ impl Scheduler {
             bail!("{}: the number of steps must be at least 1", kind.name());
         }
         if steps > cfg.num_train_timesteps {
-            bail!("{}: {steps} steps is more than the model's {} training timesteps", kind.name(), cfg.num_train_timesteps);
+            bail!(
+                "{}: {steps} steps is more than the model's {} training timesteps",
+                kind.name(),
+                cfg.num_train_timesteps
+            );
         }
         let algo: Box<dyn Algorithm> = match kind {
             SamplerKind::Ddim => Box::new(ddim::Ddim::new(cfg, steps)),
@@ -244,7 +270,12 @@ impl Scheduler {
             SamplerKind::Heun => Box::new(heun::Heun::new(cfg, steps)),
             SamplerKind::UniPc => Box::new(unipc::UniPc::new(cfg, steps)),
         };
-        Ok(Scheduler { kind, algo, begin: 0, index: 0 })
+        Ok(Scheduler {
+            kind,
+            algo,
+            begin: 0,
+            index: 0,
+        })
     }
 
     /// A run of `StableDiffusionImg2ImgPipeline` at strength `denoise` (0..=1): `new`, then
@@ -253,7 +284,12 @@ impl Scheduler {
     ///
     /// # Errors
     /// As [`Scheduler::new`].
-    pub fn img2img(kind: SamplerKind, cfg: &SchedulerConfig, steps: usize, denoise: f64) -> Result<Scheduler> {
+    pub fn img2img(
+        kind: SamplerKind,
+        cfg: &SchedulerConfig,
+        steps: usize,
+        denoise: f64,
+    ) -> Result<Scheduler> {
         let mut s = Scheduler::new(kind, cfg, steps)?;
         let init = ((steps as f64 * denoise.clamp(0.0, 1.0)) as usize).min(steps);
         let begin = ((steps - init) * s.algo.order()).min(s.algo.timesteps().len());
@@ -268,11 +304,20 @@ impl Scheduler {
     ///
     /// # Errors
     /// When the steps do not fit in that part of the schedule.
-    pub fn lcm_with_strength(cfg: &SchedulerConfig, steps: usize, denoise: f64) -> Result<Scheduler> {
+    pub fn lcm_with_strength(
+        cfg: &SchedulerConfig,
+        steps: usize,
+        denoise: f64,
+    ) -> Result<Scheduler> {
         if steps == 0 {
             bail!("LCM: the number of steps must be at least 1");
         }
-        Ok(Scheduler { kind: SamplerKind::Lcm, algo: Box::new(lcm::Lcm::new(cfg, steps, denoise)?), begin: 0, index: 0 })
+        Ok(Scheduler {
+            kind: SamplerKind::Lcm,
+            algo: Box::new(lcm::Lcm::new(cfg, steps, denoise)?),
+            begin: 0,
+            index: 0,
+        })
     }
 
     /// Sets DDIM's eta (0 = deterministic); other samplers ignore it.
@@ -335,12 +380,20 @@ impl Scheduler {
     ///
     /// # Errors
     /// When the run is over, a size mismatch, or a missing noise draw.
-    pub fn step(&mut self, model_output: &[f32], sample: &mut [f32], noise: Option<&[f32]>) -> Result<()> {
+    pub fn step(
+        &mut self,
+        model_output: &[f32],
+        sample: &mut [f32],
+        noise: Option<&[f32]>,
+    ) -> Result<()> {
         if self.index >= self.algo.timesteps().len() {
             bail!("{}: step called after the last timestep", self.kind.name());
         }
         if model_output.len() != sample.len() || noise.is_some_and(|n| n.len() != sample.len()) {
-            bail!("{}: model output, sample and noise differ in size", self.kind.name());
+            bail!(
+                "{}: model output, sample and noise differ in size",
+                self.kind.name()
+            );
         }
         if self.algo.draws_noise(self.index) && noise.is_none() {
             bail!("{}: this step needs a noise draw", self.kind.name());

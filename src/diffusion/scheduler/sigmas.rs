@@ -23,42 +23,76 @@ pub(super) fn np_arange_down(start: f64, stop: f64, step: f64) -> Vec<f64> {
 
 /// Timesteps of the Euler-family samplers (`EulerDiscreteScheduler`, `HeunDiscreteScheduler`):
 /// float32 values, highest first.
-pub(super) fn euler_timesteps(spacing: &str, n_train: usize, n: usize, steps_offset: usize) -> Vec<f32> {
+pub(super) fn euler_timesteps(
+    spacing: &str,
+    n_train: usize,
+    n: usize,
+    steps_offset: usize,
+) -> Vec<f32> {
     match spacing {
         "leading" => {
             let ratio = n_train / n;
-            (0..n).rev().map(|i| (i * ratio) as f32 + steps_offset as f32).collect()
+            (0..n)
+                .rev()
+                .map(|i| (i * ratio) as f32 + steps_offset as f32)
+                .collect()
         }
         "trailing" => {
             let ratio = n_train as f64 / n as f64;
-            np_arange_down(n_train as f64, 0.0, -ratio).iter().map(|t| t.round_ties_even() as f32 - 1.0).collect()
+            np_arange_down(n_train as f64, 0.0, -ratio)
+                .iter()
+                .map(|t| t.round_ties_even() as f32 - 1.0)
+                .collect()
         }
-        _ => np_linspace(0.0, (n_train - 1) as f64, n).iter().rev().map(|&t| t as f32).collect(),
+        _ => np_linspace(0.0, (n_train - 1) as f64, n)
+            .iter()
+            .rev()
+            .map(|&t| t as f32)
+            .collect(),
     }
 }
 
 /// Timesteps of the multistep solvers (`DPMSolverMultistepScheduler`, `UniPCMultistepScheduler`):
 /// integers, highest first, from a grid of `n + 1` points without its last.
-pub(super) fn multistep_timesteps(spacing: &str, n_train: usize, n: usize, steps_offset: usize) -> Vec<f64> {
+pub(super) fn multistep_timesteps(
+    spacing: &str,
+    n_train: usize,
+    n: usize,
+    steps_offset: usize,
+) -> Vec<f64> {
     match spacing {
         "leading" => {
             let ratio = n_train / (n + 1);
-            (0..=n).rev().take(n).map(|i| (i * ratio + steps_offset) as f64).collect()
+            (0..=n)
+                .rev()
+                .take(n)
+                .map(|i| (i * ratio + steps_offset) as f64)
+                .collect()
         }
         "trailing" => {
             let ratio = n_train as f64 / n as f64;
-            np_arange_down(n_train as f64, 0.0, -ratio).iter().map(|t| t.round_ties_even() - 1.0).collect()
+            np_arange_down(n_train as f64, 0.0, -ratio)
+                .iter()
+                .map(|t| t.round_ties_even() - 1.0)
+                .collect()
         }
         _ => {
             let grid = np_linspace(0.0, (n_train - 1) as f64, n + 1);
-            grid.iter().rev().take(n).map(|t| t.round_ties_even()).collect()
+            grid.iter()
+                .rev()
+                .take(n)
+                .map(|t| t.round_ties_even())
+                .collect()
         }
     }
 }
 
 /// `((1 - alphas_cumprod) / alphas_cumprod) ** 0.5` in float32, one per training timestep.
 pub(super) fn train_sigmas(alphas_cumprod: &[f32]) -> Vec<f32> {
-    alphas_cumprod.iter().map(|&a| ((1.0 - a) / a).sqrt()).collect()
+    alphas_cumprod
+        .iter()
+        .map(|&a| ((1.0 - a) / a).sqrt())
+        .collect()
 }
 
 /// `np.interp(t, arange(len(fp)), fp)` in float64, numpy's formula.
@@ -84,7 +118,10 @@ pub(super) fn karras(sigma_min: f64, sigma_max: f64, n: usize) -> Vec<f64> {
     let rho = 7.0f64;
     let min_inv = sigma_min.powf(1.0 / rho);
     let max_inv = sigma_max.powf(1.0 / rho);
-    np_linspace(0.0, 1.0, n).iter().map(|r| (max_inv + r * (min_inv - max_inv)).powf(rho)).collect()
+    np_linspace(0.0, 1.0, n)
+        .iter()
+        .map(|r| (max_inv + r * (min_inv - max_inv)).powf(rho))
+        .collect()
 }
 
 /// diffusers' `_sigma_to_t`: the (fractional) training timestep of a sigma, interpolating in log
@@ -93,7 +130,10 @@ pub(super) fn sigma_to_t(sigma: f64, log_sigmas: &[f32]) -> f64 {
     let log_sigma = sigma.max(1e-10).ln();
     // numpy: argmax(cumsum(dists >= 0)), the last index whose log sigma is <= log_sigma (the
     // training sigmas increase with t), 0 when there is none
-    let count = log_sigmas.iter().filter(|&&l| log_sigma - l as f64 >= 0.0).count();
+    let count = log_sigmas
+        .iter()
+        .filter(|&&l| log_sigma - l as f64 >= 0.0)
+        .count();
     let low_idx = count.saturating_sub(1).min(log_sigmas.len() - 2);
     let high_idx = low_idx + 1;
     let (low, high) = (log_sigmas[low_idx] as f64, log_sigmas[high_idx] as f64);
@@ -125,8 +165,16 @@ mod tests {
     #[test]
     fn multistep_grid_matches_diffusers() {
         // DPMSolverMultistepScheduler.set_timesteps(10) on SD's config (linspace)
-        assert_eq!(multistep_timesteps("linspace", 1000, 10, 1), vec![999.0, 899.0, 799.0, 699.0, 599.0, 500.0, 400.0, 300.0, 200.0, 100.0]);
-        assert_eq!(multistep_timesteps("leading", 1000, 4, 1), vec![801.0, 601.0, 401.0, 201.0]);
+        assert_eq!(
+            multistep_timesteps("linspace", 1000, 10, 1),
+            vec![
+                999.0, 899.0, 799.0, 699.0, 599.0, 500.0, 400.0, 300.0, 200.0, 100.0
+            ]
+        );
+        assert_eq!(
+            multistep_timesteps("leading", 1000, 4, 1),
+            vec![801.0, 601.0, 401.0, 201.0]
+        );
     }
 
     #[test]

@@ -45,7 +45,11 @@ impl UniPc {
     fn span(&self, t: usize, s0: usize) -> (f32, f32, f32) {
         let (alpha_t, sigma_t) = alpha_sigma(self.sigmas[t]);
         let (alpha_s0, sigma_s0) = alpha_sigma(self.sigmas[s0]);
-        (lambda(alpha_t, sigma_t) - lambda(alpha_s0, sigma_s0), alpha_t, sigma_t / sigma_s0)
+        (
+            lambda(alpha_t, sigma_t) - lambda(alpha_s0, sigma_s0),
+            alpha_t,
+            sigma_t / sigma_s0,
+        )
     }
 
     /// `rk = (lambda_si - lambda_s0) / h`.
@@ -94,7 +98,13 @@ impl Algorithm for UniPc {
     fn step(&mut self, i: usize, model_output: &[f32], sample: &mut [f32], _noise: Option<&[f32]>) {
         let use_corrector = i > 0 && self.has_last;
         let mut model_t = std::mem::take(&mut self.scratch);
-        data_prediction(self.v_pred, self.sigmas[i], sample, model_output, &mut model_t);
+        data_prediction(
+            self.v_pred,
+            self.sigmas[i],
+            sample,
+            model_output,
+            &mut model_t,
+        );
         if use_corrector {
             // multistep_uni_c_bh_update: from last_sample at sigma[i-1] to sigma[i]
             let (h, alpha_t, ratio) = self.span(i, i - 1);
@@ -119,7 +129,9 @@ impl Algorithm for UniPc {
         // model_outputs shift: older <- newer <- this call
         std::mem::swap(&mut self.older, &mut self.newer);
         self.scratch = std::mem::replace(&mut self.newer, model_t);
-        self.this_order = 2.min(self.timesteps.len() - i).min(self.lower_order_nums + 1);
+        self.this_order = 2
+            .min(self.timesteps.len() - i)
+            .min(self.lower_order_nums + 1);
         self.last_sample.clear();
         self.last_sample.extend_from_slice(sample);
         self.has_last = true;

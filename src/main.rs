@@ -236,7 +236,7 @@ fn presets(cmd: PresetsCommand) -> Result<()> {
     Ok(())
 }
 
-fn load(path: &PathBuf) -> Result<Scene> {
+fn load(path: &std::path::Path) -> Result<Scene> {
     let scene = Scene::load(path)?;
     for w in &scene.warnings {
         eprintln!("warning: {}: {w}", path.display());
@@ -244,7 +244,12 @@ fn load(path: &PathBuf) -> Result<Scene> {
     Ok(scene)
 }
 
-fn schedule(path: &PathBuf, format: &str, only: &[String], output: Option<PathBuf>) -> Result<()> {
+fn schedule(
+    path: &std::path::Path,
+    format: &str,
+    only: &[String],
+    output: Option<PathBuf>,
+) -> Result<()> {
     let scene = load(path)?;
     let mut s = scene
         .schedules()
@@ -290,7 +295,7 @@ fn import_deforum(settings: &PathBuf, output: &PathBuf) -> Result<()> {
     Ok(())
 }
 
-fn validate(path: &PathBuf) -> Result<()> {
+fn validate(path: &std::path::Path) -> Result<()> {
     let scene = load(path)?;
     if let Some(p) = &scene.init.image {
         let full = scene.resolve(p);

@@ -446,7 +446,7 @@ pub fn extract_frames(
             if to.is_some_and(|t| i > t) {
                 return Ok(false);
             }
-            if i < from || (i - from) % nth != 0 {
+            if i < from || !(i - from).is_multiple_of(nth) {
                 return Ok(true);
             }
             scaler.run(frame, &mut rgb)?;

@@ -499,7 +499,7 @@ impl Loop<'_, '_> {
         let sched = &self.sched;
         let t = Instant::now();
         if scene.coherence.color_coherence == ColorCoherence::VideoInput
-            && f % scene.coherence.color_coherence_video_every_N_frames.max(1) == 0
+            && f.is_multiple_of(scene.coherence.color_coherence_video_every_N_frames.max(1))
         {
             self.color_sample = Some(self.input_frame(f)?);
         }
@@ -540,10 +540,10 @@ impl Loop<'_, '_> {
         let denoise = 1.0 - sched.get("strength")[f].clamp(0.0, 1.0);
         let (mut out, times) = painter.paint(scene, sched, f, seed, Some(&img), denoise)?;
         stage_times(rec, &times);
-        if !scene.coherence.legacy_colormatch {
-            if let (Some(space), Some(sample)) = (self.match_space(), &self.color_sample) {
-                out = effects::color::match_colors(&out, sample, space);
-            }
+        if !scene.coherence.legacy_colormatch
+            && let (Some(space), Some(sample)) = (self.match_space(), &self.color_sample)
+        {
+            out = effects::color::match_colors(&out, sample, space);
         }
         if scene.coherence.color_force_grayscale {
             effects::grayscale(&mut out);
@@ -579,19 +579,19 @@ fn check_settings(scene: &Scene, sched: &FrameSchedules) -> Result<()> {
         .zip(sched.get("kernel"))
         .enumerate()
     {
-        if amount > 0.0 && (k < 1.0 || (k as usize) % 2 == 0) {
+        if amount > 0.0 && (k < 1.0 || (k as usize).is_multiple_of(2)) {
             bail!(
                 "{file}: [anti_blur] kernel is {k} at frame {i}; the Gaussian kernel size must be a positive odd number"
             );
         }
     }
-    if let Some(a) = &scene.output.soundtrack {
-        if !scene.resolve(a).is_file() {
-            bail!(
-                "{file}: [output] soundtrack {} does not exist",
-                scene.resolve(a).display()
-            );
-        }
+    if let Some(a) = &scene.output.soundtrack
+        && !scene.resolve(a).is_file()
+    {
+        bail!(
+            "{file}: [output] soundtrack {} does not exist",
+            scene.resolve(a).display()
+        );
     }
     if let (ColorCoherence::Image, Some(p)) = (
         &scene.coherence.color_coherence,

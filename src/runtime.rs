@@ -72,10 +72,10 @@ pub fn find_library() -> Result<PathBuf> {
         if p.is_file() {
             return Ok(p);
         }
-        if p.is_dir() {
-            if let Some(found) = find_in_dir(&p) {
-                return Ok(found);
-            }
+        if p.is_dir()
+            && let Some(found) = find_in_dir(&p)
+        {
+            return Ok(found);
         }
         bail!(
             "ORT_DYLIB_PATH={} does not name an ONNX Runtime library; {INSTALL_HINT}",

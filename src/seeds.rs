@@ -71,7 +71,7 @@ impl SeedSequence {
     pub fn advance(&mut self) {
         match self.behavior {
             SeedBehavior::Iter => {
-                if self.internal % self.iter_n == 0 {
+                if self.internal.is_multiple_of(self.iter_n) {
                     self.seed += 1;
                 }
                 self.internal += 1;

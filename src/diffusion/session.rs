@@ -28,7 +28,7 @@ pub enum Device {
     /// CoreML (macOS).
     CoreMl,
     /// The first of CUDA, DirectML, CoreML that this ONNX Runtime build offers and that starts,
-    /// else the CPU; each fallback is reported in [`SessionOptions::notes`].
+    /// else the CPU; each fallback is reported in [`Pipeline::notes`](crate::diffusion::Pipeline::notes).
     #[default]
     Auto,
 }

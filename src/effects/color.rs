@@ -20,9 +20,12 @@ pub enum MatchSpace {
     Lab,
 }
 
+/// A per-pixel colour conversion.
+type Convert = fn([u8; 3]) -> [u8; 3];
+
 /// Matches the histogram of each channel of `img` (in `space`) to the same channel of `sample`.
 pub fn match_colors(img: &RgbImage, sample: &RgbImage, space: MatchSpace) -> RgbImage {
-    let (to, from): (fn([u8; 3]) -> [u8; 3], fn([u8; 3]) -> [u8; 3]) = match space {
+    let (to, from): (Convert, Convert) = match space {
         MatchSpace::Rgb => (|p| p, |p| p),
         MatchSpace::Hsv => (rgb_to_hsv, hsv_to_rgb),
         MatchSpace::Lab => (rgb_to_lab, lab_to_rgb),
@@ -201,7 +204,8 @@ mod tests {
 
     /// (rgb, cv2 RGB2LAB, cv2 RGB2HSV, cv2 LAB2RGB of that LAB, cv2 HSV2RGB of that HSV), from
     /// opencv-python-headless 5.0.0.
-    const CV: &[([u8; 3], [u8; 3], [u8; 3], [u8; 3], [u8; 3])] = &[
+    type Px = [u8; 3];
+    const CV: &[(Px, Px, Px, Px, Px)] = &[
         (
             [171, 206, 5],
             [198, 95, 205],

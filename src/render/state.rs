@@ -45,11 +45,11 @@ pub fn save(
 ) -> Result<()> {
     let d = dir(out);
     output::write_png_atomic(&key_path(&d, cp.key_frame), key_image)?;
-    if let Some(s) = color_sample {
-        if !d.join("color_sample.png").is_file() {
-            // the sample is fixed for a whole run once taken
-            output::write_png_atomic(&d.join("color_sample.png"), s)?;
-        }
+    if let Some(s) = color_sample
+        && !d.join("color_sample.png").is_file()
+    {
+        // the sample is fixed for a whole run once taken
+        output::write_png_atomic(&d.join("color_sample.png"), s)?;
     }
     let tmp = d.join("state.json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(cp)?)

@@ -239,13 +239,14 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
         scene.init.strength_0_no_init = as_bool(&v).unwrap_or(true);
     }
     let use_init = get("use_init").and_then(|v| as_bool(&v)).unwrap_or(false);
-    if let Some(Value::String(p)) = get("init_image") {
-        if use_init && !p.is_empty() {
-            if p.starts_with("http://") || p.starts_with("https://") {
-                warnings.push(format!("init_image {p} is a URL; anim reads local files only: download it and set [init] image"));
-            } else {
-                scene.init.image = Some(p.into());
-            }
+    if let Some(Value::String(p)) = get("init_image")
+        && use_init
+        && !p.is_empty()
+    {
+        if p.starts_with("http://") || p.starts_with("https://") {
+            warnings.push(format!("init_image {p} is a URL; anim reads local files only: download it and set [init] image"));
+        } else {
+            scene.init.image = Some(p.into());
         }
     }
     if let Some(v) = get("seed_behavior") {
@@ -286,10 +287,10 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
             }
         };
     }
-    if let Some(Value::String(p)) = get("color_coherence_image_path") {
-        if !p.is_empty() {
-            scene.coherence.color_coherence_image_path = Some(p.into());
-        }
+    if let Some(Value::String(p)) = get("color_coherence_image_path")
+        && !p.is_empty()
+    {
+        scene.coherence.color_coherence_image_path = Some(p.into());
     }
     if let Some(v) = get("color_coherence_video_every_N_frames") {
         scene.coherence.color_coherence_video_every_N_frames =

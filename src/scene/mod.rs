@@ -878,15 +878,15 @@ impl Scene {
             ("", Vec::new()),
         ];
         for def in registry::SCHEDULES {
-            if let Some((_, list)) = tables.iter().find(|(t, _)| *t == def.table) {
-                if let Some((_, text)) = list.iter().find(|(k, _)| *k == def.key) {
-                    out.push((
-                        def.name.to_string(),
-                        def.table.to_string(),
-                        def.key.to_string(),
-                        *text,
-                    ));
-                }
+            if let Some((_, list)) = tables.iter().find(|(t, _)| *t == def.table)
+                && let Some((_, text)) = list.iter().find(|(k, _)| *k == def.key)
+            {
+                out.push((
+                    def.name.to_string(),
+                    def.table.to_string(),
+                    def.key.to_string(),
+                    *text,
+                ));
             }
         }
         for (i, unit) in self.controlnet.iter().enumerate() {
@@ -1076,7 +1076,7 @@ pub fn expand_prompt_math(text: &str, ctx: &Context, t: usize) -> Result<String,
         return Ok(text.to_string());
     }
     let parts: Vec<&str> = text.split('`').collect();
-    if parts.len() % 2 == 0 {
+    if parts.len().is_multiple_of(2) {
         return Err(format!(
             "unbalanced backtick in prompt {text:?}: prompt math is written `expression`"
         ));

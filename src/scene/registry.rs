@@ -69,7 +69,7 @@ const fn switched(
     }
 }
 
-/// All schedules except ControlNet's (see [`controlnet_defs`]), in `anim schedule` column order.
+/// All schedules except ControlNet's (see [`CONTROLNET_SCHEDULES`]), in `anim schedule` column order.
 pub const SCHEDULES: &[ScheduleDef] = &[
     num("angle", "motion", "angle", "0: (0)"),
     num(

@@ -327,9 +327,9 @@ fn interpolate(series: &mut [f64], interp: Interpolation) {
         let (va, vb) = (series[a], series[b]);
         let span = (b - a) as f64;
         let (ma, mb) = (tangent(k, series) * span, tangent(k + 1, series) * span);
-        for i in a + 1..b {
+        for (i, slot) in series.iter_mut().enumerate().take(b).skip(a + 1) {
             let f = (i - a) as f64 / span;
-            series[i] = match interp {
+            *slot = match interp {
                 Interpolation::Linear => va + (vb - va) * f,
                 Interpolation::Step => va,
                 Interpolation::EaseIn => va + (vb - va) * f * f * f,
@@ -399,10 +399,10 @@ impl StringSchedule {
         keys.sort_by_key(|(f, _)| *f);
         let mut prev: Option<String> = None;
         for (_, v) in keys.iter_mut() {
-            if is_deforum_number(v) {
-                if let Some(p) = &prev {
-                    *v = p.clone();
-                }
+            if is_deforum_number(v)
+                && let Some(p) = &prev
+            {
+                *v = p.clone();
             }
             prev = Some(v.clone());
         }

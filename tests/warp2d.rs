@@ -1,61 +1,28 @@
 //! The 2D camera against OpenCV: references from scripts/make_warp_refs.py (cv2.warpPerspective with
 //! Deforum's matrix on a photograph), see tests/data/warp2d/README.md.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anim::scene::Border;
 use anim::warp::{self, Motion2D};
 use image::RgbImage;
 
+mod common;
+use common::{border, psnr};
+
 fn data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/warp2d")
+    common::data("warp2d")
 }
 
 fn cases() -> Vec<serde_json::Value> {
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(data().join("cases.json")).unwrap()).unwrap();
-    v["cases"].as_array().unwrap().clone()
+    common::cases("warp2d")
 }
 
 fn motion(c: &serde_json::Value) -> Motion2D {
-    let f = |k: &str| c[k].as_f64().unwrap();
-    Motion2D {
-        angle: f("angle"),
-        zoom: f("zoom"),
-        translation_x: f("translation_x"),
-        translation_y: f("translation_y"),
-        transform_center_x: f("transform_center_x"),
-        transform_center_y: f("transform_center_y"),
-    }
-}
-
-fn border(c: &serde_json::Value) -> Border {
-    match c["border"].as_str().unwrap() {
-        "replicate" => Border::Replicate,
-        "wrap" => Border::Wrap,
-        "reflect" => Border::Reflect,
-        _ => Border::Zero,
-    }
+    common::motion_2d(c)
 }
 
 fn load(name: &str) -> RgbImage {
     image::open(data().join(name)).unwrap().to_rgb8()
-}
-
-/// Peak signal-to-noise ratio in dB (infinite when identical).
-fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
-    let mse = a
-        .as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
-        .sum::<f64>()
-        / a.as_raw().len() as f64;
-    if mse == 0.0 {
-        f64::INFINITY
-    } else {
-        10.0 * (255.0f64 * 255.0 / mse).log10()
-    }
 }
 
 #[test]

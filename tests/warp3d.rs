@@ -9,6 +9,9 @@ use anim::scene::{Border, PaddingMode, SamplingMode};
 use anim::warp::{self, Flip};
 use image::RgbImage;
 
+mod common;
+use common::{load_rgb as load, psnr};
+
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/warp3d")
 }
@@ -39,25 +42,6 @@ fn modes(c: &serde_json::Value) -> (PaddingMode, SamplingMode) {
     let p = serde_json::from_value(c["padding_mode"].clone()).unwrap();
     let s = serde_json::from_value(c["sampling_mode"].clone()).unwrap();
     (p, s)
-}
-
-fn load(p: &Path) -> RgbImage {
-    image::open(p).unwrap().to_rgb8()
-}
-
-fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
-    let mse = a
-        .as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
-        .sum::<f64>()
-        / a.as_raw().len() as f64;
-    if mse == 0.0 {
-        f64::INFINITY
-    } else {
-        10.0 * (255.0f64 * 255.0 / mse).log10()
-    }
 }
 
 fn depth_map() -> Vec<f32> {

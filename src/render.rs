@@ -135,8 +135,8 @@ impl Painter for Diffuse {
         init: Option<&RgbImage>,
         denoise: f64,
     ) -> Result<(RgbImage, StageTimes)> {
-        let prompt = scene.prompt_at(i);
-        let travel_to = scene.travel_at(i);
+        let prompt = scene.prompt_at_with(i, sched);
+        let travel_to = scene.travel_at_with(i, sched);
         let travel = travel_to.as_ref().map(|(p, w)| Travel {
             prompt: &p.positive,
             negative: &p.negative,

@@ -66,7 +66,7 @@ impl MotionSpec<'_> {
 pub fn apply(
     spec: &MotionSpec,
     ctx: &Context,
-    numeric: &mut [(String, Vec<f64>)],
+    numeric: &mut Vec<(String, Vec<f64>)>,
 ) -> Result<(), MotionError> {
     if !spec.presets.is_empty() {
         let lib = spec.library()?;

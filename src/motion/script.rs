@@ -360,7 +360,7 @@ impl MotionScript {
     pub fn run(
         &self,
         ctx: &Context,
-        numeric: &mut [(String, Vec<f64>)],
+        numeric: &mut Vec<(String, Vec<f64>)>,
     ) -> Result<(), ScriptError> {
         let total_start = self.clock.now_ns();
         let total_end = total_start.saturating_add(self.limits.total_time.as_nanos() as u64);
@@ -434,6 +434,19 @@ impl MotionScript {
             Ok(())
         })();
         self.clock.deadline_ns.store(u64::MAX, Ordering::Relaxed);
+        // prompt variables hold their last value, and their first one before it was set
+        for (name, values) in numeric.iter_mut() {
+            if name.starts_with(PROMPT_PREFIX) {
+                let mut last = values.iter().copied().find(|v| !v.is_nan()).unwrap_or(1.0);
+                for v in values.iter_mut() {
+                    if v.is_nan() {
+                        *v = last;
+                    } else {
+                        last = *v;
+                    }
+                }
+            }
+        }
         result
     }
 
@@ -442,7 +455,7 @@ impl MotionScript {
         &self,
         f: usize,
         out: Dynamic,
-        numeric: &mut [(String, Vec<f64>)],
+        numeric: &mut Vec<(String, Vec<f64>)>,
     ) -> Result<Option<Dynamic>, ScriptError> {
         if out.is_unit() {
             return Ok(None);
@@ -457,6 +470,30 @@ impl MotionScript {
             match k.as_str() {
                 "state" => state = Some(v),
                 "add" => adds = Some(v),
+                "prompt" => {
+                    let type_name = v.type_name();
+                    let Some(vars) = v.try_cast::<Map>() else {
+                        return Err(self.error(
+                            Some(f),
+                            None,
+                            None,
+                            format!("`prompt` is {type_name}; it must be a map such as #{{ cat: 1.2 }} (prompt variables)"),
+                        ));
+                    };
+                    let n = numeric.first().map(|(_, v)| v.len()).unwrap_or(f + 1);
+                    for (name, val) in vars {
+                        let x = self.number(f, &name, &val)?;
+                        let col = format!("{PROMPT_PREFIX}{name}");
+                        let i = match numeric.iter().position(|(c, _)| *c == col) {
+                            Some(i) => i,
+                            None => {
+                                numeric.push((col, vec![f64::NAN; n]));
+                                numeric.len() - 1
+                            }
+                        };
+                        numeric[i].1[f] = x;
+                    }
+                }
                 key => {
                     let x = self.number(f, key, &v)?;
                     self.series(f, key, numeric)?[f] = x;
@@ -527,6 +564,10 @@ impl MotionScript {
         Err(self.error(Some(f), None, None, format!("returned `{key}`, which is not a numeric schedule{hint} (`anim schedule` lists the names)")))
     }
 }
+
+/// Column-name prefix of the prompt variables a script returns under `prompt`: `prompt.cat` is
+/// the variable `cat` in the frame's prompt math (`` (cat:`cat`) ``).
+pub const PROMPT_PREFIX: &str = "prompt.";
 
 #[cfg(test)]
 mod tests {

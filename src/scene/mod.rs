@@ -844,9 +844,13 @@ impl Scene {
             key.trim().parse::<usize>().map_err(|_| {
                 format!("[prompts] key \"{key}\": must be a frame number such as \"0\" or \"30\"")
             })?;
+            let _ = text;
+        }
+        let sched = self.schedules()?;
+        let ctx = self.prompt_context(&ctx, Some(&sched), 0);
+        for (key, text) in &self.prompts {
             expand_prompt_math(text, &ctx, 0).map_err(|e| format!("[prompts] \"{key}\": {e}"))?;
         }
-        self.schedules()?;
         Ok(())
     }
 
@@ -1019,6 +1023,15 @@ impl Scene {
     /// With prompt travel on: the next keyed prompt after `frame` (as [`Scene::prompt_at`] gives
     /// it at that key) and the weight 0..1 of the way from the current key to it.
     pub fn travel_at(&self, frame: usize) -> Option<(Prompt, f32)> {
+        self.travel_impl(frame, None)
+    }
+
+    /// [`Scene::travel_at`] with the prompt variables of a motion script (`sched`).
+    pub fn travel_at_with(&self, frame: usize, sched: &FrameSchedules) -> Option<(Prompt, f32)> {
+        self.travel_impl(frame, Some(sched))
+    }
+
+    fn travel_impl(&self, frame: usize, sched: Option<&FrameSchedules>) -> Option<(Prompt, f32)> {
         if self.animation_prompts.travel == PromptTravel::None
             && self.animation.mode != AnimationMode::Interpolation
         {
@@ -1033,12 +1046,50 @@ impl Scene {
         let cur = keys.iter().rev().find(|k| **k <= frame).copied()?;
         let next = keys.iter().find(|k| **k > frame).copied()?;
         let w = (frame - cur) as f32 / (next - cur) as f32;
-        Some((self.prompt_at(next), w))
+        // the next prompt's math is evaluated at this frame, like the current one
+        Some((self.prompt_keyed(next, frame, sched), w))
+    }
+
+    /// The expression context of prompt math at `frame`: the scene's, plus the prompt variables a
+    /// motion script set for that frame.
+    fn prompt_context(
+        &self,
+        base: &Context,
+        sched: Option<&FrameSchedules>,
+        frame: usize,
+    ) -> Context {
+        let mut ctx = base.clone();
+        if let Some(s) = sched {
+            for (name, values) in &s.numeric {
+                if let Some(var) = name.strip_prefix(crate::motion::script::PROMPT_PREFIX) {
+                    ctx.variables.push((
+                        var.to_string(),
+                        values[frame.min(values.len().saturating_sub(1))],
+                    ));
+                }
+            }
+        }
+        ctx
+    }
+
+    /// [`Scene::prompt_at`] with the prompt variables of a motion script (`sched`).
+    pub fn prompt_at_with(&self, frame: usize, sched: &FrameSchedules) -> Prompt {
+        self.prompt_impl(frame, Some(sched))
     }
 
     /// The prompt in force at `frame`: the one at the greatest key <= frame (the first one before
     /// any key).
     pub fn prompt_at(&self, frame: usize) -> Prompt {
+        self.prompt_impl(frame, None)
+    }
+
+    fn prompt_impl(&self, frame: usize, sched: Option<&FrameSchedules>) -> Prompt {
+        self.prompt_keyed(frame, frame, sched)
+    }
+
+    /// The prompt keyed at or before `select`, with its math evaluated at frame `at`.
+    fn prompt_keyed(&self, select: usize, at: usize, sched: Option<&FrameSchedules>) -> Prompt {
+        let frame = select;
         let mut keyed: Vec<(usize, &String)> = self
             .prompts
             .iter()
@@ -1062,9 +1113,9 @@ impl Scene {
         p.positive = join(&p.positive, &self.animation_prompts.positive);
         p.negative = join(&p.negative, &self.animation_prompts.negative);
         // backtick math, validated when the scene was loaded
-        let ctx = self.context();
-        p.positive = expand_prompt_math(&p.positive, &ctx, frame).unwrap_or(p.positive);
-        p.negative = expand_prompt_math(&p.negative, &ctx, frame).unwrap_or(p.negative);
+        let ctx = self.prompt_context(&self.context(), sched, at);
+        p.positive = expand_prompt_math(&p.positive, &ctx, at).unwrap_or(p.positive);
+        p.negative = expand_prompt_math(&p.negative, &ctx, at).unwrap_or(p.negative);
         p
     }
 }
@@ -1255,6 +1306,31 @@ mod tests {
                 .travel_at(5)
                 .is_none()
         );
+    }
+
+    #[test]
+    fn motion_script_prompt_weights() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("w.rhai"),
+            "fn frame(ctx) { if ctx.frame >= 2 { #{ prompt: #{ catw: 1.0 + ctx.t / 10.0 } } } }",
+        )
+        .unwrap();
+        let text = "[animation]\nmax_frames = 6\n[motion]\nscript = \"w.rhai\"\n[prompts]\n\"0\" = \"a (cat:`catw`)\"\n";
+        let scene = Scene::from_toml(text, &dir.path().join("s.toml")).unwrap();
+        let sched = scene.schedules().unwrap();
+        // frames before the first assignment take the first value; the column shows in `anim schedule`
+        assert_eq!(sched.get("prompt.catw"), &[1.2, 1.2, 1.2, 1.3, 1.4, 1.5]);
+        assert_eq!(scene.prompt_at_with(5, &sched).positive, "a (cat:1.5)");
+        assert_eq!(scene.prompt_at_with(0, &sched).positive, "a (cat:1.2)");
+        // without the script the variable is unknown: a clear error at load
+        let e = Scene::from_toml(
+            "[prompts]\n\"0\" = \"a (cat:`catw`)\"\n",
+            &dir.path().join("s.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("catw"), "{e}");
     }
 
     #[test]

@@ -338,3 +338,57 @@ fn example_scenes_resolve() {
         assert_eq!(o.stdout, o2.stdout, "{script} is deterministic");
     }
 }
+
+/// The 3D signs the presets rely on, checked on the real 3D camera: the white marker of the test
+/// pattern (at about (90, 38) in a 128x128 frame) moves the way the preset docs say.
+#[test]
+fn three_d_signs_match_the_preset_conventions() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = |p: &std::path::Path| {
+        let img = image::open(p).unwrap().to_rgb8();
+        let (mut sx, mut sy, mut n) = (0.0, 0.0, 0.0);
+        for (x, y, px) in img.enumerate_pixels() {
+            if px.0.iter().all(|v| *v > 250) {
+                sx += x as f64;
+                sy += y as f64;
+                n += 1.0;
+            }
+        }
+        (sx / n, sy / n, n)
+    };
+    let run = |motion: &str| {
+        let s = dir.path().join("s.toml");
+        std::fs::write(&s, format!("[image]\nwidth = 128\nheight = 128\n[animation]\nmode = \"3D\"\nmax_frames = 2\n[motion]\n{motion}\n[output]\nvideo = false\n")).unwrap();
+        let out = dir.path().join("o");
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_anim"))
+            .args([
+                "preview",
+                s.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "-q",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        (
+            marker(&out.join("frames/000000.png")),
+            marker(&out.join("frames/000001.png")),
+        )
+    };
+    let (a, b) = run("translation_z = 0\nrotation_3d_y = 5");
+    assert!(
+        b.0 < a.0 - 4.0,
+        "pan right: content moves left ({a:?} -> {b:?})"
+    );
+    let (a, b) = run("translation_z = 0\nrotation_3d_x = 5");
+    assert!(
+        b.1 > a.1 + 4.0,
+        "tilt up: content moves down ({a:?} -> {b:?})"
+    );
+    let (a, b) = run("translation_z = 20");
+    assert!(
+        b.2 > a.2 && b.0 > a.0 && b.1 < a.1,
+        "forward: content grows and leaves the centre ({a:?} -> {b:?})"
+    );
+}

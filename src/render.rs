@@ -66,6 +66,7 @@ pub struct RenderSummary {
 #[derive(Debug, Clone, Default, Serialize)]
 struct FrameRecord {
     index: usize,
+    checkpoint: String,
     kind: &'static str,
     seed: Option<i64>,
     strength: f64,
@@ -106,6 +107,10 @@ trait Painter {
     fn provider(&self) -> &'static str {
         "none"
     }
+    /// Model loads so far, for the manifest.
+    fn loads(&self) -> usize {
+        0
+    }
     fn paint(
         &mut self,
         scene: &Scene,
@@ -117,13 +122,75 @@ trait Painter {
     ) -> Result<(RgbImage, StageTimes)>;
 }
 
+/// The loaded pipelines: the scene's model plus the checkpoint schedule's, most recently used
+/// last, at most `capacity` of them.
 struct Diffuse {
-    pipeline: Pipeline,
+    default_folder: PathBuf,
+    pipelines: Vec<(PathBuf, Pipeline)>,
+    capacity: usize,
+    session: SessionOptions,
+    /// Pipeline loads so far (for the manifest and tests).
+    loads: usize,
+}
+
+impl Diffuse {
+    fn new(
+        folder: PathBuf,
+        pipeline: Pipeline,
+        capacity: usize,
+        session: SessionOptions,
+    ) -> Diffuse {
+        Diffuse {
+            default_folder: folder.clone(),
+            pipelines: vec![(folder, pipeline)],
+            capacity: capacity.max(1),
+            session,
+            loads: 1,
+        }
+    }
+
+    /// The pipeline for frame `i`: the checkpoint schedule's folder, or the scene's model.
+    fn pipeline_for(
+        &mut self,
+        scene: &Scene,
+        sched: &FrameSchedules,
+        i: usize,
+    ) -> Result<&mut Pipeline> {
+        let folder = match sched.text("checkpoint").map(|c| c[i].trim()) {
+            Some(c) if !c.is_empty() => scene.resolve(Path::new(c)),
+            _ => self.default_folder.clone(),
+        };
+        if let Some(pos) = self.pipelines.iter().position(|(f, _)| *f == folder) {
+            let entry = self.pipelines.remove(pos);
+            self.pipelines.push(entry);
+        } else {
+            if self.pipelines.len() >= self.capacity {
+                self.pipelines.remove(0);
+            }
+            let p = Pipeline::load_with(&folder, &self.session).with_context(|| {
+                format!(
+                    "{}: [generation] checkpoint at frame {i}: cannot load {}",
+                    scene.path.display(),
+                    folder.display()
+                )
+            })?;
+            self.loads += 1;
+            self.pipelines.push((folder, p));
+        }
+        Ok(&mut self.pipelines.last_mut().expect("just pushed").1)
+    }
 }
 
 impl Painter for Diffuse {
     fn provider(&self) -> &'static str {
-        self.pipeline.provider()
+        self.pipelines
+            .last()
+            .map(|(_, p)| p.provider())
+            .unwrap_or("none")
+    }
+
+    fn loads(&self) -> usize {
+        self.loads
     }
 
     fn paint(
@@ -173,7 +240,7 @@ impl Painter for Diffuse {
             )),
             travel,
         };
-        self.pipeline
+        self.pipeline_for(scene, sched, i)?
             .generate(&req, &mut TorchRng::new(seed as u64))
             .with_context(|| format!("generating frame {i}"))
     }
@@ -563,6 +630,10 @@ fn stage_times(rec: &mut FrameRecord, t: &StageTimes) {
 fn record(sched: &FrameSchedules, i: usize) -> FrameRecord {
     FrameRecord {
         index: i,
+        checkpoint: sched
+            .text("checkpoint")
+            .map(|c| c[i].clone())
+            .unwrap_or_default(),
         strength: sched.get("strength")[i],
         cfg_scale: sched.get("cfg_scale")[i],
         steps: sched.get("steps")[i] as usize,
@@ -637,6 +708,7 @@ fn model_hashes(folder: &Path) -> Result<Vec<(String, String)>> {
 
 #[derive(Serialize)]
 struct Manifest<'a> {
+    pipeline_loads: usize,
     anim_version: &'a str,
     kind: &'a str,
     scene_file: &'a Path,
@@ -853,6 +925,7 @@ fn run_loop(
         None
     };
     let manifest = Manifest {
+        pipeline_loads: lp.painter.as_ref().map(|p| p.loads()).unwrap_or(0),
         anim_version: env!("CARGO_PKG_VERSION"),
         kind,
         scene_file: &scene.path,
@@ -907,15 +980,7 @@ fn remove_stale_frames(dir: &Path, n: usize) -> Result<()> {
 /// Settings of `scene` that change Deforum's output but that the render loop does not apply yet,
 /// each with its value, so that a user is never misled by a silently ignored setting.
 pub fn unapplied_settings(scene: &Scene) -> Vec<String> {
-    let Ok(s) = scene.schedules() else {
-        return Vec::new();
-    };
     let mut out = Vec::new();
-    if s.text("checkpoint")
-        .is_some_and(|c| c.iter().any(|v| !v.is_empty()))
-    {
-        out.push("[generation] checkpoint".into());
-    }
     if !scene.controlnet.is_empty() {
         out.push("[[controlnet]] units".into());
     }
@@ -940,7 +1005,12 @@ pub fn render(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
     for note in pipeline.notes() {
         eprintln!("note: {note}");
     }
-    let mut painter = Diffuse { pipeline };
+    let mut painter = Diffuse::new(
+        folder.clone(),
+        pipeline,
+        scene.model.cache_size,
+        opts.session.clone(),
+    );
     run_loop(scene, opts, Some(&mut painter), "render", Some(&folder))
 }
 

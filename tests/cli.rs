@@ -476,3 +476,67 @@ fn video_formats_are_settable() {
     let o = anim(&["validate", s.to_str().unwrap()]);
     assert!(!o.status.success() && stderr(&o).contains("yuv999"));
 }
+
+#[test]
+fn checkpoint_schedule_switches_models_with_an_lru() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["a", "b"] {
+        std::os::unix::fs::symlink(root().join("models/tiny-sd"), dir.path().join(name)).unwrap();
+    }
+    let loads = |cache: usize| {
+        let body = FOUR_FRAMES
+            .replace("max_frames = 4", "max_frames = 5")
+            .replace(
+                "[motion]",
+                "checkpoint = \"0: (\\\"a\\\"), 2: (\\\"b\\\"), 4: (\\\"a\\\")\"\n[motion]",
+            )
+            .replace(
+                "folder = \"{model}\"",
+                &format!("folder = \"{{model}}\"\ncache_size = {cache}"),
+            );
+        let s = scene(dir.path(), &body);
+        let out = dir.path().join(format!("out{cache}"));
+        let o = anim(&[
+            "render",
+            s.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+            "--no-video",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap())
+                .unwrap();
+        let used: Vec<String> = m["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["checkpoint"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(used, vec!["a", "a", "b", "b", "a"]);
+        m["pipeline_loads"].as_u64().unwrap()
+    };
+    // the scene's model, then a and b; switching back to a is free with two slots
+    assert_eq!(loads(3), 3);
+    assert_eq!(loads(1), 4);
+    // a missing checkpoint folder names the frame
+    let body = FOUR_FRAMES.replace(
+        "[motion]",
+        "checkpoint = \"0: (\\\"\\\"), 2: (\\\"missing\\\")\"\n[motion]",
+    );
+    let s = scene(dir.path(), &body);
+    let o = anim(&[
+        "render",
+        s.to_str().unwrap(),
+        "--out",
+        dir.path().join("x").to_str().unwrap(),
+        "-q",
+        "--no-video",
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("checkpoint at frame 2"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -499,6 +499,8 @@ scene_table! {
         /// Folder in the optimum/diffusers ONNX layout (relative to the scene file).
         #[serde(skip_serializing_if = "Option::is_none")]
         folder: Option<PathBuf> = None,
+        /// Pipelines kept loaded when the checkpoint schedule switches models (LRU).
+        cache_size: usize = 2,
     }
     schedules {}
 }

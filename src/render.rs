@@ -23,7 +23,11 @@ use crate::camera::Camera;
 use crate::diffusion::{
     Pipeline, PromptSyntax, Request, SamplerKind, SessionOptions, StageTimes, TorchRng, Travel,
 };
-use crate::effects::{self, color::MatchSpace, noise::NoiseKind};
+use crate::effects::{
+    self,
+    color::{ColorTarget, MatchSpace},
+    noise::NoiseKind,
+};
 use crate::output::{self, VideoSettings};
 use crate::scene::{AnimationMode, ColorCoherence, FrameSchedules, PromptTravel, Scene};
 use crate::seeds::SeedSequence;
@@ -337,6 +341,8 @@ struct Loop<'s, 'p> {
     out: PathBuf,
     painter: Option<&'p mut dyn Painter>,
     color_sample: Option<RgbImage>,
+    /// The colour sample prepared for matching (its histograms), rebuilt when the sample changes.
+    color_target: Option<ColorTarget>,
     records: Vec<serde_json::Value>,
     bar: ProgressBar,
 }
@@ -359,6 +365,15 @@ impl Loop<'_, '_> {
         self.camera
             .unwarp(&self.sched, i, img)
             .with_context(|| format!("frame {i}"))
+    }
+
+    /// Sets the colour sample and prepares it for matching once.
+    fn set_color_sample(&mut self, sample: Option<RgbImage>) {
+        self.color_target = match (self.match_space(), &sample) {
+            (Some(space), Some(img)) => Some(ColorTarget::new(img, space)),
+            _ => None,
+        };
+        self.color_sample = sample;
     }
 
     fn match_space(&self) -> Option<MatchSpace> {
@@ -414,7 +429,7 @@ impl Loop<'_, '_> {
             }
         };
         if self.painter.is_some() && self.match_space().is_some() {
-            self.color_sample = Some(
+            let sample = Some(
                 match (
                     &scene.coherence.color_coherence,
                     &scene.coherence.color_coherence_image_path,
@@ -432,6 +447,7 @@ impl Loop<'_, '_> {
                     _ => img.clone(),
                 },
             );
+            self.set_color_sample(sample);
         }
         self.write(0, &img, rec)?;
         Ok(img)
@@ -563,15 +579,16 @@ impl Loop<'_, '_> {
         rec: &mut FrameRecord,
     ) -> Result<RgbImage> {
         let scene = self.scene;
-        let sched = &self.sched;
         let t = Instant::now();
         if scene.coherence.color_coherence == ColorCoherence::VideoInput
             && f.is_multiple_of(scene.coherence.color_coherence_video_every_N_frames.max(1))
         {
-            self.color_sample = Some(self.input_frame(f)?);
+            let sample = self.input_frame(f)?;
+            self.set_color_sample(Some(sample));
         }
-        if let (Some(space), Some(sample)) = (self.match_space(), &self.color_sample) {
-            img = effects::color::match_colors(&img, sample, space);
+        let sched = &self.sched;
+        if let Some(target) = &self.color_target {
+            img = target.apply(&img);
         }
         if scene.coherence.color_force_grayscale {
             effects::grayscale(&mut img);
@@ -608,9 +625,9 @@ impl Loop<'_, '_> {
         let (mut out, times) = painter.paint(scene, sched, f, seed, Some(&img), denoise)?;
         stage_times(rec, &times);
         if !scene.coherence.legacy_colormatch
-            && let (Some(space), Some(sample)) = (self.match_space(), &self.color_sample)
+            && let Some(target) = &self.color_target
         {
-            out = effects::color::match_colors(&out, sample, space);
+            out = target.apply(&out);
         }
         if scene.coherence.color_force_grayscale {
             effects::grayscale(&mut out);
@@ -817,6 +834,7 @@ fn run_loop(
         out: out.clone(),
         painter: painter.take(),
         color_sample: None,
+        color_target: None,
         records: Vec::new(),
         bar,
     };
@@ -825,7 +843,7 @@ fn run_loop(
             for _ in 0..cp.seed_calls {
                 seeds.advance();
             }
-            lp.color_sample = sample;
+            lp.set_color_sample(sample);
             lp.records = cp.frames;
             lp.bar.set_position(cp.key_frame as u64 + 1);
             (key, cp.key_frame, cp.seed_calls)

@@ -25,63 +25,90 @@ type Convert = fn([u8; 3]) -> [u8; 3];
 
 /// Matches the histogram of each channel of `img` (in `space`) to the same channel of `sample`.
 pub fn match_colors(img: &RgbImage, sample: &RgbImage, space: MatchSpace) -> RgbImage {
-    let (to, from): (Convert, Convert) = match space {
+    ColorTarget::new(sample, space).apply(img)
+}
+
+fn converters(space: MatchSpace) -> (Convert, Convert) {
+    match space {
         MatchSpace::Rgb => (|p| p, |p| p),
         MatchSpace::Hsv => (rgb_to_hsv, hsv_to_rgb),
         MatchSpace::Lab => (rgb_to_lab, lab_to_rgb),
-    };
-    let src: Vec<[u8; 3]> = img.pixels().map(|p| to(p.0)).collect();
-    let tmpl: Vec<[u8; 3]> = sample.pixels().map(|p| to(p.0)).collect();
-    let mut luts = [[0u8; 256]; 3];
-    for (c, lut) in luts.iter_mut().enumerate() {
-        *lut = match_channel(src.iter().map(|p| p[c]), tmpl.iter().map(|p| p[c]));
     }
-    let mut out = RgbImage::new(img.width(), img.height());
-    for (o, s) in out.pixels_mut().zip(&src) {
-        o.0 = from([
-            luts[0][s[0] as usize],
-            luts[1][s[1] as usize],
-            luts[2][s[2] as usize],
-        ]);
-    }
-    out
 }
 
-/// scikit-image's `_match_cumulative_cdf` for uint8 data, as a lookup table (values truncated to
-/// uint8 as `match_histograms` does when it writes into a uint8 array).
-fn match_channel(src: impl Iterator<Item = u8>, tmpl: impl Iterator<Item = u8>) -> [u8; 256] {
+/// A colour sample prepared once for many matches: per channel (in `space`), the cumulative
+/// quantiles of the values that occur, and those values.
+#[derive(Debug, Clone)]
+pub struct ColorTarget {
+    space: MatchSpace,
+    channels: [(Vec<f64>, Vec<f64>); 3],
+}
+
+impl ColorTarget {
+    /// Converts `sample` to `space` and records its per-channel quantiles.
+    pub fn new(sample: &RgbImage, space: MatchSpace) -> ColorTarget {
+        let (to, _) = converters(space);
+        let mut counts = [[0u64; 256]; 3];
+        for p in sample.pixels() {
+            let q = to(p.0);
+            for c in 0..3 {
+                counts[c][q[c] as usize] += 1;
+            }
+        }
+        let n = sample.pixels().len() as u64;
+        let channels = counts.map(|tc| {
+            let (mut tq, mut tv, mut acc) = (Vec::new(), Vec::new(), 0u64);
+            for (v, &c) in tc.iter().enumerate() {
+                if c > 0 {
+                    acc += c;
+                    tq.push(acc as f64 / n as f64);
+                    tv.push(v as f64);
+                }
+            }
+            (tq, tv)
+        });
+        ColorTarget { space, channels }
+    }
+
+    /// `img` with each channel's histogram matched to the sample's.
+    pub fn apply(&self, img: &RgbImage) -> RgbImage {
+        let (to, from) = converters(self.space);
+        let src: Vec<[u8; 3]> = img.pixels().map(|p| to(p.0)).collect();
+        let mut luts = [[0u8; 256]; 3];
+        for (c, lut) in luts.iter_mut().enumerate() {
+            let (tq, tv) = &self.channels[c];
+            *lut = match_channel(src.iter().map(|p| p[c]), tq, tv);
+        }
+        let mut out = RgbImage::new(img.width(), img.height());
+        for (o, s) in out.pixels_mut().zip(&src) {
+            o.0 = from([
+                luts[0][s[0] as usize],
+                luts[1][s[1] as usize],
+                luts[2][s[2] as usize],
+            ]);
+        }
+        out
+    }
+}
+
+/// scikit-image's `_match_cumulative_cdf` for uint8 data against a template's quantiles `tq` of
+/// the values `tv`, as a lookup table (values truncated to uint8 as `match_histograms` does when
+/// it writes into a uint8 array).
+fn match_channel(src: impl Iterator<Item = u8>, tq: &[f64], tv: &[f64]) -> [u8; 256] {
     let mut sc = [0u64; 256];
-    let mut tc = [0u64; 256];
     let mut sn = 0u64;
-    let mut tn = 0u64;
     for v in src {
         sc[v as usize] += 1;
         sn += 1;
     }
-    for v in tmpl {
-        tc[v as usize] += 1;
-        tn += 1;
-    }
-    let mut lut = [0u8; 256];
-    if sn == 0 || tn == 0 {
+    if sn == 0 || tq.is_empty() {
         return std::array::from_fn(|i| i as u8);
     }
-    // template: quantiles of the values that occur
-    let mut tq = Vec::new();
-    let mut tv = Vec::new();
-    let mut acc = 0u64;
-    for (v, &c) in tc.iter().enumerate() {
-        if c > 0 {
-            acc += c;
-            tq.push(acc as f64 / tn as f64);
-            tv.push(v as f64);
-        }
-    }
+    let mut lut = [0u8; 256];
     let mut acc = 0u64;
     for (v, slot) in lut.iter_mut().enumerate() {
         acc += sc[v];
-        let q = acc as f64 / sn as f64;
-        *slot = interp(q, &tq, &tv) as u8;
+        *slot = interp(acc as f64 / sn as f64, tq, tv) as u8;
     }
     lut
 }

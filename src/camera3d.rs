@@ -223,7 +223,7 @@ fn tap(src: &[u8], w: usize, h: usize, x: i32, y: i32) -> [f32; 3] {
 
 /// Keys cubic convolution weights (A = -0.75) for fractional offset `t`, PyTorch's formulas.
 #[inline(always)]
-fn cubic_weights(t: f32) -> [f32; 4] {
+pub(crate) fn cubic_weights(t: f32) -> [f32; 4] {
     const A: f32 = -0.75;
     let far = |x: f32| ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A;
     let near = |x: f32| ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0;

@@ -5,11 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use image::{ImageBuffer, Luma, RgbImage, imageops};
+use image::{ImageBuffer, Luma, RgbImage};
 use ort::session::Session;
 use ort::value::{Tensor, ValueType};
 
-use crate::scene::{DepthNormalization, DepthSettings};
+use crate::camera3d::cubic_weights;
+use crate::scene::{DepthNormalization, DepthResize, DepthSettings};
 
 /// A depth model that cannot be loaded or run, or a depth map that cannot be written.
 #[derive(Debug, thiserror::Error)]
@@ -51,15 +52,15 @@ pub struct DepthModel {
     session: Session,
     path: PathBuf,
     input: String,
-    /// (height, width) of the model input.
-    size: (usize, usize),
-    normalization: DepthNormalization,
+    /// (height, width) of the model input when the model fixes it.
+    fixed: Option<(usize, usize)>,
+    settings: DepthSettings,
 }
 
 impl DepthModel {
     /// Loads `path` (a `.onnx` file or a folder with `model.onnx`). The model takes one float
-    /// tensor `[1, 3, H, W]` (RGB); H and W are the model's own when fixed, else
-    /// `settings.input_size`.
+    /// tensor `[1, 3, H, W]` (RGB); H and W are the model's own when fixed, else chosen per
+    /// frame by [`input_size`] from `settings`.
     pub fn load(path: &Path, settings: &DepthSettings) -> Result<DepthModel, DepthError> {
         let path = if path.is_dir() {
             path.join("model.onnx")
@@ -98,38 +99,40 @@ impl DepthModel {
                 "input `{input}` has shape {dims:?}, expected [1, 3, H, W]"
             )));
         }
-        let side = settings.input_size as usize;
-        let size = (
-            if dims[2] > 0 { dims[2] as usize } else { side },
-            if dims[3] > 0 { dims[3] as usize } else { side },
-        );
+        let fixed = (dims[2] > 0 && dims[3] > 0).then(|| (dims[2] as usize, dims[3] as usize));
         Ok(DepthModel {
             session,
             path,
             input,
-            size,
-            normalization: settings.normalization,
+            fixed,
+            settings: settings.clone(),
         })
     }
 
-    /// The model's inverse depth for `img`, resized to the image (bicubic), row-major. The input
-    /// is resized to the model size (bicubic), scaled to [0, 1] and normalised.
+    /// The model's inverse depth for `img`, resized back to the image, row-major.
+    ///
+    /// The preprocessing of MiDaS and Depth-Anything (and so Deforum's): the RGB image scaled to
+    /// [0, 1], resized to the model input ([`input_size`]) with OpenCV's `INTER_CUBIC`,
+    /// normalised; the output resized to the frame as torch's bicubic `interpolate` does.
     pub fn predict(&mut self, img: &RgbImage) -> Result<Vec<f32>, DepthError> {
         let run = |message: String| DepthError::Run {
             path: self.path.clone(),
             message,
         };
-        let (h, w) = self.size;
-        let resized = imageops::resize(img, w as u32, h as u32, imageops::FilterType::CatmullRom);
-        let (mean, std) = match self.normalization {
+        let (fw, fh) = (img.width() as usize, img.height() as usize);
+        let (h, w) = self.fixed.unwrap_or_else(|| {
+            let s = &self.settings;
+            input_size(fw, fh, s.input_size, s.multiple_of, s.resize)
+        });
+        let (mean, std) = match self.settings.normalization {
             DepthNormalization::Imagenet => ([0.485f32, 0.456, 0.406], [0.229f32, 0.224, 0.225]),
             DepthNormalization::Half => ([0.5; 3], [0.5; 3]),
         };
-        let mut data = vec![0f32; 3 * h * w];
-        for (i, p) in resized.pixels().enumerate() {
-            for c in 0..3 {
-                data[c * h * w + i] = (p.0[c] as f32 / 255.0 - mean[c]) / std[c];
-            }
+        let mut data = Vec::with_capacity(3 * h * w);
+        for c in 0..3 {
+            let plane: Vec<f32> = img.pixels().map(|p| p.0[c] as f32 / 255.0).collect();
+            let resized = resize_cubic(&plane, fw, fh, w, h);
+            data.extend(resized.iter().map(|v| (v - mean[c]) / std[c]));
         }
         let tensor = Tensor::from_array((vec![1i64, 3, h as i64, w as i64], data))
             .map_err(|e| run(e.to_string()))?;
@@ -150,17 +153,79 @@ impl DepthModel {
                 )));
             }
         };
-        let map: ImageBuffer<Luma<f32>, Vec<f32>> =
-            ImageBuffer::from_raw(ow as u32, oh as u32, values.to_vec())
-                .ok_or_else(|| run("output size mismatch".into()))?;
-        let full = imageops::resize(
-            &map,
-            img.width(),
-            img.height(),
-            imageops::FilterType::CatmullRom,
-        );
-        Ok(full.into_raw())
+        Ok(resize_cubic(values, ow, oh, fw, fh))
     }
+}
+
+/// The model input (height, width) for a `width`×`height` frame by MiDaS's `Resize` rules
+/// (`keep_aspect_ratio`, `ensure_multiple_of`, `resize_method`): scale so that `target` fits
+/// as `resize` says, then round each side to the nearest multiple of `multiple_of` (half to
+/// even, as numpy), never below `target` for `lower_bound`.
+pub fn input_size(
+    width: usize,
+    height: usize,
+    target: u32,
+    multiple_of: u32,
+    resize: DepthResize,
+) -> (usize, usize) {
+    let (t, m) = (target as f64, multiple_of.max(1) as f64);
+    let (mut sh, mut sw) = (t / height as f64, t / width as f64);
+    match resize {
+        DepthResize::LowerBound if sw > sh => sh = sw,
+        DepthResize::LowerBound => sw = sh,
+        DepthResize::Minimal if (1.0 - sw).abs() < (1.0 - sh).abs() => sh = sw,
+        DepthResize::Minimal => sw = sh,
+        DepthResize::Square => {}
+    }
+    let min = if resize == DepthResize::LowerBound {
+        t
+    } else {
+        0.0
+    };
+    let side = |x: f64| {
+        let mut y = (x / m).round_ties_even() * m;
+        if y < min {
+            y = (x / m).ceil() * m;
+        }
+        y.max(m) as usize
+    };
+    (side(sh * height as f64), side(sw * width as f64))
+}
+
+/// Bicubic resize of one `w`×`h` plane to `ow`×`oh`, as OpenCV's `resize(INTER_CUBIC)` and
+/// torch's `interpolate(mode = "bicubic", align_corners = False)` compute it: Keys weights with
+/// a = −0.75, pixel centres aligned, edge pixels repeated, no antialiasing when shrinking.
+/// Separable (rows, then columns) in f32. Neither `image` nor `imageproc` offers this kernel:
+/// their bicubic filters widen when shrinking, which the depth models were not trained with.
+pub fn resize_cubic(src: &[f32], w: usize, h: usize, ow: usize, oh: usize) -> Vec<f32> {
+    if (w, h) == (ow, oh) {
+        return src.to_vec();
+    }
+    let taps = |n: usize, out: usize| -> Vec<([usize; 4], [f32; 4])> {
+        let scale = n as f64 / out as f64;
+        (0..out)
+            .map(|d| {
+                let f = ((d as f64 + 0.5) * scale - 0.5) as f32;
+                let s = f.floor();
+                let idx = [-1, 0, 1, 2].map(|k| (s as i64 + k).clamp(0, n as i64 - 1) as usize);
+                (idx, cubic_weights(f - s))
+            })
+            .collect()
+    };
+    let (tx, ty) = (taps(w, ow), taps(h, oh));
+    let mut rows = vec![0f32; h * ow];
+    for (src_row, row) in src.chunks_exact(w).zip(rows.chunks_exact_mut(ow)) {
+        for (o, (i, k)) in row.iter_mut().zip(&tx) {
+            *o = (0..4).map(|j| src_row[i[j]] * k[j]).sum();
+        }
+    }
+    let mut out = vec![0f32; oh * ow];
+    for (row, (i, k)) in out.chunks_exact_mut(ow).zip(&ty) {
+        for (x, o) in row.iter_mut().enumerate() {
+            *o = (0..4).map(|j| rows[i[j] * ow + x] * k[j]).sum();
+        }
+    }
+    out
 }
 
 /// Blends z with flat depth: `1 + weight · (z − 1)` (weight 1 keeps z as it is).

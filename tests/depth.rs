@@ -140,3 +140,83 @@ fn a_file_that_is_not_a_model_is_a_clear_error() {
         .to_string();
     assert!(e.contains("[depth] model") && e.contains("bad.onnx"), "{e}");
 }
+
+/// Largest difference between `got` and `want`, relative to `want`'s range.
+fn max_rel_err(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    let (lo, hi) = want
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0f32, f32::max);
+    worst / (hi - lo)
+}
+
+/// MiDaS / Depth-Anything / Deforum preprocessing, the model through ONNX Runtime, torch's
+/// bicubic resize back and Deforum's equalisation, all run in Python by
+/// scripts/make_depth_refs.py: anim's maps and z agree to float rounding.
+#[test]
+fn depth_path_matches_python_onnxruntime_reference() {
+    let dir = root().join("tests/data/depth");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
+    let img = load(&dir.join("input.png"));
+    assert_eq!(img.width() as u64, meta["width"].as_u64().unwrap());
+    let cases = meta["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 3);
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let settings: DepthSettings = toml::from_str(&format!(
+            "input_size = {}\nmultiple_of = {}\nresize = \"{}\"\nnormalization = \"{}\"",
+            case["input_size"],
+            case["multiple_of"],
+            case["resize"].as_str().unwrap(),
+            case["normalization"].as_str().unwrap()
+        ))
+        .unwrap();
+        let size = anim::depth::input_size(
+            img.width() as usize,
+            img.height() as usize,
+            settings.input_size,
+            settings.multiple_of,
+            settings.resize,
+        );
+        let want_size = (
+            case["model_height"].as_u64().unwrap() as usize,
+            case["model_width"].as_u64().unwrap() as usize,
+        );
+        assert_eq!(size, want_size, "{name}: model input size");
+        let mut m = DepthModel::load(&root().join("models/tiny-depth"), &settings).unwrap();
+        let depth = m.predict(&img).unwrap();
+        let want: ndarray::Array2<f32> =
+            ndarray_npy::read_npy(dir.join(format!("{name}_depth.npy"))).unwrap();
+        let depth_err = max_rel_err(&depth, want.as_slice().unwrap());
+        assert!(
+            depth_err < 2e-5,
+            "{name}: depth differs by {depth_err} of its range"
+        );
+        let z = anim::depth::depth_to_z(&depth).unwrap();
+        let want: ndarray::Array2<f32> =
+            ndarray_npy::read_npy(dir.join(format!("{name}_z.npy"))).unwrap();
+        let err = max_rel_err(&z, want.as_slice().unwrap());
+        assert!(err < 5e-4, "{name}: z differs by {err}");
+        eprintln!("{name}: model input {size:?}, depth err {depth_err:.2e}, z err {err:.2e}");
+    }
+}
+
+/// MiDaS's size rules on frames Deforum users render (DPT at 384, multiple of 32; Depth-Anything
+/// at 518, multiple of 14).
+#[test]
+fn model_input_sizes_follow_midas_rules() {
+    use anim::depth::input_size;
+    use anim::scene::DepthResize::*;
+    assert_eq!(input_size(512, 512, 384, 32, Minimal), (384, 384));
+    assert_eq!(input_size(1280, 720, 384, 32, Minimal), (384, 672));
+    assert_eq!(input_size(720, 1280, 384, 32, Minimal), (672, 384));
+    assert_eq!(input_size(1280, 720, 518, 14, LowerBound), (518, 924));
+    assert_eq!(input_size(512, 512, 518, 14, LowerBound), (518, 518));
+    assert_eq!(input_size(1280, 720, 518, 14, Square), (518, 518));
+}

@@ -428,6 +428,20 @@ pub enum DepthNormalization {
     Half,
 }
 
+/// How a frame is resized for a depth model whose input size is dynamic (MiDaS's `Resize` rules:
+/// keep the frame's aspect ratio, each side a multiple of `multiple_of`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DepthResize {
+    /// Both sides at least `input_size` (Depth-Anything).
+    LowerBound,
+    /// The side whose scale is closer to 1 becomes `input_size` (MiDaS v3 DPT, Deforum's
+    /// Midas-3-Hybrid with `input_size = 384`, `multiple_of = 32`).
+    Minimal,
+    /// `input_size` × `input_size`, aspect ratio not kept.
+    Square,
+}
+
 scene_table! {
     /// `[depth]`: the monocular depth model of 3D mode.
     DepthSettings ("depth") {
@@ -441,8 +455,12 @@ scene_table! {
         midas_weight: f64 = 1.0,
         /// Write each frame's depth map as a 16-bit grey PNG under `OUT/depth/`.
         save_depth_maps: bool = false,
-        /// Side of the square model input when the model's input size is dynamic.
+        /// Target side of the model input when the model's input size is dynamic.
         input_size: u32 = 518,
+        /// How frames are resized for a dynamic-size model: `lower_bound`, `minimal` or `square`.
+        resize: DepthResize = DepthResize::LowerBound,
+        /// Model input sides are rounded to a multiple of this (14 for ViT-S/14, 32 for DPT).
+        multiple_of: u32 = 14,
         /// Input normalisation: `imagenet` or `half`.
         normalization: DepthNormalization = DepthNormalization::Imagenet,
     }
@@ -820,6 +838,13 @@ impl Scene {
             return Err(format!(
                 "[depth] input_size = {}: must be at least 14 pixels",
                 self.depth.input_size
+            ));
+        }
+        if self.depth.multiple_of == 0 || self.depth.multiple_of > self.depth.input_size {
+            return Err(format!(
+                "[depth] multiple_of = {}: must be within 1..=input_size ({}); 14 for \
+                 Depth-Anything, 32 for MiDaS DPT",
+                self.depth.multiple_of, self.depth.input_size
             ));
         }
         for name in self.variables.keys() {

@@ -78,6 +78,8 @@ struct FrameRecord {
     steps: usize,
     steps_run: usize,
     warp_ms: f64,
+    /// Part of `warp_ms` spent in the depth model (3D mode with `[depth] model`).
+    depth_ms: f64,
     color_ms: f64,
     contrast_ms: f64,
     sharpen_ms: f64,
@@ -345,6 +347,8 @@ struct Loop<'s, 'p> {
     color_target: Option<ColorTarget>,
     records: Vec<serde_json::Value>,
     bar: ProgressBar,
+    /// Depth-model time of the warps since the last frame record took it.
+    depth_ms: f64,
 }
 
 impl Loop<'_, '_> {
@@ -354,6 +358,7 @@ impl Loop<'_, '_> {
             .camera
             .warp(&self.sched, i, img)
             .with_context(|| format!("frame {i}"))?;
+        self.depth_ms += info.depth_ms;
         if info.depth_fallback {
             self.bar.suspend(|| eprintln!("warning: frame {i}: the depth map is NaN, infinite or constant; flat depth used"));
         }
@@ -532,6 +537,7 @@ impl Loop<'_, '_> {
             img = self.warp(i, img)?;
         }
         rec.warp_ms = ms(t.elapsed());
+        rec.depth_ms = std::mem::take(&mut self.depth_ms);
         let key = match self.painter.take() {
             None => img,
             Some(painter) => {
@@ -562,6 +568,7 @@ impl Loop<'_, '_> {
                 index: i,
                 kind: "tween",
                 blend_ms: ms(t.elapsed()),
+                depth_ms: std::mem::take(&mut self.depth_ms),
                 ..record(&self.sched, i)
             };
             self.write(i, &tween, trec)?;
@@ -837,6 +844,7 @@ fn run_loop(
         color_target: None,
         records: Vec::new(),
         bar,
+        depth_ms: 0.0,
     };
     let (mut prev, mut done_key, mut seed_calls) = match resumed {
         Some((cp, key, sample)) => {

@@ -83,6 +83,14 @@ fn depth_changes_the_warp_and_maps_are_saved_as_16_bit() {
     assert_eq!(map.color(), image::ColorType::L16);
     assert_eq!((map.width(), map.height()), (96, 64));
     assert!(out.join("depth/000002.png").is_file());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let frame = &manifest["frames"][1];
+    let (depth_ms, warp_ms) = (
+        frame["depth_ms"].as_f64().unwrap(),
+        frame["warp_ms"].as_f64().unwrap(),
+    );
+    assert!(depth_ms > 0.0 && depth_ms <= warp_ms, "{frame}");
     // switched off: flat depth, no maps
     let off = tempfile::tempdir().unwrap();
     let (_, o) = preview(

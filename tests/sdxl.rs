@@ -475,3 +475,51 @@ fn folders_mixing_sd_and_sdxl_parts_are_refused() {
     let err = load_err(dir.path());
     assert!(err.contains("tokenizer_2"), "{err}");
 }
+
+#[test]
+fn cli_renders_frames_with_the_sdxl_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let scene = dir.path().join("scene.toml");
+    std::fs::write(
+        &scene,
+        r#"
+[image]
+width = 64
+height = 64
+[animation]
+max_frames = 3
+[generation]
+seed = 77
+sampler = "DPM++ 2M Karras"
+steps = 5
+strength = "0:(0.6)"
+cfg_scale = 6
+[motion]
+zoom = "0:(1.04)"
+angle = "0:(3)"
+[prompts]
+"0" = "a (red:1.2) fox in the snow --neg blurry"
+"2" = "a city at night"
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_anim"))
+        .args(["render", scene.to_str().unwrap(), "--model"])
+        .arg(model())
+        .args(["--out", out.to_str().unwrap(), "--quiet"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let frames: Vec<image::RgbImage> = (0..3)
+        .map(|i| {
+            image::open(out.join(format!("frames/{i:06}.png")))
+                .unwrap()
+                .to_rgb8()
+        })
+        .collect();
+    assert!(frames.iter().all(|f| f.dimensions() == (64, 64)));
+    assert_ne!(frames[0], frames[1]);
+    assert_ne!(frames[1], frames[2]);
+    assert!(!out.join("frames/000003.png").exists());
+}

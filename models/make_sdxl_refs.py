@@ -18,6 +18,9 @@ Writes tests/data/sdxl-ref/:
                                  strength, seed, UNet timesteps, time ids); txt2img runs have no negative prompt
                                  (force_zeros_for_empty_prompt: zero embeddings), img2img runs have one; two extra
                                  runs are not square (time ids (H, W, 0, 0, H, W))
+  refiner/img2img/                the same for StableDiffusionXLImg2ImgPipeline as the refiner (text_encoder_2 and
+                                 unet_refiner/, requires_aesthetics_score, Euler; the init image is
+                                 pipelines/init_image_uint8.npy)
   pipelines/init_image_uint8.npy, init_image_h64_w96_uint8.npy   the img2img inputs (make_reference.make_init_image)
   manifest.json                  versions, ORT-vs-torch differences, file index
 
@@ -166,6 +169,53 @@ def pipelines(fx_dir: Path, sv, models):
     return summary
 
 
+def refiner(fx_dir: Path, sv, models):
+    """StableDiffusionXLImg2ImgPipeline as the refiner: text_encoder_2 alone, requires_aesthetics_score (time ids
+    (H, W, 0, 0, 6.0) and (H, W, 0, 0, 2.5) for the negative prompt), Euler, strength 0.6."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline
+    from diffusers.utils.torch_utils import randn_tensor
+    from transformers import CLIPTokenizer
+
+    mods = [importlib.import_module(m) for m in [
+        "diffusers.pipelines.stable_diffusion_xl.pipeline_stable_diffusion_xl_img2img",
+        "diffusers.models.autoencoders.vae"]]
+    pipe = StableDiffusionXLImg2ImgPipeline(
+        vae=models["vae"], text_encoder=None, text_encoder_2=models["text_encoder_2"], tokenizer=None,
+        tokenizer_2=CLIPTokenizer.from_pretrained(str(fx_dir / "tokenizer_2")), unet=models["unet_refiner"],
+        scheduler=EulerDiscreteScheduler.from_config(mtx.SCHEDULER_CONFIG), requires_aesthetics_score=True,
+        force_zeros_for_empty_prompt=False, add_watermarker=False)
+    pipe.set_progress_bar_config(disable=True)
+    rec = msr.Recorder(randn_tensor)
+    for m in mods:
+        m.randn_tensor = rec
+    unet = models["unet_refiner"]
+    forward, time_ids = unet.forward, []
+
+    def spy(*a, **kw):
+        time_ids.append(kw["added_cond_kwargs"]["time_ids"].tolist())
+        return forward(*a, **kw)
+
+    unet.forward = spy
+    init = mr.make_init_image(64, 64)
+    try:
+        with torch.no_grad():
+            img = pipe(prompt=PROMPT, negative_prompt=NEGATIVE, image=mr.pil_from_uint8(init), strength=STRENGTH,
+                       num_inference_steps=10, guidance_scale=7.5, generator=torch.Generator("cpu").manual_seed(SEED),
+                       output_type="np").images[0]
+    finally:
+        for m in mods:
+            m.randn_tensor = randn_tensor
+        unet.forward = forward
+    d = "refiner/img2img"
+    sv.npy(f"{d}/image_uint8.npy", mr.to_uint8_image(img))
+    sv.npy(f"{d}/noise.npy", np.stack(rec.draws).reshape(len(rec.draws), -1))
+    sv.json(f"{d}/meta.json", dict(
+        pipeline="StableDiffusionXLImg2ImgPipeline (text_encoder_2 only, requires_aesthetics_score)",
+        prompt=PROMPT, negative_prompt=NEGATIVE, num_inference_steps=10, guidance_scale=7.5, strength=STRENGTH,
+        seed=SEED, width=64, height=64, unet_calls=len(time_ids), draws=len(rec.draws), time_ids=time_ids[0]))
+    return dict(unet_calls=len(time_ids), time_ids=time_ids[0], mean=float(img.mean()))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fixture", type=Path, default=HERE / "tiny-sdxl")
@@ -179,6 +229,7 @@ def main():
     sv = mr.Saver(args.out)
     summary = dict(tokens=tokens(args.fixture, sv), text=text(args.fixture, sv, models))
     summary["pipelines"] = pipelines(args.fixture, sv, models)
+    summary["refiner"] = refiner(args.fixture, sv, models)
     sv.json("manifest.json", dict(versions=mts.versions(), seed=SEED, summary=summary, files=sv.index))
     print(json.dumps(summary, indent=1))
 

@@ -13,6 +13,9 @@ like models/tiny-sd: int32 input_ids, int64 timestep [N], VAE encoder latent_par
   OUT/vae_encoder/, OUT/vae_decoder/     as models/tiny-sd (scaling_factor 0.13025, SDXL's)
   OUT/tokenizer/, OUT/tokenizer_2/       CLIP BPE (vocab.json + merges.txt); tokenizer_2 pads with "!" as SDXL base
   OUT/scheduler/scheduler_config.json    SDXL base's EulerDiscreteScheduler config ("leading" spacing)
+  OUT/unet_refiner/                      extra (no exporter writes it): a refiner-style UNet, text_encoder_2's width,
+                                         time_ids [batch, 5] (sizes, crop, aesthetic score); tests assemble a
+                                         refiner folder from it, text_encoder_2/, tokenizer_2/ and the VAE
   OUT/manifest.json                      versions, seed, configs, ORT-vs-torch checks, IO signatures, sha256
 
 The vocabulary is CLIP's real BPE cut to its first MERGES merges (plus the 512 byte tokens and the two specials,
@@ -77,6 +80,16 @@ UNET_CFG = dict(
     addition_time_embed_dim=TIME_EMBED,
     projection_class_embeddings_input_dim=6 * TIME_EMBED + TEXT2_CFG["projection_dim"],
     act_fn="silu",
+)
+
+# refiner-style UNet (extra folder unet_refiner/): conditioned on text_encoder_2 alone, 5 time ids (original size,
+# crop, aesthetic score) as stabilityai/stable-diffusion-xl-refiner-1.0; narrower to stay small
+REFINER_UNET_CFG = dict(
+    UNET_CFG,
+    block_out_channels=(8, 16),
+    norm_num_groups=4,
+    cross_attention_dim=TEXT2_CFG["hidden_size"],
+    projection_class_embeddings_input_dim=5 * TIME_EMBED + TEXT2_CFG["projection_dim"],
 )
 
 VAE_CFG = dict(mts.VAE_CFG, scaling_factor=0.13025, force_upcast=True)
@@ -170,7 +183,9 @@ def build_models(seed: int = SEED):
     unet = UNet2DConditionModel(**UNET_CFG).eval()
     torch.manual_seed(seed + 3)
     vae = AutoencoderKL(**VAE_CFG).eval()
-    return dict(text_encoder=te1, text_encoder_2=te2, unet=unet, vae=vae)
+    torch.manual_seed(seed + 4)
+    refiner = UNet2DConditionModel(**REFINER_UNET_CFG).eval()
+    return dict(text_encoder=te1, text_encoder_2=te2, unet=unet, vae=vae, unet_refiner=refiner)
 
 
 class TextEncoderWrap(torch.nn.Module):
@@ -235,6 +250,16 @@ def export_all(models, out: Path):
                      "text_embeds": {0: "batch_size"}, "time_ids": {0: "batch_size"},
                      "out_sample": {0: "batch_size", 2: "height", 3: "width"}})
     mts.save_config(models["unet"], out / "unet")
+    # the refiner-style UNet: time_ids [batch, 5]
+    ehs2 = torch.randn(B, 77, REFINER_UNET_CFG["cross_attention_dim"], generator=g)
+    tid5 = torch.tensor([[64.0, 64, 0, 0, 6.0]] * B)
+    mts.onnx_export(UNetWrap(models["unet_refiner"]), (sample, ts, ehs2, te, tid5), out / "unet_refiner" / "model.onnx",
+                    ["sample", "timestep", "encoder_hidden_states", "text_embeds", "time_ids"], ["out_sample"],
+                    {"sample": {0: "batch_size", 2: "height", 3: "width"}, "timestep": {0: "steps"},
+                     "encoder_hidden_states": {0: "batch_size", 1: "sequence_length"},
+                     "text_embeds": {0: "batch_size"}, "time_ids": {0: "batch_size"},
+                     "out_sample": {0: "batch_size", 2: "height", 3: "width"}})
+    mts.save_config(models["unet_refiner"], out / "unet_refiner")
 
     vae = models["vae"]
     img = torch.randn(1, 3, 8 * H, 8 * W, generator=g)
@@ -293,6 +318,11 @@ def verify(models, out: Path):
         rep["unet_time_ids_effect"] = float(np.abs(sess("unet").run(None, feed2)[0] - o).max())
         feed3 = dict(feed, text_embeds=np.zeros_like(te.numpy()))
         rep["unet_text_embeds_effect"] = float(np.abs(sess("unet").run(None, feed3)[0] - o).max())
+        e2 = torch.randn(2, 77, REFINER_UNET_CFG["cross_attention_dim"], generator=g)
+        tid5 = torch.tensor([[128.0, 64, 0, 0, 6.0], [128.0, 64, 0, 0, 2.5]])
+        r = models["unet_refiner"](s, t, e2, added_cond_kwargs=dict(text_embeds=te, time_ids=tid5)).sample.numpy()
+        o = sess("unet_refiner").run(None, dict(feed, encoder_hidden_states=e2.numpy(), time_ids=tid5.numpy()))[0]
+        rep["unet_refiner"] = float(np.abs(o - r).max())
         x = torch.rand(1, 3, 128, 64, generator=g) * 2 - 1
         d = models["vae"].encode(x).latent_dist
         rep["vae_encoder"] = float(np.abs(sess("vae_encoder").run(None, {"sample": x.numpy()})[0]
@@ -341,7 +371,7 @@ def main():
         torch_pipeline(models, out).save_pretrained(str(args.torch_out))
     manifest = dict(
         seed=args.seed, opset=mts.OPSET, merges=MERGES, versions=mts.versions(),
-        configs=dict(text=TEXT1_CFG, text_2=TEXT2_CFG, unet=UNET_CFG, vae=VAE_CFG),
+        configs=dict(text=TEXT1_CFG, text_2=TEXT2_CFG, unet=UNET_CFG, unet_refiner=REFINER_UNET_CFG, vae=VAE_CFG),
         verify_max_abs_diff_ort_vs_torch=rep,
         onnx={str(p.parent.relative_to(out)): mts.io_signature(p) for p in sorted(out.rglob("model.onnx"))},
         files=mts.file_manifest(out),

@@ -523,3 +523,61 @@ angle = "0:(3)"
     assert_ne!(frames[1], frames[2]);
     assert!(!out.join("frames/000003.png").exists());
 }
+
+#[test]
+fn refiner_layout_uses_aesthetic_scores() {
+    // a refiner folder: text_encoder_2 alone and a UNet with 5 time ids
+    let dir = tempfile::tempdir().unwrap();
+    for part in [
+        "text_encoder_2",
+        "tokenizer_2",
+        "scheduler",
+        "vae_encoder",
+        "vae_decoder",
+    ] {
+        std::os::unix::fs::symlink(model().join(part), dir.path().join(part)).unwrap();
+    }
+    std::os::unix::fs::symlink(model().join("unet_refiner"), dir.path().join("unet")).unwrap();
+    std::fs::write(
+        dir.path().join("model_index.json"),
+        r#"{"_class_name": "StableDiffusionXLImg2ImgPipeline", "force_zeros_for_empty_prompt": false,
+            "requires_aesthetics_score": true, "text_encoder": [null, null], "tokenizer": [null, null],
+            "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"]}"#,
+    )
+    .unwrap();
+    let mut p = Pipeline::load(dir.path()).unwrap();
+    assert_eq!(p.family(), ModelFamily::Sdxl);
+    let meta = json("refiner/img2img/meta.json");
+    let ids: Vec<f64> = meta["time_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![64.0, 64.0, 0.0, 0.0, 2.5, 64.0, 64.0, 0.0, 0.0, 6.0]
+    );
+    let init = image::RgbImage::from_raw(
+        64,
+        64,
+        npy_u8("pipelines/init_image_uint8.npy")
+            .as_slice()
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    let mut req = request(meta["prompt"].as_str().unwrap(), Some(&init));
+    req.negative = meta["negative_prompt"].as_str().unwrap();
+    req.steps = meta["num_inference_steps"].as_u64().unwrap() as usize;
+    req.cfg_scale = meta["guidance_scale"].as_f64().unwrap() as f32;
+    req.denoise = meta["strength"].as_f64().unwrap();
+    let want = npy_u8("refiner/img2img/image_uint8.npy");
+    let (img, times) = p
+        .generate(&req, &mut TorchRng::new(meta["seed"].as_u64().unwrap()))
+        .unwrap();
+    assert_eq!(times.steps_run, 6);
+    let db = psnr(img.as_raw(), want.as_slice().unwrap());
+    eprintln!("SDXL refiner img2img: PSNR {db:.1} dB");
+    assert!(db >= 45.0, "PSNR {db}");
+}

@@ -581,3 +581,43 @@ fn refiner_layout_uses_aesthetic_scores() {
     eprintln!("SDXL refiner img2img: PSNR {db:.1} dB");
     assert!(db >= 45.0, "PSNR {db}");
 }
+
+#[test]
+fn fp16_unet_is_detected_and_close_to_fp32() {
+    // the float16 UNet (text_embeds and time_ids float16 too) with the fp32 rest
+    let dir = mixed(
+        &model(),
+        &root().join("models/tiny-sdxl-fp16"),
+        &["unet"],
+        &[],
+    );
+    let mut p = Pipeline::load(dir.path()).unwrap();
+    assert!(p.is_fp16());
+    for run in ["euler/txt2img", "euler/img2img"] {
+        let meta = json(&format!("pipelines/{run}/meta.json"));
+        let init = image::RgbImage::from_raw(
+            64,
+            64,
+            npy_u8("pipelines/init_image_uint8.npy")
+                .as_slice()
+                .unwrap()
+                .to_vec(),
+        )
+        .unwrap();
+        let mut req = request(
+            meta["prompt"].as_str().unwrap(),
+            run.ends_with("img2img").then_some(&init),
+        );
+        req.negative = meta["negative_prompt"].as_str().unwrap_or("");
+        req.steps = meta["num_inference_steps"].as_u64().unwrap() as usize;
+        req.cfg_scale = meta["guidance_scale"].as_f64().unwrap() as f32;
+        req.denoise = meta["strength"].as_f64().unwrap_or(1.0);
+        let (img, _) = p
+            .generate(&req, &mut TorchRng::new(meta["seed"].as_u64().unwrap()))
+            .unwrap();
+        let want = npy_u8(&format!("pipelines/{run}/image_uint8.npy"));
+        let db = psnr(img.as_raw(), want.as_slice().unwrap());
+        eprintln!("SDXL fp16 UNet {run} vs diffusers fp32: PSNR {db:.1} dB");
+        assert!(db >= 45.0, "{run}: PSNR {db}");
+    }
+}

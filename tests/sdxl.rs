@@ -500,9 +500,21 @@ angle = "0:(3)"
 [prompts]
 "0" = "a (red:1.2) fox in the snow --neg blurry"
 "2" = "a city at night"
-"#,
+[model]
+folder = "{model}"
+"#
+        .replace("{model}", &model().display().to_string()),
     )
     .unwrap();
+    let validate = std::process::Command::new(env!("CARGO_BIN_EXE_anim"))
+        .args(["validate", scene.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        validate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&validate.stderr)
+    );
     let out = dir.path().join("out");
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_anim"))
         .args(["render", scene.to_str().unwrap(), "--model"])

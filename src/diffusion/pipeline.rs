@@ -327,7 +327,8 @@ impl Pipeline {
             .into_iter()
             .filter(|n| unet.has_input(n))
             .collect();
-        if second != !added.is_empty() || (second && added.len() != SDXL_UNET_INPUTS.len()) {
+        let complete = added.len() == SDXL_UNET_INPUTS.len();
+        if (second && !complete) || (!second && !added.is_empty()) {
             bail!(layout_error(folder, &unet, second));
         }
         let sdxl = if second {

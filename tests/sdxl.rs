@@ -270,6 +270,15 @@ fn pipeline_runs(from_seed: bool) -> Vec<(String, f64)> {
     out
 }
 
+/// Every run at 45 dB or more; the non-square ones at 60 dB or more, since the tiny UNet's time
+/// ids embedding is weak (with height and width swapped the 64x128 run still reaches 49 dB).
+fn check(runs: &[(String, f64)]) {
+    for (name, db) in runs {
+        let min = if name.contains("_h") { 60.0 } else { 45.0 };
+        assert!(*db >= min, "{name}: PSNR {db:.1} dB < {min}; all: {runs:?}");
+    }
+}
+
 #[test]
 fn every_sampler_matches_diffusers_sdxl_pipelines() {
     let runs = pipeline_runs(false);
@@ -277,7 +286,7 @@ fn every_sampler_matches_diffusers_sdxl_pipelines() {
         eprintln!("SDXL {name}: PSNR {db:.1} dB (recorded noise)");
     }
     assert_eq!(runs.len(), 18);
-    assert!(runs.iter().all(|(_, db)| *db >= 45.0), "{runs:?}");
+    check(&runs);
 }
 
 #[test]
@@ -286,7 +295,7 @@ fn every_sampler_matches_diffusers_sdxl_pipelines_from_the_seed() {
     for (name, db) in &runs {
         eprintln!("SDXL {name}: PSNR {db:.1} dB (torch generator seed)");
     }
-    assert!(runs.iter().all(|(_, db)| *db >= 45.0), "{runs:?}");
+    check(&runs);
 }
 
 /// Rows `[from, to)` of an embedding's hidden states, one encoder's columns `cols`.

@@ -7,7 +7,10 @@ float32 and the models run on ONNX Runtime's CPU provider (whose float16 kernels
 input and output element types, float16 tensors to build and read - is the same. The text encoder (6 MB) and the
 tokenizer are not copied: tests assemble a folder from these parts and models/tiny-sd's others.
 
-Usage:  /work/venv-torch/bin/python models/make_fp16.py
+`--sdxl` writes models/tiny-sdxl-fp16/ instead: the tiny SDXL UNet alone, with float16 `text_embeds` and
+`time_ids` as well.
+
+Usage:  /work/venv-torch/bin/python models/make_fp16.py [--sdxl]
 """
 from __future__ import annotations
 
@@ -63,13 +66,23 @@ def to_fp16(src: Path, dst: Path):
 
 
 def main():
-    src, out = HERE / "tiny-sd", HERE / "tiny-sd-fp16"
+    import sys
+
+    sdxl = "--sdxl" in sys.argv[1:]
+    src, out = (HERE / "tiny-sdxl", HERE / "tiny-sdxl-fp16") if sdxl else (HERE / "tiny-sd", HERE / "tiny-sd-fp16")
     if out.exists():
         shutil.rmtree(out)
-    for part in ["unet", "vae_encoder", "vae_decoder"]:
+    # SDXL: the UNet alone (its text_embeds and time_ids become float16 too); tests take the rest from tiny-sdxl
+    for part in ["unet"] if sdxl else ["unet", "vae_encoder", "vae_decoder"]:
         to_fp16(src / part / "model.onnx", out / part / "model.onnx")
         shutil.copy(src / part / "config.json", out / part / "config.json")
-    (out / "README.md").write_text(__doc__.split("Usage:")[0])
+    readme = __doc__.split("`--sdxl`")[0]
+    if sdxl:
+        readme = (f"A float16 copy of the tiny SDXL model's UNet (models/tiny-sdxl/unet), made by `make_fp16.py --sdxl`: "
+                  "sample, encoder_hidden_states, text_embeds and time_ids in, out_sample out, all float16, with float32 "
+                  "arithmetic inside (as below). Tests assemble an SDXL folder from it and models/tiny-sdxl's other parts.\n\n"
+                  + readme.split("\n\n", 1)[1].split(" The text encoder")[0] + "\n")
+    (out / "README.md").write_text(readme)
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"{out}: {total / 1e6:.2f} MB")
 

@@ -323,15 +323,23 @@ fn validate(path: &std::path::Path) -> Result<()> {
     match &scene.model.folder {
         Some(f) => {
             let folder = scene.resolve(f);
-            for part in [
+            // SDXL adds text_encoder_2/ and tokenizer_2/; its refiner has them instead of the first pair
+            let sdxl = folder.join("text_encoder_2/model.onnx").is_file();
+            let first = !sdxl || folder.join("text_encoder").exists();
+            let mut parts = vec![
                 "model_index.json",
-                "tokenizer",
                 "scheduler/scheduler_config.json",
-                "text_encoder/model.onnx",
                 "unet/model.onnx",
                 "vae_encoder/model.onnx",
                 "vae_decoder/model.onnx",
-            ] {
+            ];
+            if first {
+                parts.extend(["tokenizer", "text_encoder/model.onnx"]);
+            }
+            if sdxl {
+                parts.push("tokenizer_2");
+            }
+            for part in parts {
                 let p = folder.join(part);
                 if !p.exists() {
                     anyhow::bail!(

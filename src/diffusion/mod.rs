@@ -1,4 +1,4 @@
-//! Stable Diffusion on ONNX Runtime: tokenizer, samplers, torch-compatible noise and the
+//! Stable Diffusion (1.x, 2.x, SDXL) on ONNX Runtime: tokenizer, samplers, torch-compatible noise and the
 //! txt2img/img2img pipeline.
 
 pub mod pipeline;
@@ -6,10 +6,13 @@ pub mod prompt;
 pub mod rng;
 pub mod scheduler;
 pub mod session;
+mod text;
 pub mod tokenizer;
 pub mod variation;
 
-pub use pipeline::{NoiseSource, Pipeline, Request, StageTimes, Travel};
+pub use pipeline::{
+    ModelFamily, NoiseSource, Pipeline, Request, StageTimes, TextEmbedding, Travel,
+};
 pub use prompt::PromptSyntax;
 pub use rng::TorchRng;
 pub use scheduler::{SamplerKind, Scheduler, SchedulerConfig};

@@ -1,5 +1,6 @@
 //! txt2img and img2img over an ONNX Stable Diffusion folder, with the semantics of diffusers'
-//! `StableDiffusionPipeline` and `StableDiffusionImg2ImgPipeline`.
+//! `StableDiffusionPipeline` and `StableDiffusionImg2ImgPipeline`, and for SDXL folders
+//! `StableDiffusionXLPipeline` and `StableDiffusionXLImg2ImgPipeline`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use super::prompt::{self, PromptSyntax};
 use super::rng::TorchRng;
 use super::scheduler::{SamplerKind, Scheduler, SchedulerConfig};
 use super::session::{Model, SessionOptions, float_input, float_value};
+use super::text::{Layer, TextEncoder, concat_features};
 use super::tokenizer::ClipTokenizer;
 use super::variation;
 
@@ -141,20 +143,84 @@ enum TimestepInput {
     Float32Scalar,
 }
 
-/// A loaded Stable Diffusion 1.x/2.x ONNX pipeline.
+/// The model family of a loaded folder, told apart by its parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum ModelFamily {
+    /// SD 1.x/2.x: one text encoder, a UNet conditioned on its hidden states only.
+    Sd,
+    /// SDXL: `text_encoder/` and `text_encoder_2/` (or `text_encoder_2/` alone, as the refiner),
+    /// a UNet that also takes the pooled `text_embeds` and the `time_ids`.
+    Sdxl,
+}
+
+/// SDXL's added conditioning, read from the UNet and `model_index.json`.
+struct SdxlConfig {
+    /// Entries of `time_ids`: 6 (original size, crop, target size) or 5 (original size, crop,
+    /// aesthetic score: the refiner).
+    time_ids: usize,
+    /// `force_zeros_for_empty_prompt`: an empty negative prompt gives zero embeddings.
+    force_zeros: bool,
+    text_embeds_f16: bool,
+    time_ids_f16: bool,
+}
+
+/// SDXL's aesthetic score for the prompt (diffusers' `aesthetic_score` default).
+pub const AESTHETIC_SCORE: f32 = 6.0;
+/// SDXL's aesthetic score for the negative prompt (diffusers' `negative_aesthetic_score` default).
+pub const NEGATIVE_AESTHETIC_SCORE: f32 = 2.5;
+
+/// The text embeddings of one prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextEmbedding {
+    /// `[1, tokens, dim]`: 77 tokens per 75-token chunk.
+    pub shape: Vec<usize>,
+    /// Hidden states, flat; SDXL: both encoders' concatenated on the feature axis.
+    pub hidden: Vec<f32>,
+    /// SDXL's pooled embedding (`text_encoder_2`'s `text_embeds`, of the first chunk); empty for
+    /// SD 1.x/2.x.
+    pub pooled: Vec<f32>,
+}
+
+impl TextEmbedding {
+    /// Zeros of the same shape (SDXL's empty negative prompt).
+    fn zeros_like(&self) -> TextEmbedding {
+        TextEmbedding {
+            shape: self.shape.clone(),
+            hidden: vec![0.0; self.hidden.len()],
+            pooled: vec![0.0; self.pooled.len()],
+        }
+    }
+
+    /// Interpolation towards `other` by `w` (prompt travel); embeddings of different lengths
+    /// (chunk counts) cannot be blended token by token, so the nearer one is taken.
+    fn blend(&self, other: &TextEmbedding, w: f32, slerp: bool) -> TextEmbedding {
+        if self.shape != other.shape || self.pooled.len() != other.pooled.len() {
+            return if w >= 0.5 { other } else { self }.clone();
+        }
+        TextEmbedding {
+            shape: self.shape.clone(),
+            hidden: blend_embeddings(&self.hidden, &other.hidden, self.shape[2], w, slerp),
+            pooled: if self.pooled.is_empty() {
+                Vec::new()
+            } else {
+                blend_embeddings(&self.pooled, &other.pooled, self.pooled.len(), w, slerp)
+            },
+        }
+    }
+}
+
+/// A loaded Stable Diffusion 1.x/2.x or SDXL ONNX pipeline.
 pub struct Pipeline {
     folder: PathBuf,
-    tokenizer: ClipTokenizer,
-    text_encoder: Model,
+    /// `text_encoder` (SD), `text_encoder` + `text_encoder_2` (SDXL) or `text_encoder_2` (refiner).
+    encoders: Vec<TextEncoder>,
     unet: Model,
     vae_encoder: Model,
     vae_decoder: Model,
     /// The model's scheduler configuration.
     pub scheduler_config: SchedulerConfig,
-    /// VAE latent scaling factor (0.18215 for SD 1.x).
+    /// VAE latent scaling factor (0.18215 for SD 1.x, 0.13025 for SDXL).
     pub vae_scaling: f32,
-    ids_int64: bool,
-    text_batch_dynamic: bool,
     timestep: TimestepInput,
     unet_batch_dynamic: bool,
     encoder_parameters: bool,
@@ -162,18 +228,27 @@ pub struct Pipeline {
     unet_f16: bool,
     vae_encoder_f16: bool,
     vae_decoder_f16: bool,
-    /// Text encoder outputs `hidden_states.0..=N` (for clip skip), N = layers.
-    hidden_layers: Option<usize>,
-    /// The final layer norm (weight, bias) recovered from the encoder's outputs, once needed.
-    final_norm: Option<(Vec<f64>, Vec<f64>)>,
-    layer_norm_eps: f64,
+    /// SDXL's added conditioning; `None` for SD 1.x/2.x.
+    sdxl: Option<SdxlConfig>,
     /// Provider fallbacks and other notes from loading.
     notes: Vec<String>,
-    embed_cache: HashMap<EmbedKey, (Vec<usize>, Vec<f32>)>,
+    embed_cache: HashMap<EmbedKey, TextEmbedding>,
 }
 
 /// Prompt embeddings are cached per (syntax, clip skip, text).
 type EmbedKey = (PromptSyntax, u32, String);
+
+/// One UNet call of a generation: `len` batch elements from `first`, with their conditioning.
+struct UnetCall {
+    first: usize,
+    len: usize,
+    encoder_hidden_states: DynValue,
+    /// SDXL: `text_embeds` and `time_ids`.
+    added: Option<(DynValue, DynValue)>,
+}
+
+/// The UNet inputs SDXL adds to SD's.
+const SDXL_UNET_INPUTS: [&str; 2] = ["text_embeds", "time_ids"];
 
 impl Pipeline {
     /// Loads every part of an optimum/diffusers ONNX folder on the CPU, without a cache.
@@ -191,13 +266,15 @@ impl Pipeline {
         )
     }
 
-    /// Loads every part of an optimum/diffusers ONNX folder with the given provider and cache,
-    /// and checks its IO conventions (ids int32/int64, timestep int64 `[N]` or float `[]`,
-    /// float32 or float16 tensors, VAE encoder `latent_parameters` or `latent_sample`).
+    /// Loads every part of an optimum/diffusers ONNX folder (SD 1.x/2.x, or SDXL when it has
+    /// `text_encoder_2/`) with the given provider and cache, and checks its IO conventions (ids
+    /// int32/int64, timestep int64 `[N]` or float `[]`, float32 or float16 tensors, VAE encoder
+    /// `latent_parameters` or `latent_sample`, SDXL's `text_embeds` and `time_ids`).
     ///
     /// # Errors
-    /// A missing or unreadable file, a model with unexpected inputs or outputs, or a provider that
-    /// cannot run; the message names the file or the provider.
+    /// A missing or unreadable file, a model with unexpected inputs or outputs, a folder mixing
+    /// SD and SDXL parts, or a provider that cannot run; the message names the file or the
+    /// provider.
     pub fn load_with(folder: &Path, opts: &SessionOptions) -> Result<Pipeline> {
         if !folder.is_dir() {
             bail!("model folder {} does not exist", folder.display());
@@ -211,7 +288,10 @@ impl Pipeline {
                 folder.display()
             );
         }
-        let tokenizer = ClipTokenizer::load(&folder.join("tokenizer"))?;
+        let model_index: serde_json::Value = std::fs::read_to_string(&index)
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or(serde_json::Value::Null);
         let sched_path = folder.join("scheduler").join("scheduler_config.json");
         let scheduler_config = SchedulerConfig::load(&sched_path)?;
         let vae_scaling = ["vae_decoder", "vae_encoder"]
@@ -221,20 +301,83 @@ impl Pipeline {
             .find_map(|v| v["scaling_factor"].as_f64())
             .unwrap_or(0.18215) as f32;
         let mut notes = Vec::new();
-        let text_encoder = Model::load(folder, "text_encoder", opts, &mut notes)?;
+        let has_part = |sub: &str| folder.join(sub).join("model.onnx").is_file();
+        let second = has_part("text_encoder_2");
+        let mut encoders = Vec::new();
+        if !second || has_part("text_encoder") {
+            encoders.push(TextEncoder::load(
+                folder,
+                "text_encoder",
+                "tokenizer",
+                opts,
+                &mut notes,
+            )?);
+        }
+        if second {
+            encoders.push(TextEncoder::load(
+                folder,
+                "text_encoder_2",
+                "tokenizer_2",
+                opts,
+                &mut notes,
+            )?);
+        }
         let unet = Model::load(folder, "unet", opts, &mut notes)?;
+        let added: Vec<&str> = SDXL_UNET_INPUTS
+            .into_iter()
+            .filter(|n| unet.has_input(n))
+            .collect();
+        let complete = added.len() == SDXL_UNET_INPUTS.len();
+        if (second && !complete) || (!second && !added.is_empty()) {
+            bail!(layout_error(folder, &unet, second));
+        }
+        let sdxl = if second {
+            for enc in &encoders {
+                if enc.hidden_layers().is_none() {
+                    bail!(
+                        "{}: SDXL reads the text encoders' penultimate layer, but it has no `hidden_states.*` \
+                         outputs (optimum exports them for SDXL)",
+                        enc.model.path.display()
+                    );
+                }
+            }
+            if let Some(last) = encoders.last().filter(|e| !e.has_pooled()) {
+                bail!(
+                    "{}: expected an output `text_embeds` (SDXL's pooled text embedding, from \
+                     CLIPTextModelWithProjection)",
+                    last.model.path.display()
+                );
+            }
+            let dims = unet.input_dims("time_ids")?;
+            let time_ids = match dims.get(1).copied() {
+                Some(n @ (5 | 6)) => n as usize,
+                Some(n) if n < 0 => {
+                    if model_index["requires_aesthetics_score"].as_bool() == Some(true) {
+                        5
+                    } else {
+                        6
+                    }
+                }
+                _ => bail!(
+                    "{}: time_ids has shape {dims:?}; expected [batch, 6] (sizes and crop) or [batch, 5] \
+                     (with the aesthetic score)",
+                    unet.path.display()
+                ),
+            };
+            Some(SdxlConfig {
+                time_ids,
+                force_zeros: model_index["force_zeros_for_empty_prompt"]
+                    .as_bool()
+                    .unwrap_or(true),
+                text_embeds_f16: unet.input_is_f16("text_embeds")?,
+                time_ids_f16: unet.input_is_f16("time_ids")?,
+            })
+        } else {
+            None
+        };
         let vae_encoder = Model::load(folder, "vae_encoder", opts, &mut notes)?;
         let vae_decoder = Model::load(folder, "vae_decoder", opts, &mut notes)?;
 
-        let (ids_ty, _, text_batch_dynamic) = text_encoder.input("input_ids")?;
-        let ids_int64 = match ids_ty {
-            TensorElementType::Int64 => true,
-            TensorElementType::Int32 => false,
-            t => bail!(
-                "{}: input_ids is {t:?}; expected int32 or int64",
-                text_encoder.path.display()
-            ),
-        };
         let (_, _, unet_batch_dynamic) = unet.input("sample")?;
         let unet_f16 = unet.input_is_f16("sample")?;
         if unet.input_is_f16("encoder_hidden_states")? != unet_f16 {
@@ -254,15 +397,6 @@ impl Pipeline {
         };
         let vae_encoder_f16 = vae_encoder.input_is_f16("sample")?;
         let vae_decoder_f16 = vae_decoder.input_is_f16("latent_sample")?;
-        let hidden_layers = (1..64)
-            .take_while(|i| text_encoder.has_output(&format!("hidden_states.{i}")))
-            .last();
-        let layer_norm_eps =
-            std::fs::read_to_string(folder.join("text_encoder").join("config.json"))
-                .ok()
-                .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-                .and_then(|v| v["layer_norm_eps"].as_f64())
-                .unwrap_or(1e-5);
         let encoder_parameters = if vae_encoder.has_output("latent_parameters") {
             true
         } else if vae_encoder.has_output("latent_sample") {
@@ -275,24 +409,19 @@ impl Pipeline {
         };
         Ok(Pipeline {
             folder: folder.to_path_buf(),
-            tokenizer,
-            text_encoder,
+            encoders,
             unet,
             vae_encoder,
             vae_decoder,
             scheduler_config,
             vae_scaling,
-            ids_int64,
-            text_batch_dynamic,
             timestep,
             unet_batch_dynamic,
             encoder_parameters,
             unet_f16,
             vae_encoder_f16,
             vae_decoder_f16,
-            hidden_layers,
-            final_norm: None,
-            layer_norm_eps,
+            sdxl,
             notes,
             embed_cache: HashMap::new(),
         })
@@ -301,6 +430,15 @@ impl Pipeline {
     /// The folder the pipeline was loaded from.
     pub fn folder(&self) -> &Path {
         &self.folder
+    }
+
+    /// SD 1.x/2.x or SDXL.
+    pub fn family(&self) -> ModelFamily {
+        if self.sdxl.is_some() {
+            ModelFamily::Sdxl
+        } else {
+            ModelFamily::Sd
+        }
     }
 
     /// Notes from loading (providers that `--device auto` could not use).
@@ -318,9 +456,9 @@ impl Pipeline {
         self.unet_f16
     }
 
-    /// The tokenizer.
+    /// The (first) text encoder's tokenizer.
     pub fn tokenizer(&self) -> &ClipTokenizer {
-        &self.tokenizer
+        &self.encoders[0].tokenizer
     }
 
     /// Text embeddings `[1, 77, D]` (flat, with shape) of a prompt read as diffusers reads it (no
@@ -342,7 +480,8 @@ impl Pipeline {
     }
 
     /// [`Pipeline::encode`] with A1111's clip skip: 1 is the last layer, 2 the one before (with the
-    /// final layer norm applied, as A1111 does), and so on.
+    /// final layer norm applied, as A1111 does), and so on. SDXL counts from its penultimate
+    /// layer, as diffusers does: 1 is `hidden_states[-2]`, 2 is `hidden_states[-3]`, no final norm.
     ///
     /// # Errors
     /// As [`Pipeline::encode`]; clip skip above 1 also needs a text encoder exported with
@@ -353,102 +492,138 @@ impl Pipeline {
         syntax: PromptSyntax,
         clip_skip: u32,
     ) -> Result<(Vec<usize>, Vec<f32>)> {
+        let e = self.embed(text, syntax, clip_skip)?;
+        Ok((e.shape, e.hidden))
+    }
+
+    /// The text embeddings of a prompt (hidden states and, for SDXL, the pooled embedding), as
+    /// [`Pipeline::encode_skip`] reads it; cached per (syntax, clip skip, text).
+    ///
+    /// SDXL: each encoder reads the prompt with its own tokenizer (and its own padding); with the
+    /// A1111 syntax each encoder's hidden states get the emphasis of their chunk, and the pooled
+    /// embedding is the first chunk's.
+    ///
+    /// # Errors
+    /// As [`Pipeline::encode_skip`]; SDXL tokenizers that cut a prompt into different numbers of
+    /// chunks.
+    pub fn embed(
+        &mut self,
+        text: &str,
+        syntax: PromptSyntax,
+        clip_skip: u32,
+    ) -> Result<TextEmbedding> {
         let clip_skip = clip_skip.max(1);
         let key = (syntax, clip_skip, text.to_string());
         if let Some(hit) = self.embed_cache.get(&key) {
             return Ok(hit.clone());
         }
-        let out = match syntax {
-            PromptSyntax::Plain => {
-                let ids = self.tokenizer.encode(text)?;
-                self.run_text_encoder(&ids, 1, clip_skip)?
+        let sdxl = self.sdxl.is_some();
+        let layer = match (sdxl, clip_skip) {
+            (true, k) => Layer::Raw(k as usize),
+            (false, 1) => Layer::Last,
+            (false, k) => Layer::Normed(k as usize),
+        };
+        // A1111: each encoder's chunks; one with fewer (SDXL's tokenizer_2 reads "!" as its pad
+        // token, so the two can differ) gets empty chunks, as A1111 pads a batch
+        let mut all_chunks = Vec::new();
+        if syntax != PromptSyntax::Plain {
+            for enc in &self.encoders {
+                all_chunks.push(prompt::chunks(&enc.tokenizer, text)?);
             }
-            PromptSyntax::A1111 | PromptSyntax::A1111NoNorm => {
-                let chunks = prompt::chunks(&self.tokenizer, text)?;
-                let ids: Vec<u32> = chunks.iter().flat_map(|c| c.ids.iter().copied()).collect();
-                let (shape, mut z) = self.run_text_encoder(&ids, chunks.len(), clip_skip)?;
-                let per = z.len() / chunks.len();
-                for (c, zc) in chunks.iter().zip(z.chunks_mut(per)) {
-                    prompt::apply_emphasis(zc, &c.weights, syntax == PromptSyntax::A1111);
+            let most = all_chunks.iter().map(Vec::len).max().unwrap_or(1);
+            for (enc, chunks) in self.encoders.iter().zip(all_chunks.iter_mut()) {
+                while chunks.len() < most {
+                    chunks.extend(prompt::chunks(&enc.tokenizer, "")?);
                 }
-                (vec![1, shape[0] * shape[1], shape[2]], z)
             }
+        }
+        let mut parts = Vec::with_capacity(self.encoders.len());
+        for (k, enc) in self.encoders.iter_mut().enumerate() {
+            let pooled = sdxl && enc.has_pooled();
+            let part = match syntax {
+                PromptSyntax::Plain => {
+                    let ids = enc.tokenizer.encode(text)?;
+                    enc.run(&ids, 1, layer, pooled)?
+                }
+                PromptSyntax::A1111 | PromptSyntax::A1111NoNorm => {
+                    let chunks = &all_chunks[k];
+                    let ids: Vec<u32> = chunks.iter().flat_map(|c| c.ids.iter().copied()).collect();
+                    let mut e = enc.run(&ids, chunks.len(), layer, pooled)?;
+                    let per = e.hidden.len() / chunks.len();
+                    for (c, zc) in chunks.iter().zip(e.hidden.chunks_mut(per)) {
+                        prompt::apply_emphasis(zc, &c.weights, syntax == PromptSyntax::A1111);
+                    }
+                    if let Some(p) = e.pooled.as_mut() {
+                        p.truncate(p.len() / chunks.len());
+                    }
+                    e.shape = vec![1, e.shape[0] * e.shape[1], e.shape[2]];
+                    e
+                }
+            };
+            parts.push(part);
+        }
+        let mut shape = parts[0].shape.clone();
+        let mut hidden = std::mem::take(&mut parts[0].hidden);
+        for (k, p) in parts.iter().enumerate().skip(1) {
+            if p.shape[..2] != shape[..2] {
+                bail!(
+                    "prompt {text:?}: {} gives {} tokens, {} gives {}",
+                    self.encoders[0].model.path.display(),
+                    shape[1],
+                    self.encoders[k].model.path.display(),
+                    p.shape[1]
+                );
+            }
+            hidden = concat_features(&hidden, shape[2], &p.hidden, p.shape[2]);
+            shape[2] += p.shape[2];
+        }
+        let pooled = parts
+            .iter_mut()
+            .rev()
+            .find_map(|p| p.pooled.take())
+            .unwrap_or_default();
+        let out = TextEmbedding {
+            shape,
+            hidden,
+            pooled,
         };
         self.embed_cache.insert(key, out.clone());
         Ok(out)
     }
 
-    /// Hidden states `[batch, seq, D]` of `batch` id sequences of equal length (one call when the
-    /// model's batch axis is dynamic, else one per sequence): `last_hidden_state`, or for clip
-    /// skip k > 1 `hidden_states[-k]` through the final layer norm.
-    fn run_text_encoder(
+    /// The negative prompt's embeddings: SDXL with `force_zeros_for_empty_prompt` reads an empty
+    /// negative prompt as zeros shaped like the prompt's (diffusers' `negative_prompt=None`),
+    /// otherwise the text is encoded like a prompt.
+    fn negative_embedding(
         &mut self,
-        ids: &[u32],
-        batch: usize,
+        negative: &str,
+        like: &TextEmbedding,
+        syntax: PromptSyntax,
         clip_skip: u32,
-    ) -> Result<(Vec<usize>, Vec<f32>)> {
-        let seq = ids.len() / batch;
-        let mut shape = vec![batch, seq, 0];
-        let mut out = Vec::new();
-        let per_call = if self.text_batch_dynamic { batch } else { 1 };
-        let skip = clip_skip as usize;
-        let names: Vec<String> = if skip <= 1 {
-            vec!["last_hidden_state".into()]
-        } else {
-            let layers = self.hidden_layers.ok_or_else(|| {
-                anyhow!(
-                    "clip skip {clip_skip} needs the text encoder's hidden states, but {} has no `hidden_states.*` outputs;                      export it with them (optimum: --model-kwargs '{{\"output_hidden_states\": true}}') or set clipskip to 1",
-                    self.text_encoder.path.display()
-                )
-            })?;
-            if skip > layers {
-                bail!(
-                    "clip skip {clip_skip}: {} has only {layers} layers",
-                    self.text_encoder.path.display()
-                );
-            }
-            vec![
-                "last_hidden_state".into(),
-                format!("hidden_states.{layers}"),
-                format!("hidden_states.{}", layers + 1 - skip),
-            ]
-        };
-        let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        for part in ids.chunks(seq * per_call) {
-            let dims = vec![(part.len() / seq) as i64, seq as i64];
-            let input: SessionInputValue<'static> = if self.ids_int64 {
-                Tensor::from_array((dims, part.iter().map(|&i| i as i64).collect::<Vec<_>>()))
-                    .map_err(|e| anyhow!("{e}"))?
-                    .into()
-            } else {
-                Tensor::from_array((dims, part.iter().map(|&i| i as i32).collect::<Vec<_>>()))
-                    .map_err(|e| anyhow!("{e}"))?
-                    .into()
-            };
-            let mut res = self
-                .text_encoder
-                .run(vec![("input_ids".into(), input)], &name_refs)?;
-            shape[2] = res[0].0.get(2).copied().unwrap_or(0);
-            if skip <= 1 {
-                out.extend(res.swap_remove(0).1);
-                continue;
-            }
-            let dim = shape[2];
-            if self.final_norm.is_none() {
-                self.final_norm = Some(fit_layer_norm(
-                    &res[1].1,
-                    &res[0].1,
-                    dim,
-                    self.layer_norm_eps,
-                )?);
-            }
-            let (w, b) = self
-                .final_norm
-                .as_ref()
-                .ok_or_else(|| anyhow!("final layer norm missing"))?;
-            out.extend(layer_norm(&res[2].1, dim, self.layer_norm_eps, w, b));
+    ) -> Result<TextEmbedding> {
+        if negative.is_empty() && self.sdxl.as_ref().is_some_and(|s| s.force_zeros) {
+            return Ok(like.zeros_like());
         }
-        Ok((shape, out))
+        self.embed(negative, syntax, clip_skip)
+    }
+
+    /// SDXL's `time_ids` for an image of `width`x`height`: original size, crop (0, 0), target
+    /// size `(H, W, 0, 0, H, W)`, or with a 5-entry UNet (the refiner) `(H, W, 0, 0, score)`.
+    /// Matches diffusers `StableDiffusionXLImg2ImgPipeline._get_add_time_ids` with its defaults.
+    fn time_ids(&self, width: u32, height: u32, negative: bool) -> Vec<f32> {
+        let (h, w) = (height as f32, width as f32);
+        match &self.sdxl {
+            Some(s) if s.time_ids == 5 => {
+                let score = if negative {
+                    NEGATIVE_AESTHETIC_SCORE
+                } else {
+                    AESTHETIC_SCORE
+                };
+                vec![h, w, 0.0, 0.0, score]
+            }
+            Some(_) => vec![h, w, 0.0, 0.0, h, w],
+            None => Vec::new(),
+        }
     }
 
     /// Image to latents: `scaling · (mean + std · noise)` from the VAE encoder's distribution.
@@ -505,39 +680,53 @@ impl Pipeline {
         Ok(nchw_to_image(&out, width, height))
     }
 
-    /// How the UNet is called for a generation: batches of latents with their text embeddings,
-    /// built once. One batched call when the batch axis is dynamic and the sequence lengths
-    /// agree, else one call per element (A1111 does the same for a prompt and negative prompt of
-    /// different lengths).
-    fn unet_plan(
-        &self,
-        embeds: &[(&[f32], usize)],
-        dim: usize,
-    ) -> Result<Vec<(usize, usize, DynValue)>> {
-        let same_len = embeds.iter().all(|e| e.1 == embeds[0].1);
-        if embeds.len() == 1 || (self.unet_batch_dynamic && same_len) {
-            let emb: Vec<f32> = embeds.iter().flat_map(|e| e.0.iter().copied()).collect();
-            let b = embeds.len();
-            Ok(vec![(
-                0,
-                b,
-                float_value(
-                    vec![b as i64, embeds[0].1 as i64, dim as i64],
-                    &emb,
-                    self.unet_f16,
-                )?,
-            )])
+    /// The UNet's conditioning tensors for `len` batch elements: hidden states, and for SDXL the
+    /// pooled embeddings and time ids.
+    fn unet_call(&self, first: usize, elems: &[(&TextEmbedding, Vec<f32>)]) -> Result<UnetCall> {
+        let e0 = elems[0].0;
+        let b = elems.len() as i64;
+        let hidden: Vec<f32> = elems
+            .iter()
+            .flat_map(|e| e.0.hidden.iter().copied())
+            .collect();
+        let encoder_hidden_states = float_value(
+            vec![b, e0.shape[1] as i64, e0.shape[2] as i64],
+            &hidden,
+            self.unet_f16,
+        )?;
+        let added = match &self.sdxl {
+            Some(s) => {
+                let pooled: Vec<f32> = elems
+                    .iter()
+                    .flat_map(|e| e.0.pooled.iter().copied())
+                    .collect();
+                let ids: Vec<f32> = elems.iter().flat_map(|e| e.1.iter().copied()).collect();
+                Some((
+                    float_value(vec![b, e0.pooled.len() as i64], &pooled, s.text_embeds_f16)?,
+                    float_value(vec![b, s.time_ids as i64], &ids, s.time_ids_f16)?,
+                ))
+            }
+            None => None,
+        };
+        Ok(UnetCall {
+            first,
+            len: elems.len(),
+            encoder_hidden_states,
+            added,
+        })
+    }
+
+    /// How the UNet is called for a generation: batches of latents with their conditioning
+    /// (text embeddings; SDXL: and time ids), built once. One batched call when the batch axis is
+    /// dynamic and the sequence lengths agree, else one call per element (A1111 does the same for
+    /// a prompt and negative prompt of different lengths).
+    fn unet_plan(&self, elems: &[(&TextEmbedding, Vec<f32>)]) -> Result<Vec<UnetCall>> {
+        let same_len = elems.iter().all(|e| e.0.shape == elems[0].0.shape);
+        if elems.len() == 1 || (self.unet_batch_dynamic && same_len) {
+            Ok(vec![self.unet_call(0, elems)?])
         } else {
-            embeds
-                .iter()
-                .enumerate()
-                .map(|(k, e)| {
-                    Ok((
-                        k,
-                        1,
-                        float_value(vec![1, e.1 as i64, dim as i64], e.0, self.unet_f16)?,
-                    ))
-                })
+            (0..elems.len())
+                .map(|k| self.unet_call(k, &elems[k..k + 1]))
                 .collect()
         }
     }
@@ -547,15 +736,16 @@ impl Pipeline {
         &mut self,
         latents: &[f32],
         t: f32,
-        plan: &[(usize, usize, DynValue)],
+        plan: &[UnetCall],
         lat_shape: [usize; 3],
     ) -> Result<Vec<f32>> {
         let [c, h, w] = lat_shape;
         let n = c * h * w;
         let mut out = Vec::with_capacity(latents.len());
-        for (first, b, ehs) in plan {
+        for call in plan {
+            let (first, b) = (call.first, call.len);
             let sample = float_input(
-                vec![*b as i64, c as i64, h as i64, w as i64],
+                vec![b as i64, c as i64, h as i64, w as i64],
                 &latents[first * n..(first + b) * n],
                 self.unet_f16,
             )?;
@@ -570,14 +760,19 @@ impl Pipeline {
                     .map_err(|e| anyhow!("{e}"))?
                     .into(),
             };
-            let (_, pred) = self.unet.run1(
-                vec![
-                    ("sample".into(), sample),
-                    ("timestep".into(), ts),
-                    ("encoder_hidden_states".into(), SessionInputValue::from(ehs)),
-                ],
-                "out_sample",
-            )?;
+            let mut inputs = vec![
+                ("sample".into(), sample),
+                ("timestep".into(), ts),
+                (
+                    "encoder_hidden_states".into(),
+                    SessionInputValue::from(&call.encoder_hidden_states),
+                ),
+            ];
+            if let Some((text_embeds, time_ids)) = &call.added {
+                inputs.push(("text_embeds".into(), SessionInputValue::from(text_embeds)));
+                inputs.push(("time_ids".into(), SessionInputValue::from(time_ids)));
+            }
+            let (_, pred) = self.unet.run1(inputs, "out_sample")?;
             out.extend(pred);
         }
         Ok(out)
@@ -614,9 +809,12 @@ impl Pipeline {
         Ok((img, times))
     }
 
-    /// Time all four sessions have spent in `Session::run`.
+    /// Time all sessions have spent in `Session::run`.
     fn busy(&self) -> Duration {
-        self.text_encoder.busy + self.unet.busy + self.vae_encoder.busy + self.vae_decoder.busy
+        self.encoders.iter().map(|e| e.model.busy).sum::<Duration>()
+            + self.unet.busy
+            + self.vae_encoder.busy
+            + self.vae_decoder.busy
     }
 
     fn generate_inner(
@@ -651,38 +849,26 @@ impl Pipeline {
         }
         let t0 = Instant::now();
         let guided = req.cfg_scale > 1.0;
-        let (eshape, cond) = self
-            .encode_skip(req.prompt, req.prompt_syntax, req.clip_skip)
+        let (syntax, skip) = (req.prompt_syntax, req.clip_skip);
+        let mut cond = self
+            .embed(req.prompt, syntax, skip)
             .with_context(|| format!("encoding prompt {:?}", req.prompt))?;
-        let uncond = if guided {
+        let mut uncond = if guided {
             Some(
-                self.encode_skip(req.negative, req.prompt_syntax, req.clip_skip)
+                self.negative_embedding(req.negative, &cond, syntax, skip)
                     .with_context(|| format!("encoding negative prompt {:?}", req.negative))?,
             )
         } else {
             None
         };
-        let (mut eshape, mut cond, mut uncond) = (eshape, cond, uncond);
         if let Some(tr) = req.travel.filter(|t| t.weight > 0.0) {
-            let (nshape, next) = self.encode_skip(tr.prompt, req.prompt_syntax, req.clip_skip)?;
-            // prompts of different lengths (chunk counts) cannot be blended token by token:
-            // take the nearer one
-            if nshape == eshape {
-                cond = blend_embeddings(&cond, &next, eshape[2], tr.weight, tr.slerp);
-            } else if tr.weight >= 0.5 {
-                (eshape, cond) = (nshape, next);
+            let next = self.embed(tr.prompt, syntax, skip)?;
+            if let Some(u) = uncond.as_mut() {
+                let next_u = self.negative_embedding(tr.negative, &next, syntax, skip)?;
+                *u = u.blend(&next_u, tr.weight, tr.slerp);
             }
-            if let Some((ushape, u)) = uncond.as_mut() {
-                let (nushape, nu) =
-                    self.encode_skip(tr.negative, req.prompt_syntax, req.clip_skip)?;
-                if nushape == *ushape {
-                    *u = blend_embeddings(u, &nu, ushape[2], tr.weight, tr.slerp);
-                } else if tr.weight >= 0.5 {
-                    (*ushape, *u) = (nushape, nu);
-                }
-            }
+            cond = cond.blend(&next, tr.weight, tr.slerp);
         }
-        let dim = eshape[2];
         let batch = if guided { 2 } else { 1 };
         times.text = t0.elapsed();
         let lat_shape = [4usize, (h / 8) as usize, (w / 8) as usize];
@@ -709,8 +895,11 @@ impl Pipeline {
         };
         let t = Instant::now();
         let plan = match &uncond {
-            Some((ushape, u)) => self.unet_plan(&[(u, ushape[1]), (&cond, eshape[1])], dim)?,
-            None => self.unet_plan(&[(&cond, eshape[1])], dim)?,
+            Some(u) => self.unet_plan(&[
+                (u, self.time_ids(w, h, true)),
+                (&cond, self.time_ids(w, h, false)),
+            ])?,
+            None => self.unet_plan(&[(&cond, self.time_ids(w, h, false))])?,
         };
         let mut input = vec![0.0f32; n * batch];
         while let Some(timestep) = sched.timestep() {
@@ -742,56 +931,39 @@ impl Pipeline {
     }
 }
 
-/// `(x - mean) / sqrt(var + eps)` of each `dim`-vector, in float64.
-fn normalize_rows(x: &[f32], dim: usize, eps: f64) -> Vec<f64> {
-    let mut out = Vec::with_capacity(x.len());
-    for row in x.chunks(dim) {
-        let mean = row.iter().map(|&v| v as f64).sum::<f64>() / dim as f64;
-        let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / dim as f64;
-        let inv = 1.0 / (var + eps).sqrt();
-        out.extend(row.iter().map(|&v| (v as f64 - mean) * inv));
+/// The message for a folder mixing SD and SDXL parts: what an SDXL folder has, and what was found.
+fn layout_error(folder: &Path, unet: &Model, second_encoder: bool) -> String {
+    let mut parts: Vec<String> = std::fs::read_dir(folder)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.path().join("model.onnx").is_file())
+                .map(|e| format!("{}/", e.file_name().to_string_lossy()))
+                .collect()
+        })
+        .unwrap_or_default();
+    parts.sort();
+    let expected = "an SDXL folder has text_encoder/, text_encoder_2/, tokenizer/, tokenizer_2/ and a UNet with \
+                    inputs sample, timestep, encoder_hidden_states, text_embeds, time_ids; an SD 1.x/2.x folder has \
+                    no text_encoder_2/ and a UNet without text_embeds and time_ids";
+    let found = format!(
+        "found models {} and UNet inputs {}",
+        parts.join(", "),
+        unet.input_names().join(", ")
+    );
+    if second_encoder {
+        format!(
+            "{}: text_encoder_2/ is there (SDXL), but {} does not take both text_embeds and time_ids: {expected}; {found}",
+            folder.display(),
+            unet.path.display()
+        )
+    } else {
+        format!(
+            "{}: {} takes SDXL's added conditioning (text_embeds, time_ids), but there is no text_encoder_2/model.onnx: \
+             {expected}; {found}",
+            folder.display(),
+            unet.path.display()
+        )
     }
-    out
-}
-
-/// The text encoder's final layer norm `(weight, bias)`, recovered from one run's
-/// `last_hidden_state = LayerNorm(hidden_states[-1])` by a least-squares fit per channel (exact up
-/// to float32 rounding: the outputs are an affine function of the normalised inputs).
-fn fit_layer_norm(
-    hidden: &[f32],
-    last: &[f32],
-    dim: usize,
-    eps: f64,
-) -> Result<(Vec<f64>, Vec<f64>)> {
-    let x = normalize_rows(hidden, dim, eps);
-    let rows = x.len() / dim;
-    let mut w = vec![0.0; dim];
-    let mut b = vec![0.0; dim];
-    for d in 0..dim {
-        let xs: Vec<f64> = (0..rows).map(|r| x[r * dim + d]).collect();
-        let ys: Vec<f64> = (0..rows).map(|r| last[r * dim + d] as f64).collect();
-        let (mx, my) = (
-            xs.iter().sum::<f64>() / rows as f64,
-            ys.iter().sum::<f64>() / rows as f64,
-        );
-        let sxx: f64 = xs.iter().map(|v| (v - mx).powi(2)).sum();
-        let sxy: f64 = xs.iter().zip(&ys).map(|(a, c)| (a - mx) * (c - my)).sum();
-        if sxx <= 0.0 {
-            bail!("cannot recover the text encoder's final layer norm (channel {d} is constant)");
-        }
-        w[d] = sxy / sxx;
-        b[d] = my - w[d] * mx;
-    }
-    Ok((w, b))
-}
-
-/// LayerNorm with the recovered weight and bias, back to float32.
-fn layer_norm(x: &[f32], dim: usize, eps: f64, w: &[f64], b: &[f64]) -> Vec<f32> {
-    normalize_rows(x, dim, eps)
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (v * w[i % dim] + b[i % dim]) as f32)
-        .collect()
 }
 
 /// RGB8 to NCHW float in [-1, 1] (diffusers' `VaeImageProcessor.preprocess`).

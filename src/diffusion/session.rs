@@ -327,6 +327,29 @@ impl Model {
         }
     }
 
+    /// Whether the model has an input called `name`.
+    pub(crate) fn has_input(&self, name: &str) -> bool {
+        self.session.inputs().iter().any(|o| o.name() == name)
+    }
+
+    /// The names of the model's inputs.
+    pub(crate) fn input_names(&self) -> Vec<&str> {
+        self.session.inputs().iter().map(|o| o.name()).collect()
+    }
+
+    /// The dimensions of tensor input `name` (-1 for a dynamic axis).
+    ///
+    /// # Errors
+    /// No such input, or not a tensor.
+    pub(crate) fn input_dims(&self, name: &str) -> Result<Vec<i64>> {
+        self.input(name)?;
+        let outlet = self.session.inputs().iter().find(|o| o.name() == name);
+        match outlet.map(|o| o.dtype()) {
+            Some(ValueType::Tensor { shape, .. }) => Ok(shape.iter().copied().collect()),
+            _ => bail!("{}: input `{name}` is not a tensor", self.path.display()),
+        }
+    }
+
     /// Whether float input `name` is float16 (else float32).
     ///
     /// # Errors

@@ -32,7 +32,7 @@ impl ClipTokenizer {
     /// Loads from a `tokenizer/` folder.
     pub fn load(dir: &Path) -> Result<ClipTokenizer> {
         let json = dir.join("tokenizer.json");
-        let inner = if json.is_file() {
+        let mut inner = if json.is_file() {
             Tokenizer::from_file(&json).map_err(|e| anyhow!("{}: {e}", json.display()))?
         } else {
             let (vocab, merges) = (dir.join("vocab.json"), dir.join("merges.txt"));
@@ -55,12 +55,20 @@ impl ClipTokenizer {
                 .map(String::from)
                 .or_else(|| v.get("content").and_then(|c| c.as_str()).map(String::from))
         };
+        let pad_name = token_name(&config["pad_token"]).unwrap_or_else(|| "<|endoftext|>".into());
+        // transformers makes every special token of the config an added token, matched in the text
+        // before BPE: with SDXL's tokenizer_2 (and SD 2.x's) a "!" in a prompt is the pad token
+        if inner.token_to_id(&pad_name).is_some()
+            && pad_name != "<|endoftext|>"
+            && pad_name != "<|startoftext|>"
+        {
+            let _added = inner.add_special_tokens(vec![AddedToken::from(pad_name.clone(), true)]);
+        }
         let id = |name: &str| {
             inner.token_to_id(name).ok_or_else(|| {
                 anyhow!("{}: token `{name}` is not in the vocabulary", dir.display())
             })
         };
-        let pad_name = token_name(&config["pad_token"]).unwrap_or_else(|| "<|endoftext|>".into());
         let max_length = config["model_max_length"]
             .as_u64()
             .filter(|&n| n > 2 && n <= 4096)
@@ -106,10 +114,20 @@ impl ClipTokenizer {
             split.into(),
             ByteLevel::new(false, true, false).into(),
         ])));
+        // the special tokens' ids come from the vocabulary (49406/49407 in CLIP's, others in cut-down ones)
+        let special = |name: &str| {
+            tok.token_to_id(name).ok_or_else(|| {
+                anyhow!(
+                    "{}: token `{name}` is not in the vocabulary",
+                    vocab.display()
+                )
+            })
+        };
+        let (bos, eos) = (special("<|startoftext|>")?, special("<|endoftext|>")?);
         tok.with_post_processor(Some(
             RobertaProcessing::new(
-                ("<|endoftext|>".into(), 49407),
-                ("<|startoftext|>".into(), 49406),
+                ("<|endoftext|>".into(), eos),
+                ("<|startoftext|>".into(), bos),
             )
             .trim_offsets(false)
             .add_prefix_space(false),

@@ -530,11 +530,16 @@ impl Loop<'_, '_> {
             seed: Some(seed),
             ..record(&self.sched, f)
         };
-        // the previous key frame moved through the camera of every frame up to this one
+        // the previous key frame moved through the camera of every frame up to this one; the
+        // in-between steps are kept for the tweens (the same warps, not repeated)
         let t = Instant::now();
         let mut img = prev.clone();
+        let mut steps = Vec::with_capacity(f - p - 1);
         for i in p + 1..=f {
             img = self.warp(i, img)?;
+            if i < f {
+                steps.push(img.clone());
+            }
         }
         rec.warp_ms = ms(t.elapsed());
         rec.depth_ms = std::mem::take(&mut self.depth_ms);
@@ -547,12 +552,8 @@ impl Loop<'_, '_> {
             }
         };
         // in-between frames: both key frames seen from frame i's camera, cross-faded
-        for i in p + 1..f {
+        for (i, a) in (p + 1..f).zip(steps) {
             let t = Instant::now();
-            let mut a = prev.clone();
-            for j in p + 1..=i {
-                a = self.warp(j, a)?;
-            }
             let mut b = key.clone();
             for j in (i + 1..=f).rev() {
                 b = self.unwarp(j, b)?;

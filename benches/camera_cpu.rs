@@ -99,6 +99,9 @@ fn main() {
                 SamplingMode::Bicubic,
             ))
         });
+        measure(&format!("depth_to_z/{size}x{size}"), || {
+            drop(anim::depth::depth_to_z(&raw))
+        });
         let bm = flip.matrix(size, size).expect("valid flip");
         measure(&format!("flip_2d/{size}x{size}/replicate"), || {
             drop(warp_2d_flip(&img, &m2, &bm, Border::Replicate))

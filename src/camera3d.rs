@@ -345,19 +345,14 @@ mod avx2 {
 
     use super::{Axis, Grid, Source};
     use crate::scene::{PaddingMode, SamplingMode};
-
-    /// Whether the frame is small enough for i32 byte offsets (and holds the 4 bytes a gather
-    /// reads).
-    pub(super) fn fits(source: &Source) -> bool {
-        (4..i32::MAX as usize / 2).contains(&source.px.len())
-    }
+    use crate::simd::{channels_f32, offset, pack_rgb, pixels, pixels_inside, store_rgb, within};
 
     /// Warps one row: the sampling grid (with AVX2 enabled, so the compiler vectorises
     /// [`Grid::row`] eight wide; the same operations, so the same values), then
     /// the kernel of `sampling`, eight pixels at a time; the last `w % 8` pixels are scalar.
     ///
     /// # Safety
-    /// The CPU supports AVX2, [`fits`] holds, and the slices are `w` long (`row` `3w`).
+    /// The CPU supports AVX2, [`crate::simd::fits`] holds for the frame, and the slices are `w` long (`row` `3w`).
     #[target_feature(enable = "avx2")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn warp_row(
@@ -448,57 +443,6 @@ mod avx2 {
         _mm256_castps_si256(_mm256_and_ps(fx, fy))
     }
 
-    /// All bits set where `0 <= i < n`. Out-of-range float conversions give i32::MIN, outside.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn within(i: __m256i, n: usize) -> __m256i {
-        _mm256_andnot_si256(
-            _mm256_cmpgt_epi32(_mm256_setzero_si256(), i),
-            _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), i),
-        )
-    }
-
-    /// Byte offset of pixel (x, y) in the frame: `(y * w + x) * 3`, in i32.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn offset(source: &Source, x: __m256i, y: __m256i) -> __m256i {
-        let p = _mm256_add_epi32(_mm256_mullo_epi32(y, _mm256_set1_epi32(source.w as i32)), x);
-        _mm256_add_epi32(p, _mm256_add_epi32(p, p))
-    }
-
-    /// The pixel at byte offset `o` of each lane in `mask` as `0x00BBGGRR`, zero in the other
-    /// lanes ([`super::tap`]'s zero outside the frame). The last pixel of the frame is read one
-    /// byte early and shifted down, so no lane reads past the end.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn pixels(src: &[u8], o: __m256i, mask: __m256i) -> __m256i {
-        let last = _mm256_set1_epi32(src.len() as i32 - 4);
-        let start = _mm256_min_epi32(o, last);
-        let shift = _mm256_slli_epi32::<3>(_mm256_sub_epi32(o, start));
-        // SAFETY: lanes in `mask` are pixels of the frame, so 0 <= start <= len - 4
-        let v = unsafe {
-            _mm256_mask_i32gather_epi32::<1>(
-                _mm256_setzero_si256(),
-                src.as_ptr().cast(),
-                start,
-                mask,
-            )
-        };
-        _mm256_and_si256(_mm256_srlv_epi32(v, shift), _mm256_set1_epi32(0xff_ffff))
-    }
-
-    /// Channel `c` (0 red, 1 green, 2 blue) of `0x00BBGGRR` lanes as float32.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn channel(v: __m256i, c: i32) -> __m256 {
-        let byte = match c {
-            0 => _mm256_and_si256(v, _mm256_set1_epi32(0xff)),
-            1 => _mm256_and_si256(_mm256_srli_epi32::<8>(v), _mm256_set1_epi32(0xff)),
-            _ => _mm256_srli_epi32::<16>(v),
-        };
-        _mm256_cvtepi32_ps(byte)
-    }
-
     /// `Σ w[k] · v[k]` from the left, as `w[0] * v[0] + w[1] * v[1] + ...` in the scalar path.
     #[inline]
     #[target_feature(enable = "avx2")]
@@ -515,37 +459,10 @@ mod avx2 {
     #[inline]
     #[target_feature(enable = "avx2")]
     fn to_rgb(v: [__m256; 3]) -> __m256i {
-        let q = v.map(|c| {
+        pack_rgb(v.map(|c| {
             let c = _mm256_min_ps(_mm256_max_ps(c, _mm256_setzero_ps()), _mm256_set1_ps(255.0));
             _mm256_cvttps_epi32(c)
-        });
-        _mm256_or_si256(
-            _mm256_or_si256(q[0], _mm256_slli_epi32::<8>(q[1])),
-            _mm256_slli_epi32::<16>(q[2]),
-        )
-    }
-
-    /// Stores the low three bytes of each lane as eight RGB pixels (24 bytes).
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn store_rgb(out: &mut [u8], v: __m256i) {
-        assert!(out.len() >= 24);
-        let keep = _mm256_setr_epi8(
-            0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1, //
-            0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1,
-        );
-        let packed = _mm256_shuffle_epi8(v, keep);
-        let (lo, hi) = (
-            _mm256_castsi256_si128(packed),
-            _mm256_extracti128_si256::<1>(packed),
-        );
-        // SAFETY: out holds 24 bytes; the first store's last 4 bytes are rewritten by the second
-        unsafe {
-            _mm_storeu_si128(out.as_mut_ptr().cast(), lo);
-            _mm_storel_epi64(out.as_mut_ptr().add(12).cast(), hi);
-            let tail = _mm_extract_epi32::<2>(hi) as u32;
-            out.as_mut_ptr().add(20).cast::<u32>().write_unaligned(tail);
-        }
+        }))
     }
 
     /// Keys cubic weights of the four taps, [`super::cubic_weights`] lane by lane.
@@ -571,17 +488,83 @@ mod avx2 {
         ]
     }
 
-    /// Bicubic at pixel coordinates (x, y) (unpadded, as in the scalar path): the 4x4 taps at
-    /// the floor minus 1 to plus 2, each column and row padded once, taps outside the frame
-    /// zero; rows blended by the x weights, then the rows by the y weights; lanes with a
-    /// non-finite coordinate give 0.
+    /// Bicubic at pixel coordinates (x, y) (unpadded, as in the scalar path): the 4x4 taps
+    /// from the floor minus 1 to plus 2, rows blended by the x weights, then the rows by the y
+    /// weights, [`bicubic_inside`] when all taps of all lanes lie inside the frame, else
+    /// [`bicubic_padded`].
     #[inline]
     #[target_feature(enable = "avx2")]
     fn bicubic(source: &Source, x: __m256, y: __m256) -> __m256i {
         let (fx, fy) = (_mm256_floor_ps(x), _mm256_floor_ps(y));
         let cx = cubic_weights(_mm256_sub_ps(x, fx));
         let cy = cubic_weights(_mm256_sub_ps(y, fy));
-        // `pad(fx - 1.0 + i as f32) as i32` per column and row
+        // NaN and huge values convert to i32::MIN and fail the test
+        let (ix, iy) = (_mm256_cvttps_epi32(fx), _mm256_cvttps_epi32(fy));
+        let one = _mm256_set1_epi32(1);
+        let (left, top) = (_mm256_sub_epi32(ix, one), _mm256_sub_epi32(iy, one));
+        // columns ix-1..=ix+2, rows iy-1..=iy+2 (not the last row, so that a gather of the
+        // last tap's 4 bytes stays inside the frame)
+        let (right, bottom) = (
+            _mm256_add_epi32(left, _mm256_set1_epi32(3)),
+            _mm256_add_epi32(top, _mm256_set1_epi32(4)),
+        );
+        let inside = _mm256_and_si256(
+            _mm256_and_si256(within(left, source.w), within(right, source.w)),
+            _mm256_and_si256(within(top, source.h), within(bottom, source.h)),
+        );
+        if _mm256_movemask_epi8(inside) == -1 {
+            bicubic_inside(source, left, top, &cx, &cy)
+        } else {
+            bicubic_padded(source, x, y, fx, fy, &cx, &cy)
+        }
+    }
+
+    /// Bicubic for lanes whose 4x4 taps all lie inside the frame (top-left tap at (left, top)):
+    /// no padding, no masks, one plain gather per tap.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn bicubic_inside(
+        source: &Source,
+        left: __m256i,
+        top: __m256i,
+        cx: &[__m256; 4],
+        cy: &[__m256; 4],
+    ) -> __m256i {
+        let corner = offset(source.w, left, top);
+        let mut acc = [_mm256_setzero_ps(); 3];
+        for (r, &wy) in cy.iter().enumerate() {
+            let line = _mm256_add_epi32(corner, _mm256_set1_epi32((r * source.w * 3) as i32));
+            let taps: [[__m256; 3]; 4] = std::array::from_fn(|i| {
+                let o = _mm256_add_epi32(line, _mm256_set1_epi32(3 * i as i32));
+                // SAFETY: the tap is a pixel of the frame, not its last (the caller's test)
+                channels_f32(unsafe { pixels_inside(source.px, o) })
+            });
+            for (c, a) in acc.iter_mut().enumerate() {
+                let term = _mm256_mul_ps(wy, dot(cx, &taps.map(|t| t[c])));
+                *a = if r == 0 {
+                    term
+                } else {
+                    _mm256_add_ps(*a, term)
+                };
+            }
+        }
+        to_rgb(acc)
+    }
+
+    /// Bicubic for lanes near or outside the border: each tap column and row padded once
+    /// (`pad(fx - 1.0 + i as f32) as i32`), taps outside the frame zero, lanes with a
+    /// non-finite coordinate 0.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn bicubic_padded(
+        source: &Source,
+        x: __m256,
+        y: __m256,
+        fx: __m256,
+        fy: __m256,
+        cx: &[__m256; 4],
+        cy: &[__m256; 4],
+    ) -> __m256i {
         let at = |a: &Axis, f: __m256, i: i32| {
             let p = _mm256_add_ps(
                 _mm256_sub_ps(f, _mm256_set1_ps(1.0)),
@@ -595,12 +578,13 @@ mod avx2 {
         let mut acc = [_mm256_setzero_ps(); 3];
         for (r, &line) in lines.iter().enumerate() {
             let line_in = within(line, source.h);
-            let taps: [__m256i; 4] = std::array::from_fn(|i| {
+            let taps: [[__m256; 3]; 4] = std::array::from_fn(|i| {
                 let mask = _mm256_and_si256(line_in, col_in[i]);
-                pixels(source.px, offset(source, cols[i], line), mask)
+                // SAFETY: the lanes in `mask` are pixels of the frame, which fits
+                channels_f32(unsafe { pixels(source.px, offset(source.w, cols[i], line), mask) })
             });
             for (c, a) in acc.iter_mut().enumerate() {
-                let row = dot(&cx, &taps.map(|t| channel(t, c as i32)));
+                let row = dot(cx, &taps.map(|t| t[c]));
                 let term = _mm256_mul_ps(cy[r], row);
                 *a = if r == 0 {
                     term
@@ -640,10 +624,11 @@ mod avx2 {
             (ix1, x1, iy1, y1),
         ]
         .map(|(cx, mx, cy, my)| {
-            pixels(source.px, offset(source, cx, cy), _mm256_and_si256(mx, my))
+            let mask = _mm256_and_si256(mx, my);
+            // SAFETY: the lanes in `mask` are pixels of the frame, which fits
+            channels_f32(unsafe { pixels(source.px, offset(source.w, cx, cy), mask) })
         });
-        let rgb: [__m256; 3] =
-            std::array::from_fn(|c| dot(&taps.map(|t| channel(t, c as i32)), &weights));
+        let rgb: [__m256; 3] = std::array::from_fn(|c| dot(&taps.map(|t| t[c]), &weights));
         _mm256_and_si256(to_rgb(rgb), finite(x, y))
     }
 
@@ -660,7 +645,8 @@ mod avx2 {
         let ix = round(pad(&source.ax, x));
         let iy = round(pad(&source.ay, y));
         let mask = _mm256_and_si256(within(ix, source.w), within(iy, source.h));
-        pixels(source.px, offset(source, ix, iy), mask)
+        // SAFETY: the lanes in `mask` are pixels of the frame, which fits
+        unsafe { pixels(source.px, offset(source.w, ix, iy), mask) }
     }
 }
 
@@ -769,7 +755,7 @@ pub fn warp_3d(
     };
     let ones = vec![1f32; w];
     #[cfg(target_arch = "x86_64")]
-    let avx2 = std::arch::is_x86_feature_detected!("avx2") && avx2::fits(&source);
+    let avx2 = std::arch::is_x86_feature_detected!("avx2") && crate::simd::fits(source.px.len());
     out.as_mut()
         .par_chunks_mut(w * 3)
         .enumerate()

@@ -352,7 +352,8 @@ mod avx2 {
     /// the kernel of `sampling`, eight pixels at a time; the last `w % 8` pixels are scalar.
     ///
     /// # Safety
-    /// The CPU supports AVX2, [`crate::simd::fits`] holds for the frame, and the slices are `w` long (`row` `3w`).
+    /// The CPU supports AVX2, [`crate::simd::fits`] holds for the frame, and the slices are
+    /// `w` long (`row` `3w`).
     #[target_feature(enable = "avx2")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn warp_row(

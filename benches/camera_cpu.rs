@@ -1,7 +1,7 @@
 //! CPU time per call (all threads, from /proc/self/stat) of the 3D camera, the perspective flip and
 //! the 2D warp, for comparisons on a shared machine where wall time is noisy; scripts/bench_camera.py
 //! --cpu measures Deforum and OpenCV the same way. Linux only; run with
-//! `cargo bench --bench camera_cpu`.
+//! `cargo bench --bench camera_cpu [-- NAME_FILTER...]`.
 
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,16 @@ fn cpu_seconds() -> f64 {
     (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
 }
 
+/// Runs `f` for at least 3 s (unless a name filter given on the command line, as
+/// `cargo bench --bench camera_cpu -- bicubic`, leaves it out) and prints its CPU time per call.
 fn measure(name: &str, mut f: impl FnMut()) {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    if !filters.is_empty() && !filters.iter().any(|p| name.contains(p.as_str())) {
+        return;
+    }
     f();
     let (t0, c0) = (Instant::now(), cpu_seconds());
     let mut n = 0;
@@ -89,6 +98,9 @@ fn main() {
                 PaddingMode::Border,
                 SamplingMode::Bicubic,
             ))
+        });
+        measure(&format!("depth_to_z/{size}x{size}"), || {
+            drop(anim::depth::depth_to_z(&raw))
         });
         let bm = flip.matrix(size, size).expect("valid flip");
         measure(&format!("flip_2d/{size}x{size}/replicate"), || {

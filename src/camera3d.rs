@@ -333,257 +333,401 @@ fn sample_into(source: &Source, gx: f32, gy: f32, sampling: SamplingMode, out: &
     }
 }
 
-/// Bicubic pixels of one row with AVX2, eight at a time where all 4x4 taps of all eight are inside
-/// the frame; the other blocks pixel by pixel. The same float32 operations in the same order as
-/// [`Source::sample`] (no fused multiply-adds), so the output is identical. Returns how many
-/// pixels it wrote (a multiple of 8); the caller does the rest.
+/// The AVX2 kernels of [`warp_3d`]: eight output pixels per step, for every sampling and padding
+/// mode. Each lane computes what [`Source::sample`] computes for its pixel, the same float32
+/// operations in the same order (no fused multiply-adds), and taps outside the frame read as zero
+/// as in [`tap`], so the output is identical to the scalar path (`vector_paths_match_scalar`).
+/// Pixels are fetched with `vpgatherdd`: one gather reads one tap's three channels (plus one
+/// spare byte) for all eight lanes.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn bicubic_row_avx2(source: &Source, gx: &[f32], gy: &[f32], row: &mut [u8]) -> usize {
+mod avx2 {
     use std::arch::x86_64::*;
-    let (w, h, src) = (source.w, source.h, source.px);
-    let splat = _mm256_set1_ps;
-    let (one, half) = (splat(1.0), splat(0.5));
-    let (scale_x, scale_y) = (splat(source.ax.scale), splat(source.ay.scale));
-    const A: f32 = -0.75;
-    let far = |x: __m256| {
-        let v = _mm256_sub_ps(_mm256_mul_ps(splat(A), x), splat(5.0 * A));
-        let v = _mm256_add_ps(_mm256_mul_ps(v, x), splat(8.0 * A));
-        _mm256_sub_ps(_mm256_mul_ps(v, x), splat(4.0 * A))
-    };
-    let near = |x: __m256| {
-        let v = _mm256_sub_ps(_mm256_mul_ps(splat(A + 2.0), x), splat(A + 3.0));
-        _mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(v, x), x), one)
-    };
-    let blocks = w / 8 * 8;
-    let mut j = 0;
-    while j < blocks {
-        // SAFETY: j + 8 <= w = gx.len() = gy.len()
-        let (vx, vy) = unsafe {
-            (
-                _mm256_loadu_ps(gx.as_ptr().add(j)),
-                _mm256_loadu_ps(gy.as_ptr().add(j)),
-            )
+
+    use super::{Axis, Grid, Source};
+    use crate::scene::{PaddingMode, SamplingMode};
+    use crate::simd::{channels_f32, offset, pack_rgb, pixels, pixels_inside, store_rgb, within};
+
+    /// Warps one row: the sampling grid (with AVX2 enabled, so the compiler vectorises
+    /// [`Grid::row`] eight wide; the same operations, so the same values), then
+    /// the kernel of `sampling`, eight pixels at a time; the last `w % 8` pixels are scalar.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2, [`crate::simd::fits`] holds for the frame, and the slices are
+    /// `w` long (`row` `3w`).
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn warp_row(
+        source: &Source,
+        sampling: SamplingMode,
+        grid: &Grid,
+        i: usize,
+        zs: &[f32],
+        gx: &mut [f32],
+        gy: &mut [f32],
+        row: &mut [u8],
+    ) {
+        grid.row(i, zs, gx, gy);
+        let w = source.w;
+        let mut j = 0;
+        while j + 8 <= w {
+            // SAFETY: j + 8 <= w = gx.len() = gy.len()
+            let (vx, vy) = unsafe {
+                (
+                    _mm256_loadu_ps(gx.as_ptr().add(j)),
+                    _mm256_loadu_ps(gy.as_ptr().add(j)),
+                )
+            };
+            let x = unnormalize(&source.ax, vx);
+            let y = unnormalize(&source.ay, vy);
+            let rgb = match sampling {
+                SamplingMode::Bicubic => bicubic(source, x, y),
+                SamplingMode::Bilinear => bilinear(source, x, y),
+                SamplingMode::Nearest => nearest(source, x, y),
+            };
+            store_rgb(&mut row[j * 3..j * 3 + 24], rgb);
+            j += 8;
+        }
+        for j in j..w {
+            super::sample_into(source, gx[j], gy[j], sampling, &mut row[j * 3..j * 3 + 3]);
+        }
+    }
+
+    /// [`Axis::unnormalize`]: `(g + 1) * scale - 0.5`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn unnormalize(a: &Axis, g: __m256) -> __m256 {
+        let s = _mm256_mul_ps(
+            _mm256_add_ps(g, _mm256_set1_ps(1.0)),
+            _mm256_set1_ps(a.scale),
+        );
+        _mm256_sub_ps(s, _mm256_set1_ps(0.5))
+    }
+
+    /// [`Axis::clip`]: `max.min(x.max(0))`. `maxps` returns its second operand when one is NaN,
+    /// so NaN becomes 0 as with `f32::max`; the min then sees no NaN.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn clip(a: &Axis, x: __m256) -> __m256 {
+        _mm256_min_ps(_mm256_max_ps(x, _mm256_setzero_ps()), _mm256_set1_ps(a.max))
+    }
+
+    /// [`Axis::pad`], the same operations: clip for border; for reflection fold `|x + 0.5|` by
+    /// `2 size` (division, truncation, product, difference), mirror with min, then clip.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn pad(a: &Axis, x: __m256) -> __m256 {
+        match a.padding {
+            PaddingMode::Zeros => x,
+            PaddingMode::Border => clip(a, x),
+            PaddingMode::Reflection => {
+                let twice = _mm256_set1_ps(2.0 * a.size as f32);
+                let shifted = _mm256_add_ps(x, _mm256_set1_ps(0.5));
+                let abs = _mm256_andnot_ps(_mm256_set1_ps(-0.0), shifted);
+                let turns = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(
+                    _mm256_div_ps(abs, twice),
+                );
+                let extra = _mm256_sub_ps(abs, _mm256_mul_ps(turns, twice));
+                // either operand order: a NaN extra makes both NaN, as f32::min then returns
+                let mirrored = _mm256_min_ps(extra, _mm256_sub_ps(twice, extra));
+                clip(a, _mm256_sub_ps(mirrored, _mm256_set1_ps(0.5)))
+            }
+        }
+    }
+
+    /// All bits set in the lanes where both `x` and `y` are finite (`x - x` is NaN otherwise).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn finite(x: __m256, y: __m256) -> __m256i {
+        let z = _mm256_setzero_ps();
+        let fx = _mm256_cmp_ps::<_CMP_EQ_OQ>(_mm256_sub_ps(x, x), z);
+        let fy = _mm256_cmp_ps::<_CMP_EQ_OQ>(_mm256_sub_ps(y, y), z);
+        _mm256_castps_si256(_mm256_and_ps(fx, fy))
+    }
+
+    /// `Σ w[k] · v[k]` from the left, as `w[0] * v[0] + w[1] * v[1] + ...` in the scalar path.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn dot<const N: usize>(w: &[__m256; N], v: &[__m256; N]) -> __m256 {
+        let mut s = _mm256_mul_ps(w[0], v[0]);
+        for k in 1..N {
+            s = _mm256_add_ps(s, _mm256_mul_ps(w[k], v[k]));
+        }
+        s
+    }
+
+    /// [`super::sample_into`]'s final step: clamp to 0..=255 (NaN to 0: `maxps` returns its
+    /// second operand), truncate, and pack the channels as `0x00BBGGRR`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn to_rgb(v: [__m256; 3]) -> __m256i {
+        pack_rgb(v.map(|c| {
+            let c = _mm256_min_ps(_mm256_max_ps(c, _mm256_setzero_ps()), _mm256_set1_ps(255.0));
+            _mm256_cvttps_epi32(c)
+        }))
+    }
+
+    /// Keys cubic weights of the four taps, [`super::cubic_weights`] lane by lane.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn cubic_weights(t: __m256) -> [__m256; 4] {
+        const A: f32 = -0.75;
+        let s = _mm256_set1_ps;
+        let far = |x: __m256| {
+            let v = _mm256_sub_ps(_mm256_mul_ps(s(A), x), s(5.0 * A));
+            let v = _mm256_add_ps(_mm256_mul_ps(v, x), s(8.0 * A));
+            _mm256_sub_ps(_mm256_mul_ps(v, x), s(4.0 * A))
         };
-        let x = _mm256_sub_ps(_mm256_mul_ps(_mm256_add_ps(vx, one), scale_x), half);
-        let y = _mm256_sub_ps(_mm256_mul_ps(_mm256_add_ps(vy, one), scale_y), half);
+        let near = |x: __m256| {
+            let v = _mm256_sub_ps(_mm256_mul_ps(s(A + 2.0), x), s(A + 3.0));
+            _mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(v, x), x), s(1.0))
+        };
+        [
+            far(_mm256_add_ps(t, s(1.0))),
+            near(t),
+            near(_mm256_sub_ps(s(1.0), t)),
+            far(_mm256_sub_ps(s(2.0), t)),
+        ]
+    }
+
+    /// Bicubic at pixel coordinates (x, y) (unpadded, as in the scalar path): the 4x4 taps
+    /// from the floor minus 1 to plus 2, rows blended by the x weights, then the rows by the y
+    /// weights, [`bicubic_inside`] when all taps of all lanes lie inside the frame, else
+    /// [`bicubic_padded`].
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn bicubic(source: &Source, x: __m256, y: __m256) -> __m256i {
         let (fx, fy) = (_mm256_floor_ps(x), _mm256_floor_ps(y));
+        let cx = cubic_weights(_mm256_sub_ps(x, fx));
+        let cy = cubic_weights(_mm256_sub_ps(y, fy));
         // NaN and huge values convert to i32::MIN and fail the test
         let (ix, iy) = (_mm256_cvttps_epi32(fx), _mm256_cvttps_epi32(fy));
-        let zero = _mm256_setzero_si256();
-        let inside = _mm256_and_si256(
-            _mm256_and_si256(
-                _mm256_cmpgt_epi32(ix, zero),
-                _mm256_cmpgt_epi32(_mm256_set1_epi32(w as i32 - 2), ix),
-            ),
-            _mm256_and_si256(
-                _mm256_cmpgt_epi32(iy, zero),
-                _mm256_cmpgt_epi32(_mm256_set1_epi32(h as i32 - 2), iy),
-            ),
+        let one = _mm256_set1_epi32(1);
+        let (left, top) = (_mm256_sub_epi32(ix, one), _mm256_sub_epi32(iy, one));
+        // columns ix-1..=ix+2, rows iy-1..=iy+2 (not the last row, so that a gather of the
+        // last tap's 4 bytes stays inside the frame)
+        let (right, bottom) = (
+            _mm256_add_epi32(left, _mm256_set1_epi32(3)),
+            _mm256_add_epi32(top, _mm256_set1_epi32(4)),
         );
-        if _mm256_movemask_epi8(inside) != -1 {
-            for k in j..j + 8 {
-                sample_into(
-                    source,
-                    gx[k],
-                    gy[k],
-                    SamplingMode::Bicubic,
-                    &mut row[k * 3..k * 3 + 3],
-                );
-            }
-            j += 8;
-            continue;
+        let inside = _mm256_and_si256(
+            _mm256_and_si256(within(left, source.w), within(right, source.w)),
+            _mm256_and_si256(within(top, source.h), within(bottom, source.h)),
+        );
+        if _mm256_movemask_epi8(inside) == -1 {
+            bicubic_inside(source, left, top, &cx, &cy)
+        } else {
+            bicubic_padded(source, x, y, fx, fy, &cx, &cy)
         }
-        let (tx, ty) = (_mm256_sub_ps(x, fx), _mm256_sub_ps(y, fy));
-        let two = splat(2.0);
-        let cx = [
-            far(_mm256_add_ps(tx, one)),
-            near(tx),
-            near(_mm256_sub_ps(one, tx)),
-            far(_mm256_sub_ps(two, tx)),
-        ];
-        let cy = [
-            far(_mm256_add_ps(ty, one)),
-            near(ty),
-            near(_mm256_sub_ps(one, ty)),
-            far(_mm256_sub_ps(two, ty)),
-        ];
-        let mut xi = [0i32; 8];
-        let mut yi = [0i32; 8];
-        // SAFETY: both arrays hold eight i32
-        unsafe {
-            _mm256_storeu_si256(xi.as_mut_ptr().cast(), ix);
-            _mm256_storeu_si256(yi.as_mut_ptr().cast(), iy);
-        }
-        // taps[r][i][c][lane]: row r, column i, channel c
-        let mut taps = [[[[0f32; 8]; 3]; 4]; 4];
-        for l in 0..8 {
-            let o = ((yi[l] - 1) as usize * w + (xi[l] - 1) as usize) * 3;
-            for (r, tr) in taps.iter_mut().enumerate() {
-                let line = &src[o + r * w * 3..o + r * w * 3 + 12];
-                for (i, ti) in tr.iter_mut().enumerate() {
-                    for (c, tc) in ti.iter_mut().enumerate() {
-                        tc[l] = line[i * 3 + c] as f32;
-                    }
-                }
-            }
-        }
-        let mut out = [[0i32; 8]; 3];
-        for (c, oc) in out.iter_mut().enumerate() {
-            // SAFETY: every tap row holds eight f32, every output row eight i32
-            unsafe {
-                let rows: [__m256; 4] = std::array::from_fn(|r| {
-                    let v = |i: usize| _mm256_loadu_ps(taps[r][i][c].as_ptr());
-                    let s = _mm256_add_ps(_mm256_mul_ps(cx[0], v(0)), _mm256_mul_ps(cx[1], v(1)));
-                    let s = _mm256_add_ps(s, _mm256_mul_ps(cx[2], v(2)));
-                    _mm256_add_ps(s, _mm256_mul_ps(cx[3], v(3)))
-                });
-                let s = _mm256_add_ps(_mm256_mul_ps(cy[0], rows[0]), _mm256_mul_ps(cy[1], rows[1]));
-                let s = _mm256_add_ps(s, _mm256_mul_ps(cy[2], rows[2]));
-                let s = _mm256_add_ps(s, _mm256_mul_ps(cy[3], rows[3]));
-                // clamp like f32::clamp (NaN stays NaN, then 0), then truncate
-                let v = _mm256_min_ps(_mm256_max_ps(s, _mm256_setzero_ps()), splat(255.0));
-                _mm256_storeu_si256(oc.as_mut_ptr().cast(), _mm256_cvttps_epi32(v));
-            }
-        }
-        for l in 0..8 {
-            for c in 0..3 {
-                row[(j + l) * 3 + c] = out[c][l] as u8;
-            }
-        }
-        j += 8;
     }
-    j
-}
 
-/// Bilinear pixels of one row with AVX2 (border or zeros padding), eight at a time where all four
-/// taps of all eight are inside the frame (there padding changes nothing); the same float32
-/// operations in the same order as [`Source::sample`]. Returns how many pixels it wrote.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn bilinear_row_avx2(source: &Source, gx: &[f32], gy: &[f32], row: &mut [u8]) -> usize {
-    use std::arch::x86_64::*;
-    let (w, h, src) = (source.w, source.h, source.px);
-    let splat = _mm256_set1_ps;
-    let (one, half) = (splat(1.0), splat(0.5));
-    let (scale_x, scale_y) = (splat(source.ax.scale), splat(source.ay.scale));
-    let blocks = w / 8 * 8;
-    let mut j = 0;
-    while j < blocks {
-        // SAFETY: j + 8 <= w = gx.len() = gy.len()
-        let (vx, vy) = unsafe {
-            (
-                _mm256_loadu_ps(gx.as_ptr().add(j)),
-                _mm256_loadu_ps(gy.as_ptr().add(j)),
-            )
-        };
-        let x = _mm256_sub_ps(_mm256_mul_ps(_mm256_add_ps(vx, one), scale_x), half);
-        let y = _mm256_sub_ps(_mm256_mul_ps(_mm256_add_ps(vy, one), scale_y), half);
-        let (fx, fy) = (_mm256_floor_ps(x), _mm256_floor_ps(y));
-        let (ix, iy) = (_mm256_cvttps_epi32(fx), _mm256_cvttps_epi32(fy));
-        let lo = _mm256_set1_epi32(-1);
-        let inside = _mm256_and_si256(
-            _mm256_and_si256(
-                _mm256_cmpgt_epi32(ix, lo),
-                _mm256_cmpgt_epi32(_mm256_set1_epi32(w as i32 - 1), ix),
-            ),
-            _mm256_and_si256(
-                _mm256_cmpgt_epi32(iy, lo),
-                _mm256_cmpgt_epi32(_mm256_set1_epi32(h as i32 - 1), iy),
-            ),
-        );
-        if _mm256_movemask_epi8(inside) != -1 {
-            for k in j..j + 8 {
-                sample_into(
-                    source,
-                    gx[k],
-                    gy[k],
-                    SamplingMode::Bilinear,
-                    &mut row[k * 3..k * 3 + 3],
-                );
+    /// Bicubic for lanes whose 4x4 taps all lie inside the frame (top-left tap at (left, top)):
+    /// no padding, no masks, one plain gather per tap.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn bicubic_inside(
+        source: &Source,
+        left: __m256i,
+        top: __m256i,
+        cx: &[__m256; 4],
+        cy: &[__m256; 4],
+    ) -> __m256i {
+        let corner = offset(source.w, left, top);
+        let mut acc = [_mm256_setzero_ps(); 3];
+        for (r, &wy) in cy.iter().enumerate() {
+            let line = _mm256_add_epi32(corner, _mm256_set1_epi32((r * source.w * 3) as i32));
+            let taps: [[__m256; 3]; 4] = std::array::from_fn(|i| {
+                let o = _mm256_add_epi32(line, _mm256_set1_epi32(3 * i as i32));
+                // SAFETY: the tap is a pixel of the frame, not its last (the caller's test)
+                channels_f32(unsafe { pixels_inside(source.px, o) })
+            });
+            for (c, a) in acc.iter_mut().enumerate() {
+                let term = _mm256_mul_ps(wy, dot(cx, &taps.map(|t| t[c])));
+                *a = if r == 0 {
+                    term
+                } else {
+                    _mm256_add_ps(*a, term)
+                };
             }
-            j += 8;
-            continue;
         }
+        to_rgb(acc)
+    }
+
+    /// Bicubic for lanes near or outside the border: each tap column and row padded once
+    /// (`pad(fx - 1.0 + i as f32) as i32`), taps outside the frame zero, lanes with a
+    /// non-finite coordinate 0.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn bicubic_padded(
+        source: &Source,
+        x: __m256,
+        y: __m256,
+        fx: __m256,
+        fy: __m256,
+        cx: &[__m256; 4],
+        cy: &[__m256; 4],
+    ) -> __m256i {
+        let at = |a: &Axis, f: __m256, i: i32| {
+            let p = _mm256_add_ps(
+                _mm256_sub_ps(f, _mm256_set1_ps(1.0)),
+                _mm256_set1_ps(i as f32),
+            );
+            _mm256_cvttps_epi32(pad(a, p))
+        };
+        let cols: [__m256i; 4] = std::array::from_fn(|i| at(&source.ax, fx, i as i32));
+        let lines: [__m256i; 4] = std::array::from_fn(|j| at(&source.ay, fy, j as i32));
+        let col_in = cols.map(|c| within(c, source.w));
+        let mut acc = [_mm256_setzero_ps(); 3];
+        for (r, &line) in lines.iter().enumerate() {
+            let line_in = within(line, source.h);
+            let taps: [[__m256; 3]; 4] = std::array::from_fn(|i| {
+                let mask = _mm256_and_si256(line_in, col_in[i]);
+                // SAFETY: the lanes in `mask` are pixels of the frame, which fits
+                channels_f32(unsafe { pixels(source.px, offset(source.w, cols[i], line), mask) })
+            });
+            for (c, a) in acc.iter_mut().enumerate() {
+                let row = dot(cx, &taps.map(|t| t[c]));
+                let term = _mm256_mul_ps(cy[r], row);
+                *a = if r == 0 {
+                    term
+                } else {
+                    _mm256_add_ps(*a, term)
+                };
+            }
+        }
+        _mm256_and_si256(to_rgb(acc), finite(x, y))
+    }
+
+    /// Bilinear at pixel coordinates (x, y): padded first, then the four taps around the
+    /// floor (zero outside) blended as `a·nw + b·ne + c·sw + d·se`; non-finite lanes give 0.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn bilinear(source: &Source, x: __m256, y: __m256) -> __m256i {
+        let (x, y) = (pad(&source.ax, x), pad(&source.ay, y));
+        let (fx, fy) = (_mm256_floor_ps(x), _mm256_floor_ps(y));
+        let one = _mm256_set1_ps(1.0);
         let (we, n) = (_mm256_sub_ps(x, fx), _mm256_sub_ps(y, fy));
         let (e, s) = (_mm256_sub_ps(one, we), _mm256_sub_ps(one, n));
-        let (nw, ne, sw, se) = (
+        let weights = [
             _mm256_mul_ps(s, e),
             _mm256_mul_ps(s, we),
             _mm256_mul_ps(n, e),
             _mm256_mul_ps(n, we),
-        );
-        let mut xi = [0i32; 8];
-        let mut yi = [0i32; 8];
-        // SAFETY: both arrays hold eight i32
-        unsafe {
-            _mm256_storeu_si256(xi.as_mut_ptr().cast(), ix);
-            _mm256_storeu_si256(yi.as_mut_ptr().cast(), iy);
-        }
-        // taps[k][c][lane]: k = nw, ne, sw, se
-        let mut taps = [[[0f32; 8]; 3]; 4];
-        for l in 0..8 {
-            let o = (yi[l] as usize * w + xi[l] as usize) * 3;
-            let (t, u) = (&src[o..o + 6], &src[o + w * 3..o + w * 3 + 6]);
-            for c in 0..3 {
-                taps[0][c][l] = t[c] as f32;
-                taps[1][c][l] = t[3 + c] as f32;
-                taps[2][c][l] = u[c] as f32;
-                taps[3][c][l] = u[3 + c] as f32;
-            }
-        }
-        let mut out = [[0i32; 8]; 3];
-        for (c, oc) in out.iter_mut().enumerate() {
-            // SAFETY: every tap row holds eight f32, every output row eight i32
-            unsafe {
-                let v = |k: usize| _mm256_loadu_ps(taps[k][c].as_ptr());
-                let s = _mm256_add_ps(_mm256_mul_ps(v(0), nw), _mm256_mul_ps(v(1), ne));
-                let s = _mm256_add_ps(s, _mm256_mul_ps(v(2), sw));
-                let s = _mm256_add_ps(s, _mm256_mul_ps(v(3), se));
-                let v = _mm256_min_ps(_mm256_max_ps(s, _mm256_setzero_ps()), splat(255.0));
-                _mm256_storeu_si256(oc.as_mut_ptr().cast(), _mm256_cvttps_epi32(v));
-            }
-        }
-        for l in 0..8 {
-            for c in 0..3 {
-                row[(j + l) * 3 + c] = out[c][l] as u8;
-            }
-        }
-        j += 8;
+        ];
+        let (ix, iy) = (_mm256_cvttps_epi32(fx), _mm256_cvttps_epi32(fy));
+        let one_i = _mm256_set1_epi32(1);
+        let (ix1, iy1) = (_mm256_add_epi32(ix, one_i), _mm256_add_epi32(iy, one_i));
+        let (x0, x1) = (within(ix, source.w), within(ix1, source.w));
+        let (y0, y1) = (within(iy, source.h), within(iy1, source.h));
+        let taps = [
+            (ix, x0, iy, y0),
+            (ix1, x1, iy, y0),
+            (ix, x0, iy1, y1),
+            (ix1, x1, iy1, y1),
+        ]
+        .map(|(cx, mx, cy, my)| {
+            let mask = _mm256_and_si256(mx, my);
+            // SAFETY: the lanes in `mask` are pixels of the frame, which fits
+            channels_f32(unsafe { pixels(source.px, offset(source.w, cx, cy), mask) })
+        });
+        let rgb: [__m256; 3] = std::array::from_fn(|c| dot(&taps.map(|t| t[c]), &weights));
+        _mm256_and_si256(to_rgb(rgb), finite(x, y))
     }
-    j
+
+    /// Nearest at pixel coordinates (x, y): padded, rounded half to even, the pixel there or
+    /// zero outside the frame (a non-finite coordinate converts to i32::MIN, outside).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn nearest(source: &Source, x: __m256, y: __m256) -> __m256i {
+        let round = |v: __m256| {
+            _mm256_cvttps_epi32(_mm256_round_ps::<
+                { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+            >(v))
+        };
+        let ix = round(pad(&source.ax, x));
+        let iy = round(pad(&source.ay, y));
+        let mask = _mm256_and_si256(within(ix, source.w), within(iy, source.h));
+        // SAFETY: the lanes in `mask` are pixels of the frame, which fits
+        unsafe { pixels(source.px, offset(source.w, ix, iy), mask) }
+    }
 }
 
-/// The normalised sampling position of each pixel of one row: the pixel centre minus the shift
-/// between its projection by the moved camera and by the still one.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn grid_row(
-    xs: &[f32],
-    y: f32,
-    zs: &[f32],
-    bx: &[f32],
-    by: f32,
+/// The sampling grid of one frame: `affine_grid` plus the shift between the projections of each
+/// pixel by the moved camera and by the still one.
+struct Grid {
+    /// `linspace(-1, 1, w)` and `linspace(-1, 1, h)`: the pixels' world x and y.
+    xs: Vec<f32>,
+    ys: Vec<f32>,
+    /// `affine_grid(align_corners=False)`: `linspace * (n - 1) / n`, the pixel centres.
+    bx: Vec<f32>,
+    by: Vec<f32>,
+    /// Projection scales of the still camera.
     sx: f32,
     sy: f32,
-    m: &[[f32; 3]; 4],
-    gx: &mut [f32],
-    gy: &mut [f32],
-) {
-    for ((((&x, &zz), &b), gx), gy) in xs
-        .iter()
-        .zip(zs)
-        .zip(bx)
-        .zip(gx.iter_mut())
-        .zip(gy.iter_mut())
-    {
-        let old_x = x * sx / zz;
-        let old_y = y * sy / zz;
-        let pw = x * m[0][2] + y * m[1][2] + zz * m[2][2] + m[3][2];
-        let new_x = (x * m[0][0] + y * m[1][0] + zz * m[2][0] + m[3][0]) / pw;
-        let new_y = (x * m[0][1] + y * m[1][1] + zz * m[2][1] + m[3][1]) / pw;
-        *gx = b - (new_x - old_x);
-        *gy = by - (new_y - old_y);
+    /// Projection of the moved camera ([`Motion3D::projection`]).
+    m: [[f32; 3]; 4],
+}
+
+impl Grid {
+    fn new(motion: &Motion3D, w: usize, h: usize) -> Grid {
+        let (sx, sy) = motion.scales();
+        let (xs, ys) = (linspace(w), linspace(h));
+        let base = |l: &[f32], n: usize| -> Vec<f32> {
+            l.iter().map(|v| v * (n - 1) as f32 / n as f32).collect()
+        };
+        let (bx, by) = (base(&xs, w), base(&ys, h));
+        Grid {
+            xs,
+            ys,
+            bx,
+            by,
+            sx,
+            sy,
+            m: motion.projection(),
+        }
+    }
+
+    /// The normalised sampling position of each pixel of row `i` (depths `zs`): the pixel
+    /// centre minus the shift between its projection by the moved camera and by the still one.
+    /// Straight-line float code the compiler vectorises, the same operations in the same order
+    /// as one pixel at a time.
+    #[inline(always)]
+    fn row(&self, i: usize, zs: &[f32], gx: &mut [f32], gy: &mut [f32]) {
+        let (y, by, sx, sy, m) = (self.ys[i], self.by[i], self.sx, self.sy, &self.m);
+        for ((((&x, &zz), &b), gx), gy) in self
+            .xs
+            .iter()
+            .zip(zs)
+            .zip(&self.bx)
+            .zip(gx.iter_mut())
+            .zip(gy.iter_mut())
+        {
+            let old_x = x * sx / zz;
+            let old_y = y * sy / zz;
+            let pw = x * m[0][2] + y * m[1][2] + zz * m[2][2] + m[3][2];
+            let new_x = (x * m[0][0] + y * m[1][0] + zz * m[2][0] + m[3][0]) / pw;
+            let new_y = (x * m[0][1] + y * m[1][1] + zz * m[2][1] + m[3][1]) / pw;
+            *gx = b - (new_x - old_x);
+            *gy = by - (new_y - old_y);
+        }
+    }
+
+    /// Row `i` pixel by pixel: the grid, then [`sample_into`] (the reference for the vector
+    /// path). `gx` and `gy` are buffers of `w` values.
+    #[allow(clippy::too_many_arguments)]
+    fn warp_row_scalar(
+        &self,
+        source: &Source,
+        sampling: SamplingMode,
+        i: usize,
+        zs: &[f32],
+        gx: &mut [f32],
+        gy: &mut [f32],
+        row: &mut [u8],
+    ) {
+        self.row(i, zs, gx, gy);
+        for (j, out) in row.chunks_exact_mut(3).enumerate() {
+            sample_into(source, gx[j], gy[j], sampling, out);
+        }
     }
 }
 
@@ -602,14 +746,7 @@ pub fn warp_3d(
     if w == 0 || h == 0 || motion.validate().is_err() || z.is_some_and(|z| z.len() != w * h) {
         return out;
     }
-    let (sx, sy) = motion.scales();
-    let m = motion.projection();
-    let (xs, ys) = (linspace(w), linspace(h));
-    // affine_grid(align_corners=False): linspace * (n - 1) / n
-    let base = |l: &[f32], n: usize| -> Vec<f32> {
-        l.iter().map(|v| v * (n - 1) as f32 / n as f32).collect()
-    };
-    let (bx, by) = (base(&xs, w), base(&ys, h));
+    let grid = Grid::new(motion, w, h);
     let source = Source {
         px: img.as_raw(),
         w,
@@ -619,34 +756,24 @@ pub fn warp_3d(
     };
     let ones = vec![1f32; w];
     #[cfg(target_arch = "x86_64")]
-    let avx2 = std::arch::is_x86_feature_detected!("avx2");
+    let avx2 = std::arch::is_x86_feature_detected!("avx2") && crate::simd::fits(source.px.len());
     out.as_mut()
         .par_chunks_mut(w * 3)
         .enumerate()
-        .for_each(|(i, row)| {
-            let zs = z.map_or(ones.as_slice(), |z| &z[i * w..(i + 1) * w]);
-            // first the sampling grid of the whole row (straight-line float code the compiler
-            // vectorises; the same operations in the same order as one pixel at a time)
-            let mut gx = vec![0f32; w];
-            let mut gy = vec![0f32; w];
-            grid_row(&xs, ys[i], zs, &bx, by[i], sx, sy, &m, &mut gx, &mut gy);
-            let mut j = 0;
-            #[cfg(target_arch = "x86_64")]
-            if sampling == SamplingMode::Bicubic && avx2 {
-                // SAFETY: the CPU supports AVX2 (checked above)
-                j = unsafe { bicubic_row_avx2(&source, &gx, &gy, row) };
-            } else if sampling == SamplingMode::Bilinear
-                && padding != PaddingMode::Reflection
-                && avx2
-            {
-                // reflection moves interior coordinates by a rounding, so it stays scalar
-                // SAFETY: the CPU supports AVX2 (checked above)
-                j = unsafe { bilinear_row_avx2(&source, &gx, &gy, row) };
-            }
-            for j in j..w {
-                sample_into(&source, gx[j], gy[j], sampling, &mut row[j * 3..j * 3 + 3]);
-            }
-        });
+        .for_each_init(
+            || (vec![0f32; w], vec![0f32; w]),
+            |(gx, gy), (i, row)| {
+                let zs = z.map_or(ones.as_slice(), |z| &z[i * w..(i + 1) * w]);
+                #[cfg(target_arch = "x86_64")]
+                if avx2 {
+                    // SAFETY: the CPU supports AVX2 and the frame fits (checked above); the
+                    // buffers are w long, the row 3w
+                    unsafe { avx2::warp_row(&source, sampling, &grid, i, zs, gx, gy, row) };
+                    return;
+                }
+                grid.warp_row_scalar(&source, sampling, i, zs, gx, gy, row);
+            },
+        );
     out
 }
 
@@ -691,15 +818,11 @@ mod tests {
         }
     }
 
+    /// [`warp_3d`] (the AVX2 kernels where the CPU has them) against the scalar path, pixel by
+    /// pixel, in every sampling and padding mode, with and without depth, on moves that keep
+    /// the samples inside and moves that send many outside, and on frames narrower than a block.
     #[test]
     fn vector_paths_match_scalar() {
-        let img = RgbImage::from_fn(203, 77, |x, y| {
-            image::Rgb([(x * 31 + y * 7) as u8, (x * x + y) as u8, (x ^ y) as u8])
-        });
-        let (w, h) = (203usize, 77usize);
-        let z: Vec<f32> = (0..w * h)
-            .map(|i| 1.0 + ((i % w) as f32 / w as f32) * 0.8)
-            .collect();
         let moves = [
             Motion3D {
                 translation_x: 4.0,
@@ -714,42 +837,63 @@ mod tests {
                 aspect_ratio: 1.3,
                 ..Motion3D::IDENTITY
             },
+            Motion3D {
+                translation_x: -30.0,
+                translation_z: -150.0,
+                rotation_x: 20.0,
+                rotation_z: 35.0,
+                ..Motion3D::IDENTITY
+            },
+            Motion3D {
+                translation_z: 199.0,
+                rotation_y: 60.0,
+                ..Motion3D::IDENTITY
+            },
+            Motion3D::IDENTITY,
         ];
-        for m in moves {
-            for depth in [None, Some(z.as_slice())] {
-                for (p, mode) in [
-                    PaddingMode::Border,
-                    PaddingMode::Reflection,
-                    PaddingMode::Zeros,
-                ]
-                .into_iter()
-                .flat_map(|p| [(p, SamplingMode::Bicubic), (p, SamplingMode::Bilinear)])
-                {
-                    let fast = warp_3d(&img, &m, depth, p, mode);
-                    // the same pipeline, pixel by pixel
-                    let (sx, sy) = m.scales();
-                    let pm = m.projection();
-                    let (xs, ys) = (linspace(w), linspace(h));
-                    let bx: Vec<f32> = xs.iter().map(|v| v * (w - 1) as f32 / w as f32).collect();
-                    let by: Vec<f32> = ys.iter().map(|v| v * (h - 1) as f32 / h as f32).collect();
-                    let source = Source {
-                        px: img.as_raw(),
-                        w,
-                        h,
-                        ax: Axis::new(w, p),
-                        ay: Axis::new(h, p),
-                    };
-                    let ones = vec![1f32; w];
-                    let mut slow = RgbImage::new(w as u32, h as u32);
-                    for (i, row) in slow.as_mut().chunks_mut(w * 3).enumerate() {
-                        let zs = depth.map_or(ones.as_slice(), |z| &z[i * w..(i + 1) * w]);
-                        let (mut gx, mut gy) = (vec![0f32; w], vec![0f32; w]);
-                        grid_row(&xs, ys[i], zs, &bx, by[i], sx, sy, &pm, &mut gx, &mut gy);
-                        for j in 0..w {
-                            sample_into(&source, gx[j], gy[j], mode, &mut row[j * 3..j * 3 + 3]);
+        for (w, h) in [(203usize, 77usize), (16, 9), (7, 5), (1, 1)] {
+            let img = RgbImage::from_fn(w as u32, h as u32, |x, y| {
+                image::Rgb([(x * 31 + y * 7) as u8, (x * x + y) as u8, (x ^ y) as u8])
+            });
+            let z: Vec<f32> = (0..w * h)
+                .map(|i| 1.0 + ((i % w) as f32 / w as f32) * 0.8)
+                .collect();
+            for m in moves {
+                let grid = Grid::new(&m, w, h);
+                for depth in [None, Some(z.as_slice())] {
+                    for p in [
+                        PaddingMode::Border,
+                        PaddingMode::Reflection,
+                        PaddingMode::Zeros,
+                    ] {
+                        for mode in [
+                            SamplingMode::Bicubic,
+                            SamplingMode::Bilinear,
+                            SamplingMode::Nearest,
+                        ] {
+                            let fast = warp_3d(&img, &m, depth, p, mode);
+                            let source = Source {
+                                px: img.as_raw(),
+                                w,
+                                h,
+                                ax: Axis::new(w, p),
+                                ay: Axis::new(h, p),
+                            };
+                            let ones = vec![1f32; w];
+                            let mut slow = RgbImage::new(w as u32, h as u32);
+                            let (mut gx, mut gy) = (vec![0f32; w], vec![0f32; w]);
+                            for (i, row) in slow.as_mut().chunks_mut(w * 3).enumerate() {
+                                let zs = depth.map_or(ones.as_slice(), |z| &z[i * w..(i + 1) * w]);
+                                grid.warp_row_scalar(&source, mode, i, zs, &mut gx, &mut gy, row);
+                            }
+                            assert_eq!(
+                                fast,
+                                slow,
+                                "{w}x{h} {m:?} {p:?} {mode:?} depth {}",
+                                depth.is_some()
+                            );
                         }
                     }
-                    assert_eq!(fast, slow, "{m:?} {p:?} {mode:?} depth {}", depth.is_some());
                 }
             }
         }

@@ -272,6 +272,19 @@ pub fn save_depth_png(path: &Path, raw: &[f32], width: u32, height: u32) -> Resu
 /// `None` when the map is empty or holds NaN, ±inf or a single value: Deforum then falls back
 /// to flat depth (z = 1), and so does the caller.
 pub fn depth_to_z(raw: &[f32]) -> Option<Vec<f32>> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && raw.len() < i32::MAX as usize {
+        // SAFETY: the CPU supports AVX2
+        return unsafe { avx2::depth_to_z(raw) };
+    }
+    depth_to_z_scalar(raw)
+}
+
+/// Histogram bins of the equalisation.
+const BINS: usize = 1024;
+
+/// [`depth_to_z`] one value at a time (the fallback without AVX2).
+fn depth_to_z_scalar(raw: &[f32]) -> Option<Vec<f32>> {
     if raw.is_empty() || raw.iter().any(|v| !v.is_finite()) {
         return None;
     }
@@ -281,38 +294,213 @@ pub fn depth_to_z(raw: &[f32]) -> Option<Vec<f32>> {
     if range == 0.0 || !range.is_finite() {
         return None;
     }
-    const BINS: usize = 1024;
-    let norm: Vec<f32> = raw.iter().map(|v| (v - min) / range).collect();
-    let mut hist = [0u64; BINS];
-    for d in &norm {
-        // np.histogram on [0, 1]: the last bin is closed
-        let k = ((d * BINS as f32) as usize).min(BINS - 1);
-        hist[k] += 1;
+    let mut z: Vec<f32> = raw.iter().map(|v| (v - min) / range).collect();
+    let mut hist = Histogram::new();
+    for &d in &z {
+        hist.add(0, bin(d));
     }
-    let total = norm.len() as f64;
-    let mut cdf = [0f64; BINS];
-    let mut acc = 0u64;
-    for (c, h) in cdf.iter_mut().zip(hist) {
-        acc += h;
-        *c = acc as f64 / total;
+    let eq = Equalisation::new(&hist, z.len());
+    for d in &mut z {
+        *d = eq.z(*d);
     }
-    let edge = |k: usize| k as f64 / BINS as f64;
-    Some(
-        norm.iter()
-            .map(|&d| {
-                let x = d as f64;
-                let k = (x * BINS as f64) as usize;
-                // np.interp: exact at and beyond the last left edge, linear in between
-                let eq = if k >= BINS - 1 || x == edge(k) {
-                    cdf[k.min(BINS - 1)]
-                } else {
-                    let slope = (cdf[k + 1] - cdf[k]) / (edge(k + 1) - edge(k));
-                    slope * (x - edge(k)) + cdf[k]
-                };
-                (-(eq - 2.0)) as f32
-            })
-            .collect(),
-    )
+    Some(z)
+}
+
+/// The bin of a normalised depth d in [0, 1] (`np.histogram` on [0, 1]: the last bin is closed).
+#[inline(always)]
+fn bin(d: f32) -> usize {
+    ((d * BINS as f32) as usize).min(BINS - 1)
+}
+
+/// Bin counts, kept in four interleaved copies so that runs of the same bin (a smooth map) do
+/// not all wait on one counter.
+struct Histogram([[u64; BINS]; 4]);
+
+impl Histogram {
+    fn new() -> Histogram {
+        Histogram([[0; BINS]; 4])
+    }
+
+    #[inline(always)]
+    fn add(&mut self, copy: usize, bin: usize) {
+        self.0[copy][bin] += 1;
+    }
+
+    fn count(&self, bin: usize) -> u64 {
+        self.0.iter().map(|h| h[bin]).sum()
+    }
+}
+
+/// `np.interp(d, left edges, normalised CDF)` as a table: per bin its CDF and the slope to the
+/// next bin, each computed once with the same division `np.interp` does per value.
+struct Equalisation {
+    cdf: [f64; BINS],
+    /// `(cdf[k + 1] − cdf[k]) / (edge(k + 1) − edge(k))`; 0 for the last bin, so values at and
+    /// beyond its left edge get `cdf[last]`, as `np.interp` gives past its last point.
+    slope: [f64; BINS],
+}
+
+impl Equalisation {
+    fn new(hist: &Histogram, total: usize) -> Equalisation {
+        let mut cdf = [0f64; BINS];
+        let mut acc = 0u64;
+        for (k, c) in cdf.iter_mut().enumerate() {
+            acc += hist.count(k);
+            *c = acc as f64 / total as f64;
+        }
+        let slope = std::array::from_fn(|k| {
+            if k + 1 < BINS {
+                (cdf[k + 1] - cdf[k]) / (edge(k + 1) - edge(k))
+            } else {
+                0.0
+            }
+        });
+        Equalisation { cdf, slope }
+    }
+
+    /// z of a normalised depth d: `2 − (slope · (x − edge) + cdf)` in float64 for d's bin. At
+    /// an edge `x − edge = 0` gives the CDF exactly, as `np.interp` returns there.
+    #[inline(always)]
+    fn z(&self, d: f32) -> f32 {
+        let x = d as f64;
+        let k = ((x * BINS as f64) as usize).min(BINS - 1);
+        let eq = self.slope[k] * (x - edge(k)) + self.cdf[k];
+        (-(eq - 2.0)) as f32
+    }
+}
+
+/// Left edge of bin k.
+fn edge(k: usize) -> f64 {
+    k as f64 / BINS as f64
+}
+
+/// [`depth_to_z`] eight (or four, in float64) values at a time: the same operations as
+/// [`depth_to_z_scalar`] lane by lane, so the same bits (`fast_path_matches_reference`).
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{BINS, Equalisation, Histogram, bin};
+
+    /// # Safety
+    /// The CPU supports AVX2 and `raw.len() < i32::MAX`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn depth_to_z(raw: &[f32]) -> Option<Vec<f32>> {
+        let (min, max) = finite_min_max(raw)?;
+        let range = max - min;
+        if range == 0.0 || !range.is_finite() {
+            return None;
+        }
+        let mut z = vec![0f32; raw.len()];
+        let hist = normalise(raw, min, range, &mut z);
+        equalise(&Equalisation::new(&hist, z.len()), &mut z);
+        Some(z)
+    }
+
+    /// Minimum and maximum, `None` when `raw` is empty or holds a non-finite value (then the
+    /// NaN rules of `minps` do not matter: the result is not used).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn finite_min_max(raw: &[f32]) -> Option<(f32, f32)> {
+        let mut lo = _mm256_set1_ps(f32::INFINITY);
+        let mut hi = _mm256_set1_ps(f32::NEG_INFINITY);
+        // the largest |v| bit pattern: finite values stay below that of infinity
+        let mut top = _mm256_setzero_si256();
+        let abs = _mm256_set1_epi32(i32::MAX);
+        let mut blocks = raw.chunks_exact(8);
+        for b in &mut blocks {
+            // SAFETY: the block holds eight f32
+            let v = unsafe { _mm256_loadu_ps(b.as_ptr()) };
+            lo = _mm256_min_ps(lo, v);
+            hi = _mm256_max_ps(hi, v);
+            top = _mm256_max_epu32(top, _mm256_and_si256(_mm256_castps_si256(v), abs));
+        }
+        let (mut lows, mut highs, mut tops) = ([0f32; 8], [0f32; 8], [0u32; 8]);
+        // SAFETY: each array holds eight values
+        unsafe {
+            _mm256_storeu_ps(lows.as_mut_ptr(), lo);
+            _mm256_storeu_ps(highs.as_mut_ptr(), hi);
+            _mm256_storeu_si256(tops.as_mut_ptr().cast(), top);
+        }
+        let rest = blocks.remainder();
+        let finite =
+            tops.iter().all(|&t| t < f32::INFINITY.to_bits()) && rest.iter().all(|v| v.is_finite());
+        let min = lows
+            .iter()
+            .chain(rest)
+            .copied()
+            .fold(f32::INFINITY, f32::min);
+        let max = highs
+            .iter()
+            .chain(rest)
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max);
+        (finite && !raw.is_empty()).then_some((min, max))
+    }
+
+    /// `z = (raw − min) / range`, and the histogram of z's bins.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn normalise(raw: &[f32], min: f32, range: f32, z: &mut [f32]) -> Histogram {
+        let mut hist = Histogram::new();
+        let (vmin, vrange) = (_mm256_set1_ps(min), _mm256_set1_ps(range));
+        let (scale, last) = (
+            _mm256_set1_ps(BINS as f32),
+            _mm256_set1_epi32(BINS as i32 - 1),
+        );
+        let mut bins = [0i32; 8];
+        let mut blocks = raw.chunks_exact(8).zip(z.chunks_exact_mut(8));
+        for (r, out) in &mut blocks {
+            // SAFETY: both blocks hold eight f32, `bins` eight i32
+            unsafe {
+                let d = _mm256_div_ps(_mm256_sub_ps(_mm256_loadu_ps(r.as_ptr()), vmin), vrange);
+                _mm256_storeu_ps(out.as_mut_ptr(), d);
+                // d >= 0, so truncation is the scalar `as usize`
+                let k = _mm256_min_epi32(_mm256_cvttps_epi32(_mm256_mul_ps(d, scale)), last);
+                _mm256_storeu_si256(bins.as_mut_ptr().cast(), k);
+            }
+            for (l, &k) in bins.iter().enumerate() {
+                hist.add(l % 4, k as usize);
+            }
+        }
+        let done = raw.len() / 8 * 8;
+        for (r, out) in raw[done..].iter().zip(&mut z[done..]) {
+            *out = (r - min) / range;
+            hist.add(0, bin(*out));
+        }
+        hist
+    }
+
+    /// Replaces each normalised depth by its z ([`Equalisation::z`]), four float64 lanes at a
+    /// time with the table looked up by gathers. The left edge `k / 1024` is computed as
+    /// `k · 2⁻¹⁰`, the same exact value.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn equalise(eq: &Equalisation, z: &mut [f32]) {
+        let (scale, last) = (_mm256_set1_pd(BINS as f64), _mm_set1_epi32(BINS as i32 - 1));
+        let (inv, two, sign) = (
+            _mm256_set1_pd(1.0 / BINS as f64),
+            _mm256_set1_pd(2.0),
+            _mm256_set1_pd(-0.0),
+        );
+        let mut blocks = z.chunks_exact_mut(4);
+        for b in &mut blocks {
+            // SAFETY: the block holds four f32; k is in 0..BINS, inside both tables
+            unsafe {
+                let x = _mm256_cvtps_pd(_mm_loadu_ps(b.as_ptr()));
+                let k = _mm_min_epi32(_mm256_cvttpd_epi32(_mm256_mul_pd(x, scale)), last);
+                let slope = _mm256_i32gather_pd::<8>(eq.slope.as_ptr(), k);
+                let cdf = _mm256_i32gather_pd::<8>(eq.cdf.as_ptr(), k);
+                let edge = _mm256_mul_pd(_mm256_cvtepi32_pd(k), inv);
+                let e = _mm256_add_pd(_mm256_mul_pd(slope, _mm256_sub_pd(x, edge)), cdf);
+                let v = _mm256_xor_pd(_mm256_sub_pd(e, two), sign);
+                _mm_storeu_ps(b.as_mut_ptr(), _mm256_cvtpd_ps(v));
+            }
+        }
+        for d in blocks.into_remainder() {
+            *d = eq.z(*d);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -326,6 +514,94 @@ mod tests {
         assert!(depth_to_z(&[1.0, f32::NAN, 2.0]).is_none());
         assert!(depth_to_z(&[1.0, f32::INFINITY, 2.0]).is_none());
         assert!(depth_to_z(&[-f32::MAX, f32::MAX]).is_none());
+    }
+
+    /// The straightforward form of [`depth_to_z`] (`np.interp` per pixel with its division):
+    /// the AVX2 and the scalar path must give the same bits.
+    fn depth_to_z_reference(raw: &[f32]) -> Option<Vec<f32>> {
+        if raw.is_empty() || raw.iter().any(|v| !v.is_finite()) {
+            return None;
+        }
+        let min = raw.iter().copied().fold(f32::INFINITY, f32::min);
+        let max = raw.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let range = max - min;
+        if range == 0.0 || !range.is_finite() {
+            return None;
+        }
+        let norm: Vec<f32> = raw.iter().map(|v| (v - min) / range).collect();
+        let mut hist = [0u64; BINS];
+        for d in &norm {
+            hist[((d * BINS as f32) as usize).min(BINS - 1)] += 1;
+        }
+        let total = norm.len() as f64;
+        let mut cdf = [0f64; BINS];
+        let mut acc = 0u64;
+        for (c, h) in cdf.iter_mut().zip(hist) {
+            acc += h;
+            *c = acc as f64 / total;
+        }
+        let edge = |k: usize| k as f64 / BINS as f64;
+        Some(
+            norm.iter()
+                .map(|&d| {
+                    let x = d as f64;
+                    let k = (x * BINS as f64) as usize;
+                    let eq = if k >= BINS - 1 || x == edge(k) {
+                        cdf[k.min(BINS - 1)]
+                    } else {
+                        let slope = (cdf[k + 1] - cdf[k]) / (edge(k + 1) - edge(k));
+                        slope * (x - edge(k)) + cdf[k]
+                    };
+                    (-(eq - 2.0)) as f32
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn fast_path_matches_reference() {
+        let smooth: Vec<f32> = (0..517 * 301)
+            .map(|i| {
+                let (x, y) = ((i % 517) as f32 / 517.0, (i / 517) as f32 / 301.0);
+                2.0 + 3.0 * y
+                    + 4.0 * (-((x - 0.35) / 0.18).powi(2) - ((y - 0.45) / 0.25).powi(2)).exp()
+            })
+            .collect();
+        // values on the bin edges exactly, a few bins only, negative values, odd lengths
+        let edges: Vec<f32> = (0..4099).map(|i| (i % 1025) as f32 / 1024.0).collect();
+        let steps: Vec<f32> = (0..999).map(|i| -5.0 + (i / 100) as f32).collect();
+        let noise: Vec<f32> = (0..12345u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 8) as f32 * 1e-3 - 7.0)
+            .collect();
+        for map in [
+            smooth,
+            edges,
+            steps,
+            noise,
+            vec![1.0, 2.0],
+            vec![0.0, -0.0, 1.0],
+            (0..37)
+                .map(|i| if i == 30 { f32::NAN } else { i as f32 })
+                .collect(),
+            (0..37)
+                .map(|i| if i == 3 { f32::INFINITY } else { i as f32 })
+                .collect(),
+            vec![-f32::MAX, 0.0, f32::MAX, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        ] {
+            let bits =
+                |z: Option<Vec<f32>>| z.map(|z| z.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+            let slow = bits(depth_to_z_reference(&map));
+            assert!(
+                bits(depth_to_z(&map)) == slow,
+                "map of {} values",
+                map.len()
+            );
+            assert!(
+                bits(depth_to_z_scalar(&map)) == slow,
+                "map of {} values",
+                map.len()
+            );
+        }
     }
 
     #[test]

@@ -16,4 +16,6 @@ pub mod runtime;
 pub mod scene;
 pub mod schedule;
 pub mod seeds;
+#[cfg(target_arch = "x86_64")]
+mod simd;
 pub mod warp;

@@ -376,10 +376,11 @@ fn sample_span(
             [None; 4]
         } else {
             [
+                // wrapping as in release builds (i32::MAX + 1 for a position beyond i32)
                 fetch(ix, iy),
-                fetch(ix + 1, iy),
-                fetch(ix, iy + 1),
-                fetch(ix + 1, iy + 1),
+                fetch(ix.wrapping_add(1), iy),
+                fetch(ix, iy.wrapping_add(1)),
+                fetch(ix.wrapping_add(1), iy.wrapping_add(1)),
             ]
         };
         for c in 0..3 {
@@ -393,97 +394,203 @@ fn sample_span(
     }
 }
 
-/// Row `y` with AVX2: eight pixels at a time where all eight sample inside the frame (the same
-/// operations as [`sample_span`], lane by lane, so the result is identical), the rest one by one.
+/// The AVX2+FMA kernel of [`warp_perspective`]: eight pixels per step, inside the frame, near
+/// its border or outside it, in every border mode. Each lane does what [`sample_span`] does for
+/// its pixel (the same fused multiply-adds and divisions, the taps chosen by [`border_index`]),
+/// so the output is identical to the scalar path and to OpenCV (`vector_path_matches_scalar_path`).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn sample_row_avx2(
-    row: &mut [u8],
-    y: usize,
-    w: usize,
-    h: usize,
-    src: &[u8],
-    m: &[f32; 9],
-    border: Border,
-) {
+mod avx2 {
     use std::arch::x86_64::*;
-    let stride = w * 3;
-    let yf = y as f32;
-    let vector_end = w - w % VECTOR_WIDTH;
-    let splat = _mm256_set1_ps;
-    let (m0, m3, m6) = (splat(m[0]), splat(m[3]), splat(m[6]));
-    let (bx, by, bw) = (
-        splat(yf * m[1] + m[2]),
-        splat(yf * m[4] + m[5]),
-        splat(yf * m[7] + m[8]),
-    );
-    let lanes = _mm256_setr_ps(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0);
-    let (lo, wmax, hmax) = (
-        _mm256_set1_epi32(-1),
-        _mm256_set1_epi32(w as i32 - 1),
-        _mm256_set1_epi32(h as i32 - 1),
-    );
-    let mut x = 0;
-    while x < vector_end {
-        let xf = _mm256_add_ps(splat(x as f32), lanes);
-        let sw = _mm256_fmadd_ps(m6, xf, bw);
-        let sx = _mm256_div_ps(_mm256_fmadd_ps(m0, xf, bx), sw);
-        let sy = _mm256_div_ps(_mm256_fmadd_ps(m3, xf, by), sw);
-        let (fx, fy) = (_mm256_floor_ps(sx), _mm256_floor_ps(sy));
-        // NaN and out-of-range floats convert to i32::MIN, which fails the test
-        let (ix, iy) = (_mm256_cvttps_epi32(fx), _mm256_cvttps_epi32(fy));
-        let inside = _mm256_and_si256(
-            _mm256_and_si256(_mm256_cmpgt_epi32(ix, lo), _mm256_cmpgt_epi32(wmax, ix)),
-            _mm256_and_si256(_mm256_cmpgt_epi32(iy, lo), _mm256_cmpgt_epi32(hmax, iy)),
+
+    use super::{Border, VECTOR_WIDTH, sample_span};
+    use crate::simd::{channels_f32, offset, pack_rgb, pixels, pixels_inside, store_rgb, within};
+
+    /// Row `y`: blocks of eight up to OpenCV's vector width, then its scalar tail one by one.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 and FMA, [`crate::simd::fits`]`(src.len())`, `src` is `w`x`h` RGB,
+    /// `row` is `3w` long.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn sample_row(
+        row: &mut [u8],
+        y: usize,
+        w: usize,
+        h: usize,
+        src: &[u8],
+        m: &[f32; 9],
+        border: Border,
+    ) {
+        let yf = y as f32;
+        let vector_end = w - w % VECTOR_WIDTH;
+        let splat = _mm256_set1_ps;
+        let (m0, m3, m6) = (splat(m[0]), splat(m[3]), splat(m[6]));
+        let (bx, by, bw) = (
+            splat(yf * m[1] + m[2]),
+            splat(yf * m[4] + m[5]),
+            splat(yf * m[7] + m[8]),
         );
-        if _mm256_movemask_epi8(inside) != -1 {
-            sample_span(row, y, x..x + 8, w, h, src, m, border);
+        let lanes = _mm256_setr_ps(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0);
+        let mut x = 0;
+        while x < vector_end {
+            // source position: m·(x, y, 1) with the x term fused, then divided by w
+            let xf = _mm256_add_ps(splat(x as f32), lanes);
+            let sw = _mm256_fmadd_ps(m6, xf, bw);
+            let sx = _mm256_div_ps(_mm256_fmadd_ps(m0, xf, bx), sw);
+            let sy = _mm256_div_ps(_mm256_fmadd_ps(m3, xf, by), sw);
+            let (fx, fy) = (_mm256_floor_ps(sx), _mm256_floor_ps(sy));
+            let (ix, iy) = (to_i32(fx), to_i32(fy));
+            let taps = if all_inside(ix, iy, w, h) {
+                taps_inside(src, w, ix, iy)
+            } else {
+                taps_border(src, w, h, sx, sy, ix, iy, border)
+            };
+            let (ax, ay) = (_mm256_sub_ps(sx, fx), _mm256_sub_ps(sy, fy));
+            store_rgb(&mut row[x * 3..x * 3 + 24], blend(taps, ax, ay));
             x += 8;
-            continue;
         }
-        let (ax, ay) = (_mm256_sub_ps(sx, fx), _mm256_sub_ps(sy, fy));
-        let mut xi = [0i32; 8];
-        let mut yi = [0i32; 8];
-        // SAFETY: both arrays hold eight i32
-        unsafe {
-            _mm256_storeu_si256(xi.as_mut_ptr().cast(), ix);
-            _mm256_storeu_si256(yi.as_mut_ptr().cast(), iy);
-        }
-        let mut taps = [[[0i32; 8]; 4]; 3];
-        for l in 0..8 {
-            let o = yi[l] as usize * stride + xi[l] as usize * 3;
-            // two pixels side by side on each of the two rows
-            let (top, bottom) = (&src[o..o + 6], &src[o + stride..o + stride + 6]);
-            for c in 0..3 {
-                taps[c][0][l] = top[c] as i32;
-                taps[c][1][l] = top[3 + c] as i32;
-                taps[c][2][l] = bottom[c] as i32;
-                taps[c][3][l] = bottom[3 + c] as i32;
-            }
-        }
-        let mut out = [[0i32; 8]; 3];
-        for c in 0..3 {
-            // SAFETY: each tap row holds eight i32, each output row eight i32
-            unsafe {
-                let p =
-                    |k: usize| _mm256_cvtepi32_ps(_mm256_loadu_si256(taps[c][k].as_ptr().cast()));
-                let (p00, p01, p10, p11) = (p(0), p(1), p(2), p(3));
-                let v0 = _mm256_fmadd_ps(ax, _mm256_sub_ps(p01, p00), p00);
-                let v1 = _mm256_fmadd_ps(ax, _mm256_sub_ps(p11, p10), p10);
-                let v = _mm256_fmadd_ps(ay, _mm256_sub_ps(v1, v0), v0);
-                let v = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
-                let v = _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), splat(255.0));
-                _mm256_storeu_si256(out[c].as_mut_ptr().cast(), _mm256_cvtps_epi32(v));
-            }
-        }
-        for l in 0..8 {
-            for c in 0..3 {
-                row[(x + l) * 3 + c] = out[c][l] as u8;
-            }
-        }
-        x += 8;
+        sample_span(row, y, vector_end..w, w, h, src, m, border);
     }
-    sample_span(row, y, vector_end..w, w, h, src, m, border);
+
+    /// `f as i32` lane by lane: truncation, saturating at i32::MAX (NaN gives i32::MIN, where
+    /// Rust gives 0; such lanes read no pixel either way).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn to_i32(f: __m256) -> __m256i {
+        let big = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GE_OQ>(f, _mm256_set1_ps(2147483648.0)));
+        _mm256_blendv_epi8(_mm256_cvttps_epi32(f), _mm256_set1_epi32(i32::MAX), big)
+    }
+
+    /// Whether every lane's four taps (ix..=ix+1, iy..=iy+1) lie inside the frame, above its last
+    /// row (so that a 4-byte gather of the last tap stays inside).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn all_inside(ix: __m256i, iy: __m256i, w: usize, h: usize) -> bool {
+        let one = _mm256_set1_epi32(1);
+        let two = _mm256_set1_epi32(2);
+        let xs = _mm256_and_si256(within(ix, w), within(_mm256_add_epi32(ix, one), w));
+        let ys = _mm256_and_si256(within(iy, h), within(_mm256_add_epi32(iy, two), h));
+        _mm256_movemask_epi8(_mm256_and_si256(xs, ys)) == -1
+    }
+
+    /// The four taps p00, p01, p10, p11 of lanes that are all inside: plain gathers.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn taps_inside(src: &[u8], w: usize, ix: __m256i, iy: __m256i) -> [__m256i; 4] {
+        let o = offset(w, ix, iy);
+        let at = |d: usize| {
+            // SAFETY: the taps are pixels of the frame, not its last ([`all_inside`])
+            unsafe { pixels_inside(src, _mm256_add_epi32(o, _mm256_set1_epi32(d as i32))) }
+        };
+        [at(0), at(3), at(3 * w), at(3 * w + 3)]
+    }
+
+    /// The four taps of lanes near or outside the border: each tap's column and row mapped by
+    /// [`border_index`], zero where the border mode gives none or the position is not finite
+    /// (the scalar path reads no tap there).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    fn taps_border(
+        src: &[u8],
+        w: usize,
+        h: usize,
+        sx: __m256,
+        sy: __m256,
+        ix: __m256i,
+        iy: __m256i,
+        border: Border,
+    ) -> [__m256i; 4] {
+        let zero = _mm256_setzero_ps();
+        let finite = _mm256_castps_si256(_mm256_and_ps(
+            _mm256_cmp_ps::<_CMP_EQ_OQ>(_mm256_sub_ps(sx, sx), zero),
+            _mm256_cmp_ps::<_CMP_EQ_OQ>(_mm256_sub_ps(sy, sy), zero),
+        ));
+        let one = _mm256_set1_epi32(1);
+        let (x0, x1) = (
+            border_index(ix, w, border),
+            border_index(_mm256_add_epi32(ix, one), w, border),
+        );
+        let (y0, y1) = (
+            border_index(iy, h, border),
+            border_index(_mm256_add_epi32(iy, one), h, border),
+        );
+        [(x0, y0), (x1, y0), (x0, y1), (x1, y1)].map(|((cx, mx), (cy, my))| {
+            let mask = _mm256_and_si256(finite, _mm256_and_si256(mx, my));
+            // SAFETY: the lanes in `mask` are pixels of the frame, which fits
+            unsafe { pixels(src, offset(w, cx, cy), mask) }
+        })
+    }
+
+    /// [`super::border_index`] lane by lane: the index in `0..len`, and all bits set where
+    /// there is a pixel (not for [`Border::Zero`] outside). Coordinates inside come back as
+    /// they are in every mode.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn border_index(p: __m256i, len: usize, border: Border) -> (__m256i, __m256i) {
+        let all = _mm256_set1_epi32(-1);
+        let n = len as i32;
+        match border {
+            Border::Zero => (p, within(p, len)),
+            Border::Replicate => (
+                _mm256_min_epi32(
+                    _mm256_max_epi32(p, _mm256_setzero_si256()),
+                    _mm256_set1_epi32(n - 1),
+                ),
+                all,
+            ),
+            Border::Wrap => (rem_euclid(p, n), all),
+            Border::Reflect => {
+                // q < len stays, else mirrored to period - 1 - q (len 1 gives 0 either way)
+                let q = rem_euclid(p, 2 * n);
+                let mirrored = _mm256_sub_epi32(_mm256_set1_epi32(2 * n - 1), q);
+                let low = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), q);
+                (_mm256_blendv_epi8(mirrored, q, low), all)
+            }
+        }
+    }
+
+    /// `p.rem_euclid(n)` lane by lane (n > 0): the quotient from a float64 division, floored
+    /// (exact, or one off when the quotient rounds onto an integer), then the remainder
+    /// brought into `0..n` by one n either way.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn rem_euclid(p: __m256i, n: i32) -> __m256i {
+        let nd = _mm256_set1_pd(n as f64);
+        let quotient = |half: __m128i| {
+            let q = _mm256_floor_pd(_mm256_div_pd(_mm256_cvtepi32_pd(half), nd));
+            _mm256_cvttpd_epi32(q)
+        };
+        let q = _mm256_set_m128i(
+            quotient(_mm256_extracti128_si256::<1>(p)),
+            quotient(_mm256_castsi256_si128(p)),
+        );
+        let vn = _mm256_set1_epi32(n);
+        let r = _mm256_sub_epi32(p, _mm256_mullo_epi32(q, vn));
+        let r = _mm256_add_epi32(
+            r,
+            _mm256_and_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), r), vn),
+        );
+        let over = _mm256_cmpgt_epi32(r, _mm256_set1_epi32(n - 1));
+        _mm256_sub_epi32(r, _mm256_and_si256(over, vn))
+    }
+
+    /// OpenCV's blend of the taps p00, p01, p10, p11 per channel: `v0 = ax·(p01 − p00) + p00`,
+    /// `v1 = ax·(p11 − p10) + p10`, `v = ay·(v1 − v0) + v0` (fused), rounded half to even,
+    /// clamped to 0..=255 (NaN to 0: `maxps` returns its second operand); packed as RGB.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn blend(taps: [__m256i; 4], ax: __m256, ay: __m256) -> __m256i {
+        let [p00, p01, p10, p11] = taps.map(|t| channels_f32(t));
+        pack_rgb(std::array::from_fn(|c| {
+            let v0 = _mm256_fmadd_ps(ax, _mm256_sub_ps(p01[c], p00[c]), p00[c]);
+            let v1 = _mm256_fmadd_ps(ax, _mm256_sub_ps(p11[c], p10[c]), p10[c]);
+            let v = _mm256_fmadd_ps(ay, _mm256_sub_ps(v1, v0), v0);
+            let v = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
+            let v = _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(255.0));
+            _mm256_cvtps_epi32(v)
+        }))
+    }
 }
 
 /// `dst(x, y) = src(M⁻¹ · (x, y))` with bilinear sampling, like `cv2.warpPerspective(src, M,
@@ -496,17 +603,19 @@ pub fn warp_perspective(src: &RgbImage, m: &Mat3, border: Border) -> RgbImage {
     let src_raw = src.as_raw();
     let (wu, hu) = (w as usize, h as usize);
     #[cfg(target_arch = "x86_64")]
-    let fma =
-        std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("avx2");
+    let fma = std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("avx2")
+        && crate::simd::fits(src_raw.len());
     dst.as_mut()
         .par_chunks_mut(wu * 3)
         .enumerate()
         .for_each(|(y, row)| {
             #[cfg(target_arch = "x86_64")]
             if fma {
-                // SAFETY: the CPU supports AVX2 and FMA (checked above); results are identical
-                // either way (mul_add is always fused; the vector path does the same operations).
-                unsafe { sample_row_avx2(row, y, wu, hu, src_raw, &mf, border) };
+                // SAFETY: the CPU supports AVX2 and FMA and the frame fits (checked above);
+                // results are identical either way (mul_add is always fused; the vector path
+                // does the same operations).
+                unsafe { avx2::sample_row(row, y, wu, hu, src_raw, &mf, border) };
                 return;
             }
             sample_row(row, y, wu, hu, src_raw, &mf, border);
@@ -559,57 +668,62 @@ mod tests {
         assert_eq!(out.get_pixel(7, 6).0, [255, 255, 255]);
     }
 
+    /// [`warp_perspective`] (the AVX2 kernel where the CPU has it) against the scalar path in
+    /// every border mode: rotations and zooms, perspective flips whose horizon crosses the
+    /// frame, a frame moved far outside, coordinates beyond i32 (1e-8 zoom), and frames too
+    /// small for a block or one pixel tall.
     #[test]
     fn vector_path_matches_scalar_path() {
-        let img = RgbImage::from_fn(203, 77, |x, y| {
-            image::Rgb([(x * 31 + y * 7) as u8, (x * x + y) as u8, (x ^ y) as u8])
-        });
-        let flip = Flip {
-            theta: 5.0,
-            phi: 12.0,
-            gamma: -8.0,
-            fv: 60.0,
-        }
-        .matrix(203, 77)
-        .unwrap();
-        let moves = [
-            Motion2D {
-                angle: 7.0,
-                zoom: 1.3,
-                translation_x: 3.5,
-                ..Motion2D::IDENTITY
-            }
-            .matrix(203, 77),
-            Motion2D {
-                angle: -20.0,
-                zoom: 0.7,
-                translation_y: -9.25,
-                ..Motion2D::IDENTITY
-            }
-            .matrix(203, 77),
-            matmul(
-                &flip,
-                &Motion2D {
-                    zoom: 1.01,
+        for (w, h) in [(203u32, 77u32), (64, 48), (40, 1), (7, 5)] {
+            let img = RgbImage::from_fn(w, h, |x, y| {
+                image::Rgb([(x * 31 + y * 7) as u8, (x * x + y) as u8, (x ^ y) as u8])
+            });
+            let flip = |theta, phi, gamma, fv| {
+                Flip {
+                    theta,
+                    phi,
+                    gamma,
+                    fv,
+                }
+                .matrix(w, h)
+                .unwrap()
+            };
+            let motion = |angle, zoom, translation_x, translation_y| {
+                Motion2D {
+                    angle,
+                    zoom,
+                    translation_x,
+                    translation_y,
                     ..Motion2D::IDENTITY
                 }
-                .matrix(203, 77),
-            ),
-        ];
-        for m in moves {
-            let inv = invert(&m).unwrap();
-            let mf: [f32; 9] = std::array::from_fn(|i| inv[i / 3][i % 3] as f32);
-            for b in [
-                Border::Replicate,
-                Border::Wrap,
-                Border::Reflect,
-                Border::Zero,
-            ] {
-                let mut scalar = RgbImage::new(203, 77);
-                for (y, row) in scalar.as_mut().chunks_mut(203 * 3).enumerate() {
-                    sample_row(row, y, 203, 77, img.as_raw(), &mf, b);
+                .matrix(w, h)
+            };
+            let moves = [
+                motion(7.0, 1.3, 3.5, 0.0),
+                motion(-20.0, 0.7, 0.0, -9.25),
+                motion(0.0, 1.0, 0.5, 0.25),
+                motion(45.0, 1.0, 5000.0, -3000.0),
+                motion(3.0, 1e-8, 0.0, 0.0),
+                motion(170.0, 4.0, 0.0, 0.0),
+                matmul(&flip(5.0, 12.0, -8.0, 60.0), &motion(0.0, 1.01, 0.0, 0.0)),
+                matmul(&flip(30.0, 60.0, 45.0, 90.0), &motion(3.0, 1.04, 2.5, -1.5)),
+                flip(0.0, 85.0, 0.0, 120.0),
+            ];
+            for m in moves {
+                let inv = invert(&m).unwrap();
+                let mf: [f32; 9] = std::array::from_fn(|i| inv[i / 3][i % 3] as f32);
+                for b in [
+                    Border::Replicate,
+                    Border::Wrap,
+                    Border::Reflect,
+                    Border::Zero,
+                ] {
+                    let mut scalar = RgbImage::new(w, h);
+                    for (y, row) in scalar.as_mut().chunks_mut(w as usize * 3).enumerate() {
+                        sample_row(row, y, w as usize, h as usize, img.as_raw(), &mf, b);
+                    }
+                    assert_eq!(warp_perspective(&img, &m, b), scalar, "{w}x{h} {m:?} {b:?}");
                 }
-                assert_eq!(warp_perspective(&img, &m, b), scalar, "{b:?}");
             }
         }
     }

@@ -66,9 +66,7 @@ impl TorchRng {
             return (0..n).map(|_| self.normal_f64() as f32).collect();
         }
         let mut data: Vec<f32> = (0..n).map(|_| self.uniform_f32()).collect();
-        for start in (0..n - 15).step_by(16) {
-            normal_fill_16(&mut data[start..start + 16]);
-        }
+        normal_fill(&mut data[..n / 16 * 16]);
         if !n.is_multiple_of(16) {
             let tail = n - 16;
             for v in &mut data[tail..] {
@@ -80,9 +78,33 @@ impl TorchRng {
     }
 }
 
+/// [`normal_fill_16`] over whole blocks of 16, with the processor's fused multiply-add when it has
+/// one (`f32::mul_add` is exact either way; without FMA it is a slow library call).
+fn normal_fill(data: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the processor has FMA, checked just above
+        unsafe { normal_fill_fma(data) };
+        return;
+    }
+    for block in data.chunks_exact_mut(16) {
+        normal_fill_16(block);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn normal_fill_fma(data: &mut [f32]) {
+    // a plain loop, so that the block fill is inlined here, where FMA is enabled
+    for block in data.chunks_exact_mut(16) {
+        normal_fill_16(block);
+    }
+}
+
 /// torch's `normal_fill_16_AVX2`: Box-Muller over the pairs (j, j + 8) of 16 uniforms, in place,
 /// with the Cephes single-precision `log` and `sincos` of ATen's `avx_mathfun.h` and the fused
 /// multiply-adds its build contracts them to, so every bit matches (checked on 15.7 million draws, 7 seeds).
+#[inline(always)]
 fn normal_fill_16(d: &mut [f32]) {
     // `_mm256_set1_ps(2.0f * c10::pi<double>)`: the product in double, then rounded
     let two_pi = (2.0 * std::f64::consts::PI) as f32;
@@ -100,6 +122,7 @@ fn normal_fill_16(d: &mut [f32]) {
 /// Natural log of `x` > 0 (Cephes `logf` as in `log256_ps`): mantissa in [√½, √2) and exponent,
 /// then a degree-8 polynomial.
 #[allow(clippy::excessive_precision)]
+#[inline(always)]
 fn cephes_log(x: f32) -> f32 {
     const P: [f32; 9] = [
         7.0376836292E-2,
@@ -125,7 +148,12 @@ fn cephes_log(x: f32) -> f32 {
         m -= 1.0;
     }
     let z = m * m;
-    let y = P[1..].iter().fold(P[0], |y, &p| y.mul_add(m, p)) * m;
+    // plain loops here and below, so that they inline where FMA is enabled
+    let mut y = P[0];
+    for p in &P[1..] {
+        y = y.mul_add(m, *p);
+    }
+    let y = y * m;
     let y = y.mul_add(z, e * Q1) - z * 0.5;
     (m + y) + e * Q2
 }
@@ -133,6 +161,7 @@ fn cephes_log(x: f32) -> f32 {
 /// Sine and cosine of `x` (Cephes `sincosf` as in `sincos256_ps`): reduced to [−π/4, π/4] by
 /// multiples of π/4 in three parts, then the polynomial of each quadrant.
 #[allow(clippy::excessive_precision)]
+#[inline(always)]
 fn cephes_sincos(x: f32) -> (f32, f32) {
     const FOPI: f32 = 1.27323954473516; // 4 / π
     const DP: [f32; 3] = [
@@ -147,7 +176,10 @@ fn cephes_sincos(x: f32) -> (f32, f32) {
     let y = j as f32;
     let sign_sin = sign_sin ^ (((j & 4) as u32) << 29);
     let sign_cos = ((!(j - 2) & 4) as u32) << 29;
-    let x = DP.iter().fold(x, |x, &dp| y.mul_add(dp, x));
+    let mut x = x;
+    for dp in DP {
+        x = y.mul_add(dp, x);
+    }
     let z = x * x;
     let c = 2.443315711809948E-005f32.mul_add(z, -1.388731625493765E-003);
     let c = c.mul_add(z, 4.166664568298827E-002) * z;

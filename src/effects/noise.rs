@@ -56,24 +56,33 @@ pub fn add_noise(img: &RgbImage, amount: f64, seed: i64, kind: NoiseKind) -> Rgb
         }
     };
     let a = amount as f32;
+    // torch's nearest interpolation: src = floor(dst · in / out)
+    let nearest =
+        |d: usize, n: usize, len: usize| ((d as f32 * (n as f32 / len as f32)) as usize).min(n - 1);
+    let sxs: Vec<usize> = (0..w).map(|x| nearest(x, nw, w)).collect();
     let mut out = RgbImage::new(w as u32, h as u32);
+    let (src, dst) = (img.as_raw(), out.as_mut());
     for y in 0..h {
-        // torch's nearest interpolation: src = floor(dst · in / out)
-        let sy = ((y as f32 * (nh as f32 / h as f32)) as usize).min(nh - 1);
-        for x in 0..w {
-            let sx = ((x as f32 * (nw as f32 / w as f32)) as usize).min(nw - 1);
+        let sy = nearest(y, nh, h);
+        for (x, &sx) in sxs.iter().enumerate() {
             for c in 0..3 {
                 let n = planes[c * nh * nw + sy * nw + sx];
                 let nu8 = ((n * 0.5 + 0.5).clamp(0.0, 1.0) * 255.0) as u8 as f32;
                 let rgb = 2 - c;
-                let v = img.as_raw()[(y * w + x) * 3 + rgb] as f32;
-                out.as_mut()[(y * w + x) * 3 + rgb] = ((1.0 - a) * v + a * nu8)
-                    .round_ties_even()
-                    .clamp(0.0, 255.0) as u8;
+                let v = src[(y * w + x) * 3 + rgb] as f32;
+                dst[(y * w + x) * 3 + rgb] = round_to_u8((1.0 - a) * v + a * nu8);
             }
         }
     }
     out
+}
+
+/// `v.round_ties_even().clamp(0, 255) as u8`; adding and removing 1.5·2²³ rounds half to even
+/// in float arithmetic, without the library call `round_ties_even` becomes on baseline x86-64.
+fn round_to_u8(v: f32) -> u8 {
+    const MAGIC: f32 = 12_582_912.0;
+    let v = v.clamp(0.0, 255.0);
+    ((v + MAGIC) - MAGIC) as u8
 }
 
 fn fade(t: f32) -> f32 {
@@ -95,22 +104,27 @@ fn perlin(rng: &mut TorchRng, shape: (usize, usize), res: (usize, usize)) -> Vec
     let grad = |i: usize, j: usize| grads[i * (r1 + 1) + j];
     let (d0, d1) = ((shape.0 / r0).max(1), (shape.1 / r1).max(1));
     let (delta0, delta1) = (r0 as f32 / shape.0 as f32, r1 as f32 / shape.1 as f32);
-    let mut out = vec![0.0f32; shape.0 * shape.1];
-    for y in 0..shape.0 {
-        let gy = (y as f32 * delta0) % 1.0;
-        let cy = (y / d0).min(r0 - 1);
-        for x in 0..shape.1 {
+    // per column: position in its cell, its fade and the cell (the values the per-pixel formula
+    // would compute, hoisted out of the rows)
+    let cols: Vec<(f32, f32, usize)> = (0..shape.1)
+        .map(|x| {
             let gx = (x as f32 * delta1) % 1.0;
-            let cx = (x / d1).min(r1 - 1);
+            (gx, fade(gx), (x / d1).min(r1 - 1))
+        })
+        .collect();
+    let mut out = vec![0.0f32; shape.0 * shape.1];
+    for (y, row) in out.chunks_exact_mut(shape.1).enumerate() {
+        let gy = (y as f32 * delta0) % 1.0;
+        let t0 = fade(gy);
+        let cy = (y / d0).min(r0 - 1);
+        for (o, &(gx, t1, cx)) in row.iter_mut().zip(&cols) {
             let dot = |(g0, g1): (f32, f32), s0: f32, s1: f32| (gy + s0) * g0 + (gx + s1) * g1;
             let n00 = dot(grad(cy, cx), 0.0, 0.0);
             let n10 = dot(grad(cy + 1, cx), -1.0, 0.0);
             let n01 = dot(grad(cy, cx + 1), 0.0, -1.0);
             let n11 = dot(grad(cy + 1, cx + 1), -1.0, -1.0);
-            let (t0, t1) = (fade(gy), fade(gx));
             let lerp = |a: f32, b: f32, t: f32| a + t * (b - a);
-            out[y * shape.1 + x] =
-                std::f32::consts::SQRT_2 * lerp(lerp(n00, n10, t0), lerp(n01, n11, t0), t1);
+            *o = std::f32::consts::SQRT_2 * lerp(lerp(n00, n10, t0), lerp(n01, n11, t0), t1);
         }
     }
     out

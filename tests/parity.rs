@@ -4,11 +4,13 @@
 use std::path::{Path, PathBuf};
 
 use anim::diffusion::{
-    ClipTokenizer, NoiseSource, Pipeline, PromptSyntax, Request, SamplerKind, Scheduler,
-    SchedulerConfig, TorchRng,
+    ClipTokenizer, Pipeline, PromptSyntax, Request, SamplerKind, Scheduler, SchedulerConfig,
+    TorchRng,
 };
 use ndarray::ArrayD;
-use ndarray_npy::read_npy;
+
+mod common;
+use common::sd::{self, Fixed};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
@@ -23,17 +25,11 @@ fn model() -> PathBuf {
 }
 
 fn npy_f32(rel: &str) -> ArrayD<f32> {
-    read_npy(refdir().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    sd::npy_f32(&refdir(), rel)
 }
 
-/// A reference JSON file; Python's non-finite floats (`-Infinity` in scheduler configs) read as null.
 fn json(rel: &str) -> serde_json::Value {
-    let text = std::fs::read_to_string(refdir().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
-    let text = text
-        .replace("-Infinity", "null")
-        .replace("Infinity", "null")
-        .replace("NaN", "null");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    sd::json(&refdir(), rel)
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -42,18 +38,6 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .zip(b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
-}
-
-/// Plays back fixed arrays as noise, checking the sizes asked for.
-struct Fixed(Vec<Vec<f32>>);
-
-impl NoiseSource for Fixed {
-    fn randn(&mut self, n: usize) -> Vec<f32> {
-        assert!(!self.0.is_empty(), "more noise drawn than diffusers draws");
-        let v = self.0.remove(0);
-        assert_eq!(v.len(), n, "noise draw of unexpected size");
-        v
-    }
 }
 
 #[test]
@@ -469,22 +453,6 @@ fn noise_multiplier_scales_the_img2img_noise() {
     assert_ne!(a, c);
 }
 
-/// PSNR in dB of two RGB8 images of the same size (infinite when equal).
-fn psnr(got: &[u8], want: &[u8]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let mse = got
-        .iter()
-        .zip(want)
-        .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
-        .sum::<f64>()
-        / got.len() as f64;
-    if mse == 0.0 {
-        f64::INFINITY
-    } else {
-        10.0 * (255.0f64 * 255.0 / mse).log10()
-    }
-}
-
 /// Runs every sampler's txt2img and img2img reference (diffusers' torch pipelines on the same
 /// weights, `torch.Generator("cpu").manual_seed(seed)`) with `noise` built from the recorded draws
 /// or the seed; returns (name, PSNR) per run.
@@ -508,46 +476,13 @@ fn pipeline_runs(from_seed: bool) -> Vec<(String, f64)> {
     ] {
         for mode in ["txt2img", "img2img"] {
             let dir = format!("../sd-ref-samplers/pipelines/{name}/{mode}");
-            let meta = json(&format!("{dir}/meta.json"));
-            let req = Request {
-                prompt: meta["prompt"].as_str().unwrap(),
-                negative: meta["negative_prompt"].as_str().unwrap(),
-                width: 64,
-                height: 64,
-                init: (mode == "img2img").then_some(&init),
-                denoise: meta["strength"].as_f64().unwrap_or(1.0),
-                steps: meta["num_inference_steps"].as_u64().unwrap() as usize,
-                cfg_scale: meta["guidance_scale"].as_f64().unwrap() as f32,
-                sampler: kind,
-                eta: 0.0,
-                noise_multiplier: 1.0,
-                travel: None,
-                prompt_syntax: PromptSyntax::Plain,
-                clip_skip: 1,
-                subseed: None,
-            };
-            let (img, times) = if from_seed {
-                p.generate(&req, &mut TorchRng::new(meta["seed"].as_u64().unwrap()))
-                    .unwrap()
-            } else {
-                let draws = npy_f32(&format!("{dir}/noise.npy"));
-                let per = draws.shape()[1];
-                let list = (0..draws.shape()[0])
-                    .map(|k| draws.as_slice().unwrap()[k * per..(k + 1) * per].to_vec())
-                    .collect();
-                let mut src = Fixed(list);
-                let r = p.generate(&req, &mut src).unwrap();
-                assert!(
-                    src.0.is_empty(),
-                    "{dir}: {} noise draws left over",
-                    src.0.len()
-                );
-                r
-            };
-            assert_eq!(
-                times.steps_run as u64,
-                meta["unet_calls"].as_u64().unwrap(),
-                "{dir}: UNet calls"
+            let img = sd::run_reference(
+                &mut p,
+                &refdir().join(&dir),
+                kind,
+                (64, 64),
+                (mode == "img2img").then_some(&init),
+                from_seed,
             );
             let want = ndarray_npy::read_npy::<_, ArrayD<u8>>(
                 refdir().join(format!("{dir}/image_uint8.npy")),
@@ -555,7 +490,7 @@ fn pipeline_runs(from_seed: bool) -> Vec<(String, f64)> {
             .unwrap();
             out.push((
                 format!("{name}/{mode}"),
-                psnr(img.as_raw(), want.as_slice().unwrap()),
+                sd::psnr_u8(img.as_raw(), want.as_slice().unwrap()),
             ));
         }
     }

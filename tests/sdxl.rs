@@ -5,11 +5,13 @@
 use std::path::{Path, PathBuf};
 
 use anim::diffusion::{
-    ClipTokenizer, ModelFamily, NoiseSource, Pipeline, PromptSyntax, Request, SamplerKind,
-    TextEmbedding, TorchRng,
+    ClipTokenizer, ModelFamily, Pipeline, PromptSyntax, Request, SamplerKind, TextEmbedding,
+    TorchRng,
 };
 use ndarray::ArrayD;
-use ndarray_npy::read_npy;
+
+mod common;
+use common::sd::{self, psnr_u8 as psnr};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
@@ -24,21 +26,15 @@ fn model() -> PathBuf {
 }
 
 fn npy_f32(rel: &str) -> ArrayD<f32> {
-    read_npy(refdir().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    sd::npy_f32(&refdir(), rel)
 }
 
 fn npy_u8(rel: &str) -> ArrayD<u8> {
-    read_npy(refdir().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    sd::npy_u8(&refdir(), rel)
 }
 
 fn json(rel: &str) -> serde_json::Value {
-    let text = std::fs::read_to_string(refdir().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
-    // Python's non-finite floats (in scheduler configs) read as null
-    let text = text
-        .replace("-Infinity", "null")
-        .replace("Infinity", "null")
-        .replace("NaN", "null");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    sd::json(&refdir(), rel)
 }
 
 fn ids(v: &serde_json::Value) -> Vec<u32> {
@@ -58,34 +54,6 @@ fn rel_diff(got: &[f32], want: &[f32]) -> f32 {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
     d / want.iter().fold(0.0f32, |m, x| m.max(x.abs())).max(1e-30)
-}
-
-/// PSNR in dB of two RGB8 images of the same size (infinite when equal).
-fn psnr(got: &[u8], want: &[u8]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let mse = got
-        .iter()
-        .zip(want)
-        .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
-        .sum::<f64>()
-        / got.len() as f64;
-    if mse == 0.0 {
-        f64::INFINITY
-    } else {
-        10.0 * (255.0f64 * 255.0 / mse).log10()
-    }
-}
-
-/// Plays back fixed arrays as noise, checking the sizes asked for.
-struct Fixed(Vec<Vec<f32>>);
-
-impl NoiseSource for Fixed {
-    fn randn(&mut self, n: usize) -> Vec<f32> {
-        assert!(!self.0.is_empty(), "more noise drawn than diffusers draws");
-        let v = self.0.remove(0);
-        assert_eq!(v.len(), n, "noise draw of unexpected size");
-        v
-    }
 }
 
 fn request<'a>(prompt: &'a str, init: Option<&'a image::RgbImage>) -> Request<'a> {
@@ -226,42 +194,13 @@ fn pipeline_runs(from_seed: bool) -> Vec<(String, f64)> {
             };
             image::RgbImage::from_raw(w, h, npy_u8(&file).as_slice().unwrap().to_vec()).unwrap()
         });
-        let req = Request {
-            prompt: meta["prompt"].as_str().unwrap(),
-            // null: diffusers' negative_prompt=None, which anim's empty negative prompt is
-            negative: meta["negative_prompt"].as_str().unwrap_or(""),
-            width: w,
-            height: h,
-            init: init.as_ref(),
-            denoise: meta["strength"].as_f64().unwrap_or(1.0),
-            steps: meta["num_inference_steps"].as_u64().unwrap() as usize,
-            cfg_scale: meta["guidance_scale"].as_f64().unwrap() as f32,
-            sampler: kind,
-            eta: 0.0,
-            noise_multiplier: 1.0,
-            travel: None,
-            prompt_syntax: PromptSyntax::Plain,
-            clip_skip: 1,
-            subseed: None,
-        };
-        let (img, times) = if from_seed {
-            p.generate(&req, &mut TorchRng::new(meta["seed"].as_u64().unwrap()))
-                .unwrap()
-        } else {
-            let draws = npy_f32(&format!("{dir}/noise.npy"));
-            let per = draws.shape()[1];
-            let list = (0..draws.shape()[0])
-                .map(|k| draws.as_slice().unwrap()[k * per..(k + 1) * per].to_vec())
-                .collect();
-            let mut src = Fixed(list);
-            let r = p.generate(&req, &mut src).unwrap();
-            assert!(src.0.is_empty(), "{dir}: {} draws left over", src.0.len());
-            r
-        };
-        assert_eq!(
-            times.steps_run as u64,
-            meta["unet_calls"].as_u64().unwrap(),
-            "{dir}: UNet calls"
+        let img = sd::run_reference(
+            &mut p,
+            &refdir().join(&dir),
+            kind,
+            (w, h),
+            init.as_ref(),
+            from_seed,
         );
         let want = npy_u8(&format!("{dir}/image_uint8.npy"));
         assert_eq!(img.dimensions(), (w, h));

@@ -1,4 +1,5 @@
-//! Helpers shared by the camera reference tests (tests/warp2d.rs, tests/flip.rs, tests/warp3d.rs).
+//! Helpers shared by the camera reference tests (tests/warp2d.rs, tests/flip.rs, tests/warp3d.rs);
+//! `sd` holds those of the diffusion parity tests.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -50,6 +51,8 @@ pub fn load_rgb(p: &Path) -> RgbImage {
         .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
         .to_rgb8()
 }
+
+pub mod sd;
 
 /// Peak signal-to-noise ratio in dB (infinite when identical).
 pub fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {

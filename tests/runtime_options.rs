@@ -2,10 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use anim::diffusion::{
-    Device, NoiseSource, Pipeline, PromptSyntax, Request, SamplerKind, SessionOptions,
-};
+use anim::diffusion::{Device, Pipeline, PromptSyntax, Request, SamplerKind, SessionOptions};
 use ndarray::ArrayD;
+
+mod common;
+use common::sd::{Fixed, psnr_u8};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
@@ -13,16 +14,6 @@ fn root() -> PathBuf {
 
 fn model() -> PathBuf {
     root().join("models/tiny-sd")
-}
-
-struct Fixed(Vec<Vec<f32>>);
-
-impl NoiseSource for Fixed {
-    fn randn(&mut self, n: usize) -> Vec<f32> {
-        let v = self.0.remove(0);
-        assert_eq!(v.len(), n);
-        v
-    }
 }
 
 fn npy(rel: &str) -> Vec<f32> {
@@ -57,20 +48,6 @@ fn img2img(p: &mut Pipeline) -> image::RgbImage {
         npy("img2img_modern/noise.npy"),
     ]);
     p.generate(&req, &mut src).unwrap().0
-}
-
-fn psnr(a: &[u8], b: &[u8]) -> f64 {
-    let mse = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
-        .sum::<f64>()
-        / a.len() as f64;
-    if mse == 0.0 {
-        f64::INFINITY
-    } else {
-        10.0 * (255.0f64.powi(2) / mse).log10()
-    }
 }
 
 fn reference_image() -> Vec<u8> {
@@ -186,7 +163,7 @@ fn fp16_exports_are_detected_and_run() {
     let mut p = Pipeline::load(dir.path()).unwrap();
     assert!(p.is_fp16());
     let img = img2img(&mut p);
-    let db = psnr(img.as_raw(), &reference_image());
+    let db = psnr_u8(img.as_raw(), &reference_image());
     eprintln!("fp16 UNet/VAE img2img vs diffusers fp32: PSNR {db:.1} dB");
     assert!(db >= 45.0, "PSNR {db}");
 }

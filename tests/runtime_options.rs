@@ -112,6 +112,23 @@ fn auto_falls_back_with_a_note() {
     }
 }
 
+/// `--threads` changes speed, not pixels: the CPU provider gives the same bytes with 1, 2 and 3
+/// intra-op threads.
+#[test]
+fn thread_count_does_not_change_the_image() {
+    let run = |threads| {
+        let opts = SessionOptions {
+            device: Device::Cpu,
+            cache: None,
+            threads: Some(threads),
+        };
+        img2img(&mut Pipeline::load_with(&model(), &opts).unwrap())
+    };
+    let one = run(1);
+    assert_eq!(one, run(2));
+    assert_eq!(one, run(3));
+}
+
 #[test]
 fn cached_sessions_give_the_same_image() {
     let dir = tempfile::tempdir().unwrap();

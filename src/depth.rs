@@ -79,6 +79,9 @@ impl DepthModel {
             .map_err(|e| load(e.to_string()))?
             .with_deterministic_compute(true)
             .map_err(|e| load(e.to_string()))?
+            // one run per frame: an idle pool spinning afterwards would slow the warp's threads
+            .with_intra_op_spinning(false)
+            .map_err(|e| load(e.to_string()))?
             .commit_from_file(&path)
             .map_err(|e| load(e.to_string()))?;
         let first = session

@@ -164,8 +164,11 @@ impl Model {
             d => vec![d],
         };
         let mut last_err = None;
+        // Only the UNet runs many times in a row; the other models' idle thread pools would spin
+        // (busy-wait for more work) while the UNet runs and take its cores.
+        let spin = sub == "unet";
         for device in candidates {
-            match Self::try_load(env, &path, device, opts) {
+            match Self::try_load(env, &path, device, opts, spin) {
                 Ok(session) => {
                     return Ok(Model {
                         session,
@@ -197,6 +200,7 @@ impl Model {
         path: &Path,
         device: Device,
         opts: &SessionOptions,
+        spin: bool,
     ) -> Result<Session> {
         let provider = device.provider_name();
         let available = match device {
@@ -223,6 +227,8 @@ impl Model {
         let mut builder = Session::builder(env)
             .map_err(|e| anyhow!("{e}"))?
             .with_deterministic_compute(true)
+            .map_err(|e| anyhow!("{e}"))?
+            .with_intra_op_spinning(spin)
             .map_err(|e| anyhow!("{e}"))?;
         if let Some(n) = opts.threads {
             builder = builder.with_intra_threads(n).map_err(|e| anyhow!("{e}"))?;

@@ -184,3 +184,65 @@ fn fp16_exports_are_detected_and_run() {
     eprintln!("fp16 UNet/VAE img2img vs diffusers fp32: PSNR {db:.1} dB");
     assert!(db >= 45.0, "PSNR {db}");
 }
+
+/// The tiny model's folder with some parts replaced: `(part, Some(file))` puts that file in
+/// as `part/model.onnx`, `(part, None)` writes a file that is not an ONNX model.
+fn with_parts(parts: &[(&str, Option<&str>)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(model()).unwrap() {
+        let name = e.unwrap().file_name();
+        let n = name.to_str().unwrap();
+        if parts.iter().all(|(p, _)| *p != n) {
+            std::os::unix::fs::symlink(model().join(n), dir.path().join(n)).unwrap();
+        }
+    }
+    for (part, file) in parts {
+        let sub = dir.path().join(part);
+        std::fs::create_dir(&sub).unwrap();
+        match file {
+            Some(f) => std::os::unix::fs::symlink(model().join(f), sub.join("model.onnx")).unwrap(),
+            None => std::fs::write(sub.join("model.onnx"), b"not an onnx model").unwrap(),
+        }
+    }
+    dir
+}
+
+fn load_err(dir: &Path) -> String {
+    match Pipeline::load(dir) {
+        Ok(_) => panic!("{} loaded", dir.display()),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+#[test]
+fn wrong_model_files_name_the_file_and_what_was_expected() {
+    // a file that is not an ONNX model
+    let dir = with_parts(&[("unet", None)]);
+    let err = load_err(dir.path());
+    for want in ["unet/model.onnx", "not an ONNX model"] {
+        assert!(err.contains(want), "missing {want:?} in: {err}");
+    }
+    // a VAE decoder where the UNet should be: the message lists the inputs expected and found
+    let dir = with_parts(&[("unet", Some("vae_decoder/model.onnx"))]);
+    let err = load_err(dir.path());
+    for want in ["unet/model.onnx", "latent_sample"] {
+        assert!(err.contains(want), "missing {want:?} in: {err}");
+    }
+    // a UNet where the VAE decoder should be
+    let dir = with_parts(&[("vae_decoder", Some("unet/model.onnx"))]);
+    let err = load_err(dir.path());
+    for want in ["vae_decoder/model.onnx", "latent_sample", "sample, timestep"] {
+        assert!(err.contains(want), "missing {want:?} in: {err}");
+    }
+    // a VAE encoder without either output kind
+    let dir = with_parts(&[("vae_encoder", Some("vae_decoder/model.onnx"))]);
+    let err = load_err(dir.path());
+    assert!(err.contains("vae_encoder/model.onnx"), "{err}");
+    // a UNet where the text encoder should be
+    let dir = with_parts(&[("text_encoder", Some("unet/model.onnx"))]);
+    let err = load_err(dir.path());
+    for want in ["text_encoder/model.onnx", "input_ids"] {
+        assert!(err.contains(want), "missing {want:?} in: {err}");
+    }
+}
+

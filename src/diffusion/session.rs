@@ -223,7 +223,15 @@ impl Model {
             };
             bail!("{provider} is not in this ONNX Runtime build (it has {have}){hint}");
         }
-        let err = |e: ort::Error| anyhow!("{}: {e}", path.display());
+        let err = |e: ort::Error| {
+            let msg = e.to_string();
+            let hint = if msg.contains("Protobuf parsing failed") {
+                " (the file is not an ONNX model: an interrupted download, or a file saved under the wrong name?)"
+            } else {
+                ""
+            };
+            anyhow!("{}: {msg}{hint}", path.display())
+        };
         let mut builder = Session::builder(env)
             .map_err(|e| anyhow!("{e}"))?
             .with_deterministic_compute(true)

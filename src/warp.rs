@@ -403,7 +403,7 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{Border, VECTOR_WIDTH, sample_span};
-    use crate::simd::{channels_f32, offset, pack_rgb, pixels, pixels_inside, store_rgb, within};
+    use crate::simd::{channels_f32, offset, pack_rgb, pixels, store_rgb, within};
 
     /// Row `y`: blocks of eight up to OpenCV's vector width, then its scalar tail one by one.
     ///
@@ -431,23 +431,40 @@ mod avx2 {
             splat(yf * m[7] + m[8]),
         );
         let lanes = _mm256_setr_ps(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0);
+        // Two passes over chunks of up to eight blocks: the positions of all blocks first, then
+        // their taps and blends. Each pass's blocks are independent of each other, so the CPU
+        // overlaps them; one pass per block made a dependency chain (divide, floor, address,
+        // load, blend) too long for the out-of-order window to cover.
+        const BLOCKS: usize = 8;
+        let zero = _mm256_setzero_ps();
+        let zeroi = _mm256_setzero_si256();
         let mut x = 0;
         while x < vector_end {
-            // source position: m·(x, y, 1) with the x term fused, then divided by w
-            let xf = _mm256_add_ps(splat(x as f32), lanes);
-            let sw = _mm256_fmadd_ps(m6, xf, bw);
-            let sx = _mm256_div_ps(_mm256_fmadd_ps(m0, xf, bx), sw);
-            let sy = _mm256_div_ps(_mm256_fmadd_ps(m3, xf, by), sw);
-            let (fx, fy) = (_mm256_floor_ps(sx), _mm256_floor_ps(sy));
-            let (ix, iy) = (to_i32(fx), to_i32(fy));
-            let taps = if all_inside(ix, iy, w, h) {
-                taps_inside(src, w, ix, iy)
-            } else {
-                taps_border(src, w, h, sx, sy, ix, iy, border)
-            };
-            let (ax, ay) = (_mm256_sub_ps(sx, fx), _mm256_sub_ps(sy, fy));
-            store_rgb(&mut row[x * 3..x * 3 + 24], blend(taps, ax, ay));
-            x += 8;
+            let n = ((vector_end - x) / 8).min(BLOCKS);
+            let mut pos = [(zero, zero, zeroi, zeroi, false); BLOCKS];
+            for (b, p) in pos.iter_mut().enumerate().take(n) {
+                // source position: m·(x, y, 1) with the x term fused, then divided by w
+                let xf = _mm256_add_ps(splat((x + 8 * b) as f32), lanes);
+                let sw = _mm256_fmadd_ps(m6, xf, bw);
+                let sx = _mm256_div_ps(_mm256_fmadd_ps(m0, xf, bx), sw);
+                let sy = _mm256_div_ps(_mm256_fmadd_ps(m3, xf, by), sw);
+                let (ix, iy) = (to_i32(_mm256_floor_ps(sx)), to_i32(_mm256_floor_ps(sy)));
+                *p = (sx, sy, ix, iy, all_inside(ix, iy, w, h));
+            }
+            for (b, &(sx, sy, ix, iy, inside)) in pos.iter().enumerate().take(n) {
+                let taps = if inside {
+                    taps_inside(src, w, ix, iy)
+                } else {
+                    taps_border(src, w, h, sx, sy, ix, iy, border)
+                };
+                let (ax, ay) = (
+                    _mm256_sub_ps(sx, _mm256_floor_ps(sx)),
+                    _mm256_sub_ps(sy, _mm256_floor_ps(sy)),
+                );
+                let at = (x + 8 * b) * 3;
+                store_rgb(&mut row[at..at + 24], blend(taps, ax, ay));
+            }
+            x += 8 * n;
         }
         sample_span(row, y, vector_end..w, w, h, src, m, border);
     }
@@ -473,16 +490,51 @@ mod avx2 {
         _mm256_movemask_epi8(_mm256_and_si256(xs, ys)) == -1
     }
 
-    /// The four taps p00, p01, p10, p11 of lanes that are all inside: plain gathers.
+    /// The four taps p00, p01, p10, p11 of lanes that are all inside: one unaligned 8-byte load
+    /// per lane and row gives both horizontal taps.
     #[inline]
     #[target_feature(enable = "avx2")]
     fn taps_inside(src: &[u8], w: usize, ix: __m256i, iy: __m256i) -> [__m256i; 4] {
         let o = offset(w, ix, iy);
-        let at = |d: usize| {
-            // SAFETY: the taps are pixels of the frame, not its last ([`all_inside`])
-            unsafe { pixels_inside(src, _mm256_add_epi32(o, _mm256_set1_epi32(d as i32))) }
+        let stride = (3 * w) as i32;
+        let lane = |l: i32| match l {
+            0 => _mm256_extract_epi32::<0>(o),
+            1 => _mm256_extract_epi32::<1>(o),
+            2 => _mm256_extract_epi32::<2>(o),
+            3 => _mm256_extract_epi32::<3>(o),
+            4 => _mm256_extract_epi32::<4>(o),
+            5 => _mm256_extract_epi32::<5>(o),
+            6 => _mm256_extract_epi32::<6>(o),
+            _ => _mm256_extract_epi32::<7>(o),
         };
-        [at(0), at(3), at(3 * w), at(3 * w + 3)]
+        let offs: [i32; 8] = std::array::from_fn(|l| lane(l as i32));
+        // SAFETY: the taps are pixels of the frame above its last row ([`all_inside`]): the 8
+        // bytes from either tap row's p00 end inside the next row
+        let load =
+            |at: i32| unsafe { src.as_ptr().add(at as usize).cast::<i64>().read_unaligned() };
+        let quads = |d: i32| {
+            let at = |l: usize| load(offs[l] + d);
+            (
+                _mm256_set_epi64x(at(3), at(2), at(1), at(0)),
+                _mm256_set_epi64x(at(7), at(6), at(5), at(4)),
+            )
+        };
+        let split = |(a, b): (__m256i, __m256i)| {
+            // low dwords of the eight qwords in order: the left tap; shifted by 3 bytes: the right
+            let low = |a: __m256i, b: __m256i| {
+                let even = _mm256_castps_si256(_mm256_shuffle_ps::<0b10_00_10_00>(
+                    _mm256_castsi256_ps(a),
+                    _mm256_castsi256_ps(b),
+                ));
+                _mm256_permute4x64_epi64::<0b11_01_10_00>(even)
+            };
+            (
+                low(a, b),
+                low(_mm256_srli_epi64::<24>(a), _mm256_srli_epi64::<24>(b)),
+            )
+        };
+        let ((p00, p01), (p10, p11)) = (split(quads(0)), split(quads(stride)));
+        [p00, p01, p10, p11]
     }
 
     /// The four taps of lanes near or outside the border: each tap's column and row mapped by

@@ -231,7 +231,11 @@ fn wrong_model_files_name_the_file_and_what_was_expected() {
     // a UNet where the VAE decoder should be
     let dir = with_parts(&[("vae_decoder", Some("unet/model.onnx"))]);
     let err = load_err(dir.path());
-    for want in ["vae_decoder/model.onnx", "latent_sample", "sample, timestep"] {
+    for want in [
+        "vae_decoder/model.onnx",
+        "latent_sample",
+        "sample, timestep",
+    ] {
         assert!(err.contains(want), "missing {want:?} in: {err}");
     }
     // a VAE encoder without either output kind
@@ -245,4 +249,3 @@ fn wrong_model_files_name_the_file_and_what_was_expected() {
         assert!(err.contains(want), "missing {want:?} in: {err}");
     }
 }
-

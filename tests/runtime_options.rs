@@ -6,7 +6,7 @@ use anim::diffusion::{Device, Pipeline, PromptSyntax, Request, SamplerKind, Sess
 use ndarray::ArrayD;
 
 mod common;
-use common::sd::{Fixed, psnr_u8};
+use common::sd::{Fixed, load_err, psnr_u8};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
@@ -205,13 +205,6 @@ fn with_parts(parts: &[(&str, Option<&str>)]) -> tempfile::TempDir {
         }
     }
     dir
-}
-
-fn load_err(dir: &Path) -> String {
-    match Pipeline::load(dir) {
-        Ok(_) => panic!("{} loaded", dir.display()),
-        Err(e) => format!("{e:#}"),
-    }
 }
 
 #[test]

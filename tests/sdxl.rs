@@ -11,7 +11,7 @@ use anim::diffusion::{
 use ndarray::ArrayD;
 
 mod common;
-use common::sd::{self, psnr_u8 as psnr};
+use common::sd::{self, load_err, psnr_u8 as psnr};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
@@ -382,13 +382,6 @@ fn mixed(from: &Path, other: &Path, swap: &[&str], drop: &[&str]) -> tempfile::T
         std::os::unix::fs::symlink(other.join(n), dir.path().join(n)).unwrap();
     }
     dir
-}
-
-fn load_err(dir: &Path) -> String {
-    match Pipeline::load(dir) {
-        Ok(_) => panic!("{} loaded", dir.display()),
-        Err(e) => format!("{e:#}"),
-    }
 }
 
 #[test]

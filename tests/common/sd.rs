@@ -7,6 +7,14 @@ use anim::diffusion::{NoiseSource, Pipeline, PromptSyntax, Request, SamplerKind,
 use image::RgbImage;
 use ndarray::ArrayD;
 
+/// The error of loading the pipeline folder `dir`, with its causes; panics if it loads.
+pub fn load_err(dir: &Path) -> String {
+    match Pipeline::load(dir) {
+        Ok(_) => panic!("{} loaded", dir.display()),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
 /// `dir/rel` as a float32 array.
 pub fn npy_f32(dir: &Path, rel: &str) -> ArrayD<f32> {
     ndarray_npy::read_npy(dir.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))

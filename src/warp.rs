@@ -421,8 +421,30 @@ mod avx2 {
         m: &[f32; 9],
         border: Border,
     ) {
-        let yf = y as f32;
         let vector_end = w - w % VECTOR_WIDTH;
+        // SAFETY: the caller's contract; 0..vector_end is a whole number of blocks
+        unsafe { sample_blocks(row, y, 0..vector_end, w, h, src, m, border) };
+        sample_span(row, y, vector_end..w, w, h, src, m, border);
+    }
+
+    /// Columns `xs` of row `y` (whole blocks of eight, below OpenCV's scalar tail).
+    ///
+    /// # Safety
+    /// As [`sample_row`]; `xs` starts at a multiple of eight, has a length that is one, and
+    /// ends at or before `w - w % VECTOR_WIDTH`.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn sample_blocks(
+        row: &mut [u8],
+        y: usize,
+        xs: std::ops::Range<usize>,
+        w: usize,
+        h: usize,
+        src: &[u8],
+        m: &[f32; 9],
+        border: Border,
+    ) {
+        let yf = y as f32;
         let splat = _mm256_set1_ps;
         let (m0, m3, m6) = (splat(m[0]), splat(m[3]), splat(m[6]));
         let (bx, by, bw) = (
@@ -438,9 +460,9 @@ mod avx2 {
         const BLOCKS: usize = 8;
         let zero = _mm256_setzero_ps();
         let zeroi = _mm256_setzero_si256();
-        let mut x = 0;
-        while x < vector_end {
-            let n = ((vector_end - x) / 8).min(BLOCKS);
+        let mut x = xs.start;
+        while x < xs.end {
+            let n = ((xs.end - x) / 8).min(BLOCKS);
             let mut pos = [(zero, zero, zeroi, zeroi, false); BLOCKS];
             for (b, p) in pos.iter_mut().enumerate().take(n) {
                 // source position: m·(x, y, 1) with the x term fused, then divided by w
@@ -466,7 +488,6 @@ mod avx2 {
             }
             x += 8 * n;
         }
-        sample_span(row, y, vector_end..w, w, h, src, m, border);
     }
 
     /// `f as i32` lane by lane: truncation, saturating at i32::MAX (NaN gives i32::MIN, where
@@ -645,6 +666,178 @@ mod avx2 {
     }
 }
 
+/// The AVX-512 kernel of [`warp_perspective`]: sixteen pixels per step where all their taps lie
+/// inside the frame (most of a camera move), the AVX2 kernel for the other blocks. The same
+/// operations lane by lane as [`sample_span`], so the output is identical.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{Border, VECTOR_WIDTH, avx2, sample_span};
+
+    /// Row `y`: sixteen-pixel blocks up to OpenCV's vector width, then its scalar tail.
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512 F, BW and VBMI, AVX2 and FMA; [`crate::simd::fits`]`(src.len())`,
+    /// `src` is `w`x`h` RGB, `row` is `3w` long.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn sample_row(
+        row: &mut [u8],
+        y: usize,
+        w: usize,
+        h: usize,
+        src: &[u8],
+        m: &[f32; 9],
+        border: Border,
+    ) {
+        let yf = y as f32;
+        let vector_end = w - w % VECTOR_WIDTH;
+        let splat = _mm512_set1_ps;
+        let (m0, m3, m6) = (splat(m[0]), splat(m[3]), splat(m[6]));
+        let (bx, by, bw) = (
+            splat(yf * m[1] + m[2]),
+            splat(yf * m[4] + m[5]),
+            splat(yf * m[7] + m[8]),
+        );
+        let lanes = _mm512_setr_ps(
+            0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0,
+        );
+        // positions of up to four blocks first, then their taps and blends (as the AVX2 kernel)
+        const BLOCKS: usize = 4;
+        let zero = _mm512_setzero_ps();
+        let zeroi = _mm512_setzero_si512();
+        let mut x = 0;
+        while x < vector_end {
+            let n = ((vector_end - x) / 16).min(BLOCKS);
+            let mut pos = [(zero, zero, zeroi, zeroi, false); BLOCKS];
+            for (b, p) in pos.iter_mut().enumerate().take(n) {
+                let xf = _mm512_add_ps(splat((x + 16 * b) as f32), lanes);
+                let sw = _mm512_fmadd_ps(m6, xf, bw);
+                let sx = _mm512_div_ps(_mm512_fmadd_ps(m0, xf, bx), sw);
+                let sy = _mm512_div_ps(_mm512_fmadd_ps(m3, xf, by), sw);
+                let floor =
+                    |v| _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(v);
+                let (fx, fy) = (floor(sx), floor(sy));
+                // NaN and values beyond i32 become i32::MIN: never inside
+                let (ix, iy) = (_mm512_cvttps_epi32(fx), _mm512_cvttps_epi32(fy));
+                let inside = all_inside(ix, iy, w, h);
+                *p = (_mm512_sub_ps(sx, fx), _mm512_sub_ps(sy, fy), ix, iy, inside);
+            }
+            for (b, &(ax, ay, ix, iy, inside)) in pos.iter().enumerate().take(n) {
+                let x0 = x + 16 * b;
+                if inside {
+                    let taps = taps_inside(src, w, ix, iy);
+                    store_rgb(&mut row[x0 * 3..x0 * 3 + 48], blend(taps, ax, ay));
+                } else {
+                    // SAFETY: the caller's contract; x0..x0 + 16 is two whole AVX2 blocks
+                    unsafe { avx2::sample_blocks(row, y, x0..x0 + 16, w, h, src, m, border) };
+                }
+            }
+            x += 16 * n;
+        }
+        sample_span(row, y, vector_end..w, w, h, src, m, border);
+    }
+
+    /// `0 <= i < n` lane by lane.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn within(i: __m512i, n: usize) -> __mmask16 {
+        _mm512_cmpge_epi32_mask(i, _mm512_setzero_si512())
+            & _mm512_cmplt_epi32_mask(i, _mm512_set1_epi32(n as i32))
+    }
+
+    /// Whether every lane's taps (ix..=ix+1, iy..=iy+1) are inside the frame and above its last
+    /// row, so that an 8-byte load at either tap row stays inside.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn all_inside(ix: __m512i, iy: __m512i, w: usize, h: usize) -> bool {
+        let one = _mm512_set1_epi32(1);
+        let two = _mm512_set1_epi32(2);
+        let xs = within(ix, w) & within(_mm512_add_epi32(ix, one), w);
+        let ys = within(iy, h) & within(_mm512_add_epi32(iy, two), h);
+        xs & ys == 0xffff
+    }
+
+    /// The taps p00, p01, p10, p11 of sixteen lanes that are all inside, as `0x??BBGGRR`: one
+    /// unaligned 8-byte load per lane and row gives both horizontal taps.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn taps_inside(src: &[u8], w: usize, ix: __m512i, iy: __m512i) -> [__m512i; 4] {
+        let p = _mm512_add_epi32(_mm512_mullo_epi32(iy, _mm512_set1_epi32(w as i32)), ix);
+        let o = _mm512_add_epi32(p, _mm512_add_epi32(p, p));
+        let mut offs = [0i32; 16];
+        // SAFETY: `offs` holds sixteen i32
+        unsafe { _mm512_storeu_si512(offs.as_mut_ptr().cast(), o) };
+        // SAFETY: the taps are pixels of the frame above its last row ([`all_inside`]): the 8
+        // bytes from either tap row's p00 end inside the next row
+        let load =
+            |at: i32| unsafe { src.as_ptr().add(at as usize).cast::<i64>().read_unaligned() };
+        let quads = |d: i32| {
+            let at = |l: usize| load(offs[l] + d);
+            (
+                _mm512_set_epi64(at(7), at(6), at(5), at(4), at(3), at(2), at(1), at(0)),
+                _mm512_set_epi64(at(15), at(14), at(13), at(12), at(11), at(10), at(9), at(8)),
+            )
+        };
+        // the low dwords of the sixteen qwords in order: the left tap; shifted by 3 bytes: the right
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let split = |(a, b): (__m512i, __m512i)| {
+            (
+                _mm512_permutex2var_epi32(a, even, b),
+                _mm512_permutex2var_epi32(
+                    _mm512_srli_epi64::<24>(a),
+                    even,
+                    _mm512_srli_epi64::<24>(b),
+                ),
+            )
+        };
+        let ((p00, p01), (p10, p11)) = (split(quads(0)), split(quads((3 * w) as i32)));
+        [p00, p01, p10, p11]
+    }
+
+    /// The blend of the AVX2 kernel (`avx2::blend`) sixteen lanes wide.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn blend(taps: [__m512i; 4], ax: __m512, ay: __m512) -> __m512i {
+        let byte = _mm512_set1_epi32(0xff);
+        let channels = |t: __m512i| {
+            [
+                _mm512_cvtepi32_ps(_mm512_and_si512(t, byte)),
+                _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32::<8>(t), byte)),
+                _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32::<16>(t), byte)),
+            ]
+        };
+        let [p00, p01, p10, p11] = taps.map(channels);
+        let c: [__m512i; 3] = std::array::from_fn(|c| {
+            let v0 = _mm512_fmadd_ps(ax, _mm512_sub_ps(p01[c], p00[c]), p00[c]);
+            let v1 = _mm512_fmadd_ps(ax, _mm512_sub_ps(p11[c], p10[c]), p10[c]);
+            let v = _mm512_fmadd_ps(ay, _mm512_sub_ps(v1, v0), v0);
+            let v = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
+            let v = _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(255.0));
+            _mm512_cvtps_epi32(v)
+        });
+        _mm512_or_si512(
+            _mm512_or_si512(c[0], _mm512_slli_epi32::<8>(c[1])),
+            _mm512_slli_epi32::<16>(c[2]),
+        )
+    }
+
+    /// Stores the low three bytes of each lane as sixteen RGB pixels, `out[..48]`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+    fn store_rgb(out: &mut [u8], v: __m512i) {
+        assert!(out.len() >= 48);
+        let idx: [u8; 64] =
+            std::array::from_fn(|i| if i < 48 { (i / 3 * 4 + i % 3) as u8 } else { 0 });
+        // SAFETY: `idx` holds 64 bytes; the masked store writes out[..48]
+        unsafe {
+            let packed = _mm512_permutexvar_epi8(_mm512_loadu_si512(idx.as_ptr().cast()), v);
+            _mm512_mask_storeu_epi8(out.as_mut_ptr().cast(), (1u64 << 48) - 1, packed);
+        }
+    }
+}
+
 /// `dst(x, y) = src(M⁻¹ · (x, y))` with bilinear sampling, like `cv2.warpPerspective(src, M,
 /// (w, h), INTER_LINEAR, border)`. A singular matrix yields a black frame.
 pub fn warp_perspective(src: &RgbImage, m: &Mat3, border: Border) -> RgbImage {
@@ -658,10 +851,21 @@ pub fn warp_perspective(src: &RgbImage, m: &Mat3, border: Border) -> RgbImage {
     let fma = std::arch::is_x86_feature_detected!("fma")
         && std::arch::is_x86_feature_detected!("avx2")
         && crate::simd::fits(src_raw.len());
+    #[cfg(target_arch = "x86_64")]
+    let avx512 = fma
+        && std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vbmi");
     dst.as_mut()
         .par_chunks_mut(wu * 3)
         .enumerate()
         .for_each(|(y, row)| {
+            #[cfg(target_arch = "x86_64")]
+            if avx512 {
+                // SAFETY: the CPU supports AVX-512 F/BW/VBMI, AVX2 and FMA and the frame fits
+                unsafe { avx512::sample_row(row, y, wu, hu, src_raw, &mf, border) };
+                return;
+            }
             #[cfg(target_arch = "x86_64")]
             if fma {
                 // SAFETY: the CPU supports AVX2 and FMA and the frame fits (checked above);
@@ -775,6 +979,26 @@ mod tests {
                         sample_row(row, y, w as usize, h as usize, img.as_raw(), &mf, b);
                     }
                     assert_eq!(warp_perspective(&img, &m, b), scalar, "{w}x{h} {m:?} {b:?}");
+                    // the AVX2 kernel alone too, where warp_perspective takes AVX-512
+                    #[cfg(target_arch = "x86_64")]
+                    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                        let mut avx2 = RgbImage::new(w, h);
+                        for (y, row) in avx2.as_mut().chunks_mut(w as usize * 3).enumerate() {
+                            // SAFETY: AVX2 and FMA are there; the frame is small
+                            unsafe {
+                                avx2::sample_row(
+                                    row,
+                                    y,
+                                    w as usize,
+                                    h as usize,
+                                    img.as_raw(),
+                                    &mf,
+                                    b,
+                                )
+                            };
+                        }
+                        assert_eq!(avx2, scalar, "AVX2 {w}x{h} {m:?} {b:?}");
+                    }
                 }
             }
         }

@@ -30,6 +30,11 @@ fn bench(c: &mut Criterion) {
     g.bench_function("color_match_lab", |b| {
         b.iter(|| effects::color::match_colors(&img, &sample, MatchSpace::Lab))
     });
+    // what the render loop pays per frame: the sample is prepared once
+    let target = effects::color::ColorTarget::new(&sample, MatchSpace::Lab);
+    g.bench_function("color_match_lab_prepared", |b| {
+        b.iter(|| target.apply(&img))
+    });
     g.bench_function("contrast", |b| {
         b.iter(|| {
             let mut x = img.clone();

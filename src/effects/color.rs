@@ -8,6 +8,7 @@
 //! anim converts the true colours (docs/deforum-differences.md).
 
 use image::RgbImage;
+use rayon::prelude::*;
 
 /// The colour space histograms are matched in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,8 +50,7 @@ impl ColorTarget {
     pub fn new(sample: &RgbImage, space: MatchSpace) -> ColorTarget {
         let (to, _) = converters(space);
         let mut counts = [[0u64; 256]; 3];
-        for p in sample.pixels() {
-            let q = to(p.0);
+        for q in convert(sample, to) {
             for c in 0..3 {
                 counts[c][q[c] as usize] += 1;
             }
@@ -73,22 +73,42 @@ impl ColorTarget {
     /// `img` with each channel's histogram matched to the sample's.
     pub fn apply(&self, img: &RgbImage) -> RgbImage {
         let (to, from) = converters(self.space);
-        let src: Vec<[u8; 3]> = img.pixels().map(|p| to(p.0)).collect();
+        let src = convert(img, to);
         let mut luts = [[0u8; 256]; 3];
         for (c, lut) in luts.iter_mut().enumerate() {
             let (tq, tv) = &self.channels[c];
             *lut = match_channel(src.iter().map(|p| p[c]), tq, tv);
         }
         let mut out = RgbImage::new(img.width(), img.height());
-        for (o, s) in out.pixels_mut().zip(&src) {
-            o.0 = from([
-                luts[0][s[0] as usize],
-                luts[1][s[1] as usize],
-                luts[2][s[2] as usize],
-            ]);
-        }
+        out.par_chunks_mut(CHUNK * 3)
+            .zip(src.par_chunks(CHUNK))
+            .for_each(|(px, conv)| {
+                for (o, s) in px.chunks_exact_mut(3).zip(conv) {
+                    o.copy_from_slice(&from([
+                        luts[0][s[0] as usize],
+                        luts[1][s[1] as usize],
+                        luts[2][s[2] as usize],
+                    ]));
+                }
+            });
         out
     }
+}
+
+/// Pixels in parallel chunks: the conversions are per pixel and cost most of a match.
+const CHUNK: usize = 8192;
+
+/// Every pixel of `img` converted by `to`, in order.
+fn convert(img: &RgbImage, to: Convert) -> Vec<[u8; 3]> {
+    let mut out = vec![[0u8; 3]; img.pixels().len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(img.as_raw().par_chunks(CHUNK * 3))
+        .for_each(|(dst, px)| {
+            for (d, p) in dst.iter_mut().zip(px.chunks_exact(3)) {
+                *d = to([p[0], p[1], p[2]]);
+            }
+        });
+    out
 }
 
 /// scikit-image's `_match_cumulative_cdf` for uint8 data against a template's quantiles `tq` of

@@ -7,6 +7,7 @@
 //! promises (its code draws Gaussian noise; docs/deforum-differences.md).
 
 use image::RgbImage;
+use rayon::prelude::*;
 
 use crate::diffusion::TorchRng;
 
@@ -47,11 +48,11 @@ pub fn add_noise(img: &RgbImage, amount: f64, seed: i64, kind: NoiseKind) -> Rgb
             let (h64, w64) = ((h - h % 64).max(64.min(h)), (w - w % 64).max(64.min(w)));
             let mut n = rng.randn(3 * h64 * w64);
             let field = perlin_octaves(&mut rng, (h64, w64), res, octaves, persistence);
-            for c in 0..3 {
-                for i in 0..h64 * w64 {
-                    n[c * h64 * w64 + i] *= (field[i] + 1.0) / 2.0;
+            n.par_chunks_mut(h64 * w64).for_each(|plane| {
+                for (v, f) in plane.iter_mut().zip(&field) {
+                    *v *= (f + 1.0) / 2.0;
                 }
-            }
+            });
             (h64, w64, n)
         }
     };
@@ -61,19 +62,20 @@ pub fn add_noise(img: &RgbImage, amount: f64, seed: i64, kind: NoiseKind) -> Rgb
         |d: usize, n: usize, len: usize| ((d as f32 * (n as f32 / len as f32)) as usize).min(n - 1);
     let sxs: Vec<usize> = (0..w).map(|x| nearest(x, nw, w)).collect();
     let mut out = RgbImage::new(w as u32, h as u32);
-    let (src, dst) = (img.as_raw(), out.as_mut());
-    for y in 0..h {
+    let src = img.as_raw();
+    out.par_chunks_mut(w * 3).enumerate().for_each(|(y, dst)| {
         let sy = nearest(y, nh, h);
+        let row = &src[y * w * 3..(y + 1) * w * 3];
         for (x, &sx) in sxs.iter().enumerate() {
             for c in 0..3 {
                 let n = planes[c * nh * nw + sy * nw + sx];
                 let nu8 = ((n * 0.5 + 0.5).clamp(0.0, 1.0) * 255.0) as u8 as f32;
                 let rgb = 2 - c;
-                let v = src[(y * w + x) * 3 + rgb] as f32;
-                dst[(y * w + x) * 3 + rgb] = round_to_u8((1.0 - a) * v + a * nu8);
+                let v = row[x * 3 + rgb] as f32;
+                dst[x * 3 + rgb] = round_to_u8((1.0 - a) * v + a * nu8);
             }
         }
-    }
+    });
     out
 }
 
@@ -113,20 +115,22 @@ fn perlin(rng: &mut TorchRng, shape: (usize, usize), res: (usize, usize)) -> Vec
         })
         .collect();
     let mut out = vec![0.0f32; shape.0 * shape.1];
-    for (y, row) in out.chunks_exact_mut(shape.1).enumerate() {
-        let gy = (y as f32 * delta0) % 1.0;
-        let t0 = fade(gy);
-        let cy = (y / d0).min(r0 - 1);
-        for (o, &(gx, t1, cx)) in row.iter_mut().zip(&cols) {
-            let dot = |(g0, g1): (f32, f32), s0: f32, s1: f32| (gy + s0) * g0 + (gx + s1) * g1;
-            let n00 = dot(grad(cy, cx), 0.0, 0.0);
-            let n10 = dot(grad(cy + 1, cx), -1.0, 0.0);
-            let n01 = dot(grad(cy, cx + 1), 0.0, -1.0);
-            let n11 = dot(grad(cy + 1, cx + 1), -1.0, -1.0);
-            let lerp = |a: f32, b: f32, t: f32| a + t * (b - a);
-            *o = std::f32::consts::SQRT_2 * lerp(lerp(n00, n10, t0), lerp(n01, n11, t0), t1);
-        }
-    }
+    out.par_chunks_exact_mut(shape.1)
+        .enumerate()
+        .for_each(|(y, row)| {
+            let gy = (y as f32 * delta0) % 1.0;
+            let t0 = fade(gy);
+            let cy = (y / d0).min(r0 - 1);
+            for (o, &(gx, t1, cx)) in row.iter_mut().zip(&cols) {
+                let dot = |(g0, g1): (f32, f32), s0: f32, s1: f32| (gy + s0) * g0 + (gx + s1) * g1;
+                let n00 = dot(grad(cy, cx), 0.0, 0.0);
+                let n10 = dot(grad(cy + 1, cx), -1.0, 0.0);
+                let n01 = dot(grad(cy, cx + 1), 0.0, -1.0);
+                let n11 = dot(grad(cy + 1, cx + 1), -1.0, -1.0);
+                let lerp = |a: f32, b: f32, t: f32| a + t * (b - a);
+                *o = std::f32::consts::SQRT_2 * lerp(lerp(n00, n10, t0), lerp(n01, n11, t0), t1);
+            }
+        });
     out
 }
 
@@ -142,7 +146,10 @@ fn perlin_octaves(
     let (mut freq, mut amp) = (1usize, 1.0f32);
     for _ in 0..octaves {
         let o = perlin(rng, shape, (freq * res.0, freq * res.1));
-        noise.iter_mut().zip(o).for_each(|(n, v)| *n += amp * v);
+        noise
+            .par_chunks_mut(shape.1.max(1))
+            .zip(o.par_chunks(shape.1.max(1)))
+            .for_each(|(n, o)| n.iter_mut().zip(o).for_each(|(n, v)| *n += amp * v));
         freq *= 2;
         amp *= persistence as f32;
     }

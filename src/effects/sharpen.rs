@@ -101,11 +101,13 @@ pub fn gaussian_blur(img: &RgbImage, ksize: usize, sigma: f64) -> RgbImage {
         .par_chunks_mut(w * 3)
         .enumerate()
         .for_each(|(y, row)| {
-            let mut acc = vec![0i64; w * 3];
+            // i32 is exact: the weights are non-negative and sum to 256 in both passes, so
+            // acc <= 255·256·256 < 2³¹
+            let mut acc = vec![0i32; w * 3];
             for (i, kv) in k.iter().enumerate() {
                 let trow = &tmp[ys[y + i] * w * 3..(ys[y + i] + 1) * w * 3];
                 for (a, t) in acc.iter_mut().zip(trow) {
-                    *a += *kv as i64 * *t as i64;
+                    *a += kv * t;
                 }
             }
             for (o, a) in row.iter_mut().zip(&acc) {
@@ -123,19 +125,21 @@ pub fn unsharp_mask(
     amount: f64,
     threshold: f64,
 ) -> RgbImage {
-    let blurred: Vec<f64> = gaussian_blur(img, ksize, sigma)
-        .iter()
-        .map(|v| *v as f64)
-        .collect();
+    use rayon::prelude::*;
+    let blurred = gaussian_blur(img, ksize, sigma);
     let mut out = img.clone();
-    for (i, v) in out.iter_mut().enumerate() {
-        let orig = img.as_raw()[i] as f64;
-        if threshold > 0.0 && (orig - blurred[i]).abs() < threshold {
-            continue;
-        }
-        let s = (amount + 1.0) * orig - amount * blurred[i];
-        *v = s.clamp(0.0, 255.0).round_ties_even() as u8;
-    }
+    out.par_chunks_mut(1 << 15)
+        .zip(blurred.par_chunks(1 << 15))
+        .for_each(|(px, bl)| {
+            for (v, &b) in px.iter_mut().zip(bl) {
+                let (orig, b) = (*v as f64, b as f64);
+                if threshold > 0.0 && (orig - b).abs() < threshold {
+                    continue;
+                }
+                let s = (amount + 1.0) * orig - amount * b;
+                *v = s.clamp(0.0, 255.0).round_ties_even() as u8;
+            }
+        });
     out
 }
 

@@ -56,6 +56,21 @@ impl Device {
         })
     }
 
+    /// Whether the loaded ONNX Runtime build has this provider (the CPU always).
+    ///
+    /// # Errors
+    /// When ONNX Runtime cannot list its providers.
+    fn in_build(self) -> Result<bool> {
+        match self {
+            Device::Cpu | Device::Auto => Ok(true),
+            Device::Cuda => ep::CUDA::is_available(),
+            Device::TensorRt => ep::TensorRT::is_available(),
+            Device::DirectMl => ep::DirectML::is_available(),
+            Device::CoreMl => ep::CoreML::is_available(),
+        }
+        .map_err(|e| anyhow!("cannot list ONNX Runtime's providers: {e}"))
+    }
+
     /// ONNX Runtime's name of the provider.
     pub fn provider_name(self) -> &'static str {
         match self {
@@ -160,7 +175,30 @@ impl Model {
         }
         let env = crate::runtime::environment()?;
         let candidates: Vec<Device> = match opts.device {
-            Device::Auto => vec![Device::Cuda, Device::DirectMl, Device::CoreMl, Device::Cpu],
+            Device::Auto => {
+                // providers this build lacks are noted once, not once per model file
+                let (mut have, missing): (Vec<Device>, Vec<Device>) =
+                    [Device::Cuda, Device::DirectMl, Device::CoreMl]
+                        .into_iter()
+                        .partition(|d| d.in_build().unwrap_or(false));
+                if !missing.is_empty() {
+                    let names: Vec<&str> = missing.iter().map(|d| d.provider_name()).collect();
+                    let built = available_providers()
+                        .map(|v| v.join(", "))
+                        .unwrap_or_default();
+                    let note = format!(
+                        "--device auto: {} not in this ONNX Runtime build (it has {built}); for NVIDIA GPUs \
+                         install the GPU build: scripts/fetch-ort.sh ~/.local/share/anim/onnxruntime \
+                         onnxruntime-gpu==1.31.1",
+                        names.join(", ")
+                    );
+                    if !notes.contains(&note) {
+                        notes.push(note);
+                    }
+                }
+                have.push(Device::Cpu);
+                have
+            }
             d => vec![d],
         };
         let mut last_err = None;
@@ -203,15 +241,7 @@ impl Model {
         spin: bool,
     ) -> Result<Session> {
         let provider = device.provider_name();
-        let available = match device {
-            Device::Cpu | Device::Auto => Ok(true),
-            Device::Cuda => ep::CUDA::is_available(),
-            Device::TensorRt => ep::TensorRT::is_available(),
-            Device::DirectMl => ep::DirectML::is_available(),
-            Device::CoreMl => ep::CoreML::is_available(),
-        }
-        .map_err(|e| anyhow!("cannot list ONNX Runtime's providers: {e}"))?;
-        if !available {
+        if !device.in_build()? {
             let have = available_providers()
                 .map(|v| v.join(", "))
                 .unwrap_or_default();

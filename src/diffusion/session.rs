@@ -14,6 +14,9 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputValue};
 use ort::value::{Tensor, TensorElementType, ValueType};
 
+/// How to get an ONNX Runtime with the CUDA and TensorRT providers.
+const GPU_BUILD_HINT: &str = "install the GPU build: scripts/fetch-ort.sh ~/.local/share/anim/onnxruntime onnxruntime-gpu==1.31.1";
+
 /// Where the models run (`anim render --device`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Device {
@@ -187,9 +190,8 @@ impl Model {
                         .map(|v| v.join(", "))
                         .unwrap_or_default();
                     let note = format!(
-                        "--device auto: {} not in this ONNX Runtime build (it has {built}); for NVIDIA GPUs \
-                         install the GPU build: scripts/fetch-ort.sh ~/.local/share/anim/onnxruntime \
-                         onnxruntime-gpu==1.31.1",
+                        "--device auto: {} not in this ONNX Runtime build (it has {built}); for NVIDIA \
+                         GPUs {GPU_BUILD_HINT}",
                         names.join(", ")
                     );
                     if !notes.contains(&note) {
@@ -245,11 +247,10 @@ impl Model {
             let have = available_providers()
                 .map(|v| v.join(", "))
                 .unwrap_or_default();
-            let hint = match device {
-                Device::Cuda | Device::TensorRt => {
-                    "; install the GPU build: scripts/fetch-ort.sh ~/.local/share/anim/onnxruntime onnxruntime-gpu==1.31.1"
-                }
-                _ => "",
+            let hint = if matches!(device, Device::Cuda | Device::TensorRt) {
+                format!("; {GPU_BUILD_HINT}")
+            } else {
+                String::new()
             };
             bail!("{provider} is not in this ONNX Runtime build (it has {have}){hint}");
         }

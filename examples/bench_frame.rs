@@ -1,8 +1,9 @@
 //! Per-frame time of anim's img2img (one Deforum frame: the pipeline's `generate`) on a model
 //! folder, and the share of it spent outside ONNX Runtime's session runs. Prints one JSON line.
 //!
-//! `cargo run --release --example bench_frame -- [MODEL_DIR] [RUNS] [DEVICE] [SAMPLER] [STEPS] [THREADS]`
-//! (defaults: models/tiny-sd, 50, cpu, DDIM, 10, ORT's default threads); `scripts/bench_frame.py` runs it beside
+//! `cargo run --release --example bench_frame -- [MODEL_DIR] [RUNS] [DEVICE] [SAMPLER] [STEPS] [THREADS] [auto] [SIZE]`
+//! (defaults: models/tiny-sd, 50, cpu, DDIM, 10, ORT's default threads, -, 64: the 64x64 test
+//! image, each pixel repeated SIZE / 64 times both ways); `scripts/bench_frame.py` runs it beside
 //! diffusers' ONNX pipeline.
 
 use std::path::PathBuf;
@@ -38,7 +39,17 @@ fn main() -> anyhow::Result<()> {
         },
     )?;
     let load_ms = load.elapsed().as_secs_f64() * 1e3;
-    let init = image::open(root.join("tests/data/sd-ref/img2img_modern/init_image.png"))?.to_rgb8();
+    let small =
+        image::open(root.join("tests/data/sd-ref/img2img_modern/init_image.png"))?.to_rgb8();
+    let size: u32 = args
+        .get(7)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(small.width());
+    let k = (size / small.width()).max(1);
+    let init = image::RgbImage::from_fn(small.width() * k, small.height() * k, |x, y| {
+        *small.get_pixel(x / k, y / k)
+    });
     let (w, h) = init.dimensions();
     let req = Request {
         prompt: "a red fox sitting in the snow, highly detailed",

@@ -5,7 +5,7 @@ same tiny model (models/tiny-sd), same sampler (DDIM), 10 steps at strength 0.6 
 machine load hits both alike; each round times `--frames` frames after warm-up; the figures are the medians of the
 per-round medians. anim also reports the share of its frame time spent outside ONNX Runtime's session runs.
 
-Usage:  /work/venv-torch/bin/python scripts/bench_frame.py [--rounds 5] [--frames 30] [--threads N]
+Usage:  /work/venv-torch/bin/python scripts/bench_frame.py [--rounds 5] [--frames 30] [--threads N] [--size 64]
         (builds the example with `cargo build --release --example bench_frame` first; CARGO_TARGET_DIR is honoured)
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "models"))
 warnings.filterwarnings("ignore")
 
 
-def diffusers_pipeline(threads):
+def diffusers_pipeline(threads, size):
     import make_reference as mr
     from diffusers import DDIMScheduler, OnnxRuntimeModel, OnnxStableDiffusionImg2ImgPipeline
     from transformers import CLIPTokenizer
@@ -43,7 +43,8 @@ def diffusers_pipeline(threads):
     def sess(part):
         return ort.InferenceSession(str(folder / part / "model.onnx"), so, providers=["CPUExecutionProvider"])
 
-    enc_noise = mr.rng_normal((1, 4, 8, 8), 5)
+    lat = size // 8
+    enc_noise = mr.rng_normal((1, 4, lat, lat), 5)
     cfg = {k: v for k, v in json.loads((folder / "scheduler" / "scheduler_config.json").read_text()).items()
            if not k.startswith("_")}
     pipe = OnnxStableDiffusionImg2ImgPipeline(
@@ -56,8 +57,10 @@ def diffusers_pipeline(threads):
         scheduler=DDIMScheduler.from_config(cfg),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
-    init = mr.pil_from_uint8(mr.make_init_image())
-    noise = mr.rng_normal((1, 4, 8, 8), 6)
+    # the 64x64 test image, each pixel repeated (size / 64) times both ways, as the Rust side does
+    k = size // 64
+    init = mr.pil_from_uint8(np.repeat(np.repeat(mr.make_init_image(), k, 0), k, 1))
+    noise = mr.rng_normal((1, 4, lat, lat), 6)
 
     def frame():
         pipe(prompt="a red fox sitting in the snow, highly detailed", image=init, strength=0.6, num_inference_steps=10,
@@ -82,14 +85,15 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--frames", type=int, default=30)
     ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads on both sides (0: default)")
+    ap.add_argument("--size", type=int, default=64, help="frame side, a multiple of 64 (the test image is scaled up)")
     args = ap.parse_args()
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
     subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "bench_frame"], cwd=ROOT, check=True)
     exe = target / "release" / "examples" / "bench_frame"
-    frame = diffusers_pipeline(args.threads)
+    frame = diffusers_pipeline(args.threads, args.size)
     anim, diff, share, ort_ms = [], [], [], []
     for r in range(args.rounds):
-        out = subprocess.run([str(exe), str(ROOT / "models" / "tiny-sd"), str(args.frames), "cpu", "DDIM", "10", str(args.threads)], check=True,
+        out = subprocess.run([str(exe), str(ROOT / "models" / "tiny-sd"), str(args.frames), "cpu", "DDIM", "10", str(args.threads), "auto", str(args.size)], check=True,
                              capture_output=True, text=True).stdout.strip().splitlines()[-1]
         a = json.loads(out)
         anim.append(a["anim_frame_median_ms"])
@@ -101,7 +105,7 @@ def main():
     res = dict(anim_frame_ms=statistics.median(anim), diffusers_onnx_frame_ms=statistics.median(diff),
                speedup=statistics.median(diff) / statistics.median(anim),
                anim_outside_ort_share=statistics.median(share), anim_ort_ms=statistics.median(ort_ms),
-               rounds=args.rounds, frames_per_round=args.frames, threads=args.threads or "default", cpu_count=os.cpu_count(),
+               rounds=args.rounds, frames_per_round=args.frames, threads=args.threads or "default", size=args.size, cpu_count=os.cpu_count(),
                load_average=os.getloadavg())
     print(json.dumps(res, indent=1))
 

@@ -79,8 +79,8 @@ impl DepthModel {
             .map_err(|e| load(e.to_string()))?
             .with_deterministic_compute(true)
             .map_err(|e| load(e.to_string()))?
-            // one run per frame: an idle pool spinning afterwards would slow the warp's threads
-            .with_intra_op_spinning(false)
+            // one run per frame: threads stop spinning at its end, leaving the cores to the warp
+            .with_config_entry("session.force_spinning_stop", "1")
             .map_err(|e| load(e.to_string()))?
             .commit_from_file(&path)
             .map_err(|e| load(e.to_string()))?;

@@ -204,11 +204,8 @@ impl Model {
             d => vec![d],
         };
         let mut last_err = None;
-        // Only the UNet runs many times in a row; the other models' idle thread pools would spin
-        // (busy-wait for more work) while the UNet runs and take its cores.
-        let spin = sub == "unet";
         for device in candidates {
-            match Self::try_load(env, &path, device, opts, spin) {
+            match Self::try_load(env, &path, device, opts) {
                 Ok(session) => {
                     return Ok(Model {
                         session,
@@ -240,7 +237,6 @@ impl Model {
         path: &Path,
         device: Device,
         opts: &SessionOptions,
-        spin: bool,
     ) -> Result<Session> {
         let provider = device.provider_name();
         if !device.in_build()? {
@@ -267,7 +263,9 @@ impl Model {
             .map_err(|e| anyhow!("{e}"))?
             .with_deterministic_compute(true)
             .map_err(|e| anyhow!("{e}"))?
-            .with_intra_op_spinning(spin)
+            // threads spin between the operators of a run, not after it: an idle pool that spins
+            // takes the cores the next model (or the warp, the encoder) needs
+            .with_config_entry("session.force_spinning_stop", "1")
             .map_err(|e| anyhow!("{e}"))?;
         if let Some(n) = opts.threads {
             builder = builder.with_intra_threads(n).map_err(|e| anyhow!("{e}"))?;

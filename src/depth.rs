@@ -75,12 +75,7 @@ impl DepthModel {
             message,
         };
         let env = crate::runtime::environment().map_err(|e| load(format!("{e:#}")))?;
-        let session = Session::builder(env)
-            .map_err(|e| load(e.to_string()))?
-            .with_deterministic_compute(true)
-            .map_err(|e| load(e.to_string()))?
-            // one run per frame: threads stop spinning at its end, leaving the cores to the warp
-            .with_config_entry("session.force_spinning_stop", "1")
+        let session = crate::runtime::session_builder(env)
             .map_err(|e| load(e.to_string()))?
             .commit_from_file(&path)
             .map_err(|e| load(e.to_string()))?;

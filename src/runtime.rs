@@ -124,3 +124,17 @@ pub fn environment() -> Result<&'static ort::environment::Environment> {
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("ONNX Runtime is needed to run models")
 }
+
+/// A session builder with anim's defaults for every model: deterministic kernels, and intra-op
+/// threads that spin between the operators of a run but stop when it ends (an idle pool that
+/// spins takes the cores the next model, the warp or the encoder needs).
+///
+/// # Errors
+/// ONNX Runtime refusing an option.
+pub(crate) fn session_builder(
+    env: &ort::environment::Environment,
+) -> ort::Result<ort::session::builder::SessionBuilder> {
+    Ok(ort::session::Session::builder(env)?
+        .with_deterministic_compute(true)?
+        .with_config_entry("session.force_spinning_stop", "1")?)
+}

@@ -259,14 +259,7 @@ impl Model {
             };
             anyhow!("{}: {msg}{hint}", path.display())
         };
-        let mut builder = Session::builder(env)
-            .map_err(|e| anyhow!("{e}"))?
-            .with_deterministic_compute(true)
-            .map_err(|e| anyhow!("{e}"))?
-            // threads spin between the operators of a run, not after it: an idle pool that spins
-            // takes the cores the next model (or the warp, the encoder) needs
-            .with_config_entry("session.force_spinning_stop", "1")
-            .map_err(|e| anyhow!("{e}"))?;
+        let mut builder = crate::runtime::session_builder(env).map_err(|e| anyhow!("{e}"))?;
         if let Some(n) = opts.threads {
             builder = builder.with_intra_threads(n).map_err(|e| anyhow!("{e}"))?;
         }

@@ -266,6 +266,14 @@ fn bad_input_gives_clear_errors() {
     );
     let s = scene(
         d,
+        &FOUR_FRAMES.replace("[animation]", "[animation]\nborder = \"mirror\""),
+    );
+    fails_with(
+        &["validate", s.to_str().unwrap()],
+        &["border", "mirror", "replicate", "wrap", "reflect", "zero"],
+    );
+    let s = scene(
+        d,
         &FOUR_FRAMES.replace("[animation]", "[animation]\nsampling_mode = \"cubic\""),
     );
     fails_with(

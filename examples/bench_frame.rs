@@ -4,7 +4,8 @@
 //! `cargo run --release --example bench_frame -- [MODEL_DIR] [RUNS] [DEVICE] [SAMPLER] [STEPS] [THREADS] [auto] [SIZE]`
 //! (defaults: models/tiny-sd, 50, cpu, DDIM, 10, ORT's default threads, -, 64: the 64x64 test
 //! image, each pixel repeated SIZE / 64 times both ways); `scripts/bench_frame.py` runs it beside
-//! diffusers' ONNX pipeline.
+//! diffusers' ONNX pipeline. `deterministic` in the output says whether seed 0 gave the same bytes
+//! before and after the timed frames; `ANIM_BENCH_FRAME_PNG=path` saves that frame.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -68,7 +69,8 @@ fn main() -> anyhow::Result<()> {
         clip_skip: 1,
         subseed: None,
     };
-    for seed in 0..3 {
+    let (first, _) = p.generate(&req, &mut TorchRng::new(0))?;
+    for seed in 1..3 {
         p.generate(&req, &mut TorchRng::new(seed))?;
     }
     let mut frames = Vec::with_capacity(runs);
@@ -81,12 +83,18 @@ fn main() -> anyhow::Result<()> {
         ort.push(times.ort.as_secs_f64() * 1e3);
         calls = times.steps_run;
     }
+    // same seed, same sessions, after all the timed frames: must be the same bytes
+    let (again, _) = p.generate(&req, &mut TorchRng::new(0))?;
+    let deterministic = again.as_raw() == first.as_raw();
+    if let Some(path) = std::env::var_os("ANIM_BENCH_FRAME_PNG") {
+        first.save(&path)?;
+    }
     let total: f64 = frames.iter().sum();
     let outside = (total - ort.iter().sum::<f64>()) / total;
     let mut sorted = frames.clone();
     sorted.sort_by(f64::total_cmp);
     println!(
-        "{{\"anim_frame_median_ms\": {:.4}, \"anim_frame_mean_ms\": {:.4}, \"anim_ort_mean_ms\": {:.4}, \"anim_outside_ort_share\": {:.4}, \"unet_calls\": {calls}, \"runs\": {runs}, \"provider\": \"{}\", \"load_ms\": {load_ms:.1}}}",
+        "{{\"anim_frame_median_ms\": {:.4}, \"anim_frame_mean_ms\": {:.4}, \"anim_ort_mean_ms\": {:.4}, \"anim_outside_ort_share\": {:.4}, \"unet_calls\": {calls}, \"runs\": {runs}, \"provider\": \"{}\", \"load_ms\": {load_ms:.1}, \"deterministic\": {deterministic}}}",
         sorted[sorted.len() / 2],
         total / runs as f64,
         ort.iter().sum::<f64>() / runs as f64,

@@ -6,7 +6,9 @@ machine load hits both alike; each round times `--frames` frames after warm-up; 
 per-round medians. anim also reports the share of its frame time spent outside ONNX Runtime's session runs.
 
 Usage:  /work/venv-torch/bin/python scripts/bench_frame.py [--rounds 5] [--frames 30] [--threads N] [--size 64]
-        (builds the example with `cargo build --release --example bench_frame` first; CARGO_TARGET_DIR is honoured)
+            [--provider cpu|cuda] [--exe PATH]
+        (builds the example with `cargo build --release --example bench_frame` first unless --exe names a built one;
+        CARGO_TARGET_DIR is honoured; scripts/device/ runs it with --provider cuda on a lent GPU machine)
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ sys.path.insert(0, str(ROOT / "models"))
 warnings.filterwarnings("ignore")
 
 
-def diffusers_pipeline(threads, size):
+def diffusers_pipeline(threads, size, provider):
     import make_reference as mr
     from diffusers import DDIMScheduler, OnnxRuntimeModel, OnnxStableDiffusionImg2ImgPipeline
     from transformers import CLIPTokenizer
@@ -40,8 +42,13 @@ def diffusers_pipeline(threads, size):
     if threads:
         so.intra_op_num_threads = threads
 
+    providers = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}[provider]
+
     def sess(part):
-        return ort.InferenceSession(str(folder / part / "model.onnx"), so, providers=["CPUExecutionProvider"])
+        s = ort.InferenceSession(str(folder / part / "model.onnx"), so, providers=providers)
+        if s.get_providers()[0] != providers[0]:
+            sys.exit(f"diffusers side: {providers[0]} did not start for {part} (got {s.get_providers()})")
+        return s
 
     lat = size // 8
     enc_noise = mr.rng_normal((1, 4, lat, lat), 5)
@@ -86,16 +93,22 @@ def main():
     ap.add_argument("--frames", type=int, default=30)
     ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads on both sides (0: default)")
     ap.add_argument("--size", type=int, default=64, help="frame side, a multiple of 64 (the test image is scaled up)")
+    ap.add_argument("--provider", choices=["cpu", "cuda"], default="cpu", help="ONNX Runtime provider on both sides")
+    ap.add_argument("--exe", type=Path, help="a built bench_frame example (default: build it with cargo)")
     args = ap.parse_args()
-    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "bench_frame"], cwd=ROOT, check=True)
-    exe = target / "release" / "examples" / "bench_frame"
-    frame = diffusers_pipeline(args.threads, args.size)
+    exe = args.exe
+    if exe is None:
+        target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+        subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "bench_frame"], cwd=ROOT, check=True)
+        exe = target / "release" / "examples" / "bench_frame"
+    frame = diffusers_pipeline(args.threads, args.size, args.provider)
     anim, diff, share, ort_ms = [], [], [], []
     for r in range(args.rounds):
-        out = subprocess.run([str(exe), str(ROOT / "models" / "tiny-sd"), str(args.frames), "cpu", "DDIM", "10", str(args.threads), "auto", str(args.size)], check=True,
+        out = subprocess.run([str(exe), str(ROOT / "models" / "tiny-sd"), str(args.frames), args.provider, "DDIM", "10", str(args.threads), "auto", str(args.size)], check=True,
                              capture_output=True, text=True).stdout.strip().splitlines()[-1]
         a = json.loads(out)
+        if a["deterministic"] is not True:
+            sys.exit(f"anim: seed 0 gave different bytes before and after the timed frames: {a}")
         anim.append(a["anim_frame_median_ms"])
         share.append(a["anim_outside_ort_share"])
         ort_ms.append(a["anim_ort_mean_ms"])
@@ -105,7 +118,7 @@ def main():
     res = dict(anim_frame_ms=statistics.median(anim), diffusers_onnx_frame_ms=statistics.median(diff),
                speedup=statistics.median(diff) / statistics.median(anim),
                anim_outside_ort_share=statistics.median(share), anim_ort_ms=statistics.median(ort_ms),
-               rounds=args.rounds, frames_per_round=args.frames, threads=args.threads or "default", size=args.size, cpu_count=os.cpu_count(),
+               provider=args.provider, anim_provider=a["provider"], rounds=args.rounds, frames_per_round=args.frames, threads=args.threads or "default", size=args.size, cpu_count=os.cpu_count(),
                load_average=os.getloadavg())
     print(json.dumps(res, indent=1))
 

@@ -297,9 +297,14 @@ impl Model {
             }
         };
         if !eps.is_empty() {
-            builder = builder
-                .with_execution_providers(eps)
-                .map_err(|e| anyhow!("{provider} failed to start for {}: {e}", path.display()))?;
+            builder = builder.with_execution_providers(eps).map_err(|e| {
+                let msg = e.to_string();
+                let hint = missing_library_hint(&msg).unwrap_or_default();
+                anyhow!(
+                    "{provider} failed to start for {}: {msg}{hint}",
+                    path.display()
+                )
+            })?;
         }
         // ORT's optimised model on the CPU: saved once at level 2 (fusions, nothing specific to this
         // processor), loaded afterwards with the remaining optimisations re-applied (cheap)
@@ -501,9 +506,47 @@ pub(crate) fn float_input(
     })
 }
 
+/// What to do when a provider's library needs a shared library the dynamic loader cannot find
+/// (ONNX Runtime's message names it): which package brings it.
+fn missing_library_hint(msg: &str) -> Option<String> {
+    let (before, _) = msg.split_once(": cannot open shared object file")?;
+    let lib = before.rsplit([' ', ':']).find(|s| !s.is_empty())?;
+    let what = if lib.starts_with("libnvinfer") || lib.starts_with("libnvonnxparser") {
+        "TensorRT 10 (NVIDIA's TensorRT packages, or `pip install tensorrt-cu13-libs`)"
+    } else if lib.starts_with("libcu") || lib.starts_with("libnv") {
+        "the CUDA 13 and cuDNN 9 libraries the onnxruntime-gpu build was made for (the CUDA toolkit, \
+         or the pip wheels nvidia-cuda-runtime, nvidia-cublas, nvidia-cudnn-cu13, nvidia-cufft, nvidia-curand)"
+    } else {
+        "the package that provides it"
+    };
+    Some(format!(
+        "\n  hint: {lib} was not found; install {what} and put the folder that holds it on LD_LIBRARY_PATH"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_provider_library_is_named_with_where_it_comes_from() {
+        let cuda = "Failed to load library /x/libonnxruntime_providers_cuda.so with error: libcublasLt.so.13: cannot open shared object file: No such file or directory";
+        let h = missing_library_hint(cuda).unwrap();
+        assert!(h.contains("libcublasLt.so.13 was not found"), "{h}");
+        assert!(
+            h.contains("nvidia-cublas") && h.contains("LD_LIBRARY_PATH"),
+            "{h}"
+        );
+        let trt = "with error: libnvinfer.so.10: cannot open shared object file: No such file or directory";
+        let h = missing_library_hint(trt).unwrap();
+        assert!(
+            h.contains("libnvinfer.so.10") && h.contains("TensorRT 10"),
+            "{h}"
+        );
+        assert!(
+            missing_library_hint("CUDA failure 100: no CUDA-capable device is detected").is_none()
+        );
+    }
 
     #[test]
     fn device_names() {

@@ -349,6 +349,20 @@ fn validate(path: &std::path::Path) -> Result<()> {
                     );
                 }
             }
+            anim::diffusion::pipeline::check_frame_size(
+                &folder,
+                scene.image.width,
+                scene.image.height,
+            )
+            .with_context(|| {
+                format!(
+                    "{}: [image] width = {}, height = {}: not a size the model in {} can make",
+                    path.display(),
+                    scene.image.width,
+                    scene.image.height,
+                    folder.display()
+                )
+            })?;
         }
         None => notes
             .push("no [model] folder: `anim preview` works, `anim render` needs one".to_string()),

@@ -180,6 +180,14 @@ impl Diffuse {
                     folder.display()
                 )
             })?;
+            p.check_size(scene.image.width, scene.image.height)
+                .with_context(|| {
+                    format!(
+                        "{}: [generation] checkpoint at frame {i} ({}) cannot make the scene's [image] size",
+                        scene.path.display(),
+                        folder.display()
+                    )
+                })?;
             self.loads += 1;
             self.pipelines.push((folder, p));
         }
@@ -1029,6 +1037,17 @@ pub fn render(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
             folder.display()
         )
     })?;
+    pipeline
+        .check_size(scene.image.width, scene.image.height)
+        .with_context(|| {
+            format!(
+                "{}: [image] width = {}, height = {}: not a size the model in {} can make",
+                scene.path.display(),
+                scene.image.width,
+                scene.image.height,
+                folder.display()
+            )
+        })?;
     for note in pipeline.notes() {
         eprintln!("note: {note}");
     }

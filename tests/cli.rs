@@ -310,6 +310,41 @@ fn bad_input_gives_clear_errors() {
 }
 
 #[test]
+fn sizes_and_lengths_out_of_reach_are_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // a multiple of 8 the model's UNet cannot halve evenly (the tiny UNet needs 16): named with
+    // the sizes that fit, by validate and by render before frame 0
+    let s = scene(d, &FOUR_FRAMES.replace("width = 64", "width = 72"));
+    let needles = [
+        "scene.toml",
+        "[image] width = 72, height = 64",
+        "multiples of 16",
+        "unet/config.json",
+        "try width 64 or 80 and height 64",
+    ];
+    fails_with(&["validate", s.to_str().unwrap()], &needles);
+    fails_with(&["render", s.to_str().unwrap(), "-q"], &needles);
+    assert!(
+        !d.join("output").exists() || std::fs::read_dir(d.join("output")).unwrap().count() == 0
+    );
+    // a typo'd frame count or size: an error, not an allocation of terabytes
+    let s = scene(
+        d,
+        &FOUR_FRAMES.replace("max_frames = 4", "max_frames = 99999999999"),
+    );
+    fails_with(
+        &["validate", s.to_str().unwrap()],
+        &["[animation] max_frames = 99999999999", "at most 1000000"],
+    );
+    let s = scene(d, &FOUR_FRAMES.replace("height = 64", "height = 80000"));
+    fails_with(
+        &["preview", s.to_str().unwrap(), "-q"],
+        &["[image] height = 80000", "at most 8192"],
+    );
+}
+
+#[test]
 fn missing_onnx_runtime_says_how_to_install() {
     let dir = tempfile::tempdir().unwrap();
     let s = scene(dir.path(), FOUR_FRAMES);

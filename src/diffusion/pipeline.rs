@@ -233,6 +233,68 @@ pub struct Pipeline {
     /// Provider fallbacks and other notes from loading.
     notes: Vec<String>,
     embed_cache: HashMap<EmbedKey, TextEmbedding>,
+    /// What width and height must be multiples of, and why (from `unet/config.json`).
+    size_rule: SizeRule,
+}
+
+/// Whether the model in `folder` can make `width`x`height` frames, from its `unet/config.json`
+/// (without loading the model); [`Pipeline::check_size`] once it is loaded.
+///
+/// # Errors
+/// A size that does not fit, with the nearest sizes that do.
+pub fn check_frame_size(folder: &Path, width: u32, height: u32) -> Result<()> {
+    SizeRule::read(folder).check(width, height)
+}
+
+/// The frame sizes a UNet export accepts: its down blocks halve the latents (all but the last
+/// block), and an ONNX export upsamples by plain doubling, so the latent sides must divide evenly.
+#[derive(Debug, Clone, Copy)]
+struct SizeRule {
+    /// Pixels: 8 (the VAE) times 2 per halving.
+    multiple: u32,
+    /// Down blocks in `unet/config.json` (`None`: no config, the VAE's 8 assumed).
+    down_blocks: Option<usize>,
+}
+
+impl SizeRule {
+    fn read(folder: &Path) -> SizeRule {
+        let down_blocks = std::fs::read_to_string(folder.join("unet").join("config.json"))
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .and_then(|v| v["block_out_channels"].as_array().map(Vec::len))
+            .filter(|&n| (1..=8).contains(&n));
+        SizeRule {
+            multiple: 8 << down_blocks.map_or(0, |n| n - 1),
+            down_blocks,
+        }
+    }
+
+    /// An error for `w`x`h` when it does not fit, with the nearest sizes that do.
+    fn check(&self, w: u32, h: u32) -> Result<()> {
+        let m = self.multiple;
+        if w.is_multiple_of(m) && h.is_multiple_of(m) && w > 0 && h > 0 {
+            return Ok(());
+        }
+        let near = |v: u32| match v / m * m {
+            lo if lo == v => format!("{v}"),
+            0 => format!("{m}"),
+            lo => format!("{lo} or {}", lo + m),
+        };
+        let why = match self.down_blocks {
+            Some(n) => format!(
+                "its UNet (unet/config.json) has {n} down blocks, which halve the latents {} time{}",
+                n - 1,
+                if n == 2 { "" } else { "s" }
+            ),
+            None => "the VAE works on 8x8 pixel cells".to_string(),
+        };
+        bail!(
+            "image size {w}x{h} does not fit this model: width and height must be multiples of {m} \
+             pixels ({why}); try width {} and height {}",
+            near(w),
+            near(h)
+        )
+    }
 }
 
 /// Prompt embeddings are cached per (syntax, clip skip, text).
@@ -424,7 +486,17 @@ impl Pipeline {
             sdxl,
             notes,
             embed_cache: HashMap::new(),
+            size_rule: SizeRule::read(folder),
         })
+    }
+
+    /// Whether this model can make `width`x`height` frames: both must be multiples of 64 for SD
+    /// 1.x/2.x and SDXL exports (8 for the VAE times 2 per halving in the UNet).
+    ///
+    /// # Errors
+    /// A size that does not fit, with the nearest sizes that do.
+    pub fn check_size(&self, width: u32, height: u32) -> Result<()> {
+        self.size_rule.check(width, height)
     }
 
     /// The folder the pipeline was loaded from.
@@ -772,7 +844,18 @@ impl Pipeline {
                 inputs.push(("text_embeds".into(), SessionInputValue::from(text_embeds)));
                 inputs.push(("time_ids".into(), SessionInputValue::from(time_ids)));
             }
-            let (_, pred) = self.unet.run1(inputs, "out_sample")?;
+            let (_, pred) = self.unet.run1(inputs, "out_sample").map_err(|e| {
+                if format!("{e:#}").contains("Concat") {
+                    e.context(format!(
+                        "the UNet's skip connections do not line up at {}x{} pixels: use a width and \
+                         height that are multiples of 64 (Stable Diffusion exports need it)",
+                        w * 8,
+                        h * 8
+                    ))
+                } else {
+                    e
+                }
+            })?;
             out.extend(pred);
         }
         Ok(out)
@@ -824,9 +907,7 @@ impl Pipeline {
     ) -> Result<(RgbImage, StageTimes)> {
         let mut times = StageTimes::default();
         let (w, h) = (req.width, req.height);
-        if w % 8 != 0 || h % 8 != 0 {
-            bail!("image size {w}x{h} is not a multiple of 8");
-        }
+        self.size_rule.check(w, h)?;
         let mut sched = match req.init {
             Some(_) => {
                 Scheduler::img2img(req.sampler, &self.scheduler_config, req.steps, req.denoise)?

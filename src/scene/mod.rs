@@ -670,6 +670,11 @@ fn table_keys(table: &str) -> &'static [&'static str] {
     }
 }
 
+/// The most frames one scene may have (every schedule holds a value per frame).
+pub const MAX_FRAMES: usize = 1_000_000;
+/// The largest frame side in pixels.
+pub const MAX_SIDE: u32 = 8192;
+
 const TABLES: &[&str] = &[
     "image",
     "animation",
@@ -734,6 +739,12 @@ impl Scene {
     pub(crate) fn validate(&self) -> Result<(), String> {
         let (w, h) = (self.image.width, self.image.height);
         for (name, v) in [("width", w), ("height", h)] {
+            if v > MAX_SIDE {
+                return Err(format!(
+                    "[image] {name} = {v}: at most {MAX_SIDE} pixels (Stable Diffusion models are \
+                     trained at 512 to 1024; upscale the frames afterwards for larger video)"
+                ));
+            }
             if v == 0 || v % 8 != 0 {
                 let lo = (v / 8 * 8).max(8);
                 return Err(format!(
@@ -744,6 +755,13 @@ impl Scene {
         }
         if self.animation.max_frames == 0 {
             return Err("[animation] max_frames = 0: render at least 1 frame".into());
+        }
+        if self.animation.max_frames > MAX_FRAMES {
+            return Err(format!(
+                "[animation] max_frames = {}: at most {MAX_FRAMES} frames in one scene (every schedule \
+                 holds a value per frame); split a longer animation into several scenes",
+                self.animation.max_frames
+            ));
         }
         if !(self.output.fps > 0.0 && self.output.fps.is_finite()) {
             return Err(format!(

@@ -1,5 +1,6 @@
-//! Output: frames as PNG files written atomically, and H.264 mp4 video encoded in-process with
-//! FFmpeg (ffmpeg-next).
+//! Output: frames as PNG files written atomically, and videos (H.264/H.265 mp4, VP9 webm, gif)
+//! encoded in-process with FFmpeg (ffmpeg-next), frame by frame and, during a render, on a thread
+//! of their own ([`BackgroundVideo`]).
 
 use std::path::{Path, PathBuf};
 
@@ -77,143 +78,296 @@ fn init_ffmpeg() -> Result<()> {
 /// Encodes `frames` (all the same size) into a video; the container follows the file extension
 /// (`.mp4` with `+faststart`, `.webm`, `.gif`), the codec and pixel format the settings.
 pub fn encode_mp4(frames: &[PathBuf], out: &Path, settings: &VideoSettings) -> Result<()> {
-    init_ffmpeg()?;
     let first = frames
         .first()
         .ok_or_else(|| anyhow!("no frames to encode"))?;
     let first_img = read_rgb(first)?;
-    let (w, h) = first_img.dimensions();
-    if w % 2 != 0 || h % 2 != 0 {
-        bail!("video encoding needs an even frame size, got {w}x{h}");
+    let mut video = VideoWriter::create(out, settings, first_img.width(), first_img.height())?;
+    video.push(&first_img)?;
+    for path in &frames[1..] {
+        video
+            .push(&read_rgb(path)?)
+            .with_context(|| path.display().to_string())?;
     }
-    let container = match out.extension().and_then(|e| e.to_str()) {
-        Some("webm") => "webm",
-        Some("gif") => "gif",
-        _ => "mp4",
-    };
-    let tmp = out.with_extension(format!("{container}.tmp"));
-    let mut octx = ffmpeg::format::output_as(&tmp, container)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
-    let codec = ffmpeg::encoder::find_by_name(&settings.codec).ok_or_else(|| {
-        anyhow!(
-            "this FFmpeg has no encoder `{}` (try libx264, libx265, libvpx-vp9 or gif)",
-            settings.codec
-        )
-    })?;
-    let pix: ffmpeg::format::Pixel = settings.pixel_format.parse().map_err(|_| {
-        anyhow!(
-            "unknown pixel format `{}` (e.g. yuv420p, yuv444p)",
-            settings.pixel_format
-        )
-    })?;
-    let x26x = settings.codec.starts_with("libx26");
-    let global_header = octx
-        .format()
-        .flags()
-        .contains(ffmpeg::format::Flags::GLOBAL_HEADER);
-    let mut ost = octx.add_stream(codec)?;
-    let ost_index = ost.index();
-    let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)
-        .encoder()
-        .video()?;
-    let rate = ffmpeg::Rational::from(settings.fps);
-    let time_base = rate.invert();
-    enc.set_width(w);
-    enc.set_height(h);
-    enc.set_format(pix);
-    enc.set_frame_rate(Some(rate));
-    enc.set_time_base(time_base);
-    if global_header {
-        enc.set_flags(ffmpeg::codec::Flags::GLOBAL_HEADER);
-    }
-    let mut opts = ffmpeg::Dictionary::new();
-    if x26x || settings.codec == "libvpx-vp9" {
-        opts.set("crf", &settings.crf.to_string());
-    }
-    if x26x {
-        opts.set("preset", &settings.preset);
-    }
-    if settings.codec == "libvpx-vp9" {
-        opts.set("b", "0");
-        opts.set("row-mt", "1");
-    }
-    let mut enc = enc
-        .open_with(opts)
-        .context("cannot open the H.264 encoder")?;
-    ost.set_parameters(&enc);
-    ost.set_time_base(time_base);
-    ost.set_avg_frame_rate(rate);
-    let mut header_opts = ffmpeg::Dictionary::new();
-    if container == "mp4" {
-        header_opts.set("movflags", "+faststart");
-    }
-    octx.write_header_with(header_opts)
-        .context("cannot write the mp4 header")?;
-    let stream_tb = octx
-        .stream(ost_index)
-        .map(|s| s.time_base())
-        .unwrap_or(time_base);
+    video.finish()
+}
 
-    let mut scaler = ffmpeg::software::scaling::Context::get(
-        ffmpeg::format::Pixel::RGB24,
-        w,
-        h,
-        pix,
-        w,
-        h,
-        ffmpeg::software::scaling::Flags::BILINEAR
-            | ffmpeg::software::scaling::Flags::ACCURATE_RND
-            | ffmpeg::software::scaling::Flags::FULL_CHR_H_INT,
-    )?;
-    let mut rgb = ffmpeg::frame::Video::new(ffmpeg::format::Pixel::RGB24, w, h);
-    let mut yuv = ffmpeg::frame::Video::new(pix, w, h);
-    let drain = |enc: &mut ffmpeg::encoder::Video,
-                 octx: &mut ffmpeg::format::context::Output|
-     -> Result<()> {
-        let mut pkt = ffmpeg::Packet::empty();
-        while enc.receive_packet(&mut pkt).is_ok() {
-            if pkt.duration() == 0 {
-                pkt.set_duration(1);
-            }
-            pkt.set_stream(ost_index);
-            pkt.rescale_ts(time_base, stream_tb);
-            pkt.write_interleaved(octx)?;
+/// A video written frame by frame into `OUT.tmp`, moved into place by [`VideoWriter::finish`];
+/// dropped unfinished, it removes the temporary file.
+pub struct VideoWriter {
+    octx: ffmpeg::format::context::Output,
+    enc: ffmpeg::encoder::Video,
+    scaler: ffmpeg::software::scaling::Context,
+    rgb: ffmpeg::frame::Video,
+    yuv: ffmpeg::frame::Video,
+    ost_index: usize,
+    time_base: ffmpeg::Rational,
+    stream_tb: ffmpeg::Rational,
+    size: (u32, u32),
+    frames: i64,
+    tmp: PathBuf,
+    out: PathBuf,
+    finished: bool,
+}
+
+impl VideoWriter {
+    /// Opens the encoder for `width`x`height` frames (both even) and writes the header; the
+    /// container follows the extension of `out` (`.mp4` with `+faststart`, `.webm`, `.gif`).
+    ///
+    /// # Errors
+    /// An odd size, an encoder or pixel format this FFmpeg lacks, a file that cannot be created.
+    pub fn create(
+        out: &Path,
+        settings: &VideoSettings,
+        width: u32,
+        height: u32,
+    ) -> Result<VideoWriter> {
+        init_ffmpeg()?;
+        let (w, h) = (width, height);
+        if w % 2 != 0 || h % 2 != 0 {
+            bail!("video encoding needs an even frame size, got {w}x{h}");
         }
-        Ok(())
-    };
-    for (i, path) in frames.iter().enumerate() {
-        let img = if i == 0 {
-            first_img.clone()
-        } else {
-            read_rgb(path)?
+        let container = match out.extension().and_then(|e| e.to_str()) {
+            Some("webm") => "webm",
+            Some("gif") => "gif",
+            _ => "mp4",
         };
+        let tmp = out.with_extension(format!("{container}.tmp"));
+        let mut octx = ffmpeg::format::output_as(&tmp, container)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        let codec = ffmpeg::encoder::find_by_name(&settings.codec).ok_or_else(|| {
+            anyhow!(
+                "this FFmpeg has no encoder `{}` (try libx264, libx265, libvpx-vp9 or gif)",
+                settings.codec
+            )
+        })?;
+        let pix: ffmpeg::format::Pixel = settings.pixel_format.parse().map_err(|_| {
+            anyhow!(
+                "unknown pixel format `{}` (e.g. yuv420p, yuv444p)",
+                settings.pixel_format
+            )
+        })?;
+        let x26x = settings.codec.starts_with("libx26");
+        let global_header = octx
+            .format()
+            .flags()
+            .contains(ffmpeg::format::Flags::GLOBAL_HEADER);
+        let mut ost = octx.add_stream(codec)?;
+        let ost_index = ost.index();
+        let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)
+            .encoder()
+            .video()?;
+        let rate = ffmpeg::Rational::from(settings.fps);
+        let time_base = rate.invert();
+        enc.set_width(w);
+        enc.set_height(h);
+        enc.set_format(pix);
+        enc.set_frame_rate(Some(rate));
+        enc.set_time_base(time_base);
+        if global_header {
+            enc.set_flags(ffmpeg::codec::Flags::GLOBAL_HEADER);
+        }
+        let mut opts = ffmpeg::Dictionary::new();
+        if x26x || settings.codec == "libvpx-vp9" {
+            opts.set("crf", &settings.crf.to_string());
+        }
+        if x26x {
+            opts.set("preset", &settings.preset);
+        }
+        if settings.codec == "libvpx-vp9" {
+            opts.set("b", "0");
+            opts.set("row-mt", "1");
+        }
+        let enc = enc
+            .open_with(opts)
+            .with_context(|| format!("cannot open the {} encoder", settings.codec))?;
+        ost.set_parameters(&enc);
+        ost.set_time_base(time_base);
+        ost.set_avg_frame_rate(rate);
+        let mut header_opts = ffmpeg::Dictionary::new();
+        // no random segment id (webm) or version strings: the same frames give the same file
+        header_opts.set("fflags", "+bitexact");
+        if container == "mp4" {
+            header_opts.set("movflags", "+faststart");
+        }
+        octx.write_header_with(header_opts)
+            .with_context(|| format!("cannot write the header of {}", tmp.display()))?;
+        let stream_tb = octx
+            .stream(ost_index)
+            .map(|s| s.time_base())
+            .unwrap_or(time_base);
+        let scaler = ffmpeg::software::scaling::Context::get(
+            ffmpeg::format::Pixel::RGB24,
+            w,
+            h,
+            pix,
+            w,
+            h,
+            ffmpeg::software::scaling::Flags::BILINEAR
+                | ffmpeg::software::scaling::Flags::ACCURATE_RND
+                | ffmpeg::software::scaling::Flags::FULL_CHR_H_INT,
+        )?;
+        Ok(VideoWriter {
+            octx,
+            enc,
+            scaler,
+            rgb: ffmpeg::frame::Video::new(ffmpeg::format::Pixel::RGB24, w, h),
+            yuv: ffmpeg::frame::Video::new(pix, w, h),
+            ost_index,
+            time_base,
+            stream_tb,
+            size: (w, h),
+            frames: 0,
+            tmp,
+            out: out.to_path_buf(),
+            finished: false,
+        })
+    }
+
+    /// Encodes the next frame.
+    ///
+    /// # Errors
+    /// A frame of another size than the video's, or an encoder or write failure.
+    pub fn push(&mut self, img: &RgbImage) -> Result<()> {
+        let (w, h) = self.size;
         if img.dimensions() != (w, h) {
             bail!(
-                "{} is {}x{}, but the video is {w}x{h}",
-                path.display(),
+                "a {}x{} frame for a {w}x{h} video",
                 img.width(),
                 img.height()
             );
         }
-        let stride = rgb.stride(0);
+        let stride = self.rgb.stride(0);
         let row = w as usize * 3;
-        let data = rgb.data_mut(0);
+        let data = self.rgb.data_mut(0);
         for y in 0..h as usize {
             data[y * stride..y * stride + row]
                 .copy_from_slice(&img.as_raw()[y * row..(y + 1) * row]);
         }
-        scaler.run(&rgb, &mut yuv)?;
-        yuv.set_pts(Some(i as i64));
-        enc.send_frame(&yuv)?;
-        drain(&mut enc, &mut octx)?;
+        self.scaler.run(&self.rgb, &mut self.yuv)?;
+        self.yuv.set_pts(Some(self.frames));
+        self.frames += 1;
+        self.enc.send_frame(&self.yuv)?;
+        self.drain()
     }
-    enc.send_eof()?;
-    drain(&mut enc, &mut octx)?;
-    octx.write_trailer()?;
-    drop(octx);
-    std::fs::rename(&tmp, out)
-        .with_context(|| format!("cannot move {} into place", out.display()))?;
-    Ok(())
+
+    fn drain(&mut self) -> Result<()> {
+        let mut pkt = ffmpeg::Packet::empty();
+        while self.enc.receive_packet(&mut pkt).is_ok() {
+            if pkt.duration() == 0 {
+                pkt.set_duration(1);
+            }
+            pkt.set_stream(self.ost_index);
+            pkt.rescale_ts(self.time_base, self.stream_tb);
+            pkt.write_interleaved(&mut self.octx)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the encoder, writes the trailer and moves the file into place.
+    ///
+    /// # Errors
+    /// An encoder or write failure.
+    pub fn finish(mut self) -> Result<()> {
+        self.enc.send_eof()?;
+        self.drain()?;
+        self.octx.write_trailer()?;
+        self.finished = true;
+        std::fs::rename(&self.tmp, &self.out)
+            .with_context(|| format!("cannot move {} into place", self.out.display()))
+    }
+}
+
+impl Drop for VideoWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Videos encoded on a thread of their own from frame files as a render writes them, so the
+/// encoding overlaps the work on the next frames. Every video gets every frame, in the order
+/// queued; the result is the same file [`encode_mp4`] makes from the same frames. Dropped without
+/// [`BackgroundVideo::finish`], it stops and leaves no video behind.
+pub struct BackgroundVideo {
+    /// `Some(frame file)`, or `None` to finish.
+    tx: Option<std::sync::mpsc::Sender<Option<PathBuf>>>,
+    handle: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl BackgroundVideo {
+    /// Starts the encoding thread for `videos` (each a file and its settings).
+    pub fn start(videos: Vec<(PathBuf, VideoSettings)>) -> BackgroundVideo {
+        let (tx, rx) = std::sync::mpsc::channel::<Option<PathBuf>>();
+        let handle = std::thread::spawn(move || -> Result<()> {
+            let mut writers: Vec<VideoWriter> = Vec::new();
+            while let Ok(msg) = rx.recv() {
+                let Some(path) = msg else {
+                    if writers.is_empty() {
+                        bail!("no frames to encode");
+                    }
+                    for (w, (out, _)) in writers.into_iter().zip(&videos) {
+                        w.finish()
+                            .with_context(|| format!("encoding {}", out.display()))?;
+                    }
+                    return Ok(());
+                };
+                let img = read_rgb(&path)?;
+                if writers.is_empty() {
+                    for (out, settings) in &videos {
+                        writers.push(
+                            VideoWriter::create(out, settings, img.width(), img.height())
+                                .with_context(|| format!("encoding {}", out.display()))?,
+                        );
+                    }
+                }
+                for (w, (out, _)) in writers.iter_mut().zip(&videos) {
+                    w.push(&img).with_context(|| {
+                        format!("encoding {} ({})", out.display(), path.display())
+                    })?;
+                }
+            }
+            // the sender went away without asking to finish: abandoned, the writers clean up
+            Ok(())
+        });
+        BackgroundVideo {
+            tx: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// Queues the next frame file. After a failure of the thread this does nothing;
+    /// [`BackgroundVideo::finish`] reports it.
+    pub fn push(&mut self, frame: PathBuf) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Some(frame));
+        }
+    }
+
+    /// Waits for the queued frames, finishes the videos and moves them into place.
+    ///
+    /// # Errors
+    /// The first failure of the encoding thread (unreadable frame, encoder or write error).
+    pub fn finish(mut self) -> Result<()> {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(None);
+        }
+        match self.handle.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => bail!("the video encoding thread panicked"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for BackgroundVideo {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 /// What a video file holds, found by decoding it.

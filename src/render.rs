@@ -887,6 +887,22 @@ fn run_loop(
             (img, 0, 1)
         }
     };
+    // the videos are encoded while the loop goes on, from the frames as they are written
+    let mut video_job = (scene.output.video && !opts.no_video).then(|| {
+        let path = out.join("video.mp4");
+        let job = output::BackgroundVideo::start(video_outputs(&scene, &path));
+        (job, path)
+    });
+    let mut queued = 0;
+    let mut queue = |upto: usize| {
+        if let Some((job, _)) = &mut video_job {
+            for i in queued..upto {
+                job.push(output::frame_path(&out, i));
+            }
+        }
+        queued = queued.max(upto);
+    };
+    queue(done_key + 1);
     let mut interrupted = false;
     for w in keys.windows(2) {
         let (p, f) = (w[0], w[1]);
@@ -917,47 +933,24 @@ fn run_loop(
             frames: lp.records.clone(),
         };
         state::save(&out, &cp, &prev, lp.color_sample.as_ref())?;
+        queue(done_key + 1);
     }
     lp.bar.finish_and_clear();
     let written = done_key + 1;
-    let paths: Vec<PathBuf> = (0..written).map(|i| output::frame_path(&out, i)).collect();
-    let video = if scene.output.video && !opts.no_video {
-        let path = out.join("video.mp4");
-        let o = &scene.output;
-        let settings = VideoSettings {
-            fps: o.fps,
-            crf: o.crf,
-            preset: o.preset.clone(),
-            codec: o.codec.clone(),
-            pixel_format: o.pixel_format.clone(),
-        };
-        if o.gif {
-            let gif = VideoSettings {
-                codec: "gif".into(),
-                pixel_format: "rgb8".into(),
-                ..settings.clone()
-            };
-            output::encode_mp4(&paths, &out.join("video.gif"), &gif)
-                .context("encoding video.gif")?;
-        }
-        if o.webm {
-            let webm = VideoSettings {
-                codec: "libvpx-vp9".into(),
-                pixel_format: "yuv420p".into(),
-                ..settings.clone()
-            };
-            output::encode_mp4(&paths, &out.join("video.webm"), &webm)
-                .context("encoding video.webm")?;
-        }
-        output::encode_mp4(&paths, &path, &settings)
-            .with_context(|| format!("encoding {}", path.display()))?;
-        if let Some(audio) = &scene.output.soundtrack {
-            output::mux_soundtrack(&path, &scene.resolve(audio), scene.output.soundtrack_offset)
+    let video = match video_job {
+        Some((job, path)) => {
+            job.finish()?;
+            if let Some(audio) = &scene.output.soundtrack {
+                output::mux_soundtrack(
+                    &path,
+                    &scene.resolve(audio),
+                    scene.output.soundtrack_offset,
+                )
                 .with_context(|| format!("{}: [output] soundtrack", scene.path.display()))?;
+            }
+            Some(path)
         }
-        Some(path)
-    } else {
-        None
+        None => None,
     };
     let manifest = Manifest {
         pipeline_loads: lp.painter.as_ref().map(|p| p.loads()).unwrap_or(0),
@@ -991,6 +984,37 @@ fn run_loop(
         seconds: start.elapsed().as_secs_f64(),
         interrupted,
     })
+}
+
+/// The videos a scene asks for, `mp4` (at `mp4`) last: each file with its encoder settings.
+fn video_outputs(scene: &Scene, mp4: &Path) -> Vec<(PathBuf, VideoSettings)> {
+    let o = &scene.output;
+    let settings = VideoSettings {
+        fps: o.fps,
+        crf: o.crf,
+        preset: o.preset.clone(),
+        codec: o.codec.clone(),
+        pixel_format: o.pixel_format.clone(),
+    };
+    let mut videos = Vec::new();
+    if o.gif {
+        let gif = VideoSettings {
+            codec: "gif".into(),
+            pixel_format: "rgb8".into(),
+            ..settings.clone()
+        };
+        videos.push((mp4.with_extension("gif"), gif));
+    }
+    if o.webm {
+        let webm = VideoSettings {
+            codec: "libvpx-vp9".into(),
+            pixel_format: "yuv420p".into(),
+            ..settings.clone()
+        };
+        videos.push((mp4.with_extension("webm"), webm));
+    }
+    videos.push((mp4.to_path_buf(), settings));
+    videos
 }
 
 /// Removes `NNNNNN.png` files at or beyond `n` (and temporary files) left by an earlier render,

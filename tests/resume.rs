@@ -45,6 +45,13 @@ folder = "{}"
 }
 
 fn render(scene: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["--no-video"];
+    args.extend_from_slice(extra);
+    render_video(scene, out, &args)
+}
+
+/// `anim render` with the video (unless `extra` says `--no-video`).
+fn render_video(scene: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_anim"))
         .args([
             "render",
@@ -52,7 +59,6 @@ fn render(scene: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
             "--out",
             out.to_str().unwrap(),
             "-q",
-            "--no-video",
         ])
         .args(extra)
         .output()
@@ -216,7 +222,23 @@ fn ctrl_c_finishes_the_frame_writes_the_video_and_resumes() {
         info.frames, written,
         "the video holds every frame written before the stop"
     );
-    let o = render(&s, &out, &["--resume"]);
+    let o = render_video(&s, &out, &["--resume"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read_dir(out.join("frames")).unwrap().count(), n);
+    // the video is encoded while the frames are made; after the resume it is the same file an
+    // uninterrupted render writes
+    let whole = dir.path().join("whole");
+    let o = render_video(&s, &whole, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        std::fs::read(out.join("video.mp4")).unwrap()
+            == std::fs::read(whole.join("video.mp4")).unwrap(),
+        "resumed and uninterrupted videos differ"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

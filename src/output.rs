@@ -34,7 +34,7 @@ pub fn read_rgb(path: &Path) -> Result<RgbImage> {
     }
     let img = image::open(path).with_context(|| {
         format!(
-            "cannot read image {} (PNG or JPEG expected)",
+            "cannot read image {} (PNG, JPEG, WebP, BMP or TIFF expected)",
             path.display()
         )
     })?;

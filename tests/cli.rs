@@ -154,6 +154,35 @@ fn init_image_starts_the_animation() {
     );
 }
 
+#[test]
+fn init_images_in_other_formats_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = image::RgbImage::from_fn(64, 64, |x, y| {
+        image::Rgb([(x * 4) as u8, (y * 4) as u8, ((x + y) * 2) as u8])
+    });
+    // lossless formats: frame 0 of the preview is the image itself
+    for ext in ["webp", "bmp", "tiff"] {
+        let file = format!("init.{ext}");
+        img.save(dir.path().join(&file)).unwrap();
+        let body = FOUR_FRAMES.replace("[model]", &format!("[init]\nimage = \"{file}\"\n[model]"));
+        let s = scene(dir.path(), &body);
+        let out = dir.path().join(ext);
+        let o = anim(&[
+            "preview",
+            s.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+            "--no-video",
+        ]);
+        assert!(o.status.success(), "{ext}: {}", stderr(&o));
+        let first = image::open(out.join("frames/000000.png"))
+            .unwrap()
+            .to_rgb8();
+        assert!(first == img, "{ext}: frame 0 is not the init image");
+    }
+}
+
 fn fails_with(args: &[&str], needles: &[&str]) {
     let o = anim(args);
     assert!(!o.status.success(), "expected failure for {args:?}");

@@ -37,6 +37,8 @@ fn main() -> anyhow::Result<()> {
             device,
             cache: None,
             threads,
+            // the kit's CUDA runs compare with and without graphs
+            cuda_graph: std::env::var_os("ANIM_CUDA_GRAPH").is_some_and(|v| v == "1"),
         },
     )?;
     let load_ms = load.elapsed().as_secs_f64() * 1e3;

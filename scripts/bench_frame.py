@@ -118,7 +118,8 @@ def main():
     res = dict(anim_frame_ms=statistics.median(anim), diffusers_onnx_frame_ms=statistics.median(diff),
                speedup=statistics.median(diff) / statistics.median(anim),
                anim_outside_ort_share=statistics.median(share), anim_ort_ms=statistics.median(ort_ms),
-               provider=args.provider, anim_provider=a["provider"], rounds=args.rounds, frames_per_round=args.frames, threads=args.threads or "default", size=args.size, cpu_count=os.cpu_count(),
+               provider=args.provider, anim_provider=a["provider"],
+               anim_cuda_graph=os.environ.get("ANIM_CUDA_GRAPH") == "1", rounds=args.rounds, frames_per_round=args.frames, threads=args.threads or "default", size=args.size, cpu_count=os.cpu_count(),
                load_average=os.getloadavg())
     print(json.dumps(res, indent=1))
 

@@ -38,6 +38,10 @@ enum Command {
         /// ONNX Runtime threads per model (default: one per core).
         #[arg(long)]
         threads: Option<usize>,
+        /// Run the UNet from fixed buffers and, on CUDA, replay each step as a captured CUDA graph
+        /// (experimental: not yet measured on a GPU)
+        #[arg(long)]
+        cuda_graph: bool,
         /// Output folder (default: the scene's [output] folder).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -392,6 +396,7 @@ fn run(cli: Cli) -> Result<()> {
             device,
             cache_dir,
             threads,
+            cuda_graph,
             out,
             quiet,
             no_video,
@@ -413,6 +418,7 @@ fn run(cli: Cli) -> Result<()> {
                 device: Device::parse(&device)?,
                 cache,
                 threads,
+                cuda_graph,
             };
             let summary = render::render(
                 &s,

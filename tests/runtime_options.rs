@@ -76,6 +76,7 @@ fn explicit_devices_fail_clearly_when_missing() {
                 device,
                 cache: None,
                 threads: None,
+                cuda_graph: false,
             },
         ) {
             Ok(_) => panic!("{name}: loaded without the provider"),
@@ -96,6 +97,7 @@ fn auto_falls_back_with_a_note() {
             device: Device::Auto,
             cache: None,
             threads: None,
+            cuda_graph: false,
         },
     )
     .unwrap();
@@ -121,12 +123,80 @@ fn thread_count_does_not_change_the_image() {
             device: Device::Cpu,
             cache: None,
             threads: Some(threads),
+            cuda_graph: false,
         };
         img2img(&mut Pipeline::load_with(&model(), &opts).unwrap())
     };
     let one = run(1);
     assert_eq!(one, run(2));
     assert_eq!(one, run(3));
+}
+
+/// `cuda_graph` runs the UNet from fixed buffers (on CUDA, replayed graphs); on the CPU provider
+/// the buffers alone are used, and the pictures must be the same bytes: SD img2img with and
+/// without guidance in turns (batch 2 and 1: two sets of buffers), SDXL (pooled embeddings and
+/// time ids), and the export whose timestep is a float scalar.
+#[test]
+fn fixed_unet_buffers_give_the_same_images() {
+    let bound = |folder: &Path| {
+        let opts = SessionOptions {
+            device: Device::Cpu,
+            cache: None,
+            threads: None,
+            cuda_graph: true,
+        };
+        Pipeline::load_with(folder, &opts).unwrap()
+    };
+    let init = image::open(root().join("tests/data/sd-ref/img2img_modern/init_image.png"))
+        .unwrap()
+        .to_rgb8();
+    let req = |cfg_scale: f32, sampler| Request {
+        prompt: "a lighthouse (at dusk:1.2)",
+        negative: "fog",
+        width: 64,
+        height: 64,
+        init: Some(&init),
+        denoise: 0.7,
+        steps: 8,
+        cfg_scale,
+        sampler,
+        eta: 0.0,
+        noise_multiplier: 1.0,
+        travel: None,
+        prompt_syntax: PromptSyntax::A1111,
+        clip_skip: 1,
+        subseed: None,
+    };
+    let dir = with_parts(&[("unet", Some("unet_timestep_scalar_float/model.onnx"))]);
+    for folder in [
+        model(),
+        root().join("models/tiny-sdxl"),
+        dir.path().to_path_buf(),
+    ] {
+        let mut plain = Pipeline::load(&folder).unwrap();
+        let mut fixed = bound(&folder);
+        for (k, (cfg, sampler)) in [
+            (7.5, SamplerKind::EulerAncestral),
+            (1.0, SamplerKind::Ddim),
+            (5.0, SamplerKind::DpmPp2M),
+            (1.0, SamplerKind::EulerAncestral),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let r = req(cfg, sampler);
+            let seed = 40 + k as u64;
+            let a = plain
+                .generate(&r, &mut anim::diffusion::TorchRng::new(seed))
+                .unwrap()
+                .0;
+            let b = fixed
+                .generate(&r, &mut anim::diffusion::TorchRng::new(seed))
+                .unwrap()
+                .0;
+            assert!(a == b, "{}: call {k} (cfg {cfg}) differs", folder.display());
+        }
+    }
 }
 
 #[test]
@@ -136,6 +206,7 @@ fn cached_sessions_give_the_same_image() {
         device: Device::Cpu,
         cache: Some(dir.path().to_path_buf()),
         threads: None,
+        cuda_graph: false,
     };
     let plain = img2img(&mut Pipeline::load(&model()).unwrap());
     let first = img2img(&mut Pipeline::load_with(&model(), &opts).unwrap());

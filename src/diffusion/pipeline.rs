@@ -2,6 +2,7 @@
 //! `StableDiffusionPipeline` and `StableDiffusionImg2ImgPipeline`, and for SDXL folders
 //! `StableDiffusionXLPipeline` and `StableDiffusionXLImg2ImgPipeline`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -9,12 +10,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, anyhow, bail};
 use image::RgbImage;
 use ort::session::SessionInputValue;
-use ort::value::{DynValue, Tensor, TensorElementType};
+use ort::value::{DynTensor, Tensor, TensorElementType};
 
 use super::prompt::{self, PromptSyntax};
 use super::rng::TorchRng;
 use super::scheduler::{SamplerKind, Scheduler, SchedulerConfig};
-use super::session::{Model, SessionOptions, float_input, float_value};
+use super::session::{Model, SessionOptions, float_input, float_tensor};
 use super::text::{Layer, TextEncoder, concat_features};
 use super::tokenizer::ClipTokenizer;
 use super::variation;
@@ -304,9 +305,9 @@ type EmbedKey = (PromptSyntax, u32, String);
 struct UnetCall {
     first: usize,
     len: usize,
-    encoder_hidden_states: DynValue,
+    encoder_hidden_states: DynTensor,
     /// SDXL: `text_embeds` and `time_ids`.
-    added: Option<(DynValue, DynValue)>,
+    added: Option<(DynTensor, DynTensor)>,
 }
 
 /// The UNet inputs SDXL adds to SD's.
@@ -324,6 +325,7 @@ impl Pipeline {
                 device: super::session::Device::Cpu,
                 cache: None,
                 threads: None,
+                cuda_graph: false,
             },
         )
     }
@@ -384,7 +386,10 @@ impl Pipeline {
                 &mut notes,
             )?);
         }
-        let unet = Model::load(folder, "unet", opts, &mut notes)?;
+        let mut unet = Model::load(folder, "unet", opts, &mut notes)?;
+        if opts.cuda_graph {
+            unet.bind_buffers();
+        }
         let added: Vec<&str> = SDXL_UNET_INPUTS
             .into_iter()
             .filter(|n| unet.has_input(n))
@@ -761,7 +766,7 @@ impl Pipeline {
             .iter()
             .flat_map(|e| e.0.hidden.iter().copied())
             .collect();
-        let encoder_hidden_states = float_value(
+        let encoder_hidden_states = float_tensor(
             vec![b, e0.shape[1] as i64, e0.shape[2] as i64],
             &hidden,
             self.unet_f16,
@@ -774,8 +779,8 @@ impl Pipeline {
                     .collect();
                 let ids: Vec<f32> = elems.iter().flat_map(|e| e.1.iter().copied()).collect();
                 Some((
-                    float_value(vec![b, e0.pooled.len() as i64], &pooled, s.text_embeds_f16)?,
-                    float_value(vec![b, s.time_ids as i64], &ids, s.time_ids_f16)?,
+                    float_tensor(vec![b, e0.pooled.len() as i64], &pooled, s.text_embeds_f16)?,
+                    float_tensor(vec![b, s.time_ids as i64], &ids, s.time_ids_f16)?,
                 ))
             }
             None => None,
@@ -816,35 +821,42 @@ impl Pipeline {
         let mut out = Vec::with_capacity(latents.len());
         for call in plan {
             let (first, b) = (call.first, call.len);
-            let sample = float_input(
-                vec![b as i64, c as i64, h as i64, w as i64],
+            let shape = vec![b as i64, c as i64, h as i64, w as i64];
+            let sample = float_tensor(
+                shape.clone(),
                 &latents[first * n..(first + b) * n],
                 self.unet_f16,
             )?;
-            let ts: SessionInputValue<'static> = match self.timestep {
+            let ts: DynTensor = match self.timestep {
                 TimestepInput::Int64Vec => Tensor::from_array((vec![1i64], vec![t as i64]))
                     .map_err(|e| anyhow!("{e}"))?
-                    .into(),
+                    .upcast(),
                 TimestepInput::Float32Vec => Tensor::from_array((vec![1i64], vec![t]))
                     .map_err(|e| anyhow!("{e}"))?
-                    .into(),
+                    .upcast(),
                 TimestepInput::Float32Scalar => Tensor::from_array(((), vec![t]))
                     .map_err(|e| anyhow!("{e}"))?
-                    .into(),
+                    .upcast(),
             };
-            let mut inputs = vec![
-                ("sample".into(), sample),
-                ("timestep".into(), ts),
-                (
-                    "encoder_hidden_states".into(),
-                    SessionInputValue::from(&call.encoder_hidden_states),
-                ),
+            let mut inputs: Vec<(&str, &DynTensor)> = vec![
+                ("sample", &sample),
+                ("timestep", &ts),
+                ("encoder_hidden_states", &call.encoder_hidden_states),
             ];
             if let Some((text_embeds, time_ids)) = &call.added {
-                inputs.push(("text_embeds".into(), SessionInputValue::from(text_embeds)));
-                inputs.push(("time_ids".into(), SessionInputValue::from(time_ids)));
+                inputs.push(("text_embeds", text_embeds));
+                inputs.push(("time_ids", time_ids));
             }
-            let (_, pred) = self.unet.run1(inputs, "out_sample").map_err(|e| {
+            let result = if self.unet.is_bound() {
+                self.unet.run_bound(&inputs, "out_sample", &shape)
+            } else {
+                let inputs: Vec<(Cow<'static, str>, SessionInputValue)> = inputs
+                    .iter()
+                    .map(|(name, v)| (Cow::Borrowed(*name), SessionInputValue::from(*v)))
+                    .collect();
+                self.unet.run1(inputs, "out_sample")
+            };
+            let (_, pred) = result.map_err(|e| {
                 if format!("{e:#}").contains("Concat") {
                     e.context(format!(
                         "the UNet's skip connections do not line up at {}x{} pixels: use a width and \

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, anyhow, bail};
 use half::f16;
 use ort::ep::{self, ExecutionProvider as _};
+use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::builder::GraphOptimizationLevel;
-use ort::session::{Session, SessionInputValue};
-use ort::value::{Tensor, TensorElementType, ValueType};
+use ort::session::{IoBinding, RunOptions, Session, SessionInputValue};
+use ort::value::{DynTensor, Tensor, TensorElementType, ValueType};
 
 /// How to get an ONNX Runtime with the CUDA and TensorRT providers.
 const GPU_BUILD_HINT: &str = "install the GPU build: scripts/fetch-ort.sh ~/.local/share/anim/onnxruntime onnxruntime-gpu==1.31.1";
@@ -95,6 +96,11 @@ pub struct SessionOptions {
     pub cache: Option<PathBuf>,
     /// ONNX Runtime intra-op threads; `None` for its default (one per core).
     pub threads: Option<usize>,
+    /// The UNet runs from fixed input and output buffers (ONNX Runtime's IoBinding), one set
+    /// per input shape; on CUDA each set's run is captured as a CUDA graph once and replayed for
+    /// every later step, which removes the per-kernel launch cost. Elsewhere it only binds the
+    /// buffers (same results as without).
+    pub cuda_graph: bool,
 }
 
 impl SessionOptions {
@@ -135,6 +141,29 @@ pub(crate) struct Model {
     pub(crate) provider: &'static str,
     /// Time spent inside `Session::run` so far.
     pub(crate) busy: std::time::Duration,
+    /// Fixed buffers per input shape, when the model runs bound ([`Model::bind_buffers`]).
+    bound: Option<Bound>,
+}
+
+/// A model's fixed input and output buffers, one [`Slot`] per set of input shapes.
+struct Bound {
+    /// Where the buffers live: the provider's device.
+    device: AllocationDevice<'static>,
+    /// Capture and replay CUDA graphs (one per slot).
+    graphs: bool,
+    slots: Vec<Slot>,
+}
+
+/// One set of input shapes: buffers bound to the session, and the run options naming its graph.
+struct Slot {
+    /// Input names, shapes and element types, in call order.
+    key: Vec<(String, Vec<i64>, TensorElementType)>,
+    inputs: Vec<DynTensor>,
+    output: DynTensor,
+    /// The output copied back to the CPU.
+    host: DynTensor,
+    binding: IoBinding,
+    options: RunOptions,
 }
 
 /// A stable key for the cache: file, size, modification time, provider.
@@ -205,13 +234,16 @@ impl Model {
         };
         let mut last_err = None;
         for device in candidates {
-            match Self::try_load(env, &path, device, opts) {
+            // CUDA graphs for the UNet only: it is the model run many times with one shape
+            let graph = opts.cuda_graph && sub == "unet";
+            match Self::try_load(env, &path, device, opts, graph) {
                 Ok(session) => {
                     return Ok(Model {
                         session,
                         path,
                         provider: device.provider_name(),
                         busy: std::time::Duration::ZERO,
+                        bound: None,
                     });
                 }
                 Err(e) if opts.device == Device::Auto && device != Device::Cpu => {
@@ -237,6 +269,7 @@ impl Model {
         path: &Path,
         device: Device,
         opts: &SessionOptions,
+        graph: bool,
     ) -> Result<Session> {
         let provider = device.provider_name();
         if !device.in_build()? {
@@ -271,7 +304,12 @@ impl Model {
             .filter(|dir| std::fs::create_dir_all(dir).is_ok());
         let eps = match device {
             Device::Cpu | Device::Auto => Vec::new(),
-            Device::Cuda => vec![ep::CUDA::default().build().error_on_failure()],
+            Device::Cuda => vec![
+                ep::CUDA::default()
+                    .with_cuda_graph(graph)
+                    .build()
+                    .error_on_failure(),
+            ],
             Device::TensorRt => {
                 let mut trt = ep::TensorRT::default();
                 if let Some(dir) = &cache {
@@ -447,6 +485,127 @@ impl Model {
             .collect()
     }
 
+    /// From now on [`Model::run_bound`] runs from fixed buffers on the session's device, with
+    /// CUDA graphs when the session runs on CUDA and was created for them.
+    pub(crate) fn bind_buffers(&mut self) {
+        let cuda = self.provider == Device::Cuda.provider_name();
+        self.bound = Some(Bound {
+            device: if cuda {
+                AllocationDevice::CUDA
+            } else {
+                AllocationDevice::CPU
+            },
+            graphs: cuda,
+            slots: Vec::new(),
+        });
+    }
+
+    /// Whether the model runs from fixed buffers.
+    pub(crate) fn is_bound(&self) -> bool {
+        self.bound.is_some()
+    }
+
+    /// Runs the model from its fixed buffers: `inputs` are copied into the buffers of their
+    /// shapes (made on the first call with those shapes), the model runs (on CUDA: its captured
+    /// graph is replayed once captured), and `output` (of shape `out_shape`) comes back as
+    /// float32.
+    ///
+    /// # Errors
+    /// ONNX Runtime failures, naming the file; a model that is not bound.
+    pub(crate) fn run_bound(
+        &mut self,
+        inputs: &[(&str, &DynTensor)],
+        output: &str,
+        out_shape: &[i64],
+    ) -> Result<(Vec<usize>, Vec<f32>)> {
+        let path = self.path.display().to_string();
+        let fail = |e: ort::Error| anyhow!("running {path}: {e}");
+        let Some(bound) = self.bound.as_mut() else {
+            bail!("{path}: not bound to fixed buffers");
+        };
+        let key: Vec<(String, Vec<i64>, TensorElementType)> = inputs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.shape().to_vec(), *v.data_type()))
+            .collect();
+        let index = match bound.slots.iter().position(|s| s.key == key) {
+            Some(i) => i,
+            None => {
+                let out_ty = self
+                    .session
+                    .outputs()
+                    .iter()
+                    .find(|o| o.name() == output)
+                    .and_then(|o| match o.dtype() {
+                        ValueType::Tensor { ty, .. } => Some(*ty),
+                        _ => None,
+                    })
+                    .ok_or_else(|| anyhow!("{path}: no tensor output named `{output}`"))?;
+                let allocator = if bound.graphs {
+                    Allocator::new(
+                        &self.session,
+                        MemoryInfo::new(
+                            bound.device.clone(),
+                            0,
+                            AllocatorType::Device,
+                            MemoryType::Default,
+                        )
+                        .map_err(fail)?,
+                    )
+                    .map_err(fail)?
+                } else {
+                    Allocator::default()
+                };
+                let mut binding = self.session.create_binding().map_err(fail)?;
+                let mut buffers = Vec::with_capacity(key.len());
+                for (name, shape, ty) in &key {
+                    let t = DynTensor::new(&allocator, *ty, shape.clone()).map_err(fail)?;
+                    binding.bind_input(name.as_str(), &t).map_err(fail)?;
+                    buffers.push(t);
+                }
+                let mut out =
+                    DynTensor::new(&allocator, out_ty, out_shape.to_vec()).map_err(fail)?;
+                binding.bind_output(output, &mut out).map_err(fail)?;
+                let host = DynTensor::new(&Allocator::default(), out_ty, out_shape.to_vec())
+                    .map_err(fail)?;
+                let mut options = RunOptions::new().map_err(fail)?;
+                if bound.graphs {
+                    // graph ids from 1 (0 is ONNX Runtime's own), one per set of shapes
+                    options
+                        .set("gpu_graph_id", (bound.slots.len() + 1).to_string())
+                        .map_err(fail)?;
+                }
+                bound.slots.push(Slot {
+                    key,
+                    inputs: buffers,
+                    output: out,
+                    host,
+                    binding,
+                    options,
+                });
+                bound.slots.len() - 1
+            }
+        };
+        let slot = &mut bound.slots[index];
+        for ((_, value), buffer) in inputs.iter().zip(slot.inputs.iter_mut()) {
+            value.copy_into(&mut *buffer).map_err(fail)?;
+        }
+        let started = std::time::Instant::now();
+        self.session
+            .run_binding_with_options(&slot.binding, &slot.options)
+            .map_err(fail)?;
+        slot.output.copy_into(&mut slot.host).map_err(fail)?;
+        self.busy += started.elapsed();
+        let shape: Vec<usize> = out_shape.iter().map(|&d| d as usize).collect();
+        if let Ok((_, data)) = slot.host.try_extract_tensor::<f32>() {
+            return Ok((shape, data.to_vec()));
+        }
+        let (_, data) = slot
+            .host
+            .try_extract_tensor::<f16>()
+            .map_err(|e| anyhow!("{path}: output `{output}`: {e}"))?;
+        Ok((shape, data.iter().map(|x| x.to_f32()).collect()))
+    }
+
     /// [`Model::run`] for one output.
     pub(crate) fn run1<'v>(
         &mut self,
@@ -459,34 +618,25 @@ impl Model {
     }
 }
 
-/// A float tensor, float16 when `half` (rounded to nearest) else float32, kept to be passed by
-/// reference to many runs.
+/// A float tensor, float16 when `half` (rounded to nearest) else float32.
 ///
 /// # Errors
 /// A shape that does not match the data.
-pub(crate) fn float_value(
-    shape: Vec<i64>,
-    data: &[f32],
-    half: bool,
-) -> Result<ort::value::DynValue> {
+pub(crate) fn float_tensor(shape: Vec<i64>, data: &[f32], half: bool) -> Result<DynTensor> {
     Ok(if half {
         Tensor::from_array((
             shape,
             data.iter().map(|&x| f16::from_f32(x)).collect::<Vec<_>>(),
         ))
         .map_err(|e| anyhow!("{e}"))?
-        .into_dyn()
+        .upcast()
     } else {
         Tensor::from_array((shape, data.to_vec()))
             .map_err(|e| anyhow!("{e}"))?
-            .into_dyn()
+            .upcast()
     })
 }
 
-/// A float tensor input, float16 when `half` (rounded to nearest) else float32.
-///
-/// # Errors
-/// A shape that does not match the data.
 pub(crate) fn float_input(
     shape: Vec<i64>,
     data: &[f32],

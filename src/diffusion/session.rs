@@ -586,8 +586,12 @@ impl Model {
             }
         };
         let slot = &mut bound.slots[index];
-        for ((_, value), buffer) in inputs.iter().zip(slot.inputs.iter_mut()) {
+        for ((name, value), buffer) in inputs.iter().zip(slot.inputs.iter_mut()) {
             value.copy_into(&mut *buffer).map_err(fail)?;
+            // binding again keeps the same buffer where the session takes the input on the
+            // buffer's device; where it wants it elsewhere (an input its provider reads on the
+            // host), ONNX Runtime copies at binding time, so the copy is fresh on every call
+            slot.binding.bind_input(*name, &*buffer).map_err(fail)?;
         }
         let started = std::time::Instant::now();
         self.session

@@ -73,6 +73,10 @@ enum Command {
     Validate {
         /// Scene file (TOML) or Deforum settings file (JSON).
         scene: PathBuf,
+        /// Model folder to check against (overrides the scene's [model] folder; Deforum settings
+        /// files name none).
+        #[arg(long)]
+        model: Option<PathBuf>,
     },
     /// Print or plot every schedule of a scene or Deforum settings file, one value per frame.
     Schedule {
@@ -299,7 +303,7 @@ fn import_deforum(settings: &PathBuf, output: &PathBuf) -> Result<()> {
     Ok(())
 }
 
-fn validate(path: &std::path::Path) -> Result<()> {
+fn validate(path: &std::path::Path, model: Option<&std::path::Path>) -> Result<()> {
     let scene = load(path)?;
     if let Some(p) = &scene.init.image {
         let full = scene.resolve(p);
@@ -324,9 +328,11 @@ fn validate(path: &std::path::Path) -> Result<()> {
         }
     }
     let mut notes = Vec::new();
-    match &scene.model.folder {
-        Some(f) => {
-            let folder = scene.resolve(f);
+    let folder = model
+        .map(std::path::Path::to_path_buf)
+        .or_else(|| scene.model.folder.as_ref().map(|f| scene.resolve(f)));
+    match folder {
+        Some(folder) => {
             // SDXL adds text_encoder_2/ and tokenizer_2/; its refiner has them instead of the first pair
             let sdxl = folder.join("text_encoder_2/model.onnx").is_file();
             let first = !sdxl || folder.join("text_encoder").exists();
@@ -347,8 +353,13 @@ fn validate(path: &std::path::Path) -> Result<()> {
                 let p = folder.join(part);
                 if !p.exists() {
                     anyhow::bail!(
-                        "{}: [model] folder: {} is missing (expected the optimum/diffusers ONNX layout)",
+                        "{}: {}: {} is missing (expected the optimum/diffusers ONNX layout)",
                         path.display(),
+                        if model.is_some() {
+                            "--model"
+                        } else {
+                            "[model] folder"
+                        },
                         p.display()
                     );
                 }
@@ -368,8 +379,10 @@ fn validate(path: &std::path::Path) -> Result<()> {
                 )
             })?;
         }
-        None => notes
-            .push("no [model] folder: `anim preview` works, `anim render` needs one".to_string()),
+        None => notes.push(
+            "no [model] folder: `anim preview` works, `anim render` needs one (or --model DIR)"
+                .to_string(),
+        ),
     }
     println!(
         "{}: ok — {}x{}, {} frames at {} fps, mode {:?}, sampler {}, {} schedules",
@@ -461,7 +474,7 @@ fn run(cli: Cli) -> Result<()> {
             )?;
             report(&summary, quiet);
         }
-        Command::Validate { scene } => validate(&scene)?,
+        Command::Validate { scene, model } => validate(&scene, model.as_deref())?,
         Command::Schedule {
             scene,
             format,

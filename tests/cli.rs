@@ -401,6 +401,68 @@ fn validate_accepts_the_examples() {
     }
 }
 
+#[test]
+fn validate_checks_a_deforum_file_against_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = root().join("tests/data/deforum/default_settings.json");
+    let model = root().join("models/tiny-sd");
+    let o = anim(&[
+        "validate",
+        settings.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // W/H the model cannot make, and a folder that is not a model: both named
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&settings).unwrap()).unwrap();
+    json["W"] = 600.into();
+    json["H"] = 400.into();
+    let odd = dir.path().join("odd.json");
+    std::fs::write(&odd, json.to_string()).unwrap();
+    fails_with(
+        &[
+            "validate",
+            odd.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+        ],
+        &["odd.json", "width = 600, height = 400", "multiples of 16"],
+    );
+    fails_with(
+        &[
+            "validate",
+            settings.to_str().unwrap(),
+            "--model",
+            dir.path().to_str().unwrap(),
+        ],
+        &["--model", "model_index.json", "is missing"],
+    );
+}
+
+#[test]
+fn resume_of_a_finished_render_says_it_is_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = scene(dir.path(), FOUR_FRAMES);
+    let out = dir.path().join("out");
+    let args = [
+        "render",
+        s.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+        "--no-video",
+    ];
+    let o = anim(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut again = args.to_vec();
+    again.push("--resume");
+    fails_with(
+        &again,
+        &["nothing to resume", "complete", "without --resume"],
+    );
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {

@@ -74,6 +74,18 @@ pub fn load(out: &Path) -> Result<(Checkpoint, RgbImage, Option<RgbImage>)> {
     let d = dir(out);
     let path = d.join("state.json");
     if !path.is_file() {
+        // a finished render clears its state but leaves a manifest that says it is complete
+        let complete = std::fs::read_to_string(out.join("manifest.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|m| m["complete"] == serde_json::Value::Bool(true));
+        if complete {
+            bail!(
+                "nothing to resume in {}: the render there is complete (its manifest.json says so); \
+                 render again without --resume to start over",
+                out.display()
+            );
+        }
         bail!(
             "nothing to resume in {}: no {} (was the render started with this output folder?)",
             out.display(),

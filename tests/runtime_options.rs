@@ -135,7 +135,7 @@ fn thread_count_does_not_change_the_image() {
 /// `cuda_graph` runs the UNet from fixed buffers (on CUDA, replayed graphs); on the CPU provider
 /// the buffers alone are used, and the pictures must be the same bytes: SD img2img with and
 /// without guidance in turns (batch 2 and 1: two sets of buffers), SDXL (pooled embeddings and
-/// time ids), and the export whose timestep is a float scalar.
+/// time ids), the export whose timestep is a float scalar, and a float16 UNet.
 #[test]
 fn fixed_unet_buffers_give_the_same_images() {
     let bound = |folder: &Path| {
@@ -168,13 +168,16 @@ fn fixed_unet_buffers_give_the_same_images() {
         subseed: None,
     };
     let dir = with_parts(&[("unet", Some("unet_timestep_scalar_float/model.onnx"))]);
+    let half = with_parts(&[("unet", Some("../tiny-sd-fp16/unet/model.onnx"))]);
     for folder in [
         model(),
         root().join("models/tiny-sdxl"),
         dir.path().to_path_buf(),
+        half.path().to_path_buf(),
     ] {
         let mut plain = Pipeline::load(&folder).unwrap();
         let mut fixed = bound(&folder);
+        assert_eq!(fixed.is_fp16(), folder == half.path());
         for (k, (cfg, sampler)) in [
             (7.5, SamplerKind::EulerAncestral),
             (1.0, SamplerKind::Ddim),

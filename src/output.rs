@@ -294,15 +294,22 @@ pub struct BackgroundVideo {
     /// `Some(frame file)`, or `None` to finish.
     tx: Option<std::sync::mpsc::Sender<Option<PathBuf>>>,
     handle: Option<std::thread::JoinHandle<Result<()>>>,
+    /// Set when dropped unfinished: the thread stops without encoding what is still queued.
+    abandon: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl BackgroundVideo {
     /// Starts the encoding thread for `videos` (each a file and its settings).
     pub fn start(videos: Vec<(PathBuf, VideoSettings)>) -> BackgroundVideo {
         let (tx, rx) = std::sync::mpsc::channel::<Option<PathBuf>>();
+        let abandon = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = abandon.clone();
         let handle = std::thread::spawn(move || -> Result<()> {
             let mut writers: Vec<VideoWriter> = Vec::new();
             while let Ok(msg) = rx.recv() {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
                 let Some(path) = msg else {
                     if writers.is_empty() {
                         bail!("no frames to encode");
@@ -334,6 +341,7 @@ impl BackgroundVideo {
         BackgroundVideo {
             tx: Some(tx),
             handle: Some(handle),
+            abandon,
         }
     }
 
@@ -363,6 +371,8 @@ impl BackgroundVideo {
 
 impl Drop for BackgroundVideo {
     fn drop(&mut self) {
+        self.abandon
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.tx.take();
         if let Some(h) = self.handle.take() {
             let _ = h.join();

@@ -314,6 +314,7 @@ fn validate(path: &std::path::Path, model: Option<&std::path::Path>) -> Result<(
         .schedules()
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     anim::camera::check(&scene, &sched).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    render::check_settings(&scene, &sched)?;
     if let (anim::scene::AnimationMode::ThreeD, Some(m)) =
         (scene.animation.mode, &scene.depth.model)
     {

@@ -551,6 +551,28 @@ pub fn mux_soundtrack(video: &Path, audio: &Path, offset: f64) -> Result<()> {
 }
 
 /// Duration in seconds of the first audio stream of `path` (0 when it has none).
+/// Checks that `path` is a media file FFmpeg can open with an audio stream in it.
+///
+/// # Errors
+/// An unreadable file, or one without audio, named.
+pub fn check_audio(path: &Path) -> Result<()> {
+    init_ffmpeg()?;
+    // FFmpeg's own log line for a damaged file would come before anim's message: quiet it here
+    ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
+    let opened = ffmpeg::format::input(path);
+    ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error);
+    let ictx = opened.with_context(|| {
+        format!(
+            "cannot read {} as audio or video (FFmpeg cannot open it)",
+            path.display()
+        )
+    })?;
+    if ictx.streams().best(ffmpeg::media::Type::Audio).is_none() {
+        bail!("{} has no audio stream", path.display());
+    }
+    Ok(())
+}
+
 pub fn audio_duration(path: &Path) -> Result<f64> {
     init_ffmpeg()?;
     let ictx =

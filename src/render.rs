@@ -674,8 +674,12 @@ fn record(sched: &FrameSchedules, i: usize) -> FrameRecord {
     }
 }
 
-/// Checks what the loop will need before it starts, so a long render does not fail half-way.
-fn check_settings(scene: &Scene, sched: &FrameSchedules) -> Result<()> {
+/// Checks what the loop will need before it starts (anti-blur kernels, the soundtrack, the colour
+/// reference image), so a long render does not fail half-way; `anim validate` runs it too.
+///
+/// # Errors
+/// The first problem, naming the scene file and key.
+pub fn check_settings(scene: &Scene, sched: &FrameSchedules) -> Result<()> {
     let file = scene.path.display();
     for (i, (&amount, &k)) in sched
         .get("amount")
@@ -689,13 +693,15 @@ fn check_settings(scene: &Scene, sched: &FrameSchedules) -> Result<()> {
             );
         }
     }
-    if let Some(a) = &scene.output.soundtrack
-        && !scene.resolve(a).is_file()
-    {
-        bail!(
-            "{file}: [output] soundtrack {} does not exist",
-            scene.resolve(a).display()
-        );
+    if let Some(a) = &scene.output.soundtrack {
+        let audio = scene.resolve(a);
+        if !audio.is_file() {
+            bail!(
+                "{file}: [output] soundtrack {} does not exist",
+                audio.display()
+            );
+        }
+        output::check_audio(&audio).with_context(|| format!("{file}: [output] soundtrack"))?;
     }
     if let (ColorCoherence::Image, Some(p)) = (
         &scene.coherence.color_coherence,

@@ -336,6 +336,33 @@ fn bad_input_gives_clear_errors() {
         &["validate", s.to_str().unwrap()],
         &["[depth] model", "nope.onnx", "does not exist"],
     );
+    // a soundtrack that is not audio: refused before the first frame, not after the last
+    std::fs::write(d.join("song.mp3"), b"not audio").unwrap();
+    let s = scene(
+        d,
+        &FOUR_FRAMES.replace("[output]", "[output]\nsoundtrack = \"song.mp3\""),
+    );
+    let out = d.join("with-song");
+    fails_with(
+        &[
+            "render",
+            s.to_str().unwrap(),
+            "-q",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[
+            "scene.toml",
+            "[output] soundtrack",
+            "song.mp3",
+            "cannot read",
+        ],
+    );
+    assert!(!out.join("frames").exists(), "frames were rendered first");
+    fails_with(
+        &["validate", s.to_str().unwrap()],
+        &["[output] soundtrack", "song.mp3"],
+    );
 }
 
 #[test]

@@ -372,10 +372,9 @@ fn validate(path: &std::path::Path, model: Option<&std::path::Path>) -> Result<(
             )
             .with_context(|| {
                 format!(
-                    "{}: [image] width = {}, height = {}: not a size the model in {} can make",
+                    "{}: {}: not a size the model in {} can make",
                     path.display(),
-                    scene.image.width,
-                    scene.image.height,
+                    scene.size_keys(),
                     folder.display()
                 )
             })?;

@@ -183,9 +183,10 @@ impl Diffuse {
             p.check_size(scene.image.width, scene.image.height)
                 .with_context(|| {
                     format!(
-                        "{}: [generation] checkpoint at frame {i} ({}) cannot make the scene's [image] size",
+                        "{}: [generation] checkpoint at frame {i} ({}) cannot make the frame size ({})",
                         scene.path.display(),
-                        folder.display()
+                        folder.display(),
+                        scene.size_keys()
                     )
                 })?;
             self.loads += 1;
@@ -1071,10 +1072,9 @@ pub fn render(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
         .check_size(scene.image.width, scene.image.height)
         .with_context(|| {
             format!(
-                "{}: [image] width = {}, height = {}: not a size the model in {} can make",
+                "{}: {}: not a size the model in {} can make",
                 scene.path.display(),
-                scene.image.width,
-                scene.image.height,
+                scene.size_keys(),
                 folder.display()
             )
         })?;

@@ -454,7 +454,26 @@ fn validate_checks_a_deforum_file_against_a_model() {
             "--model",
             model.to_str().unwrap(),
         ],
-        &["odd.json", "width = 600, height = 400", "multiples of 16"],
+        &[
+            "odd.json",
+            "W = 600, H = 400",
+            "multiples of 16",
+            "try width 592 or 608",
+        ],
+    );
+    // errors in a settings file name Deforum's key where the scene's differs
+    json["W"] = 512.into();
+    json["H"] = 512.into();
+    json["strength_schedule"] = "0:(2*sinn(t))".into();
+    std::fs::write(&odd, json.to_string()).unwrap();
+    fails_with(
+        &["validate", odd.to_str().unwrap()],
+        &[
+            "odd.json",
+            "sinn",
+            "did you mean `sin`",
+            "Deforum setting `strength_schedule`",
+        ],
     );
     fails_with(
         &[

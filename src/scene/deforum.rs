@@ -140,6 +140,7 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
     rename_deprecated(&mut map, &mut warnings);
     let mut scene = Scene {
         path: path.to_path_buf(),
+        from_deforum: true,
         ..Scene::default()
     };
     let used: std::cell::RefCell<Vec<String>> = Default::default();
@@ -559,8 +560,46 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
             ignored.join(", ")
         ));
     }
-    scene.validate().map_err(err)?;
+    scene.validate().map_err(|m| err(with_deforum_name(m)))?;
     Ok((scene, warnings))
+}
+
+/// The Deforum settings key behind scene key `[table] key`, where the names differ.
+pub fn deforum_name(table: &str, key: &str) -> Option<&'static str> {
+    const RENAMED: &[(&str, &str, &str)] = &[
+        ("image", "width", "W"),
+        ("image", "height", "H"),
+        ("animation", "mode", "animation_mode"),
+        ("init", "image", "init_image"),
+        ("output", "fps", "fps"),
+    ];
+    RENAMED
+        .iter()
+        .find(|(t, k, _)| *t == table && *k == key)
+        .map(|(_, _, d)| *d)
+        .or_else(|| {
+            registry::SCHEDULES
+                .iter()
+                .find(|d| d.table == table && d.key == key)
+                .map(|d| d.deforum)
+        })
+        .filter(|d| *d != key)
+}
+
+/// A scene message that starts with `[table] key`, with the Deforum key it came from added.
+fn with_deforum_name(message: String) -> String {
+    let named = message.strip_prefix('[').and_then(|rest| {
+        let (table, rest) = rest.split_once("] ")?;
+        let key: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        deforum_name(table, &key)
+    });
+    match named {
+        Some(d) => format!("{message} (Deforum setting `{d}`)"),
+        None => message,
+    }
 }
 
 /// Writes a scene as TOML, with the warnings of its import as comments at the top.

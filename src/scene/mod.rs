@@ -601,6 +601,9 @@ pub struct Scene {
     /// Notes from reading it (a Deforum settings file's unsupported keys), for the user.
     #[serde(skip)]
     pub warnings: Vec<String>,
+    /// Read from a Deforum settings file: messages name its keys.
+    #[serde(skip)]
+    pub from_deforum: bool,
 }
 
 /// A prompt split at `--neg`.
@@ -721,6 +724,17 @@ impl Scene {
         let mut scene = Scene::from_toml(&text, path)?;
         scene.path = path.to_path_buf();
         Ok(scene)
+    }
+
+    /// The frame size as the user wrote it, for messages: `[image] width = W, height = H`, or
+    /// Deforum's `W = …, H = …` for a settings file.
+    pub fn size_keys(&self) -> String {
+        let (w, h) = (self.image.width, self.image.height);
+        if self.from_deforum {
+            format!("W = {w}, H = {h}")
+        } else {
+            format!("[image] width = {w}, height = {h}")
+        }
     }
 
     /// Parses scene text; `path` is used for messages and relative paths.

@@ -1078,6 +1078,26 @@ pub fn render(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
                 folder.display()
             )
         })?;
+    // each clip skip the schedule asks for must exist in this text encoder
+    let sched = scene
+        .schedules()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", scene.path.display()))?;
+    let mut skips: Vec<(u32, usize)> = Vec::new();
+    for (i, v) in sched.get("clipskip").iter().enumerate() {
+        let k = v.round().max(1.0) as u32;
+        if !skips.iter().any(|(s, _)| *s == k) {
+            skips.push((k, i));
+        }
+    }
+    for (k, frame) in skips {
+        pipeline.check_clip_skip(k).with_context(|| {
+                format!(
+                    "{}: [generation] clipskip = {k} at frame {frame}: the text encoder in {} cannot give it",
+                    scene.path.display(),
+                    folder.display()
+                )
+            })?;
+    }
     for note in pipeline.notes() {
         eprintln!("note: {note}");
     }

@@ -393,6 +393,30 @@ fn sizes_and_lengths_out_of_reach_are_refused_before_any_work() {
         &["validate", s.to_str().unwrap()],
         &["[animation] max_frames = 99999999999", "at most 1000000"],
     );
+    // a clip skip deeper than the text encoder: refused before frame 0, naming key and frame
+    let s = scene(
+        d,
+        &FOUR_FRAMES.replace(
+            "cfg_scale = 7",
+            "cfg_scale = 7\nclipskip = \"0:(1), 2:(9)\"",
+        ),
+    );
+    let out = d.join("skip");
+    fails_with(
+        &[
+            "render",
+            s.to_str().unwrap(),
+            "-q",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[
+            "scene.toml",
+            "[generation] clipskip = 5 at frame 1",
+            "has only 2 layers",
+        ],
+    );
+    assert!(!out.join("frames").exists(), "frames were rendered first");
     let s = scene(d, &FOUR_FRAMES.replace("height = 64", "height = 80000"));
     fails_with(
         &["preview", s.to_str().unwrap(), "-q"],

@@ -495,6 +495,25 @@ impl Pipeline {
         })
     }
 
+    /// The text encoder layer clip skip `k` (1 = last) reads: SD's through the final layer norm
+    /// as A1111 does, SDXL's raw (diffusers' convention).
+    fn clip_layer(&self, k: u32) -> Layer {
+        match (self.sdxl.is_some(), k.max(1)) {
+            (true, k) => Layer::Raw(k as usize),
+            (false, 1) => Layer::Last,
+            (false, k) => Layer::Normed(k as usize),
+        }
+    }
+
+    /// Whether every text encoder can give clip skip `k`, without running them.
+    ///
+    /// # Errors
+    /// A layer the export does not have (too few layers, or no `hidden_states.*` outputs).
+    pub fn check_clip_skip(&self, k: u32) -> Result<()> {
+        let layer = self.clip_layer(k);
+        self.encoders.iter().try_for_each(|e| e.check_layer(layer))
+    }
+
     /// Whether this model can make `width`x`height` frames: both must be multiples of 64 for SD
     /// 1.x/2.x and SDXL exports (8 for the VAE times 2 per halving in the UNet).
     ///
@@ -595,11 +614,7 @@ impl Pipeline {
             return Ok(hit.clone());
         }
         let sdxl = self.sdxl.is_some();
-        let layer = match (sdxl, clip_skip) {
-            (true, k) => Layer::Raw(k as usize),
-            (false, 1) => Layer::Last,
-            (false, k) => Layer::Normed(k as usize),
-        };
+        let layer = self.clip_layer(clip_skip);
         // A1111: each encoder's chunks; one with fewer (SDXL's tokenizer_2 reads "!" as its pad
         // token, so the two can differ) gets empty chunks, as A1111 pads a batch
         let mut all_chunks = Vec::new();

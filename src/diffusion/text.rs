@@ -191,6 +191,14 @@ impl TextEncoder {
         })
     }
 
+    /// Whether `layer` can be read from this export (without running it).
+    pub(crate) fn check_layer(&self, layer: Layer) -> Result<()> {
+        match layer {
+            Layer::Last => Ok(()),
+            Layer::Normed(k) | Layer::Raw(k) => self.layers_for(k).map(|_| ()),
+        }
+    }
+
     /// The number of layers, checking that clip skip `k` (1..=layers) can be read.
     fn layers_for(&self, k: usize) -> Result<usize> {
         let layers = self.hidden_layers.ok_or_else(|| {

@@ -193,6 +193,21 @@ fn fails_with(args: &[&str], needles: &[&str]) {
     }
 }
 
+/// `render` of `scene` into `out` fails with `needles` before writing any frame.
+fn render_refused(scene: &Path, out: &Path, needles: &[&str]) {
+    fails_with(
+        &[
+            "render",
+            scene.to_str().unwrap(),
+            "-q",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        needles,
+    );
+    assert!(!out.join("frames").exists(), "frames were rendered first");
+}
+
 #[test]
 fn bad_input_gives_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -342,15 +357,9 @@ fn bad_input_gives_clear_errors() {
         d,
         &FOUR_FRAMES.replace("[output]", "[output]\nsoundtrack = \"song.mp3\""),
     );
-    let out = d.join("with-song");
-    fails_with(
-        &[
-            "render",
-            s.to_str().unwrap(),
-            "-q",
-            "--out",
-            out.to_str().unwrap(),
-        ],
+    render_refused(
+        &s,
+        &d.join("with-song"),
         &[
             "scene.toml",
             "[output] soundtrack",
@@ -358,7 +367,6 @@ fn bad_input_gives_clear_errors() {
             "cannot read",
         ],
     );
-    assert!(!out.join("frames").exists(), "frames were rendered first");
     fails_with(
         &["validate", s.to_str().unwrap()],
         &["[output] soundtrack", "song.mp3"],
@@ -380,10 +388,7 @@ fn sizes_and_lengths_out_of_reach_are_refused_before_any_work() {
         "try width 64 or 80 and height 64",
     ];
     fails_with(&["validate", s.to_str().unwrap()], &needles);
-    fails_with(&["render", s.to_str().unwrap(), "-q"], &needles);
-    assert!(
-        !d.join("output").exists() || std::fs::read_dir(d.join("output")).unwrap().count() == 0
-    );
+    render_refused(&s, &d.join("size"), &needles);
     // a typo'd frame count or size: an error, not an allocation of terabytes
     let s = scene(
         d,
@@ -401,22 +406,15 @@ fn sizes_and_lengths_out_of_reach_are_refused_before_any_work() {
             "cfg_scale = 7\nclipskip = \"0:(1), 2:(9)\"",
         ),
     );
-    let out = d.join("skip");
-    fails_with(
-        &[
-            "render",
-            s.to_str().unwrap(),
-            "-q",
-            "--out",
-            out.to_str().unwrap(),
-        ],
+    render_refused(
+        &s,
+        &d.join("skip"),
         &[
             "scene.toml",
             "[generation] clipskip = 5 at frame 1",
             "has only 2 layers",
         ],
     );
-    assert!(!out.join("frames").exists(), "frames were rendered first");
     let s = scene(d, &FOUR_FRAMES.replace("height = 64", "height = 80000"));
     fails_with(
         &["preview", s.to_str().unwrap(), "-q"],

@@ -365,19 +365,7 @@ fn validate(path: &std::path::Path, model: Option<&std::path::Path>) -> Result<(
                     );
                 }
             }
-            anim::diffusion::pipeline::check_frame_size(
-                &folder,
-                scene.image.width,
-                scene.image.height,
-            )
-            .with_context(|| {
-                format!(
-                    "{}: {}: not a size the model in {} can make",
-                    path.display(),
-                    scene.size_keys(),
-                    folder.display()
-                )
-            })?;
+            render::check_model_size(&scene, &folder)?;
         }
         None => notes.push(
             "no [model] folder: `anim preview` works, `anim render` needs one (or --model DIR)"

@@ -103,7 +103,6 @@ pub struct VideoWriter {
     ost_index: usize,
     time_base: ffmpeg::Rational,
     stream_tb: ffmpeg::Rational,
-    size: (u32, u32),
     frames: i64,
     tmp: PathBuf,
     out: PathBuf,
@@ -216,7 +215,6 @@ impl VideoWriter {
             ost_index,
             time_base,
             stream_tb,
-            size: (w, h),
             frames: 0,
             tmp,
             out: out.to_path_buf(),
@@ -229,7 +227,7 @@ impl VideoWriter {
     /// # Errors
     /// A frame of another size than the video's, or an encoder or write failure.
     pub fn push(&mut self, img: &RgbImage) -> Result<()> {
-        let (w, h) = self.size;
+        let (w, h) = (self.rgb.width(), self.rgb.height());
         if img.dimensions() != (w, h) {
             bail!(
                 "a {}x{} frame for a {w}x{h} video",

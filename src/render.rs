@@ -117,6 +117,10 @@ trait Painter {
     fn loads(&self) -> usize {
         0
     }
+    /// Checks, before the first frame, that the models can do what the scene asks of them.
+    fn check(&self, _scene: &Scene, _sched: &FrameSchedules) -> Result<()> {
+        Ok(())
+    }
     fn paint(
         &mut self,
         scene: &Scene,
@@ -180,15 +184,8 @@ impl Diffuse {
                     folder.display()
                 )
             })?;
-            p.check_size(scene.image.width, scene.image.height)
-                .with_context(|| {
-                    format!(
-                        "{}: [generation] checkpoint at frame {i} ({}) cannot make the frame size ({})",
-                        scene.path.display(),
-                        folder.display(),
-                        scene.size_keys()
-                    )
-                })?;
+            check_fit(scene, sched, &folder, &p)
+                .with_context(|| format!("[generation] checkpoint at frame {i}"))?;
             self.loads += 1;
             self.pipelines.push((folder, p));
         }
@@ -206,6 +203,11 @@ impl Painter for Diffuse {
 
     fn loads(&self) -> usize {
         self.loads
+    }
+
+    fn check(&self, scene: &Scene, sched: &FrameSchedules) -> Result<()> {
+        let (folder, pipeline) = &self.pipelines[0];
+        check_fit(scene, sched, folder, pipeline)
     }
 
     fn paint(
@@ -828,6 +830,9 @@ fn run_loop(
         .schedules()
         .map_err(|e| anyhow::anyhow!("{}: {e}", scene.path.display()))?;
     check_settings(&scene, &sched)?;
+    if let Some(p) = &painter {
+        p.check(&scene, &sched)?;
+    }
     std::fs::create_dir_all(&frames_dir)
         .with_context(|| format!("cannot create output folder {}", frames_dir.display()))?;
     if resumed.is_none() {
@@ -1003,22 +1008,20 @@ fn video_outputs(scene: &Scene, mp4: &Path) -> Vec<(PathBuf, VideoSettings)> {
         codec: o.codec.clone(),
         pixel_format: o.pixel_format.clone(),
     };
+    let variant = |ext: &str, codec: &str, pixel_format: &str| {
+        let s = VideoSettings {
+            codec: codec.into(),
+            pixel_format: pixel_format.into(),
+            ..settings.clone()
+        };
+        (mp4.with_extension(ext), s)
+    };
     let mut videos = Vec::new();
     if o.gif {
-        let gif = VideoSettings {
-            codec: "gif".into(),
-            pixel_format: "rgb8".into(),
-            ..settings.clone()
-        };
-        videos.push((mp4.with_extension("gif"), gif));
+        videos.push(variant("gif", "gif", "rgb8"));
     }
     if o.webm {
-        let webm = VideoSettings {
-            codec: "libvpx-vp9".into(),
-            pixel_format: "yuv420p".into(),
-            ..settings.clone()
-        };
-        videos.push((mp4.with_extension("webm"), webm));
+        videos.push(variant("webm", "libvpx-vp9", "yuv420p"));
     }
     videos.push((mp4.to_path_buf(), settings));
     videos
@@ -1053,6 +1056,50 @@ pub fn unapplied_settings(scene: &Scene) -> Vec<String> {
     out
 }
 
+/// Whether the model in `folder` (loaded as `pipeline`) can make the scene's frames: their size,
+/// and every clip skip the schedule asks for.
+fn check_fit(
+    scene: &Scene,
+    sched: &FrameSchedules,
+    folder: &Path,
+    pipeline: &Pipeline,
+) -> Result<()> {
+    check_model_size(scene, folder)?;
+    let mut seen = Vec::new();
+    for (frame, v) in sched.get("clipskip").iter().enumerate() {
+        let k = v.round().max(1.0) as u32;
+        if seen.contains(&k) {
+            continue;
+        }
+        seen.push(k);
+        pipeline.check_clip_skip(k).with_context(|| {
+            format!(
+                "{}: [generation] clipskip = {k} at frame {frame}: the text encoder in {} cannot give it",
+                scene.path.display(),
+                folder.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Whether the model in `folder` can make the scene's frame size (from its `unet/config.json`,
+/// without loading it); the error names the scene's keys and the sizes that fit.
+///
+/// # Errors
+/// A size the model cannot make.
+pub fn check_model_size(scene: &Scene, folder: &Path) -> Result<()> {
+    crate::diffusion::pipeline::check_frame_size(folder, scene.image.width, scene.image.height)
+        .with_context(|| {
+            format!(
+                "{}: {}: not a size the model in {} can make",
+                scene.path.display(),
+                scene.size_keys(),
+                folder.display()
+            )
+        })
+}
+
 /// Renders a scene with its model: the full img2img animation.
 pub fn render(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
     let folder = opts.model.clone().or_else(|| scene.model.folder.as_ref().map(|f| scene.resolve(f))).ok_or_else(|| {
@@ -1068,36 +1115,6 @@ pub fn render(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
             folder.display()
         )
     })?;
-    pipeline
-        .check_size(scene.image.width, scene.image.height)
-        .with_context(|| {
-            format!(
-                "{}: {}: not a size the model in {} can make",
-                scene.path.display(),
-                scene.size_keys(),
-                folder.display()
-            )
-        })?;
-    // each clip skip the schedule asks for must exist in this text encoder
-    let sched = scene
-        .schedules()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", scene.path.display()))?;
-    let mut skips: Vec<(u32, usize)> = Vec::new();
-    for (i, v) in sched.get("clipskip").iter().enumerate() {
-        let k = v.round().max(1.0) as u32;
-        if !skips.iter().any(|(s, _)| *s == k) {
-            skips.push((k, i));
-        }
-    }
-    for (k, frame) in skips {
-        pipeline.check_clip_skip(k).with_context(|| {
-                format!(
-                    "{}: [generation] clipskip = {k} at frame {frame}: the text encoder in {} cannot give it",
-                    scene.path.display(),
-                    folder.display()
-                )
-            })?;
-    }
     for note in pipeline.notes() {
         eprintln!("note: {note}");
     }

@@ -2,14 +2,12 @@
 //! `StableDiffusionPipeline` and `StableDiffusionImg2ImgPipeline`, and for SDXL folders
 //! `StableDiffusionXLPipeline` and `StableDiffusionXLImg2ImgPipeline`.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use image::RgbImage;
-use ort::session::SessionInputValue;
 use ort::value::{DynTensor, Tensor, TensorElementType};
 
 use super::prompt::{self, PromptSyntax};
@@ -239,7 +237,8 @@ pub struct Pipeline {
 }
 
 /// Whether the model in `folder` can make `width`x`height` frames, from its `unet/config.json`
-/// (without loading the model); [`Pipeline::check_size`] once it is loaded.
+/// (without loading the model): both must be multiples of 64 for SD 1.x/2.x and SDXL exports
+/// (8 for the VAE times 2 per halving in the UNet). [`Pipeline::generate`] checks the same.
 ///
 /// # Errors
 /// A size that does not fit, with the nearest sizes that do.
@@ -512,15 +511,6 @@ impl Pipeline {
     pub fn check_clip_skip(&self, k: u32) -> Result<()> {
         let layer = self.clip_layer(k);
         self.encoders.iter().try_for_each(|e| e.check_layer(layer))
-    }
-
-    /// Whether this model can make `width`x`height` frames: both must be multiples of 64 for SD
-    /// 1.x/2.x and SDXL exports (8 for the VAE times 2 per halving in the UNet).
-    ///
-    /// # Errors
-    /// A size that does not fit, with the nearest sizes that do.
-    pub fn check_size(&self, width: u32, height: u32) -> Result<()> {
-        self.size_rule.check(width, height)
     }
 
     /// The folder the pipeline was loaded from.
@@ -853,7 +843,7 @@ impl Pipeline {
                     .map_err(|e| anyhow!("{e}"))?
                     .upcast(),
             };
-            let mut inputs: Vec<(&str, &DynTensor)> = vec![
+            let mut inputs: Vec<(&'static str, &DynTensor)> = vec![
                 ("sample", &sample),
                 ("timestep", &ts),
                 ("encoder_hidden_states", &call.encoder_hidden_states),
@@ -862,15 +852,7 @@ impl Pipeline {
                 inputs.push(("text_embeds", text_embeds));
                 inputs.push(("time_ids", time_ids));
             }
-            let result = if self.unet.is_bound() {
-                self.unet.run_bound(&inputs, "out_sample", &shape)
-            } else {
-                let inputs: Vec<(Cow<'static, str>, SessionInputValue)> = inputs
-                    .iter()
-                    .map(|(name, v)| (Cow::Borrowed(*name), SessionInputValue::from(*v)))
-                    .collect();
-                self.unet.run1(inputs, "out_sample")
-            };
+            let result = self.unet.run_tensors(&inputs, "out_sample", &shape);
             let (_, pred) = result.map_err(|e| {
                 if format!("{e:#}").contains("Concat") {
                     e.context(format!(

@@ -147,9 +147,8 @@ pub(crate) struct Model {
 
 /// A model's fixed input and output buffers, one [`Slot`] per set of input shapes.
 struct Bound {
-    /// Where the buffers live: the provider's device.
-    device: AllocationDevice<'static>,
-    /// Capture and replay CUDA graphs (one per slot).
+    /// On CUDA: buffers in GPU memory, and each slot's run captured and replayed as a CUDA
+    /// graph. Otherwise the buffers are in host memory.
     graphs: bool,
     slots: Vec<Slot>,
 }
@@ -471,16 +470,7 @@ impl Model {
                 let value = outputs
                     .get(name)
                     .ok_or_else(|| anyhow!("{path}: no output named `{name}`"))?;
-                if let Ok((shape, data)) = value.try_extract_tensor::<f32>() {
-                    return Ok((shape.iter().map(|&d| d as usize).collect(), data.to_vec()));
-                }
-                let (shape, data) = value
-                    .try_extract_tensor::<f16>()
-                    .map_err(|e| anyhow!("{path}: output `{name}`: {e}"))?;
-                Ok((
-                    shape.iter().map(|&d| d as usize).collect(),
-                    data.iter().map(|x| x.to_f32()).collect(),
-                ))
+                widen(value).map_err(|e| anyhow!("{path}: output `{name}`: {e}"))
             })
             .collect()
     }
@@ -488,21 +478,31 @@ impl Model {
     /// From now on [`Model::run_bound`] runs from fixed buffers on the session's device, with
     /// CUDA graphs when the session runs on CUDA and was created for them.
     pub(crate) fn bind_buffers(&mut self) {
-        let cuda = self.provider == Device::Cuda.provider_name();
         self.bound = Some(Bound {
-            device: if cuda {
-                AllocationDevice::CUDA
-            } else {
-                AllocationDevice::CPU
-            },
-            graphs: cuda,
+            graphs: self.provider == Device::Cuda.provider_name(),
             slots: Vec::new(),
         });
     }
 
-    /// Whether the model runs from fixed buffers.
-    pub(crate) fn is_bound(&self) -> bool {
-        self.bound.is_some()
+    /// Runs the model on `inputs` and returns `output` (of shape `out_shape`) as float32: from
+    /// its fixed buffers when bound ([`Model::bind_buffers`]), else as a plain run.
+    ///
+    /// # Errors
+    /// ONNX Runtime failures, naming the file.
+    pub(crate) fn run_tensors(
+        &mut self,
+        inputs: &[(&'static str, &DynTensor)],
+        output: &str,
+        out_shape: &[i64],
+    ) -> Result<(Vec<usize>, Vec<f32>)> {
+        if self.bound.is_some() {
+            return self.run_bound(inputs, output, out_shape);
+        }
+        let inputs = inputs
+            .iter()
+            .map(|(name, v)| (Cow::Borrowed(*name), SessionInputValue::from(*v)))
+            .collect();
+        self.run1(inputs, output)
     }
 
     /// Runs the model from its fixed buffers: `inputs` are copied into the buffers of their
@@ -512,7 +512,7 @@ impl Model {
     ///
     /// # Errors
     /// ONNX Runtime failures, naming the file; a model that is not bound.
-    pub(crate) fn run_bound(
+    fn run_bound(
         &mut self,
         inputs: &[(&str, &DynTensor)],
         output: &str,
@@ -544,7 +544,7 @@ impl Model {
                     Allocator::new(
                         &self.session,
                         MemoryInfo::new(
-                            bound.device.clone(),
+                            AllocationDevice::CUDA,
                             0,
                             AllocatorType::Device,
                             MemoryType::Default,
@@ -599,15 +599,7 @@ impl Model {
             .map_err(fail)?;
         slot.output.copy_into(&mut slot.host).map_err(fail)?;
         self.busy += started.elapsed();
-        let shape: Vec<usize> = out_shape.iter().map(|&d| d as usize).collect();
-        if let Ok((_, data)) = slot.host.try_extract_tensor::<f32>() {
-            return Ok((shape, data.to_vec()));
-        }
-        let (_, data) = slot
-            .host
-            .try_extract_tensor::<f16>()
-            .map_err(|e| anyhow!("{path}: output `{output}`: {e}"))?;
-        Ok((shape, data.iter().map(|x| x.to_f32()).collect()))
+        widen(&slot.host).map_err(|e| anyhow!("{path}: output `{output}`: {e}"))
     }
 
     /// [`Model::run`] for one output.
@@ -641,23 +633,28 @@ pub(crate) fn float_tensor(shape: Vec<i64>, data: &[f32], half: bool) -> Result<
     })
 }
 
+/// [`float_tensor`] as a session input.
+///
+/// # Errors
+/// A shape that does not match the data.
 pub(crate) fn float_input(
     shape: Vec<i64>,
     data: &[f32],
     half: bool,
 ) -> Result<SessionInputValue<'static>> {
-    Ok(if half {
-        Tensor::from_array((
-            shape,
-            data.iter().map(|&x| f16::from_f32(x)).collect::<Vec<_>>(),
-        ))
-        .map_err(|e| anyhow!("{e}"))?
-        .into()
-    } else {
-        Tensor::from_array((shape, data.to_vec()))
-            .map_err(|e| anyhow!("{e}"))?
-            .into()
-    })
+    Ok(float_tensor(shape, data, half)?.into())
+}
+
+/// A float32 or float16 tensor's shape and values as float32.
+fn widen<T: ort::value::TensorValueTypeMarker + ?Sized>(
+    value: &ort::value::Value<T>,
+) -> ort::Result<(Vec<usize>, Vec<f32>)> {
+    let dims = |shape: &ort::value::Shape| shape.iter().map(|&d| d as usize).collect();
+    if let Ok((shape, data)) = value.try_extract_tensor::<f32>() {
+        return Ok((dims(shape), data.to_vec()));
+    }
+    let (shape, data) = value.try_extract_tensor::<f16>()?;
+    Ok((dims(shape), data.iter().map(|x| x.to_f32()).collect()))
 }
 
 /// What to do when a provider's library needs a shared library the dynamic loader cannot find

@@ -84,12 +84,20 @@ pub fn flip_at(s: &FrameSchedules, i: usize) -> Flip {
 
 fn flip_matrix(scene: &Scene, s: &FrameSchedules, i: usize) -> Result<Mat3, CameraError> {
     let f = flip_at(s, i);
-    f.matrix(scene.image.width, scene.image.height).ok_or_else(|| CameraError::Schedule {
-        frame: i,
-        message: format!(
-            "perspective flip theta = {}, phi = {}, gamma = {}, fv = {} gives no usable homography (fv must be between 0 and 180 degrees)",
-            f.theta, f.phi, f.gamma, f.fv
-        ),
+    f.matrix(scene.image.width, scene.image.height).ok_or_else(|| {
+        let why = if f.fv > 0.0 && f.fv < 180.0 {
+            "the tilted picture is seen edge-on or from behind the camera; keep phi and gamma \
+             away from 90 degrees (and its odd multiples)"
+        } else {
+            "fv must be between 0 and 180 degrees"
+        };
+        CameraError::Schedule {
+            frame: i,
+            message: format!(
+                "perspective flip theta = {}, phi = {}, gamma = {}, fv = {} gives no usable homography: {why}",
+                f.theta, f.phi, f.gamma, f.fv
+            ),
+        }
     })
 }
 

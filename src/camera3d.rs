@@ -254,12 +254,15 @@ impl Source<'_> {
                 let (we, n) = (x - xw, y - yn);
                 let (e, s) = (1.0 - we, 1.0 - n);
                 let (nw, ne, sw, se) = (s * e, s * we, n * e, n * we);
+                // `as` saturates far outside the frame (translation_z close to the near plane);
+                // the wrapped neighbour of i32::MAX is outside too, so it reads as padding
                 let (ix, iy) = (xw as i32, yn as i32);
+                let (ix1, iy1) = (ix.wrapping_add(1), iy.wrapping_add(1));
                 let (a, b, c, d) = (
                     tap(src, w, h, ix, iy),
-                    tap(src, w, h, ix + 1, iy),
-                    tap(src, w, h, ix, iy + 1),
-                    tap(src, w, h, ix + 1, iy + 1),
+                    tap(src, w, h, ix1, iy),
+                    tap(src, w, h, ix, iy1),
+                    tap(src, w, h, ix1, iy1),
                 );
                 std::array::from_fn(|k| a[k] * nw + b[k] * ne + c[k] * sw + d[k] * se)
             }
@@ -284,7 +287,11 @@ impl Source<'_> {
                 let (fx, fy) = (x.floor(), y.floor());
                 let (cx, cy) = (cubic_weights(x - fx), cubic_weights(y - fy));
                 let (ix, iy) = (fx as i32, fy as i32);
-                if ix >= 1 && iy >= 1 && ix + 2 < w as i32 && iy + 2 < h as i32 {
+                if ix >= 1
+                    && iy >= 1
+                    && ix.saturating_add(2) < w as i32
+                    && iy.saturating_add(2) < h as i32
+                {
                     // the 4x4 taps are inside: no padding, no bounds checks per tap
                     let o = ((iy - 1) as usize * w + (ix - 1) as usize) * 3;
                     let mut rows = [[0f32; 3]; 4];
@@ -756,7 +763,7 @@ pub fn warp_3d(
     };
     let ones = vec![1f32; w];
     #[cfg(target_arch = "x86_64")]
-    let avx2 = std::arch::is_x86_feature_detected!("avx2") && crate::simd::fits(source.px.len());
+    let avx2 = crate::cpu::has("avx2") && crate::simd::fits(source.px.len());
     out.as_mut()
         .par_chunks_mut(w * 3)
         .enumerate()

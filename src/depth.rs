@@ -271,7 +271,7 @@ pub fn save_depth_png(path: &Path, raw: &[f32], width: u32, height: u32) -> Resu
 /// to flat depth (z = 1), and so does the caller.
 pub fn depth_to_z(raw: &[f32]) -> Option<Vec<f32>> {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && raw.len() < i32::MAX as usize {
+    if crate::cpu::has("avx2") && raw.len() < i32::MAX as usize {
         // SAFETY: the CPU supports AVX2
         return unsafe { avx2::depth_to_z(raw) };
     }
@@ -476,6 +476,7 @@ mod avx2 {
     #[target_feature(enable = "avx2")]
     fn equalise(eq: &Equalisation, z: &mut [f32]) {
         let (scale, last) = (_mm256_set1_pd(BINS as f64), _mm_set1_epi32(BINS as i32 - 1));
+        let first = _mm_setzero_si128();
         let (inv, two, sign) = (
             _mm256_set1_pd(1.0 / BINS as f64),
             _mm256_set1_pd(2.0),
@@ -483,10 +484,12 @@ mod avx2 {
         );
         let mut blocks = z.chunks_exact_mut(4);
         for b in &mut blocks {
-            // SAFETY: the block holds four f32; k is in 0..BINS, inside both tables
+            // SAFETY: the block holds four f32; k is clamped to 0..BINS, inside both tables,
+            // whatever the values (a NaN or negative one included)
             unsafe {
                 let x = _mm256_cvtps_pd(_mm_loadu_ps(b.as_ptr()));
-                let k = _mm_min_epi32(_mm256_cvttpd_epi32(_mm256_mul_pd(x, scale)), last);
+                let k = _mm256_cvttpd_epi32(_mm256_mul_pd(x, scale));
+                let k = _mm_max_epi32(_mm_min_epi32(k, last), first);
                 let slope = _mm256_i32gather_pd::<8>(eq.slope.as_ptr(), k);
                 let cdf = _mm256_i32gather_pd::<8>(eq.cdf.as_ptr(), k);
                 let edge = _mm256_mul_pd(_mm256_cvtepi32_pd(k), inv);

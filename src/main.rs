@@ -88,7 +88,7 @@ enum Command {
         /// Only these schedules, comma-separated (e.g. zoom,angle).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
-        /// Write to this file instead of standard output (needed for png; default schedule.png).
+        /// Write to this file instead of standard output (png: default ./schedule.png).
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
@@ -314,7 +314,10 @@ fn validate(path: &std::path::Path, model: Option<&std::path::Path>) -> Result<(
         .schedules()
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     anim::camera::check(&scene, &sched).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    render::check_settings(&scene, &sched)?;
+    render::check_settings(&scene)?;
+    scene
+        .check_noise(&sched)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     if let (anim::scene::AnimationMode::ThreeD, Some(m)) =
         (scene.animation.mode, &scene.depth.model)
     {
@@ -373,7 +376,7 @@ fn validate(path: &std::path::Path, model: Option<&std::path::Path>) -> Result<(
         ),
     }
     println!(
-        "{}: ok — {}x{}, {} frames at {} fps, mode {:?}, sampler {}, {} schedules",
+        "{}: ok — {}x{}, {} frames at {} fps, mode {}, sampler {}, {} schedules",
         path.display(),
         scene.image.width,
         scene.image.height,

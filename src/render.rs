@@ -338,6 +338,23 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Test hook for kills at a known moment: with `ANIM_HALT_AFTER_FRAME=N` in the environment, the
+/// loop stands still right after writing frame N (before its key frame's checkpoint) until it is
+/// killed or interrupted (Ctrl-C then stops the render as usual).
+fn halt_after_frame(i: usize) {
+    static AT: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| {
+        std::env::var("ANIM_HALT_AFTER_FRAME")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if *at == Some(i) {
+        while !STOP.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
 /// The frames that are diffused: every `cadence`th frame and the last one.
 fn key_frames(n: usize, cadence: usize) -> Vec<usize> {
     let mut keys: Vec<usize> = (0..n).step_by(cadence.max(1)).collect();
@@ -356,7 +373,8 @@ struct Loop<'s, 'p> {
     color_sample: Option<RgbImage>,
     /// The colour sample prepared for matching (its histograms), rebuilt when the sample changes.
     color_target: Option<ColorTarget>,
-    records: Vec<serde_json::Value>,
+    /// The per-frame records and checkpoints.
+    journal: state::Journal,
     bar: ProgressBar,
     /// Depth-model time of the warps since the last frame record took it.
     depth_ms: f64,
@@ -407,8 +425,9 @@ impl Loop<'_, '_> {
         let t = Instant::now();
         output::write_png_atomic(&output::frame_path(&self.out, i), img)?;
         rec.write_ms = ms(t.elapsed());
-        self.records.push(serde_json::to_value(rec)?);
+        self.journal.record(&rec)?;
         self.bar.inc(1);
+        halt_after_frame(i);
         Ok(())
     }
 
@@ -677,25 +696,13 @@ fn record(sched: &FrameSchedules, i: usize) -> FrameRecord {
     }
 }
 
-/// Checks what the loop will need before it starts (anti-blur kernels, the soundtrack, the colour
+/// Checks what the loop will need before it starts (the soundtrack, the colour
 /// reference image), so a long render does not fail half-way; `anim validate` runs it too.
 ///
 /// # Errors
 /// The first problem, naming the scene file and key.
-pub fn check_settings(scene: &Scene, sched: &FrameSchedules) -> Result<()> {
+pub fn check_settings(scene: &Scene) -> Result<()> {
     let file = scene.path.display();
-    for (i, (&amount, &k)) in sched
-        .get("amount")
-        .iter()
-        .zip(sched.get("kernel"))
-        .enumerate()
-    {
-        if amount > 0.0 && (k < 1.0 || (k as usize).is_multiple_of(2)) {
-            bail!(
-                "{file}: [anti_blur] kernel is {k} at frame {i}; the Gaussian kernel size must be a positive odd number"
-            );
-        }
-    }
     if let Some(a) = &scene.output.soundtrack {
         let audio = scene.resolve(a);
         if !audio.is_file() {
@@ -760,7 +767,7 @@ struct Manifest<'a> {
     model_files_sha256: Vec<(String, String)>,
     complete: bool,
     scene: &'a Scene,
-    frames: &'a [serde_json::Value],
+    frames: state::Records,
 }
 
 fn run_loop(
@@ -829,16 +836,22 @@ fn run_loop(
     let sched = scene
         .schedules()
         .map_err(|e| anyhow::anyhow!("{}: {e}", scene.path.display()))?;
-    check_settings(&scene, &sched)?;
+    check_settings(&scene)?;
     if let Some(p) = &painter {
+        scene
+            .check_noise(&sched)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", scene.path.display()))?;
         p.check(&scene, &sched)?;
     }
     std::fs::create_dir_all(&frames_dir)
         .with_context(|| format!("cannot create output folder {}", frames_dir.display()))?;
-    if resumed.is_none() {
-        remove_stale_frames(&frames_dir, 0)?;
-        state::clear(&out);
-    }
+    let journal = match &resumed {
+        Some((cp, _, _)) => state::Journal::reopen(&out, cp)?,
+        None => {
+            remove_stale_frames(&frames_dir, 0)?;
+            state::Journal::create(&out)?
+        }
+    };
     let video_mode = scene.animation.mode == AnimationMode::VideoInput;
     let interpolation = scene.animation.mode == AnimationMode::Interpolation;
     let cadence = if painter.is_some() && !video_mode && !interpolation {
@@ -863,7 +876,7 @@ fn run_loop(
         painter: painter.take(),
         color_sample: None,
         color_target: None,
-        records: Vec::new(),
+        journal,
         bar,
         depth_ms: 0.0,
     };
@@ -873,7 +886,6 @@ fn run_loop(
                 seeds.advance();
             }
             lp.set_color_sample(sample);
-            lp.records = cp.frames;
             lp.bar.set_position(cp.key_frame as u64 + 1);
             (key, cp.key_frame, cp.seed_calls)
         }
@@ -887,15 +899,15 @@ fn run_loop(
                 lp.first(s)?
             };
             seeds.advance();
-            let cp = state::Checkpoint {
+            let mut cp = state::Checkpoint {
                 scene_hash: hash.clone(),
                 seed,
                 key_frame: 0,
                 seed_calls: 1,
                 has_color_sample: lp.color_sample.is_some(),
-                frames: lp.records.clone(),
+                records_len: 0,
             };
-            state::save(&out, &cp, &img, lp.color_sample.as_ref())?;
+            lp.journal.save(&mut cp, &img, lp.color_sample.as_ref())?;
             (img, 0, 1)
         }
     };
@@ -936,15 +948,15 @@ fn run_loop(
         seeds.advance();
         seed_calls += 1;
         done_key = f;
-        let cp = state::Checkpoint {
+        let mut cp = state::Checkpoint {
             scene_hash: hash.clone(),
             seed,
             key_frame: f,
             seed_calls,
             has_color_sample: lp.color_sample.is_some(),
-            frames: lp.records.clone(),
+            records_len: 0,
         };
-        state::save(&out, &cp, &prev, lp.color_sample.as_ref())?;
+        lp.journal.save(&mut cp, &prev, lp.color_sample.as_ref())?;
         queue(done_key + 1);
     }
     lp.bar.finish_and_clear();
@@ -978,13 +990,9 @@ fn run_loop(
         },
         complete: !interrupted,
         scene: &scene,
-        frames: &lp.records,
+        frames: lp.journal.records()?,
     };
-    std::fs::write(
-        out.join("manifest.json"),
-        serde_json::to_string_pretty(&manifest)?,
-    )
-    .with_context(|| format!("cannot write {}", out.join("manifest.json").display()))?;
+    write_manifest(&out.join("manifest.json"), &manifest)?;
     if !interrupted {
         state::clear(&out);
     }
@@ -996,6 +1004,18 @@ fn run_loop(
         seconds: start.elapsed().as_secs_f64(),
         interrupted,
     })
+}
+
+/// Writes the manifest through a temporary file, streaming the frame records from the journal.
+fn write_manifest(path: &Path, manifest: &Manifest) -> Result<()> {
+    use std::io::Write as _;
+    let tmp = path.with_extension("json.tmp");
+    let what = || format!("cannot write {}", path.display());
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp).with_context(what)?);
+    serde_json::to_writer_pretty(&mut file, manifest).with_context(what)?;
+    file.flush().with_context(what)?;
+    drop(file);
+    std::fs::rename(&tmp, path).with_context(what)
 }
 
 /// The videos a scene asks for, `mp4` (at `mp4`) last: each file with its encoder settings.
@@ -1115,8 +1135,10 @@ pub fn render(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
             folder.display()
         )
     })?;
-    for note in pipeline.notes() {
-        eprintln!("note: {note}");
+    if !opts.quiet {
+        for note in pipeline.notes() {
+            eprintln!("note: {note}");
+        }
     }
     let mut painter = Diffuse::new(
         folder.clone(),

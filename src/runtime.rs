@@ -89,9 +89,15 @@ pub fn find_library() -> Result<PathBuf> {
     {
         dirs.push(exe_dir.join("onnxruntime"));
     }
-    dirs.extend(python_package_dirs());
     for d in &dirs {
         if let Some(found) = find_in_dir(d) {
+            return Ok(found);
+        }
+        looked.push(d.display().to_string());
+    }
+    // Python is asked only when the usual places have no library (starting it costs a run time)
+    for d in python_package_dirs() {
+        if let Some(found) = find_in_dir(&d) {
             return Ok(found);
         }
         looked.push(d.display().to_string());

@@ -72,16 +72,22 @@ impl SeedSequence {
         match self.behavior {
             SeedBehavior::Iter => {
                 if self.internal.is_multiple_of(self.iter_n) {
-                    self.seed += 1;
+                    self.seed = self.seed.wrapping_add(1);
                 }
                 self.internal += 1;
             }
             SeedBehavior::Ladder => {
-                self.seed += if self.internal == 0 { 2 } else { -1 };
+                // scene seeds are at most 2^32 - 1 (checked when the scene is read), so these
+                // steps never overflow; wrapping keeps a library caller's huge seed from a panic
+                self.seed = self
+                    .seed
+                    .wrapping_add(if self.internal == 0 { 2 } else { -1 });
                 self.internal = u64::from(self.internal == 0);
             }
             SeedBehavior::Alternate => {
-                self.seed += if self.internal == 0 { 1 } else { -1 };
+                self.seed = self
+                    .seed
+                    .wrapping_add(if self.internal == 0 { 1 } else { -1 });
                 self.internal = u64::from(self.internal == 0);
             }
             SeedBehavior::Fixed | SeedBehavior::Schedule => {}

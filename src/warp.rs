@@ -482,7 +482,8 @@ mod avx2 {
             }
             for (b, &(sx, sy, ix, iy, inside)) in pos.iter().enumerate().take(n) {
                 let taps = if inside {
-                    taps_inside(src, w, ix, iy)
+                    // SAFETY: `all_inside` holds for these lanes; `src` is the w x h frame
+                    unsafe { taps_inside(src, w, ix, iy) }
                 } else {
                     taps_border(src, w, h, sx, sy, ix, iy, border)
                 };
@@ -520,9 +521,13 @@ mod avx2 {
 
     /// The four taps p00, p01, p10, p11 of lanes that are all inside: one unaligned 8-byte load
     /// per lane and row gives both horizontal taps.
+    ///
+    /// # Safety
+    /// `src` is a `w`-pixel-wide RGB frame and [`all_inside`]`(ix, iy, w, h)` holds for its
+    /// height `h`: the loads read raw memory at those positions.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn taps_inside(src: &[u8], w: usize, ix: __m256i, iy: __m256i) -> [__m256i; 4] {
+    unsafe fn taps_inside(src: &[u8], w: usize, ix: __m256i, iy: __m256i) -> [__m256i; 4] {
         let o = offset(w, ix, iy);
         let stride = (3 * w) as i32;
         // the lanes one by one (an explicit store and reload of `o`, or a plain list of
@@ -538,8 +543,8 @@ mod avx2 {
             _ => _mm256_extract_epi32::<7>(o),
         };
         let offs: [i32; 8] = std::array::from_fn(|l| lane(l as i32));
-        // SAFETY: the taps are pixels of the frame above its last row ([`all_inside`]): the 8
-        // bytes from either tap row's p00 end inside the next row
+        // SAFETY: the caller's contract: the taps are pixels of the frame above its last row
+        // ([`all_inside`]), so the 8 bytes from either tap row's p00 end inside the next row
         let load =
             |at: i32| unsafe { src.as_ptr().add(at as usize).cast::<i64>().read_unaligned() };
         let quads = |d: i32| {
@@ -731,7 +736,8 @@ mod avx512 {
             for (b, &(ax, ay, ix, iy, inside)) in pos.iter().enumerate().take(n) {
                 let x0 = x + 16 * b;
                 if inside {
-                    let taps = taps_inside(src, w, ix, iy);
+                    // SAFETY: `all_inside` holds for these lanes; `src` is the w x h frame
+                    let taps = unsafe { taps_inside(src, w, ix, iy) };
                     store_rgb(&mut row[x0 * 3..x0 * 3 + 48], blend(taps, ax, ay));
                 } else {
                     // SAFETY: the caller's contract; x0..x0 + 16 is two whole AVX2 blocks
@@ -765,16 +771,20 @@ mod avx512 {
 
     /// The taps p00, p01, p10, p11 of sixteen lanes that are all inside, as `0x??BBGGRR`: one
     /// unaligned 8-byte load per lane and row gives both horizontal taps.
+    ///
+    /// # Safety
+    /// `src` is a `w`-pixel-wide RGB frame and [`all_inside`]`(ix, iy, w, h)` holds for its
+    /// height `h`: the loads read raw memory at those positions.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn taps_inside(src: &[u8], w: usize, ix: __m512i, iy: __m512i) -> [__m512i; 4] {
+    unsafe fn taps_inside(src: &[u8], w: usize, ix: __m512i, iy: __m512i) -> [__m512i; 4] {
         let p = _mm512_add_epi32(_mm512_mullo_epi32(iy, _mm512_set1_epi32(w as i32)), ix);
         let o = _mm512_add_epi32(p, _mm512_add_epi32(p, p));
         let mut offs = [0i32; 16];
         // SAFETY: `offs` holds sixteen i32
         unsafe { _mm512_storeu_si512(offs.as_mut_ptr().cast(), o) };
-        // SAFETY: the taps are pixels of the frame above its last row ([`all_inside`]): the 8
-        // bytes from either tap row's p00 end inside the next row
+        // SAFETY: the caller's contract: the taps are pixels of the frame above its last row
+        // ([`all_inside`]), so the 8 bytes from either tap row's p00 end inside the next row
         let load =
             |at: i32| unsafe { src.as_ptr().add(at as usize).cast::<i64>().read_unaligned() };
         let quads = |d: i32| {
@@ -855,19 +865,18 @@ mod avx512 {
 pub fn warp_perspective(src: &RgbImage, m: &Mat3, border: Border) -> RgbImage {
     let (w, h) = src.dimensions();
     let mut dst = RgbImage::new(w, h);
+    if w == 0 || h == 0 {
+        return dst;
+    }
     let Some(inv) = invert(m) else { return dst };
     let mf: [f32; 9] = std::array::from_fn(|i| inv[i / 3][i % 3] as f32);
     let src_raw = src.as_raw();
     let (wu, hu) = (w as usize, h as usize);
     #[cfg(target_arch = "x86_64")]
-    let fma = std::arch::is_x86_feature_detected!("fma")
-        && std::arch::is_x86_feature_detected!("avx2")
-        && crate::simd::fits(src_raw.len());
+    let fma = crate::cpu::has("avx2,fma") && crate::simd::fits(src_raw.len());
     #[cfg(target_arch = "x86_64")]
-    let avx512 = fma
-        && std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512bw")
-        && std::arch::is_x86_feature_detected!("avx512vbmi");
+    let avx512 =
+        crate::cpu::has("avx512f,avx512bw,avx512vbmi,avx2,fma") && crate::simd::fits(src_raw.len());
     dst.as_mut()
         .par_chunks_mut(wu * 3)
         .enumerate()
@@ -993,7 +1002,7 @@ mod tests {
                     assert_eq!(warp_perspective(&img, &m, b), scalar, "{w}x{h} {m:?} {b:?}");
                     // the AVX2 kernel alone too, where warp_perspective takes AVX-512
                     #[cfg(target_arch = "x86_64")]
-                    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                    if crate::cpu::has("avx2,fma") {
                         let mut avx2 = RgbImage::new(w, h);
                         for (y, row) in avx2.as_mut().chunks_mut(w as usize * 3).enumerate() {
                             // SAFETY: AVX2 and FMA are there; the frame is small

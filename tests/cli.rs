@@ -422,6 +422,79 @@ fn sizes_and_lengths_out_of_reach_are_refused_before_any_work() {
     );
 }
 
+/// The settings a code review found aborting a render (allocation failures, stack overflows,
+/// integer overflow) that `validate` passed: each is refused by `validate` and by `render`
+/// before frame 0, naming the key and the valid range.
+#[test]
+fn settings_that_aborted_renders_are_refused_with_their_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let deep =
+        |open: &str, close: &str, n: usize| format!("{}1{}", open.repeat(n), close.repeat(n));
+    let zoom = "zoom = \"0:(1.05)\"";
+    let cases: Vec<(&str, String, Vec<String>)> = vec![
+        (
+            "kernel",
+            FOUR_FRAMES.to_string()
+                + "[anti_blur]\namount = 0.5\nkernel = \"0:(999999999999999)\"\n",
+            vec![
+                "[anti_blur] kernel is 999999999999999 at frame 0".into(),
+                "1..=64".into(),
+            ],
+        ),
+        (
+            "even-kernel",
+            FOUR_FRAMES.to_string()
+                + "[anti_blur]\namount = 0.5\nkernel = \"0:(5), 1:(5), 2:(4)\"\n",
+            vec![
+                "[anti_blur] kernel is 4 at frame 2".into(),
+                "odd number".into(),
+            ],
+        ),
+        (
+            "octaves",
+            FOUR_FRAMES.to_string() + "[noise]\nperlin_octaves = 70\n",
+            vec!["[noise] perlin_octaves = 70".into(), "1..=4 octaves".into()],
+        ),
+        (
+            "nesting",
+            // around `t`: parentheses around a plain number make a keyframe anchor, no expression
+            FOUR_FRAMES.replace(
+                zoom,
+                &format!("zoom = \"0:(1+{}t{})\"", "(".repeat(7000), ")".repeat(7000)),
+            ),
+            vec!["[motion] zoom".into(), "nests more than 256 levels".into()],
+        ),
+        (
+            "minuses",
+            FOUR_FRAMES.replace(zoom, &format!("zoom = \"0:({})\"", deep("-", "", 50_000))),
+            vec!["[motion] zoom".into(), "nests more than 256 levels".into()],
+        ),
+        (
+            "seed",
+            FOUR_FRAMES.replace("seed = 1234", "seed = 9223372036854775807"),
+            vec![
+                "[generation] seed = 9223372036854775807".into(),
+                "0..=4294967295".into(),
+            ],
+        ),
+        (
+            "cadence",
+            FOUR_FRAMES.to_string() + "[cadence]\ndiffusion_cadence = 5000\n",
+            vec![
+                "[cadence] diffusion_cadence = 5000".into(),
+                "at most 50".into(),
+            ],
+        ),
+    ];
+    for (name, text, needles) in cases {
+        let s = scene(d, &text);
+        let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
+        fails_with(&["validate", s.to_str().unwrap()], &needles);
+        render_refused(&s, &d.join(name), &needles);
+    }
+}
+
 #[test]
 fn missing_onnx_runtime_says_how_to_install() {
     let dir = tempfile::tempdir().unwrap();

@@ -71,7 +71,40 @@ fn frames(out: &Path, n: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn kill_and_resume(cadence: usize, edit: impl Fn(String) -> String) {
+/// Starts a render into `out` that stands still after writing frame `halt` (the loop's test hook),
+/// and waits until it does.
+fn start_halting(s: &Path, out: &Path, halt: usize, video: bool) -> std::process::Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_anim"));
+    cmd.args([
+        "render",
+        s.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ])
+    .env("ANIM_HALT_AFTER_FRAME", halt.to_string());
+    if !video {
+        cmd.arg("--no-video");
+    }
+    let mut child = cmd.spawn().unwrap();
+    let frame = out.join(format!("frames/{halt:06}.png"));
+    let t = Instant::now();
+    while !frame.is_file() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the render ended ({status}) before frame {halt}");
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "frame {halt} never came"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child
+}
+
+/// Kills a render (SIGKILL) right after frame `halt` is written, resumes it and compares every
+/// frame with an uninterrupted render's.
+fn kill_and_resume(cadence: usize, halt: usize, edit: impl Fn(String) -> String) {
     let dir = tempfile::tempdir().unwrap();
     let n = 30;
     let s = scene(dir.path(), n, cadence);
@@ -82,33 +115,20 @@ fn kill_and_resume(cadence: usize, edit: impl Fn(String) -> String) {
     let want = frames(&full, n);
 
     let part = dir.path().join("part");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_anim"))
-        .args([
-            "render",
-            s.to_str().unwrap(),
-            "--out",
-            part.to_str().unwrap(),
-            "-q",
-            "--no-video",
-        ])
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    loop {
-        let count = std::fs::read_dir(part.join("frames"))
-            .map(|d| d.count())
-            .unwrap_or(0);
-        if count >= 8 || t.elapsed() > Duration::from_secs(60) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut child = start_halting(&s, &part, halt, false);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let before = std::fs::read_dir(part.join("frames")).unwrap().count();
-    assert!(
-        before < n,
-        "the render finished before it could be killed ({before} frames)"
+    assert_eq!(before, halt + 1, "frames on disk when killed");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(part.join("state/state.json")).unwrap())
+            .unwrap();
+    // the halt comes before the checkpoint of the key frame being made: the last checkpoint is
+    // the key frame before the halted frame, and the frames after it are on disk but not in it
+    assert_eq!(
+        state["key_frame"].as_u64().unwrap() as usize,
+        (halt - 1) / cadence * cadence,
+        "{state}"
     );
     assert!(part.join("state/state.json").is_file());
     let o = render(&s, &part, &["--resume"]);
@@ -134,12 +154,13 @@ fn kill_and_resume(cadence: usize, edit: impl Fn(String) -> String) {
 
 #[test]
 fn resume_after_sigkill_is_bit_identical() {
-    kill_and_resume(1, |t| t);
+    kill_and_resume(1, 8, |t| t);
 }
 
 #[test]
 fn resume_with_cadence_is_bit_identical() {
-    kill_and_resume(3, |t| t);
+    // frame 7 is a tween of key frame 9, written before 9's checkpoint
+    kill_and_resume(3, 7, |t| t);
 }
 
 /// Motion scripts carry state from frame to frame; schedules are resolved from frame 0 on resume,
@@ -147,7 +168,7 @@ fn resume_with_cadence_is_bit_identical() {
 #[test]
 fn resume_with_a_motion_script_and_presets_is_bit_identical() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/shake.rhai");
-    kill_and_resume(1, |t| {
+    kill_and_resume(1, 8, |t| {
         t.replace(
             "[motion]\n",
             &format!("[motion]\nscript = \"{}\"\n", script.display()),
@@ -165,7 +186,7 @@ fn resume_refuses_a_changed_scene() {
         !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("nothing to resume")
     );
     std::fs::create_dir_all(out.join("state")).unwrap();
-    std::fs::write(out.join("state/state.json"), r#"{"scene_hash":"x","seed":1,"key_frame":0,"seed_calls":1,"has_color_sample":false,"frames":[]}"#).unwrap();
+    std::fs::write(out.join("state/state.json"), r#"{"scene_hash":"x","seed":1,"key_frame":0,"seed_calls":1,"has_color_sample":false,"records_len":0}"#).unwrap();
     image::RgbImage::new(64, 64)
         .save(out.join("state/key_000000.png"))
         .unwrap();
@@ -179,25 +200,7 @@ fn ctrl_c_finishes_the_frame_writes_the_video_and_resumes() {
     let n = 30;
     let s = scene(dir.path(), n, 1);
     let out = dir.path().join("out");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_anim"))
-        .args([
-            "render",
-            s.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "-q",
-        ])
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    while std::fs::read_dir(out.join("frames"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-        < 5
-        && t.elapsed() < Duration::from_secs(60)
-    {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let child = start_halting(&s, &out, 4, true);
     let pid = child.id().to_string();
     assert!(
         Command::new("kill")
@@ -206,10 +209,14 @@ fn ctrl_c_finishes_the_frame_writes_the_video_and_resumes() {
             .unwrap()
             .success()
     );
+    let mut child = child;
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "Ctrl-C exits with 130");
     let written = std::fs::read_dir(out.join("frames")).unwrap().count();
-    assert!(written < n, "stopped early ({written} frames)");
+    assert_eq!(
+        written, 5,
+        "the frame being made when Ctrl-C came is the last"
+    );
     assert!(
         std::fs::read_dir(out.join("frames")).unwrap().all(|e| e
             .unwrap()

@@ -82,8 +82,8 @@ impl TorchRng {
 /// one (`f32::mul_add` is exact either way; without FMA it is a slow library call).
 fn normal_fill(data: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the processor has FMA, checked just above
+    if crate::cpu::has("avx2,fma") {
+        // SAFETY: the processor has AVX2 and FMA, the features the kernel is compiled with
         unsafe { normal_fill_fma(data) };
         return;
     }

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 use ort::session::SessionInputValue;
 use ort::value::{Tensor, TensorElementType};
 
@@ -163,8 +163,9 @@ impl TextEncoder {
             if pooled {
                 pooled_out.extend(res.pop().map(|r| r.1).unwrap_or_default());
             }
-            shape[2] = res[0].0.get(2).copied().unwrap_or(0);
-            let dim = shape[2];
+            let dim =
+                feature_dim(&res[0].0).with_context(|| self.model.path.display().to_string())?;
+            shape[2] = dim;
             match layer {
                 Layer::Last | Layer::Raw(_) => hidden.extend(res.swap_remove(0).1),
                 Layer::Normed(_) => {
@@ -229,6 +230,17 @@ pub(crate) fn concat_features(a: &[f32], dim_a: usize, b: &[f32], dim_b: usize) 
     out
 }
 
+/// The feature width of hidden states shaped `[batch, tokens, features]`.
+fn feature_dim(shape: &[usize]) -> Result<usize> {
+    match shape {
+        [_, _, d] if *d > 0 => Ok(*d),
+        other => bail!(
+            "the text encoder's hidden states have shape {other:?}; expected [batch, tokens, \
+             features] with features > 0 (is this a CLIP text encoder export?)"
+        ),
+    }
+}
+
 /// `(x - mean) / sqrt(var + eps)` of each `dim`-vector, in float64.
 fn normalize_rows(x: &[f32], dim: usize, eps: f64) -> Vec<f64> {
     let mut out = Vec::with_capacity(x.len());
@@ -283,6 +295,15 @@ fn layer_norm(x: &[f32], dim: usize, eps: f64, w: &[f64], b: &[f64]) -> Vec<f32>
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hidden_states_of_another_rank_are_an_error_not_a_division_by_zero() {
+        assert_eq!(super::feature_dim(&[2, 77, 768]).unwrap(), 768);
+        for bad in [&[2, 768][..], &[2, 77, 0], &[], &[1, 2, 77, 768]] {
+            let e = super::feature_dim(bad).unwrap_err().to_string();
+            assert!(e.contains("[batch, tokens, features]"), "{bad:?}: {e}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -29,10 +29,10 @@ pub enum NoiseKind {
 
 /// Adds noise of weight `amount` to `img`, drawn from a generator seeded with `seed`.
 pub fn add_noise(img: &RgbImage, amount: f64, seed: i64, kind: NoiseKind) -> RgbImage {
-    if amount == 0.0 {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    if amount == 0.0 || w == 0 || h == 0 {
         return img.clone();
     }
-    let (w, h) = (img.width() as usize, img.height() as usize);
     let mut rng = TorchRng::new(seed as u64);
     // noise planes in Deforum's channel order (BGR): plane c belongs to RGB channel 2 - c
     let (nh, nw, planes): (usize, usize, Vec<f32>) = match kind {

@@ -1,11 +1,23 @@
-//! What a render needs to continue after an interruption: written after every key frame to
-//! `OUT/state/`, read by `anim render --resume`.
+//! What a render needs to continue after an interruption, in `OUT/state/`, read by
+//! `anim render --resume`:
+//!
+//! - `frames.jsonl`: the per-frame records for the manifest, one JSON line per written frame,
+//!   only ever appended to;
+//! - `state.json`: a small checkpoint rewritten after every key frame: the key frame, the seed
+//!   state and how many bytes of `frames.jsonl` belong to it;
+//! - `key_NNNNNN.png` (the last key frame's image) and `color_sample.png`.
+//!
+//! Each key frame costs the same whatever the frame count (no file grows on every save), and
+//! a kill at any moment leaves a consistent checkpoint: a resume cuts `frames.jsonl` back to the
+//! length the checkpoint names.
 
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead as _, BufReader, BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 use image::RgbImage;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer, ser::SerializeSeq as _};
 
 use crate::output;
 
@@ -22,8 +34,14 @@ pub struct Checkpoint {
     pub seed_calls: usize,
     /// Whether a colour sample image is stored.
     pub has_color_sample: bool,
-    /// Per-frame records so far, for the manifest.
-    pub frames: Vec<serde_json::Value>,
+    /// Bytes of `frames.jsonl` that hold the records of the frames up to `key_frame`.
+    pub records_len: u64,
+}
+
+/// The state folder of a render: the append-only frame records and the checkpoints.
+pub struct Journal {
+    dir: PathBuf,
+    records: BufWriter<File>,
 }
 
 fn dir(out: &Path) -> PathBuf {
@@ -34,42 +52,128 @@ fn key_path(d: &Path, key_frame: usize) -> PathBuf {
     d.join(format!("key_{key_frame:06}.png"))
 }
 
-/// Saves the checkpoint with the key frame's image and the colour sample. The images get new
-/// names, the JSON that names them is renamed into place last, and only then are older images
-/// removed, so a kill at any moment leaves a consistent checkpoint.
-pub fn save(
-    out: &Path,
-    cp: &Checkpoint,
-    key_image: &RgbImage,
-    color_sample: Option<&RgbImage>,
-) -> Result<()> {
-    let d = dir(out);
-    output::write_png_atomic(&key_path(&d, cp.key_frame), key_image)?;
-    if let Some(s) = color_sample
-        && !d.join("color_sample.png").is_file()
-    {
-        // the sample is fixed for a whole run once taken
-        output::write_png_atomic(&d.join("color_sample.png"), s)?;
-    }
-    let tmp = d.join("state.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(cp)?)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, d.join("state.json"))
-        .with_context(|| format!("cannot write {}", d.join("state.json").display()))?;
-    for e in std::fs::read_dir(&d)?.flatten() {
-        let p = e.path();
-        let stale = p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("key_") && p != key_path(&d, cp.key_frame));
-        if stale {
-            let _ = std::fs::remove_file(&p);
-        }
-    }
-    Ok(())
+fn records_path(d: &Path) -> PathBuf {
+    d.join("frames.jsonl")
 }
 
-/// Loads the checkpoint of an earlier run in `out`.
+impl Journal {
+    /// Starts the state of a new render in `out`, removing an earlier one.
+    pub fn create(out: &Path) -> Result<Journal> {
+        clear(out);
+        let d = dir(out);
+        std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+        let path = records_path(&d);
+        let file =
+            File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(Journal {
+            dir: d,
+            records: BufWriter::new(file),
+        })
+    }
+
+    /// Reopens the records of an interrupted render in `out` whose checkpoint is `cp` (from
+    /// [`load`]); records written after the checkpoint are dropped.
+    pub fn reopen(out: &Path, cp: &Checkpoint) -> Result<Journal> {
+        let d = dir(out);
+        let rpath = records_path(&d);
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&rpath)
+            .with_context(|| format!("cannot open {}", rpath.display()))?;
+        if file.metadata()?.len() < cp.records_len {
+            bail!(
+                "{} is shorter than its checkpoint says; delete the output folder and render again",
+                rpath.display()
+            );
+        }
+        file.set_len(cp.records_len)
+            .with_context(|| format!("cannot cut {} back to its checkpoint", rpath.display()))?;
+        Ok(Journal {
+            dir: d,
+            records: BufWriter::new(file),
+        })
+    }
+
+    /// Appends one frame's record.
+    pub fn record<T: Serialize>(&mut self, rec: &T) -> Result<()> {
+        serde_json::to_writer(&mut self.records, rec)?;
+        self.records
+            .write_all(b"\n")
+            .with_context(|| format!("cannot write {}", records_path(&self.dir).display()))
+    }
+
+    /// Saves the checkpoint with the key frame's image and the colour sample; `records_len` is
+    /// set from the records written so far. The images get new names, the JSON that names them
+    /// is renamed into place last, and only then is the older key image removed, so a kill at any
+    /// moment leaves a consistent checkpoint.
+    pub fn save(
+        &mut self,
+        cp: &mut Checkpoint,
+        key_image: &RgbImage,
+        color_sample: Option<&RgbImage>,
+    ) -> Result<()> {
+        let d = &self.dir;
+        self.records
+            .flush()
+            .with_context(|| format!("cannot write {}", records_path(d).display()))?;
+        cp.records_len = self.records.get_ref().metadata()?.len();
+        output::write_png_atomic(&key_path(d, cp.key_frame), key_image)?;
+        if let Some(s) = color_sample
+            && !d.join("color_sample.png").is_file()
+        {
+            // the sample is fixed for a whole run once taken
+            output::write_png_atomic(&d.join("color_sample.png"), s)?;
+        }
+        let tmp = d.join("state.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(cp)?)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, d.join("state.json"))
+            .with_context(|| format!("cannot write {}", d.join("state.json").display()))?;
+        // the folder holds a handful of files whatever the frame count
+        for e in std::fs::read_dir(d)?.flatten() {
+            let p = e.path();
+            let stale = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("key_") && p != key_path(d, cp.key_frame));
+            if stale {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+        Ok(())
+    }
+
+    /// The records written so far, to serialise as a JSON array without holding them in memory.
+    pub fn records(&mut self) -> Result<Records> {
+        let path = records_path(&self.dir);
+        self.records
+            .flush()
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(Records(path))
+    }
+}
+
+/// The frame records of a render, read from `frames.jsonl` one at a time as they are serialised.
+pub struct Records(PathBuf);
+
+impl Serialize for Records {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error as _;
+        let file = File::open(&self.0)
+            .map_err(|e| S::Error::custom(format!("{}: {e}", self.0.display())))?;
+        let mut seq = s.serialize_seq(None)?;
+        for line in BufReader::new(file).lines() {
+            let line = line.map_err(|e| S::Error::custom(format!("{}: {e}", self.0.display())))?;
+            let v: serde_json::Value = serde_json::from_str(&line)
+                .map_err(|e| S::Error::custom(format!("{}: {e}", self.0.display())))?;
+            seq.serialize_element(&v)?;
+        }
+        seq.end()
+    }
+}
+
+/// Loads the checkpoint of an interrupted render in `out`, with the last key frame's image and
+/// the colour sample.
 pub fn load(out: &Path) -> Result<(Checkpoint, RgbImage, Option<RgbImage>)> {
     let d = dir(out);
     let path = d.join("state.json");
@@ -95,7 +199,7 @@ pub fn load(out: &Path) -> Result<(Checkpoint, RgbImage, Option<RgbImage>)> {
     let cp: Checkpoint =
         serde_json::from_str(&std::fs::read_to_string(&path)?).with_context(|| {
             format!(
-                "{} is damaged; delete the output folder and render again",
+                "{} is damaged or from another anim version; delete the output folder and render again",
                 path.display()
             )
         })?;
@@ -108,7 +212,7 @@ pub fn load(out: &Path) -> Result<(Checkpoint, RgbImage, Option<RgbImage>)> {
     Ok((cp, key, sample))
 }
 
-/// Removes the checkpoint (after a complete render).
+/// Removes the state of a render in `out` (after a complete render, or before a new one).
 pub fn clear(out: &Path) {
     let _ = std::fs::remove_dir_all(dir(out));
 }

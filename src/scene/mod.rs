@@ -69,6 +69,19 @@ pub enum AnimationMode {
     Interpolation,
 }
 
+impl fmt::Display for AnimationMode {
+    /// Deforum's name of the mode, as scene files write it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AnimationMode::TwoD => "2D",
+            AnimationMode::ThreeD => "3D",
+            AnimationMode::None => "None",
+            AnimationMode::VideoInput => "Video Input",
+            AnimationMode::Interpolation => "Interpolation",
+        })
+    }
+}
+
 /// How pixels outside the frame are filled by the 2D warp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -677,6 +690,35 @@ fn table_keys(table: &str) -> &'static [&'static str] {
 pub const MAX_FRAMES: usize = 1_000_000;
 /// The largest frame side in pixels.
 pub const MAX_SIDE: u32 = 8192;
+/// The largest diffusion cadence (Deforum's slider: 1 to 50).
+pub const MAX_CADENCE: usize = 50;
+/// The largest seed: A1111 and Deforum draw and show seeds in `0..=2^32 - 1`; `-1` asks for a
+/// random one.
+pub const MAX_SEED: i64 = u32::MAX as i64;
+
+/// A scheduled seed `-1` (random) or within `0..=MAX_SEED`, as A1111 takes them.
+fn check_seed(key: &str, x: f64) -> Result<(), String> {
+    if x == -1.0 || (x >= 0.0 && x <= MAX_SEED as f64 && x.fract() == 0.0) {
+        return Ok(());
+    }
+    Err(format!(
+        "{key} = {x}: a seed is -1 (random) or a whole number within 0..={MAX_SEED}, as A1111 takes them"
+    ))
+}
+
+/// The most Perlin octaves a frame of `width` x `height` can hold: the noise is drawn at the size
+/// floored to a multiple of 64, and the finest octave's grid (8 cells at the first octave,
+/// doubling each octave) must not have more cells than that size's longer side has pixels (the
+/// grid's gradients take memory with the square of its cells).
+pub fn max_perlin_octaves(width: u32, height: u32) -> u32 {
+    let floor64 = |v: u32| (v - v % 64).max(64.min(v));
+    let side = floor64(width).max(floor64(height)).max(1);
+    let mut octaves = 1;
+    while 8u64 << octaves <= u64::from(side) {
+        octaves += 1;
+    }
+    octaves
+}
 
 const TABLES: &[&str] = &[
     "image",
@@ -790,6 +832,32 @@ impl Scene {
         }
         if self.cadence.diffusion_cadence == 0 {
             return Err("[cadence] diffusion_cadence = 0: use 1 to diffuse every frame".into());
+        }
+        if self.cadence.diffusion_cadence > MAX_CADENCE {
+            return Err(format!(
+                "[cadence] diffusion_cadence = {}: at most {MAX_CADENCE} (Deforum's range; the \
+                 frames between two diffused frames are held in memory)",
+                self.cadence.diffusion_cadence
+            ));
+        }
+        let seed = self.generation.seed;
+        if seed != -1 && !(0..=MAX_SEED).contains(&seed) {
+            return Err(format!(
+                "[generation] seed = {seed}: a seed is -1 (random) or a whole number within \
+                 0..={MAX_SEED}, as A1111 takes them"
+            ));
+        }
+        if !self.noise.perlin_persistence.is_finite() {
+            return Err(format!(
+                "[noise] perlin_persistence = {}: must be a finite number (Deforum's default is 0.5)",
+                self.noise.perlin_persistence
+            ));
+        }
+        if self.depth.input_size > MAX_SIDE {
+            return Err(format!(
+                "[depth] input_size = {}: at most {MAX_SIDE} pixels",
+                self.depth.input_size
+            ));
         }
         const PRESETS: &[&str] = &[
             "ultrafast",
@@ -1037,12 +1105,58 @@ impl Scene {
                 s.get("steps")[i]
             ));
         }
+        let (w, h) = (self.image.width, self.image.height);
+        for (i, (&amount, &k)) in s.get("amount").iter().zip(s.get("kernel")).enumerate() {
+            let max = u64::from(w.min(h));
+            if amount > 0.0 && (k < 1.0 || k > max as f64 || (k as u64).is_multiple_of(2)) {
+                return Err(format!(
+                    "[anti_blur] kernel is {k} at frame {i}: the Gaussian kernel size must be an \
+                     odd number within 1..={max} (the frame's shorter side)"
+                ));
+            }
+        }
+        for (i, &v) in s.get("seed").iter().enumerate() {
+            if self.generation.seed_behavior == crate::seeds::SeedBehavior::Schedule {
+                check_seed(
+                    &format!("[generation] seed_schedule at frame {i}"),
+                    v.trunc(),
+                )?;
+            }
+        }
+        for (i, &v) in s.get("subseed").iter().enumerate() {
+            check_seed(&format!("[generation] subseed at frame {i}"), v.trunc())?;
+        }
         if let Some(samplers) = s.text("sampler") {
             for (i, name) in samplers.iter().enumerate() {
                 sampler_name(name).map_err(|e| format!("{e} (frame {i})"))?;
             }
         }
         Ok(s)
+    }
+
+    /// Whether the noise the render loop draws fits the frame: the Perlin octaves (checked by
+    /// `render` and `validate`; `preview`, Video Input and Interpolation modes draw no noise, nor
+    /// does frame 0).
+    pub fn check_noise(&self, s: &FrameSchedules) -> Result<(), String> {
+        let (w, h) = (self.image.width, self.image.height);
+        let octaves = self.noise.perlin_octaves;
+        let max_octaves = max_perlin_octaves(w, h);
+        let noised = matches!(
+            self.animation.mode,
+            AnimationMode::TwoD | AnimationMode::ThreeD | AnimationMode::None
+        );
+        if noised
+            && self.noise.noise_type == "perlin"
+            && !(1..=max_octaves).contains(&octaves)
+            && let Some(i) = s.get("noise").iter().skip(1).position(|&v| v != 0.0)
+        {
+            let i = i + 1;
+            return Err(format!(
+                "[noise] perlin_octaves = {octaves}: a {w}x{h} frame holds 1..={max_octaves} octaves \
+                 (noise is drawn from frame {i} on)"
+            ));
+        }
+        Ok(())
     }
 
     /// The scene's motion script and presets, for [`crate::motion`].

@@ -106,6 +106,7 @@ impl Expr {
             pos: 0,
             names,
             uses_vars: false,
+            depth: 0,
         };
         let root = p.or()?;
         if let Some(tok) = p.tokens.get(p.pos) {
@@ -324,11 +325,17 @@ fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
     Ok(out)
 }
 
+/// How deeply an expression may nest: parentheses, calls, signs, powers and each operator of a
+/// chain count one level. The parser and the evaluator recurse once per level, so this bounds
+/// their stack use (Python itself refuses 200 nested parentheses).
+pub const MAX_DEPTH: usize = 256;
+
 struct Parser<'a> {
     tokens: Vec<Token>,
     pos: usize,
     names: &'a [&'a str],
     uses_vars: bool,
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -339,6 +346,25 @@ impl Parser<'_> {
         }
     }
 
+    /// One level deeper at the current token; an error past [`MAX_DEPTH`].
+    fn enter(&mut self) -> Result<(), ExprError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            let column = self
+                .tokens
+                .get(self.pos)
+                .map_or_else(|| self.end_col(), |t| t.col);
+            return Err(ExprError {
+                column,
+                message: format!(
+                    "the expression nests more than {MAX_DEPTH} levels deep (parentheses, calls, \
+                     signs and chained operators); split it into [variables]"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     fn end_col(&self) -> usize {
         self.tokens
             .last()
@@ -346,56 +372,62 @@ impl Parser<'_> {
             .unwrap_or(1)
     }
 
-    fn binary(
-        &mut self,
-        ops: &[&str],
-        next: fn(&mut Self) -> Result<Node, ExprError>,
-    ) -> Result<Node, ExprError> {
-        let mut lhs = next(self)?;
-        while let Some(op) = self.peek_op(ops) {
+    /// The binary operator at the current token and its precedence (1 = `|` … 5 = `* / // %`).
+    fn binary_op(&self) -> Option<(Bin, u8)> {
+        let t = self.tokens.get(self.pos)?;
+        if t.kind != Kind::Op {
+            return None;
+        }
+        Some(match t.text.as_str() {
+            "|" => (Bin::Or, 1),
+            "&" => (Bin::And, 2),
+            "<" => (Bin::Lt, 3),
+            "<=" => (Bin::Le, 3),
+            ">" => (Bin::Gt, 3),
+            ">=" => (Bin::Ge, 3),
+            "==" => (Bin::Eq, 3),
+            "!=" => (Bin::Ne, 3),
+            "+" => (Bin::Add, 4),
+            "-" => (Bin::Sub, 4),
+            "*" => (Bin::Mul, 5),
+            "/" => (Bin::Div, 5),
+            "//" => (Bin::FloorDiv, 5),
+            "%" => (Bin::Mod, 5),
+            _ => return None,
+        })
+    }
+
+    /// Operators of precedence `min` and above, left-associative (precedence climbing: one
+    /// call per level of nesting rather than one per precedence level, which keeps the stack
+    /// small).
+    fn expr(&mut self, min: u8) -> Result<Node, ExprError> {
+        let mut lhs = self.unary()?;
+        let outer = self.depth;
+        while let Some((op, prec)) = self.binary_op() {
+            if prec < min {
+                break;
+            }
+            // each operator of a chain nests the tree one level deeper
+            self.enter()?;
             self.pos += 1;
-            let rhs = next(self)?;
-            let op = match op.as_str() {
-                "|" => Bin::Or,
-                "&" => Bin::And,
-                "<" => Bin::Lt,
-                "<=" => Bin::Le,
-                ">" => Bin::Gt,
-                ">=" => Bin::Ge,
-                "==" => Bin::Eq,
-                "!=" => Bin::Ne,
-                "+" => Bin::Add,
-                "-" => Bin::Sub,
-                "*" => Bin::Mul,
-                "/" => Bin::Div,
-                "//" => Bin::FloorDiv,
-                _ => Bin::Mod,
-            };
+            let rhs = self.expr(prec + 1)?;
             lhs = Node::Bin(op, Box::new(lhs), Box::new(rhs));
         }
+        self.depth = outer;
         Ok(lhs)
     }
 
+    /// A whole expression (the lowest precedence).
     fn or(&mut self) -> Result<Node, ExprError> {
-        self.binary(&["|"], Self::and)
-    }
-    fn and(&mut self) -> Result<Node, ExprError> {
-        self.binary(&["&"], Self::cmp)
-    }
-    fn cmp(&mut self) -> Result<Node, ExprError> {
-        self.binary(&["<", "<=", ">", ">=", "==", "!="], Self::sum)
-    }
-    fn sum(&mut self) -> Result<Node, ExprError> {
-        self.binary(&["+", "-"], Self::product)
-    }
-    fn product(&mut self) -> Result<Node, ExprError> {
-        self.binary(&["*", "/", "//", "%"], Self::unary)
+        self.expr(1)
     }
 
     fn unary(&mut self) -> Result<Node, ExprError> {
         if let Some(op) = self.peek_op(&["-", "+", "~"]) {
+            self.enter()?;
             self.pos += 1;
             let inner = self.unary()?;
+            self.depth -= 1;
             return Ok(match op.as_str() {
                 "-" => Node::Neg(Box::new(inner)),
                 "~" => Node::Not(Box::new(inner)),
@@ -408,9 +440,11 @@ impl Parser<'_> {
     fn power(&mut self) -> Result<Node, ExprError> {
         let base = self.atom()?;
         if self.peek_op(&["**"]).is_some() {
+            self.enter()?;
             self.pos += 1;
             // right-associative; the exponent may carry its own unary sign: 2**-1
             let exp = self.unary()?;
+            self.depth -= 1;
             return Ok(Node::Bin(Bin::Pow, Box::new(base), Box::new(exp)));
         }
         Ok(base)
@@ -447,7 +481,11 @@ impl Parser<'_> {
         match tok.kind {
             Kind::Num(v) => Ok(Node::Num(v)),
             Kind::LParen => {
+                self.pos -= 1;
+                self.enter()?;
+                self.pos += 1;
                 let inner = self.or()?;
+                self.depth -= 1;
                 self.expect_rparen(tok.col)?;
                 Ok(inner)
             }
@@ -504,6 +542,7 @@ impl Parser<'_> {
             });
         };
         let open_col = self.tokens[self.pos].col;
+        self.enter()?;
         self.pos += 1;
         let mut args = Vec::new();
         if !matches!(self.tokens.get(self.pos), Some(t) if t.kind == Kind::RParen) {
@@ -516,6 +555,7 @@ impl Parser<'_> {
                 }
             }
         }
+        self.depth -= 1;
         self.expect_rparen(open_col)?;
         let arity = FUNCTIONS[f].1;
         if args.len() != arity {
@@ -577,6 +617,41 @@ mod tests {
             .abs()
                 < 1e-15
         );
+    }
+
+    #[test]
+    fn nesting_past_the_limit_is_a_located_error_not_a_stack_overflow() {
+        let deep =
+            |open: &str, close: &str, n: usize| format!("{}1{}", open.repeat(n), close.repeat(n));
+        for (what, src) in [
+            ("parentheses", deep("(", ")", 7000)),
+            ("calls", deep("sin(", ")", 7000)),
+            ("signs", deep("-", "", 50_000)),
+            ("powers", deep("2**", "", 7000)),
+            ("a chain", deep("1+", "", 50_000)),
+        ] {
+            let e = Expr::parse(&src, &["t"]).unwrap_err();
+            assert!(
+                e.message.contains("nests more than"),
+                "{what}: {}",
+                e.message
+            );
+            assert!(
+                e.column > 1 && e.column < src.len(),
+                "{what}: column {}",
+                e.column
+            );
+        }
+        // just inside the limit parses and evaluates (on a test thread's small stack)
+        for src in [
+            deep("(", ")", MAX_DEPTH),
+            deep("sin(", ")", MAX_DEPTH),
+            deep("-", "", MAX_DEPTH),
+            deep("1+", "", MAX_DEPTH),
+        ] {
+            let e = Expr::parse(&src, &["t"]).unwrap();
+            assert!(e.eval(&[0.0]).is_finite());
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Helpers shared by the camera reference tests (tests/warp2d.rs, tests/flip.rs, tests/warp3d.rs);
+//! Helpers shared by the image reference tests (tests/warp2d.rs, tests/flip.rs, tests/warp3d.rs,
+//! tests/frameloop.rs; `Diff` also tests/parity.rs);
 //! `sd` holds those of the diffusion parity tests.
 #![allow(dead_code)]
 

@@ -20,6 +20,11 @@ Writes into ``--out`` (default: ``<repo>/tests/data/warp2d``):
   "cases": [...]}``; every case carries its parameters, the forward 3x3 matrix
   ``M`` (row-major, float64) that was passed to ``cv2.warpPerspective`` and the
   inverse matrix ``M_inv`` that OpenCV actually samples with.
+* ``w<W>x<H>_input.png``, ``w<W>x<H>_<case>.png`` and ``widths.json`` -- the
+  same at the sizes in ``WIDTHS`` (72x48, 200x40, 99x61, 127x33, 13x9), whose
+  widths are not multiples of 16, so OpenCV's AVX2 kernel warps the last
+  ``W % 16`` columns of each row in its scalar tail; ``widths.json`` is
+  ``{"versions": {...}, "sizes": [{"width", "height", "prefix", "cases"}]}``.
 
 The outputs depend only on OpenCV (never on the emulation below).  After
 writing, the script runs a self-check: ``emulate_warp`` re-implements OpenCV's
@@ -38,11 +43,12 @@ Two OpenCV algorithms exist and the emulation models both:
 * OpenCV <= 4.10: double coordinates rounded to 1/32 pixel + 15-bit
   fixed-point bilinear weights (``WarpPerspectiveInvoker`` + ``remap``).
 
-Regenerate (from the repo root)::
+Regenerate (from the repo root, with a virtual environment outside the repo,
+at the versions in tests/data/warp2d/README.md)::
 
-    python3 -m venv /work/venv-ref
-    /work/venv-ref/bin/pip install numpy opencv-python-headless scikit-image
-    /work/venv-ref/bin/python scripts/make_warp_refs.py
+    python3 -m venv VENV
+    VENV/bin/pip install numpy==2.4.6 opencv-python-headless==5.0.0.93 scikit-image==0.26.0
+    VENV/bin/python scripts/make_warp_refs.py
 """
 
 from __future__ import annotations
@@ -110,6 +116,38 @@ def build_cases():
     ]
 
 
+# Frame sizes (W, H) beyond 96x64, whose W % 16 != 0: OpenCV's AVX2 kernel
+# warps the last W % 16 columns of each row in its scalar tail (all of them
+# when W < 16).  72 and 200 leave 8 columns there, 99 leaves 3, 127 leaves 15.
+WIDTHS = [(72, 48), (200, 40), (99, 61), (127, 33), (13, 9)]
+
+
+# Motions for which OpenCV's scalar tail and its vector formula round a
+# sample differently (found by a random search over 300 motions per size,
+# about 1 in 20 differs): without them a wrong tail model could pass.
+TAIL_MOTIONS = {
+    (72, 48): dict(angle=-8.3, zoom=1.06, tx=0.45, ty=-2.31, cx=0.58, cy=0.61),
+    (200, 40): dict(angle=-21.0, zoom=1.008, tx=-0.52, ty=1.96, cx=0.6, cy=0.44),
+}
+
+
+def build_width_cases(w, h):
+    combined = dict(angle=7.0, zoom=1.05, tx=3.0, ty=2.0, cx=0.3, cy=0.6)
+    exposing = dict(angle=10.0, zoom=0.8, tx=7.0, ty=0.0)
+    cases = [
+        _case("combined", **combined),
+        _case("rotate_reflect", angle=15.0, border="reflect"),
+        _case("exposing_zero", border="zero", **exposing),
+        _case("exposing_wrap", border="wrap", **exposing),
+        _case("chain10_combined_replicate", border="replicate", frames=10, **combined),
+    ]
+    if (w, h) in TAIL_MOTIONS:
+        tail = TAIL_MOTIONS[(w, h)]
+        cases += [_case("tail_reflect", border="reflect", **tail),
+                  _case("chain10_tail_reflect", border="reflect", frames=10, **tail)]
+    return cases
+
+
 def matmul3(a, b):
     """3x3 product with a fixed evaluation order ((a0*b0 + a1*b1) + a2*b2),
     plain IEEE double ops (no FMA), so M is identical on every machine."""
@@ -146,9 +184,9 @@ def warp_cv2(img, m, border):
                                borderValue=(0, 0, 0, 0))
 
 
-def make_input():
+def make_input(w=W, h=H):
     src = skimage.data.astronaut()  # RGB uint8 512x512
-    return cv2.resize(src, (W, H), interpolation=cv2.INTER_AREA)
+    return cv2.resize(src, (w, h), interpolation=cv2.INTER_AREA)
 
 
 def write_png_rgb(path, rgb):
@@ -387,6 +425,61 @@ def run_chain(img, m, border, frames, fn):
     return cur
 
 
+def warp_set(img, cases, w, h, out, prefix=""):
+    """Fills in each case's M and M_inv, writes ``<prefix><name>.png`` (the
+    cv2 chain) and returns {name: result}."""
+    results = {}
+    for case in cases:
+        m = deforum_matrix(case, w, h)
+        # sanity: same as numpy's matmul of the two 3x3 matrices
+        rot = np.vstack([cv2.getRotationMatrix2D(
+            (w * case["transform_center_x"], h * case["transform_center_y"]),
+            case["angle"], case["zoom"]), [0.0, 0.0, 1.0]])
+        trans = np.array([[1.0, 0.0, case["translation_x"]],
+                          [0.0, 1.0, case["translation_y"]], [0.0, 0.0, 1.0]])
+        npm = rot @ trans
+        if not np.array_equal(npm, m):
+            print(f"note: {prefix}{case['name']}: numpy matmul differs from matmul3 by "
+                  f"{np.abs(npm - m).max():.3g}", file=sys.stderr)
+        rot_py = rotation_matrix_like_cv(w * case["transform_center_x"],
+                                         h * case["transform_center_y"],
+                                         case["angle"], case["zoom"])
+        assert np.array_equal(np.array(rot_py), rot[:2]), "rotation emulation mismatch"
+        ok, m_inv_cv = cv2.invert(m)
+        assert ok
+        assert np.array_equal(np.array(invert3x3_like_cv(m)).reshape(3, 3), m_inv_cv), \
+            "inverse emulation mismatch"
+        case["M"] = [float(v) for v in m.reshape(-1)]
+        case["M_inv"] = [float(v) for v in m_inv_cv.reshape(-1)]
+        res = run_chain(img, m, case["border"], case["frames"], warp_cv2)
+        results[case["name"]] = res
+        write_png_rgb(out / f"{prefix}{case['name']}.png", res)
+    return results
+
+
+def self_check(img, cases, results, algo, fused, prefix=""):
+    """Max |diff| of emulate_warp against cv2 per case; returns the worst."""
+    worst = 0
+    for case in cases:
+        m = np.array(case["M"]).reshape(3, 3)
+        # chained: compare each step on cv2's own previous frame, and the
+        # fully emulated chain at the end
+        cur = img
+        step_max = 0
+        for _ in range(case["frames"]):
+            ref = warp_cv2(cur, m, case["border"])
+            emu = emulate_warp(cur, m, case["border"], algo, fused)
+            step_max = max(step_max, int(np.abs(ref.astype(int) - emu).max()))
+            cur = ref
+        chain = run_chain(img, m, case["border"], case["frames"],
+                          lambda a, mm, b: emulate_warp(a, mm, b, algo, fused))
+        chain_max = int(np.abs(chain.astype(int) - results[case["name"]]).max())
+        worst = max(worst, step_max, chain_max)
+        print(f"  {prefix + case['name']:36s} per-step max |diff| = {step_max}"
+              f"   full-chain max |diff| = {chain_max}")
+    return worst
+
+
 def main(argv=None):
     repo_root = Path(__file__).resolve().parent.parent
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -410,60 +503,33 @@ def main(argv=None):
     write_png_rgb(out / "input.png", img)
 
     cases = build_cases()
-    results = {}
-    for case in cases:
-        m = deforum_matrix(case)
-        # sanity: same as numpy's matmul of the two 3x3 matrices
-        rot = np.vstack([cv2.getRotationMatrix2D(
-            (W * case["transform_center_x"], H * case["transform_center_y"]),
-            case["angle"], case["zoom"]), [0.0, 0.0, 1.0]])
-        trans = np.array([[1.0, 0.0, case["translation_x"]],
-                          [0.0, 1.0, case["translation_y"]], [0.0, 0.0, 1.0]])
-        npm = rot @ trans
-        if not np.array_equal(npm, m):
-            print(f"note: {case['name']}: numpy matmul differs from matmul3 by "
-                  f"{np.abs(npm - m).max():.3g}", file=sys.stderr)
-        rot_py = rotation_matrix_like_cv(W * case["transform_center_x"],
-                                         H * case["transform_center_y"],
-                                         case["angle"], case["zoom"])
-        assert np.array_equal(np.array(rot_py), rot[:2]), "rotation emulation mismatch"
-        ok, m_inv_cv = cv2.invert(m)
-        assert ok
-        assert np.array_equal(np.array(invert3x3_like_cv(m)).reshape(3, 3), m_inv_cv), \
-            "inverse emulation mismatch"
-        case["M"] = [float(v) for v in m.reshape(-1)]
-        case["M_inv"] = [float(v) for v in m_inv_cv.reshape(-1)]
-        res = run_chain(img, m, case["border"], case["frames"], warp_cv2)
-        results[case["name"]] = res
-        write_png_rgb(out / f"{case['name']}.png", res)
-
+    results = warp_set(img, cases, W, H, out)
     doc = {"versions": versions(), "width": W, "height": H, "cases": cases}
     (out / "cases.json").write_text(dump_json(doc))
     assert json.loads((out / "cases.json").read_text()) == doc
+
+    # other widths: W % 16 != 0 puts columns in OpenCV's scalar tail
+    sizes = []
+    width_results = {}
+    for w, h in WIDTHS:
+        prefix = f"w{w}x{h}_"
+        simg = make_input(w, h)
+        write_png_rgb(out / f"{prefix}input.png", simg)
+        scases = build_width_cases(w, h)
+        width_results[(w, h)] = (simg, scases, warp_set(simg, scases, w, h, out, prefix))
+        sizes.append({"width": w, "height": h, "prefix": prefix, "cases": scases})
+    wdoc = {"versions": versions(), "sizes": sizes}
+    (out / "widths.json").write_text(dump_json(wdoc))
+    assert json.loads((out / "widths.json").read_text()) == wdoc
 
     if not args.no_self_check:
         algo = args.algo or default_algo()
         fused = cpu_has_avx2_fma3() and not args.no_fma
         print(f"self-check: emulate_warp(algo={algo!r}, fused={fused}) vs "
               f"cv2 {cv2.__version__}; max abs diff per case")
-        worst = 0
-        for case in cases:
-            m = np.array(case["M"]).reshape(3, 3)
-            # chained: compare each step on cv2's own previous frame, and the
-            # fully emulated chain at the end
-            cur = img
-            step_max = 0
-            for _ in range(case["frames"]):
-                ref = warp_cv2(cur, m, case["border"])
-                emu = emulate_warp(cur, m, case["border"], algo, fused)
-                step_max = max(step_max, int(np.abs(ref.astype(int) - emu).max()))
-                cur = ref
-            chain = run_chain(img, m, case["border"], case["frames"],
-                              lambda a, mm, b: emulate_warp(a, mm, b, algo, fused))
-            chain_max = int(np.abs(chain.astype(int) - results[case["name"]]).max())
-            worst = max(worst, step_max, chain_max)
-            print(f"  {case['name']:28s} per-step max |diff| = {step_max}"
-                  f"   full-chain max |diff| = {chain_max}")
+        worst = self_check(img, cases, results, algo, fused)
+        for (w, h), (simg, scases, sres) in width_results.items():
+            worst = max(worst, self_check(simg, scases, sres, algo, fused, f"w{w}x{h}_"))
         print(f"self-check worst max |diff| = {worst}")
     return 0
 

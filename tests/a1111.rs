@@ -81,8 +81,9 @@ fn weighted_chunked_embeddings_match_a1111() {
     for case in cases() {
         let text = case["text"].as_str().unwrap();
         let dir = root().join("tests/data/sd-ref-a1111");
-        // "No norm": values. "Original": shapes only (the tiny encoder's zero-mean vectors make
-        // A1111's re-normalisation ill-conditioned; see the references' README)
+        // "No norm": values. "Original": shapes only here (the tiny encoder's zero-mean vectors
+        // make A1111's re-normalisation ill-conditioned; see the references' README); its values
+        // are checked on models/tiny-text-ln by original_emphasis_values_match_a1111
         let want: ArrayD<f32> =
             ndarray_npy::read_npy(dir.join(case["embed_nonorm"].as_str().unwrap())).unwrap();
         let (shape, got) = p.encode(text, PromptSyntax::A1111NoNorm).unwrap();
@@ -167,6 +168,62 @@ fn clip_skip_matches_a1111() {
     assert!(
         err.contains("has only 2 layers") && err.contains("text_encoder"),
         "{err}"
+    );
+}
+
+/// A copy of the tiny pipeline (symbolic links) whose text encoder is models/tiny-text-ln: the tiny
+/// encoder with a final layer norm that is not the identity (models/make_a1111_ln_refs.py).
+fn ln_pipeline(dir: &Path) -> PathBuf {
+    let folder = dir.join("tiny-sd-ln");
+    std::fs::create_dir(&folder).unwrap();
+    for entry in std::fs::read_dir(root().join("models/tiny-sd")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "text_encoder" {
+            std::os::unix::fs::symlink(entry.path(), folder.join(entry.file_name())).unwrap();
+        }
+    }
+    std::os::unix::fs::symlink(
+        root().join("models/tiny-text-ln"),
+        folder.join("text_encoder"),
+    )
+    .unwrap();
+    folder
+}
+
+/// "Original" emphasis (A1111's default, what every render with emphasis uses): weights, then the
+/// chunk rescaled to its unweighted mean, against A1111's own code on an encoder whose token
+/// vectors have a mean well away from 0 (tests/data/sd-ref-a1111-ln); also at clip skip 2, where
+/// anim re-applies the final layer norm it recovers from the outputs.
+#[test]
+fn original_emphasis_values_match_a1111() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = Pipeline::load(&ln_pipeline(dir.path())).unwrap();
+    let refs = root().join("tests/data/sd-ref-a1111-ln");
+    let cases: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(refs.join("prompts.json")).unwrap()).unwrap();
+    let (mut worst, mut worst_skip, mut skips) = (0.0f32, 0.0f32, 0);
+    for case in &cases {
+        let text = case["text"].as_str().unwrap();
+        let want: ArrayD<f32> =
+            ndarray_npy::read_npy(refs.join(case["embed"].as_str().unwrap())).unwrap();
+        let (shape, got) = p.encode(text, PromptSyntax::A1111).unwrap();
+        assert_eq!(shape, want.shape(), "{text:?}: shape");
+        let d = rel_diff(&got, want.as_slice().unwrap());
+        assert!(d < 1e-6, "{text:?}: relative difference {d}");
+        worst = worst.max(d);
+        if let Some(f) = case["embed_skip2"].as_str() {
+            let want: ArrayD<f32> = ndarray_npy::read_npy(refs.join(f)).unwrap();
+            let (shape, got) = p.encode_skip(text, PromptSyntax::A1111, 2).unwrap();
+            assert_eq!(shape, want.shape(), "{text:?}: shape (clip skip 2)");
+            let d = rel_diff(&got, want.as_slice().unwrap());
+            assert!(d < 1e-6, "{text:?}: clip skip 2 relative difference {d}");
+            worst_skip = worst_skip.max(d);
+            skips += 1;
+        }
+    }
+    assert_eq!((cases.len(), skips), (15, 5));
+    eprintln!(
+        "A1111 Original emphasis: worst relative difference {worst:.2e}, clip skip 2 {worst_skip:.2e}"
     );
 }
 

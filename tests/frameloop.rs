@@ -11,6 +11,9 @@ use anim::seeds::{SeedBehavior, SeedSequence};
 use image::RgbImage;
 use ndarray::ArrayD;
 
+mod common;
+use common::Diff;
+
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/frameloop")
 }
@@ -26,18 +29,9 @@ fn json(name: &str) -> serde_json::Value {
 }
 
 /// (max abs difference, number of differing values)
-fn diff(a: &RgbImage, b: &RgbImage) -> (i32, usize) {
-    assert_eq!(a.dimensions(), b.dimensions());
-    let d: Vec<i32> = a
-        .as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .map(|(x, y)| (*x as i32 - *y as i32).abs())
-        .collect();
-    (
-        d.iter().copied().max().unwrap_or(0),
-        d.iter().filter(|v| **v > 0).count(),
-    )
+fn diff(a: &RgbImage, b: &RgbImage) -> (u8, usize) {
+    let d = Diff::images(a, b);
+    (d.max, d.differing)
 }
 
 #[test]
@@ -190,4 +184,157 @@ fn seed_behaviours_match_next_seed() {
         checked += 1;
     }
     assert!(checked >= 5, "{checked} behaviours checked");
+}
+
+/// The keys of a Deforum `weights` record ({diffused frame: weight}) as (frame, weight) pairs,
+/// oldest frame first.
+fn weights(v: &serde_json::Value) -> Vec<(usize, f64)> {
+    let mut w: Vec<(usize, f64)> = v
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.parse().unwrap(), v.as_f64().unwrap()))
+        .collect();
+    w.sort_by_key(|p| p.0);
+    w
+}
+
+/// Diffusion cadence against Deforum's own `render_animation` (cadence.json: cadence 1-4 x 10
+/// and 13 frames), rendered with the tiny model and seed behaviour iter from 100 as the
+/// reference was. Checked exactly: which frames are diffused, the seed of each, and the blend
+/// every in-between frame shows. Where anim deliberately differs (docs/deforum-differences.md)
+/// the test states the difference: the last frame is always diffused and every frame written,
+/// and the blends come N - 1 frames earlier (the diffused frame is saved at its own index).
+#[test]
+fn cadence_matches_deforums_render_loop() {
+    let doc = json("cadence.json");
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny-sd");
+    let cases = doc["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 8);
+    for c in cases {
+        let (n, frames) = (
+            c["cadence"].as_u64().unwrap() as usize,
+            c["max_frames"].as_u64().unwrap() as usize,
+        );
+        let what = format!("cadence {n}, {frames} frames");
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[image]\nwidth = 64\nheight = 64\n[animation]\nmode = \"None\"\nmax_frames = {frames}\n\
+             [generation]\nseed = 100\nseed_behavior = \"iter\"\nsampler = \"Euler\"\nsteps = 2\n\
+             [coherence]\ncolor_coherence = \"None\"\n[cadence]\ndiffusion_cadence = {n}\n\
+             [prompts]\n\"0\" = \"a fox\"\n[model]\nfolder = \"{}\"\n",
+            model.display()
+        );
+        let scene = anim::scene::Scene::from_toml(&text, &dir.path().join("s.toml")).unwrap();
+        let opts = anim::render::RenderOptions {
+            out: Some(dir.path().join("out")),
+            quiet: true,
+            no_video: true,
+            ..Default::default()
+        };
+        let summary = anim::render::render(&scene, &opts).unwrap();
+        let manifest: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("out/manifest.json")).unwrap(),
+        )
+        .unwrap();
+        let records = manifest["frames"].as_array().unwrap();
+        let record = |i: usize| {
+            records
+                .iter()
+                .find(|r| r["index"] == i)
+                .unwrap_or_else(|| panic!("{what}: no record of frame {i}"))
+        };
+        let frame =
+            |i: usize| common::load_rgb(&anim::output::frame_path(&dir.path().join("out"), i));
+
+        // diffused frames: Deforum's, plus the last frame where Deforum's cadence skips it
+        let mut want_keys = usizes(&c["diffused_frames"]);
+        if want_keys.last() != Some(&(frames - 1)) {
+            want_keys.push(frames - 1);
+        }
+        let keys: Vec<usize> = (0..frames)
+            .filter(|&i| record(i)["kind"] == "key")
+            .collect();
+        assert_eq!(keys, want_keys, "{what}: diffused frames");
+
+        // one seed step per diffused frame, as next_seed is called once per generate()
+        let calls = c["generate_calls"].as_array().unwrap();
+        for call in calls {
+            let f = call["frame_idx"].as_u64().unwrap() as usize;
+            assert_eq!(
+                record(f)["seed"].as_i64(),
+                call["seed"].as_i64(),
+                "{what}: seed of diffused frame {f}"
+            );
+        }
+        let last_seed = calls.last().unwrap()["seed"].as_i64().unwrap();
+        if !c["diffused_frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v.as_u64() == Some(frames as u64 - 1))
+        {
+            assert_eq!(record(frames - 1)["seed"].as_i64(), Some(last_seed + 1));
+        }
+
+        // at cadence N > 1 Deforum writes the first N * floor((max_frames - 1) / N) frames;
+        // anim writes every frame
+        let written = usizes(&c["written_frame_indices"]);
+        let deforum_writes = if n == 1 {
+            frames
+        } else {
+            n * ((frames - 1) / n)
+        };
+        assert_eq!(written, (0..deforum_writes).collect::<Vec<_>>(), "{what}");
+        assert_eq!(summary.frames, frames, "{what}: frames written");
+
+        // Deforum's frame k shows what anim shows at k - (N - 1); its first N - 1 frames hold
+        // diffused frame 0 alone
+        for e in c["emitted"].as_array().unwrap() {
+            let k = e["file_index"].as_u64().unwrap() as usize;
+            let w = weights(&e["weights"]);
+            let Some(i) = (k + 1).checked_sub(n) else {
+                assert_eq!(w, vec![(0, 1.0)], "{what}: Deforum frame {k}");
+                continue;
+            };
+            let got = frame(i);
+            let want = match w[..] {
+                [(f, t)] => {
+                    assert_eq!((i, t), (f, 1.0), "{what}: Deforum frame {k} is frame {f}");
+                    frame(f)
+                }
+                [(p, _), (f, t)] => {
+                    assert_eq!(f - p, n, "{what}: Deforum frame {k} blends {w:?}");
+                    // anim's cross-fade: (1 - t)·older + t·newer in f32, rounded half to even
+                    let t = t as f32;
+                    let (a, b) = (frame(p), frame(f));
+                    let mut out = a.clone();
+                    for (o, y) in out.iter_mut().zip(b.iter()) {
+                        *o = ((1.0 - t) * *o as f32 + t * *y as f32)
+                            .round_ties_even()
+                            .clamp(0.0, 255.0) as u8;
+                    }
+                    assert_eq!(
+                        (i - p) as f32 / n as f32,
+                        t,
+                        "{what}: tween weight of frame {i}"
+                    );
+                    out
+                }
+                _ => panic!("{what}: Deforum frame {k} blends {w:?}"),
+            };
+            assert!(
+                got == want,
+                "{what}: frame {i} is not Deforum's frame {k} ({w:?})"
+            );
+        }
+    }
+}
+
+fn usizes(v: &serde_json::Value) -> Vec<usize> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect()
 }

@@ -364,19 +364,9 @@ fn img2img_matches_diffusers_pipeline() {
     )
     .unwrap();
     let want = want.as_slice().unwrap();
-    let got = img.as_raw();
-    assert_eq!(got.len(), want.len());
-    let max = got
-        .iter()
-        .zip(want)
-        .map(|(a, b)| (*a as i32 - *b as i32).abs())
-        .max()
-        .unwrap();
-    let off = got.iter().zip(want).filter(|(a, b)| a != b).count();
-    assert!(
-        max <= 1 && off < got.len() / 100,
-        "img2img: max diff {max}, {off} values differ"
-    );
+    let d = common::Diff::of(img.as_raw(), want);
+    eprintln!("img2img: {d}");
+    d.check("img2img", 1, 0.01);
 }
 
 #[test]

@@ -30,7 +30,7 @@ fn bench(c: &mut Criterion) {
         let script = MotionScript::load(&path, name, ScriptLimits::default()).unwrap();
         g.bench_function(format!("{name}_{FRAMES}_frames"), |b| {
             b.iter(|| {
-                let mut numeric = keyframed.numeric.clone();
+                let mut numeric = keyframed.columns().numeric().to_vec();
                 script.run(&ctx, &mut numeric).unwrap();
                 numeric
             })
@@ -40,7 +40,7 @@ fn bench(c: &mut Criterion) {
     let noop = MotionScript::compile("fn frame(ctx) { }", "noop", ScriptLimits::default()).unwrap();
     g.bench_function(format!("noop_{FRAMES}_frames"), |b| {
         b.iter(|| {
-            let mut numeric = keyframed.numeric.clone();
+            let mut numeric = keyframed.columns().numeric().to_vec();
             noop.run(&ctx, &mut numeric).unwrap();
             numeric
         })

@@ -18,7 +18,7 @@ fn scene_10k() -> anim::scene::Scene {
 
 fn bench(c: &mut Criterion) {
     let scene = scene_10k();
-    let n = scene.schedules().unwrap().numeric.len();
+    let n = scene.schedules().unwrap().columns().numeric().len();
     eprintln!("{n} numeric schedules x 10000 frames");
     c.bench_function("schedules/deforum_defaults_10k_frames", |b| {
         b.iter(|| scene.schedules().unwrap())

@@ -8,7 +8,7 @@ use image::RgbImage;
 
 use crate::camera3d::{self, Motion3D};
 use crate::depth::{self, DepthError, DepthModel};
-use crate::scene::{AnimationMode, FrameSchedules, Scene};
+use crate::scene::{AnimationMode, FrameSchedules, FrameValues, Scene};
 use crate::warp::{self, Flip, Mat3, Motion2D};
 
 /// A camera setting that cannot be used, or a depth model that failed.
@@ -37,53 +37,53 @@ pub struct WarpInfo {
 }
 
 /// Moves frames by a scene's camera; holds the depth model, if any, between frames.
-pub struct Camera {
+pub struct Camera<'s> {
     mode: AnimationMode,
-    scene: Scene,
+    scene: &'s Scene,
     depth: Option<DepthModel>,
     depth_dir: Option<PathBuf>,
 }
 
-/// The 2D motion at frame `i`.
-pub fn motion_2d(s: &FrameSchedules, i: usize) -> Motion2D {
+/// The 2D motion of a frame.
+pub fn motion_2d(v: &FrameValues) -> Motion2D {
     Motion2D {
-        angle: s.get("angle")[i],
-        zoom: s.get("zoom")[i],
-        translation_x: s.get("translation_x")[i],
-        translation_y: s.get("translation_y")[i],
-        transform_center_x: s.get("transform_center_x")[i],
-        transform_center_y: s.get("transform_center_y")[i],
+        angle: v.angle,
+        zoom: v.zoom,
+        translation_x: v.translation_x,
+        translation_y: v.translation_y,
+        transform_center_x: v.transform_center_x,
+        transform_center_y: v.transform_center_y,
     }
 }
 
-/// The 3D motion at frame `i`.
-pub fn motion_3d(s: &FrameSchedules, i: usize) -> Motion3D {
+/// The 3D motion of a frame.
+pub fn motion_3d(v: &FrameValues) -> Motion3D {
     Motion3D {
-        translation_x: s.get("translation_x")[i],
-        translation_y: s.get("translation_y")[i],
-        translation_z: s.get("translation_z")[i],
-        rotation_x: s.get("rotation_3d_x")[i],
-        rotation_y: s.get("rotation_3d_y")[i],
-        rotation_z: s.get("rotation_3d_z")[i],
-        fov: s.get("fov")[i],
-        near: s.get("near")[i],
-        far: s.get("far")[i],
-        aspect_ratio: s.get("aspect_ratio")[i],
+        translation_x: v.translation_x,
+        translation_y: v.translation_y,
+        translation_z: v.translation_z,
+        rotation_x: v.rotation_3d_x,
+        rotation_y: v.rotation_3d_y,
+        rotation_z: v.rotation_3d_z,
+        fov: v.fov,
+        near: v.near,
+        far: v.far,
+        aspect_ratio: v.aspect_ratio,
     }
 }
 
-/// The perspective flip at frame `i`.
-pub fn flip_at(s: &FrameSchedules, i: usize) -> Flip {
+/// The perspective flip of a frame.
+pub fn flip_at(v: &FrameValues) -> Flip {
     Flip {
-        theta: s.get("perspective_flip_theta")[i],
-        phi: s.get("perspective_flip_phi")[i],
-        gamma: s.get("perspective_flip_gamma")[i],
-        fv: s.get("perspective_flip_fv")[i],
+        theta: v.perspective_flip_theta,
+        phi: v.perspective_flip_phi,
+        gamma: v.perspective_flip_gamma,
+        fv: v.perspective_flip_fv,
     }
 }
 
-fn flip_matrix(scene: &Scene, s: &FrameSchedules, i: usize) -> Result<Mat3, CameraError> {
-    let f = flip_at(s, i);
+fn flip_matrix(scene: &Scene, v: &FrameValues, i: usize) -> Result<Mat3, CameraError> {
+    let f = flip_at(v);
     f.matrix(scene.image.width, scene.image.height).ok_or_else(|| {
         let why = if f.fv > 0.0 && f.fv < 180.0 {
             "the tilted picture is seen edge-on or from behind the camera; keep phi and gamma \
@@ -104,27 +104,28 @@ fn flip_matrix(scene: &Scene, s: &FrameSchedules, i: usize) -> Result<Mat3, Came
 /// Checks every frame's camera values for the scene's mode (3D values, flip matrices), so a bad
 /// value is reported before anything is rendered.
 pub fn check(scene: &Scene, s: &FrameSchedules) -> Result<(), CameraError> {
-    for i in 1..s.frames {
+    for i in 1..s.frames() {
+        let v = s.at(i);
         if scene.animation.mode == AnimationMode::ThreeD {
-            motion_3d(s, i)
+            motion_3d(&v)
                 .validate()
                 .map_err(|message| CameraError::Schedule { frame: i, message })?;
         }
         if scene.motion.enable_perspective_flip && scene.animation.mode != AnimationMode::None {
-            flip_matrix(scene, s, i)?;
+            flip_matrix(scene, &v, i)?;
         }
     }
     Ok(())
 }
 
-impl Camera {
+impl<'s> Camera<'s> {
     /// A camera for `scene`; checks every frame's values and loads the depth model when 3D mode
     /// uses one. Depth maps are written under `out/depth/` when `[depth] save_depth_maps` is on.
     pub fn new(
-        scene: &Scene,
+        scene: &'s Scene,
         s: &FrameSchedules,
         out: &std::path::Path,
-    ) -> Result<Camera, CameraError> {
+    ) -> Result<Camera<'s>, CameraError> {
         check(scene, s)?;
         let three_d = scene.animation.mode == AnimationMode::ThreeD;
         let depth = match (&scene.depth.model, three_d && scene.depth.use_depth_warping) {
@@ -140,7 +141,7 @@ impl Camera {
         }
         Ok(Camera {
             mode: scene.animation.mode,
-            scene: scene.clone(),
+            scene,
             depth,
             depth_dir,
         })
@@ -149,22 +150,22 @@ impl Camera {
     /// Frame `i` (≥ 1) from the previous frame.
     pub fn warp(
         &mut self,
-        s: &FrameSchedules,
         i: usize,
+        v: &FrameValues,
         prev: RgbImage,
     ) -> Result<(RgbImage, WarpInfo), CameraError> {
         let mut info = WarpInfo::default();
         let a = &self.scene.animation;
         let flip = if self.scene.motion.enable_perspective_flip {
-            Some(flip_matrix(&self.scene, s, i)?)
+            Some(flip_matrix(self.scene, v, i)?)
         } else {
             None
         };
         let img = match self.mode {
             AnimationMode::None | AnimationMode::VideoInput | AnimationMode::Interpolation => prev,
             AnimationMode::TwoD => match flip {
-                Some(f) => warp::warp_2d_flip(&prev, &motion_2d(s, i), &f, a.border),
-                None => warp::warp_2d(&prev, &motion_2d(s, i), a.border),
+                Some(f) => warp::warp_2d_flip(&prev, &motion_2d(v), &f, a.border),
+                None => warp::warp_2d(&prev, &motion_2d(v), a.border),
             },
             AnimationMode::ThreeD => {
                 let z = match self.depth.as_mut() {
@@ -194,7 +195,7 @@ impl Camera {
                 };
                 camera3d::warp_3d(
                     &pre,
-                    &motion_3d(s, i),
+                    &motion_3d(v),
                     z.as_deref(),
                     a.padding_mode,
                     a.sampling_mode,
@@ -209,20 +210,20 @@ impl Camera {
     /// opposite motion with flat depth.
     pub fn unwarp(
         &mut self,
-        s: &FrameSchedules,
         i: usize,
+        v: &FrameValues,
         img: RgbImage,
     ) -> Result<RgbImage, CameraError> {
         let a = &self.scene.animation;
         let flip = if self.scene.motion.enable_perspective_flip {
-            Some(flip_matrix(&self.scene, s, i)?)
+            Some(flip_matrix(self.scene, v, i)?)
         } else {
             None
         };
         Ok(match self.mode {
             AnimationMode::None | AnimationMode::VideoInput | AnimationMode::Interpolation => img,
             AnimationMode::TwoD => {
-                let m = motion_2d(s, i).matrix(img.width(), img.height());
+                let m = motion_2d(v).matrix(img.width(), img.height());
                 let m = match flip {
                     Some(f) => warp::matmul(&f, &m),
                     None => m,
@@ -233,7 +234,7 @@ impl Camera {
                 }
             }
             AnimationMode::ThreeD => {
-                let m = motion_3d(s, i);
+                let m = motion_3d(v);
                 let back = Motion3D {
                     translation_x: -m.translation_x,
                     translation_y: -m.translation_y,

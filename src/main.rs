@@ -260,8 +260,10 @@ fn schedule(
 ) -> Result<()> {
     let scene = load(path)?;
     let mut s = scene
-        .schedules()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        .frame_schedules()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        .columns()
+        .clone();
     if !only.is_empty() {
         s = s.select(only).map_err(anyhow::Error::msg)?;
     }
@@ -311,7 +313,7 @@ fn validate(path: &std::path::Path, model: Option<&std::path::Path>) -> Result<(
             .with_context(|| format!("{}: [init] image", path.display()))?;
     }
     let sched = scene
-        .schedules()
+        .frame_schedules()
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     anim::camera::check(&scene, &sched).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     render::check_settings(&scene)?;
@@ -384,7 +386,7 @@ fn validate(path: &std::path::Path, model: Option<&std::path::Path>) -> Result<(
         scene.output.fps,
         scene.animation.mode,
         scene.generation.sampler,
-        scene.schedules().map_err(anyhow::Error::msg)?.numeric.len()
+        sched.columns().numeric().len()
     );
     for n in notes {
         println!("note: {n}");

@@ -166,9 +166,9 @@ impl Diffuse {
         sched: &FrameSchedules,
         i: usize,
     ) -> Result<&mut Pipeline> {
-        let folder = match sched.text("checkpoint").map(|c| c[i].trim()) {
-            Some(c) if !c.is_empty() => scene.resolve(Path::new(c)),
-            _ => self.default_folder.clone(),
+        let folder = match sched.at(i).checkpoint.trim() {
+            "" => self.default_folder.clone(),
+            c => scene.resolve(Path::new(c)),
         };
         if let Some(pos) = self.pipelines.iter().position(|(f, _)| *f == folder) {
             let entry = self.pipelines.remove(pos);
@@ -228,14 +228,11 @@ impl Painter for Diffuse {
             slerp: scene.animation_prompts.travel == PromptTravel::Slerp,
             // Interpolation mode blends linearly unless the scene asks for slerp
         });
-        let sampler_name = sched
-            .text("sampler")
-            .map(|s| s[i].clone())
-            .unwrap_or_else(|| "Euler a".into());
-        let sampler = SamplerKind::from_name(&sampler_name)?;
+        let v = sched.at(i);
+        let sampler = SamplerKind::from_name(v.sampler)?;
         let eta = match sampler {
-            SamplerKind::Ddim => sched.get("ddim_eta")[i],
-            _ => sched.get("ancestral_eta")[i],
+            SamplerKind::Ddim => v.ddim_eta,
+            _ => v.ancestral_eta,
         };
         let req = Request {
             prompt: &prompt.positive,
@@ -244,17 +241,14 @@ impl Painter for Diffuse {
             height: scene.image.height,
             init,
             denoise,
-            steps: sched.get("steps")[i] as usize,
-            cfg_scale: sched.get("cfg_scale")[i] as f32,
+            steps: v.steps as usize,
+            cfg_scale: v.cfg_scale as f32,
             sampler,
             eta: eta as f32,
-            noise_multiplier: sched.get("noise_multiplier")[i] as f32,
+            noise_multiplier: v.noise_multiplier as f32,
             prompt_syntax: PromptSyntax::A1111,
-            clip_skip: sched.get("clipskip")[i].round().max(1.0) as u32,
-            subseed: Some((
-                sched.get("subseed")[i] as i64 as u64,
-                sched.get("subseed_strength")[i] as f32,
-            )),
+            clip_skip: v.clipskip.round().max(1.0) as u32,
+            subseed: Some((v.subseed as i64 as u64, v.subseed_strength as f32)),
             travel,
         };
         self.pipeline_for(scene, sched, i)?
@@ -366,8 +360,8 @@ fn key_frames(n: usize, cadence: usize) -> Vec<usize> {
 
 struct Loop<'s, 'p> {
     scene: &'s Scene,
-    camera: Camera,
-    sched: FrameSchedules,
+    camera: Camera<'s>,
+    sched: std::sync::Arc<FrameSchedules>,
     out: PathBuf,
     painter: Option<&'p mut dyn Painter>,
     color_sample: Option<RgbImage>,
@@ -385,7 +379,7 @@ impl Loop<'_, '_> {
     fn warp(&mut self, i: usize, img: RgbImage) -> Result<RgbImage> {
         let (out, info) = self
             .camera
-            .warp(&self.sched, i, img)
+            .warp(i, &self.sched.at(i), img)
             .with_context(|| format!("frame {i}"))?;
         self.depth_ms += info.depth_ms;
         if info.depth_fallback {
@@ -397,7 +391,7 @@ impl Loop<'_, '_> {
     /// Undoes the camera of frame `i` on `img`.
     fn unwarp(&mut self, i: usize, img: RgbImage) -> Result<RgbImage> {
         self.camera
-            .unwarp(&self.sched, i, img)
+            .unwarp(i, &self.sched.at(i), img)
             .with_context(|| format!("frame {i}"))
     }
 
@@ -541,7 +535,7 @@ impl Loop<'_, '_> {
         let img = match self.painter.as_mut() {
             None => input,
             Some(p) => {
-                let denoise = 1.0 - self.sched.get("strength")[i].clamp(0.0, 1.0);
+                let denoise = 1.0 - self.sched.at(i).strength.clamp(0.0, 1.0);
                 let (img, t) = p.paint(scene, &self.sched, i, seed, Some(&input), denoise)?;
                 stage_times(&mut rec, &t);
                 img
@@ -625,6 +619,7 @@ impl Loop<'_, '_> {
             self.set_color_sample(Some(sample));
         }
         let sched = &self.sched;
+        let v = sched.at(f);
         if let Some(target) = &self.color_target {
             img = target.apply(&img);
         }
@@ -633,19 +628,13 @@ impl Loop<'_, '_> {
         }
         rec.color_ms = ms(t.elapsed());
         let t = Instant::now();
-        effects::contrast(&mut img, sched.get("contrast")[f]);
+        effects::contrast(&mut img, v.contrast);
         rec.contrast_ms = ms(t.elapsed());
         let t = Instant::now();
-        let amount = sched.get("amount")[f];
+        let amount = v.amount;
         if amount > 0.0 {
-            let k = sched.get("kernel")[f] as usize;
-            img = effects::sharpen::unsharp_mask(
-                &img,
-                k,
-                sched.get("sigma")[f],
-                amount,
-                sched.get("threshold")[f],
-            );
+            let k = v.kernel as usize;
+            img = effects::sharpen::unsharp_mask(&img, k, v.sigma, amount, v.threshold);
         }
         rec.sharpen_ms = ms(t.elapsed());
         let t = Instant::now();
@@ -657,9 +646,9 @@ impl Loop<'_, '_> {
                 res: (8, 8),
             },
         };
-        img = effects::noise::add_noise(&img, sched.get("noise")[f], seed, kind);
+        img = effects::noise::add_noise(&img, v.noise, seed, kind);
         rec.noise_ms = ms(t.elapsed());
-        let denoise = 1.0 - sched.get("strength")[f].clamp(0.0, 1.0);
+        let denoise = 1.0 - v.strength.clamp(0.0, 1.0);
         let (mut out, times) = painter.paint(scene, sched, f, seed, Some(&img), denoise)?;
         stage_times(rec, &times);
         if !scene.coherence.legacy_colormatch
@@ -683,15 +672,13 @@ fn stage_times(rec: &mut FrameRecord, t: &StageTimes) {
 }
 
 fn record(sched: &FrameSchedules, i: usize) -> FrameRecord {
+    let v = sched.at(i);
     FrameRecord {
         index: i,
-        checkpoint: sched
-            .text("checkpoint")
-            .map(|c| c[i].clone())
-            .unwrap_or_default(),
-        strength: sched.get("strength")[i],
-        cfg_scale: sched.get("cfg_scale")[i],
-        steps: sched.get("steps")[i] as usize,
+        checkpoint: v.checkpoint.to_string(),
+        strength: v.strength,
+        cfg_scale: v.cfg_scale,
+        steps: v.steps as usize,
         ..FrameRecord::default()
     }
 }
@@ -721,13 +708,6 @@ pub fn check_settings(scene: &Scene) -> Result<()> {
             .with_context(|| format!("{file}: [coherence] color_coherence_image_path"))?;
     }
     Ok(())
-}
-
-fn scene_hash(scene: &Scene) -> Result<String> {
-    let mut json = serde_json::to_vec(scene)?;
-    // the motion script and preset files are part of the scene for --resume
-    json.extend(crate::motion::source_fingerprint(&scene.motion_spec()));
-    Ok(format!("{:x}", Sha256::digest(&json)))
 }
 
 /// sha256 of every `.onnx` file under `folder`, for the manifest.
@@ -779,7 +759,7 @@ fn run_loop(
 ) -> Result<RenderSummary> {
     let start = Instant::now();
     install_ctrlc();
-    let hash = scene_hash(scene)?;
+    let hash = scene.fingerprint();
     let out = opts.out.clone().unwrap_or_else(|| scene.output_folder());
     let frames_dir = out.join("frames");
     let resumed = if opts.resume {
@@ -834,7 +814,7 @@ fn run_loop(
     }
     let n = scene.animation.max_frames;
     let sched = scene
-        .schedules()
+        .frame_schedules()
         .map_err(|e| anyhow::anyhow!("{}: {e}", scene.path.display()))?;
     check_settings(&scene)?;
     if let Some(p) = &painter {
@@ -890,7 +870,7 @@ fn run_loop(
             (key, cp.key_frame, cp.seed_calls)
         }
         None => {
-            let s = seeds.current(lp.sched.get("seed")[0]);
+            let s = seeds.current(lp.sched.at(0).seed);
             let img = if video_mode {
                 lp.video_frame(0, s)?
             } else if interpolation {
@@ -937,7 +917,7 @@ fn run_loop(
             interrupted = true;
             break;
         }
-        let s = seeds.current(lp.sched.get("seed")[f]);
+        let s = seeds.current(lp.sched.at(f).seed);
         prev = if video_mode {
             lp.video_frame(f, s)?
         } else if interpolation {
@@ -1086,8 +1066,8 @@ fn check_fit(
 ) -> Result<()> {
     check_model_size(scene, folder)?;
     let mut seen = Vec::new();
-    for (frame, v) in sched.get("clipskip").iter().enumerate() {
-        let k = v.round().max(1.0) as u32;
+    for frame in 0..sched.frames() {
+        let k = sched.at(frame).clipskip.round().max(1.0) as u32;
         if seen.contains(&k) {
             continue;
         }

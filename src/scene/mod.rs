@@ -8,12 +8,13 @@ pub mod registry;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::schedule::{Context, Interpolation, Schedule, StringSchedule};
 pub use crate::seeds::SeedBehavior;
-pub use registry::FrameSchedules;
+pub use registry::{FrameSchedules, FrameValues, ScheduleColumns};
 
 /// A scene that cannot be used, with the file and the place in it.
 #[derive(Debug, thiserror::Error)]
@@ -617,6 +618,21 @@ pub struct Scene {
     /// Read from a Deforum settings file: messages name its keys.
     #[serde(skip)]
     pub from_deforum: bool,
+    /// The schedules evaluated when the scene was read, for [`Scene::frame_schedules`].
+    #[serde(skip)]
+    evaluated: Option<Arc<Evaluated>>,
+}
+
+/// Schedules and the key of the scene state they were evaluated from.
+struct Evaluated {
+    key: String,
+    schedules: Arc<FrameSchedules>,
+}
+
+impl fmt::Debug for Evaluated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Evaluated({} frames)", self.schedules.frames())
+    }
 }
 
 /// A prompt split at `--neg`.
@@ -792,7 +808,9 @@ impl Scene {
         Ok(scene)
     }
 
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    /// Checks every key and range, evaluates the schedules (kept for
+    /// [`Scene::frame_schedules`]) and expands the prompts' math once.
+    pub(crate) fn validate(&mut self) -> Result<(), String> {
         let (w, h) = (self.image.width, self.image.height);
         for (name, v) in [("width", w), ("height", h)] {
             if v > MAX_SIDE {
@@ -973,12 +991,45 @@ impl Scene {
             })?;
             let _ = text;
         }
+        self.evaluated = None;
         let sched = self.schedules()?;
         let ctx = self.prompt_context(&ctx, Some(&sched), 0);
         for (key, text) in &self.prompts {
             expand_prompt_math(text, &ctx, 0).map_err(|e| format!("[prompts] \"{key}\": {e}"))?;
         }
+        self.evaluated = Some(Arc::new(Evaluated {
+            key: self.evaluation_key(),
+            schedules: Arc::new(sched),
+        }));
         Ok(())
+    }
+
+    /// sha256 (hex) of the resolved scene and of its motion script and preset files: scenes with
+    /// equal fingerprints have the same schedules and frames (`--resume` compares it).
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut bytes = serde_json::to_vec(self).unwrap_or_default();
+        bytes.extend(crate::motion::source_fingerprint(&self.motion_spec()));
+        format!("{:x}", Sha256::digest(&bytes))
+    }
+
+    /// The fingerprint and the folder relative paths resolve against.
+    fn evaluation_key(&self) -> String {
+        format!("{} {}", self.fingerprint(), self.path.display())
+    }
+
+    /// [`Scene::schedules`] without evaluating twice: the schedules evaluated when the scene was
+    /// read, while the scene and its motion files are unchanged since; else evaluated now.
+    ///
+    /// # Errors
+    /// As [`Scene::schedules`].
+    pub fn frame_schedules(&self) -> Result<Arc<FrameSchedules>, String> {
+        if let Some(e) = &self.evaluated
+            && e.key == self.evaluation_key()
+        {
+            return Ok(Arc::clone(&e.schedules));
+        }
+        Ok(Arc::new(self.schedules()?))
     }
 
     /// The context expressions are evaluated in.
@@ -1098,38 +1149,34 @@ impl Scene {
                 ));
             }
         }
-        let s = FrameSchedules::new(self.animation.max_frames, numeric, text);
-        if let Some(i) = s.get("steps").iter().position(|v| *v < 1.0 || *v > 1000.0) {
-            return Err(format!(
-                "[generation] steps: {} at frame {i}; must be within 1..=1000",
-                s.get("steps")[i]
-            ));
-        }
+        let s = FrameSchedules::new(self.animation.max_frames, numeric, text)?;
         let (w, h) = (self.image.width, self.image.height);
-        for (i, (&amount, &k)) in s.get("amount").iter().zip(s.get("kernel")).enumerate() {
-            let max = u64::from(w.min(h));
-            if amount > 0.0 && (k < 1.0 || k > max as f64 || (k as u64).is_multiple_of(2)) {
+        let max_kernel = u64::from(w.min(h));
+        for i in 0..s.frames() {
+            let v = s.at(i);
+            if !(1.0..=1000.0).contains(&v.steps) {
                 return Err(format!(
-                    "[anti_blur] kernel is {k} at frame {i}: the Gaussian kernel size must be an \
-                     odd number within 1..={max} (the frame's shorter side)"
+                    "[generation] steps: {} at frame {i}; must be within 1..=1000",
+                    v.steps
                 ));
             }
-        }
-        for (i, &v) in s.get("seed").iter().enumerate() {
+            let k = v.kernel;
+            if v.amount > 0.0 && (k < 1.0 || k > max_kernel as f64 || (k as u64).is_multiple_of(2))
+            {
+                return Err(format!(
+                    "[anti_blur] kernel is {k} at frame {i}: the Gaussian kernel size must be an \
+                     odd number within 1..={max_kernel} (the frame's shorter side)"
+                ));
+            }
             if self.generation.seed_behavior == crate::seeds::SeedBehavior::Schedule {
-                check_seed(
-                    &format!("[generation] seed_schedule at frame {i}"),
-                    v.trunc(),
-                )?;
+                let key = format!("[generation] seed_schedule at frame {i}");
+                check_seed(&key, v.seed.trunc())?;
             }
-        }
-        for (i, &v) in s.get("subseed").iter().enumerate() {
-            check_seed(&format!("[generation] subseed at frame {i}"), v.trunc())?;
-        }
-        if let Some(samplers) = s.text("sampler") {
-            for (i, name) in samplers.iter().enumerate() {
-                sampler_name(name).map_err(|e| format!("{e} (frame {i})"))?;
-            }
+            check_seed(
+                &format!("[generation] subseed at frame {i}"),
+                v.subseed.trunc(),
+            )?;
+            sampler_name(v.sampler).map_err(|e| format!("{e} (frame {i})"))?;
         }
         Ok(s)
     }
@@ -1148,9 +1195,8 @@ impl Scene {
         if noised
             && self.noise.noise_type == "perlin"
             && !(1..=max_octaves).contains(&octaves)
-            && let Some(i) = s.get("noise").iter().skip(1).position(|&v| v != 0.0)
+            && let Some(i) = (1..s.frames()).find(|&i| s.at(i).noise != 0.0)
         {
-            let i = i + 1;
             return Err(format!(
                 "[noise] perlin_octaves = {octaves}: a {w}x{h} frame holds 1..={max_octaves} octaves \
                  (noise is drawn from frame {i} on)"
@@ -1233,7 +1279,7 @@ impl Scene {
     ) -> Context {
         let mut ctx = base.clone();
         if let Some(s) = sched {
-            for (name, values) in &s.numeric {
+            for (name, values) in s.columns().numeric() {
                 if let Some(var) = name.strip_prefix(crate::motion::script::PROMPT_PREFIX) {
                     ctx.variables.push((
                         var.to_string(),
@@ -1493,7 +1539,10 @@ mod tests {
         let scene = Scene::from_toml(text, &dir.path().join("s.toml")).unwrap();
         let sched = scene.schedules().unwrap();
         // frames before the first assignment take the first value; the column shows in `anim schedule`
-        assert_eq!(sched.get("prompt.catw"), &[1.2, 1.2, 1.2, 1.3, 1.4, 1.5]);
+        assert_eq!(
+            sched.get("prompt.catw").unwrap(),
+            &[1.2, 1.2, 1.2, 1.3, 1.4, 1.5]
+        );
         assert_eq!(scene.prompt_at_with(5, &sched).positive, "a (cat:1.5)");
         assert_eq!(scene.prompt_at_with(0, &sched).positive, "a (cat:1.2)");
         // without the script the variable is unknown: a clear error at load
@@ -1563,6 +1612,22 @@ mod tests {
     }
 
     #[test]
+    fn schedules_are_evaluated_once_while_the_scene_is_unchanged() {
+        let mut s =
+            parse("[animation]\nmax_frames = 6\n[motion]\nzoom = \"0:(1+t/10)\"\n").unwrap();
+        let a = s.frame_schedules().unwrap();
+        assert!(
+            Arc::ptr_eq(&a, &s.frame_schedules().unwrap()),
+            "read once, reused"
+        );
+        assert!(Arc::ptr_eq(&a, &s.clone().frame_schedules().unwrap()));
+        s.motion.zoom = ScheduleText::text("0:(2)");
+        let b = s.frame_schedules().unwrap();
+        assert!(!Arc::ptr_eq(&a, &b), "a changed scene is evaluated anew");
+        assert_eq!((a.at(3).zoom, b.at(3).zoom), (1.3, 2.0));
+    }
+
+    #[test]
     #[allow(clippy::approx_constant)] // 3.14 is in Deforum's default zoom
     fn defaults_follow_deforum() {
         let s = parse("").unwrap();
@@ -1572,10 +1637,8 @@ mod tests {
         );
         assert_eq!(s.generation.sampler, ScheduleText::text("Euler a"));
         let f = s.schedules().unwrap();
-        assert_eq!(f.get("strength")[5], 0.65);
-        assert!(
-            (f.get("zoom")[1] - (1.0025 + 0.002 * (1.25f64 * 3.14 / 30.0).sin())).abs() < 1e-12
-        );
+        assert_eq!(f.at(5).strength, 0.65);
+        assert!((f.at(1).zoom - (1.0025 + 0.002 * (1.25f64 * 3.14 / 30.0).sin())).abs() < 1e-12);
     }
 
     #[test]

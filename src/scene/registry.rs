@@ -2,10 +2,6 @@
 //! settings key and its default. One table drives parsing defaults, `anim schedule` columns and the
 //! Deforum importer.
 
-use std::collections::BTreeMap;
-
-use serde::Serialize;
-
 /// Whether a schedule yields numbers or text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -238,48 +234,35 @@ pub fn default_of(table: &str, key: &str) -> &'static str {
         .default
 }
 
-/// Every schedule of a scene evaluated for every frame, in column order.
-#[derive(Debug, Clone, Serialize)]
-pub struct FrameSchedules {
-    /// Number of frames.
-    pub frames: usize,
-    /// Numeric schedules: (column name, one value per frame).
-    pub numeric: Vec<(String, Vec<f64>)>,
-    /// Text schedules: (column name, one value per frame).
-    pub text: Vec<(String, Vec<String>)>,
-    #[serde(skip)]
-    index: BTreeMap<String, usize>,
+/// Evaluated schedules as named columns, one value per frame each: what `anim schedule` prints
+/// and plots (all of a scene's schedules, or the ones `--only` selects).
+#[derive(Debug, Clone)]
+pub struct ScheduleColumns {
+    frames: usize,
+    numeric: Vec<(String, Vec<f64>)>,
+    text: Vec<(String, Vec<String>)>,
 }
 
-impl FrameSchedules {
-    /// Assembles evaluated series.
-    pub fn new(
-        frames: usize,
-        numeric: Vec<(String, Vec<f64>)>,
-        text: Vec<(String, Vec<String>)>,
-    ) -> FrameSchedules {
-        let index = numeric
+impl ScheduleColumns {
+    /// Number of frames.
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+
+    /// Numeric columns: (name, one value per frame), in column order.
+    pub fn numeric(&self) -> &[(String, Vec<f64>)] {
+        &self.numeric
+    }
+
+    /// The values of numeric column `name`, if there is one.
+    pub fn get(&self, name: &str) -> Option<&[f64]> {
+        self.numeric
             .iter()
-            .enumerate()
-            .map(|(i, (n, _))| (n.clone(), i))
-            .collect();
-        FrameSchedules {
-            frames,
-            numeric,
-            text,
-            index,
-        }
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
     }
 
-    /// The values of numeric schedule `name`; panics on an unknown name (names are constants).
-    pub fn get(&self, name: &str) -> &[f64] {
-        match self.index.get(name) {
-            Some(&i) => &self.numeric[i].1,
-            None => panic!("no schedule named {name}"),
-        }
-    }
-
-    /// The values of text schedule `name`.
+    /// The values of text column `name`, if there is one.
     pub fn text(&self, name: &str) -> Option<&[String]> {
         self.text
             .iter()
@@ -288,7 +271,7 @@ impl FrameSchedules {
     }
 
     /// Keeps only the named columns (`--only`); unknown names are an error listing the known ones.
-    pub fn select(&self, names: &[String]) -> Result<FrameSchedules, String> {
+    pub fn select(&self, names: &[String]) -> Result<ScheduleColumns, String> {
         let mut numeric = Vec::new();
         let mut text = Vec::new();
         for n in names {
@@ -310,7 +293,11 @@ impl FrameSchedules {
                 ));
             }
         }
-        Ok(FrameSchedules::new(self.frames, numeric, text))
+        Ok(ScheduleColumns {
+            frames: self.frames,
+            numeric,
+            text,
+        })
     }
 
     /// CSV: `frame,` then one column per numeric schedule; values in shortest round-trip form.
@@ -347,6 +334,139 @@ impl FrameSchedules {
     }
 }
 
+/// Declares [`FrameValues`], one field per schedule of [`SCHEDULES`] in the same order (a unit
+/// test holds the two lists together), and [`FrameSchedules::at`].
+macro_rules! frame_values {
+    (numbers { $( $n:ident ),* $(,)? } texts { $( $t:ident ),* $(,)? }) => {
+        /// One frame's value of every schedule, by name: a misspelt schedule is a compile
+        /// error. From [`FrameSchedules::at`].
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct FrameValues<'a> {
+            $(
+                #[doc = concat!("`", stringify!($n), "` at this frame.")]
+                pub $n: f64,
+            )*
+            $(
+                #[doc = concat!("`", stringify!($t), "` at this frame.")]
+                pub $t: &'a str,
+            )*
+        }
+
+        /// The numeric schedules of [`FrameValues`], in field order.
+        const NUMBERS: &[&str] = &[$( stringify!($n) ),*];
+        /// The text schedules of [`FrameValues`], in field order.
+        const TEXTS: &[&str] = &[$( stringify!($t) ),*];
+
+        impl FrameSchedules {
+            /// Every schedule's value at frame `i` (< [`FrameSchedules::frames`]).
+            pub fn at(&self, i: usize) -> FrameValues<'_> {
+                let c = &self.columns;
+                let numbers: [f64; NUMBERS.len()] =
+                    std::array::from_fn(|k| c.numeric[self.slots[k]].1[i]);
+                let texts: [&str; TEXTS.len()] =
+                    std::array::from_fn(|k| c.text[self.text_slots[k]].1[i].as_str());
+                let [$( $n ),*] = numbers;
+                let [$( $t ),*] = texts;
+                FrameValues { $( $n, )* $( $t, )* }
+            }
+        }
+    };
+}
+
+frame_values! {
+    numbers {
+        angle, zoom, translation_x, translation_y, translation_z, transform_center_x,
+        transform_center_y, rotation_3d_x, rotation_3d_y, rotation_3d_z, perspective_flip_theta,
+        perspective_flip_phi, perspective_flip_gamma, perspective_flip_fv, fov, near, far,
+        aspect_ratio, noise, strength, contrast, cfg_scale, steps, seed, subseed,
+        subseed_strength, ddim_eta, ancestral_eta, clipskip, noise_multiplier, kernel, sigma,
+        amount, threshold, cadence_flow_factor,
+    }
+    texts { sampler, checkpoint }
+}
+
+/// Every schedule of a scene evaluated for every frame: the columns, and a typed view of each
+/// frame ([`FrameSchedules::at`]).
+#[derive(Debug, Clone)]
+pub struct FrameSchedules {
+    columns: ScheduleColumns,
+    /// Column of each field of [`FrameValues`], numbers then texts.
+    slots: [usize; NUMBERS.len()],
+    text_slots: [usize; TEXTS.len()],
+}
+
+impl FrameSchedules {
+    /// Assembles evaluated series: every schedule of [`SCHEDULES`] (the registry's numbers and
+    /// texts), plus any others (ControlNet units, a motion script's prompt variables).
+    ///
+    /// # Errors
+    /// A registry schedule that is missing, or a series whose length is not `frames`.
+    pub fn new(
+        frames: usize,
+        numeric: Vec<(String, Vec<f64>)>,
+        text: Vec<(String, Vec<String>)>,
+    ) -> Result<FrameSchedules, String> {
+        if let Some((n, v)) = numeric.iter().find(|(_, v)| v.len() != frames) {
+            return Err(format!(
+                "schedule {n} has {} values for {frames} frames",
+                v.len()
+            ));
+        }
+        if let Some((n, v)) = text.iter().find(|(_, v)| v.len() != frames) {
+            return Err(format!(
+                "schedule {n} has {} values for {frames} frames",
+                v.len()
+            ));
+        }
+        let slot = |names: &[&str], cols: &[String]| -> Result<Vec<usize>, String> {
+            names
+                .iter()
+                .map(|n| {
+                    cols.iter()
+                        .position(|c| c == n)
+                        .ok_or_else(|| format!("schedule {n} is missing"))
+                })
+                .collect()
+        };
+        let ncols: Vec<String> = numeric.iter().map(|(n, _)| n.clone()).collect();
+        let tcols: Vec<String> = text.iter().map(|(n, _)| n.clone()).collect();
+        let slots = slot(NUMBERS, &ncols)?;
+        let text_slots = slot(TEXTS, &tcols)?;
+        Ok(FrameSchedules {
+            columns: ScheduleColumns {
+                frames,
+                numeric,
+                text,
+            },
+            slots: slots.try_into().map_err(|_| "slot count".to_string())?,
+            text_slots: text_slots
+                .try_into()
+                .map_err(|_| "slot count".to_string())?,
+        })
+    }
+
+    /// Number of frames.
+    pub fn frames(&self) -> usize {
+        self.columns.frames
+    }
+
+    /// The values of a schedule known only by name at run time (a ControlNet unit's, a motion
+    /// script's prompt variable); the registry's are fields of [`FrameSchedules::at`].
+    pub fn get(&self, name: &str) -> Option<&[f64]> {
+        self.columns.get(name)
+    }
+
+    /// The named columns, for output.
+    pub fn columns(&self) -> &ScheduleColumns {
+        &self.columns
+    }
+
+    /// The named columns, for output.
+    pub fn into_columns(self) -> ScheduleColumns {
+        self.columns
+    }
+}
+
 /// Shortest decimal that reads back to the same f64 (Rust's `Display` for floats), with integers
 /// written without a fraction.
 pub fn format_number(v: f64) -> String {
@@ -360,6 +480,22 @@ pub fn format_number(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frame_values_has_every_schedule_in_registry_order() {
+        let numbers: Vec<&str> = SCHEDULES
+            .iter()
+            .filter(|d| d.kind == Kind::Numeric)
+            .map(|d| d.name)
+            .collect();
+        let texts: Vec<&str> = SCHEDULES
+            .iter()
+            .filter(|d| d.kind == Kind::Text)
+            .map(|d| d.name)
+            .collect();
+        assert_eq!(numbers, NUMBERS);
+        assert_eq!(texts, TEXTS);
+    }
 
     #[test]
     fn names_are_unique() {

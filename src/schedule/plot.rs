@@ -4,7 +4,7 @@ use anyhow::{Result, anyhow};
 use image::RgbImage;
 use plotters::prelude::*;
 
-use crate::scene::FrameSchedules;
+use crate::scene::ScheduleColumns;
 
 const PANEL_W: u32 = 420;
 const PANEL_H: u32 = 200;
@@ -23,9 +23,9 @@ pub(crate) fn register_font() {
 }
 
 /// Draws every numeric schedule of `s` as a grid of panels (3 per row).
-pub fn plot(s: &FrameSchedules) -> Result<RgbImage> {
+pub fn plot(s: &ScheduleColumns) -> Result<RgbImage> {
     register_font();
-    let n = s.numeric.len().max(1) as u32;
+    let n = s.numeric().len().max(1) as u32;
     let rows = n.div_ceil(COLUMNS);
     let (w, h) = (PANEL_W * COLUMNS.min(n), PANEL_H * rows);
     let mut buf = vec![255u8; (w * h * 3) as usize];
@@ -33,7 +33,7 @@ pub fn plot(s: &FrameSchedules) -> Result<RgbImage> {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| anyhow!("plot: {e}"))?;
         let panels = root.split_evenly((rows as usize, COLUMNS.min(n) as usize));
-        for ((name, values), area) in s.numeric.iter().zip(panels.iter()) {
+        for ((name, values), area) in s.numeric().iter().zip(panels.iter()) {
             let (lo, hi) = values
                 .iter()
                 .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {

@@ -1,15 +1,23 @@
-//! The frame loop, in Deforum's order: for each diffused (key) frame the previous key frame is
-//! warped by the camera, colour-matched, contrast-adjusted, sharpened and noised, then repainted by
-//! img2img; with a diffusion cadence the frames between two key frames are blends of the two key
-//! frames, each warped to the in-between frame's camera. `preview` runs the motion alone.
+//! The frame loop, in Deforum's order. For each diffused (key) frame the [`mode`] says what it
+//! starts from (the previous key frame moved by the camera, a frame of the input video, or
+//! nothing), the pre-diffusion [`stages`] prepare it (colour match, grayscale, contrast,
+//! anti-blur, noise) and the [`painter`] repaints it from a [`painter::FrameRequest`]; with a
+//! diffusion cadence the frames between two key frames are blends of the two key frames, each
+//! moved to the in-between frame's camera. `preview` runs the motion alone.
 //!
-//! After every key frame the loop state is checkpointed (`state` module), so `--resume` continues
-//! with frames bit-identical to an uninterrupted run; Ctrl-C finishes the current key frame, encodes
-//! the video from what exists and stops.
+//! After every key frame the loop state is checkpointed ([`state`]), so `--resume` continues
+//! with frames bit-identical to an uninterrupted run; Ctrl-C finishes the current key frame,
+//! encodes the video from what exists and stops. docs/architecture.md shows where new modes,
+//! stages and conditioning inputs plug in.
 
+mod manifest;
+mod mode;
+mod painter;
+mod stages;
 pub mod state;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -17,20 +25,23 @@ use anyhow::{Context as _, Result, bail};
 use image::{Rgb, RgbImage};
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::camera::Camera;
-use crate::diffusion::{
-    Pipeline, PromptSyntax, Request, SamplerKind, SessionOptions, StageTimes, TorchRng, Travel,
-};
+use crate::diffusion::{Pipeline, SessionOptions};
 use crate::effects::{
     self,
     color::{ColorTarget, MatchSpace},
-    noise::NoiseKind,
 };
 use crate::output::{self, VideoSettings};
-use crate::scene::{AnimationMode, ColorCoherence, FrameSchedules, PromptTravel, Scene};
+use crate::scene::{
+    AnimationMode, ColorCoherence, FrameSchedules, FrameValues, PromptTravel, Scene,
+};
 use crate::seeds::SeedSequence;
+use manifest::{FrameRecord, Manifest, ms};
+use mode::{Mode, Start};
+pub use painter::check_model_size;
+use painter::{Diffuse, FrameRequest, Painter};
+use stages::{Stage, StageInput};
 
 /// Options from the command line.
 #[derive(Debug, Clone, Default)]
@@ -66,32 +77,6 @@ pub struct RenderSummary {
     pub interrupted: bool,
 }
 
-/// Per-frame record written to the manifest: parameters and time per stage in milliseconds.
-#[derive(Debug, Clone, Default, Serialize)]
-struct FrameRecord {
-    index: usize,
-    checkpoint: String,
-    kind: &'static str,
-    seed: Option<i64>,
-    strength: f64,
-    cfg_scale: f64,
-    steps: usize,
-    steps_run: usize,
-    warp_ms: f64,
-    /// Part of `warp_ms` spent in the depth model (3D mode with `[depth] model`).
-    depth_ms: f64,
-    color_ms: f64,
-    contrast_ms: f64,
-    sharpen_ms: f64,
-    noise_ms: f64,
-    text_ms: f64,
-    encode_ms: f64,
-    denoise_ms: f64,
-    decode_ms: f64,
-    blend_ms: f64,
-    write_ms: f64,
-}
-
 static STOP: AtomicBool = AtomicBool::new(false);
 
 fn install_ctrlc() {
@@ -105,156 +90,6 @@ fn install_ctrlc() {
             eprintln!("\ninterrupt: finishing the current frame, then writing the video (Ctrl-C again to quit now)");
         });
     });
-}
-
-/// Repaints a prepared frame: txt2img when `init` is `None`, img2img otherwise.
-trait Painter {
-    /// The execution provider doing the work, for the manifest.
-    fn provider(&self) -> &'static str {
-        "none"
-    }
-    /// Model loads so far, for the manifest.
-    fn loads(&self) -> usize {
-        0
-    }
-    /// Checks, before the first frame, that the models can do what the scene asks of them.
-    fn check(&self, _scene: &Scene, _sched: &FrameSchedules) -> Result<()> {
-        Ok(())
-    }
-    fn paint(
-        &mut self,
-        scene: &Scene,
-        sched: &FrameSchedules,
-        i: usize,
-        seed: i64,
-        init: Option<&RgbImage>,
-        denoise: f64,
-    ) -> Result<(RgbImage, StageTimes)>;
-}
-
-/// The loaded pipelines: the scene's model plus the checkpoint schedule's, most recently used
-/// last, at most `capacity` of them.
-struct Diffuse {
-    default_folder: PathBuf,
-    pipelines: Vec<(PathBuf, Pipeline)>,
-    capacity: usize,
-    session: SessionOptions,
-    /// Pipeline loads so far (for the manifest and tests).
-    loads: usize,
-}
-
-impl Diffuse {
-    fn new(
-        folder: PathBuf,
-        pipeline: Pipeline,
-        capacity: usize,
-        session: SessionOptions,
-    ) -> Diffuse {
-        Diffuse {
-            default_folder: folder.clone(),
-            pipelines: vec![(folder, pipeline)],
-            capacity: capacity.max(1),
-            session,
-            loads: 1,
-        }
-    }
-
-    /// The pipeline for frame `i`: the checkpoint schedule's folder, or the scene's model.
-    fn pipeline_for(
-        &mut self,
-        scene: &Scene,
-        sched: &FrameSchedules,
-        i: usize,
-    ) -> Result<&mut Pipeline> {
-        let folder = match sched.at(i).checkpoint.trim() {
-            "" => self.default_folder.clone(),
-            c => scene.resolve(Path::new(c)),
-        };
-        if let Some(pos) = self.pipelines.iter().position(|(f, _)| *f == folder) {
-            let entry = self.pipelines.remove(pos);
-            self.pipelines.push(entry);
-        } else {
-            if self.pipelines.len() >= self.capacity {
-                self.pipelines.remove(0);
-            }
-            let p = Pipeline::load_with(&folder, &self.session).with_context(|| {
-                format!(
-                    "{}: [generation] checkpoint at frame {i}: cannot load {}",
-                    scene.path.display(),
-                    folder.display()
-                )
-            })?;
-            check_fit(scene, sched, &folder, &p)
-                .with_context(|| format!("[generation] checkpoint at frame {i}"))?;
-            self.loads += 1;
-            self.pipelines.push((folder, p));
-        }
-        Ok(&mut self.pipelines.last_mut().expect("just pushed").1)
-    }
-}
-
-impl Painter for Diffuse {
-    fn provider(&self) -> &'static str {
-        self.pipelines
-            .last()
-            .map(|(_, p)| p.provider())
-            .unwrap_or("none")
-    }
-
-    fn loads(&self) -> usize {
-        self.loads
-    }
-
-    fn check(&self, scene: &Scene, sched: &FrameSchedules) -> Result<()> {
-        let (folder, pipeline) = &self.pipelines[0];
-        check_fit(scene, sched, folder, pipeline)
-    }
-
-    fn paint(
-        &mut self,
-        scene: &Scene,
-        sched: &FrameSchedules,
-        i: usize,
-        seed: i64,
-        init: Option<&RgbImage>,
-        denoise: f64,
-    ) -> Result<(RgbImage, StageTimes)> {
-        let prompt = scene.prompt_at_with(i, sched);
-        let travel_to = scene.travel_at_with(i, sched);
-        let travel = travel_to.as_ref().map(|(p, w)| Travel {
-            prompt: &p.positive,
-            negative: &p.negative,
-            weight: *w,
-            slerp: scene.animation_prompts.travel == PromptTravel::Slerp,
-            // Interpolation mode blends linearly unless the scene asks for slerp
-        });
-        let v = sched.at(i);
-        let sampler = SamplerKind::from_name(v.sampler)?;
-        let eta = match sampler {
-            SamplerKind::Ddim => v.ddim_eta,
-            _ => v.ancestral_eta,
-        };
-        let req = Request {
-            prompt: &prompt.positive,
-            negative: &prompt.negative,
-            width: scene.image.width,
-            height: scene.image.height,
-            init,
-            denoise,
-            steps: v.steps as usize,
-            cfg_scale: v.cfg_scale as f32,
-            sampler,
-            eta: eta as f32,
-            noise_multiplier: v.noise_multiplier as f32,
-            prompt_syntax: PromptSyntax::A1111,
-            clip_skip: v.clipskip.round().max(1.0) as u32,
-            subseed: Some((v.subseed as i64 as u64, v.subseed_strength as f32)),
-            travel,
-        };
-        self.pipeline_for(scene, sched, i)?
-            .generate(&req, &mut TorchRng::new(seed as u64))
-            .with_context(|| format!("generating frame {i}"))
-    }
 }
 
 fn load_init(scene: &Scene, p: &Path) -> Result<RgbImage> {
@@ -328,10 +163,6 @@ fn progress(quiet: bool, n: usize, what: &str) -> ProgressBar {
     bar
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 /// Test hook for kills at a known moment: with `ANIM_HALT_AFTER_FRAME=N` in the environment, the
 /// loop stands still right after writing frame N (before its key frame's checkpoint) until it is
 /// killed or interrupted (Ctrl-C then stops the render as usual).
@@ -358,12 +189,15 @@ fn key_frames(n: usize, cadence: usize) -> Vec<usize> {
     keys
 }
 
+/// The state of the loop between frames.
 struct Loop<'s, 'p> {
     scene: &'s Scene,
     camera: Camera<'s>,
-    sched: std::sync::Arc<FrameSchedules>,
+    sched: Arc<FrameSchedules>,
     out: PathBuf,
     painter: Option<&'p mut dyn Painter>,
+    /// The operations before img2img, in order.
+    stages: Vec<Box<dyn Stage>>,
     color_sample: Option<RgbImage>,
     /// The colour sample prepared for matching (its histograms), rebuilt when the sample changes.
     color_target: Option<ColorTarget>,
@@ -425,86 +259,24 @@ impl Loop<'_, '_> {
         Ok(())
     }
 
-    /// Frame 0: the init image or txt2img (preview: the init image or the test pattern).
-    fn first(&mut self, seed: i64) -> Result<RgbImage> {
-        let scene = self.scene;
-        let init = match &scene.init.image {
-            Some(p) => Some(load_init(scene, p)?),
-            None => None,
+    /// Checkpoints the loop after key frame `f` (its picture `img`, the colour sample).
+    fn checkpoint(
+        &mut self,
+        scene_hash: &str,
+        seed: i64,
+        f: usize,
+        seed_calls: usize,
+        img: &RgbImage,
+    ) -> Result<()> {
+        let mut cp = state::Checkpoint {
+            scene_hash: scene_hash.to_string(),
+            seed,
+            key_frame: f,
+            seed_calls,
+            has_color_sample: self.color_sample.is_some(),
+            records_len: 0,
         };
-        let mut rec = FrameRecord {
-            index: 0,
-            kind: "key",
-            seed: Some(seed),
-            ..record(&self.sched, 0)
-        };
-        let img = match self.painter.as_mut() {
-            None => init.unwrap_or_else(|| test_pattern(scene.image.width, scene.image.height)),
-            Some(p) => {
-                let (img, t) = p.paint(
-                    scene,
-                    &self.sched,
-                    0,
-                    seed,
-                    init.as_ref(),
-                    1.0 - scene.init.strength,
-                )?;
-                stage_times(&mut rec, &t);
-                let mut img = img;
-                if scene.coherence.color_force_grayscale {
-                    effects::grayscale(&mut img);
-                }
-                img
-            }
-        };
-        if self.painter.is_some() && self.match_space().is_some() {
-            let sample = Some(
-                match (
-                    &scene.coherence.color_coherence,
-                    &scene.coherence.color_coherence_image_path,
-                ) {
-                    (ColorCoherence::VideoInput, _) => self.input_frame(0)?,
-                    (ColorCoherence::Image, Some(p)) => fit(
-                        output::read_rgb(&scene.resolve(p)).with_context(|| {
-                            format!(
-                                "{}: [coherence] color_coherence_image_path",
-                                scene.path.display()
-                            )
-                        })?,
-                        scene,
-                    ),
-                    _ => img.clone(),
-                },
-            );
-            self.set_color_sample(sample);
-        }
-        self.write(0, &img, rec)?;
-        Ok(img)
-    }
-
-    /// Interpolation mode: frame `i` is txt2img with the prompt travelling between keyed prompts
-    /// (preview: the test pattern or init image, unchanged).
-    fn txt2img_frame(&mut self, i: usize, seed: i64) -> Result<RgbImage> {
-        let scene = self.scene;
-        let mut rec = FrameRecord {
-            index: i,
-            kind: "txt2img",
-            seed: Some(seed),
-            ..record(&self.sched, i)
-        };
-        let img = match self.painter.as_mut() {
-            None => match &scene.init.image {
-                Some(p) => load_init(scene, p)?,
-                None => test_pattern(scene.image.width, scene.image.height),
-            },
-            Some(p) => {
-                let (img, t) = p.paint(scene, &self.sched, i, seed, None, 1.0)?;
-                stage_times(&mut rec, &t);
-                img
-            }
-        };
-        self.write(i, &img, rec)?;
-        Ok(img)
+        self.journal.save(&mut cp, img, self.color_sample.as_ref())
     }
 
     /// Frame `i` of the extracted input video (the last one when the video is shorter).
@@ -518,65 +290,155 @@ impl Loop<'_, '_> {
         Ok(fit(output::read_rgb(&p)?, self.scene))
     }
 
-    /// Video Input mode: frame `i` is img2img of the video's frame `i` (no warp, no noise, no
-    /// colour match, as Deforum).
-    fn video_frame(&mut self, i: usize, seed: i64) -> Result<RgbImage> {
-        let scene = self.scene;
-        let mut input = self.input_frame(i)?;
-        if scene.video_input.motion && i > 0 {
-            input = self.warp(i, input)?;
-        }
+    /// Diffused frame `f` after the previous one `p` (`prev`, `None` at frame 0), as `mode`
+    /// starts it; writes it and, with cadence, the tweens before it; returns its picture.
+    fn key(
+        &mut self,
+        mode: &mut dyn Mode,
+        p: usize,
+        f: usize,
+        prev: Option<&RgbImage>,
+        seed: i64,
+    ) -> Result<RgbImage> {
+        let mut start = mode.start(self, p, f, prev)?;
         let mut rec = FrameRecord {
-            index: i,
-            kind: "video",
             seed: Some(seed),
-            ..record(&self.sched, i)
+            warp_ms: start.warp_ms,
+            depth_ms: std::mem::take(&mut self.depth_ms),
+            ..FrameRecord::new(&self.sched, f, start.kind)
         };
-        let img = match self.painter.as_mut() {
-            None => input,
-            Some(p) => {
-                let denoise = 1.0 - self.sched.at(i).strength.clamp(0.0, 1.0);
-                let (img, t) = p.paint(scene, &self.sched, i, seed, Some(&input), denoise)?;
-                stage_times(&mut rec, &t);
-                img
-            }
-        };
-        self.write(i, &img, rec)?;
-        Ok(img)
-    }
-
-    /// Key frame `f` from the previous key frame `p`; returns the new key image and writes the
-    /// frames `p + 1 ..= f`.
-    fn key(&mut self, p: usize, f: usize, prev: &RgbImage, seed: i64) -> Result<RgbImage> {
-        let mut rec = FrameRecord {
-            index: f,
-            kind: "key",
-            seed: Some(seed),
-            ..record(&self.sched, f)
-        };
-        // the previous key frame moved through the camera of every frame up to this one; the
-        // in-between steps are kept for the tweens (the same warps, not repeated)
-        let t = Instant::now();
-        let mut img = prev.clone();
-        let mut steps = Vec::with_capacity(f - p - 1);
-        for i in p + 1..=f {
-            img = self.warp(i, img)?;
-            if i < f {
-                steps.push(img.clone());
-            }
-        }
-        rec.warp_ms = ms(t.elapsed());
-        rec.depth_ms = std::mem::take(&mut self.depth_ms);
-        let key = match self.painter.take() {
-            None => img,
+        let between = std::mem::take(&mut start.between);
+        let img = match self.painter.take() {
+            None => match start.image {
+                Some(img) => img,
+                // what a preview shows where the model would paint from nothing
+                None => match &self.scene.init.image {
+                    Some(path) => load_init(self.scene, path)?,
+                    None => test_pattern(self.scene.image.width, self.scene.image.height),
+                },
+            },
             Some(painter) => {
-                let result = self.prepare_and_paint(painter, f, seed, img, &mut rec);
+                let result = self.paint(painter, f, seed, start, &mut rec);
                 self.painter = Some(painter);
                 result?
             }
         };
-        // in-between frames: both key frames seen from frame i's camera, cross-faded
-        for (i, a) in (p + 1..f).zip(steps) {
+        if f == 0 && mode.carries_over() && self.painter.is_some() && self.match_space().is_some() {
+            let sample = self.first_color_sample(&img)?;
+            self.set_color_sample(Some(sample));
+        }
+        self.tweens(p, f, between, &img)?;
+        self.write(f, &img, rec)?;
+        Ok(img)
+    }
+
+    /// The colour-coherence sample taken at frame 0: the input video's first frame, the
+    /// reference image, or frame 0 itself.
+    fn first_color_sample(&self, frame0: &RgbImage) -> Result<RgbImage> {
+        let scene = self.scene;
+        Ok(
+            match (
+                &scene.coherence.color_coherence,
+                &scene.coherence.color_coherence_image_path,
+            ) {
+                (ColorCoherence::VideoInput, _) => self.input_frame(0)?,
+                (ColorCoherence::Image, Some(p)) => fit(
+                    output::read_rgb(&scene.resolve(p)).with_context(|| {
+                        format!(
+                            "{}: [coherence] color_coherence_image_path",
+                            scene.path.display()
+                        )
+                    })?,
+                    scene,
+                ),
+                _ => frame0.clone(),
+            },
+        )
+    }
+
+    /// Prepares the start of frame `f` (the stages, when the mode asks) and repaints it.
+    fn paint(
+        &mut self,
+        painter: &mut dyn Painter,
+        f: usize,
+        seed: i64,
+        start: Start,
+        rec: &mut FrameRecord,
+    ) -> Result<RgbImage> {
+        let scene = self.scene;
+        let mut img = start.image;
+        if start.prepare
+            && scene.coherence.color_coherence == ColorCoherence::VideoInput
+            && f.is_multiple_of(scene.coherence.color_coherence_video_every_N_frames.max(1))
+        {
+            let sample = self.input_frame(f)?;
+            self.set_color_sample(Some(sample));
+        }
+        let sched = Arc::clone(&self.sched);
+        let v = sched.at(f);
+        if start.prepare
+            && let Some(mut picture) = img.take()
+        {
+            let input = StageInput {
+                values: &v,
+                seed,
+                color: self.color_target.as_ref(),
+            };
+            for stage in &self.stages {
+                let t = Instant::now();
+                picture = stage.apply(picture, &input);
+                rec.stage_ms
+                    .insert(format!("{}_ms", stage.name()), ms(t.elapsed()));
+            }
+            img = Some(picture);
+        }
+        let req = self.request(f, &v, seed, img.as_ref(), start.denoise);
+        let (mut out, times) = painter.paint(&req)?;
+        rec.painted(&times);
+        if start.prepare
+            && !scene.coherence.legacy_colormatch
+            && let Some(target) = &self.color_target
+        {
+            out = target.apply(&out);
+        }
+        if start.finish_gray && scene.coherence.color_force_grayscale {
+            effects::grayscale(&mut out);
+        }
+        Ok(out)
+    }
+
+    /// What the painter gets for frame `f`.
+    fn request<'a>(
+        &self,
+        f: usize,
+        v: &'a FrameValues<'a>,
+        seed: i64,
+        init: Option<&'a RgbImage>,
+        denoise: f64,
+    ) -> FrameRequest<'a> {
+        let scene = self.scene;
+        FrameRequest {
+            frame: f,
+            values: v,
+            prompt: scene.prompt_at_with(f, &self.sched),
+            travel: scene.travel_at_with(f, &self.sched),
+            // Interpolation mode blends linearly unless the scene asks for slerp
+            slerp: scene.animation_prompts.travel == PromptTravel::Slerp,
+            seed,
+            size: (scene.image.width, scene.image.height),
+            checkpoint: match v.checkpoint.trim() {
+                "" => None,
+                c => Some(scene.resolve(Path::new(c))),
+            },
+            init,
+            denoise,
+        }
+    }
+
+    /// Writes the frames between key frames `p` and `f`: both key frames seen from frame i's
+    /// camera, cross-faded by distance (`between` holds key frame `p` moved to each frame).
+    fn tweens(&mut self, p: usize, f: usize, between: Vec<RgbImage>, key: &RgbImage) -> Result<()> {
+        for (i, a) in (p + 1..f).zip(between) {
             let t = Instant::now();
             let mut b = key.clone();
             for j in (i + 1..=f).rev() {
@@ -590,96 +452,13 @@ impl Loop<'_, '_> {
                     .clamp(0.0, 255.0) as u8;
             }
             let trec = FrameRecord {
-                index: i,
-                kind: "tween",
                 blend_ms: ms(t.elapsed()),
                 depth_ms: std::mem::take(&mut self.depth_ms),
-                ..record(&self.sched, i)
+                ..FrameRecord::new(&self.sched, i, "tween")
             };
             self.write(i, &tween, trec)?;
         }
-        self.write(f, &key, rec)?;
-        Ok(key)
-    }
-
-    fn prepare_and_paint(
-        &mut self,
-        painter: &mut dyn Painter,
-        f: usize,
-        seed: i64,
-        mut img: RgbImage,
-        rec: &mut FrameRecord,
-    ) -> Result<RgbImage> {
-        let scene = self.scene;
-        let t = Instant::now();
-        if scene.coherence.color_coherence == ColorCoherence::VideoInput
-            && f.is_multiple_of(scene.coherence.color_coherence_video_every_N_frames.max(1))
-        {
-            let sample = self.input_frame(f)?;
-            self.set_color_sample(Some(sample));
-        }
-        let sched = &self.sched;
-        let v = sched.at(f);
-        if let Some(target) = &self.color_target {
-            img = target.apply(&img);
-        }
-        if scene.coherence.color_force_grayscale {
-            effects::grayscale(&mut img);
-        }
-        rec.color_ms = ms(t.elapsed());
-        let t = Instant::now();
-        effects::contrast(&mut img, v.contrast);
-        rec.contrast_ms = ms(t.elapsed());
-        let t = Instant::now();
-        let amount = v.amount;
-        if amount > 0.0 {
-            let k = v.kernel as usize;
-            img = effects::sharpen::unsharp_mask(&img, k, v.sigma, amount, v.threshold);
-        }
-        rec.sharpen_ms = ms(t.elapsed());
-        let t = Instant::now();
-        let kind = match scene.noise.noise_type.as_str() {
-            "uniform" => NoiseKind::Uniform,
-            _ => NoiseKind::Perlin {
-                octaves: scene.noise.perlin_octaves,
-                persistence: scene.noise.perlin_persistence,
-                res: (8, 8),
-            },
-        };
-        img = effects::noise::add_noise(&img, v.noise, seed, kind);
-        rec.noise_ms = ms(t.elapsed());
-        let denoise = 1.0 - v.strength.clamp(0.0, 1.0);
-        let (mut out, times) = painter.paint(scene, sched, f, seed, Some(&img), denoise)?;
-        stage_times(rec, &times);
-        if !scene.coherence.legacy_colormatch
-            && let Some(target) = &self.color_target
-        {
-            out = target.apply(&out);
-        }
-        if scene.coherence.color_force_grayscale {
-            effects::grayscale(&mut out);
-        }
-        Ok(out)
-    }
-}
-
-fn stage_times(rec: &mut FrameRecord, t: &StageTimes) {
-    rec.text_ms = ms(t.text);
-    rec.encode_ms = ms(t.encode);
-    rec.denoise_ms = ms(t.denoise);
-    rec.decode_ms = ms(t.decode);
-    rec.steps_run = t.steps_run;
-}
-
-fn record(sched: &FrameSchedules, i: usize) -> FrameRecord {
-    let v = sched.at(i);
-    FrameRecord {
-        index: i,
-        checkpoint: v.checkpoint.to_string(),
-        strength: v.strength,
-        cfg_scale: v.cfg_scale,
-        steps: v.steps as usize,
-        ..FrameRecord::default()
+        Ok(())
     }
 }
 
@@ -708,46 +487,6 @@ pub fn check_settings(scene: &Scene) -> Result<()> {
             .with_context(|| format!("{file}: [coherence] color_coherence_image_path"))?;
     }
     Ok(())
-}
-
-/// sha256 of every `.onnx` file under `folder`, for the manifest.
-fn model_hashes(folder: &Path) -> Result<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    let mut dirs = vec![folder.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).with_context(|| format!("cannot list {}", d.display()))? {
-            let p = e?.path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else if p
-                .extension()
-                .is_some_and(|x| x == "onnx" || x == "onnx_data")
-            {
-                let mut h = Sha256::new();
-                let mut f = std::fs::File::open(&p)?;
-                std::io::copy(&mut f, &mut h)?;
-                let rel = p.strip_prefix(folder).unwrap_or(&p).display().to_string();
-                out.push((rel, format!("{:x}", h.finalize())));
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-#[derive(Serialize)]
-struct Manifest<'a> {
-    pipeline_loads: usize,
-    anim_version: &'a str,
-    kind: &'a str,
-    scene_file: &'a Path,
-    seed: i64,
-    provider: &'a str,
-    model_folder: Option<&'a Path>,
-    model_files_sha256: Vec<(String, String)>,
-    complete: bool,
-    scene: &'a Scene,
-    frames: state::Records,
 }
 
 fn run_loop(
@@ -817,7 +556,7 @@ fn run_loop(
         .frame_schedules()
         .map_err(|e| anyhow::anyhow!("{}: {e}", scene.path.display()))?;
     check_settings(&scene)?;
-    if let Some(p) = &painter {
+    if let Some(p) = &mut painter {
         scene
             .check_noise(&sched)
             .map_err(|e| anyhow::anyhow!("{}: {e}", scene.path.display()))?;
@@ -832,9 +571,9 @@ fn run_loop(
             state::Journal::create(&out)?
         }
     };
-    let video_mode = scene.animation.mode == AnimationMode::VideoInput;
-    let interpolation = scene.animation.mode == AnimationMode::Interpolation;
-    let cadence = if painter.is_some() && !video_mode && !interpolation {
+    let mut mode = mode::for_scene(&scene);
+    // cadence: the frames between diffused frames are tweens, where a frame carries over
+    let cadence = if painter.is_some() && mode.carries_over() {
         scene.cadence.diffusion_cadence
     } else {
         1
@@ -854,6 +593,7 @@ fn run_loop(
         sched,
         out: out.clone(),
         painter: painter.take(),
+        stages: stages::pre_diffusion(&scene),
         color_sample: None,
         color_target: None,
         journal,
@@ -871,23 +611,9 @@ fn run_loop(
         }
         None => {
             let s = seeds.current(lp.sched.at(0).seed);
-            let img = if video_mode {
-                lp.video_frame(0, s)?
-            } else if interpolation {
-                lp.txt2img_frame(0, s)?
-            } else {
-                lp.first(s)?
-            };
+            let img = lp.key(mode.as_mut(), 0, 0, None, s)?;
             seeds.advance();
-            let mut cp = state::Checkpoint {
-                scene_hash: hash.clone(),
-                seed,
-                key_frame: 0,
-                seed_calls: 1,
-                has_color_sample: lp.color_sample.is_some(),
-                records_len: 0,
-            };
-            lp.journal.save(&mut cp, &img, lp.color_sample.as_ref())?;
+            lp.checkpoint(&hash, seed, 0, 1, &img)?;
             (img, 0, 1)
         }
     };
@@ -918,25 +644,11 @@ fn run_loop(
             break;
         }
         let s = seeds.current(lp.sched.at(f).seed);
-        prev = if video_mode {
-            lp.video_frame(f, s)?
-        } else if interpolation {
-            lp.txt2img_frame(f, s)?
-        } else {
-            lp.key(p, f, &prev, s)?
-        };
+        prev = lp.key(mode.as_mut(), p, f, Some(&prev), s)?;
         seeds.advance();
         seed_calls += 1;
         done_key = f;
-        let mut cp = state::Checkpoint {
-            scene_hash: hash.clone(),
-            seed,
-            key_frame: f,
-            seed_calls,
-            has_color_sample: lp.color_sample.is_some(),
-            records_len: 0,
-        };
-        lp.journal.save(&mut cp, &prev, lp.color_sample.as_ref())?;
+        lp.checkpoint(&hash, seed, f, seed_calls, &prev)?;
         queue(done_key + 1);
     }
     lp.bar.finish_and_clear();
@@ -965,14 +677,14 @@ fn run_loop(
         provider: lp.painter.as_ref().map(|p| p.provider()).unwrap_or("none"),
         model_folder: model,
         model_files_sha256: match model {
-            Some(m) => model_hashes(m)?,
+            Some(m) => manifest::model_hashes(m)?,
             None => Vec::new(),
         },
         complete: !interrupted,
         scene: &scene,
         frames: lp.journal.records()?,
     };
-    write_manifest(&out.join("manifest.json"), &manifest)?;
+    manifest.write(&out.join("manifest.json"))?;
     if !interrupted {
         state::clear(&out);
     }
@@ -984,18 +696,6 @@ fn run_loop(
         seconds: start.elapsed().as_secs_f64(),
         interrupted,
     })
-}
-
-/// Writes the manifest through a temporary file, streaming the frame records from the journal.
-fn write_manifest(path: &Path, manifest: &Manifest) -> Result<()> {
-    use std::io::Write as _;
-    let tmp = path.with_extension("json.tmp");
-    let what = || format!("cannot write {}", path.display());
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp).with_context(what)?);
-    serde_json::to_writer_pretty(&mut file, manifest).with_context(what)?;
-    file.flush().with_context(what)?;
-    drop(file);
-    std::fs::rename(&tmp, path).with_context(what)
 }
 
 /// The videos a scene asks for, `mp4` (at `mp4`) last: each file with its encoder settings.
@@ -1056,50 +756,6 @@ pub fn unapplied_settings(scene: &Scene) -> Vec<String> {
     out
 }
 
-/// Whether the model in `folder` (loaded as `pipeline`) can make the scene's frames: their size,
-/// and every clip skip the schedule asks for.
-fn check_fit(
-    scene: &Scene,
-    sched: &FrameSchedules,
-    folder: &Path,
-    pipeline: &Pipeline,
-) -> Result<()> {
-    check_model_size(scene, folder)?;
-    let mut seen = Vec::new();
-    for frame in 0..sched.frames() {
-        let k = sched.at(frame).clipskip.round().max(1.0) as u32;
-        if seen.contains(&k) {
-            continue;
-        }
-        seen.push(k);
-        pipeline.check_clip_skip(k).with_context(|| {
-            format!(
-                "{}: [generation] clipskip = {k} at frame {frame}: the text encoder in {} cannot give it",
-                scene.path.display(),
-                folder.display()
-            )
-        })?;
-    }
-    Ok(())
-}
-
-/// Whether the model in `folder` can make the scene's frame size (from its `unet/config.json`,
-/// without loading it); the error names the scene's keys and the sizes that fit.
-///
-/// # Errors
-/// A size the model cannot make.
-pub fn check_model_size(scene: &Scene, folder: &Path) -> Result<()> {
-    crate::diffusion::pipeline::check_frame_size(folder, scene.image.width, scene.image.height)
-        .with_context(|| {
-            format!(
-                "{}: {}: not a size the model in {} can make",
-                scene.path.display(),
-                scene.size_keys(),
-                folder.display()
-            )
-        })
-}
-
 /// Renders a scene with its model: the full img2img animation.
 pub fn render(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
     let folder = opts.model.clone().or_else(|| scene.model.folder.as_ref().map(|f| scene.resolve(f))).ok_or_else(|| {
@@ -1138,26 +794,16 @@ pub fn preview(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diffusion::StageTimes;
 
     /// Paints frame i as a flat image of value 10·i.
     struct Flat;
 
     impl Painter for Flat {
-        fn paint(
-            &mut self,
-            scene: &Scene,
-            _: &FrameSchedules,
-            i: usize,
-            _: i64,
-            _: Option<&RgbImage>,
-            _: f64,
-        ) -> Result<(RgbImage, StageTimes)> {
+        fn paint(&mut self, req: &FrameRequest) -> Result<(RgbImage, StageTimes)> {
+            let (w, h) = req.size;
             Ok((
-                RgbImage::from_pixel(
-                    scene.image.width,
-                    scene.image.height,
-                    Rgb([10 * i as u8; 3]),
-                ),
+                RgbImage::from_pixel(w, h, Rgb([10 * req.frame as u8; 3])),
                 StageTimes::default(),
             ))
         }

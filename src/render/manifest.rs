@@ -1,0 +1,124 @@
+//! `OUT/manifest.json`: the resolved scene, seeds, provider, model files' sha256, and a record
+//! per frame (parameters, time per stage in milliseconds).
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::state;
+use crate::diffusion::StageTimes;
+use crate::scene::{FrameSchedules, Scene};
+
+/// Per-frame record: parameters and time per stage in milliseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct FrameRecord {
+    pub index: usize,
+    pub checkpoint: String,
+    pub kind: &'static str,
+    pub seed: Option<i64>,
+    pub strength: f64,
+    pub cfg_scale: f64,
+    pub steps: usize,
+    pub steps_run: usize,
+    pub warp_ms: f64,
+    /// Part of `warp_ms` spent in the depth model (3D mode with `[depth] model`).
+    pub depth_ms: f64,
+    /// Each pre-diffusion stage's time, as `<stage name>_ms` (`color_ms`, `contrast_ms`, ...).
+    #[serde(flatten)]
+    pub stage_ms: BTreeMap<String, f64>,
+    pub text_ms: f64,
+    pub encode_ms: f64,
+    pub denoise_ms: f64,
+    pub decode_ms: f64,
+    pub blend_ms: f64,
+    pub write_ms: f64,
+}
+
+impl FrameRecord {
+    /// The record of frame `i` with its schedule values filled in.
+    pub fn new(sched: &FrameSchedules, i: usize, kind: &'static str) -> FrameRecord {
+        let v = sched.at(i);
+        FrameRecord {
+            index: i,
+            kind,
+            checkpoint: v.checkpoint.to_string(),
+            strength: v.strength,
+            cfg_scale: v.cfg_scale,
+            steps: v.steps as usize,
+            ..FrameRecord::default()
+        }
+    }
+
+    /// Takes the painter's stage times.
+    pub fn painted(&mut self, t: &StageTimes) {
+        self.text_ms = ms(t.text);
+        self.encode_ms = ms(t.encode);
+        self.denoise_ms = ms(t.denoise);
+        self.decode_ms = ms(t.decode);
+        self.steps_run = t.steps_run;
+    }
+}
+
+/// Milliseconds.
+pub(crate) fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The manifest of a render or preview.
+#[derive(Serialize)]
+pub(crate) struct Manifest<'a> {
+    pub pipeline_loads: usize,
+    pub anim_version: &'a str,
+    pub kind: &'a str,
+    pub scene_file: &'a Path,
+    pub seed: i64,
+    pub provider: &'a str,
+    pub model_folder: Option<&'a Path>,
+    pub model_files_sha256: Vec<(String, String)>,
+    pub complete: bool,
+    pub scene: &'a Scene,
+    pub frames: state::Records,
+}
+
+impl Manifest<'_> {
+    /// Writes the manifest through a temporary file, streaming the frame records.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        let what = || format!("cannot write {}", path.display());
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp).with_context(what)?);
+        serde_json::to_writer_pretty(&mut file, self).with_context(what)?;
+        file.flush().with_context(what)?;
+        drop(file);
+        std::fs::rename(&tmp, path).with_context(what)
+    }
+}
+
+/// sha256 of every `.onnx` file under `folder`, for the manifest.
+pub(crate) fn model_hashes(folder: &Path) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut dirs = vec![folder.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).with_context(|| format!("cannot list {}", d.display()))? {
+            let p = e?.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p
+                .extension()
+                .is_some_and(|x| x == "onnx" || x == "onnx_data")
+            {
+                let mut h = Sha256::new();
+                let mut f = std::fs::File::open(&p)?;
+                std::io::copy(&mut f, &mut h)?;
+                let rel = p.strip_prefix(folder).unwrap_or(&p).display().to_string();
+                out.push((rel, format!("{:x}", h.finalize())));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}

@@ -1,0 +1,244 @@
+//! What repaints a prepared frame: the [`Painter`] seam, the [`FrameRequest`] it takes, and
+//! [`Diffuse`], the Stable Diffusion painter (the scene's model and the checkpoint schedule's,
+//! kept in a small LRU).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use image::RgbImage;
+
+use crate::diffusion::{
+    Pipeline, PromptSyntax, Request, SamplerKind, SessionOptions, StageTimes, TorchRng, Travel,
+};
+use crate::scene::{FrameSchedules, FrameValues, Prompt, Scene};
+
+/// Everything a painter needs for one frame. New conditioning inputs (control images, masks,
+/// an image-guidance picture) become fields here.
+pub(crate) struct FrameRequest<'a> {
+    /// Frame index (for messages).
+    pub frame: usize,
+    /// Every schedule's value at this frame (steps, guidance, sampler, etas, clip skip, ...).
+    pub values: &'a FrameValues<'a>,
+    /// The prompt in force.
+    pub prompt: Prompt,
+    /// Prompt travel: the next keyed prompt and how far towards it.
+    pub travel: Option<(Prompt, f32)>,
+    /// Whether travel interpolates the embeddings spherically.
+    pub slerp: bool,
+    /// The frame's seed.
+    pub seed: i64,
+    /// Frame width and height.
+    pub size: (u32, u32),
+    /// The model folder of the checkpoint schedule at this frame (`None`: the scene's model).
+    pub checkpoint: Option<PathBuf>,
+    /// img2img source; `None`: txt2img.
+    pub init: Option<&'a RgbImage>,
+    /// Share of the picture repainted (diffusers' strength, 1 - Deforum's strength).
+    pub denoise: f64,
+}
+
+/// Repaints a prepared frame: txt2img when the request has no init image, img2img otherwise.
+pub(crate) trait Painter {
+    /// The execution provider doing the work, for the manifest.
+    fn provider(&self) -> &'static str {
+        "none"
+    }
+    /// Model loads so far, for the manifest.
+    fn loads(&self) -> usize {
+        0
+    }
+    /// Checks, before the first frame, that the models can do what the scene asks of them.
+    fn check(&mut self, _scene: &Scene, _sched: &FrameSchedules) -> Result<()> {
+        Ok(())
+    }
+    /// The repainted frame and the time its stages took.
+    fn paint(&mut self, req: &FrameRequest) -> Result<(RgbImage, StageTimes)>;
+}
+
+/// What a model must be able to do for a scene: its frame size and clip skips, checked for
+/// the scene's model before frame 0 and for a checkpoint's model when it loads.
+#[derive(Default)]
+struct Fit {
+    scene_file: PathBuf,
+    size_keys: String,
+    size: (u32, u32),
+    /// Each clip skip the schedule asks for, with its first frame.
+    clip_skips: Vec<(u32, usize)>,
+}
+
+impl Fit {
+    fn new(scene: &Scene, sched: &FrameSchedules) -> Fit {
+        let mut clip_skips: Vec<(u32, usize)> = Vec::new();
+        for frame in 0..sched.frames() {
+            let k = clip_skip(&sched.at(frame));
+            if !clip_skips.iter().any(|(c, _)| *c == k) {
+                clip_skips.push((k, frame));
+            }
+        }
+        Fit {
+            scene_file: scene.path.clone(),
+            size_keys: scene.size_keys(),
+            size: (scene.image.width, scene.image.height),
+            clip_skips,
+        }
+    }
+
+    /// Whether the model in `folder` (loaded as `pipeline`) fits.
+    fn check(&self, folder: &Path, pipeline: &Pipeline) -> Result<()> {
+        check_size(&self.scene_file, &self.size_keys, self.size, folder)?;
+        for &(k, frame) in &self.clip_skips {
+            pipeline.check_clip_skip(k).with_context(|| {
+                format!(
+                    "{}: [generation] clipskip = {k} at frame {frame}: the text encoder in {} cannot give it",
+                    self.scene_file.display(),
+                    folder.display()
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// A1111's clip skip of a frame (at least 1).
+fn clip_skip(v: &FrameValues) -> u32 {
+    v.clipskip.round().max(1.0) as u32
+}
+
+/// Whether the model in `folder` can make frames of `size` (from its `unet/config.json`, without
+/// loading it); the error names the scene's keys and the sizes that fit.
+fn check_size(scene_file: &Path, size_keys: &str, size: (u32, u32), folder: &Path) -> Result<()> {
+    crate::diffusion::pipeline::check_frame_size(folder, size.0, size.1).with_context(|| {
+        format!(
+            "{}: {size_keys}: not a size the model in {} can make",
+            scene_file.display(),
+            folder.display()
+        )
+    })
+}
+
+/// Whether the model in `folder` can make the scene's frame size (from its `unet/config.json`,
+/// without loading it); the error names the scene's keys and the sizes that fit.
+///
+/// # Errors
+/// A size the model cannot make.
+pub fn check_model_size(scene: &Scene, folder: &Path) -> Result<()> {
+    check_size(
+        &scene.path,
+        &scene.size_keys(),
+        (scene.image.width, scene.image.height),
+        folder,
+    )
+}
+
+/// The loaded pipelines: the scene's model plus the checkpoint schedule's, most recently used
+/// last, at most `capacity` of them.
+pub(crate) struct Diffuse {
+    default_folder: PathBuf,
+    pipelines: Vec<(PathBuf, Pipeline)>,
+    capacity: usize,
+    session: SessionOptions,
+    /// Pipeline loads so far (for the manifest and tests).
+    loads: usize,
+    /// What a checkpoint's model must fit, from [`Painter::check`].
+    fit: Fit,
+}
+
+impl Diffuse {
+    /// The painter of the model in `folder`, loaded as `pipeline`.
+    pub fn new(
+        folder: PathBuf,
+        pipeline: Pipeline,
+        capacity: usize,
+        session: SessionOptions,
+    ) -> Diffuse {
+        Diffuse {
+            default_folder: folder.clone(),
+            pipelines: vec![(folder, pipeline)],
+            capacity: capacity.max(1),
+            session,
+            loads: 1,
+            fit: Fit::default(),
+        }
+    }
+
+    /// The pipeline of `checkpoint`, or of the scene's model.
+    fn pipeline_for(&mut self, checkpoint: Option<&Path>, frame: usize) -> Result<&mut Pipeline> {
+        let folder = checkpoint.map_or_else(|| self.default_folder.clone(), Path::to_path_buf);
+        if let Some(pos) = self.pipelines.iter().position(|(f, _)| *f == folder) {
+            let entry = self.pipelines.remove(pos);
+            self.pipelines.push(entry);
+        } else {
+            if self.pipelines.len() >= self.capacity {
+                self.pipelines.remove(0);
+            }
+            let p = Pipeline::load_with(&folder, &self.session).with_context(|| {
+                format!(
+                    "{}: [generation] checkpoint at frame {frame}: cannot load {}",
+                    self.fit.scene_file.display(),
+                    folder.display()
+                )
+            })?;
+            self.fit
+                .check(&folder, &p)
+                .with_context(|| format!("[generation] checkpoint at frame {frame}"))?;
+            self.loads += 1;
+            self.pipelines.push((folder, p));
+        }
+        Ok(&mut self.pipelines.last_mut().expect("just pushed").1)
+    }
+}
+
+impl Painter for Diffuse {
+    fn provider(&self) -> &'static str {
+        self.pipelines
+            .last()
+            .map(|(_, p)| p.provider())
+            .unwrap_or("none")
+    }
+
+    fn loads(&self) -> usize {
+        self.loads
+    }
+
+    fn check(&mut self, scene: &Scene, sched: &FrameSchedules) -> Result<()> {
+        self.fit = Fit::new(scene, sched);
+        let (folder, pipeline) = &self.pipelines[0];
+        self.fit.check(folder, pipeline)
+    }
+
+    fn paint(&mut self, req: &FrameRequest) -> Result<(RgbImage, StageTimes)> {
+        let v = req.values;
+        let travel = req.travel.as_ref().map(|(p, w)| Travel {
+            prompt: &p.positive,
+            negative: &p.negative,
+            weight: *w,
+            slerp: req.slerp,
+        });
+        let sampler = SamplerKind::from_name(v.sampler)?;
+        let eta = match sampler {
+            SamplerKind::Ddim => v.ddim_eta,
+            _ => v.ancestral_eta,
+        };
+        let request = Request {
+            prompt: &req.prompt.positive,
+            negative: &req.prompt.negative,
+            width: req.size.0,
+            height: req.size.1,
+            init: req.init,
+            denoise: req.denoise,
+            steps: v.steps as usize,
+            cfg_scale: v.cfg_scale as f32,
+            sampler,
+            eta: eta as f32,
+            noise_multiplier: v.noise_multiplier as f32,
+            prompt_syntax: PromptSyntax::A1111,
+            clip_skip: clip_skip(v),
+            subseed: Some((v.subseed as i64 as u64, v.subseed_strength as f32)),
+            travel,
+        };
+        let frame = req.frame;
+        self.pipeline_for(req.checkpoint.as_deref(), frame)?
+            .generate(&request, &mut TorchRng::new(req.seed as u64))
+            .with_context(|| format!("generating frame {frame}"))
+    }
+}

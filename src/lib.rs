@@ -6,6 +6,7 @@
 
 pub mod camera;
 pub mod camera3d;
+pub mod check;
 pub mod cpu;
 pub mod depth;
 pub mod diffusion;

@@ -1,9 +1,9 @@
 //! The `anim` command line: a thin layer over the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use anim::diffusion::{Device, SessionOptions};
@@ -170,44 +170,9 @@ fn presets(cmd: PresetsCommand) -> Result<()> {
         PresetLibrary::load(&PresetLibrary::search_dirs(dirs)).map_err(anyhow::Error::msg)
     };
     match cmd {
-        PresetsCommand::List { dirs } => {
-            let lib = lib(&dirs)?;
-            let width = lib.iter().map(|p| p.name.len()).max().unwrap_or(0);
-            for p in lib.iter() {
-                let src = match &p.source {
-                    anim::motion::PresetSource::Bundled => String::new(),
-                    other => format!(" [{other}]"),
-                };
-                println!("{:width$}  {}{src}", p.name, p.description);
-            }
-        }
+        PresetsCommand::List { dirs } => print!("{}", lib(&dirs)?.listing()),
         PresetsCommand::Show { name, dirs } => {
-            let lib = lib(&dirs)?;
-            let p = lib.get(&name).map_err(anyhow::Error::msg)?;
-            println!("{} ({})\n  {}\n", p.name, p.source, p.description);
-            println!("parameters:");
-            if p.params.is_empty() {
-                println!("  (none)");
-            }
-            for (k, d) in &p.params {
-                println!(
-                    "  {k} = {}  {}",
-                    anim::scene::registry::format_number(d.default),
-                    d.doc
-                );
-            }
-            println!("  from = 0, to = max_frames  (window: first frame, frame after the last)");
-            for (mode, table) in [("2D (and None)", &p.two_d), ("3D", &p.three_d)] {
-                println!("\nschedules in {mode} mode:");
-                for (k, e) in table {
-                    let how = if anim::motion::presets::MULTIPLICATIVE.contains(&k.as_str()) {
-                        "*="
-                    } else {
-                        "+="
-                    };
-                    println!("  {k} {how} {e}");
-                }
-            }
+            print!("{}", lib(&dirs)?.get(&name).map_err(anyhow::Error::msg)?);
         }
         PresetsCommand::Preview {
             name,
@@ -244,7 +209,7 @@ fn presets(cmd: PresetsCommand) -> Result<()> {
     Ok(())
 }
 
-fn load(path: &std::path::Path) -> Result<Scene> {
+fn load(path: &Path) -> Result<Scene> {
     let scene = Scene::load(path)?;
     for w in &scene.warnings {
         eprintln!("warning: {}: {w}", path.display());
@@ -252,143 +217,33 @@ fn load(path: &std::path::Path) -> Result<Scene> {
     Ok(scene)
 }
 
-fn schedule(
-    path: &std::path::Path,
-    format: &str,
-    only: &[String],
-    output: Option<PathBuf>,
-) -> Result<()> {
+fn schedule(path: &Path, format: &str, only: &[String], output: Option<&Path>) -> Result<()> {
+    use anim::schedule::export::{self, Exported};
     let scene = load(path)?;
-    let mut s = scene
-        .frame_schedules()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-        .columns()
-        .clone();
-    if !only.is_empty() {
-        s = s.select(only).map_err(anyhow::Error::msg)?;
-    }
-    match format {
-        "png" => {
-            let out = output.unwrap_or_else(|| PathBuf::from("schedule.png"));
-            let img = anim::schedule::plot::plot(&s)?;
-            img.save(&out)
-                .with_context(|| format!("cannot write {}", out.display()))?;
-            eprintln!("wrote {}", out.display());
-        }
-        _ => {
-            let text = if format == "json" {
-                s.to_json() + "\n"
-            } else {
-                s.to_csv()
-            };
-            match output {
-                Some(out) => std::fs::write(&out, text)
-                    .with_context(|| format!("cannot write {}", out.display()))?,
-                None => print!("{text}"),
-            }
-        }
+    let format = format.parse().map_err(anyhow::Error::msg)?;
+    match export::export(&scene, format, only, output)? {
+        Exported::Text(text) => print!("{text}"),
+        Exported::Written(_) => {}
+        Exported::Plot(out) => eprintln!("wrote {}", out.display()),
     }
     Ok(())
 }
 
-fn import_deforum(settings: &PathBuf, output: &PathBuf) -> Result<()> {
-    let text = std::fs::read_to_string(settings)
-        .with_context(|| format!("cannot read {}", settings.display()))?;
-    let (scene, warnings) = anim::scene::deforum::from_settings(&text, settings)?;
+fn import_deforum(settings: &Path, output: &Path) -> Result<()> {
+    use anim::scene::deforum;
+    let (scene, warnings) = deforum::read_file(settings)?;
     for w in &warnings {
         eprintln!("warning: {}: {w}", settings.display());
     }
-    let toml =
-        anim::scene::deforum::to_toml(&scene, settings, &warnings).map_err(anyhow::Error::msg)?;
-    std::fs::write(output, toml).with_context(|| format!("cannot write {}", output.display()))?;
+    deforum::write_toml(&scene, settings, &warnings, output)?;
     eprintln!("wrote {}", output.display());
     Ok(())
 }
 
-fn validate(path: &std::path::Path, model: Option<&std::path::Path>) -> Result<()> {
-    let scene = load(path)?;
-    if let Some(p) = &scene.init.image {
-        let full = scene.resolve(p);
-        anim::output::read_rgb(&full)
-            .with_context(|| format!("{}: [init] image", path.display()))?;
-    }
-    let sched = scene
-        .frame_schedules()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    anim::camera::check(&scene, &sched).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    render::check_settings(&scene)?;
-    scene
-        .check_noise(&sched)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    if let (anim::scene::AnimationMode::ThreeD, Some(m)) =
-        (scene.animation.mode, &scene.depth.model)
-    {
-        let p = scene.resolve(m);
-        let file = if p.is_dir() { p.join("model.onnx") } else { p };
-        if !file.is_file() {
-            anyhow::bail!(
-                "{}: [depth] model: {} does not exist (a .onnx file, or a folder holding model.onnx)",
-                path.display(),
-                file.display()
-            );
-        }
-    }
-    let mut notes = Vec::new();
-    let folder = model
-        .map(std::path::Path::to_path_buf)
-        .or_else(|| scene.model.folder.as_ref().map(|f| scene.resolve(f)));
-    match folder {
-        Some(folder) => {
-            // SDXL adds text_encoder_2/ and tokenizer_2/; its refiner has them instead of the first pair
-            let sdxl = folder.join("text_encoder_2/model.onnx").is_file();
-            let first = !sdxl || folder.join("text_encoder").exists();
-            let mut parts = vec![
-                "model_index.json",
-                "scheduler/scheduler_config.json",
-                "unet/model.onnx",
-                "vae_encoder/model.onnx",
-                "vae_decoder/model.onnx",
-            ];
-            if first {
-                parts.extend(["tokenizer", "text_encoder/model.onnx"]);
-            }
-            if sdxl {
-                parts.push("tokenizer_2");
-            }
-            for part in parts {
-                let p = folder.join(part);
-                if !p.exists() {
-                    anyhow::bail!(
-                        "{}: {}: {} is missing (expected the optimum/diffusers ONNX layout)",
-                        path.display(),
-                        if model.is_some() {
-                            "--model"
-                        } else {
-                            "[model] folder"
-                        },
-                        p.display()
-                    );
-                }
-            }
-            render::check_model_size(&scene, &folder)?;
-        }
-        None => notes.push(
-            "no [model] folder: `anim preview` works, `anim render` needs one (or --model DIR)"
-                .to_string(),
-        ),
-    }
-    println!(
-        "{}: ok — {}x{}, {} frames at {} fps, mode {}, sampler {}, {} schedules",
-        path.display(),
-        scene.image.width,
-        scene.image.height,
-        scene.animation.max_frames,
-        scene.output.fps,
-        scene.animation.mode,
-        scene.generation.sampler,
-        sched.columns().numeric().len()
-    );
-    for n in notes {
+fn validate(path: &Path, model: Option<&Path>) -> Result<()> {
+    let report = anim::check::check(&load(path)?, model)?;
+    println!("{report}");
+    for n in &report.notes {
         println!("note: {n}");
     }
     Ok(())
@@ -415,14 +270,9 @@ fn run(cli: Cli) -> Result<()> {
                     scene.display()
                 );
             }
-            let cache = match cache_dir {
-                Some(d) if d.as_os_str() == "none" => None,
-                Some(d) => Some(d),
-                None => SessionOptions::default_cache(),
-            };
             let session = SessionOptions {
                 device: Device::parse(&device)?,
-                cache,
+                cache: SessionOptions::cache_from_arg(cache_dir),
                 threads,
                 cuda_graph,
             };
@@ -460,9 +310,7 @@ fn run(cli: Cli) -> Result<()> {
                     out,
                     quiet,
                     no_video,
-                    model: None,
-                    session: SessionOptions::default(),
-                    resume: false,
+                    ..RenderOptions::default()
                 },
             )?;
             report(&summary, quiet);
@@ -473,7 +321,7 @@ fn run(cli: Cli) -> Result<()> {
             format,
             only,
             output,
-        } => schedule(&scene, &format, &only, output)?,
+        } => schedule(&scene, &format, &only, output.as_deref())?,
         Command::Import {
             what: ImportKind::Deforum { settings, output },
         } => import_deforum(&settings, &output)?,

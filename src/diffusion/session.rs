@@ -111,6 +111,16 @@ impl SessionOptions {
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
             .map(|c| c.join("anim").join("ort"))
     }
+
+    /// The cache folder for a `--cache-dir` value: `none` disables the cache, no value means
+    /// [`SessionOptions::default_cache`].
+    pub fn cache_from_arg(arg: Option<PathBuf>) -> Option<PathBuf> {
+        match arg {
+            Some(d) if d.as_os_str() == "none" => None,
+            Some(d) => Some(d),
+            None => Self::default_cache(),
+        }
+    }
 }
 
 /// The execution providers ONNX Runtime reports for this build.

@@ -325,6 +325,42 @@ impl Preset {
     }
 }
 
+/// `anim presets show`: the preset's name, source and description, its parameters with defaults,
+/// and its schedules per mode (`zoom *= …`, others `+= …`), one per line.
+impl std::fmt::Display for Preset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} ({})\n  {}\n",
+            self.name, self.source, self.description
+        )?;
+        writeln!(f, "parameters:")?;
+        if self.params.is_empty() {
+            writeln!(f, "  (none)")?;
+        }
+        for (k, d) in &self.params {
+            let default = crate::scene::registry::format_number(d.default);
+            writeln!(f, "  {k} = {default}  {}", d.doc)?;
+        }
+        writeln!(
+            f,
+            "  from = 0, to = max_frames  (window: first frame, frame after the last)"
+        )?;
+        for (mode, table) in [("2D (and None)", &self.two_d), ("3D", &self.three_d)] {
+            writeln!(f, "\nschedules in {mode} mode:")?;
+            for (k, e) in table {
+                let how = if MULTIPLICATIVE.contains(&k.as_str()) {
+                    "*="
+                } else {
+                    "+="
+                };
+                writeln!(f, "  {k} {how} {e}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The presets available to a scene: bundled ones, overridden by name by user files.
 #[derive(Debug, Clone)]
 pub struct PresetLibrary {
@@ -411,6 +447,21 @@ impl PresetLibrary {
     /// Every preset, by name.
     pub fn iter(&self) -> impl Iterator<Item = &Preset> {
         self.presets.values()
+    }
+
+    /// `anim presets list`: one line per preset, the names padded to one width, then the
+    /// description and, for a user file, `[its path]`.
+    pub fn listing(&self) -> String {
+        let width = self.iter().map(|p| p.name.len()).max().unwrap_or(0);
+        let mut out = String::new();
+        for p in self.iter() {
+            let src = match &p.source {
+                PresetSource::Bundled => String::new(),
+                other => format!(" [{other}]"),
+            };
+            out.push_str(&format!("{:width$}  {}{src}\n", p.name, p.description));
+        }
+        out
     }
 }
 

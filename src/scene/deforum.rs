@@ -617,3 +617,30 @@ pub fn to_toml(scene: &Scene, source: &Path, warnings: &[String]) -> Result<Stri
     out.push_str(&body);
     Ok(out)
 }
+
+/// Reads a Deforum settings file from disk (`anim import deforum`): the scene and its warnings.
+///
+/// # Errors
+/// An unreadable file, or settings that do not make a valid scene.
+pub fn read_file(settings: &Path) -> anyhow::Result<(Scene, Vec<String>)> {
+    use anyhow::Context as _;
+    let text = std::fs::read_to_string(settings)
+        .with_context(|| format!("cannot read {}", settings.display()))?;
+    Ok(from_settings(&text, settings)?)
+}
+
+/// Writes `scene`, imported from `settings` with `warnings`, as a scene TOML file at `output`
+/// ([`to_toml`]).
+///
+/// # Errors
+/// A scene that cannot be written as TOML, or a file that cannot be written.
+pub fn write_toml(
+    scene: &Scene,
+    settings: &Path,
+    warnings: &[String],
+    output: &Path,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let toml = to_toml(scene, settings, warnings).map_err(anyhow::Error::msg)?;
+    std::fs::write(output, toml).with_context(|| format!("cannot write {}", output.display()))
+}

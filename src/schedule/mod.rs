@@ -10,6 +10,7 @@
 //! Beyond Deforum: commas inside function calls work, a first key after frame 0 holds backwards,
 //! and errors name the key and the column of the bad token.
 
+pub mod export;
 pub mod expr;
 pub mod plot;
 

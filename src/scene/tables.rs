@@ -1,0 +1,669 @@
+//! The scene's tables: the `scene_table!` macro, one settings struct per table with its
+//! defaults, the enums their keys take, and the keys allowed per table.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::registry;
+use crate::seeds::SeedBehavior;
+
+/// A schedule as written: a plain number or a Deforum keyframe string.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ScheduleText {
+    /// A constant.
+    Number(f64),
+    /// A keyframe string such as `"0:(1.0), 30:(1.02)"`, or a plain text value.
+    Text(String),
+}
+
+impl ScheduleText {
+    /// Wraps a string.
+    pub fn text(s: &str) -> Self {
+        ScheduleText::Text(s.to_string())
+    }
+}
+
+impl fmt::Display for ScheduleText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScheduleText::Number(v) => write!(f, "{v}"),
+            ScheduleText::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Animation mode, as Deforum names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AnimationMode {
+    /// 2D warps (angle, zoom, translation).
+    #[serde(rename = "2D")]
+    TwoD,
+    /// 3D camera moves (Deforum's depth warp; flat depth without a depth model).
+    #[serde(rename = "3D")]
+    ThreeD,
+    /// No motion: each frame is img2img of the previous one.
+    None,
+    /// Each frame is img2img of the matching frame of `[video_input] video_init_path`.
+    #[serde(rename = "Video Input")]
+    VideoInput,
+    /// Each frame is txt2img, the prompt travelling between the keyed prompts (no motion).
+    Interpolation,
+}
+
+impl fmt::Display for AnimationMode {
+    /// Deforum's name of the mode, as scene files write it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AnimationMode::TwoD => "2D",
+            AnimationMode::ThreeD => "3D",
+            AnimationMode::None => "None",
+            AnimationMode::VideoInput => "Video Input",
+            AnimationMode::Interpolation => "Interpolation",
+        })
+    }
+}
+
+/// How pixels outside the frame are filled by the 2D warp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Border {
+    /// Repeat the edge pixel (Deforum's default, OpenCV BORDER_REPLICATE).
+    Replicate,
+    /// Tile the image (OpenCV BORDER_WRAP).
+    Wrap,
+    /// Mirror, repeating the edge pixel (OpenCV BORDER_REFLECT).
+    Reflect,
+    /// Black (OpenCV BORDER_CONSTANT 0).
+    Zero,
+}
+
+/// How the 3D warp fills pixels that come from outside the frame (torch `grid_sample` padding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaddingMode {
+    /// Repeat the edge pixel (Deforum's default).
+    Border,
+    /// Mirror about the frame edges.
+    Reflection,
+    /// Black.
+    Zeros,
+}
+
+/// Resampling filter of the 3D warp (torch `grid_sample` mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SamplingMode {
+    /// Keys cubic convolution, a = -0.75 (Deforum's default).
+    Bicubic,
+    /// Bilinear.
+    Bilinear,
+    /// Nearest pixel.
+    Nearest,
+}
+
+/// Declares a scene table: plain settings with their defaults, then schedules whose defaults come
+/// from the [`registry`].
+macro_rules! scene_table {
+    (
+        $(#[$meta:meta])*
+        $name:ident ($table:literal) {
+            $( $(#[$fdoc:meta])* $field:ident : $fty:ty = $fdef:expr, )*
+        }
+        schedules { $( $(#[$sdoc:meta])* $sched:ident, )* }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct $name {
+            $( $(#[$fdoc])* pub $field: $fty, )*
+            $( $(#[$sdoc])* pub $sched: ScheduleText, )*
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name {
+                    $( $field: $fdef, )*
+                    $( $sched: ScheduleText::text(registry::default_of($table, stringify!($sched))), )*
+                }
+            }
+        }
+
+        impl $name {
+            /// The table's name in the scene file.
+            pub const TABLE: &'static str = $table;
+            /// The keys allowed in the table.
+            pub const KEYS: &'static [&'static str] = &[$( stringify!($field), )* $( stringify!($sched), )*];
+
+            /// The schedules of this table, by key.
+            pub fn schedules(&self) -> Vec<(&'static str, &ScheduleText)> {
+                vec![$( (stringify!($sched), &self.$sched), )*]
+            }
+
+            /// Mutable access to a schedule by key.
+            pub fn schedule_mut(&mut self, key: &str) -> Option<&mut ScheduleText> {
+                match key {
+                    $( stringify!($sched) => Some(&mut self.$sched), )*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+scene_table! {
+    /// `[image]`: frame size.
+    ImageSettings ("image") {
+        /// Width in pixels, a multiple of 8.
+        width: u32 = 512,
+        /// Height in pixels, a multiple of 8.
+        height: u32 = 512,
+    }
+    schedules {}
+}
+
+scene_table! {
+    /// `[animation]`: mode and length.
+    AnimationSettings ("animation") {
+        /// `2D`, `3D` or `None`.
+        mode: AnimationMode = AnimationMode::TwoD,
+        /// Number of frames to render.
+        max_frames: usize = 120,
+        /// Border handling of the 2D warp and of the perspective flip.
+        border: Border = Border::Replicate,
+        /// Padding of the 3D warp.
+        padding_mode: PaddingMode = PaddingMode::Border,
+        /// Sampling of the 3D warp.
+        sampling_mode: SamplingMode = SamplingMode::Bicubic,
+    }
+    schedules {}
+}
+
+scene_table! {
+    /// `[generation]`: sampling; every key but `seed`, `seed_behavior` and `seed_iter_N` is a schedule.
+    #[allow(non_snake_case)]
+    GenerationSettings ("generation") {
+        /// Seed; -1 picks a random one (recorded in the output).
+        seed: i64 = -1,
+        /// How the seed changes per diffused frame: iter, fixed, random, ladder, alternate, schedule.
+        seed_behavior: SeedBehavior = SeedBehavior::Iter,
+        /// With `iter`: the seed grows by 1 every N diffused frames.
+        seed_iter_N: u64 = 1,
+    }
+    schedules {
+        /// Sampling steps of a full (txt2img) schedule.
+        steps,
+        /// Deforum strength: the share of the previous frame kept (diffusers' strength = 1 - this).
+        strength,
+        /// Classifier-free guidance scale.
+        cfg_scale,
+        /// Per-frame seed (Deforum's `seed_schedule`, used with seed_behavior "schedule").
+        seed_schedule,
+        /// Variation seed (A1111 subseed).
+        subseed,
+        /// Variation strength.
+        subseed_strength,
+        /// DDIM eta.
+        ddim_eta,
+        /// Ancestral samplers' eta.
+        ancestral_eta,
+        /// CLIP layers to skip (1 = none).
+        clipskip,
+        /// Multiplier of the img2img noise.
+        noise_multiplier,
+        /// Sampler name (`Euler a`, `Euler`, `DDIM`), or a keyframe string of names.
+        sampler,
+        /// Model checkpoint per frame (keyframe string of model folders); empty = `[model] folder`.
+        checkpoint,
+    }
+}
+
+scene_table! {
+    /// `[init]`: an optional starting image.
+    InitSettings ("init") {
+        /// Path of the init image (relative to the scene file); none means frame 0 is txt2img.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        image: Option<PathBuf> = None,
+        /// Strength of frame 0 when an init image is used (Deforum's `strength`).
+        strength: f64 = 0.8,
+        /// With no init image, frame 0 is generated from pure noise (Deforum's `strength_0_no_init`).
+        strength_0_no_init: bool = true,
+    }
+    schedules {}
+}
+
+scene_table! {
+    /// `[motion]`: camera schedules (per-frame increments, as in Deforum).
+    MotionSettings ("motion") {
+        /// Turn on the perspective-flip homography.
+        enable_perspective_flip: bool = false,
+        /// rhai motion script (relative to the scene file) defining `fn frame(ctx)`; see docs/motion-scripts.md.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        script: Option<PathBuf> = None,
+        /// Camera presets applied to the schedules, in order (`[[motion.preset]]`).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        preset: Vec<crate::motion::PresetUse> = Vec::new(),
+        /// Extra preset folders (relative to the scene file), searched after the user folder.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        preset_dirs: Vec<PathBuf> = Vec::new(),
+    }
+    schedules {
+        /// Rotation in degrees per frame, counter-clockwise (2D).
+        angle,
+        /// Scale per frame (2D; 1 = static).
+        zoom,
+        /// 2D: pixels per frame, content moves right. 3D: camera units x 200.
+        translation_x,
+        /// 2D: pixels per frame, content moves down. 3D: camera units x 200.
+        translation_y,
+        /// 3D: forward motion, camera units x 200.
+        translation_z,
+        /// Rotation/zoom centre, fraction of the width.
+        transform_center_x,
+        /// Rotation/zoom centre, fraction of the height.
+        transform_center_y,
+        /// 3D tilt, degrees per frame.
+        rotation_3d_x,
+        /// 3D pan, degrees per frame.
+        rotation_3d_y,
+        /// 3D roll, degrees per frame.
+        rotation_3d_z,
+        /// Perspective flip roll, degrees.
+        perspective_flip_theta,
+        /// Perspective flip tilt, degrees.
+        perspective_flip_phi,
+        /// Perspective flip pan, degrees.
+        perspective_flip_gamma,
+        /// Perspective flip field of view, degrees.
+        perspective_flip_fv,
+        /// 3D field of view, degrees.
+        fov,
+        /// 3D near plane.
+        near,
+        /// 3D far plane.
+        far,
+        /// 3D aspect ratio.
+        aspect_ratio,
+    }
+}
+
+scene_table! {
+    /// `[noise]`: noise added to each warped frame before img2img.
+    NoiseSettings ("noise") {
+        /// `perlin` or `uniform`.
+        noise_type: String = "perlin".into(),
+        /// Perlin octaves.
+        perlin_octaves: u32 = 4,
+        /// Perlin persistence.
+        perlin_persistence: f64 = 0.5,
+    }
+    schedules {
+        /// Noise amount per frame.
+        noise,
+    }
+}
+
+/// Colour coherence mode (Deforum's `color_coherence`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ColorCoherence {
+    /// No colour matching.
+    None,
+    /// Match to the first frame in LAB.
+    #[serde(rename = "LAB")]
+    Lab,
+    /// Match to the first frame in HSV.
+    #[serde(rename = "HSV")]
+    Hsv,
+    /// Match to the first frame in RGB.
+    #[serde(rename = "RGB")]
+    Rgb,
+    /// Match to `color_coherence_image_path` (in LAB).
+    Image,
+    /// Match to the frame of `[video_input] video_init_path` at the same index, refreshed every
+    /// `color_coherence_video_every_N_frames` frames (in LAB).
+    #[serde(rename = "Video Input")]
+    VideoInput,
+}
+
+scene_table! {
+    /// `[coherence]`: keeping frames consistent.
+    #[allow(non_snake_case)]
+    CoherenceSettings ("coherence") {
+        /// None, LAB, HSV, RGB or Image.
+        color_coherence: ColorCoherence = ColorCoherence::Lab,
+        /// The colour reference for `Image` mode.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        color_coherence_image_path: Option<PathBuf> = None,
+        /// With `Video Input` colour coherence: take a new reference every N frames.
+        color_coherence_video_every_N_frames: usize = 1,
+        /// Make every frame grey.
+        color_force_grayscale: bool = false,
+        /// Deforum's old behaviour: match only before noising, not the generated frame too.
+        legacy_colormatch: bool = false,
+    }
+    schedules {
+        /// Contrast multiplier per frame.
+        contrast,
+    }
+}
+
+scene_table! {
+    /// `[anti_blur]`: unsharp mask per frame.
+    AntiBlurSettings ("anti_blur") {}
+    schedules {
+        /// Gaussian kernel size.
+        kernel,
+        /// Gaussian sigma.
+        sigma,
+        /// Sharpening amount (0 = off).
+        amount,
+        /// Threshold.
+        threshold,
+    }
+}
+
+scene_table! {
+    /// `[cadence]`: diffusion cadence.
+    CadenceSettings ("cadence") {
+        /// Diffuse every Nth frame; the frames between are blends of warped diffused frames.
+        diffusion_cadence: usize = 1,
+    }
+    schedules {
+        /// Optical-flow factor of tween frames.
+        cadence_flow_factor,
+    }
+}
+
+/// `[[controlnet]]`: one ControlNet unit's schedules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlNetUnit {
+    /// ControlNet model folder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<PathBuf>,
+    /// Conditioning weight per frame.
+    pub weight: ScheduleText,
+    /// Fraction of the steps where the unit starts.
+    pub guidance_start: ScheduleText,
+    /// Fraction of the steps where the unit ends.
+    pub guidance_end: ScheduleText,
+}
+
+impl Default for ControlNetUnit {
+    fn default() -> Self {
+        let d = |k: &str| {
+            ScheduleText::text(
+                registry::CONTROLNET_SCHEDULES
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, d)| *d)
+                    .unwrap_or("0:(1)"),
+            )
+        };
+        ControlNetUnit {
+            model: None,
+            weight: d("weight"),
+            guidance_start: d("guidance_start"),
+            guidance_end: d("guidance_end"),
+        }
+    }
+}
+
+impl ControlNetUnit {
+    const KEYS: &'static [&'static str] = &["model", "weight", "guidance_start", "guidance_end"];
+}
+
+/// Input normalisation of the depth model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DepthNormalization {
+    /// ImageNet mean and standard deviation (Depth-Anything, MiDaS v2.1).
+    Imagenet,
+    /// Mean 0.5, standard deviation 0.5 (MiDaS v3 DPT, Deforum's Midas-3-Hybrid).
+    Half,
+}
+
+/// How a frame is resized for a depth model whose input size is dynamic (MiDaS's `Resize` rules:
+/// keep the frame's aspect ratio, each side a multiple of `multiple_of`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DepthResize {
+    /// Both sides at least `input_size` (Depth-Anything).
+    LowerBound,
+    /// The side whose scale is closer to 1 becomes `input_size` (MiDaS v3 DPT, Deforum's
+    /// Midas-3-Hybrid with `input_size = 384`, `multiple_of = 32`).
+    Minimal,
+    /// `input_size` × `input_size`, aspect ratio not kept.
+    Square,
+}
+
+scene_table! {
+    /// `[depth]`: the monocular depth model of 3D mode.
+    DepthSettings ("depth") {
+        /// ONNX depth model (relative inverse depth out): a `.onnx` file or a folder holding
+        /// `model.onnx`, relative to the scene file; none = flat depth.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        model: Option<PathBuf> = None,
+        /// Use the depth model in 3D mode (Deforum's `use_depth_warping`); off = flat depth.
+        use_depth_warping: bool = true,
+        /// Weight of the model's depth against flat depth, 0..=1 (1 = as Deforum's MiDaS path).
+        midas_weight: f64 = 1.0,
+        /// Write each frame's depth map as a 16-bit grey PNG under `OUT/depth/`.
+        save_depth_maps: bool = false,
+        /// Target side of the model input when the model's input size is dynamic.
+        input_size: u32 = 518,
+        /// How frames are resized for a dynamic-size model: `lower_bound`, `minimal` or `square`.
+        resize: DepthResize = DepthResize::LowerBound,
+        /// Model input sides are rounded to a multiple of this (14 for ViT-S/14, 32 for DPT).
+        multiple_of: u32 = 14,
+        /// Input normalisation: `imagenet` or `half`.
+        normalization: DepthNormalization = DepthNormalization::Imagenet,
+    }
+    schedules {}
+}
+
+scene_table! {
+    /// `[video_input]`: the video of `mode = "Video Input"`.
+    VideoInputSettings ("video_input") {
+        /// The video file (relative to the scene file).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        video_init_path: Option<PathBuf> = None,
+        /// Use every Nth frame of the video.
+        extract_nth_frame: usize = 1,
+        /// First video frame used.
+        extract_from_frame: usize = 0,
+        /// Last video frame used (-1: the end).
+        extract_to_frame: i64 = -1,
+        /// Video Input mode: apply the scene's camera to each video frame before img2img.
+        motion: bool = false,
+    }
+    schedules {}
+}
+
+/// Prompt travel: how the text embeddings move between keyed prompts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PromptTravel {
+    /// Each prompt holds until the next key (Deforum).
+    None,
+    /// Linear interpolation of the embeddings over the frames between two keys.
+    Linear,
+    /// Spherical interpolation of each token's embedding.
+    Slerp,
+}
+
+scene_table! {
+    /// `[animation_prompts]`: text added to every prompt (Deforum's
+    /// `animation_prompts_positive` / `animation_prompts_negative`) and prompt travel.
+    PromptAffixes ("animation_prompts") {
+        /// Added after each positive prompt.
+        positive: String = String::new(),
+        /// Added to each negative prompt.
+        negative: String = String::new(),
+        /// Interpolate the text embeddings between keyed prompts: none, linear or slerp.
+        travel: PromptTravel = PromptTravel::None,
+    }
+    schedules {}
+}
+
+scene_table! {
+    /// `[model]`: the Stable Diffusion ONNX folder.
+    ModelSettings ("model") {
+        /// Folder in the optimum/diffusers ONNX layout (relative to the scene file).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        folder: Option<PathBuf> = None,
+        /// Pipelines kept loaded when the checkpoint schedule switches models (LRU).
+        cache_size: usize = 2,
+    }
+    schedules {}
+}
+
+scene_table! {
+    /// `[output]`: where frames and video go.
+    OutputSettings ("output") {
+        /// Output folder (relative to the scene file); default `output/<scene name>`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        folder: Option<PathBuf> = None,
+        /// Frames per second of the video.
+        fps: f64 = 15.0,
+        /// Encode an mp4 after rendering.
+        video: bool = true,
+        /// x264 constant rate factor (0-51, lower is better).
+        crf: u32 = 17,
+        /// x264 preset (ultrafast … veryslow).
+        preset: String = "slow".into(),
+        /// Video encoder: libx264, libx265 (both in the mp4).
+        codec: String = "libx264".into(),
+        /// Pixel format of the mp4: yuv420p (plays everywhere), yuv444p, …
+        pixel_format: String = "yuv420p".into(),
+        /// Also write `video.gif`.
+        gif: bool = false,
+        /// Also write `video.webm` (VP9).
+        webm: bool = false,
+        /// Audio file muxed into the mp4 (relative to the scene file).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        soundtrack: Option<PathBuf> = None,
+        /// Seconds of the soundtrack to skip (negative: delay it).
+        soundtrack_offset: f64 = 0.0,
+    }
+    schedules {}
+}
+
+/// Keys allowed per table, for error messages.
+pub(super) fn table_keys(table: &str) -> &'static [&'static str] {
+    match table {
+        "" => &[
+            "image",
+            "animation",
+            "generation",
+            "init",
+            "motion",
+            "noise",
+            "coherence",
+            "anti_blur",
+            "cadence",
+            "depth",
+            "model",
+            "output",
+            "variables",
+            "interpolation",
+            "prompts",
+            "controlnet",
+            "animation_prompts",
+            "video_input",
+        ],
+        "image" => ImageSettings::KEYS,
+        "animation" => AnimationSettings::KEYS,
+        "generation" => GenerationSettings::KEYS,
+        "init" => InitSettings::KEYS,
+        "motion" => MotionSettings::KEYS,
+        "noise" => NoiseSettings::KEYS,
+        "coherence" => CoherenceSettings::KEYS,
+        "anti_blur" => AntiBlurSettings::KEYS,
+        "cadence" => CadenceSettings::KEYS,
+        "animation_prompts" => PromptAffixes::KEYS,
+        "video_input" => VideoInputSettings::KEYS,
+        "controlnet" => ControlNetUnit::KEYS,
+        "depth" => DepthSettings::KEYS,
+        "model" => ModelSettings::KEYS,
+        "output" => OutputSettings::KEYS,
+        _ => &[],
+    }
+}
+
+/// Every table a scene file may have.
+pub(super) const TABLES: &[&str] = &[
+    "image",
+    "animation",
+    "generation",
+    "init",
+    "motion",
+    "noise",
+    "coherence",
+    "anti_blur",
+    "cadence",
+    "animation_prompts",
+    "video_input",
+    "controlnet",
+    "depth",
+    "model",
+    "output",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scene::Scene;
+    use crate::scene::tests::parse;
+
+    #[test]
+    fn every_key_is_documented() {
+        let doc = include_str!("../../docs/scene-format.md");
+        for table in TABLES.iter().chain([""].iter()) {
+            for key in table_keys(table) {
+                let documented = doc.contains(&format!("`{key}`"))
+                    || doc.contains(&format!("`[{key}]`"))
+                    || doc.contains(&format!("`[[{key}]]`"));
+                assert!(
+                    documented,
+                    "docs/scene-format.md does not document `{key}` of [{table}]"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn registry_matches_tables() {
+        let s = Scene::default();
+        let texts = s.schedule_texts();
+        assert_eq!(
+            texts.len(),
+            registry::SCHEDULES.len(),
+            "every registry entry has a scene field"
+        );
+        for d in registry::SCHEDULES {
+            assert!(
+                table_keys(d.table).contains(&d.key),
+                "{}.{} missing from the table",
+                d.table,
+                d.key
+            );
+        }
+    }
+
+    #[test]
+    #[allow(clippy::approx_constant)] // 3.14 is in Deforum's default zoom
+    fn defaults_follow_deforum() {
+        let s = parse("").unwrap();
+        assert_eq!(
+            (s.image.width, s.image.height, s.animation.max_frames),
+            (512, 512, 120)
+        );
+        assert_eq!(s.generation.sampler, ScheduleText::text("Euler a"));
+        let f = s.schedules().unwrap();
+        assert_eq!(f.at(5).strength, 0.65);
+        assert!((f.at(1).zoom - (1.0025 + 0.002 * (1.25f64 * 3.14 / 30.0).sin())).abs() < 1e-12);
+    }
+}

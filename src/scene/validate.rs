@@ -1,0 +1,346 @@
+//! Range checks of a scene: the limits, the checks made when a scene is read
+//! (`Scene::validate`) and those of its evaluated schedules.
+
+use std::sync::Arc;
+
+use super::prompts::expand_prompt_math;
+use super::{AnimationMode, ColorCoherence, Evaluated, FrameSchedules, Scene, sampler_name};
+
+/// The most frames one scene may have (every schedule holds a value per frame).
+pub const MAX_FRAMES: usize = 1_000_000;
+/// The largest frame side in pixels.
+pub const MAX_SIDE: u32 = 8192;
+/// The largest diffusion cadence (Deforum's slider: 1 to 50).
+pub const MAX_CADENCE: usize = 50;
+/// The largest seed: A1111 and Deforum draw and show seeds in `0..=2^32 - 1`; `-1` asks for a
+/// random one.
+pub const MAX_SEED: i64 = u32::MAX as i64;
+
+/// A scheduled seed `-1` (random) or within `0..=MAX_SEED`, as A1111 takes them.
+fn check_seed(key: &str, x: f64) -> Result<(), String> {
+    if x == -1.0 || (x >= 0.0 && x <= MAX_SEED as f64 && x.fract() == 0.0) {
+        return Ok(());
+    }
+    Err(format!(
+        "{key} = {x}: a seed is -1 (random) or a whole number within 0..={MAX_SEED}, as A1111 takes them"
+    ))
+}
+
+/// The most Perlin octaves a frame of `width` x `height` can hold: the noise is drawn at the size
+/// floored to a multiple of 64, and the finest octave's grid (8 cells at the first octave,
+/// doubling each octave) must not have more cells than that size's longer side has pixels (the
+/// grid's gradients take memory with the square of its cells).
+pub fn max_perlin_octaves(width: u32, height: u32) -> u32 {
+    let floor64 = |v: u32| (v - v % 64).max(64.min(v));
+    let side = floor64(width).max(floor64(height)).max(1);
+    let mut octaves = 1;
+    while 8u64 << octaves <= u64::from(side) {
+        octaves += 1;
+    }
+    octaves
+}
+
+impl Scene {
+    /// Checks every key and range, evaluates the schedules (kept for
+    /// [`Scene::frame_schedules`]) and expands the prompts' math once.
+    pub(crate) fn validate(&mut self) -> Result<(), String> {
+        let (w, h) = (self.image.width, self.image.height);
+        for (name, v) in [("width", w), ("height", h)] {
+            if v > MAX_SIDE {
+                return Err(format!(
+                    "[image] {name} = {v}: at most {MAX_SIDE} pixels (Stable Diffusion models are \
+                     trained at 512 to 1024; upscale the frames afterwards for larger video)"
+                ));
+            }
+            if v == 0 || v % 8 != 0 {
+                let lo = (v / 8 * 8).max(8);
+                return Err(format!(
+                    "[image] {name} = {v}: must be a positive multiple of 8 (try {lo} or {})",
+                    lo + 8
+                ));
+            }
+        }
+        if self.animation.max_frames == 0 {
+            return Err("[animation] max_frames = 0: render at least 1 frame".into());
+        }
+        if self.animation.max_frames > MAX_FRAMES {
+            return Err(format!(
+                "[animation] max_frames = {}: at most {MAX_FRAMES} frames in one scene (every schedule \
+                 holds a value per frame); split a longer animation into several scenes",
+                self.animation.max_frames
+            ));
+        }
+        if !(self.output.fps > 0.0 && self.output.fps.is_finite()) {
+            return Err(format!(
+                "[output] fps = {}: must be a positive number",
+                self.output.fps
+            ));
+        }
+        if self.animation.mode == AnimationMode::VideoInput
+            && self.video_input.video_init_path.is_none()
+        {
+            return Err("[animation] mode = \"Video Input\" needs [video_input] video_init_path = \"path/to/video.mp4\"".into());
+        }
+        if self.cadence.diffusion_cadence == 0 {
+            return Err("[cadence] diffusion_cadence = 0: use 1 to diffuse every frame".into());
+        }
+        if self.cadence.diffusion_cadence > MAX_CADENCE {
+            return Err(format!(
+                "[cadence] diffusion_cadence = {}: at most {MAX_CADENCE} (Deforum's range; the \
+                 frames between two diffused frames are held in memory)",
+                self.cadence.diffusion_cadence
+            ));
+        }
+        let seed = self.generation.seed;
+        if seed != -1 && !(0..=MAX_SEED).contains(&seed) {
+            return Err(format!(
+                "[generation] seed = {seed}: a seed is -1 (random) or a whole number within \
+                 0..={MAX_SEED}, as A1111 takes them"
+            ));
+        }
+        if !self.noise.perlin_persistence.is_finite() {
+            return Err(format!(
+                "[noise] perlin_persistence = {}: must be a finite number (Deforum's default is 0.5)",
+                self.noise.perlin_persistence
+            ));
+        }
+        if self.depth.input_size > MAX_SIDE {
+            return Err(format!(
+                "[depth] input_size = {}: at most {MAX_SIDE} pixels",
+                self.depth.input_size
+            ));
+        }
+        const PRESETS: &[&str] = &[
+            "ultrafast",
+            "superfast",
+            "veryfast",
+            "faster",
+            "fast",
+            "medium",
+            "slow",
+            "slower",
+            "veryslow",
+            "placebo",
+        ];
+        if !PRESETS.contains(&self.output.preset.as_str()) {
+            return Err(format!(
+                "[output] preset = \"{}\": use one of {}",
+                self.output.preset,
+                PRESETS.join(", ")
+            ));
+        }
+        if !matches!(self.output.codec.as_str(), "libx264" | "libx265") {
+            return Err(format!(
+                "[output] codec = \"{}\": use \"libx264\" or \"libx265\" (gif and webm have their own switches)",
+                self.output.codec
+            ));
+        }
+        if self
+            .output
+            .pixel_format
+            .parse::<ffmpeg_next::format::Pixel>()
+            .is_err()
+        {
+            return Err(format!(
+                "[output] pixel_format = \"{}\": not a pixel format FFmpeg knows (e.g. yuv420p, yuv444p)",
+                self.output.pixel_format
+            ));
+        }
+        if self.coherence.color_coherence == ColorCoherence::VideoInput
+            && self.video_input.video_init_path.is_none()
+        {
+            return Err(
+                "[coherence] color_coherence = \"Video Input\" needs [video_input] video_init_path"
+                    .into(),
+            );
+        }
+        if self.coherence.color_coherence == ColorCoherence::Image
+            && self.coherence.color_coherence_image_path.is_none()
+        {
+            return Err(
+                "[coherence] color_coherence = \"Image\" needs color_coherence_image_path".into(),
+            );
+        }
+        if !matches!(self.noise.noise_type.as_str(), "perlin" | "uniform") {
+            return Err(format!(
+                "[noise] noise_type = \"{}\": use \"perlin\" or \"uniform\"",
+                self.noise.noise_type
+            ));
+        }
+        if self.output.crf > 51 {
+            return Err(format!(
+                "[output] crf = {}: must be 0..=51",
+                self.output.crf
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.init.strength) {
+            return Err(format!(
+                "[init] strength = {}: must be within 0..=1",
+                self.init.strength
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.depth.midas_weight) {
+            return Err(format!(
+                "[depth] midas_weight = {}: must be within 0..=1",
+                self.depth.midas_weight
+            ));
+        }
+        if self.depth.input_size < 14 {
+            return Err(format!(
+                "[depth] input_size = {}: must be at least 14 pixels",
+                self.depth.input_size
+            ));
+        }
+        if self.depth.multiple_of == 0 || self.depth.multiple_of > self.depth.input_size {
+            return Err(format!(
+                "[depth] multiple_of = {}: must be within 1..=input_size ({}); 14 for \
+                 Depth-Anything, 32 for MiDaS DPT",
+                self.depth.multiple_of, self.depth.input_size
+            ));
+        }
+        for name in self.variables.keys() {
+            let builtin = crate::schedule::VARIABLES.contains(&name.as_str())
+                || ["pi", "e"].contains(&name.as_str());
+            let valid = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+            if builtin
+                || !valid
+                || crate::schedule::expr::FUNCTIONS
+                    .iter()
+                    .any(|(f, _)| f == name)
+            {
+                return Err(format!(
+                    "[variables] {name}: not usable as a variable name (built-in name or not an identifier)"
+                ));
+            }
+        }
+        let ctx = self.context();
+        for (key, text) in &self.prompts {
+            key.trim().parse::<usize>().map_err(|_| {
+                format!("[prompts] key \"{key}\": must be a frame number such as \"0\" or \"30\"")
+            })?;
+            let _ = text;
+        }
+        self.evaluated = None;
+        let sched = self.schedules()?;
+        let ctx = self.prompt_context(&ctx, Some(&sched), 0);
+        for (key, text) in &self.prompts {
+            expand_prompt_math(text, &ctx, 0).map_err(|e| format!("[prompts] \"{key}\": {e}"))?;
+        }
+        self.evaluated = Some(Arc::new(Evaluated {
+            key: self.evaluation_key(),
+            schedules: Arc::new(sched),
+        }));
+        Ok(())
+    }
+
+    /// The per-frame ranges of evaluated schedules: steps, the anti-blur kernel, seeds and
+    /// sampler names.
+    pub(super) fn check_frames(&self, s: &FrameSchedules) -> Result<(), String> {
+        let (w, h) = (self.image.width, self.image.height);
+        let max_kernel = u64::from(w.min(h));
+        for i in 0..s.frames() {
+            let v = s.at(i);
+            if !(1.0..=1000.0).contains(&v.steps) {
+                return Err(format!(
+                    "[generation] steps: {} at frame {i}; must be within 1..=1000",
+                    v.steps
+                ));
+            }
+            let k = v.kernel;
+            if v.amount > 0.0 && (k < 1.0 || k > max_kernel as f64 || (k as u64).is_multiple_of(2))
+            {
+                return Err(format!(
+                    "[anti_blur] kernel is {k} at frame {i}: the Gaussian kernel size must be an \
+                     odd number within 1..={max_kernel} (the frame's shorter side)"
+                ));
+            }
+            if self.generation.seed_behavior == crate::seeds::SeedBehavior::Schedule {
+                let key = format!("[generation] seed_schedule at frame {i}");
+                check_seed(&key, v.seed.trunc())?;
+            }
+            check_seed(
+                &format!("[generation] subseed at frame {i}"),
+                v.subseed.trunc(),
+            )?;
+            sampler_name(v.sampler).map_err(|e| format!("{e} (frame {i})"))?;
+        }
+        Ok(())
+    }
+
+    /// Whether the noise the render loop draws fits the frame: the Perlin octaves (checked by
+    /// `render` and `validate`; `preview`, Video Input and Interpolation modes draw no noise, nor
+    /// does frame 0).
+    pub fn check_noise(&self, s: &FrameSchedules) -> Result<(), String> {
+        let (w, h) = (self.image.width, self.image.height);
+        let octaves = self.noise.perlin_octaves;
+        let max_octaves = max_perlin_octaves(w, h);
+        let noised = matches!(
+            self.animation.mode,
+            AnimationMode::TwoD | AnimationMode::ThreeD | AnimationMode::None
+        );
+        if noised
+            && self.noise.noise_type == "perlin"
+            && !(1..=max_octaves).contains(&octaves)
+            && let Some(i) = (1..s.frames()).find(|&i| s.at(i).noise != 0.0)
+        {
+            return Err(format!(
+                "[noise] perlin_octaves = {octaves}: a {w}x{h} frame holds 1..={max_octaves} octaves \
+                 (noise is drawn from frame {i} on)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::scene::tests::parse;
+
+    #[test]
+    fn bad_values() {
+        assert!(
+            parse("[image]\nwidth = 100\n")
+                .unwrap_err()
+                .to_string()
+                .contains("multiple of 8")
+        );
+        assert!(
+            parse("[image]\nwidth = \"wide\"\n")
+                .unwrap_err()
+                .to_string()
+                .contains("line 2")
+        );
+        let e = parse("[motion]\nzoom = \"0:(1.0), 5:(1+sinn(t))\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[motion] zoom") && e.contains("sinn"), "{e}");
+        assert!(
+            parse("[generation]\nsampler = \"Eulr\"\n")
+                .unwrap_err()
+                .to_string()
+                .contains("did you mean `Euler`")
+        );
+        assert!(
+            parse("[animation]\nmode = \"4D\"\n")
+                .unwrap_err()
+                .to_string()
+                .contains("line 2")
+        );
+        assert!(
+            parse("[prompts]\nfirst = \"x\"\n")
+                .unwrap_err()
+                .to_string()
+                .contains("frame number")
+        );
+        assert!(
+            parse("[image\nwidth = 1")
+                .unwrap_err()
+                .to_string()
+                .contains("line 1")
+        );
+    }
+}

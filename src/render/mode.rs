@@ -30,6 +30,21 @@ pub(crate) struct Start {
     pub warp_ms: f64,
 }
 
+impl Default for Start {
+    /// txt2img from nothing: no picture, no tweens, no stages.
+    fn default() -> Start {
+        Start {
+            image: None,
+            between: Vec::new(),
+            denoise: 1.0,
+            prepare: false,
+            finish_gray: false,
+            kind: "key",
+            warp_ms: 0.0,
+        }
+    }
+}
+
 /// One animation mode.
 pub(crate) trait Mode {
     /// Whether a frame's picture is where the next frame starts (then frames between diffused
@@ -78,12 +93,9 @@ impl Mode for Motion {
             };
             return Ok(Start {
                 image,
-                between: Vec::new(),
                 denoise: 1.0 - scene.init.strength,
-                prepare: false,
                 finish_gray: true,
-                kind: "key",
-                warp_ms: 0.0,
+                ..Start::default()
             });
         };
         // the previous key frame moved through the camera of every frame up to this one; the
@@ -126,12 +138,10 @@ impl Mode for VideoInput {
         }
         Ok(Start {
             image: Some(input),
-            between: Vec::new(),
             denoise: 1.0 - lp.sched.at(f).strength.clamp(0.0, 1.0),
-            prepare: false,
-            finish_gray: false,
             kind: "video",
             warp_ms: super::ms(t.elapsed()),
+            ..Start::default()
         })
     }
 }
@@ -146,13 +156,8 @@ impl Mode for Interpolation {
 
     fn start(&mut self, _: &mut Loop, _: usize, _: usize, _: Option<&RgbImage>) -> Result<Start> {
         Ok(Start {
-            image: None,
-            between: Vec::new(),
-            denoise: 1.0,
-            prepare: false,
-            finish_gray: false,
             kind: "txt2img",
-            warp_ms: 0.0,
+            ..Start::default()
         })
     }
 }

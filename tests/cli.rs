@@ -519,8 +519,47 @@ fn validate_accepts_the_examples() {
         if p.extension().is_some_and(|e| e == "toml") {
             let o = anim(&["validate", p.to_str().unwrap()]);
             assert!(o.status.success(), "{}: {}", p.display(), stderr(&o));
+            // modes by the names scene files use, not Rust's (was "mode TwoD")
+            let out = String::from_utf8_lossy(&o.stdout);
+            assert!(
+                out.contains("mode 2D,") || out.contains("mode 3D,"),
+                "{}: {out}",
+                p.display()
+            );
         }
     }
+}
+
+/// Small faults a review found: `--quiet` silenced the progress bar but not the device note,
+/// `schedule --help` said `-o` was needed for png, a flip at phi = 90 blamed fv.
+#[test]
+fn quiet_help_and_flip_messages_say_what_is_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = scene(dir.path(), FOUR_FRAMES);
+    let o = anim(&[
+        "render",
+        s.to_str().unwrap(),
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+        "--quiet",
+        "--no-video",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "", "--quiet prints nothing on success");
+    let help = String::from_utf8_lossy(&anim(&["schedule", "--help"]).stdout).into_owned();
+    assert!(help.contains("default ./schedule.png"), "{help}");
+    assert!(!help.contains("needed for png"), "{help}");
+    let flip = FOUR_FRAMES.replace(
+        "angle = \"0:(2)\"",
+        "angle = \"0:(2)\"\nenable_perspective_flip = true\nperspective_flip_phi = \"0:(90)\"\nperspective_flip_fv = \"0:(148)\"",
+    );
+    let s = scene(dir.path(), &flip);
+    fails_with(
+        &["validate", s.to_str().unwrap()],
+        &["phi = 90", "fv = 148", "edge-on"],
+    );
+    let o = anim(&["validate", s.to_str().unwrap()]);
+    assert!(!stderr(&o).contains("fv must be"), "{}", stderr(&o));
 }
 
 #[test]

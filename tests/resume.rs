@@ -176,6 +176,45 @@ fn resume_with_a_motion_script_and_presets_is_bit_identical() {
     });
 }
 
+/// Checkpoints cost the same at every key frame: the state file does not grow with the frames
+/// written (it held every frame's record before, rewritten at each key frame).
+#[test]
+fn checkpoint_state_does_not_grow_with_the_frame_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("s.toml");
+    let sizes: Vec<u64> = [5usize, 60]
+        .iter()
+        .map(|&halt| {
+            std::fs::write(
+                &s,
+                "[image]\nwidth = 8\nheight = 8\n[animation]\nmax_frames = 100\n[motion]\nzoom = \"0:(1.01)\"\n",
+            )
+            .unwrap();
+            let out = dir.path().join(format!("o{halt}"));
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_anim"));
+            cmd.args(["preview", s.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q", "--no-video"])
+                .env("ANIM_HALT_AFTER_FRAME", halt.to_string());
+            let mut child = cmd.spawn().unwrap();
+            let state = out.join("state/state.json");
+            let t = Instant::now();
+            // the checkpoint of frame halt - 1 is the last before the halt
+            while !std::fs::read_to_string(&state)
+                .is_ok_and(|t| t.contains(&format!("\"key_frame\": {}", halt - 1)))
+            {
+                assert!(t.elapsed() < Duration::from_secs(60), "no checkpoint");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            child.kill().unwrap();
+            child.wait().unwrap();
+            std::fs::metadata(&state).unwrap().len()
+        })
+        .collect();
+    assert!(
+        sizes[1] <= sizes[0] + 8,
+        "state.json grows with the frames: {sizes:?} bytes after 5 and 60 frames"
+    );
+}
+
 #[test]
 fn resume_refuses_a_changed_scene() {
     let dir = tempfile::tempdir().unwrap();

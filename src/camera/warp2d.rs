@@ -196,7 +196,7 @@ fn rotation_xyz(x: f64, y: f64, z: f64) -> Mat4 {
 /// The homography taking the four `src` points to `dst`, like `cv2.getPerspectiveTransform`
 /// (an 8x8 system in double solved by Gaussian elimination with partial pivoting); `None` when
 /// the points are degenerate.
-pub fn perspective_transform(src: &[[f32; 2]; 4], dst: &[[f32; 2]; 4]) -> Option<Mat3> {
+fn perspective_transform(src: &[[f32; 2]; 4], dst: &[[f32; 2]; 4]) -> Option<Mat3> {
     let mut a = [[0f64; 8]; 8];
     let mut b = [0f64; 8];
     for i in 0..4 {
@@ -235,7 +235,7 @@ pub fn perspective_transform(src: &[[f32; 2]; 4], dst: &[[f32; 2]; 4]) -> Option
 }
 
 /// Product of two 3x3 matrices.
-pub fn matmul(a: &Mat3, b: &Mat3) -> Mat3 {
+pub(crate) fn matmul(a: &Mat3, b: &Mat3) -> Mat3 {
     let mut r = [[0.0; 3]; 3];
     for i in 0..3 {
         for j in 0..3 {
@@ -414,13 +414,13 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{Border, VECTOR_WIDTH, row_terms, sample_span};
-    use crate::simd::{channels_f32, offset, pack_rgb, pixels, store_rgb, within};
+    use crate::camera::simd::{channels_f32, offset, pack_rgb, pixels, store_rgb, within};
 
     /// Row `y`: blocks of eight up to OpenCV's vector width, then its scalar tail one by one.
     ///
     /// # Safety
-    /// The CPU supports AVX2 and FMA, [`crate::simd::fits`]`(src.len())`, `src` is `w`x`h` RGB,
-    /// `row` is `3w` long.
+    /// The CPU supports AVX2 and FMA, [`crate::camera::simd::fits`]`(src.len())`, `src` is `w`x`h`
+    /// RGB, `row` is `3w` long.
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn sample_row(
@@ -692,8 +692,8 @@ mod avx512 {
     /// Row `y`: sixteen-pixel blocks up to OpenCV's vector width, then its scalar tail.
     ///
     /// # Safety
-    /// The CPU supports AVX-512 F, BW and VBMI, AVX2 and FMA; [`crate::simd::fits`]`(src.len())`,
-    /// `src` is `w`x`h` RGB, `row` is `3w` long.
+    /// The CPU supports AVX-512 F, BW and VBMI, AVX2 and FMA;
+    /// [`crate::camera::simd::fits`]`(src.len())`, `src` is `w`x`h` RGB, `row` is `3w` long.
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx2,fma")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn sample_row(
@@ -873,10 +873,10 @@ pub fn warp_perspective(src: &RgbImage, m: &Mat3, border: Border) -> RgbImage {
     let src_raw = src.as_raw();
     let (wu, hu) = (w as usize, h as usize);
     #[cfg(target_arch = "x86_64")]
-    let fma = crate::cpu::has("avx2,fma") && crate::simd::fits(src_raw.len());
+    let fma = crate::cpu::has("avx2,fma") && super::simd::fits(src_raw.len());
     #[cfg(target_arch = "x86_64")]
     let avx512 =
-        crate::cpu::has("avx512f,avx512bw,avx512vbmi,avx2,fma") && crate::simd::fits(src_raw.len());
+        crate::cpu::has("avx512f,avx512bw,avx512vbmi,avx2,fma") && super::simd::fits(src_raw.len());
     dst.as_mut()
         .par_chunks_mut(wu * 3)
         .enumerate()

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use crate::scene::{PaddingMode, SamplingMode};
 
 /// Deforum's `TRANSLATION_SCALE`: scene translations are in 1/200 camera units.
-pub const TRANSLATION_SCALE: f64 = 1.0 / 200.0;
+const TRANSLATION_SCALE: f64 = 1.0 / 200.0;
 
 /// Per-frame 3D camera parameters (Deforum's 3D motion schedules at one frame).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -351,15 +351,17 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{Axis, Grid, Source};
+    use crate::camera::simd::{
+        channels_f32, offset, pack_rgb, pixels, pixels_inside, store_rgb, within,
+    };
     use crate::scene::{PaddingMode, SamplingMode};
-    use crate::simd::{channels_f32, offset, pack_rgb, pixels, pixels_inside, store_rgb, within};
 
     /// Warps one row: the sampling grid (with AVX2 enabled, so the compiler vectorises
     /// [`Grid::row`] eight wide; the same operations, so the same values), then
     /// the kernel of `sampling`, eight pixels at a time; the last `w % 8` pixels are scalar.
     ///
     /// # Safety
-    /// The CPU supports AVX2, [`crate::simd::fits`] holds for the frame, and the slices are
+    /// The CPU supports AVX2, [`crate::camera::simd::fits`] holds for the frame, and the slices are
     /// `w` long (`row` `3w`).
     #[target_feature(enable = "avx2")]
     #[allow(clippy::too_many_arguments)]
@@ -739,7 +741,7 @@ impl Grid {
 }
 
 /// Warps `img` by the 3D camera `motion`. `z` is the per-pixel depth (row-major, `w*h` values,
-/// from [`crate::depth::depth_to_z`]); `None` is Deforum's flat depth z = 1. The caller checks
+/// from [`super::depth::depth_to_z`]); `None` is Deforum's flat depth z = 1. The caller checks
 /// `motion` with [`Motion3D::validate`]; values it rejects give a black frame rather than a panic.
 pub fn warp_3d(
     img: &RgbImage,
@@ -763,7 +765,7 @@ pub fn warp_3d(
     };
     let ones = vec![1f32; w];
     #[cfg(target_arch = "x86_64")]
-    let avx2 = crate::cpu::has("avx2") && crate::simd::fits(source.px.len());
+    let avx2 = crate::cpu::has("avx2") && super::simd::fits(source.px.len());
     out.as_mut()
         .par_chunks_mut(w * 3)
         .enumerate()

@@ -1,15 +1,33 @@
-//! The per-frame camera, as Deforum's `anim_frame_warp`: the scene's motion schedules at frame
-//! `i` applied to the previous frame — the 2D warp ([`crate::warp`]) or the 3D depth warp
-//! ([`crate::camera3d`], depth from [`crate::depth`]), with the perspective flip in both modes.
+//! Everything that moves pixels: the per-frame camera, as Deforum's `anim_frame_warp`, and the
+//! warps it drives.
+//!
+//! Data flow, one frame: the scene's schedules give the frame's values ([`FrameValues`]); the
+//! camera turns them into a motion ([`motion_2d`], [`motion_3d`], [`flip_at`]); the motion into a
+//! matrix ([`warp2d::Motion2D::matrix`], [`warp2d::Flip::matrix`], the 3D camera's projection);
+//! and a kernel resamples the previous frame by it: [`warp2d::warp_perspective`] (OpenCV-exact
+//! bilinear, AVX2/AVX-512) for 2D and the flip, [`warp3d::warp_3d`] (PyTorch `grid_sample`-exact,
+//! AVX2) for 3D, with per-pixel depth from [`depth`]. [`Camera`] does this for every frame and
+//! holds the depth model between frames.
+//!
+//! - [`warp2d`]: Deforum's 2D matrix, the perspective flip and the 2D resampler.
+//! - [`warp3d`]: Deforum's 3D camera (PyTorch3D projections, `grid_sample`).
+//! - [`depth`]: ONNX depth models and the depth map turned into z.
+//! - `simd`: AVX2 pieces shared by the kernels.
+
+pub mod depth;
+#[cfg(target_arch = "x86_64")]
+mod simd;
+pub mod warp2d;
+pub mod warp3d;
 
 use std::path::PathBuf;
 
 use image::RgbImage;
 
-use crate::camera3d::{self, Motion3D};
-use crate::depth::{self, DepthError, DepthModel};
 use crate::scene::{AnimationMode, FrameSchedules, FrameValues, Scene};
-use crate::warp::{self, Flip, Mat3, Motion2D};
+use depth::{DepthError, DepthModel};
+use warp2d::{Flip, Mat3, Motion2D};
+use warp3d::Motion3D;
 
 /// A camera setting that cannot be used, or a depth model that failed.
 #[derive(Debug, thiserror::Error)]
@@ -164,8 +182,8 @@ impl<'s> Camera<'s> {
         let img = match self.mode {
             AnimationMode::None | AnimationMode::VideoInput | AnimationMode::Interpolation => prev,
             AnimationMode::TwoD => match flip {
-                Some(f) => warp::warp_2d_flip(&prev, &motion_2d(v), &f, a.border),
-                None => warp::warp_2d(&prev, &motion_2d(v), a.border),
+                Some(f) => warp2d::warp_2d_flip(&prev, &motion_2d(v), &f, a.border),
+                None => warp2d::warp_2d(&prev, &motion_2d(v), a.border),
             },
             AnimationMode::ThreeD => {
                 let z = match self.depth.as_mut() {
@@ -190,10 +208,10 @@ impl<'s> Camera<'s> {
                 };
                 // Deforum predicts depth on the previous frame, then pre-warps it by the flip
                 let pre = match flip {
-                    Some(f) => warp::warp_perspective(&prev, &f, a.border),
+                    Some(f) => warp2d::warp_perspective(&prev, &f, a.border),
                     None => prev,
                 };
-                camera3d::warp_3d(
+                warp3d::warp_3d(
                     &pre,
                     &motion_3d(v),
                     z.as_deref(),
@@ -225,11 +243,11 @@ impl<'s> Camera<'s> {
             AnimationMode::TwoD => {
                 let m = motion_2d(v).matrix(img.width(), img.height());
                 let m = match flip {
-                    Some(f) => warp::matmul(&f, &m),
+                    Some(f) => warp2d::matmul(&f, &m),
                     None => m,
                 };
-                match warp::invert(&m) {
-                    Some(inv) => warp::warp_perspective(&img, &inv, a.border),
+                match warp2d::invert(&m) {
+                    Some(inv) => warp2d::warp_perspective(&img, &inv, a.border),
                     None => img,
                 }
             }
@@ -244,9 +262,9 @@ impl<'s> Camera<'s> {
                     rotation_z: -m.rotation_z,
                     ..m
                 };
-                let img = camera3d::warp_3d(&img, &back, None, a.padding_mode, a.sampling_mode);
-                match flip.and_then(|f| warp::invert(&f)) {
-                    Some(inv) => warp::warp_perspective(&img, &inv, a.border),
+                let img = warp3d::warp_3d(&img, &back, None, a.padding_mode, a.sampling_mode);
+                match flip.and_then(|f| warp2d::invert(&f)) {
+                    Some(inv) => warp2d::warp_perspective(&img, &inv, a.border),
                     None => img,
                 }
             }

@@ -13,6 +13,10 @@
 //! - [`warp3d`]: Deforum's 3D camera (PyTorch3D projections, `grid_sample`).
 //! - [`depth`]: ONNX depth models and the depth map turned into z.
 //! - `simd`: AVX2 pieces shared by the kernels.
+//!
+//! Matrices and vectors are composed with nalgebra, in the same order as the references (so the
+//! same bytes); the kernels, `invert` and the OpenCV-exact homography solve keep hand-written
+//! array arithmetic, where nalgebra's would change the last bits (see the comments there).
 
 pub mod depth;
 #[cfg(target_arch = "x86_64")]
@@ -23,6 +27,7 @@ pub mod warp3d;
 use std::path::PathBuf;
 
 use image::RgbImage;
+use nalgebra::{Matrix3, RealField};
 
 use crate::scene::{AnimationMode, FrameSchedules, FrameValues, Scene};
 use depth::{DepthError, DepthModel};
@@ -98,6 +103,34 @@ pub fn flip_at(v: &FrameValues) -> Flip {
         gamma: v.perspective_flip_gamma,
         fv: v.perspective_flip_fv,
     }
+}
+
+/// The factors of `Rx(x) · Ry(y) · Rz(z)` (right-handed) from each angle's `(sin, cos)`, entry by
+/// entry like PyTorch3D's `_axis_angle_rotation` and Deforum's flip. Not `Rotation3::
+/// from_axis_angle`: it makes `-sin 0` `+0` where these have `-0`, and the 3D kernel divides by
+/// sums of these products.
+#[rustfmt::skip]
+pub(crate) fn rotations_xyz<T: RealField + Copy>(
+    [(sx, cx), (sy, cy), (sz, cz)]: [(T, T); 3],
+) -> [Matrix3<T>; 3] {
+    let (o, l) = (T::zero(), T::one());
+    [
+        Matrix3::new(
+            l, o, o,
+            o, cx, -sx,
+            o, sx, cx,
+        ),
+        Matrix3::new(
+            cy, o, sy,
+            o, l, o,
+            -sy, o, cy,
+        ),
+        Matrix3::new(
+            cz, -sz, o,
+            sz, cz, o,
+            o, o, l,
+        ),
+    ]
 }
 
 fn flip_matrix(scene: &Scene, v: &FrameValues, i: usize) -> Result<Mat3, CameraError> {

@@ -9,6 +9,7 @@
 //! rounding (tests/warp3d.rs, references from scripts/make_camera_refs.py).
 
 use image::RgbImage;
+use nalgebra::{Matrix3, Vector3};
 use rayon::prelude::*;
 
 use crate::scene::{PaddingMode, SamplingMode};
@@ -57,15 +58,10 @@ impl Motion3D {
     };
 
     /// `euler_angles_to_matrix([rx, ry, rz], "XYZ")` = Rx·Ry·Rz, float32 as PyTorch3D.
-    fn rotation(&self) -> [[f32; 3]; 3] {
-        let r = |deg: f64| deg.to_radians() as f32;
-        let (sx, cx) = r(self.rotation_x).sin_cos();
-        let (sy, cy) = r(self.rotation_y).sin_cos();
-        let (sz, cz) = r(self.rotation_z).sin_cos();
-        let rx = [[1.0, 0.0, 0.0], [0.0, cx, -sx], [0.0, sx, cx]];
-        let ry = [[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]];
-        let rz = [[cz, -sz, 0.0], [sz, cz, 0.0], [0.0, 0.0, 1.0]];
-        mul3(&mul3(&rx, &ry), &rz)
+    fn rotation(&self) -> Matrix3<f32> {
+        let degrees = [self.rotation_x, self.rotation_y, self.rotation_z];
+        let [rx, ry, rz] = super::rotations_xyz(degrees.map(|d| (d.to_radians() as f32).sin_cos()));
+        rx * ry * rz
     }
 
     /// The projection scales (K[0][0], K[1][1]) of `FoVPerspectiveCameras`, float32.
@@ -79,21 +75,22 @@ impl Motion3D {
     }
 
     /// The 4x4 row-vector matrix `Rotate(R) · Translate(T) · Kᵀ` of the moved camera, keeping
-    /// the columns that give x, y and w.
+    /// the columns that give x, y and w: the rows of R, then T, with x scaled by `sx` and y by
+    /// `sy`. Row-major arrays for the kernels ([`Grid`]).
     fn projection(&self) -> [[f32; 3]; 4] {
         let r = self.rotation();
-        let t = [
+        let t = Vector3::new(
             (-self.translation_x * TRANSLATION_SCALE) as f32,
             (self.translation_y * TRANSLATION_SCALE) as f32,
             (-self.translation_z * TRANSLATION_SCALE) as f32,
-        ];
+        );
         let (sx, sy) = self.scales();
-        let mut m = [[0f32; 3]; 4];
-        for i in 0..3 {
-            m[i] = [r[i][0] * sx, r[i][1] * sy, r[i][2]];
-        }
-        m[3] = [t[0] * sx, t[1] * sy, t[2]];
-        m
+        let mut m = r.insert_row(3, 0.0);
+        m.set_row(3, &t.transpose());
+        // scaled column by column, not multiplied by diag(sx, sy, 1): that would add signed zeros
+        m.column_mut(0).scale_mut(sx);
+        m.column_mut(1).scale_mut(sy);
+        m.transpose().into()
     }
 
     /// Checks the parameters can form a camera: finite, fov in (0, 180), near ≠ far, aspect > 0.
@@ -133,16 +130,6 @@ impl Motion3D {
         }
         Ok(())
     }
-}
-
-fn mul3(a: &[[f32; 3]; 3], b: &[[f32; 3]; 3]) -> [[f32; 3]; 3] {
-    let mut r = [[0f32; 3]; 3];
-    for i in 0..3 {
-        for j in 0..3 {
-            r[i][j] = a[i][0] * b[0][j] + a[i][1] * b[1][j] + a[i][2] * b[2][j];
-        }
-    }
-    r
 }
 
 /// `torch.linspace(-1, 1, n)` in float32: forward from -1 for the first half, backward from 1,
@@ -672,7 +659,8 @@ struct Grid {
     /// Projection scales of the still camera.
     sx: f32,
     sy: f32,
-    /// Projection of the moved camera ([`Motion3D::projection`]).
+    /// Projection of the moved camera ([`Motion3D::projection`]), as arrays: the kernels read
+    /// its entries as they are (nalgebra's indexing would change nothing but the kernels' code).
     m: [[f32; 3]; 4],
 }
 

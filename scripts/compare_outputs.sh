@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 old="$(realpath "$1")"
 new="$(realpath "$2")"
 work="${3:-$(mktemp -d)}"
-mkdir -p "$work"
+mkdir -p "$work/old" "$work/new"
 root="$(pwd)"
 model="$root/models/tiny-sd"
 
@@ -33,12 +33,16 @@ PY
 # 3D with a depth model: the Deforum file imported as a scene, with [depth] model added
 "$old" import deforum "$work/deforum_3d.json" -o "$work/deforum_3d_depth.toml" 2>/dev/null
 python3 - "$work/deforum_3d_depth.toml" "$root/models/tiny-depth" <<'PY'
-import sys
+import re, sys
 p, depth = sys.argv[1:3]
 s = open(p).read()
 keys = f'model = "{depth}"\nsave_depth_maps = true\n'
 if "\n[depth]\n" in s:
-    s = s.replace("\n[depth]\n", "\n[depth]\n" + keys, 1)
+    head, table = s.split("\n[depth]\n", 1)
+    body, sep, rest = table.partition("\n[")
+    # the importer may write either key already: drop it so the table has it once
+    body = re.sub(r"(?m)^(model|save_depth_maps) = .*\n?", "", body)
+    s = head + "\n[depth]\n" + keys + body + sep + rest
 else:
     s += "\n[depth]\n" + keys
 open(p, "w").write(s)

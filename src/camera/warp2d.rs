@@ -15,8 +15,8 @@ use rayon::prelude::*;
 
 use crate::scene::Border;
 
-/// A 3x3 homogeneous matrix, row-major: what the resampler takes and the references hold. The
-/// matrices are composed as nalgebra [`Matrix3`]s ([`rows`], [`matrix`] convert).
+/// A 3x3 homogeneous matrix, row-major: what the resampler takes and the references hold (the
+/// matrices are composed as nalgebra `Matrix3`s).
 pub type Mat3 = [[f64; 3]; 3];
 
 /// `m` as row-major arrays.

@@ -2,9 +2,9 @@
 //! Deforum's PyTorch path and OpenCV on the same inputs: scripts/bench_camera.py, both run by
 //! scripts/bench_camera.sh.
 
-use anim::camera3d::{Motion3D, warp_3d};
+use anim::camera::warp2d::{Flip, Motion2D, warp_2d_flip};
+use anim::camera::warp3d::{Motion3D, warp_3d};
 use anim::scene::{Border, PaddingMode, SamplingMode};
-use anim::warp::{Flip, Motion2D, warp_2d_flip};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 /// The same pattern as benches/warp.rs and scripts/bench_camera.py.
@@ -25,7 +25,7 @@ fn depth(size: u32) -> Vec<f32> {
             2.0 + 3.0 * y + 4.0 * (-((x - 0.35) / 0.18).powi(2) - ((y - 0.45) / 0.25).powi(2)).exp()
         })
         .collect();
-    anim::depth::depth_to_z(&raw).expect("varied map")
+    anim::camera::depth::depth_to_z(&raw).expect("varied map")
 }
 
 fn bench(c: &mut Criterion) {
@@ -76,7 +76,7 @@ fn bench(c: &mut Criterion) {
             })
         });
         c.bench_function(&format!("depth_to_z/{size}x{size}"), |b| {
-            b.iter(|| anim::depth::depth_to_z(&z))
+            b.iter(|| anim::camera::depth::depth_to_z(&z))
         });
         let bm = flip.matrix(size, size).expect("valid flip");
         c.bench_function(&format!("flip_2d/{size}x{size}/replicate"), |b| {

@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use anim::camera3d::{Motion3D, warp_3d};
+use anim::camera::warp2d::{Flip, Motion2D, warp_2d, warp_2d_flip};
+use anim::camera::warp3d::{Motion3D, warp_3d};
 use anim::scene::{Border, PaddingMode, SamplingMode};
-use anim::warp::{Flip, Motion2D, warp_2d, warp_2d_flip};
 
 /// User + system CPU seconds of this process so far (clock ticks of 1/100 s).
 fn cpu_seconds() -> f64 {
@@ -90,7 +90,7 @@ fn main() {
             });
         }
         measure(&format!("warp_3d/{size}x{size}/depth/bicubic"), || {
-            let z = anim::depth::depth_to_z(&raw);
+            let z = anim::camera::depth::depth_to_z(&raw);
             drop(warp_3d(
                 &img,
                 &m,
@@ -100,7 +100,7 @@ fn main() {
             ))
         });
         measure(&format!("depth_to_z/{size}x{size}"), || {
-            drop(anim::depth::depth_to_z(&raw))
+            drop(anim::camera::depth::depth_to_z(&raw))
         });
         let bm = flip.matrix(size, size).expect("valid flip");
         measure(&format!("flip_2d/{size}x{size}/replicate"), || {

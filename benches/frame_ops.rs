@@ -1,9 +1,9 @@
 //! Everything but the neural networks, per frame at 512x512: warp, colour match, contrast,
 //! anti-blur, noise, PNG write and video encode (compare with scripts/bench_deforum_frame_ops.py).
 
+use anim::camera::warp2d::{Motion2D, warp_2d};
 use anim::effects::{self, color::MatchSpace, noise::NoiseKind, sharpen};
 use anim::scene::Border;
-use anim::warp::{Motion2D, warp_2d};
 use criterion::{Criterion, criterion_group, criterion_main};
 use image::RgbImage;
 

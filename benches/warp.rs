@@ -1,7 +1,7 @@
 //! The 2D camera warp (OpenCV-exact bilinear warpPerspective) at 512x512 and 1024x1024.
 
+use anim::camera::warp2d::{Motion2D, warp_2d};
 use anim::scene::Border;
-use anim::warp::{Motion2D, warp_2d};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn bench(c: &mut Criterion) {

@@ -34,7 +34,7 @@ PY
 # 3D with a depth model: the Deforum file imported as a scene, with [depth] model added
 "$old" import deforum "$work/deforum_3d.json" -o "$work/deforum_3d_depth.toml" 2>/dev/null
 python3 - "$work/deforum_3d_depth.toml" "$root/models/tiny-depth" <<'PY'
-import sys
+import re, sys
 p, depth = sys.argv[1:3]
 s = open(p).read()
 keys = f'model = "{depth}"\nsave_depth_maps = true\n'

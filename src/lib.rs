@@ -1,14 +1,12 @@
 //! anim: Deforum-style scripted animation over Stable Diffusion ONNX models.
 //!
 //! A [`scene::Scene`] (TOML) describes the animation; [`render`] runs the frame loop: each frame is
-//! the previous one moved by the camera ([`warp`]) and repainted by img2img ([`diffusion`]);
-//! [`output`] writes frames and the video.
+//! the previous one moved by the camera ([`camera`]: the 2D and 3D warps, the perspective flip,
+//! depth) and repainted by img2img ([`diffusion`]); [`output`] writes frames and the video.
 
 pub mod camera;
-pub mod camera3d;
 pub mod check;
 pub mod cpu;
-pub mod depth;
 pub mod diffusion;
 pub mod effects;
 pub mod motion;
@@ -18,6 +16,3 @@ pub mod runtime;
 pub mod scene;
 pub mod schedule;
 pub mod seeds;
-#[cfg(target_arch = "x86_64")]
-mod simd;
-pub mod warp;

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use anim::depth::DepthModel;
+use anim::camera::depth::DepthModel;
 use anim::scene::DepthSettings;
 use image::RgbImage;
 
@@ -56,7 +56,7 @@ fn tiny_model_predicts_a_finite_map_at_frame_size() {
     let a = m.predict(&img).unwrap();
     assert_eq!(a.len(), 96 * 64);
     assert!(a.iter().all(|v| v.is_finite()));
-    let z = anim::depth::depth_to_z(&a).expect("a varied map");
+    let z = anim::camera::depth::depth_to_z(&a).expect("a varied map");
     assert!(z.iter().all(|v| (1.0..=2.0).contains(v)));
     assert_eq!(m.predict(&img).unwrap(), a, "deterministic");
 }
@@ -185,7 +185,7 @@ fn depth_path_matches_python_onnxruntime_reference() {
             case["normalization"].as_str().unwrap()
         ))
         .unwrap();
-        let size = anim::depth::input_size(
+        let size = anim::camera::depth::input_size(
             img.width() as usize,
             img.height() as usize,
             settings.input_size,
@@ -206,7 +206,7 @@ fn depth_path_matches_python_onnxruntime_reference() {
             depth_err < 2e-5,
             "{name}: depth differs by {depth_err} of its range"
         );
-        let z = anim::depth::depth_to_z(&depth).unwrap();
+        let z = anim::camera::depth::depth_to_z(&depth).unwrap();
         let want: ndarray::Array2<f32> =
             ndarray_npy::read_npy(dir.join(format!("{name}_z.npy"))).unwrap();
         let err = max_rel_err(&z, want.as_slice().unwrap());
@@ -219,7 +219,7 @@ fn depth_path_matches_python_onnxruntime_reference() {
 /// at 518, multiple of 14).
 #[test]
 fn model_input_sizes_follow_midas_rules() {
-    use anim::depth::input_size;
+    use anim::camera::depth::input_size;
     use anim::scene::DepthResize::*;
     assert_eq!(input_size(512, 512, 384, 32, Minimal), (384, 384));
     assert_eq!(input_size(1280, 720, 384, 32, Minimal), (384, 672));

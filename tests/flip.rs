@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anim::warp::{self, Flip, Motion2D};
+use anim::camera::warp2d::{self, Flip, Motion2D};
 
 mod common;
 use common::{Diff, border, load_rgb as load};
@@ -60,7 +60,7 @@ fn every_flip_case_matches_opencv() {
         let bm = flip(&c).matrix(96, 64).unwrap();
         let mut img = input.clone();
         for _ in 0..c["frames"].as_u64().unwrap() {
-            img = warp::warp_2d_flip(&img, &motion(&c), &bm, border(&c));
+            img = warp2d::warp_2d_flip(&img, &motion(&c), &bm, border(&c));
         }
         let d = Diff::images(&img, &load(&data().join(format!("{name}.png"))));
         eprintln!("{name}: {d}");

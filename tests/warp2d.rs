@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anim::warp::{self, Motion2D};
+use anim::camera::warp2d::{self, Motion2D};
 use image::RgbImage;
 
 mod common;
@@ -47,7 +47,7 @@ fn check_matrices(cases: &[serde_json::Value], w: u32, h: u32, prefix: &str) {
                 "{name}: forward {got:?} vs {want:?}"
             );
         }
-        let inv = warp::invert(&m).unwrap();
+        let inv = warp2d::invert(&m).unwrap();
         let want = floats(&c["M_inv"]);
         let got: Vec<f64> = inv.iter().flatten().copied().collect();
         for (g, w) in got.iter().zip(&want) {
@@ -66,7 +66,7 @@ fn check_warps(input: &RgbImage, cases: &[serde_json::Value], prefix: &str) {
         let name = format!("{prefix}{}", c["name"].as_str().unwrap());
         let mut img = input.clone();
         for _ in 0..c["frames"].as_u64().unwrap() {
-            img = warp::warp_2d(&img, &motion(c), border(c));
+            img = warp2d::warp_2d(&img, &motion(c), border(c));
         }
         let d = Diff::images(&img, &load(&format!("{name}.png")));
         eprintln!("{name}: {d}");

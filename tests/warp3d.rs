@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anim::camera3d::{self, Motion3D};
+use anim::camera::warp2d::{self, Flip};
+use anim::camera::warp3d::{self, Motion3D};
 use anim::scene::{Border, PaddingMode, SamplingMode};
-use anim::warp::{self, Flip};
 use image::RgbImage;
 
 mod common;
@@ -58,7 +58,7 @@ fn step(img: &RgbImage, c: &serde_json::Value, z: Option<&[f32]>) -> RgbImage {
             gamma: f("perspective_flip_gamma"),
             fv: f("perspective_flip_fv"),
         };
-        warp::warp_perspective(
+        warp2d::warp_perspective(
             img,
             &flip.matrix(img.width(), img.height()).unwrap(),
             Border::Replicate,
@@ -66,7 +66,7 @@ fn step(img: &RgbImage, c: &serde_json::Value, z: Option<&[f32]>) -> RgbImage {
     } else {
         img.clone()
     };
-    camera3d::warp_3d(&img, &motion(c), z, p, s)
+    warp3d::warp_3d(&img, &motion(c), z, p, s)
 }
 
 #[test]
@@ -77,9 +77,9 @@ fn every_3d_case_matches_deforum() {
     for c in cases() {
         let name = c["name"].as_str().unwrap();
         let z = match c["depth"].as_str().unwrap() {
-            "synthetic" => Some(anim::depth::depth_to_z(&depth).unwrap()),
+            "synthetic" => Some(anim::camera::depth::depth_to_z(&depth).unwrap()),
             "constant" => {
-                assert!(anim::depth::depth_to_z(&[7.0; 96 * 64]).is_none());
+                assert!(anim::camera::depth::depth_to_z(&[7.0; 96 * 64]).is_none());
                 None
             }
             _ => None,

@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use anim::camera::warp2d::Motion2D;
 use anim::scene::Border;
-use anim::warp::Motion2D;
 use image::RgbImage;
 
 /// `tests/data/<sub>`.

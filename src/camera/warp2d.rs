@@ -10,12 +10,24 @@
 //! frame.
 
 use image::RgbImage;
+use nalgebra::{Matrix3, Matrix4, Vector2, Vector3};
 use rayon::prelude::*;
 
 use crate::scene::Border;
 
-/// A 3x3 homogeneous matrix, row-major.
+/// A 3x3 homogeneous matrix, row-major: what the resampler takes and the references hold (the
+/// matrices are composed as nalgebra `Matrix3`s).
 pub type Mat3 = [[f64; 3]; 3];
+
+/// `m` as row-major arrays.
+fn rows(m: &Matrix3<f64>) -> Mat3 {
+    m.transpose().into()
+}
+
+/// Row-major arrays as a matrix.
+fn matrix(m: &Mat3) -> Matrix3<f64> {
+    Matrix3::from(*m).transpose()
+}
 
 /// Per-frame 2D camera parameters (Deforum's 2D motion schedules at one frame).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,17 +64,14 @@ impl Motion2D {
         let cy = (height as f64 * self.transform_center_y) as f32 as f64;
         let theta = self.angle * (std::f64::consts::PI / 180.0);
         let (a, b) = (self.zoom * theta.cos(), self.zoom * theta.sin());
-        let rot = [
-            [a, b, (1.0 - a) * cx - b * cy],
-            [-b, a, b * cx + (1.0 - a) * cy],
-            [0.0, 0.0, 1.0],
-        ];
-        let trans = [
-            [1.0, 0.0, self.translation_x],
-            [0.0, 1.0, self.translation_y],
-            [0.0, 0.0, 1.0],
-        ];
-        matmul(&rot, &trans)
+        #[rustfmt::skip]
+        let rot = Matrix3::new(
+            a, b, (1.0 - a) * cx - b * cy,
+            -b, a, b * cx + (1.0 - a) * cy,
+            0.0, 0.0, 1.0,
+        );
+        let trans = Vector2::new(self.translation_x, self.translation_y);
+        rows(&(rot * Matrix3::new_translation(&trans)))
     }
 }
 
@@ -91,112 +100,58 @@ impl Flip {
         let side = d / half.cos();
         let dist = d / (2.0 * half.sin());
         let (near, far) = (dist - d / 2.0, dist + d / 2.0);
-        let r = rotation_xyz(
-            self.phi.to_radians(),
-            self.gamma.to_radians(),
-            self.theta.to_radians(),
-        );
+        let angles = [self.phi, self.gamma, self.theta].map(|d| d.to_radians().sin_cos());
+        // as Deforum: 4x4 factors, multiplied P · Tz · (Rx · Ry · Rz)
+        let [rx, ry, rz] = super::rotations_xyz(angles).map(|r| r.to_homogeneous());
         let t = 1.0 / half.tan();
         // Deforum starts P from the identity, so P[3][3] = 1 stays: w = dist + 1, not dist. That
         // one is why an untilted flip still shrinks the picture slightly; kept for fidelity.
-        let p = [
-            [t, 0.0, 0.0, 0.0],
-            [0.0, t, 0.0, 0.0],
-            [
-                0.0,
-                0.0,
-                -(far + near) / (far - near),
-                -(2.0 * far * near) / (far - near),
-            ],
-            [0.0, 0.0, -1.0, 1.0],
-        ];
-        let mut tz = IDENTITY4;
-        tz[2][3] = -dist;
-        let f = matmul4(&matmul4(&p, &tz), &r);
+        #[rustfmt::skip]
+        let p = Matrix4::new(
+            t, 0.0, 0.0, 0.0,
+            0.0, t, 0.0, 0.0,
+            0.0, 0.0, -(far + near) / (far - near), -(2.0 * far * near) / (far - near),
+            0.0, 0.0, -1.0, 1.0,
+        );
+        let f = p * Matrix4::new_translation(&Vector3::new(0.0, 0.0, -dist)) * (rx * ry * rz);
+        // the corners are the points (x, y, 0, 1): f's x and y columns, plus its last
+        let (fxy, f1) = (f.fixed_columns::<2>(0), f.column(3));
+        let centre = Vector2::new(w / 2.0, h / 2.0);
         let corners = [
-            [-w / 2.0, h / 2.0],
-            [w / 2.0, h / 2.0],
-            [w / 2.0, -h / 2.0],
-            [-w / 2.0, -h / 2.0],
+            Vector2::new(-w / 2.0, h / 2.0),
+            Vector2::new(w / 2.0, h / 2.0),
+            Vector2::new(w / 2.0, -h / 2.0),
+            Vector2::new(-w / 2.0, -h / 2.0),
         ];
         let mut src = [[0f32; 2]; 4];
         let mut dst = [[0f32; 2]; 4];
         for (k, c) in corners.iter().enumerate() {
+            let v = fxy * c + f1;
             // cv2.perspectiveTransform: multiply by the reciprocal of w, zero when |w| <= FLT_EPSILON
-            let v = |i: usize| f[i][0] * c[0] + f[i][1] * c[1] + f[i][3];
-            let wv = v(3);
-            let (ox, oy) = if wv.abs() > f32::EPSILON as f64 {
-                (v(0) * (1.0 / wv), v(1) * (1.0 / wv))
+            let o = if v.w.abs() > f32::EPSILON as f64 {
+                v.xy() * (1.0 / v.w)
             } else {
-                (0.0, 0.0)
+                Vector2::zeros()
             };
-            src[k] = [(c[0] + w / 2.0) as f32, (c[1] + h / 2.0) as f32];
-            dst[k] = [
-                ((ox + 1.0) * (0.5 * side)) as f32,
-                ((oy + 1.0) * (0.5 * side)) as f32,
-            ];
+            src[k] = (c + centre).cast::<f32>().into();
+            dst[k] = (o.add_scalar(1.0) * (0.5 * side)).cast::<f32>().into();
         }
         let m = perspective_transform(&src, &dst)?;
         // numpy float32 post-translation, then a float64 product
-        let post = [
-            [1.0, 0.0, ((w - side) / 2.0) as f32 as f64],
-            [0.0, 1.0, ((h - side) / 2.0) as f32 as f64],
-            [0.0, 0.0, 1.0],
-        ];
-        let bm = matmul(&m, &post);
-        bm.iter().flatten().all(|v| v.is_finite()).then_some(bm)
+        let post = Vector2::new(
+            ((w - side) / 2.0) as f32 as f64,
+            ((h - side) / 2.0) as f32 as f64,
+        );
+        let bm = matrix(&m) * Matrix3::new_translation(&post);
+        bm.iter().all(|v| v.is_finite()).then(|| rows(&bm))
     }
-}
-
-type Mat4 = [[f64; 4]; 4];
-
-const IDENTITY4: Mat4 = [
-    [1.0, 0.0, 0.0, 0.0],
-    [0.0, 1.0, 0.0, 0.0],
-    [0.0, 0.0, 1.0, 0.0],
-    [0.0, 0.0, 0.0, 1.0],
-];
-
-fn matmul4(a: &Mat4, b: &Mat4) -> Mat4 {
-    let mut r = [[0.0; 4]; 4];
-    for i in 0..4 {
-        for j in 0..4 {
-            r[i][j] = (0..4).map(|k| a[i][k] * b[k][j]).sum();
-        }
-    }
-    r
-}
-
-/// `Rx(x) · Ry(y) · Rz(z)` as a homogeneous 4x4 (right-handed, radians).
-fn rotation_xyz(x: f64, y: f64, z: f64) -> Mat4 {
-    let (sx, cx) = x.sin_cos();
-    let (sy, cy) = y.sin_cos();
-    let (sz, cz) = z.sin_cos();
-    let rx = [
-        [1.0, 0.0, 0.0, 0.0],
-        [0.0, cx, -sx, 0.0],
-        [0.0, sx, cx, 0.0],
-        [0.0, 0.0, 0.0, 1.0],
-    ];
-    let ry = [
-        [cy, 0.0, sy, 0.0],
-        [0.0, 1.0, 0.0, 0.0],
-        [-sy, 0.0, cy, 0.0],
-        [0.0, 0.0, 0.0, 1.0],
-    ];
-    let rz = [
-        [cz, -sz, 0.0, 0.0],
-        [sz, cz, 0.0, 0.0],
-        [0.0, 0.0, 1.0, 0.0],
-        [0.0, 0.0, 0.0, 1.0],
-    ];
-    matmul4(&matmul4(&rx, &ry), &rz)
 }
 
 /// The homography taking the four `src` points to `dst`, like `cv2.getPerspectiveTransform`
 /// (an 8x8 system in double solved by Gaussian elimination with partial pivoting); `None` when
-/// the points are degenerate.
-pub fn perspective_transform(src: &[[f32; 2]; 4], dst: &[[f32; 2]; 4]) -> Option<Mat3> {
+/// the points are degenerate. Arrays, not nalgebra's LU: that one divides by the pivot and
+/// eliminates in another order, which moves the last bits of the homography.
+fn perspective_transform(src: &[[f32; 2]; 4], dst: &[[f32; 2]; 4]) -> Option<Mat3> {
     let mut a = [[0f64; 8]; 8];
     let mut b = [0f64; 8];
     for i in 0..4 {
@@ -235,18 +190,14 @@ pub fn perspective_transform(src: &[[f32; 2]; 4], dst: &[[f32; 2]; 4]) -> Option
 }
 
 /// Product of two 3x3 matrices.
-pub fn matmul(a: &Mat3, b: &Mat3) -> Mat3 {
-    let mut r = [[0.0; 3]; 3];
-    for i in 0..3 {
-        for j in 0..3 {
-            r[i][j] = (0..3).map(|k| a[i][k] * b[k][j]).sum();
-        }
-    }
-    r
+pub(crate) fn matmul(a: &Mat3, b: &Mat3) -> Mat3 {
+    rows(&(matrix(a) * matrix(b)))
 }
 
 /// Inverse of a 3x3 matrix by cofactors (OpenCV's `invert` with DECOMP_LU gives the same to
-/// rounding); `None` when singular.
+/// rounding); `None` when singular. Hand-written rather than nalgebra's `try_inverse`: OpenCV
+/// multiplies the cofactors by `1 / det`, nalgebra divides them by `det`, which differs in the
+/// last bit and so, now and then, in the float32 matrix the resampler uses.
 pub fn invert(m: &Mat3) -> Option<Mat3> {
     let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
         - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
@@ -414,13 +365,13 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{Border, VECTOR_WIDTH, row_terms, sample_span};
-    use crate::simd::{channels_f32, offset, pack_rgb, pixels, store_rgb, within};
+    use crate::camera::simd::{channels_f32, offset, pack_rgb, pixels, store_rgb, within};
 
     /// Row `y`: blocks of eight up to OpenCV's vector width, then its scalar tail one by one.
     ///
     /// # Safety
-    /// The CPU supports AVX2 and FMA, [`crate::simd::fits`]`(src.len())`, `src` is `w`x`h` RGB,
-    /// `row` is `3w` long.
+    /// The CPU supports AVX2 and FMA, [`crate::camera::simd::fits`]`(src.len())`, `src` is `w`x`h`
+    /// RGB, `row` is `3w` long.
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn sample_row(
@@ -692,8 +643,8 @@ mod avx512 {
     /// Row `y`: sixteen-pixel blocks up to OpenCV's vector width, then its scalar tail.
     ///
     /// # Safety
-    /// The CPU supports AVX-512 F, BW and VBMI, AVX2 and FMA; [`crate::simd::fits`]`(src.len())`,
-    /// `src` is `w`x`h` RGB, `row` is `3w` long.
+    /// The CPU supports AVX-512 F, BW and VBMI, AVX2 and FMA;
+    /// [`crate::camera::simd::fits`]`(src.len())`, `src` is `w`x`h` RGB, `row` is `3w` long.
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx2,fma")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn sample_row(
@@ -873,10 +824,10 @@ pub fn warp_perspective(src: &RgbImage, m: &Mat3, border: Border) -> RgbImage {
     let src_raw = src.as_raw();
     let (wu, hu) = (w as usize, h as usize);
     #[cfg(target_arch = "x86_64")]
-    let fma = crate::cpu::has("avx2,fma") && crate::simd::fits(src_raw.len());
+    let fma = crate::cpu::has("avx2,fma") && super::simd::fits(src_raw.len());
     #[cfg(target_arch = "x86_64")]
     let avx512 =
-        crate::cpu::has("avx512f,avx512bw,avx512vbmi,avx2,fma") && crate::simd::fits(src_raw.len());
+        crate::cpu::has("avx512f,avx512bw,avx512vbmi,avx2,fma") && super::simd::fits(src_raw.len());
     dst.as_mut()
         .par_chunks_mut(wu * 3)
         .enumerate()

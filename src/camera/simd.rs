@@ -1,5 +1,5 @@
-//! AVX2 building blocks shared by the resampling kernels of [`crate::camera3d`] and
-//! [`crate::warp`]: pixel gathers with zero outside the frame, channel unpacking, RGB stores.
+//! AVX2 building blocks shared by the resampling kernels of [`super::warp3d`] and
+//! [`super::warp2d`]: pixel gathers with zero outside the frame, channel unpacking, RGB stores.
 //! Pixels travel as one `0x00BBGGRR` i32 per lane. Callers enable AVX2 and check for it at run
 //! time.
 

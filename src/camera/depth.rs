@@ -1,6 +1,6 @@
 //! Depth for the 3D camera: a monocular depth model run through ONNX Runtime (MiDaS/DPT or
 //! Depth-Anything style: RGB in, relative inverse depth out, larger = nearer), and its map turned
-//! into the per-pixel z of [`crate::camera3d`] the way Deforum's `transform_image_3d_new` does for
+//! into the per-pixel z of [`super::warp3d`] the way Deforum's `transform_image_3d_new` does for
 //! its MiDaS algorithms.
 
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use image::{ImageBuffer, Luma, RgbImage};
 use ort::session::Session;
 use ort::value::{Tensor, ValueType};
 
-use crate::camera3d::cubic_weights;
+use super::warp3d::cubic_weights;
 use crate::scene::{DepthNormalization, DepthResize, DepthSettings};
 
 /// A depth model that cannot be loaded or run, or a depth map that cannot be written.
@@ -195,7 +195,7 @@ pub fn input_size(
 /// a = −0.75, pixel centres aligned, edge pixels repeated, no antialiasing when shrinking.
 /// Separable (rows, then columns) in f32. Neither `image` nor `imageproc` offers this kernel:
 /// their bicubic filters widen when shrinking, which the depth models were not trained with.
-pub fn resize_cubic(src: &[f32], w: usize, h: usize, ow: usize, oh: usize) -> Vec<f32> {
+fn resize_cubic(src: &[f32], w: usize, h: usize, ow: usize, oh: usize) -> Vec<f32> {
     if (w, h) == (ow, oh) {
         return src.to_vec();
     }

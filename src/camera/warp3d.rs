@@ -9,12 +9,13 @@
 //! rounding (tests/warp3d.rs, references from scripts/make_camera_refs.py).
 
 use image::RgbImage;
+use nalgebra::{Matrix3, Vector3};
 use rayon::prelude::*;
 
 use crate::scene::{PaddingMode, SamplingMode};
 
 /// Deforum's `TRANSLATION_SCALE`: scene translations are in 1/200 camera units.
-pub const TRANSLATION_SCALE: f64 = 1.0 / 200.0;
+const TRANSLATION_SCALE: f64 = 1.0 / 200.0;
 
 /// Per-frame 3D camera parameters (Deforum's 3D motion schedules at one frame).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -57,15 +58,10 @@ impl Motion3D {
     };
 
     /// `euler_angles_to_matrix([rx, ry, rz], "XYZ")` = Rx·Ry·Rz, float32 as PyTorch3D.
-    fn rotation(&self) -> [[f32; 3]; 3] {
-        let r = |deg: f64| deg.to_radians() as f32;
-        let (sx, cx) = r(self.rotation_x).sin_cos();
-        let (sy, cy) = r(self.rotation_y).sin_cos();
-        let (sz, cz) = r(self.rotation_z).sin_cos();
-        let rx = [[1.0, 0.0, 0.0], [0.0, cx, -sx], [0.0, sx, cx]];
-        let ry = [[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]];
-        let rz = [[cz, -sz, 0.0], [sz, cz, 0.0], [0.0, 0.0, 1.0]];
-        mul3(&mul3(&rx, &ry), &rz)
+    fn rotation(&self) -> Matrix3<f32> {
+        let degrees = [self.rotation_x, self.rotation_y, self.rotation_z];
+        let [rx, ry, rz] = super::rotations_xyz(degrees.map(|d| (d.to_radians() as f32).sin_cos()));
+        rx * ry * rz
     }
 
     /// The projection scales (K[0][0], K[1][1]) of `FoVPerspectiveCameras`, float32.
@@ -79,21 +75,22 @@ impl Motion3D {
     }
 
     /// The 4x4 row-vector matrix `Rotate(R) · Translate(T) · Kᵀ` of the moved camera, keeping
-    /// the columns that give x, y and w.
+    /// the columns that give x, y and w: the rows of R, then T, with x scaled by `sx` and y by
+    /// `sy`. Row-major arrays for the kernels ([`Grid`]).
     fn projection(&self) -> [[f32; 3]; 4] {
         let r = self.rotation();
-        let t = [
+        let t = Vector3::new(
             (-self.translation_x * TRANSLATION_SCALE) as f32,
             (self.translation_y * TRANSLATION_SCALE) as f32,
             (-self.translation_z * TRANSLATION_SCALE) as f32,
-        ];
+        );
         let (sx, sy) = self.scales();
-        let mut m = [[0f32; 3]; 4];
-        for i in 0..3 {
-            m[i] = [r[i][0] * sx, r[i][1] * sy, r[i][2]];
-        }
-        m[3] = [t[0] * sx, t[1] * sy, t[2]];
-        m
+        let mut m = r.insert_row(3, 0.0);
+        m.set_row(3, &t.transpose());
+        // scaled column by column, not multiplied by diag(sx, sy, 1): that would add signed zeros
+        m.column_mut(0).scale_mut(sx);
+        m.column_mut(1).scale_mut(sy);
+        m.transpose().into()
     }
 
     /// Checks the parameters can form a camera: finite, fov in (0, 180), near ≠ far, aspect > 0.
@@ -133,16 +130,6 @@ impl Motion3D {
         }
         Ok(())
     }
-}
-
-fn mul3(a: &[[f32; 3]; 3], b: &[[f32; 3]; 3]) -> [[f32; 3]; 3] {
-    let mut r = [[0f32; 3]; 3];
-    for i in 0..3 {
-        for j in 0..3 {
-            r[i][j] = a[i][0] * b[0][j] + a[i][1] * b[1][j] + a[i][2] * b[2][j];
-        }
-    }
-    r
 }
 
 /// `torch.linspace(-1, 1, n)` in float32: forward from -1 for the first half, backward from 1,
@@ -351,15 +338,17 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{Axis, Grid, Source};
+    use crate::camera::simd::{
+        channels_f32, offset, pack_rgb, pixels, pixels_inside, store_rgb, within,
+    };
     use crate::scene::{PaddingMode, SamplingMode};
-    use crate::simd::{channels_f32, offset, pack_rgb, pixels, pixels_inside, store_rgb, within};
 
     /// Warps one row: the sampling grid (with AVX2 enabled, so the compiler vectorises
     /// [`Grid::row`] eight wide; the same operations, so the same values), then
     /// the kernel of `sampling`, eight pixels at a time; the last `w % 8` pixels are scalar.
     ///
     /// # Safety
-    /// The CPU supports AVX2, [`crate::simd::fits`] holds for the frame, and the slices are
+    /// The CPU supports AVX2, [`crate::camera::simd::fits`] holds for the frame, and the slices are
     /// `w` long (`row` `3w`).
     #[target_feature(enable = "avx2")]
     #[allow(clippy::too_many_arguments)]
@@ -670,7 +659,8 @@ struct Grid {
     /// Projection scales of the still camera.
     sx: f32,
     sy: f32,
-    /// Projection of the moved camera ([`Motion3D::projection`]).
+    /// Projection of the moved camera ([`Motion3D::projection`]), as arrays: the kernels read
+    /// its entries as they are (nalgebra's indexing would change nothing but the kernels' code).
     m: [[f32; 3]; 4],
 }
 
@@ -739,7 +729,7 @@ impl Grid {
 }
 
 /// Warps `img` by the 3D camera `motion`. `z` is the per-pixel depth (row-major, `w*h` values,
-/// from [`crate::depth::depth_to_z`]); `None` is Deforum's flat depth z = 1. The caller checks
+/// from [`super::depth::depth_to_z`]); `None` is Deforum's flat depth z = 1. The caller checks
 /// `motion` with [`Motion3D::validate`]; values it rejects give a black frame rather than a panic.
 pub fn warp_3d(
     img: &RgbImage,
@@ -763,7 +753,7 @@ pub fn warp_3d(
     };
     let ones = vec![1f32; w];
     #[cfg(target_arch = "x86_64")]
-    let avx2 = crate::cpu::has("avx2") && crate::simd::fits(source.px.len());
+    let avx2 = crate::cpu::has("avx2") && super::simd::fits(source.px.len());
     out.as_mut()
         .par_chunks_mut(w * 3)
         .enumerate()

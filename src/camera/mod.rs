@@ -1,15 +1,38 @@
-//! The per-frame camera, as Deforum's `anim_frame_warp`: the scene's motion schedules at frame
-//! `i` applied to the previous frame — the 2D warp ([`crate::warp`]) or the 3D depth warp
-//! ([`crate::camera3d`], depth from [`crate::depth`]), with the perspective flip in both modes.
+//! Everything that moves pixels: the per-frame camera, as Deforum's `anim_frame_warp`, and the
+//! warps it drives.
+//!
+//! Data flow, one frame: the scene's schedules give the frame's values ([`FrameValues`]); the
+//! camera turns them into a motion ([`motion_2d`], [`motion_3d`], [`flip_at`]); the motion into a
+//! matrix ([`warp2d::Motion2D::matrix`], [`warp2d::Flip::matrix`], the 3D camera's projection);
+//! and a kernel resamples the previous frame by it: [`warp2d::warp_perspective`] (OpenCV-exact
+//! bilinear, AVX2/AVX-512) for 2D and the flip, [`warp3d::warp_3d`] (PyTorch `grid_sample`-exact,
+//! AVX2) for 3D, with per-pixel depth from [`depth`]. [`Camera`] does this for every frame and
+//! holds the depth model between frames.
+//!
+//! - [`warp2d`]: Deforum's 2D matrix, the perspective flip and the 2D resampler.
+//! - [`warp3d`]: Deforum's 3D camera (PyTorch3D projections, `grid_sample`).
+//! - [`depth`]: ONNX depth models and the depth map turned into z.
+//! - `simd`: AVX2 pieces shared by the kernels.
+//!
+//! Matrices and vectors are composed with nalgebra, in the same order as the references (so the
+//! same bytes); the kernels, `invert` and the OpenCV-exact homography solve keep hand-written
+//! array arithmetic, where nalgebra's would change the last bits (see the comments there).
+
+pub mod depth;
+#[cfg(target_arch = "x86_64")]
+mod simd;
+pub mod warp2d;
+pub mod warp3d;
 
 use std::path::PathBuf;
 
 use image::RgbImage;
+use nalgebra::{Matrix3, RealField};
 
-use crate::camera3d::{self, Motion3D};
-use crate::depth::{self, DepthError, DepthModel};
 use crate::scene::{AnimationMode, FrameSchedules, FrameValues, Scene};
-use crate::warp::{self, Flip, Mat3, Motion2D};
+use depth::{DepthError, DepthModel};
+use warp2d::{Flip, Mat3, Motion2D};
+use warp3d::Motion3D;
 
 /// A camera setting that cannot be used, or a depth model that failed.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +103,34 @@ pub fn flip_at(v: &FrameValues) -> Flip {
         gamma: v.perspective_flip_gamma,
         fv: v.perspective_flip_fv,
     }
+}
+
+/// The factors of `Rx(x) · Ry(y) · Rz(z)` (right-handed) from each angle's `(sin, cos)`, entry by
+/// entry like PyTorch3D's `_axis_angle_rotation` and Deforum's flip. Not `Rotation3::
+/// from_axis_angle`: it makes `-sin 0` `+0` where these have `-0`, and the 3D kernel divides by
+/// sums of these products.
+#[rustfmt::skip]
+pub(crate) fn rotations_xyz<T: RealField + Copy>(
+    [(sx, cx), (sy, cy), (sz, cz)]: [(T, T); 3],
+) -> [Matrix3<T>; 3] {
+    let (o, l) = (T::zero(), T::one());
+    [
+        Matrix3::new(
+            l, o, o,
+            o, cx, -sx,
+            o, sx, cx,
+        ),
+        Matrix3::new(
+            cy, o, sy,
+            o, l, o,
+            -sy, o, cy,
+        ),
+        Matrix3::new(
+            cz, -sz, o,
+            sz, cz, o,
+            o, o, l,
+        ),
+    ]
 }
 
 fn flip_matrix(scene: &Scene, v: &FrameValues, i: usize) -> Result<Mat3, CameraError> {
@@ -164,8 +215,8 @@ impl<'s> Camera<'s> {
         let img = match self.mode {
             AnimationMode::None | AnimationMode::VideoInput | AnimationMode::Interpolation => prev,
             AnimationMode::TwoD => match flip {
-                Some(f) => warp::warp_2d_flip(&prev, &motion_2d(v), &f, a.border),
-                None => warp::warp_2d(&prev, &motion_2d(v), a.border),
+                Some(f) => warp2d::warp_2d_flip(&prev, &motion_2d(v), &f, a.border),
+                None => warp2d::warp_2d(&prev, &motion_2d(v), a.border),
             },
             AnimationMode::ThreeD => {
                 let z = match self.depth.as_mut() {
@@ -190,10 +241,10 @@ impl<'s> Camera<'s> {
                 };
                 // Deforum predicts depth on the previous frame, then pre-warps it by the flip
                 let pre = match flip {
-                    Some(f) => warp::warp_perspective(&prev, &f, a.border),
+                    Some(f) => warp2d::warp_perspective(&prev, &f, a.border),
                     None => prev,
                 };
-                camera3d::warp_3d(
+                warp3d::warp_3d(
                     &pre,
                     &motion_3d(v),
                     z.as_deref(),
@@ -225,11 +276,11 @@ impl<'s> Camera<'s> {
             AnimationMode::TwoD => {
                 let m = motion_2d(v).matrix(img.width(), img.height());
                 let m = match flip {
-                    Some(f) => warp::matmul(&f, &m),
+                    Some(f) => warp2d::matmul(&f, &m),
                     None => m,
                 };
-                match warp::invert(&m) {
-                    Some(inv) => warp::warp_perspective(&img, &inv, a.border),
+                match warp2d::invert(&m) {
+                    Some(inv) => warp2d::warp_perspective(&img, &inv, a.border),
                     None => img,
                 }
             }
@@ -244,9 +295,9 @@ impl<'s> Camera<'s> {
                     rotation_z: -m.rotation_z,
                     ..m
                 };
-                let img = camera3d::warp_3d(&img, &back, None, a.padding_mode, a.sampling_mode);
-                match flip.and_then(|f| warp::invert(&f)) {
-                    Some(inv) => warp::warp_perspective(&img, &inv, a.border),
+                let img = warp3d::warp_3d(&img, &back, None, a.padding_mode, a.sampling_mode);
+                match flip.and_then(|f| warp2d::invert(&f)) {
+                    Some(inv) => warp2d::warp_perspective(&img, &inv, a.border),
                     None => img,
                 }
             }

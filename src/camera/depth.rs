@@ -474,7 +474,7 @@ mod avx2 {
     /// `k · 2⁻¹⁰`, the same exact value.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn equalise(eq: &Equalisation, z: &mut [f32]) {
+    pub(super) fn equalise(eq: &Equalisation, z: &mut [f32]) {
         let (scale, last) = (_mm256_set1_pd(BINS as f64), _mm_set1_epi32(BINS as i32 - 1));
         let first = _mm_setzero_si128();
         let (inv, two, sign) = (
@@ -507,6 +507,27 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The vector equalisation clamps its table index: a NaN or negative value (which its
+    /// caller never passes today) reads bin 0 as the scalar path does, not memory before it.
+    #[test]
+    fn equalisation_index_is_clamped_inside_the_table() {
+        let mut hist = Histogram::new();
+        for k in 0..BINS {
+            hist.add(0, k);
+        }
+        let eq = Equalisation::new(&hist, BINS);
+        let values = [-1.0e9f32, -0.5, f32::NAN, 0.25, 0.999, 1.0, 2.0, -3.0];
+        let want: Vec<u32> = values.iter().map(|&d| eq.z(d).to_bits()).collect();
+        #[cfg(target_arch = "x86_64")]
+        if crate::cpu::has("avx2") {
+            let mut got = values.to_vec();
+            // SAFETY: the CPU supports AVX2, checked just above
+            unsafe { avx2::equalise(&eq, &mut got) };
+            let got: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(got, want);
+        }
+    }
 
     #[test]
     fn invalid_maps_fall_back() {

@@ -868,6 +868,27 @@ pub fn warp_2d_flip(img: &RgbImage, motion: &Motion2D, flip: &Mat3, border: Bord
 mod tests {
     use super::*;
 
+    /// Frames without pixels give frames without pixels (a zero chunk size panicked).
+    #[test]
+    fn empty_frames_stay_empty() {
+        let m = Motion2D {
+            angle: 3.0,
+            zoom: 1.1,
+            translation_x: 1.0,
+            translation_y: 0.0,
+            transform_center_x: 0.5,
+            transform_center_y: 0.5,
+        };
+        for (w, h) in [(0, 5), (5, 0), (0, 0)] {
+            let img = RgbImage::new(w, h);
+            let mat = m.matrix(w.max(1), h.max(1));
+            assert_eq!(
+                warp_perspective(&img, &mat, Border::Zero).dimensions(),
+                (w, h)
+            );
+        }
+    }
+
     #[test]
     fn identity_is_exact() {
         let img = RgbImage::from_fn(16, 8, |x, y| {

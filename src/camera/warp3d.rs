@@ -778,6 +778,42 @@ pub fn warp_3d(
 mod tests {
     use super::*;
 
+    /// A sampling position far outside the frame (translation_z close to the near plane)
+    /// saturates to i32::MAX; its neighbour taps must read as padding, not overflow.
+    #[test]
+    fn taps_far_outside_the_frame_read_as_padding() {
+        let px = vec![200u8; 5 * 4 * 3];
+        for padding in [
+            PaddingMode::Zeros,
+            PaddingMode::Border,
+            PaddingMode::Reflection,
+        ] {
+            let source = Source {
+                px: &px,
+                w: 5,
+                h: 4,
+                ax: Axis::new(5, padding),
+                ay: Axis::new(4, padding),
+            };
+            for mode in [
+                SamplingMode::Bilinear,
+                SamplingMode::Bicubic,
+                SamplingMode::Nearest,
+            ] {
+                for (gx, gy) in [(1e30, 0.0), (0.0, 1e30), (1e30, 1e30), (-1e30, 1e30)] {
+                    let v = source.sample(gx, gy, mode);
+                    assert!(
+                        v.iter().all(|c| c.is_finite()),
+                        "{padding:?} {mode:?}: {v:?}"
+                    );
+                    if padding == PaddingMode::Zeros {
+                        assert_eq!(v, [0.0; 3], "{mode:?} at ({gx}, {gy})");
+                    }
+                }
+            }
+        }
+    }
+
     fn pattern(w: u32, h: u32) -> RgbImage {
         RgbImage::from_fn(w, h, |x, y| {
             image::Rgb([

@@ -160,6 +160,24 @@ fn perlin_octaves(
 mod tests {
     use super::*;
 
+    /// Frames without pixels come back as they are (the nearest-index arithmetic underflowed).
+    #[test]
+    fn empty_frames_are_returned_as_they_are() {
+        for (w, h) in [(0, 5), (5, 0), (0, 0)] {
+            let img = RgbImage::new(w, h);
+            for kind in [
+                NoiseKind::Uniform,
+                NoiseKind::Perlin {
+                    octaves: 4,
+                    persistence: 0.5,
+                    res: (8, 8),
+                },
+            ] {
+                assert_eq!(add_noise(&img, 0.3, 1, kind).dimensions(), (w, h));
+            }
+        }
+    }
+
     #[test]
     fn deterministic_and_seeded() {
         let img = RgbImage::from_pixel(64, 64, image::Rgb([120, 60, 200]));

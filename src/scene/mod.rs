@@ -383,7 +383,7 @@ mod tests {
     #[test]
     fn schedules_are_evaluated_once_while_the_scene_is_unchanged() {
         let mut s =
-            parse("[animation]\nmax_frames = 6\n[motion]\nzoom = \"0:(1+t/10)\"\n").unwrap();
+            parse("[generation]\nseed = 7\n[animation]\nmax_frames = 6\n[motion]\nzoom = \"0:(1+t/10)\"\n").unwrap();
         let a = s.frame_schedules().unwrap();
         assert!(
             Arc::ptr_eq(&a, &s.frame_schedules().unwrap()),

@@ -230,10 +230,14 @@ impl Scene {
         for (key, text) in &self.prompts {
             expand_prompt_math(text, &ctx, 0).map_err(|e| format!("[prompts] \"{key}\": {e}"))?;
         }
-        self.evaluated = Some(Arc::new(Evaluated {
-            key: self.evaluation_key(),
-            schedules: Arc::new(sched),
-        }));
+        // kept for the render, unless the seed is random: a render resolves it first, and the
+        // schedules (which may read `s`) are evaluated again with it
+        if self.generation.seed != -1 {
+            self.evaluated = Some(Arc::new(Evaluated {
+                key: self.evaluation_key(),
+                schedules: Arc::new(sched),
+            }));
+        }
         Ok(())
     }
 

@@ -486,6 +486,28 @@ fn settings_that_aborted_renders_are_refused_with_their_range() {
                 "at most 50".into(),
             ],
         ),
+        // zero where a count divides, and strength outside 0..=1, were silently replaced
+        (
+            "seed-iter",
+            FOUR_FRAMES.replace("seed = 1234", "seed = 1234\nseed_iter_N = 0"),
+            vec!["[generation] seed_iter_N = 0".into(), "at least 1".into()],
+        ),
+        (
+            "cache",
+            FOUR_FRAMES.replace(
+                "folder = \"{model}\"",
+                "folder = \"{model}\"\ncache_size = 0",
+            ),
+            vec!["[model] cache_size = 0".into(), "at least 1".into()],
+        ),
+        (
+            "strength",
+            FOUR_FRAMES.replace("strength = \"0:(0.6)\"", "strength = \"0:(0.6), 1:(0.6), 2:(1.5)\""),
+            vec![
+                "[generation] strength: 1.5 at frame 2".into(),
+                "0..=1".into(),
+            ],
+        ),
     ];
     for (name, text, needles) in cases {
         let s = scene(d, &text);

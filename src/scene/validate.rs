@@ -91,6 +91,38 @@ impl Scene {
                 self.cadence.diffusion_cadence
             ));
         }
+        // counts that divide: 0 makes Deforum fail with a division by zero; anim says so
+        for (key, v) in [
+            (
+                "[generation] seed_iter_N",
+                self.generation.seed_iter_N as usize,
+            ),
+            (
+                "[coherence] color_coherence_video_every_N_frames",
+                self.coherence.color_coherence_video_every_N_frames,
+            ),
+            (
+                "[video_input] extract_nth_frame",
+                self.video_input.extract_nth_frame,
+            ),
+            ("[model] cache_size", self.model.cache_size),
+        ] {
+            if v == 0 {
+                return Err(format!("{key} = 0: must be at least 1"));
+            }
+        }
+        if self.video_input.extract_to_frame < -1 {
+            return Err(format!(
+                "[video_input] extract_to_frame = {}: -1 (to the end) or a frame number",
+                self.video_input.extract_to_frame
+            ));
+        }
+        if !self.output.soundtrack_offset.is_finite() {
+            return Err(format!(
+                "[output] soundtrack_offset = {}: must be a finite number of seconds",
+                self.output.soundtrack_offset
+            ));
+        }
         let seed = self.generation.seed;
         if seed != -1 && !(0..=MAX_SEED).contains(&seed) {
             return Err(format!(
@@ -252,6 +284,13 @@ impl Scene {
                 return Err(format!(
                     "[generation] steps: {} at frame {i}; must be within 1..=1000",
                     v.steps
+                ));
+            }
+            if !(0.0..=1.0).contains(&v.strength) {
+                return Err(format!(
+                    "[generation] strength: {} at frame {i}; must be within 0..=1 (the share of \
+                     the previous frame kept)",
+                    v.strength
                 ));
             }
             let k = v.kernel;

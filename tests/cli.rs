@@ -502,7 +502,10 @@ fn settings_that_aborted_renders_are_refused_with_their_range() {
         ),
         (
             "strength",
-            FOUR_FRAMES.replace("strength = \"0:(0.6)\"", "strength = \"0:(0.6), 1:(0.6), 2:(1.5)\""),
+            FOUR_FRAMES.replace(
+                "strength = \"0:(0.6)\"",
+                "strength = \"0:(0.6), 1:(0.6), 2:(1.5)\"",
+            ),
             vec![
                 "[generation] strength: 1.5 at frame 2".into(),
                 "0..=1".into(),

@@ -13,18 +13,36 @@ pub fn frame_path(out: &Path, index: usize) -> PathBuf {
     out.join("frames").join(format!("{index:06}.png"))
 }
 
-/// Writes a PNG to a temporary file in the same folder, then renames it into place, so a killed
-/// process never leaves a half-written frame.
-pub fn write_png_atomic(path: &Path, img: &RgbImage) -> Result<()> {
+/// Writes `path` through `write` into a temporary file in the same folder (`<name>.tmp`), then
+/// renames it into place, so a killed process never leaves a half-written file.
+pub fn write_atomic(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<()>,
+) -> Result<()> {
+    use std::io::Write as _;
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create folder {}", dir.display()))?;
-    let tmp = path.with_extension("png.tmp");
-    img.save_with_format(&tmp, image::ImageFormat::Png)
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    write(&mut out)
+        .and_then(|()| out.flush().map_err(Into::into))
         .with_context(|| format!("cannot write {}", tmp.display()))?;
+    drop(out);
     std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot move {} into place", path.display()))?;
-    Ok(())
+        .with_context(|| format!("cannot move {} into place", path.display()))
+}
+
+/// Writes a PNG with [`write_atomic`], so a killed process never leaves a half-written frame.
+pub fn write_png_atomic(path: &Path, img: &RgbImage) -> Result<()> {
+    write_atomic(path, |w| {
+        img.write_to(w, image::ImageFormat::Png)?;
+        Ok(())
+    })
 }
 
 /// Reads an image file as RGB8, naming the file on failure.

@@ -2,7 +2,6 @@
 //! per frame (parameters, time per stage in milliseconds).
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -88,13 +87,7 @@ pub(crate) struct Manifest<'a> {
 impl Manifest<'_> {
     /// Writes the manifest through a temporary file, streaming the frame records.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let tmp = path.with_extension("json.tmp");
-        let what = || format!("cannot write {}", path.display());
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp).with_context(what)?);
-        serde_json::to_writer_pretty(&mut file, self).with_context(what)?;
-        file.flush().with_context(what)?;
-        drop(file);
-        std::fs::rename(&tmp, path).with_context(what)
+        crate::output::write_atomic(path, |w| Ok(serde_json::to_writer_pretty(w, self)?))
     }
 }
 

@@ -124,11 +124,9 @@ impl Journal {
             // the sample is fixed for a whole run once taken
             output::write_png_atomic(&d.join("color_sample.png"), s)?;
         }
-        let tmp = d.join("state.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(cp)?)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, d.join("state.json"))
-            .with_context(|| format!("cannot write {}", d.join("state.json").display()))?;
+        output::write_atomic(&d.join("state.json"), |w| {
+            Ok(serde_json::to_writer_pretty(w, cp)?)
+        })?;
         // the folder holds a handful of files whatever the frame count
         for e in std::fs::read_dir(d)?.flatten() {
             let p = e.path();

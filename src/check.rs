@@ -66,6 +66,7 @@ pub fn check(scene: &Scene, model: Option<&Path>) -> Result<Report> {
     crate::camera::check(scene, &sched).map_err(|e| at(e.to_string()))?;
     crate::render::check_settings(scene)?;
     scene.check_noise(&sched).map_err(at)?;
+    crate::controlnet::check(scene, &sched)?;
     if let (AnimationMode::ThreeD, Some(m)) = (scene.animation.mode, &scene.depth.model) {
         let p = scene.resolve(m);
         let file = if p.is_dir() { p.join("model.onnx") } else { p };
@@ -96,6 +97,11 @@ pub fn check(scene: &Scene, model: Option<&Path>) -> Result<Report> {
                 );
             }
             crate::render::check_model_size(scene, &folder)?;
+            let cpu = crate::diffusion::SessionOptions {
+                device: crate::diffusion::Device::Cpu,
+                ..Default::default()
+            };
+            crate::render::check_controlnets(scene, &folder, &cpu)?;
         }
         None => notes.push(
             "no [model] folder: `anim preview` works, `anim render` needs one (or --model DIR)"

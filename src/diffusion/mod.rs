@@ -1,6 +1,7 @@
 //! Stable Diffusion (1.x, 2.x, SDXL) on ONNX Runtime: tokenizer, samplers, torch-compatible noise and the
 //! txt2img/img2img pipeline.
 
+pub mod control;
 pub mod pipeline;
 pub mod prompt;
 pub mod rng;
@@ -10,6 +11,7 @@ mod text;
 pub mod tokenizer;
 pub mod variation;
 
+pub use control::{Control, ControlMode, ControlNet, ControlUnit, WindowRule};
 pub use pipeline::{
     ModelFamily, NoiseSource, Pipeline, Request, StageTimes, TextEmbedding, Travel,
 };

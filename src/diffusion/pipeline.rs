@@ -2,14 +2,16 @@
 //! `StableDiffusionPipeline` and `StableDiffusionImg2ImgPipeline`, and for SDXL folders
 //! `StableDiffusionXLPipeline` and `StableDiffusionXLImg2ImgPipeline`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, bail};
 use image::RgbImage;
-use ort::value::{DynTensor, Tensor, TensorElementType};
+use ort::value::DynTensor;
 
+use super::control::{CallInputs, CallPlan, Control, StepControl, TimestepInput, UnetControl};
 use super::prompt::{self, PromptSyntax};
 use super::rng::TorchRng;
 use super::scheduler::{SamplerKind, Scheduler, SchedulerConfig};
@@ -135,13 +137,6 @@ pub struct StageTimes {
     pub ort: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum TimestepInput {
-    Int64Vec,
-    Float32Vec,
-    Float32Scalar,
-}
-
 /// The model family of a loaded folder, told apart by its parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum ModelFamily {
@@ -234,6 +229,10 @@ pub struct Pipeline {
     embed_cache: HashMap<EmbedKey, TextEmbedding>,
     /// What width and height must be multiples of, and why (from `unet/config.json`).
     size_rule: SizeRule,
+    /// How the UNet takes ControlNet conditioning.
+    unet_control: UnetControl,
+    /// The UNet's output: `out_sample` (optimum) or `noise_pred` (diffusers' merged export).
+    unet_output: &'static str,
 }
 
 /// Whether the model in `folder` can make `width`x`height` frames, from its `unet/config.json`
@@ -305,8 +304,27 @@ struct UnetCall {
     first: usize,
     len: usize,
     encoder_hidden_states: DynTensor,
-    /// SDXL: `text_embeds` and `time_ids`.
+    /// The hidden states' values and shape (for ControlNets of another float type).
+    hidden: Vec<f32>,
+    hidden_shape: Vec<i64>,
+    /// SDXL: `text_embeds` and `time_ids`, and their values.
     added: Option<(DynTensor, DynTensor)>,
+    added_values: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+impl UnetCall {
+    /// This call's conditioning, as the ControlNet step sees it.
+    fn inputs(&self) -> CallInputs<'_> {
+        CallInputs {
+            first: self.first,
+            len: self.len,
+            hidden: &self.encoder_hidden_states,
+            hidden_values: &self.hidden,
+            hidden_shape: &self.hidden_shape,
+            added: self.added.as_ref(),
+            added_values: self.added_values.as_ref().map(|(a, b)| (&a[..], &b[..])),
+        }
+    }
 }
 
 /// The UNet inputs SDXL adds to SD's.
@@ -339,6 +357,20 @@ impl Pipeline {
     /// SD and SDXL parts, or a provider that cannot run; the message names the file or the
     /// provider.
     pub fn load_with(folder: &Path, opts: &SessionOptions) -> Result<Pipeline> {
+        Pipeline::load_parts(folder, opts, false)
+    }
+
+    /// [`Pipeline::load_with`] with a UNet that takes ControlNet conditioning: `unet/` when it
+    /// takes residual inputs or has ControlNets merged in, else `unet_controlnet/` beside it.
+    ///
+    /// # Errors
+    /// As [`Pipeline::load_with`]; a folder without such a UNet (the message lists the UNet's
+    /// inputs and what a ControlNet UNet takes).
+    pub fn load_controlled(folder: &Path, opts: &SessionOptions) -> Result<Pipeline> {
+        Pipeline::load_parts(folder, opts, true)
+    }
+
+    fn load_parts(folder: &Path, opts: &SessionOptions, controlled: bool) -> Result<Pipeline> {
         if !folder.is_dir() {
             bail!("model folder {} does not exist", folder.display());
         }
@@ -386,6 +418,30 @@ impl Pipeline {
             )?);
         }
         let mut unet = Model::load(folder, "unet", opts, &mut notes)?;
+        let mut unet_control = UnetControl::of(&unet)?;
+        if controlled && !unet_control.takes_control() {
+            let alt = folder.join("unet_controlnet").join("model.onnx");
+            if !alt.is_file() {
+                bail!(
+                    "{}: the scene has ControlNet units, but this UNet takes no ControlNet conditioning (inputs {}) and there \
+                     is no unet_controlnet/model.onnx beside it; a ControlNet UNet takes the residual inputs \
+                     down_block_{{i}}_additional_residual … mid_block_additional_residual, or controlnet_conds and \
+                     conditioning_scales (diffusers' merged export); README: exporting a ControlNet",
+                    unet.path.display(),
+                    unet.input_names().join(", ")
+                );
+            }
+            unet = Model::load(folder, "unet_controlnet", opts, &mut notes)?;
+            unet_control = UnetControl::of(&unet)?;
+            if !unet_control.takes_control() {
+                bail!(
+                    "{}: takes no ControlNet conditioning (inputs {}); expected the residual inputs \
+                     down_block_{{i}}_additional_residual … mid_block_additional_residual",
+                    unet.path.display(),
+                    unet.input_names().join(", ")
+                );
+            }
+        }
         if opts.cuda_graph {
             unet.bind_buffers();
         }
@@ -452,12 +508,14 @@ impl Pipeline {
                 unet.path.display()
             );
         }
-        let timestep = match unet.input("timestep")? {
-            (TensorElementType::Int64, _, _) => TimestepInput::Int64Vec,
-            (TensorElementType::Float32, 0, _) => TimestepInput::Float32Scalar,
-            (TensorElementType::Float32, _, _) => TimestepInput::Float32Vec,
-            (t, _, _) => bail!(
-                "{}: timestep is {t:?}; expected int64 or float32",
+        let timestep = TimestepInput::of(&unet)?;
+        let unet_output = match ["out_sample", "noise_pred"]
+            .into_iter()
+            .find(|n| unet.has_output(n))
+        {
+            Some(n) => n,
+            None => bail!(
+                "{}: expected an output `out_sample` (or `noise_pred`, diffusers' ControlNet export)",
                 unet.path.display()
             ),
         };
@@ -491,6 +549,8 @@ impl Pipeline {
             notes,
             embed_cache: HashMap::new(),
             size_rule: SizeRule::read(folder),
+            unet_control,
+            unet_output,
         })
     }
 
@@ -771,30 +831,33 @@ impl Pipeline {
             .iter()
             .flat_map(|e| e.0.hidden.iter().copied())
             .collect();
-        let encoder_hidden_states = float_tensor(
-            vec![b, e0.shape[1] as i64, e0.shape[2] as i64],
-            &hidden,
-            self.unet_f16,
-        )?;
-        let added = match &self.sdxl {
+        let hidden_shape = vec![b, e0.shape[1] as i64, e0.shape[2] as i64];
+        let encoder_hidden_states = float_tensor(hidden_shape.clone(), &hidden, self.unet_f16)?;
+        let (added, added_values) = match &self.sdxl {
             Some(s) => {
                 let pooled: Vec<f32> = elems
                     .iter()
                     .flat_map(|e| e.0.pooled.iter().copied())
                     .collect();
                 let ids: Vec<f32> = elems.iter().flat_map(|e| e.1.iter().copied()).collect();
-                Some((
-                    float_tensor(vec![b, e0.pooled.len() as i64], &pooled, s.text_embeds_f16)?,
-                    float_tensor(vec![b, s.time_ids as i64], &ids, s.time_ids_f16)?,
-                ))
+                (
+                    Some((
+                        float_tensor(vec![b, e0.pooled.len() as i64], &pooled, s.text_embeds_f16)?,
+                        float_tensor(vec![b, s.time_ids as i64], &ids, s.time_ids_f16)?,
+                    )),
+                    Some((pooled, ids)),
+                )
             }
-            None => None,
+            None => (None, None),
         };
         Ok(UnetCall {
             first,
             len: elems.len(),
             encoder_hidden_states,
+            hidden,
+            hidden_shape,
             added,
+            added_values,
         })
     }
 
@@ -813,18 +876,22 @@ impl Pipeline {
         }
     }
 
-    /// One UNet evaluation of `latents` (`[batch, c, h, w]` flat) at timestep `t`, by `plan`.
+    /// One UNet evaluation (model call `step` of the generation) of `latents`
+    /// (`[batch, c, h, w]` flat) at timestep `t`, by `plan`, with the ControlNet conditioning of
+    /// `control`.
     fn unet(
         &mut self,
         latents: &[f32],
         t: f32,
+        step: usize,
         plan: &[UnetCall],
+        control: &mut StepControl,
         lat_shape: [usize; 3],
     ) -> Result<Vec<f32>> {
         let [c, h, w] = lat_shape;
         let n = c * h * w;
         let mut out = Vec::with_capacity(latents.len());
-        for call in plan {
+        for (k, call) in plan.iter().enumerate() {
             let (first, b) = (call.first, call.len);
             let shape = vec![b as i64, c as i64, h as i64, w as i64];
             let sample = float_tensor(
@@ -832,27 +899,23 @@ impl Pipeline {
                 &latents[first * n..(first + b) * n],
                 self.unet_f16,
             )?;
-            let ts: DynTensor = match self.timestep {
-                TimestepInput::Int64Vec => Tensor::from_array((vec![1i64], vec![t as i64]))
-                    .map_err(|e| anyhow!("{e}"))?
-                    .upcast(),
-                TimestepInput::Float32Vec => Tensor::from_array((vec![1i64], vec![t]))
-                    .map_err(|e| anyhow!("{e}"))?
-                    .upcast(),
-                TimestepInput::Float32Scalar => Tensor::from_array(((), vec![t]))
-                    .map_err(|e| anyhow!("{e}"))?
-                    .upcast(),
-            };
-            let mut inputs: Vec<(&'static str, &DynTensor)> = vec![
-                ("sample", &sample),
-                ("timestep", &ts),
-                ("encoder_hidden_states", &call.encoder_hidden_states),
+            let ts: DynTensor = self.timestep.tensor(t)?;
+            let mut inputs: Vec<(Cow<'static, str>, &DynTensor)> = vec![
+                (Cow::Borrowed("sample"), &sample),
+                (Cow::Borrowed("timestep"), &ts),
+                (
+                    Cow::Borrowed("encoder_hidden_states"),
+                    &call.encoder_hidden_states,
+                ),
             ];
             if let Some((text_embeds, time_ids)) = &call.added {
-                inputs.push(("text_embeds", text_embeds));
-                inputs.push(("time_ids", time_ids));
+                inputs.push((Cow::Borrowed("text_embeds"), text_embeds));
+                inputs.push((Cow::Borrowed("time_ids"), time_ids));
             }
-            let result = self.unet.run_tensors(&inputs, "out_sample", &shape);
+            let call_inputs = call.inputs();
+            inputs.extend(control.inputs(k, step, t, latents, &sample, &call_inputs)?);
+            let output = self.unet_output;
+            let result = self.unet.run_tensors(&inputs, output, &shape);
             let (_, pred) = result.map_err(|e| {
                 if format!("{e:#}").contains("Concat") {
                     e.context(format!(
@@ -895,10 +958,69 @@ impl Pipeline {
         req: &Request,
         noise: &mut dyn NoiseSource,
     ) -> Result<(RgbImage, StageTimes)> {
-        let busy_before = self.busy();
-        let (img, mut times) = self.generate_inner(req, noise)?;
-        times.ort = self.busy() - busy_before;
+        self.generate_with(req, noise, None)
+    }
+
+    /// [`Pipeline::generate`] with ControlNet conditioning (diffusers' ControlNet pipelines:
+    /// txt2img without an init image, img2img with one); the pipeline must have been loaded
+    /// with [`Pipeline::load_controlled`] or have a UNet that takes ControlNet inputs.
+    ///
+    /// # Errors
+    /// As [`Pipeline::generate`]; control maps of another size; ControlNet failures.
+    pub fn generate_with(
+        &mut self,
+        req: &Request,
+        noise: &mut dyn NoiseSource,
+        mut control: Option<&mut Control>,
+    ) -> Result<(RgbImage, StageTimes)> {
+        let net_busy = |c: &Option<&mut Control>| -> Duration {
+            c.as_ref()
+                .map(|c| c.nets.iter().map(|n| n.busy()).sum())
+                .unwrap_or_default()
+        };
+        let busy_before = self.busy() + net_busy(&control);
+        let (img, mut times) = self.generate_inner(req, noise, control.as_deref_mut())?;
+        times.ort = self.busy() + net_busy(&control) - busy_before;
         Ok((img, times))
+    }
+
+    /// How the UNet takes ControlNet conditioning, for messages ("no ControlNet inputs", …).
+    pub fn control_inputs(&self) -> String {
+        self.unet_control.describe()
+    }
+
+    /// The number of ControlNets merged into the UNet (diffusers' merged export), if it is one.
+    pub fn merged_controlnets(&self) -> Option<usize> {
+        match self.unet_control {
+            UnetControl::Merged { nets, .. } => Some(nets),
+            _ => None,
+        }
+    }
+
+    /// Whether `net` can feed this pipeline's UNet (residual count and shapes).
+    ///
+    /// # Errors
+    /// What the UNet expects and what the ControlNet gives.
+    pub fn check_controlnet(&self, net: &super::control::ControlNet) -> Result<()> {
+        self.unet_control.check_net(net, &self.unet.path)?;
+        if net.is_sdxl() != self.sdxl.is_some() {
+            bail!(
+                "ControlNet {} is {} but the model {} is {}",
+                net.folder().display(),
+                if net.is_sdxl() {
+                    "an SDXL one"
+                } else {
+                    "an SD 1.x/2.x one"
+                },
+                self.folder.display(),
+                if self.sdxl.is_some() {
+                    "SDXL"
+                } else {
+                    "SD 1.x/2.x"
+                }
+            );
+        }
+        Ok(())
     }
 
     /// Time all sessions have spent in `Session::run`.
@@ -913,6 +1035,7 @@ impl Pipeline {
         &mut self,
         req: &Request,
         noise: &mut dyn NoiseSource,
+        control: Option<&mut Control>,
     ) -> Result<(RgbImage, StageTimes)> {
         let mut times = StageTimes::default();
         let (w, h) = (req.width, req.height);
@@ -991,13 +1114,33 @@ impl Pipeline {
             ])?,
             None => self.unet_plan(&[(&cond, self.time_ids(w, h, false))])?,
         };
+        let call_plan = CallPlan {
+            calls: sched.remaining(),
+            order: sched.order(),
+            steps: req.steps,
+            denoise: req.init.map(|_| req.denoise),
+        };
+        let call_inputs: Vec<CallInputs> = plan.iter().map(UnetCall::inputs).collect();
+        let mut step_control = StepControl::new(
+            &self.unet_control,
+            control,
+            &call_inputs,
+            lat_shape,
+            self.unet_f16,
+            call_plan,
+            usize::from(guided),
+        )?;
+        drop(call_inputs);
         let mut input = vec![0.0f32; n * batch];
+        let mut call = 0;
         while let Some(timestep) = sched.timestep() {
             for chunk in input.chunks_mut(n) {
                 chunk.copy_from_slice(&latents);
             }
             sched.scale_model_input(&mut input);
-            let mut pred = self.unet(&input, timestep, &plan, lat_shape)?;
+            let mut pred =
+                self.unet(&input, timestep, call, &plan, &mut step_control, lat_shape)?;
+            call += 1;
             if guided {
                 let (u, c) = pred.split_at_mut(n);
                 u.iter_mut()

@@ -207,6 +207,13 @@ impl Model {
         notes: &mut Vec<String>,
     ) -> Result<Model> {
         let path = folder.join(sub).join("model.onnx");
+        if !path.is_file() && sub.is_empty() {
+            bail!(
+                "model file {} is missing; a ControlNet folder holds its ONNX export as model.onnx, with its \
+                 diffusers config.json (README: exporting a ControlNet)",
+                path.display()
+            );
+        }
         if !path.is_file() {
             bail!(
                 "model file {} is missing; a Stable Diffusion ONNX folder needs text_encoder/, unet/, vae_encoder/ and \
@@ -501,16 +508,18 @@ impl Model {
     /// ONNX Runtime failures, naming the file.
     pub(crate) fn run_tensors(
         &mut self,
-        inputs: &[(&'static str, &DynTensor)],
+        inputs: &[(Cow<'static, str>, &DynTensor)],
         output: &str,
         out_shape: &[i64],
     ) -> Result<(Vec<usize>, Vec<f32>)> {
         if self.bound.is_some() {
-            return self.run_bound(inputs, output, out_shape);
+            let named: Vec<(&str, &DynTensor)> =
+                inputs.iter().map(|(n, v)| (n.as_ref(), *v)).collect();
+            return self.run_bound(&named, output, out_shape);
         }
         let inputs = inputs
             .iter()
-            .map(|(name, v)| (Cow::Borrowed(*name), SessionInputValue::from(*v)))
+            .map(|(name, v)| (name.clone(), SessionInputValue::from(*v)))
             .collect();
         self.run1(inputs, output)
     }
@@ -610,6 +619,43 @@ impl Model {
         slot.output.copy_into(&mut slot.host).map_err(fail)?;
         self.busy += started.elapsed();
         widen(&slot.host).map_err(|e| anyhow!("{path}: output `{output}`: {e}"))
+    }
+
+    /// Runs the model and hands each named output (index, shape, float32 values) to `visit`
+    /// without copying float32 outputs (float16 ones are widened into a scratch buffer).
+    ///
+    /// # Errors
+    /// ONNX Runtime failures and missing or non-float outputs, naming the file; `visit`'s errors.
+    pub(crate) fn run_each<'v>(
+        &mut self,
+        inputs: Vec<(Cow<'static, str>, SessionInputValue<'v>)>,
+        names: &[String],
+        mut visit: impl FnMut(usize, &[i64], &[f32]) -> Result<()>,
+    ) -> Result<()> {
+        let path = self.path.display().to_string();
+        let started = std::time::Instant::now();
+        let outputs = self
+            .session
+            .run(inputs)
+            .map_err(|e| anyhow!("running {path}: {e}"))?;
+        self.busy += started.elapsed();
+        let mut scratch = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let value = outputs
+                .get(name.as_str())
+                .ok_or_else(|| anyhow!("{path}: no output named `{name}`"))?;
+            if let Ok((shape, data)) = value.try_extract_tensor::<f32>() {
+                visit(i, shape, data)?;
+            } else {
+                let (shape, data) = value
+                    .try_extract_tensor::<f16>()
+                    .map_err(|e| anyhow!("{path}: output `{name}`: {e}"))?;
+                scratch.clear();
+                scratch.extend(data.iter().map(|x| x.to_f32()));
+                visit(i, shape, &scratch)?;
+            }
+        }
+        Ok(())
     }
 
     /// [`Model::run`] for one output.

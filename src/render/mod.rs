@@ -27,6 +27,7 @@ use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use serde::Serialize;
 
 use crate::camera::Camera;
+use crate::controlnet::Controls;
 use crate::diffusion::{Pipeline, SessionOptions};
 use crate::effects::{
     self,
@@ -206,6 +207,8 @@ struct Loop<'s, 'p> {
     bar: ProgressBar,
     /// Depth-model time of the warps since the last frame record took it.
     depth_ms: f64,
+    /// The ControlNet units' inputs and preprocessors (renders with units only).
+    controls: Option<Controls>,
 }
 
 impl Loop<'_, '_> {
@@ -392,7 +395,20 @@ impl Loop<'_, '_> {
             }
             img = Some(picture);
         }
-        let req = self.request(f, &v, seed, img.as_ref(), start.denoise);
+        let control = match &mut self.controls {
+            Some(c) => {
+                let t = Instant::now();
+                let maps = c.frame(f, &sched, img.as_ref())?;
+                rec.stage_ms.insert("controlnet_ms".into(), ms(t.elapsed()));
+                for w in c.take_warnings() {
+                    self.bar.suspend(|| eprintln!("warning: {w}"));
+                }
+                maps
+            }
+            None => Vec::new(),
+        };
+        let mut req = self.request(f, &v, seed, img.as_ref(), start.denoise);
+        req.control = &control;
         let (mut out, times) = painter.paint(&req)?;
         rec.painted(&times);
         if start.prepare
@@ -432,6 +448,7 @@ impl Loop<'_, '_> {
             },
             init,
             denoise,
+            control: &[],
         }
     }
 
@@ -562,6 +579,10 @@ fn run_loop(
             .map_err(|e| anyhow::anyhow!("{}: {e}", scene.path.display()))?;
         p.check(&scene, &sched)?;
     }
+    let controls = match &painter {
+        Some(_) => Controls::open(&scene, &sched, &out, resumed.is_some())?,
+        None => None,
+    };
     std::fs::create_dir_all(&frames_dir)
         .with_context(|| format!("cannot create output folder {}", frames_dir.display()))?;
     let journal = match &resumed {
@@ -599,6 +620,7 @@ fn run_loop(
         journal,
         bar,
         depth_ms: 0.0,
+        controls,
     };
     let (mut prev, mut done_key, mut seed_calls) = match resumed {
         Some((cp, key, sample)) => {
@@ -749,11 +771,31 @@ fn remove_stale_frames(dir: &Path, n: usize) -> Result<()> {
 /// Settings of `scene` that change Deforum's output but that the render loop does not apply yet,
 /// each with its value, so that a user is never misled by a silently ignored setting.
 pub fn unapplied_settings(scene: &Scene) -> Vec<String> {
-    let mut out = Vec::new();
-    if !scene.controlnet.is_empty() {
-        out.push("[[controlnet]] units".into());
+    let _ = scene;
+    Vec::new()
+}
+
+/// Loads the model in `folder` and the scene's ControlNets as a render would, and checks that
+/// they fit one another (residual inputs and shapes, SD or SDXL, merged nets and modes); for
+/// `anim validate`. Scenes without units load nothing.
+///
+/// # Errors
+/// The first problem, naming the scene file and the unit.
+pub fn check_controlnets(scene: &Scene, folder: &Path, session: &SessionOptions) -> Result<()> {
+    if !crate::controlnet::any_enabled(scene) {
+        return Ok(());
     }
-    out
+    let pipeline = Pipeline::load_controlled(folder, session).with_context(|| {
+        format!(
+            "{}: [[controlnet]] units need a ControlNet UNet",
+            scene.path.display()
+        )
+    })?;
+    let mut painter = Diffuse::new(folder.to_path_buf(), pipeline, 1, session.clone(), true);
+    let sched = scene
+        .frame_schedules()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", scene.path.display()))?;
+    painter.check(scene, &sched)
 }
 
 /// Renders a scene with its model: the full img2img animation.
@@ -764,7 +806,13 @@ pub fn render(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
     if let Some(p) = &scene.init.image {
         load_init(scene, p)?;
     }
-    let pipeline = Pipeline::load_with(&folder, &opts.session).with_context(|| {
+    let controlled = crate::controlnet::any_enabled(scene);
+    let load = if controlled {
+        Pipeline::load_controlled
+    } else {
+        Pipeline::load_with
+    };
+    let pipeline = load(&folder, &opts.session).with_context(|| {
         format!(
             "{}: cannot load the model of [model] folder = {}",
             scene.path.display(),
@@ -781,6 +829,7 @@ pub fn render(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
         pipeline,
         scene.model.cache_size,
         opts.session.clone(),
+        controlled,
     );
     run_loop(scene, opts, Some(&mut painter), "render", Some(&folder))
 }

@@ -4,11 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use image::RgbImage;
 
+use crate::controlnet::{self, ControlFrame};
 use crate::diffusion::{
-    Pipeline, PromptSyntax, Request, SamplerKind, SessionOptions, StageTimes, TorchRng, Travel,
+    Control, ControlMode, ControlNet, ControlUnit, Pipeline, PromptSyntax, Request, SamplerKind,
+    SessionOptions, StageTimes, TorchRng, Travel,
 };
 use crate::scene::{FrameSchedules, FrameValues, Prompt, Scene};
 
@@ -35,6 +37,8 @@ pub(crate) struct FrameRequest<'a> {
     pub init: Option<&'a RgbImage>,
     /// Share of the picture repainted (diffusers' strength, 1 - Deforum's strength).
     pub denoise: f64,
+    /// The ControlNet units' maps and weights at this frame.
+    pub control: &'a [ControlFrame],
 }
 
 /// Repaints a prepared frame: txt2img when the request has no init image, img2img otherwise.
@@ -141,6 +145,14 @@ pub(crate) struct Diffuse {
     loads: usize,
     /// What a checkpoint's model must fit, from [`Painter::check`].
     fit: Fit,
+    /// The scene has ControlNet units: pipelines load a UNet that takes their conditioning.
+    controlled: bool,
+    /// The separate ControlNets, each loaded once.
+    nets: Vec<ControlNet>,
+    /// Per scene unit: its net in `nets` (separate ControlNets) or its slot in a merged UNet.
+    unit_net: Vec<Option<usize>>,
+    /// The scene's model has its ControlNets merged into the UNet.
+    merged: bool,
 }
 
 impl Diffuse {
@@ -150,15 +162,78 @@ impl Diffuse {
         pipeline: Pipeline,
         capacity: usize,
         session: SessionOptions,
+        controlled: bool,
     ) -> Diffuse {
         Diffuse {
+            merged: pipeline.merged_controlnets().is_some(),
             default_folder: folder.clone(),
             pipelines: vec![(folder, pipeline)],
             capacity: capacity.max(1),
             session,
             loads: 1,
             fit: Fit::default(),
+            controlled,
+            nets: Vec::new(),
+            unit_net: Vec::new(),
         }
+    }
+
+    /// Loads the scene's ControlNets (each folder once) and checks that they fit `pipeline`: a
+    /// separate ControlNet needs a UNet with residual inputs of the same shapes; a UNet with
+    /// ControlNets merged in takes as many units as it has nets, in `Balanced` mode.
+    fn load_controlnets(&mut self, scene: &Scene) -> Result<()> {
+        let file = scene.path.display().to_string();
+        let (_, pipeline) = &self.pipelines[0];
+        let units = controlnet::model_folders(scene);
+        self.unit_net = vec![None; scene.controlnet.len()];
+        if let Some(merged) = pipeline.merged_controlnets() {
+            if units.len() > merged {
+                bail!(
+                    "{file}: {} ControlNet units are on, but the UNet of {} has {merged} ControlNet(s) merged in",
+                    units.len(),
+                    pipeline.folder().display()
+                );
+            }
+            for (slot, (i, _)) in units.iter().enumerate() {
+                let mode: ControlMode = scene.controlnet[*i].control_mode.parse()?;
+                if mode != ControlMode::Balanced {
+                    bail!(
+                        "{file}: ControlNet unit {}: control_mode {:?} weights each residual, which a UNet with \
+                         its ControlNets merged in cannot do (it takes one scale per net); use \"Balanced\" or an \
+                         export with separate ControlNets",
+                        i + 1,
+                        scene.controlnet[*i].control_mode
+                    );
+                }
+                self.unit_net[*i] = Some(slot);
+            }
+            return Ok(());
+        }
+        let mut folders = Vec::new();
+        for (i, folder) in &units {
+            let Some(folder) = folder else {
+                bail!(
+                    "{file}: ControlNet unit {}: no model; set {} to a ControlNet ONNX folder (model.onnx and config.json)",
+                    i + 1,
+                    if scene.from_deforum {
+                        format!("cn_{}_model", i + 1)
+                    } else {
+                        format!("[[controlnet]] #{} model", i + 1)
+                    }
+                );
+            };
+            folders.push(folder.clone());
+        }
+        let (nets, index) = crate::diffusion::control::load_nets(&folders, &self.session)
+            .with_context(|| format!("{file}: [[controlnet]] model"))?;
+        for ((i, _), k) in units.iter().zip(index) {
+            pipeline
+                .check_controlnet(&nets[k])
+                .with_context(|| format!("{file}: ControlNet unit {}", i + 1))?;
+            self.unit_net[*i] = Some(k);
+        }
+        self.nets = nets;
+        Ok(())
     }
 
     /// The pipeline of `checkpoint`, or of the scene's model.
@@ -171,7 +246,12 @@ impl Diffuse {
             if self.pipelines.len() >= self.capacity {
                 self.pipelines.remove(0);
             }
-            let p = Pipeline::load_with(&folder, &self.session).with_context(|| {
+            let load = if self.controlled {
+                Pipeline::load_controlled
+            } else {
+                Pipeline::load_with
+            };
+            let p = load(&folder, &self.session).with_context(|| {
                 format!(
                     "{}: [generation] checkpoint at frame {frame}: cannot load {}",
                     self.fit.scene_file.display(),
@@ -181,6 +261,18 @@ impl Diffuse {
             self.fit
                 .check(&folder, &p)
                 .with_context(|| format!("[generation] checkpoint at frame {frame}"))?;
+            if p.merged_controlnets().is_some() != self.merged {
+                bail!(
+                    "[generation] checkpoint at frame {frame}: {} and {} take ControlNets differently (one has them \
+                     merged into its UNet); use exports of the same kind",
+                    folder.display(),
+                    self.default_folder.display()
+                );
+            }
+            for net in &self.nets {
+                p.check_controlnet(net)
+                    .with_context(|| format!("[generation] checkpoint at frame {frame}"))?;
+            }
             self.loads += 1;
             self.pipelines.push((folder, p));
         }
@@ -203,7 +295,11 @@ impl Painter for Diffuse {
     fn check(&mut self, scene: &Scene, sched: &FrameSchedules) -> Result<()> {
         self.fit = Fit::new(scene, sched);
         let (folder, pipeline) = &self.pipelines[0];
-        self.fit.check(folder, pipeline)
+        self.fit.check(folder, pipeline)?;
+        if self.controlled {
+            self.load_controlnets(scene)?;
+        }
+        Ok(())
     }
 
     fn paint(&mut self, req: &FrameRequest) -> Result<(RgbImage, StageTimes)> {
@@ -237,8 +333,35 @@ impl Painter for Diffuse {
             travel,
         };
         let frame = req.frame;
-        self.pipeline_for(req.checkpoint.as_deref(), frame)?
-            .generate(&request, &mut TorchRng::new(req.seed as u64))
+        let mut units = Vec::with_capacity(req.control.len());
+        for c in req.control {
+            let net = self
+                .unit_net
+                .get(c.unit)
+                .copied()
+                .flatten()
+                .ok_or_else(|| {
+                    anyhow::anyhow!("ControlNet unit {} has no model loaded", c.unit + 1)
+                })?;
+            units.push(ControlUnit {
+                net,
+                image: &c.map,
+                scale: c.weight,
+                start: c.start,
+                end: c.end,
+                mode: c.mode,
+                window: c.window,
+            });
+        }
+        self.pipeline_for(req.checkpoint.as_deref(), frame)?;
+        let p = &mut self.pipelines.last_mut().expect("just loaded").1;
+        let mut control = Control {
+            nets: &mut self.nets,
+            units: &units,
+        };
+        let control =
+            (!units.is_empty() || p.merged_controlnets().is_some()).then_some(&mut control);
+        p.generate_with(&request, &mut TorchRng::new(req.seed as u64), control)
             .with_context(|| format!("generating frame {frame}"))
     }
 }

@@ -5,7 +5,7 @@
 //! anim does not use yet are listed in warnings, never dropped silently.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
@@ -477,7 +477,15 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
         if !on {
             continue;
         }
-        let mut unit = ControlNetUnit::default();
+        let mut unit = ControlNetUnit {
+            // what the webui extension does: its window per sampling step
+            window: "a1111".into(),
+            // Deforum's saved defaults
+            processor_res: 64,
+            threshold_a: 64.0,
+            threshold_b: 64.0,
+            ..ControlNetUnit::default()
+        };
         for (k, slot) in [
             ("weight", &mut unit.weight),
             ("guidance_start", &mut unit.guidance_start),
@@ -488,7 +496,85 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
                     .ok_or_else(|| err(bad(&format!("cn_{i}_{k}"), v, "a keyframe string")))?;
             }
         }
-        warnings.push(format!("ControlNet unit {i} is on: its schedules are kept; ControlNet itself is not supported yet"));
+        let text = |k: &str| -> Result<Option<String>, SceneError> {
+            match map.get(&format!("cn_{i}_{k}")) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+                Some(v) => Err(err(bad(&format!("cn_{i}_{k}"), v, "a string"))),
+            }
+        };
+        let flag = |k: &str| -> Result<Option<bool>, SceneError> {
+            map.get(&format!("cn_{i}_{k}"))
+                .map(|v| {
+                    as_bool(v).ok_or_else(|| err(bad(&format!("cn_{i}_{k}"), v, "true or false")))
+                })
+                .transpose()
+        };
+        let number = |k: &str| -> Result<Option<f64>, SceneError> {
+            map.get(&format!("cn_{i}_{k}"))
+                .map(|v| {
+                    as_f64(v)
+                        .filter(|x| x.is_finite())
+                        .ok_or_else(|| err(bad(&format!("cn_{i}_{k}"), v, "a number")))
+                })
+                .transpose()
+        };
+        if let Some(m) = text("model")?.filter(|m| !m.is_empty() && m != "None") {
+            unit.model = Some(PathBuf::from(m));
+        }
+        if let Some(m) = text("module")?.filter(|m| !m.is_empty()) {
+            unit.module = m;
+        }
+        if let Some(p) = text("vid_path")?.filter(|p| !p.is_empty()) {
+            unit.input = Some(PathBuf::from(p));
+        }
+        if let Some(m) = text("resize_mode")?.filter(|m| !m.is_empty()) {
+            unit.resize_mode = m;
+        }
+        if let Some(m) = text("control_mode")?.filter(|m| !m.is_empty()) {
+            unit.control_mode = m;
+        }
+        if let Some(b) = flag("loopback_mode")? {
+            unit.loopback = b;
+        }
+        if let Some(b) = flag("pixel_perfect")? {
+            unit.pixel_perfect = b;
+        }
+        if let Some(b) = flag("overwrite_frames")? {
+            unit.overwrite_frames = b;
+        }
+        // the extension's bound check: a value outside the preprocessor slider's range is
+        // replaced by its default (resolution 64..=2048 -> 512, thresholds 1..=255 -> 100/200)
+        if let Some(r) = number("processor_res")? {
+            unit.processor_res = if (64.0..=2048.0).contains(&r) {
+                r as u32
+            } else {
+                warnings.push(format!(
+                    "cn_{i}_processor_res = {r} is outside 64..=2048; 512 used, as the ControlNet extension does"
+                ));
+                512
+            };
+        }
+        for (k, slot, default) in [
+            ("threshold_a", &mut unit.threshold_a, 100.0),
+            ("threshold_b", &mut unit.threshold_b, 200.0),
+        ] {
+            if let Some(t) = number(k)? {
+                *slot = if (1.0..=255.0).contains(&t) {
+                    t
+                } else {
+                    warnings.push(format!(
+                        "cn_{i}_{k} = {t} is outside 1..=255; {default} used, as the ControlNet extension does"
+                    ));
+                    default
+                };
+            }
+        }
+        if text("mask_vid_path")?.is_some_and(|p| !p.is_empty()) {
+            warnings.push(format!(
+                "cn_{i}_mask_vid_path is not used (Deforum's own interface marks ControlNet masks as not working)"
+            ));
+        }
         scene.controlnet.push(unit);
     }
 

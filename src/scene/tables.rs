@@ -376,19 +376,57 @@ scene_table! {
     }
 }
 
-/// `[[controlnet]]`: one ControlNet unit's schedules.
+/// `[[controlnet]]`: one ControlNet unit (at most 5; Deforum's `cn_1_*` … `cn_5_*`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ControlNetUnit {
-    /// ControlNet model folder.
+    /// Whether the unit runs (an off unit is still plotted by `anim schedule`).
+    pub enabled: bool,
+    /// ControlNet model folder (`model.onnx` + `config.json`), relative to the scene file; not
+    /// needed when the model's UNet has its ControlNets merged in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<PathBuf>,
+    /// Preprocessor: `none`, `invert`, `canny`, `depth`, `openpose` (A1111 names such as
+    /// `depth_midas` and `dw_openpose_full` too).
+    pub module: String,
+    /// The control input: an image, a folder of frames (sorted by name), or a video; frame i
+    /// takes input frame i, and a shorter input holds its last frame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<PathBuf>,
+    /// Use the frame's img2img source (the previous frame, moved and prepared) as the input
+    /// (Deforum's `loopback_mode`); off at a txt2img frame 0.
+    pub loopback: bool,
     /// Conditioning weight per frame.
     pub weight: ScheduleText,
-    /// Fraction of the steps where the unit starts.
+    /// Share of the steps where the unit starts.
     pub guidance_start: ScheduleText,
-    /// Fraction of the steps where the unit ends.
+    /// Share of the steps where the unit ends.
     pub guidance_end: ScheduleText,
+    /// Preprocessor resolution: the input's short side is resized to it.
+    pub processor_res: u32,
+    /// First preprocessor parameter (canny: low threshold).
+    pub threshold_a: f64,
+    /// Second preprocessor parameter (canny: high threshold).
+    pub threshold_b: f64,
+    /// How the control map is fitted to the frame: `Just Resize`, `Inner Fit (Scale to Fit)`,
+    /// `Outer Fit (Shrink to Fit)` (or `resize`, `crop`, `fill`).
+    pub resize_mode: String,
+    /// `Balanced`, `My prompt is more important` or `ControlNet is more important`.
+    pub control_mode: String,
+    /// Preprocessor resolution from the input and frame sizes (A1111's pixel perfect).
+    pub pixel_perfect: bool,
+    /// How the guidance window is read: `diffusers` (per model call) or `a1111` (per sampling
+    /// step, as Deforum's ControlNet extension; Deforum settings files use it).
+    pub window: String,
+    /// Extract a video input's frames again at each render (else reuse the extracted frames
+    /// when their count matches).
+    pub overwrite_frames: bool,
+    /// openpose: the person detector (YOLOX, `yolox_l.onnx`), relative to the scene file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pose_detector: Option<PathBuf>,
+    /// openpose: the whole-body pose estimator (DWPose, `dw-ll_ucoco_384.onnx`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pose_estimator: Option<PathBuf>,
 }
 
 impl Default for ControlNetUnit {
@@ -403,16 +441,49 @@ impl Default for ControlNetUnit {
             )
         };
         ControlNetUnit {
+            enabled: true,
             model: None,
+            module: "none".into(),
+            input: None,
+            loopback: false,
             weight: d("weight"),
             guidance_start: d("guidance_start"),
             guidance_end: d("guidance_end"),
+            processor_res: 512,
+            threshold_a: 100.0,
+            threshold_b: 200.0,
+            resize_mode: "Inner Fit (Scale to Fit)".into(),
+            control_mode: "Balanced".into(),
+            pixel_perfect: false,
+            window: "diffusers".into(),
+            overwrite_frames: true,
+            pose_detector: None,
+            pose_estimator: None,
         }
     }
 }
 
 impl ControlNetUnit {
-    const KEYS: &'static [&'static str] = &["model", "weight", "guidance_start", "guidance_end"];
+    const KEYS: &'static [&'static str] = &[
+        "enabled",
+        "model",
+        "module",
+        "input",
+        "loopback",
+        "weight",
+        "guidance_start",
+        "guidance_end",
+        "processor_res",
+        "threshold_a",
+        "threshold_b",
+        "resize_mode",
+        "control_mode",
+        "pixel_perfect",
+        "window",
+        "overwrite_frames",
+        "pose_detector",
+        "pose_estimator",
+    ];
 }
 
 /// Input normalisation of the depth model.
@@ -547,6 +618,8 @@ scene_table! {
         soundtrack: Option<PathBuf> = None,
         /// Seconds of the soundtrack to skip (negative: delay it).
         soundtrack_offset: f64 = 0.0,
+        /// Write each ControlNet unit's control map per frame to `OUT/controlnet_N/`.
+        save_control_maps: bool = false,
     }
     schedules {}
 }

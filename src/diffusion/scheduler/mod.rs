@@ -341,6 +341,11 @@ impl Scheduler {
         self.begin
     }
 
+    /// Model calls per sampler step (diffusers' `order`: 2 for Heun).
+    pub fn order(&self) -> usize {
+        self.algo.order()
+    }
+
     /// Model calls left.
     pub fn remaining(&self) -> usize {
         self.algo.timesteps().len().saturating_sub(self.index)

@@ -75,8 +75,9 @@ struct Unit {
     warned_short: bool,
 }
 
-/// The key name of `key` of unit `i` (0-based) as the scene's file writes it.
-fn key_name(scene: &Scene, i: usize, key: &str) -> String {
+/// The key name of `key` of unit `i` (0-based) as the scene's file writes it: `cn_1_model` in a
+/// Deforum settings file, `[[controlnet]] #1 model` in a scene file.
+pub fn key_name(scene: &Scene, i: usize, key: &str) -> String {
     if scene.from_deforum {
         let deforum = match key {
             "input" => "vid_path",

@@ -19,7 +19,7 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use half::f16;
 use image::RgbImage;
 use ort::session::SessionInputValue;
@@ -695,6 +695,8 @@ pub(crate) struct CallControl {
     hidden: Vec<Option<NetConditioning>>,
     /// Merged convention: `controlnet_conds` and `conditioning_scales`.
     merged: Option<(DynTensor, DynTensor)>,
+    /// Whether the sums hold residuals of an earlier model call (else they are zeros).
+    dirty: bool,
 }
 
 /// The ControlNet state of one generation: per UNet call its tensors, made once and refilled at
@@ -856,6 +858,7 @@ impl<'c, 'a> StepControl<'c, 'a> {
                         sums,
                         hidden,
                         merged: None,
+                        dirty: false,
                     });
                 }
             }
@@ -902,6 +905,7 @@ impl<'c, 'a> StepControl<'c, 'a> {
                         sums: Vec::new(),
                         hidden: Vec::new(),
                         merged: Some((conds, scales)),
+                        dirty: false,
                     });
                 }
             }
@@ -965,8 +969,11 @@ impl<'c, 'a> StepControl<'c, 'a> {
                 (Cow::Borrowed("conditioning_scales"), &*scales),
             ]);
         }
-        for s in &mut cc.sums {
-            s.values()?.fill(0.0);
+        if cc.dirty {
+            for s in &mut cc.sums {
+                s.values()?.fill(0.0);
+            }
+            cc.dirty = false;
         }
         if let Some(control) = self.control.as_deref_mut() {
             let [c, h, w] = self.lat_shape;
@@ -1020,6 +1027,7 @@ impl<'c, 'a> StepControl<'c, 'a> {
                 let uncond = self.uncond_rows.saturating_sub(cc.first).min(rows);
                 let mode = unit.mode;
                 let scale = unit.scale;
+                cc.dirty = true;
                 let sums = &mut cc.sums;
                 let path = net.model.path.clone();
                 net.model
@@ -1051,32 +1059,6 @@ impl<'c, 'a> StepControl<'c, 'a> {
         }
         Ok(out)
     }
-}
-
-/// Loads every distinct ControlNet folder once, in order of first use; returns the nets and,
-/// per folder given, its index among them.
-///
-/// # Errors
-/// As [`ControlNet::load`], with the folder.
-pub fn load_nets(
-    folders: &[PathBuf],
-    opts: &SessionOptions,
-) -> Result<(Vec<ControlNet>, Vec<usize>)> {
-    let mut nets: Vec<ControlNet> = Vec::new();
-    let mut index = Vec::with_capacity(folders.len());
-    for f in folders {
-        match nets.iter().position(|n| n.folder == *f) {
-            Some(i) => index.push(i),
-            None => {
-                nets.push(
-                    ControlNet::load(f, opts)
-                        .with_context(|| format!("loading ControlNet {}", f.display()))?,
-                );
-                index.push(nets.len() - 1);
-            }
-        }
-    }
-    Ok((nets, index))
 }
 
 #[cfg(test)]

@@ -209,27 +209,27 @@ impl Diffuse {
             }
             return Ok(());
         }
-        let mut folders = Vec::new();
+        let mut nets: Vec<ControlNet> = Vec::new();
         for (i, folder) in &units {
+            let key = controlnet::key_name(scene, *i, "model");
             let Some(folder) = folder else {
                 bail!(
-                    "{file}: ControlNet unit {}: no model; set {} to a ControlNet ONNX folder (model.onnx and config.json)",
-                    i + 1,
-                    if scene.from_deforum {
-                        format!("cn_{}_model", i + 1)
-                    } else {
-                        format!("[[controlnet]] #{} model", i + 1)
-                    }
+                    "{file}: {key}: no model; name a ControlNet ONNX folder (model.onnx and config.json)"
                 );
             };
-            folders.push(folder.clone());
-        }
-        let (nets, index) = crate::diffusion::control::load_nets(&folders, &self.session)
-            .with_context(|| format!("{file}: [[controlnet]] model"))?;
-        for ((i, _), k) in units.iter().zip(index) {
+            let k = match nets.iter().position(|n| n.folder() == folder) {
+                Some(k) => k,
+                None => {
+                    nets.push(
+                        ControlNet::load(folder, &self.session)
+                            .with_context(|| format!("{file}: {key}"))?,
+                    );
+                    nets.len() - 1
+                }
+            };
             pipeline
                 .check_controlnet(&nets[k])
-                .with_context(|| format!("{file}: ControlNet unit {}", i + 1))?;
+                .with_context(|| format!("{file}: {key}"))?;
             self.unit_net[*i] = Some(k);
         }
         self.nets = nets;

@@ -114,7 +114,11 @@ fn deforum_file_with_two_units_renders_and_resumes_byte_identical() {
         "--model",
         root().join("models/tiny-sd").to_str().unwrap(),
     ]);
-    let text = format!("{}{}", String::from_utf8_lossy(&o.stderr), String::from_utf8_lossy(&o.stdout));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
     assert!(o.status.success(), "{text}");
     assert!(
         !text.contains("cn_1"),

@@ -140,6 +140,10 @@ fn deforum_file_with_two_units_renders_and_resumes_byte_identical() {
         .find(|f| f["kind"] == "key" && f["index"].as_u64() > Some(0))
         .unwrap();
     assert!(key["controlnet_ms"].as_f64().is_some(), "{key}");
+    let nets = m["controlnet_files_sha256"].as_array().unwrap();
+    assert_eq!(nets.len(), 2, "{nets:?}");
+    assert_eq!(nets[0][0], "cn_1");
+    assert_eq!(nets[1][1][0][0], "model.onnx");
 
     // the same render without the units differs (they do condition the frames)
     let mut plain: serde_json::Value =

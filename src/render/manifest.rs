@@ -79,6 +79,9 @@ pub(crate) struct Manifest<'a> {
     pub provider: &'a str,
     pub model_folder: Option<&'a Path>,
     pub model_files_sha256: Vec<(String, String)>,
+    /// Per ControlNet unit that is on (`cn_N`): its model folder's files and their sha256.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub controlnet_files_sha256: Vec<(String, Vec<(String, String)>)>,
     pub complete: bool,
     pub scene: &'a Scene,
     pub frames: state::Records,
@@ -91,7 +94,8 @@ impl Manifest<'_> {
     }
 }
 
-/// sha256 of every `.onnx` file under `folder`, for the manifest.
+/// sha256 of every model file under `folder` (`.onnx`, and external weights: `.onnx_data`,
+/// diffusers' `weights.pb`), for the manifest.
 pub(crate) fn model_hashes(folder: &Path) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     let mut dirs = vec![folder.to_path_buf()];
@@ -102,7 +106,7 @@ pub(crate) fn model_hashes(folder: &Path) -> Result<Vec<(String, String)>> {
                 dirs.push(p);
             } else if p
                 .extension()
-                .is_some_and(|x| x == "onnx" || x == "onnx_data")
+                .is_some_and(|x| x == "onnx" || x == "onnx_data" || x == "pb")
             {
                 let mut h = Sha256::new();
                 let mut f = std::fs::File::open(&p)?;

@@ -702,6 +702,14 @@ fn run_loop(
             Some(m) => manifest::model_hashes(m)?,
             None => Vec::new(),
         },
+        controlnet_files_sha256: match model {
+            Some(_) => crate::controlnet::model_folders(&scene)
+                .into_iter()
+                .filter_map(|(i, f)| f.map(|f| (i, f)))
+                .map(|(i, f)| Ok((format!("cn_{}", i + 1), manifest::model_hashes(&f)?)))
+                .collect::<Result<_>>()?,
+            None => Vec::new(),
+        },
         complete: !interrupted,
         scene: &scene,
         frames: lp.journal.records()?,

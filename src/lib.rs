@@ -6,6 +6,7 @@
 
 pub mod camera;
 pub mod check;
+pub mod controlnet;
 pub mod cpu;
 pub mod diffusion;
 pub mod effects;

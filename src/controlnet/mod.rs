@@ -1,0 +1,3 @@
+//! ControlNet: the preprocessors that turn a unit's input image into its control map.
+
+pub mod preprocess;

@@ -97,17 +97,14 @@ fn a1111_canny_path_equals_the_extension() {
         );
         let got: Vec<u8> = got.pixels().map(|p| p.0[0]).collect();
         let (differ, iou) = edge_stats(&got, want.as_raw());
-        // downscaling (INTER_AREA) is exact; upscaling goes through OpenCV's INTER_CUBIC, which
-        // x86 builds hand to Intel IPP: equal on all but ~1e-5 of values, which can move an edge
-        assert!(
-            differ * 1000 <= got.len(),
+        // measured: 0 on every case, the INTER_CUBIC upscales (res 300, 512) included
+        assert_eq!(
+            differ,
+            0,
             "{} at {res}: {differ} of {} pixels differ (edge IoU {iou:.4})",
             c["input"],
             got.len()
         );
-        if res <= 150 {
-            assert_eq!(differ, 0, "{} at {res} (no upscaling)", c["input"]);
-        }
     }
 }
 
@@ -128,8 +125,13 @@ fn resize_modes_equal_the_extension() {
             c["map"]
         );
         let d = Diff::images(&got, &want);
-        // cubic upscaling of soft maps: IPP's rounding, one level on a few values
-        d.check(&format!("{} {mode} {w}x{h}", c["map"]), 1, 1e-3);
+        // INTER_CUBIC upscaling of a soft map: OpenCV hands it to Intel IPP, whose rounding
+        // differs by one level on a few values (measured: at most 5 of 40500)
+        assert!(
+            d.max <= 1 && d.differing <= 8,
+            "{} {mode} {w}x{h}: {d}",
+            c["map"]
+        );
         if c["map"] != "map_soft.png" {
             assert_eq!(d.differing, 0, "{} {mode} {w}x{h}: {d}", c["map"]);
         }

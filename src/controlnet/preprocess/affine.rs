@@ -46,9 +46,9 @@ pub(crate) fn affine_transform(src: &[[f32; 2]; 3], dst: &[[f32; 2]; 3]) -> Opti
     Some([[b[0], b[1], b[2]], [b[3], b[4], b[5]]])
 }
 
-/// Rounds half to even and saturates to i32, as `saturate_cast<int>(double)`.
-fn round_i32(v: f64) -> i32 {
-    v.round_ties_even().clamp(i32::MIN as f64, i32::MAX as f64) as i32
+/// Rounds half to even and saturates to i32, as `saturate_cast<int>(double)` (NaN gives 0).
+fn round_i32(v: f64) -> i64 {
+    v.round_ties_even().clamp(i32::MIN as f64, i32::MAX as f64) as i64
 }
 
 /// `cv2.warpAffine(src, m, (dw, dh), flags=INTER_LINEAR)` for a `w`×`h` image of 3 interleaved
@@ -62,11 +62,11 @@ pub(crate) fn warp_affine(
     dw: usize,
     dh: usize,
 ) -> Vec<u8> {
-    const AB_BITS: i32 = 10;
+    const AB_BITS: i64 = 10;
     const AB_SCALE: f64 = (1 << AB_BITS) as f64;
-    const INTER_BITS: i32 = 5;
-    const TAB: i32 = 1 << INTER_BITS;
-    const ROUND_DELTA: i32 = (1 << AB_BITS) / TAB / 2;
+    const INTER_BITS: i64 = 5;
+    const TAB: i64 = 1 << INTER_BITS;
+    const ROUND_DELTA: i64 = (1 << AB_BITS) / TAB / 2;
     // the inverse map, as OpenCV inverts it
     let (mut m0, mut m1, mut m2) = (m[0][0], m[0][1], m[0][2]);
     let (mut m3, mut m4, mut m5) = (m[1][0], m[1][1], m[1][2]);
@@ -82,16 +82,18 @@ pub(crate) fn warp_affine(
     m2 = b1;
     m5 = b2;
 
-    let adelta: Vec<i32> = (0..dw)
+    // OpenCV keeps these in 32-bit ints (a map far outside the image overflows there); in 64
+    // bits the sums cannot overflow, and far coordinates read black either way
+    let adelta: Vec<i64> = (0..dw)
         .map(|x| round_i32(m0 * x as f64 * AB_SCALE))
         .collect();
-    let bdelta: Vec<i32> = (0..dw)
+    let bdelta: Vec<i64> = (0..dw)
         .map(|x| round_i32(m3 * x as f64 * AB_SCALE))
         .collect();
-    let (wi, hi) = (w as i32, h as i32);
-    let px = |x: i32, y: i32, c: usize| -> i32 {
+    let (wi, hi) = (w as i64, h as i64);
+    let px = |x: i64, y: i64, c: usize| -> i64 {
         if x >= 0 && y >= 0 && x < wi && y < hi {
-            src[(y as usize * w + x as usize) * 3 + c] as i32
+            src[(y as usize * w + x as usize) * 3 + c] as i64
         } else {
             0
         }
@@ -103,8 +105,8 @@ pub(crate) fn warp_affine(
         for (x, d) in row.chunks_mut(3).enumerate() {
             let xx = (x0 + adelta[x]) >> (AB_BITS - INTER_BITS);
             let yy = (y0 + bdelta[x]) >> (AB_BITS - INTER_BITS);
-            let sx = (xx >> INTER_BITS).clamp(i16::MIN as i32, i16::MAX as i32);
-            let sy = (yy >> INTER_BITS).clamp(i16::MIN as i32, i16::MAX as i32);
+            let sx = (xx >> INTER_BITS).clamp(i16::MIN as i64, i16::MAX as i64);
+            let sy = (yy >> INTER_BITS).clamp(i16::MIN as i64, i16::MAX as i64);
             let (fx, fy) = (xx & (TAB - 1), yy & (TAB - 1));
             // 15-bit weights: (1 - fx)(1 - fy), fx(1 - fy), (1 - fx)fy, fx·fy
             let w = [
@@ -140,6 +142,22 @@ mod tests {
         assert!((m[0][0] - 7.2).abs() < 1e-12 && m[0][1].abs() < 1e-12);
         assert!((m[0][2] - 72.0).abs() < 1e-9 && (m[1][2] - 48.0).abs() < 1e-9);
         assert!(affine_transform(&[[0.0, 0.0]; 3], &dst).is_none());
+    }
+
+    #[test]
+    fn a_map_far_outside_reads_black() {
+        let src = vec![200u8; 4 * 4 * 3];
+        for m in [
+            [[1e-9, 0.0, 5e8], [0.0, 1e-9, 5e8]],
+            [[1e9, 0.0, -3e9], [0.0, 1e9, 7e9]],
+            [[f64::NAN, 0.0, 0.0], [0.0, 1.0, 0.0]],
+        ] {
+            assert!(
+                warp_affine(&src, 4, 4, &m, 6, 5)
+                    .iter()
+                    .all(|&v| v == 0 || v == 200)
+            );
+        }
     }
 
     #[test]

@@ -48,35 +48,25 @@ pub(crate) fn canny_raw(src: &[u8], w: usize, h: usize, cn: usize, low: f32, hig
     let low = low.floor().clamp(i32::MIN as f32, i32::MAX as f32) as i32;
     let high = high.floor().clamp(i32::MIN as f32, i32::MAX as f32) as i32;
 
-    // magnitude with a one-pixel frame of zeros; gradients of the chosen channel
+    // magnitude with a one-pixel frame of zeros (all fit 16 bits: |dx|, |dy| <= 4 * 255, so
+    // the magnitude <= 2040), and the NMS sector of the chosen channel's gradient
     let mw = w + 2;
-    let mut mag = vec![0i32; mw * (h + 2)];
-    let mut grad = vec![(0i16, 0i16); w * h];
+    let mut mag = vec![0i16; mw * (h + 2)];
+    let mut dirs = vec![0u8; w * h];
     let tasks = if w * h >= 64 * 64 { ROWS_PER_TASK } else { h };
     mag[mw..mw * (h + 1)]
         .par_chunks_mut(mw * tasks)
-        .zip(grad.par_chunks_mut(w * tasks))
+        .zip(dirs.par_chunks_mut(w * tasks))
         .enumerate()
-        .for_each(|(t, (mag_rows, grad_rows))| {
-            let y0 = t * tasks;
-            let mut vs = vec![0i32; (w + 2) * cn];
-            let mut vd = vec![0i32; (w + 2) * cn];
-            for (r, (m_row, g_row)) in mag_rows
+        .for_each(|(t, (mag_rows, dir_rows))| {
+            let mut scratch = Scratch::new(w * cn, cn);
+            for (r, (m_row, d_row)) in mag_rows
                 .chunks_mut(mw)
-                .zip(grad_rows.chunks_mut(w))
+                .zip(dir_rows.chunks_mut(w))
                 .enumerate()
             {
-                sobel_row(
-                    src,
-                    w,
-                    h,
-                    cn,
-                    y0 + r,
-                    &mut vs,
-                    &mut vd,
-                    &mut m_row[1..=w],
-                    g_row,
-                );
+                scratch.sobel(src, w, h, cn, t * tasks + r);
+                scratch.pick(cn, &mut m_row[1..=w], d_row);
             }
         });
 
@@ -89,7 +79,7 @@ pub(crate) fn canny_raw(src: &[u8], w: usize, h: usize, cn: usize, low: f32, hig
             let mut strong = Vec::new();
             for (r, map_row) in map_rows.chunks_mut(mw).enumerate() {
                 let y = t * tasks + r;
-                suppress_row(&mag, &grad, w, y, low, high, map_row, &mut strong);
+                suppress_row(&mag, &dirs, w, y, low, high, map_row, &mut strong);
             }
             strong
         })
@@ -124,66 +114,122 @@ pub(crate) fn canny_raw(src: &[u8], w: usize, h: usize, cn: usize, low: f32, hig
     out
 }
 
-/// Sobel derivatives of row `y` for every channel (edge pixels replicated), reduced to the
-/// channel of largest L1 magnitude: writes the magnitudes to `mag` and (dx, dy) to `grad`.
-/// `vs` and `vd` are scratch rows of `(w + 2) · cn` values.
-#[allow(clippy::too_many_arguments)]
-fn sobel_row(
-    src: &[u8],
-    w: usize,
-    h: usize,
-    cn: usize,
-    y: usize,
-    vs: &mut [i32],
-    vd: &mut [i32],
-    mag: &mut [i32],
-    grad: &mut [(i16, i16)],
-) {
-    let stride = w * cn;
-    let up = &src[y.saturating_sub(1) * stride..][..stride];
-    let mid = &src[y * stride..][..stride];
-    let down = &src[(y + 1).min(h - 1) * stride..][..stride];
-    // vertical passes: smoothing [1 2 1] and difference [-1 0 1], one replicated column each side
-    for i in 0..stride {
-        let (a, b, c) = (up[i] as i32, mid[i] as i32, down[i] as i32);
-        vs[cn + i] = a + 2 * b + c;
-        vd[cn + i] = c - a;
-    }
-    for k in 0..cn {
-        vs[k] = vs[cn + k];
-        vd[k] = vd[cn + k];
-        vs[(w + 1) * cn + k] = vs[w * cn + k];
-        vd[(w + 1) * cn + k] = vd[w * cn + k];
-    }
-    if cn == 3 {
-        for x in 0..w {
-            let mut best = (-1i32, 0i32, 0i32);
-            for k in 0..3 {
-                let l = x * 3 + k;
-                let dx = vs[l + 6] - vs[l];
-                let dy = vd[l] + 2 * vd[l + 3] + vd[l + 6];
-                let m = dx.abs() + dy.abs();
-                if m > best.0 {
-                    best = (m, dx, dy);
-                }
-            }
-            mag[x] = best.0;
-            grad[x] = (best.1 as i16, best.2 as i16);
-        }
+/// The NMS direction of gradient (dx, dy) in OpenCV's integer sectors: 0 horizontal
+/// (|dy| < tan 22.5°·|dx|), 1 vertical (|dy| > tan 67.5°·|dx|), 2 diagonal with dx and dy of
+/// the same sign, 3 of opposite signs.
+fn sector(xs: i16, ys: i16) -> u8 {
+    let ax = (xs as i32).abs();
+    let ay = (ys as i32).abs() << 15;
+    let tg22x = ax * TG22;
+    if ay < tg22x {
+        0
+    } else if ay > tg22x + (ax << 16) {
+        1
+    } else if (xs < 0) != (ys < 0) {
+        3
     } else {
-        for x in 0..w {
-            let mut best = (-1i32, 0i32, 0i32);
-            for k in 0..cn {
-                let l = x * cn + k;
-                let dx = vs[l + 2 * cn] - vs[l];
-                let dy = vd[l] + 2 * vd[l + cn] + vd[l + 2 * cn];
-                let m = dx.abs() + dy.abs();
-                if m > best.0 {
-                    best = (m, dx, dy);
+        2
+    }
+}
+
+/// Per-row buffers of the Sobel pass, in 16 bits so that its loops run in wide vector lanes.
+struct Scratch {
+    /// Vertical [1 2 1] smoothing of the row, one replicated pixel each side.
+    vs: Vec<i16>,
+    /// Vertical [-1 0 1] difference of the row, one replicated pixel each side.
+    vd: Vec<i16>,
+    dx: Vec<i16>,
+    dy: Vec<i16>,
+    m: Vec<i16>,
+}
+
+impl Scratch {
+    fn new(stride: usize, cn: usize) -> Scratch {
+        Scratch {
+            vs: vec![0; stride + 2 * cn],
+            vd: vec![0; stride + 2 * cn],
+            dx: vec![0; stride],
+            dy: vec![0; stride],
+            m: vec![0; stride],
+        }
+    }
+
+    /// Sobel derivatives and L1 magnitude of row `y` for every value (edge pixels replicated).
+    fn sobel(&mut self, src: &[u8], w: usize, h: usize, cn: usize, y: usize) {
+        let stride = w * cn;
+        let up = &src[y.saturating_sub(1) * stride..][..stride];
+        let mid = &src[y * stride..][..stride];
+        let down = &src[(y + 1).min(h - 1) * stride..][..stride];
+        let (vs, vd) = (&mut self.vs[cn..cn + stride], &mut self.vd[cn..cn + stride]);
+        for ((((s, d), &a), &b), &c) in vs.iter_mut().zip(vd.iter_mut()).zip(up).zip(mid).zip(down)
+        {
+            let (a, b, c) = (a as i16, b as i16, c as i16);
+            *s = a + 2 * b + c;
+            *d = c - a;
+        }
+        for k in 0..cn {
+            self.vs[k] = self.vs[cn + k];
+            self.vd[k] = self.vd[cn + k];
+            self.vs[stride + cn + k] = self.vs[stride + k];
+            self.vd[stride + cn + k] = self.vd[stride + k];
+        }
+        let (s0, s2) = (&self.vs[..stride], &self.vs[2 * cn..2 * cn + stride]);
+        let (d0, d1, d2) = (
+            &self.vd[..stride],
+            &self.vd[cn..cn + stride],
+            &self.vd[2 * cn..2 * cn + stride],
+        );
+        for (((dx, dy), m), ((((&a, &c), &p), &q), &r)) in self
+            .dx
+            .iter_mut()
+            .zip(self.dy.iter_mut())
+            .zip(self.m.iter_mut())
+            .zip(s0.iter().zip(s2).zip(d0).zip(d1).zip(d2))
+        {
+            *dx = c - a;
+            *dy = p + 2 * q + r;
+            *m = dx.abs() + dy.abs();
+        }
+    }
+
+    /// Per pixel, the channel with the largest magnitude (the first on ties): its magnitude
+    /// into `mag`, the [`sector`] of its gradient into `dirs`.
+    fn pick(&self, cn: usize, mag: &mut [i16], dirs: &mut [u8]) {
+        if cn == 3 {
+            for ((((m, d), mc), xc), yc) in mag
+                .iter_mut()
+                .zip(dirs.iter_mut())
+                .zip(self.m.chunks_exact(3))
+                .zip(self.dx.chunks_exact(3))
+                .zip(self.dy.chunks_exact(3))
+            {
+                // the second wins only when larger, then the third
+                let s1 = mc[1] > mc[0];
+                let (bm, bx, by) = if s1 {
+                    (mc[1], xc[1], yc[1])
+                } else {
+                    (mc[0], xc[0], yc[0])
+                };
+                let s2 = mc[2] > bm;
+                *m = if s2 { mc[2] } else { bm };
+                *d = if s2 {
+                    sector(xc[2], yc[2])
+                } else {
+                    sector(bx, by)
+                };
+            }
+            return;
+        }
+        for (x, (m, d)) in mag.iter_mut().zip(dirs.iter_mut()).enumerate() {
+            let base = x * cn;
+            let mut best = base;
+            for k in base + 1..base + cn {
+                if self.m[k] > self.m[best] {
+                    best = k;
                 }
             }
-            mag[x] = best.0;
-            grad[x] = (best.1 as i16, best.2 as i16);
+            *m = self.m[best];
+            *d = sector(self.dx[best], self.dy[best]);
         }
     }
 }
@@ -192,8 +238,8 @@ fn sobel_row(
 /// `map_row` (framed: index x + 1) and the framed indices of edge pixels into `strong`.
 #[allow(clippy::too_many_arguments)]
 fn suppress_row(
-    mag: &[i32],
-    grad: &[(i16, i16)],
+    mag: &[i16],
+    dirs: &[u8],
     w: usize,
     y: usize,
     low: i32,
@@ -208,24 +254,15 @@ fn suppress_row(
     let next = &mag[base + mw..base + 2 * mw];
     for x in 0..w {
         let j = x + 1;
-        let m = cur[j];
+        let m = cur[j] as i32;
         let mut kept = false;
         if m > low {
-            let (xs, ys) = grad[y * w + x];
-            let ax = (xs as i32).abs();
-            let ay = (ys as i32).abs() << 15;
-            let tg22x = ax * TG22;
-            kept = if ay < tg22x {
-                m > cur[j - 1] && m >= cur[j + 1]
-            } else {
-                let tg67x = tg22x + (ax << 16);
-                if ay > tg67x {
-                    m > prev[j] && m >= next[j]
-                } else if (xs < 0) != (ys < 0) {
-                    m > prev[j + 1] && m > next[j - 1]
-                } else {
-                    m > prev[j - 1] && m > next[j + 1]
-                }
+            let at = |row: &[i16], i: usize| row[i] as i32;
+            kept = match dirs[y * w + x] {
+                0 => m > at(cur, j - 1) && m >= at(cur, j + 1),
+                1 => m > at(prev, j) && m >= at(next, j),
+                3 => m > at(prev, j + 1) && m > at(next, j - 1),
+                _ => m > at(prev, j - 1) && m > at(next, j + 1),
             };
         }
         map_row[j] = if !kept {

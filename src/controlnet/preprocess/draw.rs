@@ -14,8 +14,10 @@ const XY_SHIFT: u32 = 16;
 /// 1.0 in those coordinates.
 const XY_ONE: i64 = 1 << XY_SHIFT;
 
-/// OpenCV's table of sin(0°), sin(1°), … sin(450°) as float32 literals of 7 decimals.
+/// OpenCV's table of sin(0°), sin(1°), … sin(90°) as float32 literals of 7 decimals (written
+/// as OpenCV writes them: the literals, not the true sines, define the drawn pixels).
 #[rustfmt::skip]
+#[allow(clippy::excessive_precision, clippy::approx_constant)]
 const SIN_TABLE_90: [f32; 91] = [
     0.0000000, 0.0174524, 0.0348995, 0.0523360, 0.0697565, 0.0871557,
     0.1045285, 0.1218693, 0.1391731, 0.1564345, 0.1736482, 0.1908090,

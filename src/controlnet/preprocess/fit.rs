@@ -141,9 +141,16 @@ pub struct Padded {
 }
 
 impl Padded {
-    /// The top-left `width`×`height` of `map` (a preprocessor's output at the padded size).
+    /// The top-left `width`×`height` of `map` (a preprocessor's output at the padded size, or
+    /// larger); a smaller map comes back as it is.
     pub fn crop(&self, map: &RgbImage) -> RgbImage {
-        image::imageops::crop_imm(map, 0, 0, self.width, self.height).to_image()
+        let (w, h) = (self.width.min(map.width()), self.height.min(map.height()));
+        let (row, stride) = (w as usize * 3, map.width() as usize * 3);
+        let mut out = Vec::with_capacity(row * h as usize);
+        for line in map.as_raw().chunks_exact(stride).take(h as usize) {
+            out.extend_from_slice(&line[..row]);
+        }
+        RgbImage::from_raw(w, h, out).expect("w·h·3 values")
     }
 }
 
@@ -172,21 +179,35 @@ pub fn resize_with_pad(img: &RgbImage, res: u32) -> Result<Padded, PreprocessErr
     } else {
         Interpolation::Area
     };
-    let scaled = resize(
-        img.as_raw(),
-        w as usize,
-        h as usize,
-        3,
-        tw as usize,
-        th as usize,
-        interpolation,
-    );
+    // at the same size OpenCV copies; here the padding copies straight from the input
+    let resized;
+    let scaled: &[u8] = if (tw, th) == (w, h) {
+        img.as_raw()
+    } else {
+        resized = resize(
+            img.as_raw(),
+            w as usize,
+            h as usize,
+            3,
+            tw as usize,
+            th as usize,
+            interpolation,
+        );
+        &resized
+    };
     let (pw, ph) = (tw.div_ceil(64) * 64, th.div_ceil(64) * 64);
-    let image = RgbImage::from_fn(pw, ph, |x, y| {
-        let (sx, sy) = (x.min(tw - 1) as usize, y.min(th - 1) as usize);
-        let i = (sy * tw as usize + sx) * 3;
-        image::Rgb([scaled[i], scaled[i + 1], scaled[i + 2]])
-    });
+    let (twu, pwu) = (tw as usize * 3, pw as usize * 3);
+    let mut padded = vec![0u8; pwu * ph as usize];
+    for (y, row) in padded.chunks_exact_mut(pwu).enumerate() {
+        let sy = y.min(th as usize - 1);
+        let src = &scaled[sy * twu..(sy + 1) * twu];
+        row[..twu].copy_from_slice(src);
+        let last = &src[twu - 3..];
+        for px in row[twu..].chunks_exact_mut(3) {
+            px.copy_from_slice(last);
+        }
+    }
+    let image = RgbImage::from_raw(pw, ph, padded).expect("pw·ph·3 values");
     Ok(Padded {
         image,
         width: tw,
@@ -195,13 +216,20 @@ pub fn resize_with_pad(img: &RgbImage, res: u32) -> Result<Padded, PreprocessErr
 }
 
 /// Number of distinct colours of `map`, counted up to `limit` (larger counts come back as
-/// `limit`).
+/// `limit`). Runs of one colour cost one comparison per pixel.
 fn colour_count(map: &RgbImage, limit: usize) -> usize {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen: Vec<[u8; 3]> = Vec::new();
+    let mut last = None;
     for p in map.pixels() {
-        seen.insert(p.0);
-        if seen.len() >= limit {
-            break;
+        if last == Some(p.0) {
+            continue;
+        }
+        last = Some(p.0);
+        if !seen.contains(&p.0) {
+            seen.push(p.0);
+            if seen.len() >= limit {
+                break;
+            }
         }
     }
     seen.len()
@@ -231,7 +259,6 @@ pub fn high_quality_resize(map: &RgbImage, w: u32, h: u32) -> Result<RgbImage, P
     let binary = colours == 2
         && raw.iter().copied().min().unwrap_or(0) < 16
         && raw.iter().copied().max().unwrap_or(0) > 240;
-    let one_pixel_edge = binary && thin::is_one_pixel_edge(raw, ow as usize, oh as usize, 3);
     let interpolation = if colours > 2 && colours < 200 {
         Interpolation::Nearest
     } else if new_px < old_px {
@@ -240,15 +267,29 @@ pub fn high_quality_resize(map: &RgbImage, w: u32, h: u32) -> Result<RgbImage, P
         Interpolation::Cubic
     };
     let (wu, hu) = (w as usize, h as usize);
-    let resized = resize(raw, ow as usize, oh as usize, 3, wu, hu, interpolation);
+    let (owu, ohu) = (ow as usize, oh as usize);
     if !binary {
+        let resized = resize(raw, owu, ohu, 3, wu, hu, interpolation);
         return Ok(RgbImage::from_raw(w, h, resized).expect("w·h·3 values"));
     }
-    // mean of the channels in f32, truncated: the integer division of their sum by 3
-    let grey: Vec<u8> = resized
-        .chunks_exact(3)
-        .map(|p| ((p[0] as u16 + p[1] as u16 + p[2] as u16) / 3) as u8)
-        .collect();
+    // a grey map (the usual Canny edges) is resized as one channel: each channel would come
+    // out the same, and their mean is that channel
+    let grey_map = raw.chunks_exact(3).all(|p| p[0] == p[1] && p[1] == p[2]);
+    let (one_pixel_edge, grey) = if grey_map {
+        let g: Vec<u8> = raw.iter().step_by(3).copied().collect();
+        (
+            thin::is_one_pixel_edge(&g, owu, ohu, 1),
+            resize(&g, owu, ohu, 1, wu, hu, interpolation),
+        )
+    } else {
+        let resized = resize(raw, owu, ohu, 3, wu, hu, interpolation);
+        // mean of the channels in f32, truncated: the integer division of their sum by 3
+        let g = resized
+            .chunks_exact(3)
+            .map(|p| ((p[0] as u16 + p[1] as u16 + p[2] as u16) / 3) as u8)
+            .collect();
+        (thin::is_one_pixel_edge(raw, owu, ohu, 3), g)
+    };
     let binary = if one_pixel_edge {
         let mut b = thin::otsu_binary(&thin::nake_nms(&grey, wu, hu));
         thin::lvmin_thin(&mut b, wu, hu, new_px > old_px);

@@ -200,10 +200,18 @@ pub fn a1111_canny(
 ) -> Result<RgbImage, PreprocessError> {
     let padded = resize_with_pad(img, res)?;
     let edges = canny(&padded.image, low, high);
-    Ok(RgbImage::from_fn(padded.width, padded.height, |x, y| {
-        let v = edges.get_pixel(x, y).0[0];
-        image::Rgb([v, v, v])
-    }))
+    let (w, h, pw) = (
+        padded.width as usize,
+        padded.height as usize,
+        padded.image.width() as usize,
+    );
+    let mut out = Vec::with_capacity(w * h * 3);
+    for line in edges.as_raw().chunks_exact(pw).take(h) {
+        for &v in &line[..w] {
+            out.extend_from_slice(&[v, v, v]);
+        }
+    }
+    Ok(RgbImage::from_raw(padded.width, padded.height, out).expect("w·h·3 values"))
 }
 
 #[cfg(test)]

@@ -186,9 +186,18 @@ fn scale_of(points: &[Option<Keypoint>], w: u32, h: u32) -> (f64, f64) {
     }
 }
 
-/// Python's `int()` of a float: truncation toward zero (saturating; NaN gives 0).
+/// Python's `int()` of a float: truncation toward zero (NaN gives 0).
 fn trunc(v: f64) -> i64 {
     v as i64
+}
+
+/// Farthest a coordinate may lie from the canvas origin: beyond it OpenCV's integer drawing
+/// overflows (Python raises); anim moves such points there, far off any canvas.
+const FAR: f64 = 32768.0;
+
+/// A keypoint coordinate times its part's scale, kept within ±[`FAR`].
+fn scaled(v: f64, s: f64) -> f64 {
+    (v * s).clamp(-FAR, FAR)
 }
 
 /// The body: each limb with both ends visible as a filled ellipse (centre the mean of its
@@ -200,8 +209,8 @@ fn draw_body(c: &mut Canvas, body: &[Option<Keypoint>; 18], w: u32, h: u32) {
         let (Some(k1), Some(k2)) = (body[a], body[b]) else {
             continue;
         };
-        let (y0, y1) = (k1.x * sw, k2.x * sw);
-        let (x0, x1) = (k1.y * sh, k2.y * sh);
+        let (y0, y1) = (scaled(k1.x, sw), scaled(k2.x, sw));
+        let (x0, x1) = (scaled(k1.y, sh), scaled(k2.y, sh));
         let (mx, my) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
         let length = ((x0 - x1) * (x0 - x1) + (y0 - y1) * (y0 - y1)).sqrt();
         let angle = (x0 - x1).atan2(y0 - y1).to_degrees();
@@ -218,7 +227,7 @@ fn draw_body(c: &mut Canvas, body: &[Option<Keypoint>; 18], w: u32, h: u32) {
     }
     for (k, colour) in body.iter().zip(COLOURS) {
         if let Some(k) = k {
-            c.fill_circle((trunc(k.x * sw), trunc(k.y * sh)), 4, colour);
+            c.fill_circle((trunc(scaled(k.x, sw)), trunc(scaled(k.y, sh))), 4, colour);
         }
     }
 }
@@ -234,15 +243,15 @@ fn draw_hand(c: &mut Canvas, hand: &[Option<Keypoint>], w: u32, h: u32) {
         let (Some(Some(k1)), Some(Some(k2))) = (hand.get(a), hand.get(b)) else {
             continue;
         };
-        let p1 = (trunc(k1.x * sw), trunc(k1.y * sh));
-        let p2 = (trunc(k2.x * sw), trunc(k2.y * sh));
+        let p1 = (trunc(scaled(k1.x, sw)), trunc(scaled(k1.y, sh)));
+        let p2 = (trunc(scaled(k2.x, sw)), trunc(scaled(k2.y, sh)));
         // the extension's `> eps` on integer coordinates
         if p1.0 > 0 && p1.1 > 0 && p2.0 > 0 && p2.1 > 0 {
             c.thick_line(p1, p2, 2, hand_colour(e, HAND_EDGES.len()));
         }
     }
     for k in hand.iter().flatten() {
-        let p = (trunc(k.x * sw), trunc(k.y * sh));
+        let p = (trunc(scaled(k.x, sw)), trunc(scaled(k.y, sh)));
         if p.0 > 0 && p.1 > 0 {
             c.fill_circle(p, 4, [0, 0, 255]);
         }
@@ -256,7 +265,7 @@ fn draw_face(c: &mut Canvas, face: &[Option<Keypoint>], w: u32, h: u32) {
     }
     let (sw, sh) = scale_of(face, w, h);
     for k in face.iter().flatten() {
-        let p = (trunc(k.x * sw), trunc(k.y * sh));
+        let p = (trunc(scaled(k.x, sw)), trunc(scaled(k.y, sh)));
         if p.0 > 0 && p.1 > 0 {
             c.fill_circle(p, 3, [255, 255, 255]);
         }
@@ -311,6 +320,23 @@ mod tests {
         let img = draw_poses(&[Pose::default()], 16, 8, PoseParts::FULL).unwrap();
         assert!(img.pixels().all(|p| p.0 == [0; 3]));
         assert!(draw_poses(&[], 0, 8, PoseParts::FULL).is_err());
+    }
+
+    #[test]
+    fn wild_keypoints_do_not_panic() {
+        let mut pose = Pose::default();
+        for (i, v) in [f64::NAN, 1e300, -1e300, f64::INFINITY, 40.0]
+            .iter()
+            .enumerate()
+        {
+            pose.body[i] = Some(Keypoint::new(*v, -*v));
+            pose.body[i + 5] = Some(Keypoint::new(20.0, *v));
+        }
+        pose.left_hand = (0..21)
+            .map(|i| Some(Keypoint::new(1e12 * i as f64, 5.0)))
+            .collect();
+        pose.face = vec![Some(Keypoint::new(f64::NAN, 3.0)); 70];
+        assert!(draw_poses(&[pose], 64, 48, PoseParts::FULL).is_ok());
     }
 
     #[test]

@@ -14,6 +14,22 @@ const COEF_BITS: u32 = 11;
 /// `1 << COEF_BITS`.
 const COEF_SCALE: f32 = (1 << COEF_BITS) as f32;
 
+/// Rounds half to even (as `cvRound`) for |v| < 2^51: adding and removing 1.5·2^52 leaves the
+/// value rounded by the FPU's default mode. `f64::round_ties_even` is a libm call on baseline
+/// x86-64, several times slower in these loops.
+#[inline]
+fn rne64(v: f64) -> f64 {
+    const M: f64 = 6_755_399_441_055_744.0;
+    (v + M) - M
+}
+
+/// [`rne64`] for f32, |v| < 2^22.
+#[inline]
+fn rne32(v: f32) -> f32 {
+    const M: f32 = 12_582_912.0;
+    (v + M) - M
+}
+
 /// An OpenCV interpolation flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Interpolation {
@@ -162,9 +178,10 @@ fn separable(
         .collect();
     let hrow = |y: usize, out: &mut [i32]| {
         let s = &src[y * w * cn..(y + 1) * w * cn];
-        for (([o0, o1], [w0, w1]), d) in xs.iter().zip(out.chunks_mut(cn)) {
-            for (c, d) in d.iter_mut().enumerate() {
-                *d = s[o0 + c] as i32 * w0 + s[o1 + c] as i32 * w1;
+        for (([o0, o1], [w0, w1]), d) in xs.iter().zip(out.chunks_exact_mut(cn)) {
+            let (a, b) = (&s[*o0..*o0 + cn], &s[*o1..*o1 + cn]);
+            for ((d, &a), &b) in d.iter_mut().zip(a).zip(b) {
+                *d = a as i32 * w0 + b as i32 * w1;
             }
         }
     };
@@ -201,13 +218,16 @@ fn separable(
 }
 
 /// Vertical two-tap pass as OpenCV's vector loop computes it: each row's sums shifted right by
-/// 4 (saturated to 16 bits), multiplied by the weight keeping the high 16 bits of the product,
-/// added, then `(v + 2) >> 2`, saturated.
+/// 4, multiplied by the weight keeping the high 16 bits of the product, added, then
+/// `(v + 2) >> 2`.
 fn vertical_linear(s0: &[i32], s1: &[i32], b0: i32, b1: i32, out: &mut [u8]) {
-    let mul_hi = |a: i32, b: i32| -> i32 { ((a >> 4).clamp(-32768, 32767) * b) >> 16 };
+    // the horizontal sums are 0..=255·2048, so `>> 4` fits 16 bits without saturating and the
+    // result 0..=255 without clamping; 16-bit lanes as OpenCV's
+    let (b0, b1) = (b0 as i16, b1 as i16);
+    let mul_hi = |a: i32, b: i16| -> i16 { (((a >> 4) as i16 as i32 * b as i32) >> 16) as i16 };
     for ((o, &a), &b) in out.iter_mut().zip(s0).zip(s1) {
         let v = mul_hi(a, b0) + mul_hi(b, b1);
-        *o = ((v + 2) >> 2).clamp(0, 255) as u8;
+        *o = ((v + 2) >> 2) as u8;
     }
 }
 
@@ -239,31 +259,44 @@ fn cubic(src: &[u8], w: usize, h: usize, cn: usize, dw: usize, dh: usize) -> Vec
             })
             .collect()
     };
-    let xt = table(w, dw);
+    let xt: Vec<([usize; 4], [f64; 4])> = table(w, dw)
+        .into_iter()
+        .map(|(t, wts)| (t.map(|t| t * cn), wts))
+        .collect();
     let yt = table(h, dh);
     let width = dw * cn;
     // rows first: every source row resized horizontally
     let mut rows = vec![0f64; width * h];
-    rows.par_chunks_mut(width).enumerate().for_each(|(y, out)| {
-        let s = &src[y * w * cn..(y + 1) * w * cn];
-        for ((taps, wts), d) in xt.iter().zip(out.chunks_mut(cn)) {
-            for (c, d) in d.iter_mut().enumerate() {
-                *d = wts[0] * s[taps[0] * cn + c] as f64
-                    + wts[1] * s[taps[1] * cn + c] as f64
-                    + wts[2] * s[taps[2] * cn + c] as f64
-                    + wts[3] * s[taps[3] * cn + c] as f64;
+    rows.par_chunks_mut(width * 8)
+        .enumerate()
+        .for_each(|(t, block)| {
+            for (r, out) in block.chunks_exact_mut(width).enumerate() {
+                let y = t * 8 + r;
+                let s = &src[y * w * cn..(y + 1) * w * cn];
+                for ((taps, wt), d) in xt.iter().zip(out.chunks_exact_mut(cn)) {
+                    let p = taps.map(|t| &s[t..t + cn]);
+                    for (c, d) in d.iter_mut().enumerate() {
+                        *d = wt[0] * p[0][c] as f64
+                            + wt[1] * p[1][c] as f64
+                            + wt[2] * p[2][c] as f64
+                            + wt[3] * p[3][c] as f64;
+                    }
+                }
             }
-        }
-    });
+        });
     let mut out = vec![0u8; width * dh];
-    out.par_chunks_mut(width).enumerate().for_each(|(y, o)| {
-        let (taps, wts) = &yt[y];
-        let r = taps.map(|t| &rows[t * width..(t + 1) * width]);
-        for (x, o) in o.iter_mut().enumerate() {
-            let v = wts[0] * r[0][x] + wts[1] * r[1][x] + wts[2] * r[2][x] + wts[3] * r[3][x];
-            *o = v.round_ties_even().clamp(0.0, 255.0) as u8;
-        }
-    });
+    out.par_chunks_mut(width * 8)
+        .enumerate()
+        .for_each(|(t, block)| {
+            for (r, o) in block.chunks_exact_mut(width).enumerate() {
+                let (taps, wt) = &yt[t * 8 + r];
+                let [r0, r1, r2, r3] = taps.map(|t| &rows[t * width..(t + 1) * width]);
+                for ((((o, a), b), c), d) in o.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
+                    let v = wt[0] * a + wt[1] * b + wt[2] * c + wt[3] * d;
+                    *o = rne64(v).clamp(0.0, 255.0) as u8;
+                }
+            }
+        });
     out
 }
 
@@ -283,45 +316,45 @@ fn area_fast(
 ) -> Vec<u8> {
     let scale = 1.0f32 / (sx * sy) as f32;
     let full_w = (w / sx).min(dw);
+    let stride = w * cn;
     let mut out = vec![0u8; dw * dh * cn];
-    for (dy, row) in out.chunks_mut(dw * cn).enumerate() {
-        let y0 = dy * sy;
-        if y0 >= h {
-            continue;
-        }
-        let full_row = y0 + sy <= h;
-        for dx in 0..dw {
-            let x0 = dx * sx;
-            for c in 0..cn {
-                let d = &mut row[dx * cn + c];
-                if full_row && dx < full_w {
-                    let mut sum = 0u32;
-                    for yy in y0..y0 + sy {
-                        let line = &src[(yy * w + x0) * cn + c..];
-                        for k in 0..sx {
-                            sum += line[k * cn] as u32;
-                        }
-                    }
-                    *d = if sx == 2 && sy == 2 {
-                        ((sum + 2) >> 2) as u8
-                    } else {
-                        (sum as f32 * scale).round_ties_even().min(255.0) as u8
-                    };
-                } else {
-                    let (mut sum, mut count) = (0u32, 0u32);
-                    for yy in y0..(y0 + sy).min(h) {
-                        for xx in x0..(x0 + sx).min(w) {
-                            sum += src[(yy * w + xx) * cn + c] as u32;
-                            count += 1;
-                        }
-                    }
-                    if count > 0 {
-                        *d = (sum as f32 / count as f32).round_ties_even().min(255.0) as u8;
-                    }
+    out.par_chunks_mut(dw * cn)
+        .enumerate()
+        .for_each(|(dy, row)| {
+            let y0 = dy * sy;
+            if y0 >= h {
+                return;
+            }
+            let y1 = (y0 + sy).min(h);
+            // column sums over the block's rows
+            let mut cols = vec![0u32; stride];
+            for line in src[y0 * stride..y1 * stride].chunks_exact(stride) {
+                for (c, &v) in cols.iter_mut().zip(line) {
+                    *c += v as u32;
                 }
             }
-        }
-    }
+            let full_row = y1 - y0 == sy;
+            for (dx, d) in row.chunks_exact_mut(cn).enumerate() {
+                let x0 = dx * sx;
+                let x1 = (x0 + sx).min(w);
+                for (c, d) in d.iter_mut().enumerate() {
+                    let mut sum = 0u32;
+                    for x in x0..x1 {
+                        sum += cols[x * cn + c];
+                    }
+                    *d = if full_row && dx < full_w {
+                        if sx == 2 && sy == 2 {
+                            ((sum + 2) >> 2) as u8
+                        } else {
+                            rne32(sum as f32 * scale).min(255.0) as u8
+                        }
+                    } else {
+                        let count = ((x1 - x0) * (y1 - y0)) as f32;
+                        rne32(sum as f32 / count).min(255.0) as u8
+                    };
+                }
+            }
+        });
     out
 }
 
@@ -376,36 +409,38 @@ fn area_general(src: &[u8], w: usize, h: usize, cn: usize, dw: usize, dh: usize)
     let xtab = area_table(w, dw);
     let ytab = area_table(h, dh);
     let width = dw * cn;
+    // the entries of each destination row (the table is ordered by destination)
+    let mut starts = vec![ytab.len(); dh + 1];
+    for (i, t) in ytab.iter().enumerate().rev() {
+        starts[t.d] = i;
+    }
+    for d in (0..dh).rev() {
+        starts[d] = starts[d].min(starts[d + 1]);
+    }
     let mut out = vec![0u8; width * dh];
-    let mut buf = vec![0f32; width];
-    let mut sum = vec![0f32; width];
-    let mut prev_dy = ytab.first().map_or(0, |t| t.d);
-    for t in &ytab {
-        let s = &src[t.s * w * cn..(t.s + 1) * w * cn];
-        buf.iter_mut().for_each(|v| *v = 0.0);
-        for x in &xtab {
-            for c in 0..cn {
-                let i = x.d * cn + c;
-                buf[i] += s[x.s * cn + c] as f32 * x.alpha;
+    out.par_chunks_mut(width).enumerate().for_each(|(dy, row)| {
+        let mut buf = vec![0f32; width];
+        let mut sum = vec![0f32; width];
+        for t in &ytab[starts[dy]..starts[dy + 1]] {
+            let s = &src[t.s * w * cn..(t.s + 1) * w * cn];
+            buf.iter_mut().for_each(|v| *v = 0.0);
+            for x in &xtab {
+                let (b, p) = (
+                    &mut buf[x.d * cn..x.d * cn + cn],
+                    &s[x.s * cn..x.s * cn + cn],
+                );
+                for (b, &p) in b.iter_mut().zip(p) {
+                    *b += p as f32 * x.alpha;
+                }
             }
-        }
-        if t.d != prev_dy {
-            let row = &mut out[prev_dy * width..(prev_dy + 1) * width];
-            for ((o, s), b) in row.iter_mut().zip(sum.iter_mut()).zip(&buf) {
-                *o = s.round_ties_even().clamp(0.0, 255.0) as u8;
-                *s = t.alpha * b;
-            }
-            prev_dy = t.d;
-        } else {
             for (s, b) in sum.iter_mut().zip(&buf) {
                 *s += t.alpha * b;
             }
         }
-    }
-    let row = &mut out[prev_dy * width..(prev_dy + 1) * width];
-    for (o, s) in row.iter_mut().zip(&sum) {
-        *o = s.round_ties_even().clamp(0.0, 255.0) as u8;
-    }
+        for (o, s) in row.iter_mut().zip(&sum) {
+            *o = rne32(*s).clamp(0.0, 255.0) as u8;
+        }
+    });
     out
 }
 

@@ -58,20 +58,25 @@ pub(crate) fn is_one_pixel_edge(src: &[u8], w: usize, h: usize, cn: usize) -> bo
 /// directions (horizontal, vertical, both diagonals) among its two neighbours there, else 0;
 /// neighbours outside the image are ignored (the extension's `nake_nms`).
 pub(crate) fn nake_nms(src: &[u8], w: usize, h: usize) -> Vec<u8> {
-    let at = |x: isize, y: isize| -> Option<u8> {
-        (x >= 0 && y >= 0 && (x as usize) < w && (y as usize) < h)
-            .then(|| src[y as usize * w + x as usize])
-    };
+    // framed by zeros: a missing neighbour never exceeds the pixel
+    let stride = w + 2;
+    let mut f = vec![0u8; stride * (h + 2)];
+    for (y, row) in src.chunks_exact(w).enumerate() {
+        f[(y + 1) * stride + 1..(y + 1) * stride + 1 + w].copy_from_slice(row);
+    }
     let mut out = vec![0u8; w * h];
-    for y in 0..h as isize {
-        for x in 0..w as isize {
-            let v = src[y as usize * w + x as usize];
-            let keep = [(1, 0), (0, 1), (1, 1), (1, -1)].iter().any(|&(dx, dy)| {
-                at(x - dx, y - dy).is_none_or(|n| n <= v)
-                    && at(x + dx, y + dy).is_none_or(|n| n <= v)
-            });
+    for (y, orow) in out.chunks_exact_mut(w).enumerate() {
+        let up = &f[y * stride..(y + 1) * stride];
+        let mid = &f[(y + 1) * stride..(y + 2) * stride];
+        let down = &f[(y + 2) * stride..(y + 3) * stride];
+        for (x, o) in orow.iter_mut().enumerate() {
+            let v = mid[x + 1];
+            let keep = (mid[x] <= v && mid[x + 2] <= v)
+                || (up[x + 1] <= v && down[x + 1] <= v)
+                || (up[x] <= v && down[x + 2] <= v)
+                || (up[x + 2] <= v && down[x] <= v);
             if keep {
-                out[y as usize * w + x as usize] = v;
+                *o = v;
             }
         }
     }
@@ -159,59 +164,132 @@ fn prune_patterns() -> Vec<Pattern> {
     ])
 }
 
-/// Sets to 0 every pixel of the binary image `img` (0 or 255) where `p` matches (OpenCV's
-/// `MORPH_HITMISS`, which counts pixels outside the image as matching either way); whether
-/// any pixel was removed.
-fn remove_pattern(img: &mut [u8], w: usize, h: usize, p: &Pattern) -> bool {
-    let mut hits = Vec::new();
-    for y in 0..h as isize {
-        'px: for x in 0..w as isize {
+/// A binary image as bit rows, framed by one pixel that matches either way (OpenCV's
+/// `MORPH_HITMISS` counts pixels outside the image as both foreground and background): 64
+/// pixels per word, so each pattern is a few word-wide ANDs per row.
+struct Bits {
+    /// Words per row of `w + 2` bits (bit x + 1 is column x).
+    words: usize,
+    h: usize,
+    /// Foreground or outside, `(h + 2)` rows.
+    fg: Vec<u64>,
+    /// Background or outside.
+    bg: Vec<u64>,
+    /// The image's own pixels in a row (the frame excluded).
+    inside: Vec<u64>,
+}
+
+impl Bits {
+    fn new(img: &[u8], w: usize, h: usize) -> Bits {
+        let words = (w + 2).div_ceil(64);
+        let mut fg = vec![u64::MAX; words * (h + 2)];
+        let mut bg = vec![u64::MAX; words * (h + 2)];
+        let mut inside = vec![0u64; words];
+        for x in 0..w {
+            inside[(x + 1) / 64] |= 1 << ((x + 1) % 64);
+        }
+        for y in 0..h {
+            for x in 0..w {
+                let (i, bit) = ((y + 1) * words + (x + 1) / 64, 1u64 << ((x + 1) % 64));
+                if img[y * w + x] != 0 {
+                    bg[i] &= !bit;
+                } else {
+                    fg[i] &= !bit;
+                }
+            }
+        }
+        Bits {
+            words,
+            h,
+            fg,
+            bg,
+            inside,
+        }
+    }
+
+    /// `plane` with every row shifted so that bit x holds the pixel at x + dx (beyond the
+    /// row's ends: outside, which matches either way), into `out`.
+    fn shift(words: usize, plane: &[u64], dx: isize, out: &mut [u64]) {
+        for (o, row) in out.chunks_exact_mut(words).zip(plane.chunks_exact(words)) {
+            for i in 0..words {
+                o[i] = match dx {
+                    1 => (row[i] >> 1) | row.get(i + 1).map_or(1 << 63, |v| v << 63),
+                    -1 => (row[i] << 1) | if i > 0 { row[i - 1] >> 63 } else { 1 },
+                    _ => row[i],
+                };
+            }
+        }
+    }
+
+    /// Removes every foreground pixel where `p` matches, all matches found before any is
+    /// removed; whether any was. `scratch` holds the six shifted planes.
+    fn remove(&mut self, p: &Pattern, scratch: &mut [Vec<u64>; 6]) -> bool {
+        let n = self.words;
+        for (k, dx) in [-1isize, 0, 1].into_iter().enumerate() {
+            Self::shift(n, &self.fg, dx, &mut scratch[k]);
+            Self::shift(n, &self.bg, dx, &mut scratch[3 + k]);
+        }
+        let mut hit = vec![0u64; n];
+        let mut any = false;
+        for y in 1..=self.h {
+            hit.copy_from_slice(&self.inside);
             for (dy, row) in p.iter().enumerate() {
+                let r = (y + dy - 1) * n;
                 for (dx, &k) in row.iter().enumerate() {
-                    if k == 0 {
-                        continue;
-                    }
-                    let (sx, sy) = (x + dx as isize - 1, y + dy as isize - 1);
-                    if sx < 0 || sy < 0 || sx as usize >= w || sy as usize >= h {
-                        continue;
-                    }
-                    let fg = img[sy as usize * w + sx as usize] != 0;
-                    if fg != (k == 1) {
-                        continue 'px;
+                    let plane = match k {
+                        1 => &scratch[dx],
+                        -1 => &scratch[3 + dx],
+                        _ => continue,
+                    };
+                    for (h, s) in hit.iter_mut().zip(&plane[r..r + n]) {
+                        *h &= s;
                     }
                 }
             }
-            hits.push(y as usize * w + x as usize);
+            for (i, &h) in hit.iter().enumerate() {
+                if h != 0 {
+                    any = true;
+                    self.fg[y * n + i] &= !h;
+                    self.bg[y * n + i] |= h;
+                }
+            }
         }
+        any
     }
-    for &i in &hits {
-        img[i] = 0;
-    }
-    !hits.is_empty()
-}
 
-/// One pass of every pattern in turn; whether nothing changed.
-fn thin_once(img: &mut [u8], w: usize, h: usize, patterns: &[Pattern]) -> bool {
-    let mut done = true;
-    for p in patterns {
-        if remove_pattern(img, w, h, p) {
-            done = false;
+    /// One pass of every pattern in turn; whether nothing changed.
+    fn pass(&mut self, patterns: &[Pattern]) -> bool {
+        let mut scratch: [Vec<u64>; 6] = std::array::from_fn(|_| vec![0u64; self.fg.len()]);
+        let mut done = true;
+        for p in patterns {
+            if self.remove(p, &mut scratch) {
+                done = false;
+            }
         }
+        done
     }
-    done
 }
-
-/// The extension's `lvmin_thin` on a binary image: up to 32 thinning passes until one changes
-/// nothing, then one pruning pass when `prune`.
+/// The extension's `lvmin_thin` on a binary image (0 or 255): up to 32 passes of the thinning
+/// patterns until one changes nothing, then one pass of the pruning patterns when `prune`.
+/// Each pattern removes the pixels it matches (OpenCV's `MORPH_HITMISS`) before the next runs.
 pub(crate) fn lvmin_thin(img: &mut [u8], w: usize, h: usize, prune: bool) {
+    let mut bits = Bits::new(img, w, h);
     let thin = thin_patterns();
     for _ in 0..32 {
-        if thin_once(img, w, h, &thin) {
+        if bits.pass(&thin) {
             break;
         }
     }
     if prune {
-        thin_once(img, w, h, &prune_patterns());
+        bits.pass(&prune_patterns());
+    }
+    for y in 0..h {
+        for x in 0..w {
+            let word = bits.fg[(y + 1) * bits.words + (x + 1) / 64];
+            if word >> ((x + 1) % 64) & 1 == 0 {
+                img[y * w + x] = 0;
+            }
+        }
     }
 }
 

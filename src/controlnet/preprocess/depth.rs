@@ -41,15 +41,15 @@ pub fn depth_to_map(depth: &[f32], width: u32, height: u32) -> Result<RgbImage, 
     }
     let min = depth.iter().copied().fold(f32::INFINITY, f32::min);
     let max = depth.iter().map(|&v| v - min).fold(0.0f32, f32::max);
-    let mut out = RgbImage::new(width, height);
-    for (p, &d) in out.pixels_mut().zip(depth) {
-        let v = if max > 0.0 {
-            ((d - min) / max * 255.0).clamp(0.0, 255.0) as u8
-        } else {
-            0
-        };
-        p.0 = [v, v, v];
+    let mut raw = vec![0u8; n * 3];
+    if max > 0.0 {
+        for (p, &d) in raw.chunks_exact_mut(3).zip(depth) {
+            // in [0, 255] by construction; `as` truncates as numpy's astype does
+            let v = ((d - min) / max * 255.0) as u8;
+            p.copy_from_slice(&[v, v, v]);
+        }
     }
+    let out = RgbImage::from_raw(width, height, raw).expect("w·h·3 values");
     Ok(out)
 }
 

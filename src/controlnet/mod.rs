@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use image::RgbImage;
 
 use crate::camera::depth::DepthModel;
-use crate::diffusion::{ControlMode, WindowRule};
+use crate::diffusion::{ControlMode, SessionOptions, WindowRule};
 use crate::output;
 use crate::scene::{AnimationMode, ControlNetUnit, FrameSchedules, Scene};
 use preprocess::{Module, ResizeMode};
@@ -100,8 +100,14 @@ impl Settings {
                 key_name(scene, i, key)
             )
         };
-        let module: Module = u.module.parse().map_err(|e| at("module", e))?;
-        let resize: ResizeMode = u.resize_mode.parse().map_err(|e| at("resize_mode", e))?;
+        let module: Module = u
+            .module
+            .parse()
+            .map_err(|e: preprocess::PreprocessError| at("module", anyhow!(e)))?;
+        let resize: ResizeMode = u
+            .resize_mode
+            .parse()
+            .map_err(|e: preprocess::PreprocessError| at("resize_mode", anyhow!(e)))?;
         let mode: ControlMode = u.control_mode.parse().map_err(|e| at("control_mode", e))?;
         let window: WindowRule = u.window.parse().map_err(|e| at("window", e))?;
         if !(64..=2048).contains(&u.processor_res) {
@@ -245,7 +251,7 @@ pub fn check(scene: &Scene, sched: &FrameSchedules) -> Result<()> {
             _ => {}
         }
         match s.module {
-            Module::Openpose => {
+            Module::Openpose(_) => {
                 for (k, p) in [
                     ("pose_detector", &u.pose_detector),
                     ("pose_estimator", &u.pose_estimator),
@@ -311,6 +317,7 @@ impl Controls {
         sched: &FrameSchedules,
         out: &Path,
         resumed: bool,
+        session: &SessionOptions,
     ) -> Result<Option<Controls>> {
         check(scene, sched)?;
         let file = scene.path.display();
@@ -362,11 +369,12 @@ impl Controls {
                 }
             };
             let pose = match settings.module {
-                Module::Openpose => {
+                Module::Openpose(_) => {
+                    let mut notes = Vec::new();
                     let det = scene.resolve(u.pose_detector.as_deref().unwrap_or(Path::new("")));
                     let est = scene.resolve(u.pose_estimator.as_deref().unwrap_or(Path::new("")));
                     Some(
-                        preprocess::DwPose::load(&det, &est)
+                        preprocess::DwPose::load(&det, &est, session, &mut notes)
                             .with_context(|| format!("{file}: {}", key("module")))?,
                     )
                 }
@@ -467,7 +475,7 @@ impl Unit {
         let s = &self.settings;
         let (w, h) = size;
         let res = if s.pixel_perfect {
-            preprocess::pixel_perfect_resolution(picture.dimensions(), size, s.resize)
+            preprocess::pixel_perfect_resolution(picture.width(), picture.height(), w, h, s.resize)
         } else {
             s.processor_res
         };
@@ -475,25 +483,27 @@ impl Unit {
             Module::None => picture.clone(),
             Module::Invert => preprocess::invert(picture),
             Module::Canny => {
-                preprocess::a1111_canny(picture, res, s.threshold_a as f32, s.threshold_b as f32)
+                preprocess::a1111_canny(picture, res, s.threshold_a as f32, s.threshold_b as f32)?
             }
             Module::Depth => {
+                // the extension runs the depth model at the padded preprocessor resolution
                 let model = self
                     .depth
                     .as_mut()
                     .ok_or_else(|| anyhow!("no depth model"))?;
-                let raw = model.predict(picture).map_err(|e| anyhow!("{e}"))?;
-                preprocess::depth_to_map(&raw, picture.width(), picture.height())
+                let padded = preprocess::resize_with_pad(picture, res)?;
+                let (pw, ph) = padded.image.dimensions();
+                let raw = model.predict(&padded.image).map_err(|e| anyhow!("{e}"))?;
+                padded.crop(&preprocess::depth_to_map(&raw, pw, ph)?)
             }
-            Module::Openpose => {
+            Module::Openpose(parts) => {
                 let pose = self
                     .pose
                     .as_mut()
                     .ok_or_else(|| anyhow!("no pose models"))?;
-                let people = pose.detect(picture)?;
-                preprocess::draw_poses(&people, picture.width(), picture.height())
+                pose.a1111_map(picture, res, parts)?
             }
         };
-        Ok(preprocess::fit(&detected, s.resize, w, h))
+        Ok(preprocess::fit(&detected, s.resize, w, h)?)
     }
 }

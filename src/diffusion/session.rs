@@ -221,6 +221,30 @@ impl Model {
                 path.display()
             );
         }
+        // CUDA graphs for the UNet only: it is the model run many times with one shape
+        Self::load_path(path, opts, notes, opts.cuda_graph && sub == "unet")
+    }
+
+    /// Loads the ONNX file `path` (any name, e.g. a preprocessor's model) on the configured
+    /// provider; `notes` collects fallbacks.
+    ///
+    /// # Errors
+    /// A provider that is not in this ONNX Runtime build or does not start (explicit
+    /// devices), or a file ONNX Runtime rejects; each names the file or provider.
+    pub(crate) fn load_file(
+        path: &Path,
+        opts: &SessionOptions,
+        notes: &mut Vec<String>,
+    ) -> Result<Model> {
+        Self::load_path(path.to_path_buf(), opts, notes, false)
+    }
+
+    fn load_path(
+        path: PathBuf,
+        opts: &SessionOptions,
+        notes: &mut Vec<String>,
+        graph: bool,
+    ) -> Result<Model> {
         let env = crate::runtime::environment()?;
         let candidates: Vec<Device> = match opts.device {
             Device::Auto => {
@@ -250,8 +274,6 @@ impl Model {
         };
         let mut last_err = None;
         for device in candidates {
-            // CUDA graphs for the UNet only: it is the model run many times with one shape
-            let graph = opts.cuda_graph && sub == "unet";
             match Self::try_load(env, &path, device, opts, graph) {
                 Ok(session) => {
                     return Ok(Model {

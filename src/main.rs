@@ -186,6 +186,8 @@ enum Command {
     },
 }
 
+// parsed once per run: the size of a variant does not matter
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum FarmCommand {
     /// Submit scenes as a Slurm job array (one task per scene or part), with a dependent job

@@ -1050,6 +1050,48 @@ mod tests {
         );
     }
 
+    /// A range of frames draws the seeds a whole render draws for them, also where the seed
+    /// schedule asks for random seeds (each drawn from the sequence in order).
+    #[test]
+    fn a_range_of_frames_gets_the_seeds_of_a_whole_render() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[image]\nwidth = 16\nheight = 8\n[animation]\nmode = \"Interpolation\"\nmax_frames = 5\n\
+                    [generation]\nseed = 5\nseed_behavior = \"schedule\"\nseed_schedule = \"0:(-1), 2:(7), 3:(-1)\"\n";
+        let scene = Scene::from_toml(text, &dir.path().join("s.toml")).unwrap();
+        let seeds = |out: &Path| -> Vec<i64> {
+            let m: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap())
+                    .unwrap();
+            m["frames"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["seed"].as_i64().unwrap())
+                .collect()
+        };
+        let whole = dir.path().join("whole");
+        let opts = RenderOptions {
+            out: Some(whole.clone()),
+            quiet: true,
+            no_video: true,
+            ..Default::default()
+        };
+        run_loop(&scene, &opts, Some(&mut Flat), "render", None).unwrap();
+        let all = seeds(&whole);
+        assert_eq!(all[2], 7);
+        let part = dir.path().join("part");
+        let opts = RenderOptions {
+            out: Some(part.clone()),
+            frames: Some(3..=4),
+            ..opts
+        };
+        let summary = run_loop(&scene, &opts, Some(&mut Flat), "render", None).unwrap();
+        assert_eq!(summary.frames, 2);
+        assert_eq!(seeds(&part_folder(&part, &(3..=4))), all[3..]);
+        assert!(!output::frame_path(&part, 2).exists());
+        assert!(output::frame_path(&part, 4).is_file());
+    }
+
     #[test]
     fn keys_cover_every_frame() {
         assert_eq!(key_frames(10, 1), (0..10).collect::<Vec<_>>());

@@ -5,7 +5,7 @@
 #     model load and the first frame in both); the difference is what the farm adds (sbatch,
 #     the held array's release, scheduling, the job's start). Runs against the cluster of
 #     scripts/slurm/start.sh (started here if needed).
-#  2. `anim batch --jobs 2` of two scenes against the same two scenes rendered one after the
+#  2. `anim batch --jobs 2` (and `--jobs 1`) of two scenes against the same two scenes rendered one after the
 #     other with `anim render`, wall seconds.
 #   scripts/bench_farm.sh [ANIM_BINARY] [REPEATS]
 # Default binary target/release/anim (else the debug build in $CARGO_TARGET_DIR or target/);
@@ -72,20 +72,22 @@ for r in $(seq 1 "$reps"); do
 done
 echo "median overhead: $(awk '{ print $4 }' "$work/overheads" | median) s"
 
-echo "== two scenes: batch --jobs 2 against two renders in a row, wall seconds =="
+echo "== two scenes: batch --jobs 2 (and --jobs 1) against two renders in a row, wall seconds =="
 scene a 1 128 8
 scene b 2 128 8
-printf '%4s %12s %12s %8s\n' run sequential batch_j2 speedup
+printf '%4s %12s %12s %12s %8s\n' run sequential batch_j1 batch_j2 speedup
 : > "$work/batch"
 for r in $(seq 1 "$reps"); do
-  rm -rf "$work/seq" "$work/b2"
+  rm -rf "$work/seq" "$work/b1" "$work/b2"
   t0=$(now)
   "$exe" render "$work/a.toml" --out "$work/seq/a" --quiet --no-video
   "$exe" render "$work/b.toml" --out "$work/seq/b" --quiet --no-video
   t1=$(now)
-  "$exe" batch "$work/a.toml" "$work/b.toml" --jobs 2 --out-root "$work/b2" >/dev/null 2>&1
+  "$exe" batch "$work/a.toml" "$work/b.toml" --jobs 1 --out-root "$work/b1" >/dev/null 2>&1
   t2=$(now)
-  awk -v a="$t0" -v b="$t1" -v c="$t2" -v r="$r" \
-    'BEGIN { printf "%4d %12.2f %12.2f %8.2f\n", r, b - a, c - b, (b - a) / (c - b) }' | tee -a "$work/batch"
+  "$exe" batch "$work/a.toml" "$work/b.toml" --jobs 2 --out-root "$work/b2" >/dev/null 2>&1
+  t3=$(now)
+  awk -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" -v r="$r" \
+    'BEGIN { printf "%4d %12.2f %12.2f %12.2f %8.2f\n", r, b - a, c - b, d - c, (b - a) / (d - c) }' | tee -a "$work/batch"
 done
-echo "median: sequential $(awk '{ print $2 }' "$work/batch" | median) s, batch --jobs 2 $(awk '{ print $3 }' "$work/batch" | median) s"
+echo "median: sequential $(awk '{ print $2 }' "$work/batch" | median) s, batch --jobs 1 $(awk '{ print $3 }' "$work/batch" | median) s, batch --jobs 2 $(awk '{ print $4 }' "$work/batch" | median) s"

@@ -728,9 +728,10 @@ fn submit_slurm(
     }
     let (plan, dir) = slurm::submit(&job)?;
     println!(
-        "submitted job {}: {} tasks{}",
+        "submitted job {}: {} task{}{}",
         plan.job_id,
         tasks.len(),
+        if tasks.len() == 1 { "" } else { "s" },
         opts.max_parallel
             .map(|k| format!(", at most {k} at once"))
             .unwrap_or_default()

@@ -346,11 +346,20 @@ fn ended(task: &Task, r: &Running, code: Option<i32>) -> Outcome {
     }
 }
 
-/// The last `n` non-empty lines of a log file (none where it cannot be read); progress-bar
-/// redraws (carriage returns) keep only their last state.
+/// Bytes read from the end of a log for its tail.
+const TAIL_BYTES: u64 = 64 * 1024;
+
+/// The last `n` non-empty lines of a log file, from its last 64 KiB (none where it cannot be
+/// read); progress-bar redraws (carriage returns) keep only their last state.
 pub fn log_tail(path: &Path, n: usize) -> Vec<String> {
-    let text = std::fs::read(path).unwrap_or_default();
-    let text = String::from_utf8_lossy(&text);
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut bytes = Vec::new();
+    if let Ok(mut f) = File::open(path) {
+        let len = f.metadata().map_or(0, |m| m.len());
+        let _ = f.seek(SeekFrom::Start(len.saturating_sub(TAIL_BYTES)));
+        let _ = f.take(TAIL_BYTES).read_to_end(&mut bytes);
+    }
+    let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<String> = text
         .lines()
         .map(|l| l.rsplit('\r').next().unwrap_or("").trim_end().to_string())

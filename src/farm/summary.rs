@@ -44,7 +44,7 @@ pub struct SceneResult {
 pub struct Summary {
     /// The array's job id.
     pub job_id: u64,
-    /// Tasks that completed, and all tasks.
+    /// Tasks that completed.
     pub completed: usize,
     /// All tasks.
     pub total: usize,

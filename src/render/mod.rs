@@ -944,8 +944,29 @@ pub fn unapplied_settings(scene: &Scene) -> Vec<String> {
     out
 }
 
+/// With `--resume=auto`: the summary of this scene's complete render in the output folder
+/// (or the part folder of `frames`), where it holds one.
+fn complete_already(scene: &Scene, opts: &RenderOptions) -> Option<RenderSummary> {
+    if !(opts.resume && opts.resume_auto) {
+        return None;
+    }
+    let out = opts.out.clone().unwrap_or_else(|| scene.output_folder());
+    let book = match &opts.frames {
+        Some(r) => part_folder(&out, r),
+        None => out.clone(),
+    };
+    if state::has_checkpoint(&book) {
+        return None;
+    }
+    complete_render(&out, &book, &scene.fingerprint())
+}
+
 /// Renders a scene with its model: the full img2img animation.
 pub fn render(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
+    // a complete render is not loaded again for nothing (a farm task run after it finished)
+    if let Some(done) = complete_already(scene, opts) {
+        return Ok(done);
+    }
     let folder = opts.model.clone().or_else(|| scene.model.folder.as_ref().map(|f| scene.resolve(f))).ok_or_else(|| {
         anyhow::anyhow!("{}: no model; set [model] folder = \"path/to/onnx-model\" in the scene, or pass --model DIR", scene.path.display())
     })?;

@@ -22,6 +22,12 @@ pub const MAX_JOBS: usize = 64;
 /// Lines of a failed render's log shown in the summary.
 const TAIL_LINES: usize = 5;
 
+/// How often the renders are checked for their end.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Progress is read every this many polls.
+const PROGRESS_EVERY: u32 = 10;
+
 /// A scene of a batch: its task, or why it could not be planned (an unreadable scene fails on
 /// its own, like a render that fails).
 #[derive(Debug, Clone)]
@@ -154,8 +160,9 @@ pub enum Event<'a> {
     },
 }
 
-struct Running {
+struct Running<'e> {
     index: usize,
+    task: &'e Task,
     child: Child,
     started: Instant,
     log: PathBuf,
@@ -215,6 +222,7 @@ pub fn run(
         }
     }
     let mut running: Vec<Running> = Vec::new();
+    let mut polls: u32 = 0;
     loop {
         while running.len() < opts.jobs && !stop.load(Ordering::SeqCst) {
             let Some(i) = queue.pop_front() else { break };
@@ -226,13 +234,13 @@ pub fn run(
         if running.is_empty() {
             break;
         }
-        std::thread::sleep(Duration::from_millis(200));
+        // a finished render is noticed within 50 ms; progress is read every 0.5 s
+        std::thread::sleep(POLL);
+        polls += 1;
         let mut k = 0;
         while k < running.len() {
             let r = &mut running[k];
-            let Ok(task) = &entries[r.index].task else {
-                unreachable!("only planned entries run")
-            };
+            let task = r.task;
             match r.child.try_wait() {
                 Ok(Some(status)) => {
                     let r = running.swap_remove(k);
@@ -243,6 +251,7 @@ pub fn run(
                     });
                     outcomes[r.index] = Some(o);
                 }
+                Ok(None) if !polls.is_multiple_of(PROGRESS_EVERY) => k += 1,
                 Ok(None) => {
                     let p = task.progress();
                     if p != r.progress {
@@ -281,7 +290,7 @@ pub fn run(
 
 /// Starts the render of `task` with its output going to `OUT/render.log` (appended to when
 /// resuming).
-fn start(index: usize, task: &Task, render: &RenderArgs, exe: &Path) -> Result<Running> {
+fn start<'e>(index: usize, task: &'e Task, render: &RenderArgs, exe: &Path) -> Result<Running<'e>> {
     std::fs::create_dir_all(&task.out)
         .with_context(|| format!("cannot create {}", task.out.display()))?;
     let log = task.out.join("render.log");
@@ -303,6 +312,7 @@ fn start(index: usize, task: &Task, render: &RenderArgs, exe: &Path) -> Result<R
         .with_context(|| format!("cannot run {}", exe.display()))?;
     Ok(Running {
         index,
+        task,
         child,
         started: Instant::now(),
         log,

@@ -47,6 +47,16 @@ alive() {
   running "$pid" && [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = "$2" ]
 }
 
+# ---------------------------------------------------------------- not root
+if [ "$(id -u)" -ne 0 ]; then
+  # the daemons run as root; a cluster a root caller started is usable by anyone
+  if sinfo -h -o '%T' 2>/dev/null | grep -qE 'idle|mixed|allocated'; then
+    log "ready (started by root earlier)"; exit 0
+  fi
+  log "Slurm is not running and only root can install and start it here"
+  exit 3
+fi
+
 # ---------------------------------------------------------------- lock
 # parallel callers (one per test) wait for each other here
 mkdir -p "$(dirname "$BASE")"
@@ -56,8 +66,8 @@ flock -w 600 9 || { log "timed out waiting for $BASE.lock"; exit 1; }
 # ---------------------------------------------------------------- install
 if [ ! -x /usr/sbin/slurmctld ] || [ ! -x /usr/sbin/slurmd ] ||
    [ ! -x /usr/bin/sbatch ] || [ ! -x /usr/sbin/munged ]; then
-  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    log "Slurm is not installed and cannot be installed here (needs root and apt-get)"
+  if ! command -v apt-get >/dev/null 2>&1; then
+    log "Slurm is not installed and cannot be installed here (needs apt-get)"
     exit 3
   fi
   log "installing slurmctld slurmd slurm-client munge ..."
@@ -71,14 +81,6 @@ if [ ! -x /usr/sbin/slurmctld ] || [ ! -x /usr/sbin/slurmd ] ||
     exit 3
   fi
   log "installed after $(elapsed)s"
-fi
-if [ "$(id -u)" -ne 0 ]; then
-  # the daemons run as root; a cluster a root caller started is usable by anyone
-  if sinfo -h -o '%T' 2>/dev/null | grep -qE 'idle|mixed|allocated'; then
-    log "ready (started by root earlier)"; exit 0
-  fi
-  log "the daemons run as root here: run this script as root"
-  exit 3
 fi
 
 # ---------------------------------------------------------------- dirs

@@ -248,18 +248,29 @@ pub fn check_tasks(tasks: &[Task]) -> Result<()> {
             tasks.len()
         );
     }
-    let mut by_out: BTreeMap<&Path, &Path> = BTreeMap::new();
+    let mut by_out: BTreeMap<&Path, Vec<&Task>> = BTreeMap::new();
     for t in tasks {
-        if let Some(other) = by_out.insert(&t.out, &t.scene)
-            && other != t.scene
-        {
+        let same = by_out.entry(&t.out).or_default();
+        if let Some(other) = same.iter().find(|o| o.scene != t.scene) {
             bail!(
                 "{} and {} would both render into {}; rename one, or give each its own [output] folder",
-                other.display(),
+                other.scene.display(),
                 t.scene.display(),
                 t.out.display()
             );
         }
+        let overlaps = |o: &&Task| match (o.frames, t.frames) {
+            (Some([a, b]), Some([c, d])) => a <= d && c <= b,
+            _ => true,
+        };
+        if same.iter().any(overlaps) {
+            bail!(
+                "{} is given twice (both would render into {}); give each scene once",
+                t.scene.display(),
+                t.out.display()
+            );
+        }
+        same.push(t);
     }
     Ok(())
 }
@@ -329,5 +340,10 @@ mod tests {
         let err = check_tasks(&[task(None), b]).unwrap_err().to_string();
         assert!(err.contains("would both render into /out/s"), "{err}");
         assert!(check_tasks(&[task(Some([0, 1])), task(Some([2, 3]))]).is_ok());
+        let err = check_tasks(&[task(None), task(None)])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("given twice"), "{err}");
+        assert!(check_tasks(&[task(Some([0, 2])), task(Some([2, 3]))]).is_err());
     }
 }

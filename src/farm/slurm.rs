@@ -286,11 +286,13 @@ fn slurm_cmd(cmd: &str, args: &[&str], input: Option<&str>) -> Result<String> {
     }
     let o = child.wait_with_output()?;
     if !o.status.success() {
-        bail!(
-            "`{cmd} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&o.stderr).trim()
-        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        let hint = if err.contains("fetch_config") || err.contains("DNS SRV") {
+            "; Slurm's client found no configuration: set SLURM_CONF to the cluster's slurm.conf"
+        } else {
+            ""
+        };
+        bail!("`{cmd} {}` failed: {}{hint}", args.join(" "), err.trim());
     }
     Ok(String::from_utf8_lossy(&o.stdout).into_owned())
 }
@@ -789,8 +791,16 @@ pub fn status_table(s: &JobStatus) -> String {
 /// Cancels farm job `id`, or only its array task `task`.
 ///
 /// # Errors
-/// scancel failing (its message).
+/// A job Slurm does not know, a task the job does not have, or scancel failing (its message).
 pub fn cancel(id: u64, task: Option<usize>) -> Result<()> {
+    // scancel says nothing of an unknown job: ask first
+    let recs = records(id, super::plan::MAX_TASKS)?
+        .ok_or_else(|| anyhow!("job {id}: Slurm does not know this job (any more)"))?;
+    if let Some(t) = task
+        && !recs.iter().any(|r| r.tasks.contains(&t))
+    {
+        bail!("job {id} has no array task {t}");
+    }
     let target = match task {
         Some(t) => format!("{id}_{t}"),
         None => id.to_string(),

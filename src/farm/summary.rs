@@ -149,7 +149,7 @@ pub fn finish(farm: &Path) -> Result<Summary> {
     Ok(summary)
 }
 
-/// The frames side by side, each scaled to [`TILE`] pixels wide, in rows of up to
+/// The frames side by side, each scaled to 128 pixels wide, in rows of up to
 /// ceil(sqrt(n)) tiles on a dark ground.
 ///
 /// # Errors

@@ -408,6 +408,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn absolute_paths_resolve_as_the_scene_file_does() {
+        let text = "[init]\nimage = \"a/start.png\"\n[model]\nfolder = \"/abs/model\"\n\
+                    [motion]\npreset_dirs = [\"presets\"]\n[generation]\ncheckpoint = \"models/b\"\n";
+        let mut s = Scene::from_toml(text, Path::new("/scenes/s.toml")).unwrap();
+        s.absolutize_paths().unwrap();
+        assert_eq!(
+            s.init.image.as_deref(),
+            Some(Path::new("/scenes/a/start.png"))
+        );
+        assert_eq!(s.model.folder.as_deref(), Some(Path::new("/abs/model")));
+        assert_eq!(s.motion.preset_dirs, [PathBuf::from("/scenes/presets")]);
+        assert_eq!(
+            s.generation.checkpoint,
+            ScheduleText::text("/scenes/models/b")
+        );
+        // a keyframed checkpoint schedule is not rewritten: relative folders are refused
+        let keyed = "[generation]\ncheckpoint = \"0: (models/a), 5: (/abs/b)\"\n";
+        let mut s = Scene::from_toml(keyed, Path::new("/scenes/k.toml")).unwrap();
+        let err = s.absolutize_paths().unwrap_err().to_string();
+        assert!(
+            err.contains("`models/a`") && err.contains("absolute"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn bad_schedules_give_clear_errors() {
         let cases: &[(&str, &[&str])] = &[
             ("0:(1+sin(t)", &["[motion] zoom", "never closed"]),

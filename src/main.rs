@@ -506,13 +506,16 @@ fn run(cli: Cli) -> Result<()> {
                     session,
                     resume: resume.is_some(),
                     resume_auto: resume.as_deref() == Some("auto"),
-                    frames,
+                    frames: frames.clone(),
                 },
             )?;
             report(&summary, quiet);
             if summary.interrupted {
+                let range = frames
+                    .map(|r| format!(" --frames {}..{}", r.start(), r.end()))
+                    .unwrap_or_default();
                 eprintln!(
-                    "interrupted after {} frames; continue with `anim render {} --resume`",
+                    "interrupted after {} frames; continue with `anim render {}{range} --resume`",
                     summary.frames,
                     scene.display()
                 );

@@ -1,5 +1,7 @@
 //! The `anim` command line: a thin layer over the library.
 
+use std::io::{IsTerminal as _, Write as _};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -7,8 +9,12 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use anim::diffusion::{Device, SessionOptions};
+use anim::farm::{self, Task, batch, k8s, plan::RenderArgs, slurm, sweep};
 use anim::render::{self, RenderOptions};
 use anim::scene::Scene;
+
+/// The execution providers `--device` takes.
+const DEVICES: [&str; 6] = ["cpu", "cuda", "tensorrt", "directml", "coreml", "auto"];
 
 /// Deforum-style scripted animation over Stable Diffusion ONNX models.
 #[derive(Parser)]
@@ -52,8 +58,84 @@ enum Command {
         #[arg(long)]
         no_video: bool,
         /// Continue an interrupted render in the same output folder (bit-identical frames).
+        /// `--resume=auto` also starts afresh where there is nothing to resume and does nothing
+        /// where the render is complete (what farm tasks run).
+        #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "on",
+              value_parser = ["on", "auto"], value_name = "auto")]
+        resume: Option<String>,
+        /// Render only frames A..B (0-based, both included) and no video: for Video Input and
+        /// Interpolation scenes with a fixed seed, whose frames do not depend on each other.
+        /// The frames are the same bytes as those of a whole render; `anim encode OUT` makes
+        /// the video once every frame is there.
+        #[arg(long, value_name = "A..B", value_parser = parse_frames)]
+        frames: Option<RangeInclusive<usize>>,
+    },
+    /// Render several scenes on this machine, N at a time, each into its own folder; a summary
+    /// table at the end, exit status 1 if any scene failed.
+    Batch {
+        /// Scene files (TOML or Deforum settings).
+        #[arg(required = true)]
+        scenes: Vec<PathBuf>,
+        /// Renders at once (each loads its own model: one per GPU).
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Render each scene into OUT_ROOT/<scene name>/ (default: each scene's own output folder).
+        #[arg(long)]
+        out_root: Option<PathBuf>,
+        /// Model folder for every scene.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Where the models run (as for render).
+        #[arg(long, default_value = "auto", value_parser = DEVICES)]
+        device: String,
+        /// Continue interrupted renders, skip complete ones.
         #[arg(long)]
         resume: bool,
+    },
+    /// Render the variants of a scene, the Cartesian product of the --vary values, as a batch or
+    /// on a Slurm farm.
+    Sweep {
+        /// Scene file (TOML) or Deforum settings file (JSON).
+        scene: PathBuf,
+        /// A key and its values: `generation.seed=1,2,3`, `seed=1..8`, `strength_schedule=0.4..0.8:0.2`,
+        /// `motion.zoom="0:(1.0)","0:(1.02)"`; the key is a dotted scene key or a Deforum name.
+        #[arg(long = "vary", required = true, value_name = "KEY=VALUES")]
+        vary: Vec<String>,
+        /// The variants go to OUT_ROOT/<scene name>-sweep/ (default: beside the scene's own
+        /// output folder).
+        #[arg(long)]
+        out_root: Option<PathBuf>,
+        /// List the variants (with --farm: print the sbatch scripts) and stop.
+        #[arg(long)]
+        dry_run: bool,
+        /// Submit the variants to a farm instead of rendering them here.
+        #[arg(long, value_parser = ["slurm"])]
+        farm: Option<String>,
+        /// Renders at once on this machine.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Model folder for every variant.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Where the models run (as for render).
+        #[arg(long, default_value = "auto", value_parser = DEVICES)]
+        device: String,
+        /// Continue interrupted variants, skip complete ones.
+        #[arg(long)]
+        resume: bool,
+        #[command(flatten)]
+        slurm: SlurmArgs,
+    },
+    /// Renders on a cluster: Slurm job arrays (submit, status, cancel) or Kubernetes manifests.
+    Farm {
+        #[command(subcommand)]
+        what: FarmCommand,
+    },
+    /// Encode the videos of a finished frames folder exactly as render would (after renders of
+    /// parts with --frames: the parts' manifests are merged first).
+    Encode {
+        /// The render's output folder (holding frames/ and manifest.json or parts/).
+        out: PathBuf,
     },
     /// Render the camera motion alone (no model), for quick checks of a camera path.
     Preview {
@@ -102,6 +184,143 @@ enum Command {
         #[command(subcommand)]
         what: ImportKind,
     },
+}
+
+// parsed once per run: the size of a variant does not matter
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand)]
+enum FarmCommand {
+    /// Submit scenes as a Slurm job array (one task per scene or part), with a dependent job
+    /// writing OUT_ROOT/farm-<jobid>/summary.json; or write Kubernetes manifests.
+    Submit {
+        /// Scene files (TOML or Deforum settings).
+        #[arg(required = true)]
+        scenes: Vec<PathBuf>,
+        /// Submit to Slurm (sbatch).
+        #[arg(long, required_unless_present = "k8s", conflicts_with = "k8s")]
+        slurm: bool,
+        /// Write a Kubernetes Indexed Job and ConfigMap instead.
+        #[arg(long)]
+        k8s: bool,
+        /// Outputs go to OUT_ROOT/<scene name>/, the job's folder to OUT_ROOT/farm-<jobid>/.
+        #[arg(long, default_value = "output")]
+        out_root: PathBuf,
+        /// Split each scene into N tasks of consecutive frames (Video Input and Interpolation
+        /// scenes with a fixed seed); the dependent job encodes the video.
+        #[arg(long, default_value_t = 1)]
+        split: usize,
+        /// Print the sbatch scripts without submitting.
+        #[arg(long)]
+        dry_run: bool,
+        /// Model folder for every scene.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Where the models run on the nodes (as for render).
+        #[arg(long, default_value = "auto", value_parser = DEVICES)]
+        device: String,
+        #[command(flatten)]
+        slurm_args: SlurmArgs,
+        #[command(flatten)]
+        k8s_args: K8sArgs,
+    },
+    /// Each task's state (from Slurm), frames done and, for failed tasks, the end of their log.
+    Status {
+        /// The job id `farm submit` printed.
+        job: u64,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+        /// Where to look for the job's folder once Slurm has forgotten the job.
+        #[arg(long, default_value = "output")]
+        out_root: PathBuf,
+    },
+    /// Cancel a farm job, or one of its tasks (resubmitting resumes it).
+    Cancel {
+        /// The job id.
+        job: u64,
+        /// Only this array task.
+        #[arg(long)]
+        task: Option<usize>,
+    },
+    /// Run by the dependent job: merge split scenes, encode their videos, write summary.json and
+    /// the contact sheet.
+    #[command(hide = true)]
+    Finish {
+        /// OUT_ROOT/farm-<jobid>.
+        farm_dir: PathBuf,
+    },
+}
+
+/// sbatch options.
+#[derive(clap::Args)]
+struct SlurmArgs {
+    /// Slurm partition.
+    #[arg(long)]
+    partition: Option<String>,
+    /// GPUs per task (--gres=gpu:N); none requested by default.
+    #[arg(long)]
+    gpus_per_task: Option<u32>,
+    /// CPUs per task.
+    #[arg(long)]
+    cpus_per_task: Option<u32>,
+    /// Memory per task (sbatch --mem, e.g. 32G).
+    #[arg(long)]
+    mem: Option<String>,
+    /// Time limit per task (sbatch --time, e.g. 04:00:00).
+    #[arg(long)]
+    time: Option<String>,
+    /// Tasks running at once (the array's %K; with --k8s the Job's parallelism).
+    #[arg(long)]
+    max_parallel: Option<usize>,
+    /// Slurm account.
+    #[arg(long)]
+    account: Option<String>,
+    /// Another sbatch option, as sbatch takes it (`--sbatch-arg=--qos=high`); repeatable.
+    #[arg(long = "sbatch-arg", allow_hyphen_values = true, value_name = "ARG")]
+    sbatch_arg: Vec<String>,
+}
+
+impl SlurmArgs {
+    fn options(&self) -> slurm::SlurmOptions {
+        slurm::SlurmOptions {
+            partition: self.partition.clone(),
+            gpus_per_task: self.gpus_per_task,
+            cpus_per_task: self.cpus_per_task,
+            mem: self.mem.clone(),
+            time: self.time.clone(),
+            max_parallel: self.max_parallel,
+            account: self.account.clone(),
+            sbatch_args: self.sbatch_arg.clone(),
+        }
+    }
+}
+
+/// Kubernetes manifest options.
+#[derive(clap::Args)]
+struct K8sArgs {
+    /// Container image with anim (on PATH) and ONNX Runtime.
+    #[arg(long)]
+    image: Option<String>,
+    /// GPUs per pod (nvidia.com/gpu limit).
+    #[arg(long, default_value_t = 1)]
+    gpu: u32,
+    /// PersistentVolumeClaim with the scenes, models and outputs.
+    #[arg(long)]
+    pvc: Option<String>,
+    /// Where the claim is mounted (default: the deepest folder holding every scene, output and
+    /// model path, so the paths are the same in the pods).
+    #[arg(long)]
+    mount_path: Option<PathBuf>,
+    /// Namespace of the Job and ConfigMap.
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Write configmap.yaml and job.yaml into this folder instead of standard output.
+    #[arg(long)]
+    k8s_out: Option<PathBuf>,
+}
+
+fn parse_frames(text: &str) -> Result<RangeInclusive<usize>, String> {
+    render::parse_frame_range(text).map_err(|e| e.to_string())
 }
 
 #[derive(Subcommand)]
@@ -262,6 +481,7 @@ fn run(cli: Cli) -> Result<()> {
             quiet,
             no_video,
             resume,
+            frames,
         } => {
             let s = load(&scene)?;
             for w in render::unapplied_settings(&s) {
@@ -284,13 +504,18 @@ fn run(cli: Cli) -> Result<()> {
                     no_video,
                     model,
                     session,
-                    resume,
+                    resume: resume.is_some(),
+                    resume_auto: resume.as_deref() == Some("auto"),
+                    frames: frames.clone(),
                 },
             )?;
             report(&summary, quiet);
             if summary.interrupted {
+                let range = frames
+                    .map(|r| format!(" --frames {}..{}", r.start(), r.end()))
+                    .unwrap_or_default();
                 eprintln!(
-                    "interrupted after {} frames; continue with `anim render {} --resume`",
+                    "interrupted after {} frames; continue with `anim render {}{range} --resume`",
                     summary.frames,
                     scene.display()
                 );
@@ -326,6 +551,283 @@ fn run(cli: Cli) -> Result<()> {
             what: ImportKind::Deforum { settings, output },
         } => import_deforum(&settings, &output)?,
         Command::Presets { what } => presets(what)?,
+        Command::Batch {
+            scenes,
+            jobs,
+            out_root,
+            model,
+            device,
+            resume,
+        } => {
+            let entries = batch::entries(&scenes, out_root.as_deref())?;
+            let render = RenderArgs {
+                model: model.as_deref().map(farm::plan::absolute).transpose()?,
+                device,
+                resume,
+                threads: None,
+            };
+            run_batch(&entries, jobs, render)?;
+        }
+        Command::Sweep {
+            scene,
+            vary,
+            out_root,
+            dry_run,
+            farm: on_farm,
+            jobs,
+            model,
+            device,
+            resume,
+            slurm: slurm_args,
+        } => {
+            let varies = vary
+                .iter()
+                .map(|v| sweep::parse_vary(v))
+                .collect::<Result<Vec<_>>>()?;
+            let sweep = sweep::plan(&scene, &varies, out_root.as_deref())?;
+            let render = RenderArgs {
+                model: model.as_deref().map(farm::plan::absolute).transpose()?,
+                device,
+                resume,
+                threads: None,
+            };
+            if dry_run {
+                print!("{}", sweep.listing());
+            } else {
+                sweep.write()?;
+                eprintln!(
+                    "wrote {} variants into {}",
+                    sweep.variants.len(),
+                    sweep.dir.join("variants").display()
+                );
+            }
+            let tasks = sweep.tasks();
+            match on_farm {
+                Some(_) => submit_slurm(&tasks, &render, &sweep.dir, &slurm_args, dry_run)?,
+                None if dry_run => {}
+                None => {
+                    let entries: Vec<batch::Entry> = tasks
+                        .into_iter()
+                        .map(|t| batch::Entry {
+                            scene: t.scene.clone(),
+                            task: Ok(t),
+                        })
+                        .collect();
+                    run_batch(&entries, jobs, render)?;
+                }
+            }
+        }
+        Command::Farm { what } => farm_command(what)?,
+        Command::Encode { out } => {
+            let e = farm::encode::encode(&out, false)?;
+            if e.parts > 0 {
+                eprintln!(
+                    "merged {} parts into {}",
+                    e.parts,
+                    out.join("manifest.json").display()
+                );
+            }
+            if let Some(v) = &e.video {
+                eprintln!("{} frames -> {}", e.frames, v.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs a batch with one progress line per scene, prints the summary table and exits 1 when a
+/// scene failed (130 when interrupted).
+fn run_batch(entries: &[batch::Entry], jobs: usize, render: RenderArgs) -> Result<()> {
+    let opts = batch::BatchOptions {
+        jobs,
+        render,
+        exe: std::env::current_exe()?,
+    };
+    let tty = std::io::stderr().is_terminal();
+    let width = entries
+        .iter()
+        .map(|e| e.name().chars().count())
+        .max()
+        .unwrap_or(0);
+    let multi = indicatif::MultiProgress::new();
+    let lines: Vec<indicatif::ProgressBar> = if tty {
+        entries
+            .iter()
+            .map(|e| {
+                let b = multi.add(indicatif::ProgressBar::new(0));
+                b.set_style(
+                    indicatif::ProgressStyle::with_template("{msg}")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                b.set_message(format!("{:width$}  queued", e.name()));
+                b
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let n = entries.len();
+    let mut on_event = |ev: batch::Event| {
+        let (index, text, milestone) = match ev {
+            batch::Event::Started { index, task } => {
+                (index, format!("rendering -> {}", task.out.display()), true)
+            }
+            batch::Event::Progress { index, progress } => {
+                let total = progress.total.map_or_else(|| "?".into(), |t| t.to_string());
+                (index, format!("frame {}/{total}", progress.done), false)
+            }
+            batch::Event::Finished { index, outcome } => (
+                index,
+                format!(
+                    "{}: {} frames in {:.1} s",
+                    outcome.status, outcome.frames, outcome.seconds
+                ),
+                true,
+            ),
+        };
+        let name = entries[index].name();
+        if let Some(line) = lines.get(index) {
+            line.set_message(format!("{name:width$}  {text}"));
+        } else if milestone {
+            eprintln!("[{}/{n}] {name}: {text}", index + 1);
+        }
+    };
+    let outcomes = batch::run(entries, &opts, &mut on_event)?;
+    for l in &lines {
+        l.finish();
+    }
+    print!("{}", batch::table(&outcomes));
+    std::io::stdout().flush()?;
+    if outcomes.iter().any(|o| o.status == batch::Status::Failed) {
+        std::process::exit(1);
+    }
+    if outcomes.iter().any(|o| o.status != batch::Status::Done) {
+        std::process::exit(130);
+    }
+    Ok(())
+}
+
+/// Submits `tasks` as a Slurm job array into `out_root` (or prints the scripts).
+fn submit_slurm(
+    tasks: &[Task],
+    render: &RenderArgs,
+    out_root: &Path,
+    args: &SlurmArgs,
+    dry_run: bool,
+) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    let out_root = farm::plan::absolute(out_root)?;
+    let opts = args.options();
+    let job = slurm::Job {
+        tasks,
+        render,
+        exe: &exe,
+        out_root: &out_root,
+        slurm: &opts,
+    };
+    if dry_run {
+        print!("{}", slurm::dry_run(&job)?);
+        return Ok(());
+    }
+    let (plan, dir) = slurm::submit(&job)?;
+    println!(
+        "submitted job {}: {} task{}{}",
+        plan.job_id,
+        tasks.len(),
+        if tasks.len() == 1 { "" } else { "s" },
+        opts.max_parallel
+            .map(|k| format!(", at most {k} at once"))
+            .unwrap_or_default()
+    );
+    println!("logs: {}", dir.join("logs/task-<index>.log").display());
+    if let Some(f) = plan.finish_job_id {
+        println!(
+            "summary: {} (job {f}, after the last task)",
+            dir.join("summary.json").display()
+        );
+    }
+    println!("follow it with: anim farm status {}", plan.job_id);
+    Ok(())
+}
+
+fn farm_command(cmd: FarmCommand) -> Result<()> {
+    match cmd {
+        FarmCommand::Submit {
+            scenes,
+            slurm: _,
+            k8s: on_k8s,
+            out_root,
+            split,
+            dry_run,
+            model,
+            device,
+            slurm_args,
+            k8s_args,
+        } => {
+            let root = farm::plan::absolute(&out_root)?;
+            let tasks = farm::plan::tasks(&scenes, Some(&root), split)?;
+            let render = RenderArgs {
+                model: model.as_deref().map(farm::plan::absolute).transpose()?,
+                device,
+                resume: true,
+                threads: None,
+            };
+            if !on_k8s {
+                return submit_slurm(&tasks, &render, &root, &slurm_args, dry_run);
+            }
+            let names: std::collections::BTreeSet<&str> =
+                tasks.iter().map(|t| t.name.as_str()).collect();
+            let name = match names.iter().next() {
+                Some(n) if names.len() == 1 => format!("anim-{n}"),
+                _ => "anim-farm".into(),
+            };
+            let opts = k8s::K8sOptions {
+                image: k8s_args.image.unwrap_or_default(),
+                gpus: k8s_args.gpu,
+                pvc: k8s_args.pvc,
+                mount_path: k8s_args.mount_path,
+                namespace: k8s_args.namespace,
+                max_parallel: slurm_args.max_parallel,
+                name,
+            };
+            let (config, job) = k8s::manifests(&tasks, &render, &opts)?;
+            match k8s_args.k8s_out {
+                Some(dir) => {
+                    for p in k8s::write(&dir, &config, &job)? {
+                        eprintln!("wrote {}", p.display());
+                    }
+                }
+                None => print!("{}", k8s::to_yaml(&config, &job)?),
+            }
+        }
+        FarmCommand::Status {
+            job,
+            json,
+            out_root,
+        } => {
+            let s = slurm::status(job, &farm::plan::absolute(&out_root)?)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                print!("{}", slurm::status_table(&s));
+            }
+        }
+        FarmCommand::Cancel { job, task } => {
+            slurm::cancel(job, task)?;
+            match task {
+                Some(t) => eprintln!("cancelled task {t} of job {job}"),
+                None => eprintln!("cancelled job {job}"),
+            }
+        }
+        FarmCommand::Finish { farm_dir } => {
+            let s = farm::summary::finish(&farm_dir)?;
+            eprintln!(
+                "{} of {} tasks completed; {}",
+                s.completed,
+                s.total,
+                farm_dir.join("summary.json").display()
+            );
+        }
     }
     Ok(())
 }

@@ -610,11 +610,38 @@ pub fn extract_frames(
     from: usize,
     to: Option<usize>,
 ) -> Result<usize> {
+    select_frames(path, Some(dir), nth, from, to)
+}
+
+/// How many frames [`extract_frames`] would write for the same arguments, found by decoding
+/// the video without converting or writing its frames (how many frames a Video Input scene has).
+///
+/// # Errors
+/// As [`extract_frames`].
+pub fn count_extracted_frames(
+    path: &Path,
+    nth: usize,
+    from: usize,
+    to: Option<usize>,
+) -> Result<usize> {
+    select_frames(path, None, nth, from, to)
+}
+
+/// [`extract_frames`] into `dir`, or only counting with `None`.
+fn select_frames(
+    path: &Path,
+    dir: Option<&Path>,
+    nth: usize,
+    from: usize,
+    to: Option<usize>,
+) -> Result<usize> {
     init_ffmpeg()?;
     if !path.is_file() {
         bail!("video {} does not exist", path.display());
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let mut ictx = ffmpeg::format::input(path)
         .with_context(|| format!("cannot open video {}", path.display()))?;
     let stream = ictx
@@ -651,6 +678,10 @@ pub fn extract_frames(
             if i < from || !(i - from).is_multiple_of(nth) {
                 return Ok(true);
             }
+            let Some(dir) = dir else {
+                *written += 1;
+                return Ok(true);
+            };
             scaler.run(frame, &mut rgb)?;
             let stride = rgb.stride(0);
             let row = w as usize * 3;

@@ -75,6 +75,11 @@ pub(crate) struct Manifest<'a> {
     pub anim_version: &'a str,
     pub kind: &'a str,
     pub scene_file: &'a Path,
+    /// The scene's fingerprint: `--resume=auto` skips a complete render of the same scene.
+    pub scene_hash: &'a str,
+    /// The frames of a render of a range (first, last), absent for a whole render.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub part: Option<[usize; 2]>,
     pub seed: i64,
     pub provider: &'a str,
     pub model_folder: Option<&'a Path>,

@@ -7,8 +7,11 @@
 //!
 //! After every key frame the loop state is checkpointed ([`state`]), so `--resume` continues
 //! with frames bit-identical to an uninterrupted run; Ctrl-C finishes the current key frame,
-//! encodes the video from what exists and stops. docs/architecture.md shows where new modes,
-//! stages and conditioning inputs plug in.
+//! encodes the video from what exists and stops. Where no frame depends on the one before
+//! (Video Input, Interpolation), [`RenderOptions::frames`] renders a range of the frames alone,
+//! with its own checkpoints and manifest in [`part_folder`], so several machines can share one
+//! scene; [`encode_videos`] then makes the videos of the whole folder. docs/architecture.md shows
+//! where new modes, stages and conditioning inputs plug in.
 
 mod manifest;
 mod mode;
@@ -16,6 +19,7 @@ mod painter;
 mod stages;
 pub mod state;
 
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -57,8 +61,76 @@ pub struct RenderOptions {
     pub model: Option<PathBuf>,
     /// Continue an interrupted render in the same output folder.
     pub resume: bool,
+    /// With `resume`: start afresh where the output folder holds no interrupted render (or one
+    /// of another scene), and return at once where it holds this scene's complete render: what
+    /// a farm task wants when it runs again after a requeue.
+    pub resume_auto: bool,
+    /// Render only these frames (0-based, inclusive) into the output folder, with their own
+    /// checkpoints and manifest in [`part_folder`]; never encodes a video. Only for scenes whose
+    /// frames do not depend on the previous ones ([`frames_apart`]).
+    pub frames: Option<RangeInclusive<usize>>,
     /// Execution provider and cache folder.
     pub session: SessionOptions,
+}
+
+/// Why the frames of `scene` cannot be rendered apart from each other (a range with
+/// [`RenderOptions::frames`], or split between machines), or `Ok` where they can: each frame
+/// must start from something other than the previous frame (Video Input: the input video's
+/// frame; Interpolation: nothing) and the seed must be fixed.
+///
+/// # Errors
+/// The reason, naming the scene file and the key, and what would allow it.
+pub fn frames_apart(scene: &Scene) -> Result<()> {
+    let file = scene.path.display();
+    let (mode_key, seed_key) = if scene.from_deforum {
+        ("`animation_mode`", "`seed`")
+    } else {
+        ("[animation] mode", "[generation] seed")
+    };
+    let mode = scene.animation.mode;
+    if mode::for_scene(scene).carries_over() {
+        let what = if mode == AnimationMode::None {
+            "repaints the previous frame (img2img without motion)"
+        } else {
+            "moves the previous frame by the camera and repaints it"
+        };
+        bail!(
+            "{file}: {mode_key} = \"{mode}\" {what}, so each frame depends on the one before and \
+             the frames can only be made in order, on one machine; rendering a range of frames \
+             (--frames, --split) needs mode \"Video Input\" or \"Interpolation\""
+        );
+    }
+    if scene.generation.seed == -1 {
+        bail!(
+            "{file}: {seed_key} = -1 draws a random seed for each render, so frames rendered apart \
+             would not belong together; set a fixed seed to render a range of frames"
+        );
+    }
+    Ok(())
+}
+
+/// Where a render of `frames` only keeps its checkpoints and manifest:
+/// `OUT/parts/AAAAAA-BBBBBB/`.
+pub fn part_folder(out: &Path, frames: &RangeInclusive<usize>) -> PathBuf {
+    out.join("parts")
+        .join(format!("{:06}-{:06}", frames.start(), frames.end()))
+}
+
+/// Parses a frame range `A..B` (0-based, both ends included, A ≤ B).
+///
+/// # Errors
+/// Text that is not two frame numbers around `..`, or A > B.
+pub fn parse_frame_range(text: &str) -> Result<RangeInclusive<usize>> {
+    let parse = |s: &str| s.trim().parse::<usize>().ok();
+    match text.split_once("..").map(|(a, b)| (parse(a), parse(b))) {
+        Some((Some(a), Some(b))) if a <= b => Ok(a..=b),
+        Some((Some(a), Some(b))) => {
+            bail!("frames {text}: the first frame {a} is after the last frame {b}")
+        }
+        _ => bail!(
+            "frames `{text}`: expected A..B, the first and last frame (0-based, both included), e.g. 0..9"
+        ),
+    }
 }
 
 /// What a render produced.
@@ -196,6 +268,9 @@ struct Loop<'s, 'p> {
     camera: Camera<'s>,
     sched: Arc<FrameSchedules>,
     out: PathBuf,
+    /// Where the checkpoints, the manifest and the extracted input video go: `out`, or the
+    /// part folder of a range of frames.
+    book: PathBuf,
     painter: Option<&'p mut dyn Painter>,
     /// The operations before img2img, in order.
     stages: Vec<Box<dyn Stage>>,
@@ -284,7 +359,7 @@ impl Loop<'_, '_> {
 
     /// Frame `i` of the extracted input video (the last one when the video is shorter).
     fn input_frame(&self, i: usize) -> Result<RgbImage> {
-        let dir = self.out.join("inputframes");
+        let dir = self.book.join("inputframes");
         let mut p = dir.join(format!("{i:06}.png"));
         if !p.is_file() {
             let n = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
@@ -506,6 +581,63 @@ pub fn check_settings(scene: &Scene) -> Result<()> {
     Ok(())
 }
 
+/// The checkpoint `opts` asks to continue from in `book`, if any. `Err(Some(summary))`: with
+/// [`RenderOptions::resume_auto`], `book` already holds this scene's complete render.
+#[allow(clippy::type_complexity)]
+fn resume_point(
+    scene: &Scene,
+    opts: &RenderOptions,
+    out: &Path,
+    book: &Path,
+    hash: &str,
+) -> Result<Result<Option<(state::Checkpoint, RgbImage, Option<RgbImage>)>, RenderSummary>> {
+    if !opts.resume {
+        return Ok(Ok(None));
+    }
+    if opts.resume_auto && !state::has_checkpoint(book) {
+        return Ok(match complete_render(out, book, hash) {
+            Some(summary) => Err(summary),
+            None => Ok(None),
+        });
+    }
+    let (cp, key, sample) = state::load(book)?;
+    if cp.scene_hash != hash {
+        if opts.resume_auto {
+            eprintln!(
+                "warning: {}: the scene changed since the interrupted render in {}; starting again",
+                scene.path.display(),
+                out.display()
+            );
+            return Ok(Ok(None));
+        }
+        bail!(
+            "{}: the scene changed since the interrupted render in {}; render again without --resume (or restore the scene)",
+            scene.path.display(),
+            out.display()
+        );
+    }
+    Ok(Ok(Some((cp, key, sample))))
+}
+
+/// The summary of a complete render of the scene with fingerprint `hash` whose manifest is in
+/// `book`, or `None` where there is none.
+fn complete_render(out: &Path, book: &Path, hash: &str) -> Option<RenderSummary> {
+    let text = std::fs::read_to_string(book.join("manifest.json")).ok()?;
+    let m: serde_json::Value = serde_json::from_str(&text).ok()?;
+    if m["complete"] != serde_json::Value::Bool(true) || m["scene_hash"].as_str() != Some(hash) {
+        return None;
+    }
+    let video = out.join("video.mp4");
+    Some(RenderSummary {
+        out: out.to_path_buf(),
+        frames: m["frames"].as_array().map_or(0, Vec::len),
+        video: (book == out && video.is_file()).then_some(video),
+        seed: m["seed"].as_i64().unwrap_or(0),
+        seconds: 0.0,
+        interrupted: false,
+    })
+}
+
 fn run_loop(
     scene: &Scene,
     opts: &RenderOptions,
@@ -518,18 +650,16 @@ fn run_loop(
     let hash = scene.fingerprint();
     let out = opts.out.clone().unwrap_or_else(|| scene.output_folder());
     let frames_dir = out.join("frames");
-    let resumed = if opts.resume {
-        let (cp, key, sample) = state::load(&out)?;
-        if cp.scene_hash != hash {
-            bail!(
-                "{}: the scene changed since the interrupted render in {}; render again without --resume (or restore the scene)",
-                scene.path.display(),
-                out.display()
-            );
-        }
-        Some((cp, key, sample))
-    } else {
-        None
+    if opts.frames.is_some() {
+        frames_apart(scene)?;
+    }
+    let book = match &opts.frames {
+        Some(r) => part_folder(&out, r),
+        None => out.clone(),
+    };
+    let resumed = match resume_point(scene, opts, &out, &book, &hash)? {
+        Ok(r) => r,
+        Err(done) => return Ok(done),
     };
     let mut scene = scene.clone();
     scene.generation.seed = match &resumed {
@@ -544,7 +674,7 @@ fn run_loop(
         // Deforum: max_frames becomes the number of extracted frames
         let vi = &scene.video_input;
         let video = scene.resolve(vi.video_init_path.as_deref().unwrap_or(Path::new("")));
-        let dir = out.join("inputframes");
+        let dir = book.join("inputframes");
         let count = if resumed.is_some() && dir.is_dir() {
             std::fs::read_dir(&dir)?
                 .filter(|e| {
@@ -569,6 +699,17 @@ fn run_loop(
         }
     }
     let n = scene.animation.max_frames;
+    let (first, last) = match &opts.frames {
+        Some(r) if *r.end() >= n => bail!(
+            "{}: --frames {}..{}: the scene has {n} frames (0..{})",
+            scene.path.display(),
+            r.start(),
+            r.end(),
+            n - 1
+        ),
+        Some(r) => (*r.start(), *r.end()),
+        None => (0, n - 1),
+    };
     let sched = scene
         .frame_schedules()
         .map_err(|e| anyhow::anyhow!("{}: {e}", scene.path.display()))?;
@@ -586,10 +727,16 @@ fn run_loop(
     std::fs::create_dir_all(&frames_dir)
         .with_context(|| format!("cannot create output folder {}", frames_dir.display()))?;
     let journal = match &resumed {
-        Some((cp, _, _)) => state::Journal::reopen(&out, cp)?,
+        Some((cp, _, _)) => state::Journal::reopen(&book, cp)?,
         None => {
-            remove_stale_frames(&frames_dir, 0)?;
-            state::Journal::create(&out)?
+            // the folder no longer holds a complete render of its own: no manifest says so
+            let _ = std::fs::remove_file(out.join("manifest.json"));
+            let _ = std::fs::remove_file(book.join("manifest.json"));
+            if opts.frames.is_none() {
+                remove_stale_frames(&frames_dir, 0)?;
+                let _ = std::fs::remove_dir_all(out.join("parts"));
+            }
+            state::Journal::create(&book)?
         }
     };
     let mut mode = mode::for_scene(&scene);
@@ -605,14 +752,23 @@ fn run_loop(
         seed,
         scene.generation.seed_iter_N,
     );
-    let bar = progress(opts.quiet, n, kind);
+    // the seeds of the first `calls` key frames, drawn as an uninterrupted render draws them, so
+    // a resume or a range of frames continues the same sequence
+    let replay = |seeds: &mut SeedSequence, calls: usize| {
+        for &k in &keys[..calls.min(keys.len())] {
+            seeds.current(sched.at(k).seed);
+            seeds.advance();
+        }
+    };
+    let bar = progress(opts.quiet, last + 1 - first, kind);
     let camera = Camera::new(&scene, &sched, &out)
         .map_err(|e| anyhow::anyhow!("{}: {e}", scene.path.display()))?;
     let mut lp = Loop {
         scene: &scene,
         camera,
-        sched,
+        sched: Arc::clone(&sched),
         out: out.clone(),
+        book: book.clone(),
         painter: painter.take(),
         stages: stages::pre_diffusion(&scene),
         color_sample: None,
@@ -624,27 +780,33 @@ fn run_loop(
     };
     let (mut prev, mut done_key, mut seed_calls) = match resumed {
         Some((cp, key, sample)) => {
-            for _ in 0..cp.seed_calls {
-                seeds.advance();
-            }
+            replay(&mut seeds, cp.seed_calls);
             lp.set_color_sample(sample);
-            lp.bar.set_position(cp.key_frame as u64 + 1);
+            lp.bar
+                .set_position((cp.key_frame + 1).saturating_sub(first) as u64);
             (key, cp.key_frame, cp.seed_calls)
         }
         None => {
-            let s = seeds.current(lp.sched.at(0).seed);
-            let img = lp.key(mode.as_mut(), 0, 0, None, s)?;
+            // a range starts at a key frame: its frames do not carry over, so every frame is one
+            let calls = keys
+                .iter()
+                .position(|&k| k == first)
+                .expect("the first frame of a render is a key frame");
+            replay(&mut seeds, calls);
+            let s = seeds.current(lp.sched.at(first).seed);
+            let img = lp.key(mode.as_mut(), first, first, None, s)?;
             seeds.advance();
-            lp.checkpoint(&hash, seed, 0, 1, &img)?;
-            (img, 0, 1)
+            lp.checkpoint(&hash, seed, first, calls + 1, &img)?;
+            (img, first, calls + 1)
         }
     };
     // the videos are encoded while the loop goes on, from the frames as they are written
-    let mut video_job = (scene.output.video && !opts.no_video).then(|| {
-        let path = out.join("video.mp4");
-        let job = output::BackgroundVideo::start(video_outputs(&scene, &path));
-        (job, path)
-    });
+    let mut video_job =
+        (scene.output.video && !opts.no_video && opts.frames.is_none()).then(|| {
+            let path = out.join("video.mp4");
+            let job = output::BackgroundVideo::start(video_outputs(&scene, &path));
+            (job, path)
+        });
     let mut queued = 0;
     let mut queue = |upto: usize| {
         if let Some((job, _)) = &mut video_job {
@@ -661,6 +823,9 @@ fn run_loop(
         if f <= done_key {
             continue;
         }
+        if f > last {
+            break;
+        }
         if STOP.load(Ordering::SeqCst) {
             interrupted = true;
             break;
@@ -674,18 +839,10 @@ fn run_loop(
         queue(done_key + 1);
     }
     lp.bar.finish_and_clear();
-    let written = done_key + 1;
+    let written = (done_key + 1).saturating_sub(first);
     let video = match video_job {
         Some((job, path)) => {
-            job.finish()?;
-            if let Some(audio) = &scene.output.soundtrack {
-                output::mux_soundtrack(
-                    &path,
-                    &scene.resolve(audio),
-                    scene.output.soundtrack_offset,
-                )
-                .with_context(|| format!("{}: [output] soundtrack", scene.path.display()))?;
-            }
+            finish_videos(&scene, job, &path)?;
             Some(path)
         }
         None => None,
@@ -695,6 +852,8 @@ fn run_loop(
         anim_version: env!("CARGO_PKG_VERSION"),
         kind,
         scene_file: &scene.path,
+        scene_hash: &hash,
+        part: opts.frames.as_ref().map(|_| [first, last]),
         seed,
         provider: lp.painter.as_ref().map(|p| p.provider()).unwrap_or("none"),
         model_folder: model,
@@ -714,9 +873,13 @@ fn run_loop(
         scene: &scene,
         frames: lp.journal.records()?,
     };
-    manifest.write(&out.join("manifest.json"))?;
+    manifest.write(&book.join("manifest.json"))?;
     if !interrupted {
-        state::clear(&out);
+        state::clear(&book);
+        if opts.frames.is_some() {
+            // the part's own copy of the input video is not needed any more
+            let _ = std::fs::remove_dir_all(book.join("inputframes"));
+        }
     }
     Ok(RenderSummary {
         out,
@@ -726,6 +889,31 @@ fn run_loop(
         seconds: start.elapsed().as_secs_f64(),
         interrupted,
     })
+}
+
+/// Waits for the videos of `job` and muxes the scene's soundtrack into the mp4 at `mp4`.
+fn finish_videos(scene: &Scene, job: output::BackgroundVideo, mp4: &Path) -> Result<()> {
+    job.finish()?;
+    if let Some(audio) = &scene.output.soundtrack {
+        output::mux_soundtrack(mp4, &scene.resolve(audio), scene.output.soundtrack_offset)
+            .with_context(|| format!("{}: [output] soundtrack", scene.path.display()))?;
+    }
+    Ok(())
+}
+
+/// Encodes the videos `scene` asks for (the mp4, and gif/webm on request) from frames `0..n` of
+/// `out` and muxes its soundtrack, exactly as a render does at its end; returns the mp4's path.
+///
+/// # Errors
+/// A missing or unreadable frame, an encoder or write error, or an unusable soundtrack.
+pub fn encode_videos(scene: &Scene, out: &Path, n: usize) -> Result<PathBuf> {
+    let path = out.join("video.mp4");
+    let mut job = output::BackgroundVideo::start(video_outputs(scene, &path));
+    for i in 0..n {
+        job.push(output::frame_path(out, i));
+    }
+    finish_videos(scene, job, &path)?;
+    Ok(path)
 }
 
 /// The videos a scene asks for, `mp4` (at `mp4`) last: each file with its encoder settings.
@@ -806,8 +994,29 @@ pub fn check_controlnets(scene: &Scene, folder: &Path, session: &SessionOptions)
     painter.check(scene, &sched)
 }
 
+/// With `--resume=auto`: the summary of this scene's complete render in the output folder
+/// (or the part folder of `frames`), where it holds one.
+fn complete_already(scene: &Scene, opts: &RenderOptions) -> Option<RenderSummary> {
+    if !(opts.resume && opts.resume_auto) {
+        return None;
+    }
+    let out = opts.out.clone().unwrap_or_else(|| scene.output_folder());
+    let book = match &opts.frames {
+        Some(r) => part_folder(&out, r),
+        None => out.clone(),
+    };
+    if state::has_checkpoint(&book) {
+        return None;
+    }
+    complete_render(&out, &book, &scene.fingerprint())
+}
+
 /// Renders a scene with its model: the full img2img animation.
 pub fn render(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
+    // a complete render is not loaded again for nothing (a farm task run after it finished)
+    if let Some(done) = complete_already(scene, opts) {
+        return Ok(done);
+    }
     let folder = opts.model.clone().or_else(|| scene.model.folder.as_ref().map(|f| scene.resolve(f))).ok_or_else(|| {
         anyhow::anyhow!("{}: no model; set [model] folder = \"path/to/onnx-model\" in the scene, or pass --model DIR", scene.path.display())
     })?;
@@ -917,6 +1126,48 @@ mod tests {
             vec![5, 6, 7, 8],
             "iter: one seed step per diffused frame"
         );
+    }
+
+    /// A range of frames draws the seeds a whole render draws for them, also where the seed
+    /// schedule asks for random seeds (each drawn from the sequence in order).
+    #[test]
+    fn a_range_of_frames_gets_the_seeds_of_a_whole_render() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[image]\nwidth = 16\nheight = 8\n[animation]\nmode = \"Interpolation\"\nmax_frames = 5\n\
+                    [generation]\nseed = 5\nseed_behavior = \"schedule\"\nseed_schedule = \"0:(-1), 2:(7), 3:(-1)\"\n";
+        let scene = Scene::from_toml(text, &dir.path().join("s.toml")).unwrap();
+        let seeds = |out: &Path| -> Vec<i64> {
+            let m: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap())
+                    .unwrap();
+            m["frames"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["seed"].as_i64().unwrap())
+                .collect()
+        };
+        let whole = dir.path().join("whole");
+        let opts = RenderOptions {
+            out: Some(whole.clone()),
+            quiet: true,
+            no_video: true,
+            ..Default::default()
+        };
+        run_loop(&scene, &opts, Some(&mut Flat), "render", None).unwrap();
+        let all = seeds(&whole);
+        assert_eq!(all[2], 7);
+        let part = dir.path().join("part");
+        let opts = RenderOptions {
+            out: Some(part.clone()),
+            frames: Some(3..=4),
+            ..opts
+        };
+        let summary = run_loop(&scene, &opts, Some(&mut Flat), "render", None).unwrap();
+        assert_eq!(summary.frames, 2);
+        assert_eq!(seeds(&part_folder(&part, &(3..=4))), all[3..]);
+        assert!(!output::frame_path(&part, 2).exists());
+        assert!(output::frame_path(&part, 4).is_file());
     }
 
     #[test]

@@ -210,6 +210,18 @@ pub fn load(out: &Path) -> Result<(Checkpoint, RgbImage, Option<RgbImage>)> {
     Ok((cp, key, sample))
 }
 
+/// The checkpoint of an interrupted render in `out`, where there is a readable one (for
+/// progress reports; [`load`] is what a resume uses).
+pub fn read_checkpoint(out: &Path) -> Option<Checkpoint> {
+    let text = std::fs::read_to_string(dir(out).join("state.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Whether `out` holds the checkpoint of an interrupted render.
+pub fn has_checkpoint(out: &Path) -> bool {
+    dir(out).join("state.json").is_file()
+}
+
 /// Removes the state of a render in `out` (after a complete render, or before a new one).
 pub fn clear(out: &Path) {
     let _ = std::fs::remove_dir_all(dir(out));

@@ -321,6 +321,73 @@ impl Scene {
         }
     }
 
+    /// Makes every path the scene names absolute, resolved as [`Scene::resolve`] resolves it (the
+    /// init and colour images, the input video, the model, depth and ControlNet folders, the
+    /// motion script and preset folders, the soundtrack, the output folder, a plain checkpoint
+    /// value), so the scene can be written into another folder and mean the same.
+    ///
+    /// # Errors
+    /// A keyframed checkpoint schedule that names a relative folder (its text is not rewritten:
+    /// write the folders as absolute paths), or a schedule that does not evaluate.
+    pub fn absolutize_paths(&mut self) -> Result<(), SceneError> {
+        let base = std::path::absolute(self.path.parent().unwrap_or(Path::new("")))
+            .unwrap_or_else(|_| self.path.parent().unwrap_or(Path::new(".")).to_path_buf());
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        let checkpoint = match &self.generation.checkpoint {
+            ScheduleText::Text(t) if crate::schedule::StringSchedule::is_keyframed(t) => {
+                let sched = self.frame_schedules().map_err(|message| SceneError {
+                    file: self.path.clone(),
+                    message,
+                })?;
+                let relative = (0..sched.frames())
+                    .map(|i| sched.at(i).checkpoint.trim().to_string())
+                    .find(|c| !c.is_empty() && Path::new(c).is_relative());
+                if let Some(c) = relative {
+                    return Err(SceneError {
+                        file: self.path.clone(),
+                        message: format!(
+                            "[generation] checkpoint names the relative folder `{c}` in a keyframe \
+                             string, which cannot be moved with the scene; write it as an absolute path"
+                        ),
+                    });
+                }
+                None
+            }
+            ScheduleText::Text(t) if !t.trim().is_empty() => Some(ScheduleText::Text(
+                base.join(t.trim()).display().to_string(),
+            )),
+            _ => None,
+        };
+        if let Some(c) = checkpoint {
+            self.generation.checkpoint = c;
+        }
+        for p in [
+            &mut self.init.image,
+            &mut self.motion.script,
+            &mut self.coherence.color_coherence_image_path,
+            &mut self.depth.model,
+            &mut self.video_input.video_init_path,
+            &mut self.model.folder,
+            &mut self.output.folder,
+            &mut self.output.soundtrack,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            abs(p);
+        }
+        self.motion.preset_dirs.iter_mut().for_each(abs);
+        self.controlnet
+            .iter_mut()
+            .filter_map(|u| u.model.as_mut())
+            .for_each(abs);
+        Ok(())
+    }
+
     /// The output folder: `[output] folder`, or `output/<scene name>` beside the scene.
     pub fn output_folder(&self) -> PathBuf {
         match &self.output.folder {
@@ -339,6 +406,32 @@ impl Scene {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absolute_paths_resolve_as_the_scene_file_does() {
+        let text = "[init]\nimage = \"a/start.png\"\n[model]\nfolder = \"/abs/model\"\n\
+                    [motion]\npreset_dirs = [\"presets\"]\n[generation]\ncheckpoint = \"models/b\"\n";
+        let mut s = Scene::from_toml(text, Path::new("/scenes/s.toml")).unwrap();
+        s.absolutize_paths().unwrap();
+        assert_eq!(
+            s.init.image.as_deref(),
+            Some(Path::new("/scenes/a/start.png"))
+        );
+        assert_eq!(s.model.folder.as_deref(), Some(Path::new("/abs/model")));
+        assert_eq!(s.motion.preset_dirs, [PathBuf::from("/scenes/presets")]);
+        assert_eq!(
+            s.generation.checkpoint,
+            ScheduleText::text("/scenes/models/b")
+        );
+        // a keyframed checkpoint schedule is not rewritten: relative folders are refused
+        let keyed = "[generation]\ncheckpoint = \"0: (models/a), 5: (/abs/b)\"\n";
+        let mut s = Scene::from_toml(keyed, Path::new("/scenes/k.toml")).unwrap();
+        let err = s.absolutize_paths().unwrap_err().to_string();
+        assert!(
+            err.contains("`models/a`") && err.contains("absolute"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn bad_schedules_give_clear_errors() {

@@ -381,10 +381,17 @@ impl Scene {
             abs(p);
         }
         self.motion.preset_dirs.iter_mut().for_each(abs);
-        self.controlnet
-            .iter_mut()
-            .filter_map(|u| u.model.as_mut())
+        for u in &mut self.controlnet {
+            [
+                &mut u.model,
+                &mut u.input,
+                &mut u.pose_detector,
+                &mut u.pose_estimator,
+            ]
+            .into_iter()
+            .flatten()
             .for_each(abs);
+        }
         Ok(())
     }
 

@@ -8,12 +8,17 @@ use clap::{Parser, Subcommand};
 
 use anim::diffusion::{Device, SessionOptions};
 use anim::render::{self, RenderOptions};
-use anim::scene::Scene;
+use anim::scene::{ReadOptions, Scene};
 
 /// Deforum-style scripted animation over Stable Diffusion ONNX models.
 #[derive(Parser)]
 #[command(name = "anim", version, about)]
 struct Cli {
+    /// Read known Deforum/A1111 values anim does not implement (samplers, hybrid video, Parseq
+    /// manifests, URLs where a file is needed) as warnings with their documented fallback instead
+    /// of errors.
+    #[arg(long, global = true)]
+    allow_unsupported: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -209,17 +214,23 @@ fn presets(cmd: PresetsCommand) -> Result<()> {
     Ok(())
 }
 
-fn load(path: &Path) -> Result<Scene> {
-    let scene = Scene::load(path)?;
+fn load(path: &Path, opts: ReadOptions) -> Result<Scene> {
+    let scene = Scene::load_with(path, opts)?;
     for w in &scene.warnings {
         eprintln!("warning: {}: {w}", path.display());
     }
     Ok(scene)
 }
 
-fn schedule(path: &Path, format: &str, only: &[String], output: Option<&Path>) -> Result<()> {
+fn schedule(
+    path: &Path,
+    format: &str,
+    only: &[String],
+    output: Option<&Path>,
+    opts: ReadOptions,
+) -> Result<()> {
     use anim::schedule::export::{self, Exported};
-    let scene = load(path)?;
+    let scene = load(path, opts)?;
     let format = format.parse().map_err(anyhow::Error::msg)?;
     match export::export(&scene, format, only, output)? {
         Exported::Text(text) => print!("{text}"),
@@ -229,9 +240,9 @@ fn schedule(path: &Path, format: &str, only: &[String], output: Option<&Path>) -
     Ok(())
 }
 
-fn import_deforum(settings: &Path, output: &Path) -> Result<()> {
+fn import_deforum(settings: &Path, output: &Path, opts: ReadOptions) -> Result<()> {
     use anim::scene::deforum;
-    let (scene, warnings) = deforum::read_file(settings)?;
+    let (scene, warnings) = deforum::read_file_with(settings, opts)?;
     for w in &warnings {
         eprintln!("warning: {}: {w}", settings.display());
     }
@@ -240,8 +251,8 @@ fn import_deforum(settings: &Path, output: &Path) -> Result<()> {
     Ok(())
 }
 
-fn validate(path: &Path, model: Option<&Path>) -> Result<()> {
-    let report = anim::check::check(&load(path)?, model)?;
+fn validate(path: &Path, model: Option<&Path>, opts: ReadOptions) -> Result<()> {
+    let report = anim::check::check(&load(path, opts)?, model)?;
     println!("{report}");
     for n in &report.notes {
         println!("note: {n}");
@@ -250,6 +261,9 @@ fn validate(path: &Path, model: Option<&Path>) -> Result<()> {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    let read = ReadOptions {
+        allow_unsupported: cli.allow_unsupported,
+    };
     match cli.command {
         Command::Render {
             scene,
@@ -263,7 +277,7 @@ fn run(cli: Cli) -> Result<()> {
             no_video,
             resume,
         } => {
-            let s = load(&scene)?;
+            let s = load(&scene, read)?;
             for w in render::unapplied_settings(&s) {
                 eprintln!(
                     "warning: {}: not applied by the render loop yet: {w}",
@@ -303,7 +317,7 @@ fn run(cli: Cli) -> Result<()> {
             quiet,
             no_video,
         } => {
-            let s = load(&scene)?;
+            let s = load(&scene, read)?;
             let summary = render::preview(
                 &s,
                 &RenderOptions {
@@ -315,16 +329,16 @@ fn run(cli: Cli) -> Result<()> {
             )?;
             report(&summary, quiet);
         }
-        Command::Validate { scene, model } => validate(&scene, model.as_deref())?,
+        Command::Validate { scene, model } => validate(&scene, model.as_deref(), read)?,
         Command::Schedule {
             scene,
             format,
             only,
             output,
-        } => schedule(&scene, &format, &only, output.as_deref())?,
+        } => schedule(&scene, &format, &only, output.as_deref(), read)?,
         Command::Import {
             what: ImportKind::Deforum { settings, output },
-        } => import_deforum(&settings, &output)?,
+        } => import_deforum(&settings, &output, read)?,
         Command::Presets { what } => presets(what)?,
     }
     Ok(())

@@ -100,10 +100,31 @@ impl Settings {
                 key_name(scene, i, key)
             )
         };
-        let module: Module = u.module.parse().map_err(|e| at("module", e))?;
-        let resize: ResizeMode = u.resize_mode.parse().map_err(|e| at("resize_mode", e))?;
-        let mode: ControlMode = u.control_mode.parse().map_err(|e| at("control_mode", e))?;
-        let window: WindowRule = u.window.parse().map_err(|e| at("window", e))?;
+        // unknown names: the accepted ones (in the parser's message) and the nearest
+        let near = |e: anyhow::Error, v: &str, names: &[&str]| {
+            anyhow!(
+                "{e:#}{}",
+                crate::scene::nearest_value(v, names.iter().copied())
+            )
+        };
+        let module: Module = u
+            .module
+            .parse()
+            .map_err(|e| at("module", near(e, &u.module, &Module::NAMES)))?;
+        let resize: ResizeMode = u
+            .resize_mode
+            .parse()
+            .map_err(|e| at("resize_mode", near(e, &u.resize_mode, &ResizeMode::NAMES)))?;
+        let mode: ControlMode = u.control_mode.parse().map_err(|e| {
+            at(
+                "control_mode",
+                near(e, &u.control_mode, &ControlMode::NAMES),
+            )
+        })?;
+        let window: WindowRule = u
+            .window
+            .parse()
+            .map_err(|e| at("window", near(e, &u.window, &WindowRule::NAMES)))?;
         if !(64..=2048).contains(&u.processor_res) {
             return Err(at(
                 "processor_res",

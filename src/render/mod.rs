@@ -516,7 +516,7 @@ fn run_loop(
     let start = Instant::now();
     install_ctrlc();
     let hash = scene.fingerprint();
-    let out = opts.out.clone().unwrap_or_else(|| scene.output_folder());
+    let out = output_folder(scene, opts)?;
     let frames_dir = out.join("frames");
     let resumed = if opts.resume {
         let (cp, key, sample) = state::load(&out)?;
@@ -806,6 +806,24 @@ pub fn check_controlnets(scene: &Scene, folder: &Path, session: &SessionOptions)
     painter.check(scene, &sched)
 }
 
+/// The output folder of a render or preview (`--out`, else the scene's, which must stay below the
+/// scene's folder: [`Scene::checked_output_folder`]), created and checked to be writable with no
+/// symbolic link leading out of it ([`output::prepare_folder`]).
+///
+/// # Errors
+/// A scene's folder outside its lane, or a folder that cannot be written.
+pub fn output_folder(scene: &Scene, opts: &RenderOptions) -> Result<PathBuf> {
+    let out = match &opts.out {
+        Some(o) => o.clone(),
+        None => scene.checked_output_folder()?,
+    };
+    output::prepare_folder(&out)?;
+    if scene.output.video && !opts.no_video {
+        output::check_ffmpeg_path(&out.join("video.mp4"))?;
+    }
+    Ok(out)
+}
+
 /// Renders a scene with its model: the full img2img animation.
 pub fn render(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
     let folder = opts.model.clone().or_else(|| scene.model.folder.as_ref().map(|f| scene.resolve(f))).ok_or_else(|| {
@@ -814,6 +832,8 @@ pub fn render(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
     if let Some(p) = &scene.init.image {
         load_init(scene, p)?;
     }
+    // a folder that cannot take the frames is refused before the model loads
+    output_folder(scene, opts)?;
     let controlled = crate::controlnet::any_enabled(scene);
     let load = if controlled {
         Pipeline::load_controlled

@@ -15,6 +15,19 @@ pub enum Module {
     Openpose,
 }
 
+impl Module {
+    pub const NAMES: [&'static str; 8] = [
+        "none",
+        "invert",
+        "canny",
+        "depth",
+        "depth_midas",
+        "openpose",
+        "openpose_full",
+        "dw_openpose_full",
+    ];
+}
+
 impl FromStr for Module {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Self> {
@@ -24,7 +37,10 @@ impl FromStr for Module {
             "canny" => Module::Canny,
             "depth" | "depth_midas" => Module::Depth,
             "openpose" | "dw_openpose_full" | "openpose_full" => Module::Openpose,
-            _ => bail!("unknown module {s:?}"),
+            _ => bail!(
+                "unknown module {s:?}; accepted: {}",
+                Module::NAMES.join(", ")
+            ),
         })
     }
 }
@@ -36,6 +52,20 @@ pub enum ResizeMode {
     ResizeAndFill,
 }
 
+impl ResizeMode {
+    pub const NAMES: [&'static str; 9] = [
+        "Just Resize",
+        "Inner Fit (Scale to Fit)",
+        "Outer Fit (Shrink to Fit)",
+        "resize",
+        "crop",
+        "fill",
+        "Crop and Resize",
+        "Resize and Fill",
+        "just resize",
+    ];
+}
+
 impl FromStr for ResizeMode {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Self> {
@@ -43,7 +73,10 @@ impl FromStr for ResizeMode {
             "just resize" | "resize" => ResizeMode::JustResize,
             "inner fit (scale to fit)" | "crop and resize" | "crop" => ResizeMode::CropAndResize,
             "outer fit (shrink to fit)" | "resize and fill" | "fill" => ResizeMode::ResizeAndFill,
-            _ => bail!("unknown resize mode {s:?}"),
+            _ => bail!(
+                "unknown resize mode {s:?}; accepted: {}",
+                ResizeMode::NAMES[..8].join(", ")
+            ),
         })
     }
 }

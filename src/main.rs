@@ -371,6 +371,20 @@ fn main() -> ExitCode {
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
+            // an io::Error, or one an encoder (PNG, FFmpeg) reports in its own type
+            let enospc = std::io::Error::from(std::io::ErrorKind::StorageFull).to_string();
+            let full = e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
+                    || c.to_string().contains("(os error 28)")
+                    || c.to_string().contains(&enospc)
+            });
+            if full {
+                eprintln!(
+                    "hint: the disk is full; the frames written so far are kept: free space, then \
+                     continue with the same command and --resume"
+                );
+            }
             ExitCode::FAILURE
         }
     }

@@ -13,6 +13,31 @@ pub fn frame_path(out: &Path, index: usize) -> PathBuf {
     out.join("frames").join(format!("{index:06}.png"))
 }
 
+/// Test hook for kills inside a write: with `ANIM_HALT_IN_WRITE=NAME` (or `NAME#N`, its N-th
+/// write) in the environment, writing a file named NAME (`000003.png`, `state.json`,
+/// `video.mp4`, …) stands still once its temporary file is complete, before the rename, until
+/// the process is killed.
+fn halt_in_write(path: &Path) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static SPEC: std::sync::OnceLock<Option<(String, usize)>> = std::sync::OnceLock::new();
+    static SEEN: AtomicUsize = AtomicUsize::new(0);
+    let spec = SPEC.get_or_init(|| {
+        let v = std::env::var("ANIM_HALT_IN_WRITE").ok()?;
+        Some(match v.split_once('#') {
+            Some((name, n)) => (name.to_string(), n.parse().ok()?),
+            None => (v, 1),
+        })
+    });
+    if let Some((name, n)) = spec
+        && path.file_name().is_some_and(|f| f == name.as_str())
+        && SEEN.fetch_add(1, Ordering::SeqCst) + 1 == *n
+    {
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    }
+}
+
 /// Writes `path` through `write` into a temporary file in the same folder (`<name>.tmp`), then
 /// renames it into place, so a killed process never leaves a half-written file.
 pub fn write_atomic(
@@ -33,6 +58,9 @@ pub fn write_atomic(
         .and_then(|()| out.flush().map_err(Into::into))
         .with_context(|| format!("cannot write {}", tmp.display()));
     drop(out);
+    if written.is_ok() {
+        halt_in_write(path);
+    }
     let done = written.and_then(|()| {
         std::fs::rename(&tmp, path)
             .with_context(|| format!("cannot move {} into place", path.display()))
@@ -379,6 +407,7 @@ impl VideoWriter {
         self.drain()?;
         self.octx.write_trailer()?;
         self.finished = true;
+        halt_in_write(&self.out);
         std::fs::rename(&self.tmp, &self.out)
             .with_context(|| format!("cannot move {} into place", self.out.display()))
     }

@@ -586,7 +586,11 @@ fn run_loop(
     std::fs::create_dir_all(&frames_dir)
         .with_context(|| format!("cannot create output folder {}", frames_dir.display()))?;
     let journal = match &resumed {
-        Some((cp, _, _)) => state::Journal::reopen(&out, cp)?,
+        Some((cp, _, _)) => {
+            // a kill inside a write leaves its temporary file
+            remove_stale_frames(&frames_dir, usize::MAX)?;
+            state::Journal::reopen(&out, cp)?
+        }
         None => {
             remove_stale_frames(&frames_dir, 0)?;
             state::Journal::create(&out)?

@@ -146,6 +146,19 @@ const UNIMPLEMENTED_KEYS: &[&str] = &[
     "shake_speed",
 ];
 
+/// Deforum's `depth_algorithm` names (its versions from 0.7 on). anim runs the ONNX model of
+/// `[depth] model` whatever the name; an unknown name is still refused, as a misspelling.
+const DEPTH_ALGORITHMS: &[&str] = &[
+    "Depth-Anything-V2-Small",
+    "Midas-3-Hybrid",
+    "Midas-3.1-BeitLarge",
+    "Midas+AdaBins (old)",
+    "Zoe+AdaBins (old)",
+    "Zoe",
+    "AdaBins",
+    "Leres",
+];
+
 /// Whether a setting's value means "off": `false`, `0`, `""`, `"None"`, `"0"`, `null`.
 fn is_off(v: &Value) -> bool {
     match v {
@@ -436,7 +449,22 @@ pub fn from_settings_with(
     if let Some(b) = flag("save_depth_maps")? {
         scene.depth.save_depth_maps = b;
     }
-    if let Some(Value::String(algo)) = get("depth_algorithm") {
+    if let Some(v) = get("depth_algorithm") {
+        let algo = match &v {
+            Value::String(a) => a.clone(),
+            other => return Err(err(bad("depth_algorithm", other, "a depth model's name"))),
+        };
+        if !DEPTH_ALGORITHMS.contains(&algo.as_str()) {
+            // Deforum versions differ in their lists: a name anim does not know may be a newer one
+            unsupported(
+                allow,
+                &mut warnings,
+                &unknown_value("`depth_algorithm`", &algo, DEPTH_ALGORITHMS),
+                "use one of these names",
+                "read it as any other depth algorithm",
+            )
+            .map_err(err)?;
+        }
         get("midas_weight");
         if scene.animation.mode == AnimationMode::ThreeD && scene.depth.use_depth_warping {
             warnings.push(format!(

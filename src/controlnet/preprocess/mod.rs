@@ -53,16 +53,15 @@ pub enum ResizeMode {
 }
 
 impl ResizeMode {
-    pub const NAMES: [&'static str; 9] = [
+    pub const NAMES: [&'static str; 8] = [
         "Just Resize",
         "Inner Fit (Scale to Fit)",
         "Outer Fit (Shrink to Fit)",
+        "Crop and Resize",
+        "Resize and Fill",
         "resize",
         "crop",
         "fill",
-        "Crop and Resize",
-        "Resize and Fill",
-        "just resize",
     ];
 }
 
@@ -75,7 +74,7 @@ impl FromStr for ResizeMode {
             "outer fit (shrink to fit)" | "resize and fill" | "fill" => ResizeMode::ResizeAndFill,
             _ => bail!(
                 "unknown resize mode {s:?}; accepted: {}",
-                ResizeMode::NAMES[..8].join(", ")
+                ResizeMode::NAMES.join(", ")
             ),
         })
     }

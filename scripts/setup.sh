@@ -7,5 +7,5 @@ scripts/install-deps.sh
 echo "==> building anim (release)"
 cargo build --release
 echo "==> rendering examples/quickstart.toml"
-./target/release/anim render examples/quickstart.toml
+./target/release/anim render examples/quickstart.toml --out output/quickstart
 echo "==> done: output/quickstart/video.mp4 (the binary is target/release/anim)"

@@ -67,6 +67,20 @@ pub fn check(scene: &Scene, model: Option<&Path>) -> Result<Report> {
     crate::render::check_settings(scene)?;
     scene.check_noise(&sched).map_err(at)?;
     crate::controlnet::check(scene, &sched)?;
+    let uses_video = scene.animation.mode == AnimationMode::VideoInput
+        || scene.coherence.color_coherence == crate::scene::ColorCoherence::VideoInput;
+    if let (true, Some(v)) = (uses_video, &scene.video_input.video_init_path) {
+        let video = scene.resolve(v);
+        if !video.is_file() {
+            bail!(
+                "{}: [video_input] video_init_path: {} does not exist",
+                path.display(),
+                video.display()
+            );
+        }
+        crate::output::probe_video(&video)
+            .with_context(|| format!("{}: [video_input] video_init_path", path.display()))?;
+    }
     if let (AnimationMode::ThreeD, Some(m)) = (scene.animation.mode, &scene.depth.model) {
         let p = scene.resolve(m);
         let file = if p.is_dir() { p.join("model.onnx") } else { p };
@@ -79,6 +93,12 @@ pub fn check(scene: &Scene, model: Option<&Path>) -> Result<Report> {
         }
     }
     let mut notes = Vec::new();
+    if let Err(e) = scene.checked_output_folder() {
+        notes.push(format!(
+            "{}; `anim render` and `anim preview` need --out DIR for this scene",
+            e.message
+        ));
+    }
     let folder = model
         .map(Path::to_path_buf)
         .or_else(|| scene.model.folder.as_ref().map(|f| scene.resolve(f)));

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use anim::diffusion::{Device, SessionOptions};
 use anim::farm::{self, Task, batch, k8s, plan::RenderArgs, slurm, sweep};
 use anim::render::{self, RenderOptions};
-use anim::scene::Scene;
+use anim::scene::{ReadOptions, Scene};
 
 /// The execution providers `--device` takes.
 const DEVICES: [&str; 6] = ["cpu", "cuda", "tensorrt", "directml", "coreml", "auto"];
@@ -20,6 +20,11 @@ const DEVICES: [&str; 6] = ["cpu", "cuda", "tensorrt", "directml", "coreml", "au
 #[derive(Parser)]
 #[command(name = "anim", version, about)]
 struct Cli {
+    /// Read known Deforum/A1111 values anim does not implement (samplers, hybrid video, Parseq
+    /// manifests, URLs where a file is needed) as warnings with their documented fallback instead
+    /// of errors.
+    #[arg(long, global = true)]
+    allow_unsupported: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -428,17 +433,23 @@ fn presets(cmd: PresetsCommand) -> Result<()> {
     Ok(())
 }
 
-fn load(path: &Path) -> Result<Scene> {
-    let scene = Scene::load(path)?;
+fn load(path: &Path, opts: ReadOptions) -> Result<Scene> {
+    let scene = Scene::load_with(path, opts)?;
     for w in &scene.warnings {
         eprintln!("warning: {}: {w}", path.display());
     }
     Ok(scene)
 }
 
-fn schedule(path: &Path, format: &str, only: &[String], output: Option<&Path>) -> Result<()> {
+fn schedule(
+    path: &Path,
+    format: &str,
+    only: &[String],
+    output: Option<&Path>,
+    opts: ReadOptions,
+) -> Result<()> {
     use anim::schedule::export::{self, Exported};
-    let scene = load(path)?;
+    let scene = load(path, opts)?;
     let format = format.parse().map_err(anyhow::Error::msg)?;
     match export::export(&scene, format, only, output)? {
         Exported::Text(text) => print!("{text}"),
@@ -448,9 +459,9 @@ fn schedule(path: &Path, format: &str, only: &[String], output: Option<&Path>) -
     Ok(())
 }
 
-fn import_deforum(settings: &Path, output: &Path) -> Result<()> {
+fn import_deforum(settings: &Path, output: &Path, opts: ReadOptions) -> Result<()> {
     use anim::scene::deforum;
-    let (scene, warnings) = deforum::read_file(settings)?;
+    let (scene, warnings) = deforum::read_file_with(settings, opts)?;
     for w in &warnings {
         eprintln!("warning: {}: {w}", settings.display());
     }
@@ -459,8 +470,8 @@ fn import_deforum(settings: &Path, output: &Path) -> Result<()> {
     Ok(())
 }
 
-fn validate(path: &Path, model: Option<&Path>) -> Result<()> {
-    let report = anim::check::check(&load(path)?, model)?;
+fn validate(path: &Path, model: Option<&Path>, opts: ReadOptions) -> Result<()> {
+    let report = anim::check::check(&load(path, opts)?, model)?;
     println!("{report}");
     for n in &report.notes {
         println!("note: {n}");
@@ -469,6 +480,9 @@ fn validate(path: &Path, model: Option<&Path>) -> Result<()> {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    let read = ReadOptions {
+        allow_unsupported: cli.allow_unsupported,
+    };
     match cli.command {
         Command::Render {
             scene,
@@ -483,7 +497,7 @@ fn run(cli: Cli) -> Result<()> {
             resume,
             frames,
         } => {
-            let s = load(&scene)?;
+            let s = load(&scene, read)?;
             for w in render::unapplied_settings(&s) {
                 eprintln!(
                     "warning: {}: not applied by the render loop yet: {w}",
@@ -528,7 +542,7 @@ fn run(cli: Cli) -> Result<()> {
             quiet,
             no_video,
         } => {
-            let s = load(&scene)?;
+            let s = load(&scene, read)?;
             let summary = render::preview(
                 &s,
                 &RenderOptions {
@@ -540,16 +554,16 @@ fn run(cli: Cli) -> Result<()> {
             )?;
             report(&summary, quiet);
         }
-        Command::Validate { scene, model } => validate(&scene, model.as_deref())?,
+        Command::Validate { scene, model } => validate(&scene, model.as_deref(), read)?,
         Command::Schedule {
             scene,
             format,
             only,
             output,
-        } => schedule(&scene, &format, &only, output.as_deref())?,
+        } => schedule(&scene, &format, &only, output.as_deref(), read)?,
         Command::Import {
             what: ImportKind::Deforum { settings, output },
-        } => import_deforum(&settings, &output)?,
+        } => import_deforum(&settings, &output, read)?,
         Command::Presets { what } => presets(what)?,
         Command::Batch {
             scenes,
@@ -858,6 +872,20 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
+            }
+            // an io::Error, or one an encoder (PNG, FFmpeg) reports in its own type
+            let enospc = std::io::Error::from(std::io::ErrorKind::StorageFull).to_string();
+            let full = e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
+                    || c.to_string().contains("(os error 28)")
+                    || c.to_string().contains(&enospc)
+            });
+            if full {
+                eprintln!(
+                    "hint: the disk is full; the frames written so far are kept: free space, then \
+                     continue with the same command and --resume"
+                );
             }
             ExitCode::FAILURE
         }

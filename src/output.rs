@@ -13,6 +13,31 @@ pub fn frame_path(out: &Path, index: usize) -> PathBuf {
     out.join("frames").join(format!("{index:06}.png"))
 }
 
+/// Test hook for kills inside a write: with `ANIM_HALT_IN_WRITE=NAME` (or `NAME#N`, its N-th
+/// write) in the environment, writing a file named NAME (`000003.png`, `state.json`,
+/// `video.mp4`, …) stands still once its temporary file is complete, before the rename, until
+/// the process is killed.
+fn halt_in_write(path: &Path) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static SPEC: std::sync::OnceLock<Option<(String, usize)>> = std::sync::OnceLock::new();
+    static SEEN: AtomicUsize = AtomicUsize::new(0);
+    let spec = SPEC.get_or_init(|| {
+        let v = std::env::var("ANIM_HALT_IN_WRITE").ok()?;
+        Some(match v.split_once('#') {
+            Some((name, n)) => (name.to_string(), n.parse().ok()?),
+            None => (v, 1),
+        })
+    });
+    if let Some((name, n)) = spec
+        && path.file_name().is_some_and(|f| f == name.as_str())
+        && SEEN.fetch_add(1, Ordering::SeqCst) + 1 == *n
+    {
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    }
+}
+
 /// Writes `path` through `write` into a temporary file in the same folder (`<name>.tmp`), then
 /// renames it into place, so a killed process never leaves a half-written file.
 pub fn write_atomic(
@@ -29,12 +54,70 @@ pub fn write_atomic(
     let file =
         std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
     let mut out = std::io::BufWriter::new(file);
-    write(&mut out)
+    let written = write(&mut out)
         .and_then(|()| out.flush().map_err(Into::into))
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
+        .with_context(|| format!("cannot write {}", tmp.display()));
     drop(out);
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot move {} into place", path.display()))
+    if written.is_ok() {
+        halt_in_write(path);
+    }
+    let done = written.and_then(|()| {
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("cannot move {} into place", path.display()))
+    });
+    if done.is_err() {
+        // a full disk or a write error: leave no partial file behind
+        let _ = std::fs::remove_file(&tmp);
+    }
+    done
+}
+
+/// Creates the output folder `dir` and checks, before any work, that anim can write there and
+/// that nothing it writes leaves it: a probe file is written and removed, and no entry of the
+/// folder or of its sub-folders is a symbolic link (through which a frame, the video or the
+/// state would be written elsewhere).
+///
+/// # Errors
+/// A folder that cannot be created or written (read-only, no permission), or a symbolic link in
+/// it, naming the path and what to do.
+pub fn prepare_folder(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the output folder {}", dir.display()))?;
+    let probe = dir.join(".anim-write-probe");
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .with_context(|| {
+            format!(
+                "the output folder {} is not writable; choose another with --out DIR",
+                dir.display()
+            )
+        })?;
+    let links = |d: &Path| -> Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(d).with_context(|| format!("cannot list {}", d.display()))? {
+            let e = e?;
+            if e.file_type()?.is_symlink() {
+                out.push(e.path());
+            }
+        }
+        Ok(out)
+    };
+    let mut found = links(dir)?;
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            found.extend(links(&e.path())?);
+        }
+    }
+    if let Some(l) = found.first() {
+        bail!(
+            "{} is a symbolic link (to {}); anim writes only below the output folder {}: remove the link",
+            l.display(),
+            std::fs::read_link(l).unwrap_or_default().display(),
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// Writes a PNG with [`write_atomic`], so a killed process never leaves a half-written frame.
@@ -50,12 +133,25 @@ pub fn read_rgb(path: &Path) -> Result<RgbImage> {
     if !path.is_file() {
         bail!("image {} does not exist", path.display());
     }
-    let img = image::open(path).with_context(|| {
-        format!(
-            "cannot read image {} (PNG, JPEG, WebP, BMP or TIFF expected)",
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    // a cut JPEG decodes "successfully" into grey: its end marker (FF D9, which the compressed
+    // data cannot contain) tells it from a whole file
+    if bytes.starts_with(&[0xFF, 0xD8]) && !bytes.windows(2).any(|w| w == [0xFF, 0xD9]) {
+        bail!(
+            "image {} is a JPEG without its end marker: the file is cut short (copy it again)",
             path.display()
-        )
-    })?;
+        );
+    }
+    let img = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r.decode().map_err(anyhow::Error::from))
+        .with_context(|| {
+            format!(
+                "cannot read image {} (PNG, JPEG, WebP, BMP or TIFF expected)",
+                path.display()
+            )
+        })?;
     Ok(img.to_rgb8())
 }
 
@@ -85,6 +181,28 @@ impl VideoSettings {
             pixel_format: "yuv420p".into(),
         }
     }
+}
+
+/// `path`, if FFmpeg can be given it: ffmpeg-next passes paths as UTF-8 text (and panics on
+/// others), so a path that is not UTF-8 is an error here.
+fn ffmpeg_path(path: &Path) -> Result<&Path> {
+    if path.to_str().is_none() {
+        bail!(
+            "{}: FFmpeg opens only paths that are UTF-8 text; rename the file or folder (or \
+             choose another with --out DIR)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Whether FFmpeg can write or read `path` (it must be UTF-8 text), so a render refuses a video
+/// it could not write before frame 0.
+///
+/// # Errors
+/// A path that is not UTF-8, naming it.
+pub fn check_ffmpeg_path(path: &Path) -> Result<()> {
+    ffmpeg_path(path).map(|_| ())
 }
 
 fn init_ffmpeg() -> Result<()> {
@@ -150,7 +268,7 @@ impl VideoWriter {
             _ => "mp4",
         };
         let tmp = out.with_extension(format!("{container}.tmp"));
-        let mut octx = ffmpeg::format::output_as(&tmp, container)
+        let mut octx = ffmpeg::format::output_as(ffmpeg_path(&tmp)?, container)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
         let codec = ffmpeg::encoder::find_by_name(&settings.codec).ok_or_else(|| {
             anyhow!(
@@ -289,6 +407,7 @@ impl VideoWriter {
         self.drain()?;
         self.octx.write_trailer()?;
         self.finished = true;
+        halt_in_write(&self.out);
         std::fs::rename(&self.tmp, &self.out)
             .with_context(|| format!("cannot move {} into place", self.out.display()))
     }
@@ -416,7 +535,7 @@ pub struct VideoInfo {
 /// Decodes every frame of the first video stream of `path`.
 pub fn probe_video(path: &Path) -> Result<VideoInfo> {
     init_ffmpeg()?;
-    let mut ictx = ffmpeg::format::input(path)
+    let mut ictx = ffmpeg::format::input(ffmpeg_path(path)?)
         .with_context(|| format!("cannot open video {}", path.display()))?;
     let stream = ictx
         .streams()
@@ -442,7 +561,12 @@ pub fn probe_video(path: &Path) -> Result<VideoInfo> {
     let mut frame = ffmpeg::frame::Video::empty();
     for (s, pkt) in ictx.packets() {
         if s.index() == index {
-            dec.send_packet(&pkt)?;
+            dec.send_packet(&pkt).with_context(|| {
+                format!(
+                    "{}: cannot decode the video after frame {frames}; a damaged or cut file?",
+                    path.display()
+                )
+            })?;
             while dec.receive_frame(&mut frame).is_ok() {
                 frames += 1;
             }
@@ -470,9 +594,9 @@ pub fn mux_soundtrack(video: &Path, audio: &Path, offset: f64) -> Result<()> {
     if !audio.is_file() {
         bail!("soundtrack {} does not exist", audio.display());
     }
-    let mut vin =
-        ffmpeg::format::input(video).with_context(|| format!("cannot open {}", video.display()))?;
-    let mut ain = ffmpeg::format::input(audio)
+    let mut vin = ffmpeg::format::input(ffmpeg_path(video)?)
+        .with_context(|| format!("cannot open {}", video.display()))?;
+    let mut ain = ffmpeg::format::input(ffmpeg_path(audio)?)
         .with_context(|| format!("cannot read soundtrack {}", audio.display()))?;
     let vstream = vin
         .streams()
@@ -500,7 +624,7 @@ pub fn mux_soundtrack(video: &Path, audio: &Path, offset: f64) -> Result<()> {
         );
     }
     let tmp = video.with_extension("mux.tmp");
-    let mut out = ffmpeg::format::output_as(&tmp, "mp4")
+    let mut out = ffmpeg::format::output_as(ffmpeg_path(&tmp)?, "mp4")
         .with_context(|| format!("cannot create {}", tmp.display()))?;
     let mut ov = out.add_stream(ffmpeg::encoder::find(Id::None))?;
     ov.set_parameters(vparams);
@@ -575,7 +699,7 @@ pub fn check_audio(path: &Path) -> Result<()> {
     init_ffmpeg()?;
     // FFmpeg's own log line for a damaged file would come before anim's message: quiet it here
     ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
-    let opened = ffmpeg::format::input(path);
+    let opened = ffmpeg::format::input(ffmpeg_path(path)?);
     ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error);
     let ictx = opened.with_context(|| {
         format!(
@@ -591,8 +715,8 @@ pub fn check_audio(path: &Path) -> Result<()> {
 
 pub fn audio_duration(path: &Path) -> Result<f64> {
     init_ffmpeg()?;
-    let ictx =
-        ffmpeg::format::input(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let ictx = ffmpeg::format::input(ffmpeg_path(path)?)
+        .with_context(|| format!("cannot open {}", path.display()))?;
     Ok(ictx
         .streams()
         .best(ffmpeg::media::Type::Audio)
@@ -642,32 +766,24 @@ fn select_frames(
     if let Some(dir) = dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let mut ictx = ffmpeg::format::input(path)
+    let mut ictx = ffmpeg::format::input(ffmpeg_path(path)?)
         .with_context(|| format!("cannot open video {}", path.display()))?;
     let stream = ictx
         .streams()
         .best(ffmpeg::media::Type::Video)
         .ok_or_else(|| anyhow!("{} has no video stream", path.display()))?;
     let index = stream.index();
+    // frames the container's index lists (0: unknown), to tell a cut file from a short video
+    let listed = usize::try_from(stream.frames()).unwrap_or(0);
     let mut dec = ffmpeg::codec::context::Context::from_parameters(stream.parameters())?
         .decoder()
         .video()?;
-    let (w, h) = (dec.width(), dec.height());
-    let mut scaler = ffmpeg::software::scaling::Context::get(
-        dec.format(),
-        w,
-        h,
-        ffmpeg::format::Pixel::RGB24,
-        w,
-        h,
-        ffmpeg::software::scaling::Flags::BICUBIC
-            | ffmpeg::software::scaling::Flags::ACCURATE_RND
-            | ffmpeg::software::scaling::Flags::FULL_CHR_H_INT,
-    )?;
     let nth = nth.max(1);
     let (mut decoded, mut written) = (0usize, 0usize);
     let mut frame = ffmpeg::frame::Video::empty();
     let mut rgb = ffmpeg::frame::Video::empty();
+    // made from the first decoded frame's format and size (a damaged file may have none)
+    let mut scaler: Option<(ffmpeg::software::scaling::Context, u32, u32)> = None;
     let mut take =
         |frame: &ffmpeg::frame::Video, decoded: &mut usize, written: &mut usize| -> Result<bool> {
             let i = *decoded;
@@ -682,7 +798,38 @@ fn select_frames(
                 *written += 1;
                 return Ok(true);
             };
-            scaler.run(frame, &mut rgb)?;
+            let (w, h) = (frame.width(), frame.height());
+            if frame.format() == ffmpeg::format::Pixel::None || w == 0 || h == 0 {
+                bail!(
+                    "{}: frame {i} has no picture (a damaged video?)",
+                    path.display()
+                );
+            }
+            let sc = match &mut scaler {
+                Some((sc, sw, sh)) if (*sw, *sh) == (w, h) => sc,
+                Some((_, sw, sh)) => bail!(
+                    "{}: frame {i} is {w}x{h}, the frames before it {sw}x{sh}; anim reads videos \
+                     of one frame size",
+                    path.display()
+                ),
+                None => {
+                    let sc = ffmpeg::software::scaling::Context::get(
+                        frame.format(),
+                        w,
+                        h,
+                        ffmpeg::format::Pixel::RGB24,
+                        w,
+                        h,
+                        ffmpeg::software::scaling::Flags::BICUBIC
+                            | ffmpeg::software::scaling::Flags::ACCURATE_RND
+                            | ffmpeg::software::scaling::Flags::FULL_CHR_H_INT,
+                    )
+                    .with_context(|| format!("{}: frame {i}", path.display()))?;
+                    &mut scaler.insert((sc, w, h)).0
+                }
+            };
+            sc.run(frame, &mut rgb)
+                .with_context(|| format!("{}: frame {i}", path.display()))?;
             let stride = rgb.stride(0);
             let row = w as usize * 3;
             let mut img = RgbImage::new(w, h);
@@ -694,22 +841,40 @@ fn select_frames(
             *written += 1;
             Ok(true)
         };
+    let damaged = |e: ffmpeg::Error, decoded: usize| {
+        anyhow!(
+            "{}: cannot decode the video after frame {decoded} ({e}); a damaged or cut file?",
+            path.display()
+        )
+    };
+    let mut stopped = false;
     'packets: for (s, pkt) in ictx.packets() {
         if s.index() != index {
             continue;
         }
-        dec.send_packet(&pkt)?;
+        dec.send_packet(&pkt).map_err(|e| damaged(e, decoded))?;
         while dec.receive_frame(&mut frame).is_ok() {
             if !take(&frame, &mut decoded, &mut written)? {
+                stopped = true;
                 break 'packets;
             }
         }
     }
-    dec.send_eof()?;
-    while dec.receive_frame(&mut frame).is_ok() {
-        if !take(&frame, &mut decoded, &mut written)? {
-            break;
+    if !stopped {
+        dec.send_eof().map_err(|e| damaged(e, decoded))?;
+        while dec.receive_frame(&mut frame).is_ok() {
+            if !take(&frame, &mut decoded, &mut written)? {
+                stopped = true;
+                break;
+            }
         }
+    }
+    if !stopped && listed > 0 && decoded < listed {
+        bail!(
+            "{}: the video ends after {decoded} of the {listed} frames its index lists (a cut or \
+             damaged file?)",
+            path.display()
+        );
     }
     if written == 0 {
         bail!(

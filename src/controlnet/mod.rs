@@ -100,16 +100,35 @@ impl Settings {
                 key_name(scene, i, key)
             )
         };
-        let module: Module = u
-            .module
+        // unknown names: the accepted ones (in the parser's message) and the nearest
+        let near = |e: anyhow::Error, v: &str, names: &[&str]| {
+            anyhow!(
+                "{e:#}{}",
+                crate::scene::nearest_value(v, names.iter().copied())
+            )
+        };
+        let module: Module = u.module.parse().map_err(|e: preprocess::PreprocessError| {
+            at("module", near(anyhow!(e), &u.module, &Module::NAMES))
+        })?;
+        let resize: ResizeMode =
+            u.resize_mode
+                .parse()
+                .map_err(|e: preprocess::PreprocessError| {
+                    at(
+                        "resize_mode",
+                        near(anyhow!(e), &u.resize_mode, &ResizeMode::NAMES),
+                    )
+                })?;
+        let mode: ControlMode = u.control_mode.parse().map_err(|e| {
+            at(
+                "control_mode",
+                near(e, &u.control_mode, &ControlMode::NAMES),
+            )
+        })?;
+        let window: WindowRule = u
+            .window
             .parse()
-            .map_err(|e: preprocess::PreprocessError| at("module", anyhow!(e)))?;
-        let resize: ResizeMode = u
-            .resize_mode
-            .parse()
-            .map_err(|e: preprocess::PreprocessError| at("resize_mode", anyhow!(e)))?;
-        let mode: ControlMode = u.control_mode.parse().map_err(|e| at("control_mode", e))?;
-        let window: WindowRule = u.window.parse().map_err(|e| at("window", e))?;
+            .map_err(|e| at("window", near(e, &u.window, &WindowRule::NAMES)))?;
         if !(64..=2048).contains(&u.processor_res) {
             return Err(at(
                 "processor_res",

@@ -106,6 +106,11 @@ pub enum WindowRule {
     A1111,
 }
 
+impl WindowRule {
+    /// The names a scene may use.
+    pub const NAMES: [&'static str; 2] = ["diffusers", "a1111"];
+}
+
 impl FromStr for WindowRule {
     type Err = anyhow::Error;
 

@@ -74,6 +74,7 @@ pub(crate) struct Manifest<'a> {
     pub pipeline_loads: usize,
     pub anim_version: &'a str,
     pub kind: &'a str,
+    #[serde(serialize_with = "lossy")]
     pub scene_file: &'a Path,
     /// The scene's fingerprint: `--resume=auto` skips a complete render of the same scene.
     pub scene_hash: &'a str,
@@ -82,6 +83,7 @@ pub(crate) struct Manifest<'a> {
     pub part: Option<[usize; 2]>,
     pub seed: i64,
     pub provider: &'a str,
+    #[serde(serialize_with = "lossy_opt")]
     pub model_folder: Option<&'a Path>,
     pub model_files_sha256: Vec<(String, String)>,
     /// Per ControlNet unit that is on (`cn_N`): its model folder's files and their sha256.
@@ -90,6 +92,18 @@ pub(crate) struct Manifest<'a> {
     pub complete: bool,
     pub scene: &'a Scene,
     pub frames: state::Records,
+}
+
+/// A path as text; one that is not UTF-8 with U+FFFD for its other bytes (serde refuses it).
+fn lossy<S: serde::Serializer>(p: &&Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&p.to_string_lossy())
+}
+
+fn lossy_opt<S: serde::Serializer>(p: &Option<&Path>, s: S) -> Result<S::Ok, S::Error> {
+    match p {
+        Some(p) => s.serialize_str(&p.to_string_lossy()),
+        None => s.serialize_none(),
+    }
 }
 
 impl Manifest<'_> {

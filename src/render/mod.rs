@@ -648,7 +648,7 @@ fn run_loop(
     let start = Instant::now();
     install_ctrlc();
     let hash = scene.fingerprint();
-    let out = opts.out.clone().unwrap_or_else(|| scene.output_folder());
+    let out = output_folder(scene, opts)?;
     let frames_dir = out.join("frames");
     if opts.frames.is_some() {
         frames_apart(scene)?;
@@ -727,7 +727,14 @@ fn run_loop(
     std::fs::create_dir_all(&frames_dir)
         .with_context(|| format!("cannot create output folder {}", frames_dir.display()))?;
     let journal = match &resumed {
-        Some((cp, _, _)) => state::Journal::reopen(&book, cp)?,
+        Some((cp, _, _)) => {
+            // a kill inside a write leaves its temporary file (a range of frames leaves them:
+            // other ranges may be writing into the same folder)
+            if opts.frames.is_none() {
+                remove_stale_frames(&frames_dir, usize::MAX)?;
+            }
+            state::Journal::reopen(&book, cp)?
+        }
         None => {
             // the folder no longer holds a complete render of its own: no manifest says so
             let _ = std::fs::remove_file(out.join("manifest.json"));
@@ -1000,7 +1007,10 @@ fn complete_already(scene: &Scene, opts: &RenderOptions) -> Option<RenderSummary
     if !(opts.resume && opts.resume_auto) {
         return None;
     }
-    let out = opts.out.clone().unwrap_or_else(|| scene.output_folder());
+    let out = match &opts.out {
+        Some(o) => o.clone(),
+        None => scene.checked_output_folder().ok()?,
+    };
     let book = match &opts.frames {
         Some(r) => part_folder(&out, r),
         None => out.clone(),
@@ -1009,6 +1019,24 @@ fn complete_already(scene: &Scene, opts: &RenderOptions) -> Option<RenderSummary
         return None;
     }
     complete_render(&out, &book, &scene.fingerprint())
+}
+
+/// The output folder of a render or preview (`--out`, else the scene's, which must stay below the
+/// scene's folder: [`Scene::checked_output_folder`]), created and checked to be writable with no
+/// symbolic link leading out of it ([`output::prepare_folder`]).
+///
+/// # Errors
+/// A scene's folder outside its lane, or a folder that cannot be written.
+pub fn output_folder(scene: &Scene, opts: &RenderOptions) -> Result<PathBuf> {
+    let out = match &opts.out {
+        Some(o) => o.clone(),
+        None => scene.checked_output_folder()?,
+    };
+    output::prepare_folder(&out)?;
+    if scene.output.video && !opts.no_video {
+        output::check_ffmpeg_path(&out.join("video.mp4"))?;
+    }
+    Ok(out)
 }
 
 /// Renders a scene with its model: the full img2img animation.
@@ -1023,6 +1051,8 @@ pub fn render(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
     if let Some(p) = &scene.init.image {
         load_init(scene, p)?;
     }
+    // a folder that cannot take the frames is refused before the model loads
+    output_folder(scene, opts)?;
     let controlled = crate::controlnet::any_enabled(scene);
     let load = if controlled {
         Pipeline::load_controlled

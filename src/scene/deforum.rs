@@ -2,7 +2,11 @@
 //!
 //! Missing keys take Deforum's defaults; renamed old keys are mapped as Deforum's own loader does;
 //! `enable_*` switches decide between a schedule and the value Deforum uses when it is off. Keys
-//! anim does not use yet are listed in warnings, never dropped silently.
+//! anim does not use yet are listed in warnings, never dropped silently. An unknown value of an
+//! enumerated key, a value of the wrong type, a key that looks like a misspelt Deforum key, and a
+//! known Deforum value anim does not implement (a feature switched on, a URL where a file is
+//! needed, an old sampler index) are errors; with [`ReadOptions::allow_unsupported`] the last two
+//! kinds are warnings and take the fallback docs/scene-format.md documents.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,8 +14,10 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::registry::{self, Kind};
+use super::validate::NOISE_TYPES;
 use super::{
-    AnimationMode, Border, ColorCoherence, ControlNetUnit, Scene, SceneError, ScheduleText,
+    AnimationMode, Border, ColorCoherence, ControlNetUnit, EMPTY_SCENE, PaddingMode, ReadOptions,
+    SamplingMode, Scene, SceneError, ScheduleText, SeedBehavior, unknown_value,
 };
 use crate::schedule::Expr;
 
@@ -58,6 +64,155 @@ const NO_EFFECT: &[&str] = &[
     "enable_ddim_eta_scheduling",
     "enable_ancestral_eta_scheduling",
 ];
+
+/// Deforum settings of features anim does not implement, with what they turn on: a value other
+/// than "off" (`false`, `"None"`, `""`, `0`, `null`) is an error unless `--allow-unsupported`,
+/// which renders without the feature.
+const UNIMPLEMENTED_FEATURES: &[(&str, &str)] = &[
+    ("use_mask", "image masks"),
+    ("use_noise_mask", "noise masks"),
+    ("use_mask_video", "video masks"),
+    ("hybrid_motion", "hybrid video motion"),
+    ("hybrid_composite", "hybrid video compositing"),
+    ("optical_flow_cadence", "optical-flow cadence"),
+    (
+        "optical_flow_redo_generation",
+        "optical-flow redo generation",
+    ),
+    ("diffusion_redo", "diffusion redo"),
+    ("use_looper", "guided images"),
+    ("r_upscale_video", "video upscaling"),
+    ("frame_interpolation_engine", "frame interpolation"),
+    ("parseq_manifest", "Parseq manifests (Parseq input)"),
+    ("shake_name", "Camera Shakify"),
+];
+
+/// Other Deforum settings anim does not implement: parameters of the features above (no effect
+/// while the feature is off). Listed in a warning when present; with the keys anim reads and
+/// [`NO_EFFECT`] they make the set of known keys a misspelt key is matched against.
+const UNIMPLEMENTED_KEYS: &[&str] = &[
+    "use_alpha_as_mask",
+    "mask_file",
+    "invert_mask",
+    "mask_contrast_adjust",
+    "mask_brightness_adjust",
+    "overlay_mask",
+    "mask_overlay_blur",
+    "fill",
+    "full_res_mask",
+    "full_res_mask_padding",
+    "pix2pix_img_cfg_scale_schedule",
+    "mask_schedule",
+    "noise_mask_schedule",
+    "redo_flow_factor_schedule",
+    "overwrite_extracted_frames",
+    "video_mask_path",
+    "hybrid_comp_alpha_schedule",
+    "hybrid_comp_mask_blend_alpha_schedule",
+    "hybrid_comp_mask_contrast_schedule",
+    "hybrid_comp_mask_auto_contrast_cutoff_high_schedule",
+    "hybrid_comp_mask_auto_contrast_cutoff_low_schedule",
+    "hybrid_flow_factor_schedule",
+    "hybrid_generate_inputframes",
+    "hybrid_generate_human_masks",
+    "hybrid_use_first_frame_as_init_image",
+    "hybrid_motion_use_prev_img",
+    "hybrid_flow_consistency",
+    "hybrid_consistency_blur",
+    "hybrid_flow_method",
+    "hybrid_use_init_image",
+    "hybrid_comp_mask_type",
+    "hybrid_comp_mask_inverse",
+    "hybrid_comp_mask_equalize",
+    "hybrid_comp_mask_auto_contrast",
+    "hybrid_comp_save_extra_frames",
+    "parseq_use_deltas",
+    "parseq_non_schedule_overrides",
+    "init_images",
+    "image_strength_schedule",
+    "blendFactorMax",
+    "blendFactorSlope",
+    "tweening_frames_schedule",
+    "color_correction_factor",
+    "r_upscale_factor",
+    "r_upscale_model",
+    "r_upscale_keep_imgs",
+    "frame_interpolation_x_amount",
+    "frame_interpolation_slow_mo_enabled",
+    "frame_interpolation_slow_mo_amount",
+    "frame_interpolation_keep_imgs",
+    "frame_interpolation_use_upscaled",
+    "shake_intensity",
+    "shake_speed",
+];
+
+/// Deforum's `depth_algorithm` names (its versions from 0.7 on). anim runs the ONNX model of
+/// `[depth] model` whatever the name; an unknown name is still refused, as a misspelling.
+const DEPTH_ALGORITHMS: &[&str] = &[
+    "Depth-Anything-V2-Small",
+    "Midas-3-Hybrid",
+    "Midas-3.1-BeitLarge",
+    "Midas+AdaBins (old)",
+    "Zoe+AdaBins (old)",
+    "Zoe",
+    "AdaBins",
+    "Leres",
+];
+
+/// Whether a setting's value means "off": `false`, `0`, `""`, `"None"`, `"0"`, `null`.
+fn is_off(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => matches!(
+            s.trim().to_ascii_lowercase().as_str(),
+            "" | "none" | "0" | "false"
+        ),
+        _ => false,
+    }
+}
+
+/// A known Deforum value anim does not implement: an error saying how to fix it, or with
+/// `allow` a warning saying what anim does instead (`fallback`, an infinitive phrase).
+fn unsupported(
+    allow: bool,
+    warnings: &mut Vec<String>,
+    what: &str,
+    fix: &str,
+    fallback: &str,
+) -> Result<(), String> {
+    if allow {
+        warnings.push(format!("{what}; --allow-unsupported: anim will {fallback}"));
+        Ok(())
+    } else {
+        Err(format!(
+            "{what}; {fix}, or pass --allow-unsupported to {fallback}"
+        ))
+    }
+}
+
+/// The variant named by an enumerated setting's string value; errors list the accepted names and
+/// the nearest one.
+fn choose<T: Copy>(key: &str, v: &Value, table: &[(&str, T)]) -> Result<T, String> {
+    let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+    match v {
+        Value::String(s) => table
+            .iter()
+            .find(|(n, _)| *n == s.trim())
+            .map(|(_, t)| *t)
+            .ok_or_else(|| unknown_value(&format!("`{key}`"), s, &names)),
+        other => Err(format!(
+            "`{key}` = {other}: expected one of {} (a string)",
+            names.join(", ")
+        )),
+    }
+}
+
+fn is_url(p: &str) -> bool {
+    let p = p.trim().to_ascii_lowercase();
+    p.starts_with("http://") || p.starts_with("https://")
+}
 
 /// Deforum's defaults for the switches (args.py): only the noise multiplier is on.
 fn switch_default(name: &str) -> bool {
@@ -121,11 +276,30 @@ fn rename_deprecated(map: &mut Map<String, Value>, warnings: &mut Vec<String>) {
 }
 
 /// Reads a Deforum settings file as a scene; returns the scene and its warnings.
+///
+/// # Errors
+/// As [`from_settings_with`] without `--allow-unsupported`.
 pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), SceneError> {
+    from_settings_with(text, path, ReadOptions::default())
+}
+
+/// Reads a Deforum settings file as a scene with options (`--allow-unsupported`); returns the
+/// scene and its warnings (also in [`Scene::warnings`]).
+///
+/// # Errors
+/// Malformed JSON, a file without settings, a value of the wrong type or outside its range, an
+/// unknown value of an enumerated setting, a misspelt key, and (unless `allow_unsupported`) a
+/// known value anim does not implement: each naming the file and the Deforum key.
+pub fn from_settings_with(
+    text: &str,
+    path: &Path,
+    opts: ReadOptions,
+) -> Result<(Scene, Vec<String>), SceneError> {
     let err = |message: String| SceneError {
         file: path.to_path_buf(),
         message,
     };
+    let allow = opts.allow_unsupported;
     let value: Value = serde_json::from_str(text).map_err(|e| {
         err(format!(
             "line {}, column {}: not valid JSON: {e} (a Deforum settings file is one JSON object)",
@@ -136,11 +310,15 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
     let Value::Object(mut map) = value else {
         return Err(err("a Deforum settings file must be a JSON object".into()));
     };
+    if map.is_empty() {
+        return Err(err(EMPTY_SCENE.into()));
+    }
     let mut warnings = Vec::new();
     rename_deprecated(&mut map, &mut warnings);
     let mut scene = Scene {
         path: path.to_path_buf(),
         from_deforum: true,
+        allow_unsupported: allow,
         ..Scene::default()
     };
     let used: std::cell::RefCell<Vec<String>> = Default::default();
@@ -149,6 +327,44 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
         map.get(k).cloned()
     };
     let bad = |k: &str, v: &Value, want: &str| format!("`{k}` = {v}: expected {want}");
+    // a switch: true/false (or 0/1, "true"/"false", as Deforum's UI saves some)
+    let flag = |k: &str| -> Result<Option<bool>, SceneError> {
+        get(k)
+            .map(|v| as_bool(&v).ok_or_else(|| err(bad(k, &v, "true or false"))))
+            .transpose()
+    };
+    let number = |k: &str, want: &str| -> Result<Option<f64>, SceneError> {
+        get(k)
+            .map(|v| {
+                as_f64(&v)
+                    .filter(|x| x.is_finite())
+                    .ok_or_else(|| err(bad(k, &v, want)))
+            })
+            .transpose()
+    };
+    let path_text = |k: &str| -> Result<Option<String>, SceneError> {
+        match get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
+            Some(v) => Err(err(bad(k, &v, "a file path (a string)"))),
+        }
+    };
+    for (key, what) in UNIMPLEMENTED_FEATURES {
+        if let Some(v) = map.get(*key)
+            && !is_off(v)
+        {
+            unsupported(
+                allow,
+                &mut warnings,
+                &format!(
+                    "`{key}` = {v} turns on a Deforum feature anim does not implement ({what})"
+                ),
+                &format!("set `{key}` to its off value (false, \"None\" or \"\")"),
+                "render without it",
+            )
+            .map_err(err)?;
+        }
+    }
 
     // size, floored to multiples of 8 as Deforum's pipeline does
     for (k, slot) in [
@@ -176,50 +392,79 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
     }
     // video_input is read before the mode check below
     if let Some(v) = get("animation_mode") {
-        scene.animation.mode = match v.as_str().unwrap_or("") {
-            "2D" => AnimationMode::TwoD,
-            "3D" => AnimationMode::ThreeD,
-            "None" => AnimationMode::None,
-            "Video Input" => AnimationMode::VideoInput,
-            "Interpolation" => AnimationMode::Interpolation,
-            other => {
-                warnings.push(format!("animation_mode \"{other}\" is not supported yet; read as \"2D\" for its schedules"));
-                AnimationMode::TwoD
-            }
-        };
+        scene.animation.mode = choose(
+            "animation_mode",
+            &v,
+            &[
+                ("2D", AnimationMode::TwoD),
+                ("3D", AnimationMode::ThreeD),
+                ("Video Input", AnimationMode::VideoInput),
+                ("Interpolation", AnimationMode::Interpolation),
+                ("None", AnimationMode::None),
+            ],
+        )
+        .map_err(err)?;
     }
     if let Some(v) = get("border") {
-        scene.animation.border = match v.as_str().unwrap_or("") {
-            "wrap" => Border::Wrap,
-            "replicate" => Border::Replicate,
-            _ => return Err(err(bad("border", &v, "\"replicate\" or \"wrap\""))),
-        };
+        // Deforum offers replicate and wrap; anim's reflect and zero are accepted too
+        scene.animation.border = choose(
+            "border",
+            &v,
+            &[
+                ("replicate", Border::Replicate),
+                ("wrap", Border::Wrap),
+                ("reflect", Border::Reflect),
+                ("zero", Border::Zero),
+            ],
+        )
+        .map_err(err)?;
     }
     if let Some(v) = get("padding_mode") {
-        scene.animation.padding_mode = serde_json::from_value(v.clone()).map_err(|_| {
-            err(bad(
-                "padding_mode",
-                &v,
-                "\"border\", \"reflection\" or \"zeros\"",
-            ))
-        })?;
+        scene.animation.padding_mode = choose(
+            "padding_mode",
+            &v,
+            &[
+                ("border", PaddingMode::Border),
+                ("reflection", PaddingMode::Reflection),
+                ("zeros", PaddingMode::Zeros),
+            ],
+        )
+        .map_err(err)?;
     }
     if let Some(v) = get("sampling_mode") {
-        scene.animation.sampling_mode = serde_json::from_value(v.clone()).map_err(|_| {
-            err(bad(
-                "sampling_mode",
-                &v,
-                "\"bicubic\", \"bilinear\" or \"nearest\"",
-            ))
-        })?;
+        scene.animation.sampling_mode = choose(
+            "sampling_mode",
+            &v,
+            &[
+                ("bicubic", SamplingMode::Bicubic),
+                ("bilinear", SamplingMode::Bilinear),
+                ("nearest", SamplingMode::Nearest),
+            ],
+        )
+        .map_err(err)?;
     }
-    if let Some(v) = get("use_depth_warping") {
-        scene.depth.use_depth_warping = as_bool(&v).unwrap_or(true);
+    if let Some(b) = flag("use_depth_warping")? {
+        scene.depth.use_depth_warping = b;
     }
-    if let Some(v) = get("save_depth_maps") {
-        scene.depth.save_depth_maps = as_bool(&v).unwrap_or(false);
+    if let Some(b) = flag("save_depth_maps")? {
+        scene.depth.save_depth_maps = b;
     }
-    if let Some(Value::String(algo)) = get("depth_algorithm") {
+    if let Some(v) = get("depth_algorithm") {
+        let algo = match &v {
+            Value::String(a) => a.clone(),
+            other => return Err(err(bad("depth_algorithm", other, "a depth model's name"))),
+        };
+        if !DEPTH_ALGORITHMS.contains(&algo.as_str()) {
+            // Deforum versions differ in their lists: a name anim does not know may be a newer one
+            unsupported(
+                allow,
+                &mut warnings,
+                &unknown_value("`depth_algorithm`", &algo, DEPTH_ALGORITHMS),
+                "use one of these names",
+                "read it as any other depth algorithm",
+            )
+            .map_err(err)?;
+        }
         get("midas_weight");
         if scene.animation.mode == AnimationMode::ThreeD && scene.depth.use_depth_warping {
             warnings.push(format!(
@@ -236,30 +481,37 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
         scene.init.strength =
             as_f64(&v).ok_or_else(|| err(bad("strength", &v, "a number in 0..1")))?;
     }
-    if let Some(v) = get("strength_0_no_init") {
-        scene.init.strength_0_no_init = as_bool(&v).unwrap_or(true);
+    if let Some(b) = flag("strength_0_no_init")? {
+        scene.init.strength_0_no_init = b;
     }
-    let use_init = get("use_init").and_then(|v| as_bool(&v)).unwrap_or(false);
-    if let Some(Value::String(p)) = get("init_image")
+    let use_init = flag("use_init")?.unwrap_or(false);
+    if let Some(p) = path_text("init_image")?
         && use_init
-        && !p.is_empty()
     {
-        if p.starts_with("http://") || p.starts_with("https://") {
-            warnings.push(format!("init_image {p} is a URL; anim reads local files only: download it and set [init] image"));
+        if is_url(&p) {
+            unsupported(
+                allow,
+                &mut warnings,
+                &format!("`init_image` = \"{p}\" is a URL; anim reads local files only"),
+                "download it and set `init_image` to the file's path",
+                "start from txt2img without the init image",
+            )
+            .map_err(err)?;
         } else {
             scene.init.image = Some(p.into());
         }
     }
     if let Some(v) = get("seed_behavior") {
-        let name = v.as_str().unwrap_or("").to_lowercase();
-        scene.generation.seed_behavior = serde_json::from_value(Value::String(name.clone()))
-            .map_err(|_| {
-                err(bad(
-                    "seed_behavior",
-                    &v,
-                    &format!("one of {}", crate::seeds::SeedBehavior::NAMES.join(", ")),
-                ))
-            })?;
+        // Deforum writes these in lower case; other cases are read as the same names
+        let lower = match &v {
+            Value::String(s) => Value::String(s.to_lowercase()),
+            other => other.clone(),
+        };
+        let table: Vec<(&str, SeedBehavior)> = SeedBehavior::NAMES
+            .iter()
+            .filter_map(|n| Some((*n, serde_json::from_value(Value::from(*n)).ok()?)))
+            .collect();
+        scene.generation.seed_behavior = choose("seed_behavior", &lower, &table).map_err(err)?;
     }
     if let Some(v) = get("seed_iter_N") {
         scene.generation.seed_iter_N = as_f64(&v)
@@ -268,54 +520,73 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
             as u64;
     }
     if let Some(v) = get("color_coherence") {
-        let name = v
-            .as_str()
-            .unwrap_or("")
-            .trim_start_matches("Match Frame 0 ")
-            .to_string();
-        scene.coherence.color_coherence = match name.as_str() {
-            "None" => ColorCoherence::None,
-            "LAB" => ColorCoherence::Lab,
-            "HSV" => ColorCoherence::Hsv,
-            "RGB" => ColorCoherence::Rgb,
-            "Image" => ColorCoherence::Image,
-            "Video Input" => ColorCoherence::VideoInput,
-            other => {
-                warnings.push(format!(
-                    "color_coherence \"{other}\" is not supported yet; using None"
-                ));
-                ColorCoherence::None
-            }
+        // old files write "Match Frame 0 LAB"
+        let name = match &v {
+            Value::String(s) => Value::String(s.trim_start_matches("Match Frame 0 ").to_string()),
+            other => other.clone(),
         };
+        scene.coherence.color_coherence = choose(
+            "color_coherence",
+            &name,
+            &[
+                ("None", ColorCoherence::None),
+                ("LAB", ColorCoherence::Lab),
+                ("HSV", ColorCoherence::Hsv),
+                ("RGB", ColorCoherence::Rgb),
+                ("Image", ColorCoherence::Image),
+                ("Video Input", ColorCoherence::VideoInput),
+            ],
+        )
+        .map_err(err)?;
     }
-    if let Some(Value::String(p)) = get("color_coherence_image_path")
-        && !p.is_empty()
-    {
+    if let Some(p) = path_text("color_coherence_image_path")? {
         scene.coherence.color_coherence_image_path = Some(p.into());
     }
-    if let Some(v) = get("color_coherence_video_every_N_frames") {
-        scene.coherence.color_coherence_video_every_N_frames =
-            as_f64(&v).filter(|n| *n >= 1.0).unwrap_or(1.0) as usize;
+    if let Some(n) = number(
+        "color_coherence_video_every_N_frames",
+        "a positive frame count",
+    )? {
+        if n < 1.0 {
+            return Err(err(format!(
+                "`color_coherence_video_every_N_frames` = {n}: must be at least 1"
+            )));
+        }
+        scene.coherence.color_coherence_video_every_N_frames = n as usize;
     }
-    if let Some(v) = get("color_force_grayscale") {
-        scene.coherence.color_force_grayscale = as_bool(&v).unwrap_or(false);
+    if let Some(b) = flag("color_force_grayscale")? {
+        scene.coherence.color_force_grayscale = b;
     }
     // Deforum's loader treats a file without the key as an old one: legacy colour matching
-    scene.coherence.legacy_colormatch = get("legacy_colormatch")
-        .and_then(|v| as_bool(&v))
-        .unwrap_or(true);
+    scene.coherence.legacy_colormatch = flag("legacy_colormatch")?.unwrap_or(true);
     if let Some(v) = get("diffusion_cadence") {
         scene.cadence.diffusion_cadence = as_f64(&v)
             .filter(|n| *n >= 1.0)
             .ok_or_else(|| err(bad("diffusion_cadence", &v, "a positive integer")))?
             as usize;
     }
-    if let Some(Value::String(p)) = get("video_init_path") {
-        if p.starts_with("http://") || p.starts_with("https://") {
-            warnings.push(format!("video_init_path {p} is a URL; anim reads local files only: download it and set [video_input] video_init_path"));
-        } else if !p.is_empty() {
-            scene.video_input.video_init_path = Some(p.into());
+    let video_mode = scene.animation.mode == AnimationMode::VideoInput;
+    let video_coherence = scene.coherence.color_coherence == ColorCoherence::VideoInput;
+    match path_text("video_init_path")? {
+        Some(p) if is_url(&p) && (video_mode || video_coherence) => {
+            unsupported(
+                allow,
+                &mut warnings,
+                &format!("`video_init_path` = \"{p}\" is a URL; anim reads local files only"),
+                "download it and set `video_init_path` to the file's path",
+                "read Video Input mode as 2D and Video Input colour coherence as LAB",
+            )
+            .map_err(err)?;
+            if video_mode {
+                scene.animation.mode = AnimationMode::TwoD;
+            }
+            if video_coherence {
+                scene.coherence.color_coherence = ColorCoherence::Lab;
+            }
         }
+        // a URL nothing uses (the mode is not Video Input) changes nothing
+        Some(p) if is_url(&p) => {}
+        Some(p) => scene.video_input.video_init_path = Some(p.into()),
+        None => {}
     }
     for (k, slot) in [
         (
@@ -341,53 +612,89 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
     if scene.animation.mode == AnimationMode::VideoInput
         && scene.video_input.video_init_path.is_none()
     {
-        warnings.push("Video Input mode without a local video_init_path: read as 2D".into());
-        scene.animation.mode = AnimationMode::TwoD;
+        return Err(err(
+            "`animation_mode` = \"Video Input\" needs `video_init_path`: the path of a local video file".into(),
+        ));
     }
-    if let Some(v) = get("enable_perspective_flip") {
-        scene.motion.enable_perspective_flip = as_bool(&v).unwrap_or(false);
+    if let Some(b) = flag("enable_perspective_flip")? {
+        scene.motion.enable_perspective_flip = b;
     }
-    if let Some(Value::String(t)) = get("noise_type") {
-        scene.noise.noise_type = t.to_lowercase();
+    if let Some(v) = get("noise_type") {
+        // Deforum writes these in lower case; other cases are read as the same names
+        let lower = match &v {
+            Value::String(s) => Value::String(s.to_lowercase()),
+            other => other.clone(),
+        };
+        let table: Vec<(&str, &str)> = NOISE_TYPES.iter().map(|n| (*n, *n)).collect();
+        scene.noise.noise_type = choose("noise_type", &lower, &table).map_err(err)?.into();
     }
-    if let Some(v) = get("perlin_octaves") {
-        scene.noise.perlin_octaves = as_f64(&v).unwrap_or(4.0) as u32;
+    if let Some(n) = number("perlin_octaves", "a whole number of octaves")? {
+        if n < 1.0 || n.fract() != 0.0 {
+            return Err(err(format!(
+                "`perlin_octaves` = {n}: a whole number of octaves, at least 1"
+            )));
+        }
+        scene.noise.perlin_octaves = n.min(u32::MAX as f64) as u32;
     }
-    if let Some(v) = get("perlin_persistence") {
-        scene.noise.perlin_persistence = as_f64(&v).unwrap_or(0.5);
+    if let Some(n) = number("perlin_persistence", "a number (Deforum's default is 0.5)")? {
+        scene.noise.perlin_persistence = n;
     }
     if let Some(v) = get("fps") {
         scene.output.fps = as_f64(&v)
             .filter(|f| *f > 0.0)
             .ok_or_else(|| err(bad("fps", &v, "a positive number")))?;
     }
-    if let Some(v) = get("make_gif") {
-        scene.output.gif = as_bool(&v).unwrap_or(false);
+    if let Some(b) = flag("make_gif")? {
+        scene.output.gif = b;
     }
-    let soundtrack = get("add_soundtrack")
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    if let Some(Value::String(p)) = get("soundtrack_path") {
-        if soundtrack == "File" {
-            if p.starts_with("http://") || p.starts_with("https://") {
-                warnings.push(format!("soundtrack_path {p} is a URL; anim reads local files only: download it and set [output] soundtrack"));
-            } else if !p.is_empty() {
-                scene.output.soundtrack = Some(p.into());
-            }
-        } else if soundtrack == "Init Video" {
-            warnings.push("add_soundtrack = \"Init Video\" is not supported yet; set [output] soundtrack to the video file".into());
+    let soundtrack = match get("add_soundtrack") {
+        Some(v) => choose(
+            "add_soundtrack",
+            &v,
+            &[
+                ("None", "None"),
+                ("File", "File"),
+                ("Init Video", "Init Video"),
+            ],
+        )
+        .map_err(err)?,
+        None => "None",
+    };
+    let soundtrack_path = path_text("soundtrack_path")?;
+    match (soundtrack, soundtrack_path) {
+        ("File", Some(p)) if is_url(&p) => unsupported(
+            allow,
+            &mut warnings,
+            &format!("`soundtrack_path` = \"{p}\" is a URL; anim reads local files only"),
+            "download it and set `soundtrack_path` to the file's path",
+            "render without a soundtrack",
+        )
+        .map_err(err)?,
+        ("File", Some(p)) => scene.output.soundtrack = Some(p.into()),
+        ("File", None) => {
+            return Err(err(
+                "`add_soundtrack` = \"File\" needs `soundtrack_path`: the path of an audio file"
+                    .into(),
+            ));
         }
+        ("Init Video", _) => unsupported(
+            allow,
+            &mut warnings,
+            "`add_soundtrack` = \"Init Video\" is not implemented in anim",
+            "set `add_soundtrack` to \"File\" and `soundtrack_path` to the video file",
+            "render without a soundtrack",
+        )
+        .map_err(err)?,
+        _ => {}
     }
-    if let Some(v) = get("skip_video_creation") {
-        scene.output.video = !as_bool(&v).unwrap_or(false);
+    if let Some(b) = flag("skip_video_creation")? {
+        scene.output.video = !b;
     }
 
     // schedules, with Deforum's enable switches
     for def in registry::SCHEDULES {
         let enabled = match def.enabled_by {
-            Some((switch, _)) => get(switch)
-                .and_then(|v| as_bool(&v))
-                .unwrap_or(switch_default(switch)),
+            Some((switch, _)) => flag(switch)?.unwrap_or(switch_default(switch)),
             None => true,
         };
         let value = if enabled {
@@ -402,15 +709,27 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
             match (def.name, off) {
                 // the base setting stands in for the disabled schedule
                 ("steps", _) => get("steps")
-                    .and_then(|v| as_f64(&v))
-                    .map(ScheduleText::Number),
+                    .map(|v| {
+                        as_f64(&v)
+                            .map(ScheduleText::Number)
+                            .ok_or_else(|| err(bad("steps", &v, "a number of steps")))
+                    })
+                    .transpose()?,
                 ("sampler", _) => match get("sampler") {
                     Some(Value::String(s)) => Some(ScheduleText::Text(s)),
                     Some(v @ Value::Number(_)) => {
-                        warnings.push(format!("sampler = {v} is an old sampler index; anim needs a name, using \"Euler a\""));
+                        unsupported(
+                            allow,
+                            &mut warnings,
+                            &format!("`sampler` = {v} is an old sampler index"),
+                            "write the sampler's name instead (e.g. \"Euler a\")",
+                            "render with \"Euler a\"",
+                        )
+                        .map_err(err)?;
                         None
                     }
-                    _ => None,
+                    Some(v) => return Err(err(bad("sampler", &v, "a sampler name"))),
+                    None => None,
                 },
                 (_, off) => Some(ScheduleText::text(off)),
             }
@@ -435,10 +754,7 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
         }
     }
     // Deforum's "old formula": the 3D aspect ratio is W/H instead of the schedule
-    if get("aspect_ratio_use_old_formula")
-        .and_then(|v| as_bool(&v))
-        .unwrap_or(false)
-    {
+    if flag("aspect_ratio_use_old_formula")?.unwrap_or(false) {
         let ratio = scene.image.width as f64 / scene.image.height as f64;
         scene.motion.aspect_ratio = ScheduleText::Number(ratio);
         warnings.push(format!(
@@ -451,9 +767,7 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
 
     // ControlNet units that are on
     for i in 1..=5 {
-        let on = get(&format!("cn_{i}_enabled"))
-            .and_then(|v| as_bool(&v))
-            .unwrap_or(false);
+        let on = flag(&format!("cn_{i}_enabled"))?.unwrap_or(false);
         for k in [
             "overwrite_frames",
             "vid_path",
@@ -621,22 +935,63 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
     // everything else: listed, never dropped silently
     let used = used.into_inner();
     let mut ignored: Vec<&str> = Vec::new();
-    let mut unsupported: Vec<&str> = Vec::new();
+    let mut not_implemented: Vec<&str> = Vec::new();
+    let mut unknown: Vec<&str> = Vec::new();
     for k in map.keys() {
         if used.iter().any(|u| u == k) {
             continue;
         }
         if NO_EFFECT.contains(&k.as_str()) {
             ignored.push(k);
+        } else if UNIMPLEMENTED_KEYS.contains(&k.as_str())
+            || UNIMPLEMENTED_FEATURES.iter().any(|(f, _)| f == k)
+        {
+            not_implemented.push(k);
         } else {
-            unsupported.push(k);
+            unknown.push(k);
         }
     }
-    if !unsupported.is_empty() {
+    // a key close to a known one is a misspelling, not a setting of another Deforum version
+    let known = || {
+        used.iter()
+            .map(String::as_str)
+            .chain(NO_EFFECT.iter().copied())
+            .chain(UNIMPLEMENTED_KEYS.iter().copied())
+            .chain(UNIMPLEMENTED_FEATURES.iter().map(|(f, _)| *f))
+    };
+    for k in &unknown {
+        let near = known()
+            .map(|c| {
+                (
+                    strsim::jaro_winkler(&k.to_lowercase(), &c.to_lowercase()),
+                    c,
+                )
+            })
+            .filter(|(score, _)| *score >= 0.9)
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        if let Some((_, c)) = near {
+            unsupported(
+                allow,
+                &mut warnings,
+                &format!("unknown setting `{k}`, did you mean `{c}`?"),
+                &format!("rename it to `{c}` (or remove it)"),
+                "ignore it",
+            )
+            .map_err(err)?;
+        }
+    }
+    if !not_implemented.is_empty() {
         warnings.push(format!(
             "not supported yet, ignored ({}): {}",
-            unsupported.len(),
-            unsupported.join(", ")
+            not_implemented.len(),
+            not_implemented.join(", ")
+        ));
+    }
+    if !unknown.is_empty() {
+        warnings.push(format!(
+            "unknown settings (not Deforum's, or of a Deforum version anim does not know), ignored ({}): {}",
+            unknown.len(),
+            unknown.join(", ")
         ));
     }
     if !ignored.is_empty() {
@@ -646,7 +1001,9 @@ pub fn from_settings(text: &str, path: &Path) -> Result<(Scene, Vec<String>), Sc
             ignored.join(", ")
         ));
     }
+    scene.warnings = warnings;
     scene.validate().map_err(|m| err(with_deforum_name(m)))?;
+    let warnings = scene.warnings.clone();
     Ok((scene, warnings))
 }
 
@@ -709,10 +1066,18 @@ pub fn to_toml(scene: &Scene, source: &Path, warnings: &[String]) -> Result<Stri
 /// # Errors
 /// An unreadable file, or settings that do not make a valid scene.
 pub fn read_file(settings: &Path) -> anyhow::Result<(Scene, Vec<String>)> {
+    read_file_with(settings, ReadOptions::default())
+}
+
+/// [`read_file`] with options (`--allow-unsupported`).
+///
+/// # Errors
+/// As [`read_file`].
+pub fn read_file_with(settings: &Path, opts: ReadOptions) -> anyhow::Result<(Scene, Vec<String>)> {
     use anyhow::Context as _;
     let text = std::fs::read_to_string(settings)
         .with_context(|| format!("cannot read {}", settings.display()))?;
-    Ok(from_settings(&text, settings)?)
+    Ok(from_settings_with(&text, settings, opts)?)
 }
 
 /// Writes `scene`, imported from `settings` with `warnings`, as a scene TOML file at `output`
@@ -729,4 +1094,113 @@ pub fn write_toml(
     use anyhow::Context as _;
     let toml = to_toml(scene, settings, warnings).map_err(anyhow::Error::msg)?;
     std::fs::write(output, toml).with_context(|| format!("cannot write {}", output.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(json: &str, allow: bool) -> Result<(Scene, Vec<String>), String> {
+        let opts = ReadOptions {
+            allow_unsupported: allow,
+        };
+        from_settings_with(json, Path::new("s.json"), opts).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn unknown_values_and_wrong_types_are_errors() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                r#"{"animation_mode": "4D"}"#,
+                &["s.json", "`animation_mode` = \"4D\"", "accepted: 2D, 3D"],
+            ),
+            (r#"{"animation_mode": "3d"}"#, &["did you mean `3D`"]),
+            (
+                r#"{"animation_mode": 2}"#,
+                &["`animation_mode` = 2", "a string"],
+            ),
+            (r#"{"color_coherence": "Lab"}"#, &["did you mean `LAB`"]),
+            (r#"{"border": "mirror"}"#, &["`border`", "replicate, wrap"]),
+            (
+                r#"{"noise_type": "gauss"}"#,
+                &["`noise_type`", "perlin, uniform"],
+            ),
+            (r#"{"seed_behavior": "iterat"}"#, &["did you mean `iter`"]),
+            (
+                r#"{"add_soundtrack": "Mic"}"#,
+                &["`add_soundtrack`", "Init Video"],
+            ),
+            (
+                r#"{"use_depth_warping": "maybe"}"#,
+                &["`use_depth_warping`", "true or false"],
+            ),
+            (r#"{"perlin_octaves": "four"}"#, &["`perlin_octaves`"]),
+            (r#"{"steps": "many"}"#, &["`steps`", "number"]),
+            (
+                r#"{"animation_mode": "Video Input"}"#,
+                &["`video_init_path`"],
+            ),
+            (r#"{"add_soundtrack": "File"}"#, &["`soundtrack_path`"]),
+        ];
+        for (json, needles) in cases {
+            let e = read(json, false).unwrap_err();
+            for n in *needles {
+                assert!(e.contains(n), "{json}: error lacks {n:?}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn unsupported_values_need_the_flag_and_then_take_their_fallback() {
+        let cases: &[(&str, &str)] = &[
+            (r#"{"hybrid_motion": "Optical Flow"}"#, "`hybrid_motion`"),
+            (r#"{"parseq_manifest": "{\"x\": 1}"}"#, "Parseq"),
+            (r#"{"sampler": 3}"#, "sampler index"),
+            (r#"{"zom": "0:(1.1)"}"#, "did you mean `zoom`"),
+            (r#"{"add_soundtrack": "Init Video"}"#, "`add_soundtrack`"),
+            (
+                r#"{"animation_mode": "Video Input", "video_init_path": "https://x/v.mp4"}"#,
+                "URL",
+            ),
+            (
+                r#"{"use_init": true, "init_image": "http://x/i.png"}"#,
+                "URL",
+            ),
+        ];
+        for (json, needle) in cases {
+            let e = read(json, false).unwrap_err();
+            assert!(
+                e.contains(needle) && e.contains("--allow-unsupported"),
+                "{json}: {e}"
+            );
+            let (_, warnings) = read(json, true).unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert!(
+                warnings
+                    .iter()
+                    .any(|w| w.contains(needle) && w.contains("--allow-unsupported")),
+                "{json}: {warnings:?}"
+            );
+        }
+        let (s, _) = read(
+            r#"{"animation_mode": "Video Input", "video_init_path": "https://x/v.mp4"}"#,
+            true,
+        )
+        .unwrap();
+        assert_eq!(s.animation.mode, AnimationMode::TwoD);
+        let (s, _) = read(r#"{"sampler": 3}"#, true).unwrap();
+        assert_eq!(s.generation.sampler, ScheduleText::text("Euler a"));
+        // off values and a URL nothing uses are no errors; far unknown keys are warnings
+        let (_, warnings) = read(
+            r#"{"hybrid_motion": "None", "use_mask": false, "parseq_manifest": "",
+                "video_init_path": "https://x/v.mp4", "some_future_setting": 1}"#,
+            false,
+        )
+        .unwrap();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("unknown settings") && w.contains("some_future_setting")),
+            "{warnings:?}"
+        );
+    }
 }

@@ -21,7 +21,7 @@ use crate::schedule::{Context, Interpolation, Schedule, StringSchedule};
 pub use crate::seeds::SeedBehavior;
 pub use prompts::{Prompt, expand_prompt_math};
 pub use registry::{FrameSchedules, FrameValues, ScheduleColumns};
-pub use samplers::{SAMPLERS, sampler_name};
+pub use samplers::{SAMPLERS, UNIMPLEMENTED_SAMPLERS, sampler_fallback, sampler_name};
 pub use tables::{
     AnimationMode, AnimationSettings, AntiBlurSettings, Border, CadenceSettings, CoherenceSettings,
     ColorCoherence, ControlNetUnit, DepthNormalization, DepthResize, DepthSettings,
@@ -30,7 +30,14 @@ pub use tables::{
     VideoInputSettings,
 };
 use toml_error::describe_toml_error;
+pub use toml_error::{nearest_value, unknown_value};
 pub use validate::{MAX_CADENCE, MAX_FRAMES, MAX_SEED, MAX_SIDE, max_perlin_octaves};
+
+/// The message for a scene or settings file without a single setting.
+const EMPTY_SCENE: &str = "the file holds no settings (empty, blank or only comments); anim never \
+     reads an empty file as \"all defaults\": write at least the settings that differ from the \
+     defaults (docs/scene-format.md lists every key, `anim import deforum` converts a Deforum \
+     settings file)";
 
 /// A scene that cannot be used, with the file and the place in it.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +47,16 @@ pub struct SceneError {
     pub file: PathBuf,
     /// What is wrong, with line/column or key, and how to fix it.
     pub message: String,
+}
+
+/// How a scene file is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// A known Deforum/A1111 value anim does not implement (a sampler, hybrid video, a Parseq
+    /// manifest, a URL where a file is needed) is a warning and takes its documented fallback
+    /// (docs/scene-format.md, "Unsupported values") instead of being an error
+    /// (`--allow-unsupported`).
+    pub allow_unsupported: bool,
 }
 
 /// A whole scene file.
@@ -92,6 +109,9 @@ pub struct Scene {
     /// Read from a Deforum settings file: messages name its keys.
     #[serde(skip)]
     pub from_deforum: bool,
+    /// Read with [`ReadOptions::allow_unsupported`]: unimplemented samplers take their fallback.
+    #[serde(skip)]
+    pub allow_unsupported: bool,
     /// The schedules evaluated when the scene was read, for [`Scene::frame_schedules`].
     #[serde(skip)]
     evaluated: Option<Arc<Evaluated>>,
@@ -113,16 +133,34 @@ impl Scene {
     /// Reads and validates a scene file: TOML, or a Deforum settings file (JSON, recognised by
     /// content).
     pub fn load(path: &Path) -> Result<Scene, SceneError> {
-        let text = std::fs::read_to_string(path).map_err(|e| SceneError {
+        Scene::load_with(path, ReadOptions::default())
+    }
+
+    /// [`Scene::load`] with options (`--allow-unsupported`).
+    ///
+    /// # Errors
+    /// An unreadable, empty or invalid file, naming the file and the key or line.
+    pub fn load_with(path: &Path, opts: ReadOptions) -> Result<Scene, SceneError> {
+        let bytes = std::fs::read(path).map_err(|e| SceneError {
             file: path.to_path_buf(),
             message: format!("cannot read the scene file: {e}"),
         })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let before = &e.as_bytes()[..at];
+            let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+            SceneError {
+                file: path.to_path_buf(),
+                message: format!(
+                    "line {line}: not UTF-8 text (byte {at}); save the scene file as UTF-8"
+                ),
+            }
+        })?;
         if deforum::looks_like_settings(&text) {
-            let (mut scene, warnings) = deforum::from_settings(&text, path)?;
-            scene.warnings = warnings;
+            let (scene, _) = deforum::from_settings_with(&text, path, opts)?;
             return Ok(scene);
         }
-        let mut scene = Scene::from_toml(&text, path)?;
+        let mut scene = Scene::from_toml_with(&text, path, opts)?;
         scene.path = path.to_path_buf();
         Ok(scene)
     }
@@ -139,14 +177,30 @@ impl Scene {
     }
 
     /// Parses scene text; `path` is used for messages and relative paths.
+    ///
+    /// # Errors
+    /// Malformed TOML, unknown keys or values, out-of-range values, and a file without any
+    /// setting (an empty file is never read as "all defaults").
     pub fn from_toml(text: &str, path: &Path) -> Result<Scene, SceneError> {
+        Scene::from_toml_with(text, path, ReadOptions::default())
+    }
+
+    /// [`Scene::from_toml`] with options (`--allow-unsupported`).
+    ///
+    /// # Errors
+    /// As [`Scene::from_toml`].
+    pub fn from_toml_with(text: &str, path: &Path, opts: ReadOptions) -> Result<Scene, SceneError> {
         let err = |message: String| SceneError {
             file: path.to_path_buf(),
             message,
         };
+        if toml::from_str::<toml::Table>(text).is_ok_and(|t| t.is_empty()) {
+            return Err(err(EMPTY_SCENE.into()));
+        }
         let mut scene: Scene =
             toml::from_str(text).map_err(|e| err(describe_toml_error(text, &e)))?;
         scene.path = path.to_path_buf();
+        scene.allow_unsupported = opts.allow_unsupported;
         scene.validate().map_err(err)?;
         Ok(scene)
     }
@@ -248,7 +302,7 @@ impl Scene {
             };
             let is_text = registry::def(&name).is_some_and(|d| d.kind == registry::Kind::Text);
             if is_text {
-                let values = match s {
+                let mut values = match s {
                     ScheduleText::Text(t) if StringSchedule::is_keyframed(t) => {
                         StringSchedule::parse(t, &ctx)
                             .map_err(|e| format!("{label} = \"{t}\": {e}"))?
@@ -256,15 +310,19 @@ impl Scene {
                     }
                     other => StringSchedule::constant(&other.to_string()).evaluate(&ctx),
                 };
+                if name == "sampler" && self.allow_unsupported {
+                    for v in values.iter_mut() {
+                        if let Some((_, fallback)) = sampler_fallback(v) {
+                            *v = fallback.to_string();
+                        }
+                    }
+                }
                 text.push((name, values));
                 continue;
             }
             let interp = match self.interpolation.get(&name) {
                 Some(m) => Interpolation::from_name(m).ok_or_else(|| {
-                    format!(
-                        "[interpolation] {name} = \"{m}\": unknown mode; use one of {}",
-                        Interpolation::NAMES.join(", ")
-                    )
+                    unknown_value(&format!("[interpolation] {name}"), m, Interpolation::NAMES)
                 })?,
                 None => Interpolation::Linear,
             };
@@ -274,7 +332,9 @@ impl Scene {
                     Schedule::parse(t, &ctx).map_err(|e| format!("{label} = \"{t}\": {e}"))?
                 }
             };
-            let values = sched.evaluate_with(&ctx, interp);
+            let values = sched
+                .evaluate_checked(&ctx, interp)
+                .map_err(|e| format!("{label} = \"{s}\": {e}"))?;
             if let Some(i) = values.iter().position(|v| !v.is_finite()) {
                 return Err(format!(
                     "{label}: the value at frame {i} is {} (not a finite number); check the expression",
@@ -395,6 +455,72 @@ impl Scene {
         Ok(())
     }
 
+    /// [`Scene::output_folder`], checked to stay in the scene's lane: a scene's `[output] folder`
+    /// is relative, does not climb out of the scene's folder with `..`, and no symbolic link on
+    /// its way leads out of it. (`--out DIR`, the user's explicit choice, is not checked.)
+    ///
+    /// # Errors
+    /// An absolute folder, one that climbs out of the scene's folder, or one that a symbolic link
+    /// leads out of, with how to write there on purpose.
+    pub fn checked_output_folder(&self) -> Result<PathBuf, SceneError> {
+        use std::path::Component;
+        let full = self.output_folder();
+        let base = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let written = self
+            .output
+            .folder
+            .as_ref()
+            .map(|f| format!("[output] folder = \"{}\"", f.display()))
+            .unwrap_or_else(|| format!("the default output folder {}", full.display()));
+        let err = |why: String| SceneError {
+            file: self.path.clone(),
+            message: format!(
+                "{written}: {why}; a scene file writes only below its own folder ({}): pass \
+                 --out {} to write there on purpose",
+                base.display(),
+                full.display()
+            ),
+        };
+        let mut depth = 0usize;
+        for c in self.output.folder.iter().flat_map(|f| f.components()) {
+            match c {
+                Component::Normal(_) => depth += 1,
+                Component::CurDir => {}
+                Component::ParentDir if depth > 0 => depth -= 1,
+                Component::ParentDir => {
+                    return Err(err("it climbs out of the scene's folder with `..`".into()));
+                }
+                Component::RootDir | Component::Prefix(_) => {
+                    return Err(err("it is an absolute path".into()));
+                }
+            }
+        }
+        // the deepest part that exists, with its symbolic links resolved, is inside the scene's
+        // (resolved) folder
+        let resolved = |p: &Path| {
+            std::fs::canonicalize(p)
+                .map_err(|e| err(format!("cannot resolve {}: {e}", p.display())))
+        };
+        let root = resolved(base)?;
+        let mut existing = full.clone();
+        while existing.symlink_metadata().is_err() && existing.pop() {}
+        if existing.as_os_str().is_empty() {
+            existing = PathBuf::from(".");
+        }
+        let inside = resolved(&existing)?;
+        if !inside.starts_with(&root) {
+            return Err(err(format!(
+                "{} leads to {} through a symbolic link",
+                existing.display(),
+                inside.display()
+            )));
+        }
+        Ok(full)
+    }
+
     /// The output folder: `[output] folder`, or `output/<scene name>` beside the scene.
     pub fn output_folder(&self) -> PathBuf {
         match &self.output.folder {
@@ -474,6 +600,48 @@ mod tests {
                 assert!(e.contains(n), "schedule {sched:?}: error lacks {n:?}: {e}");
             }
         }
+    }
+
+    #[test]
+    fn empty_files_are_errors_not_defaults() {
+        for text in ["", "  \n\t\n", "# only\n# comments\n"] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains("no settings"), "{text:?}: {e}");
+        }
+        for text in ["{}", " {\n }\n"] {
+            let e = deforum::from_settings(text, Path::new("s.json"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("s.json") && e.contains("no settings"), "{e}");
+        }
+    }
+
+    #[test]
+    fn unimplemented_samplers_take_their_fallback_only_when_allowed() {
+        let text = "[animation]\nmax_frames = 4\n[generation]\nseed = 1\n\
+                    sampler = \"0: (Euler), 2: (DPM++ SDE Karras)\"\n";
+        let e = parse(text).unwrap_err().to_string();
+        assert!(
+            e.contains("DPM++ SDE Karras") && e.contains("--allow-unsupported"),
+            "{e}"
+        );
+        let allow = ReadOptions {
+            allow_unsupported: true,
+        };
+        let s = Scene::from_toml_with(text, Path::new("scene.toml"), allow).unwrap();
+        let f = s.frame_schedules().unwrap();
+        let samplers: Vec<&str> = (0..4).map(|i| f.at(i).sampler).collect();
+        assert_eq!(
+            samplers,
+            ["Euler", "Euler", "DPM++ 2M Karras", "DPM++ 2M Karras"]
+        );
+        assert!(
+            s.warnings.iter().any(|w| w.contains("DPM++ SDE Karras")
+                && w.contains("frame 2")
+                && w.contains("DPM++ 2M Karras")),
+            "{:?}",
+            s.warnings
+        );
     }
 
     pub(super) fn parse(s: &str) -> Result<Scene, SceneError> {

@@ -729,7 +729,7 @@ mod tests {
     #[test]
     #[allow(clippy::approx_constant)] // 3.14 is in Deforum's default zoom
     fn defaults_follow_deforum() {
-        let s = parse("").unwrap();
+        let s = parse("[image]").unwrap();
         assert_eq!(
             (s.image.width, s.image.height, s.animation.max_frames),
             (512, 512, 120)

@@ -4,7 +4,11 @@
 use std::sync::Arc;
 
 use super::prompts::expand_prompt_math;
-use super::{AnimationMode, ColorCoherence, Evaluated, FrameSchedules, Scene, sampler_name};
+use super::{
+    AnimationMode, ColorCoherence, Evaluated, FrameSchedules, Scene, ScheduleText, nearest_value,
+    sampler_fallback, sampler_name, unknown_value,
+};
+use crate::schedule::StringSchedule;
 
 /// The most frames one scene may have (every schedule holds a value per frame).
 pub const MAX_FRAMES: usize = 1_000_000;
@@ -15,6 +19,39 @@ pub const MAX_CADENCE: usize = 50;
 /// The largest seed: A1111 and Deforum draw and show seeds in `0..=2^32 - 1`; `-1` asks for a
 /// random one.
 pub const MAX_SEED: i64 = u32::MAX as i64;
+
+/// x264/x265 presets, fastest first.
+pub const PRESETS: &[&str] = &[
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+];
+
+/// Video encoders of the mp4 (`[output] codec`).
+pub const CODECS: &[&str] = &["libx264", "libx265"];
+
+/// Pixel formats suggested for `[output] pixel_format` (any FFmpeg name is accepted).
+pub const PIXEL_FORMATS: &[&str] = &[
+    "yuv420p",
+    "yuv422p",
+    "yuv444p",
+    "yuv420p10le",
+    "yuv422p10le",
+    "yuv444p10le",
+    "yuvj420p",
+    "nv12",
+    "gray",
+];
+
+/// Noise types (`[noise] noise_type`, Deforum's `noise_type`).
+pub const NOISE_TYPES: &[&str] = &["perlin", "uniform"];
 
 /// A scheduled seed `-1` (random) or within `0..=MAX_SEED`, as A1111 takes them.
 fn check_seed(key: &str, x: f64) -> Result<(), String> {
@@ -142,29 +179,17 @@ impl Scene {
                 self.depth.input_size
             ));
         }
-        const PRESETS: &[&str] = &[
-            "ultrafast",
-            "superfast",
-            "veryfast",
-            "faster",
-            "fast",
-            "medium",
-            "slow",
-            "slower",
-            "veryslow",
-            "placebo",
-        ];
         if !PRESETS.contains(&self.output.preset.as_str()) {
-            return Err(format!(
-                "[output] preset = \"{}\": use one of {}",
-                self.output.preset,
-                PRESETS.join(", ")
+            return Err(unknown_value(
+                "[output] preset",
+                &self.output.preset,
+                PRESETS,
             ));
         }
-        if !matches!(self.output.codec.as_str(), "libx264" | "libx265") {
+        if !CODECS.contains(&self.output.codec.as_str()) {
             return Err(format!(
-                "[output] codec = \"{}\": use \"libx264\" or \"libx265\" (gif and webm have their own switches)",
-                self.output.codec
+                "{} (gif and webm have their own switches)",
+                unknown_value("[output] codec", &self.output.codec, CODECS)
             ));
         }
         if self
@@ -174,8 +199,10 @@ impl Scene {
             .is_err()
         {
             return Err(format!(
-                "[output] pixel_format = \"{}\": not a pixel format FFmpeg knows (e.g. yuv420p, yuv444p)",
-                self.output.pixel_format
+                "[output] pixel_format = \"{}\": not a pixel format FFmpeg knows{}; common ones: {}",
+                self.output.pixel_format,
+                nearest_value(&self.output.pixel_format, PIXEL_FORMATS.iter().copied()),
+                PIXEL_FORMATS.join(", ")
             ));
         }
         if self.coherence.color_coherence == ColorCoherence::VideoInput
@@ -193,10 +220,11 @@ impl Scene {
                 "[coherence] color_coherence = \"Image\" needs color_coherence_image_path".into(),
             );
         }
-        if !matches!(self.noise.noise_type.as_str(), "perlin" | "uniform") {
-            return Err(format!(
-                "[noise] noise_type = \"{}\": use \"perlin\" or \"uniform\"",
-                self.noise.noise_type
+        if !NOISE_TYPES.contains(&self.noise.noise_type.as_str()) {
+            return Err(unknown_value(
+                "[noise] noise_type",
+                &self.noise.noise_type,
+                NOISE_TYPES,
             ));
         }
         if self.output.crf > 51 {
@@ -257,6 +285,14 @@ impl Scene {
             let _ = text;
         }
         self.evaluated = None;
+        if self.allow_unsupported {
+            for (name, fallback, frame) in self.unimplemented_samplers(&ctx)? {
+                self.warn(format!(
+                    "[generation] sampler = \"{name}\" (from frame {frame}) is an A1111 sampler anim \
+                     does not implement; rendered with {fallback} (--allow-unsupported)"
+                ));
+            }
+        }
         let sched = self.schedules()?;
         let ctx = self.prompt_context(&ctx, Some(&sched), 0);
         for (key, text) in &self.prompts {
@@ -271,6 +307,38 @@ impl Scene {
             }));
         }
         Ok(())
+    }
+
+    /// Adds a note for the user, once.
+    pub(super) fn warn(&mut self, w: String) {
+        if !self.warnings.contains(&w) {
+            self.warnings.push(w);
+        }
+    }
+
+    /// The unimplemented samplers the sampler schedule names, as written: (name, fallback,
+    /// first frame).
+    fn unimplemented_samplers(
+        &self,
+        ctx: &crate::schedule::Context,
+    ) -> Result<Vec<(String, &'static str, usize)>, String> {
+        let values = match &self.generation.sampler {
+            ScheduleText::Text(t) if StringSchedule::is_keyframed(t) => {
+                StringSchedule::parse(t, ctx)
+                    .map_err(|e| format!("[generation] sampler = \"{t}\": {e}"))?
+                    .evaluate(ctx)
+            }
+            other => vec![other.to_string()],
+        };
+        let mut out: Vec<(String, &'static str, usize)> = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            if let Some((_, fallback)) = sampler_fallback(v)
+                && !out.iter().any(|(n, _, _)| n == v)
+            {
+                out.push((v.clone(), fallback, i));
+            }
+        }
+        Ok(out)
     }
 
     /// The per-frame ranges of evaluated schedules: steps, the anti-blur kernel, seeds and

@@ -215,6 +215,32 @@ impl Schedule {
             })?;
             let value_col = offset + key_text.len() + 2;
             let raw = value_text.trim();
+            // Deforum's pattern needs `(value)`: a parenthesis left open or never opened is a typo,
+            // not a value to guess
+            let mut open = 0i64;
+            for (i, c) in raw.char_indices() {
+                open += match c {
+                    '(' => 1,
+                    ')' => -1,
+                    _ => 0,
+                };
+                if open < 0 {
+                    return Err(ScheduleError {
+                        message: format!(
+                            "key {frame}, value `{raw}`: column {}: this `)` closes no `(`",
+                            value_col + (value_text.len() - value_text.trim_start().len()) + i
+                        ),
+                    });
+                }
+            }
+            if open > 0 {
+                return Err(ScheduleError {
+                    message: format!(
+                        "key {frame}, value `{raw}`: a `(` is never closed (at the end, column {})",
+                        value_col + value_text.trim_end().len() - 1
+                    ),
+                });
+            }
             let sanitized = sanitize(raw);
             if sanitized.trim().is_empty() {
                 return Err(ScheduleError {
@@ -269,6 +295,38 @@ impl Schedule {
 
     /// Like [`Schedule::evaluate`], filling the frames between numeric keys with `interp`.
     pub fn evaluate_with(&self, ctx: &Context, interp: Interpolation) -> Vec<f64> {
+        let (mut series, _) = self.series(ctx);
+        interpolate(&mut series, interp);
+        series
+    }
+
+    /// Like [`Schedule::evaluate_with`], but an expression that gives NaN or ±inf at a frame is an
+    /// error naming the frame. (Deforum fills such a NaN by interpolation, as if the frame had no
+    /// key, and keeps an infinity: anim refuses both rather than guess.)
+    ///
+    /// # Errors
+    /// The first frame where an expression is not finite, with its value.
+    pub fn evaluate_checked(
+        &self,
+        ctx: &Context,
+        interp: Interpolation,
+    ) -> Result<Vec<f64>, ScheduleError> {
+        let (mut series, bad) = self.series(ctx);
+        if let Some((i, v)) = bad {
+            return Err(ScheduleError {
+                message: format!(
+                    "the expression gives {v} at frame {i} (t = {i}; not a finite number); check \
+                     it for a square root or logarithm of a negative number or a division by zero"
+                ),
+            });
+        }
+        interpolate(&mut series, interp);
+        Ok(series)
+    }
+
+    /// The keyed and expression values per frame, NaN where a frame waits for interpolation, and
+    /// the first frame where an expression gave a value that is not finite.
+    fn series(&self, ctx: &Context) -> (Vec<f64>, Option<(usize, f64)>) {
         let n = ctx.max_frames;
         let mut series = vec![f64::NAN; n];
         let mut current: Option<&Expr> = None;
@@ -278,6 +336,7 @@ impl Schedule {
             .filter(|(f, _)| *f >= 0 && (*f as usize) < n)
             .collect();
         let mut next_key = 0;
+        let mut bad = None;
         for (i, slot) in series.iter_mut().enumerate() {
             if next_key < in_range.len() && in_range[next_key].0 as usize == i {
                 match &in_range[next_key].1 {
@@ -291,10 +350,12 @@ impl Schedule {
             }
             if let Some(e) = current {
                 *slot = e.eval(&ctx.vars(i as f64));
+                if !slot.is_finite() && bad.is_none() {
+                    bad = Some((i, *slot));
+                }
             }
         }
-        interpolate(&mut series, interp);
-        series
+        (series, bad)
     }
 }
 
@@ -511,6 +572,39 @@ mod tests {
         assert!(s.evaluate(&c).iter().all(|v| v == "Euler a"));
         assert!(
             StringSchedule::is_keyframed("0: (\"a\")") && !StringSchedule::is_keyframed("Euler a")
+        );
+    }
+
+    #[test]
+    fn unbalanced_parentheses_and_non_finite_expressions_are_errors() {
+        let c = ctx(6);
+        let e = Schedule::parse("0:(1.0", &c).unwrap_err();
+        assert!(e.message.contains("never closed"), "{}", e.message);
+        let e = Schedule::parse("0:(1), 3:(2))", &c).unwrap_err();
+        assert!(
+            e.message.contains("key 3") && e.message.contains("closes no"),
+            "{}",
+            e.message
+        );
+        // Deforum fills an expression's NaN by interpolation; anim names the frame
+        let s = Schedule::parse("0:(1 + sqrt(2 - t))", &c).unwrap();
+        assert!(
+            s.evaluate(&c)[3].is_finite(),
+            "the unchecked evaluation fills it"
+        );
+        let e = s.evaluate_checked(&c, Interpolation::Linear).unwrap_err();
+        assert!(e.message.contains("NaN at frame 3"), "{}", e.message);
+        let e = Schedule::parse("0:(1/(t-4))", &c)
+            .unwrap()
+            .evaluate_checked(&c, Interpolation::Linear)
+            .unwrap_err();
+        assert!(e.message.contains("inf at frame 4"), "{}", e.message);
+        assert_eq!(
+            Schedule::parse("0:(t), 2:(5)", &c)
+                .unwrap()
+                .evaluate_checked(&c, Interpolation::Linear)
+                .unwrap(),
+            vec![0., 1., 5., 5., 5., 5.]
         );
     }
 

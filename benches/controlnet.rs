@@ -15,7 +15,7 @@ use anim::diffusion::{
     SamplerKind, SessionOptions, TorchRng, WindowRule,
 };
 
-const ROUNDS: usize = 15;
+const ROUNDS: usize = 9;
 const SIZE: u32 = 512;
 
 fn median(mut v: Vec<Duration>) -> Duration {

@@ -326,8 +326,10 @@ pub struct Controls {
 
 impl Controls {
     /// Opens the inputs of every enabled unit of `scene` (a video is extracted once to
-    /// `OUT/controlnet_N_inputframes/`, reused when `resumed` or when `overwrite_frames` is off
-    /// and frames are there) and loads the preprocessors' models; `None` without units.
+    /// `WORK/controlnet_N_inputframes/`, reused when `resumed` or when `overwrite_frames` is off
+    /// and frames are there; `work` is the output folder, or a range's own part folder so that
+    /// ranges rendered side by side do not share it) and loads the preprocessors' models; maps
+    /// are saved under `out`; `None` without units.
     ///
     /// # Errors
     /// As [`check`]; unreadable inputs or models, naming the unit's key.
@@ -335,6 +337,7 @@ impl Controls {
         scene: &Scene,
         sched: &FrameSchedules,
         out: &Path,
+        work: &Path,
         resumed: bool,
         session: &SessionOptions,
     ) -> Result<Option<Controls>> {
@@ -364,7 +367,7 @@ impl Controls {
                                 .with_context(|| format!("{file}: {}", key("input")))?,
                         )
                     } else {
-                        let dir = out.join(format!("controlnet_{}_inputframes", i + 1));
+                        let dir = work.join(format!("controlnet_{}_inputframes", i + 1));
                         let have = dir.is_dir()
                             && std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some());
                         if !(have && (resumed || !u.overwrite_frames)) {

@@ -721,7 +721,14 @@ fn run_loop(
         p.check(&scene, &sched)?;
     }
     let controls = match &painter {
-        Some(_) => Controls::open(&scene, &sched, &out, resumed.is_some(), &opts.session)?,
+        Some(_) => Controls::open(
+            &scene,
+            &sched,
+            &out,
+            &book,
+            resumed.is_some(),
+            &opts.session,
+        )?,
         None => None,
     };
     std::fs::create_dir_all(&frames_dir)

@@ -5,7 +5,7 @@
 //! call. Their ratio is anim's overhead per unit (building its inputs, summing the residuals).
 //! Also: a unit outside its window (guidance_end 0) against no unit.
 //!
-//! `cargo bench --bench controlnet`
+//! `cargo bench --bench controlnet` (`ANIM_BENCH_SIZE=256` for a quicker run)
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -16,7 +16,15 @@ use anim::diffusion::{
 };
 
 const ROUNDS: usize = 9;
-const SIZE: u32 = 512;
+
+/// Frame side: 512, or `ANIM_BENCH_size` (a multiple of 64).
+fn size() -> u32 {
+    std::env::var("ANIM_BENCH_size")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|s: &u32| s % 64 == 0 && (64..=1024).contains(s))
+        .unwrap_or(512)
+}
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -24,6 +32,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
+    let size = size();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let opts = SessionOptions {
         device: Device::Cpu,
@@ -35,18 +44,18 @@ fn main() {
         ControlNet::load(&root.join("models/tiny-controlnet/sd-1"), &opts).unwrap(),
         ControlNet::load(&root.join("models/tiny-controlnet/sd-2"), &opts).unwrap(),
     ];
-    let init = image::RgbImage::from_fn(SIZE, SIZE, |x, y| {
+    let init = image::RgbImage::from_fn(size, size, |x, y| {
         image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x ^ y) % 256) as u8])
     });
-    let map = image::RgbImage::from_fn(SIZE, SIZE, |x, y| {
+    let map = image::RgbImage::from_fn(size, size, |x, y| {
         let v = if (x / 32 + y / 32) % 2 == 0 { 255 } else { 0 };
         image::Rgb([v, v, v])
     });
     let req = Request {
         prompt: "a lake",
         negative: "",
-        width: SIZE,
-        height: SIZE,
+        width: size,
+        height: size,
         init: Some(&init),
         denoise: 0.5,
         steps: 10,
@@ -98,7 +107,7 @@ fn main() {
         }
     }
     let base = median(times[0].clone());
-    println!("img2img {SIZE}x{SIZE}, {calls} model calls (batch 2), medians of {ROUNDS}:");
+    println!("img2img {size}x{size}, {calls} model calls (batch 2), medians of {ROUNDS}:");
     for (k, (name, units)) in configs.iter().enumerate() {
         let t = median(times[k].clone());
         let own = median(net_time[k].clone());

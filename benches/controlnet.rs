@@ -17,9 +17,9 @@ use anim::diffusion::{
 
 const ROUNDS: usize = 9;
 
-/// Frame side: 512, or `ANIM_BENCH_size` (a multiple of 64).
+/// Frame side: 512, or `ANIM_BENCH_SIZE` (a multiple of 64).
 fn size() -> u32 {
-    std::env::var("ANIM_BENCH_size")
+    std::env::var("ANIM_BENCH_SIZE")
         .ok()
         .and_then(|s| s.parse().ok())
         .filter(|s: &u32| s % 64 == 0 && (64..=1024).contains(s))

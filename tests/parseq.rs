@@ -82,6 +82,13 @@ fn overrides_on_and_off() {
     assert_eq!(s.animation.max_frames, 10, "len(rendered_frames)");
     assert_eq!(s.output.fps, 24.0, "options.output_fps");
     assert_eq!(s.cadence.diffusion_cadence, 2, "options.cadence");
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("max_frames 10") && w.contains("non_schedule_overrides")),
+        "{:?}",
+        s.warnings
+    );
     let off = MOTION.replace("[parseq]\n", "[parseq]\nnon_schedule_overrides = false\n");
     let off = off.replace("max_frames = 30", "max_frames = 16");
     let s = scene(&off).unwrap();

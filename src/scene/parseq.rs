@@ -421,6 +421,11 @@ impl Scene {
         let base = self.path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let m = Manifest::read(value, &base).map_err(|e| format!("{KEY}: {e}"))?;
         if self.parseq.non_schedule_overrides {
+            let before = (
+                self.animation.max_frames,
+                self.output.fps,
+                self.cadence.diffusion_cadence,
+            );
             self.animation.max_frames = m.frame_count();
             if let Some(fps) = m.output_fps() {
                 self.output.fps = fps;
@@ -435,6 +440,24 @@ impl Scene {
                     ));
                 }
                 self.cadence.diffusion_cadence = c as usize;
+            }
+            let after = (
+                self.animation.max_frames,
+                self.output.fps,
+                self.cadence.diffusion_cadence,
+            );
+            if after != before {
+                self.warn(format!(
+                    "{KEY}: {} sets max_frames {}, fps {} and diffusion_cadence {} (the scene's \
+                     {}, {}, {}): [parseq] non_schedule_overrides = false keeps the scene's",
+                    m.label(),
+                    after.0,
+                    after.1,
+                    after.2,
+                    before.0,
+                    before.1,
+                    before.2
+                ));
             }
         }
         if m.manages("seed") {

@@ -281,3 +281,88 @@ fn anim_schedule_shows_the_parseq_values() {
         assert_eq!(v["schedules"][name], exp["schedules"][name], "{name}");
     }
 }
+
+/// A render reads the Parseq values: the same frames as a scene that writes the manifest's
+/// per-frame values (and prompt, and seed behaviour) as its own keyframes.
+#[test]
+fn a_render_with_a_manifest_equals_one_with_the_same_keyframes() {
+    use std::collections::BTreeMap;
+    let dir = tempfile::tempdir().unwrap();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny-sd");
+    let frames = 3;
+    let mut tables: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    fn push(tables: &mut BTreeMap<String, Vec<String>>, t: &str, line: String) {
+        tables.entry(t.to_string()).or_default().push(line);
+    }
+    push(&mut tables, "image", "width = 64\nheight = 64".into());
+    push(&mut tables, "animation", format!("max_frames = {frames}"));
+    push(&mut tables, "generation", "seed = 3".into());
+    push(
+        &mut tables,
+        "model",
+        format!("folder = {:?}", model.display().to_string()),
+    );
+    push(&mut tables, "output", "video = false".into());
+    let with_parseq = {
+        let mut t = tables.clone();
+        t.entry("parseq".into()).or_default().push(format!(
+            "manifest = {:?}\nnon_schedule_overrides = false",
+            data().join("motion.json").display().to_string()
+        ));
+        t
+    };
+    let exp = expected("motion_16_frames");
+    for (name, values) in exp["schedules"].as_object().unwrap() {
+        let Some(def) = anim::scene::registry::def(name) else {
+            continue; // cn_1_weight: the scene has no unit
+        };
+        let keys: Vec<String> = values.as_array().unwrap()[..frames]
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("{i}:({:?})", v.as_f64().unwrap()))
+            .collect();
+        push(
+            &mut tables,
+            def.table,
+            format!("{} = \"{}\"", def.key, keys.join(", ")),
+        );
+    }
+    push(
+        &mut tables,
+        "generation",
+        "seed_behavior = \"schedule\"".into(),
+    );
+    let prompt = exp["prompts"][0].as_str().unwrap().to_string();
+    push(&mut tables, "prompts", format!("\"0\" = {prompt:?}"));
+    let toml = |t: &BTreeMap<String, Vec<String>>| {
+        t.iter()
+            .map(|(k, v)| format!("[{k}]\n{}\n", v.join("\n")))
+            .collect::<String>()
+    };
+    let mut outs = Vec::new();
+    for (name, t) in [("parseq", &with_parseq), ("keys", &tables)] {
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, toml(t)).unwrap();
+        let s = Scene::load(&path).unwrap_or_else(|e| panic!("{}: {e}", toml(t)));
+        outs.push((s, dir.path().join(name)));
+    }
+    let (a, b) = (&outs[0].0, &outs[1].0);
+    let (fa, fb) = (a.frame_schedules().unwrap(), b.frame_schedules().unwrap());
+    for i in 0..frames {
+        assert_eq!(fa.at(i), fb.at(i), "frame {i}");
+        assert_eq!(a.prompt_at(i), b.prompt_at(i), "frame {i}");
+    }
+    for (s, out) in &outs {
+        let o = Command::new(env!("CARGO_BIN_EXE_anim"))
+            .args(["render", "--quiet", "--out"])
+            .arg(out)
+            .arg(&s.path)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    for i in 0..frames {
+        let read = |o: &Path| std::fs::read(o.join(format!("frames/{i:06}.png"))).unwrap();
+        assert_eq!(read(&outs[0].1), read(&outs[1].1), "frame {i}");
+    }
+}

@@ -20,8 +20,8 @@ const DEVICES: [&str; 6] = ["cpu", "cuda", "tensorrt", "directml", "coreml", "au
 #[derive(Parser)]
 #[command(name = "anim", version, about)]
 struct Cli {
-    /// Read known Deforum/A1111 values anim does not implement (samplers, hybrid video, Parseq
-    /// manifests, URLs where a file is needed) as warnings with their documented fallback instead
+    /// Read known Deforum/A1111 values anim does not implement (samplers, hybrid video, URLs
+    /// where a file is needed) as warnings with their documented fallback instead
     /// of errors.
     #[arg(long, global = true)]
     allow_unsupported: bool,

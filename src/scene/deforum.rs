@@ -83,7 +83,6 @@ const UNIMPLEMENTED_FEATURES: &[(&str, &str)] = &[
     ("use_looper", "guided images"),
     ("r_upscale_video", "video upscaling"),
     ("frame_interpolation_engine", "frame interpolation"),
-    ("parseq_manifest", "Parseq manifests (Parseq input)"),
     ("shake_name", "Camera Shakify"),
 ];
 
@@ -126,8 +125,6 @@ const UNIMPLEMENTED_KEYS: &[&str] = &[
     "hybrid_comp_mask_equalize",
     "hybrid_comp_mask_auto_contrast",
     "hybrid_comp_save_extra_frames",
-    "parseq_use_deltas",
-    "parseq_non_schedule_overrides",
     "init_images",
     "image_strength_schedule",
     "blendFactorMax",
@@ -588,6 +585,33 @@ pub fn from_settings_with(
         Some(p) => scene.video_input.video_init_path = Some(p.into()),
         None => {}
     }
+    // Parseq: JSON text or a file path (relative to the settings file); read when validated
+    match path_text("parseq_manifest")? {
+        Some(p) if is_url(&p) => unsupported(
+            allow,
+            &mut warnings,
+            &format!(
+                "`parseq_manifest` = \"{p}\" is a URL; anim fetches nothing over the network \
+                 (Parseq manifests)"
+            ),
+            "download the manifest and set `parseq_manifest` to the file's path (or paste its JSON)",
+            "render without the manifest, from the file's own schedules",
+        )
+        .map_err(err)?,
+        Some(p) => scene.parseq.manifest = Some(p),
+        None => {}
+    }
+    for (k, slot) in [
+        ("parseq_use_deltas", &mut scene.parseq.use_deltas),
+        (
+            "parseq_non_schedule_overrides",
+            &mut scene.parseq.non_schedule_overrides,
+        ),
+    ] {
+        if let Some(b) = flag(k)? {
+            *slot = b;
+        }
+    }
     for (k, slot) in [
         (
             "extract_nth_frame",
@@ -1015,6 +1039,13 @@ pub fn deforum_name(table: &str, key: &str) -> Option<&'static str> {
         ("animation", "mode", "animation_mode"),
         ("init", "image", "init_image"),
         ("output", "fps", "fps"),
+        ("parseq", "manifest", "parseq_manifest"),
+        ("parseq", "use_deltas", "parseq_use_deltas"),
+        (
+            "parseq",
+            "non_schedule_overrides",
+            "parseq_non_schedule_overrides",
+        ),
     ];
     RENAMED
         .iter()
@@ -1154,7 +1185,7 @@ mod tests {
     fn unsupported_values_need_the_flag_and_then_take_their_fallback() {
         let cases: &[(&str, &str)] = &[
             (r#"{"hybrid_motion": "Optical Flow"}"#, "`hybrid_motion`"),
-            (r#"{"parseq_manifest": "{\"x\": 1}"}"#, "Parseq"),
+            (r#"{"parseq_manifest": "https://x/m.json"}"#, "Parseq"),
             (r#"{"sampler": 3}"#, "sampler index"),
             (r#"{"zom": "0:(1.1)"}"#, "did you mean `zoom`"),
             (r#"{"add_soundtrack": "Init Video"}"#, "`add_soundtrack`"),

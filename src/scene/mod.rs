@@ -3,6 +3,7 @@
 //! settings file (JSON) is read as a scene too ([`deforum`]).
 
 pub mod deforum;
+pub mod parseq;
 mod prompts;
 pub mod registry;
 mod samplers;
@@ -26,8 +27,8 @@ pub use tables::{
     AnimationMode, AnimationSettings, AntiBlurSettings, Border, CadenceSettings, CoherenceSettings,
     ColorCoherence, ControlNetUnit, DepthNormalization, DepthResize, DepthSettings,
     GenerationSettings, ImageSettings, InitSettings, ModelSettings, MotionSettings, NoiseSettings,
-    OutputSettings, PaddingMode, PromptAffixes, PromptTravel, SamplingMode, ScheduleText,
-    VideoInputSettings,
+    OutputSettings, PaddingMode, ParseqSettings, PromptAffixes, PromptTravel, SamplingMode,
+    ScheduleText, VideoInputSettings,
 };
 use toml_error::describe_toml_error;
 pub use toml_error::{nearest_value, unknown_value};
@@ -52,8 +53,8 @@ pub struct SceneError {
 /// How a scene file is read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReadOptions {
-    /// A known Deforum/A1111 value anim does not implement (a sampler, hybrid video, a Parseq
-    /// manifest, a URL where a file is needed) is a warning and takes its documented fallback
+    /// A known Deforum/A1111 value anim does not implement (a sampler, hybrid video, a URL
+    /// where a file is needed) is a warning and takes its documented fallback
     /// (docs/scene-format.md, "Unsupported values") instead of being an error
     /// (`--allow-unsupported`).
     pub allow_unsupported: bool,
@@ -100,6 +101,9 @@ pub struct Scene {
     /// ControlNet units.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub controlnet: Vec<ControlNetUnit>,
+    /// A Parseq manifest replacing the schedules it covers.
+    #[serde(skip_serializing_if = "ParseqSettings::is_off")]
+    pub parseq: ParseqSettings,
     /// Where the scene was read from; relative paths resolve against its folder.
     #[serde(skip)]
     pub path: PathBuf,
@@ -115,6 +119,9 @@ pub struct Scene {
     /// The schedules evaluated when the scene was read, for [`Scene::frame_schedules`].
     #[serde(skip)]
     evaluated: Option<Arc<Evaluated>>,
+    /// The `[parseq]` manifest, read when the scene was validated.
+    #[serde(skip)]
+    parseq_data: Option<Arc<parseq::Loaded>>,
 }
 
 /// Schedules and the key of the scene state they were evaluated from.
@@ -211,6 +218,9 @@ impl Scene {
         use sha2::{Digest, Sha256};
         let mut bytes = serde_json::to_vec(self).unwrap_or_default();
         bytes.extend(crate::motion::source_fingerprint(&self.motion_spec()));
+        if let Some(p) = &self.parseq_data {
+            bytes.extend(p.manifest.digest().as_bytes());
+        }
         format!("{:x}", Sha256::digest(&bytes))
     }
 
@@ -343,6 +353,8 @@ impl Scene {
             }
             numeric.push((name, values));
         }
+        // a Parseq manifest's values replace the keyframed ones they cover
+        self.apply_parseq(&mut numeric)?;
         // presets, then the motion script, on top of the keyframed values
         crate::motion::apply(&self.motion_spec(), &ctx, &mut numeric).map_err(|e| e.to_string())?;
         for name in self.interpolation.keys() {
@@ -441,6 +453,13 @@ impl Scene {
             abs(p);
         }
         self.motion.preset_dirs.iter_mut().for_each(abs);
+        if let Some(m) = &mut self.parseq.manifest
+            && !m.trim_start().starts_with('{')
+            && !parseq::is_url(m)
+            && Path::new(m.trim()).is_relative()
+        {
+            *m = base.join(m.trim()).display().to_string();
+        }
         for u in &mut self.controlnet {
             [
                 &mut u.model,

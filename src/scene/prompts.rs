@@ -45,6 +45,10 @@ impl Scene {
     }
 
     fn travel_impl(&self, frame: usize, sched: Option<&FrameSchedules>) -> Option<(Prompt, f32)> {
+        if self.parseq_prompts().is_some() {
+            // Parseq's per-frame prompts carry their own blending
+            return None;
+        }
         if self.animation_prompts.travel == PromptTravel::None
             && self.animation.mode != AnimationMode::Interpolation
         {
@@ -114,7 +118,14 @@ impl Scene {
             .rev()
             .find(|(k, _)| *k <= frame)
             .or(keyed.first());
-        let mut p = chosen.map(|(_, t)| Prompt::parse(t)).unwrap_or(Prompt {
+        let parseq = self
+            .parseq_prompts()
+            .and_then(|p| p.get(frame).or(p.last()));
+        let mut p = match parseq {
+            Some(t) => Some(Prompt::parse(t)),
+            None => chosen.map(|(_, t)| Prompt::parse(t)),
+        }
+        .unwrap_or(Prompt {
             positive: String::new(),
             negative: String::new(),
         });

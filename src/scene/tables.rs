@@ -624,6 +624,22 @@ scene_table! {
     schedules {}
 }
 
+scene_table! {
+    /// `[parseq]`: a Parseq manifest whose rendered values replace the schedules they cover
+    /// (docs/scene-format.md, "Parseq").
+    ParseqSettings ("parseq") {
+        /// The manifest: a file path (relative to the scene file) or the JSON text itself.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        manifest: Option<String> = None,
+        /// Motion schedules take Parseq's `<field>_delta` values (else the absolute values).
+        use_deltas: bool = true,
+        /// The manifest's frame count, `options.output_fps` and `options.cadence` replace
+        /// max_frames, fps and diffusion_cadence.
+        non_schedule_overrides: bool = true,
+    }
+    schedules {}
+}
+
 /// Keys allowed per table, for error messages.
 pub(super) fn table_keys(table: &str) -> &'static [&'static str] {
     match table {
@@ -646,6 +662,7 @@ pub(super) fn table_keys(table: &str) -> &'static [&'static str] {
             "controlnet",
             "animation_prompts",
             "video_input",
+            "parseq",
         ],
         "image" => ImageSettings::KEYS,
         "animation" => AnimationSettings::KEYS,
@@ -662,6 +679,7 @@ pub(super) fn table_keys(table: &str) -> &'static [&'static str] {
         "depth" => DepthSettings::KEYS,
         "model" => ModelSettings::KEYS,
         "output" => OutputSettings::KEYS,
+        "parseq" => ParseqSettings::KEYS,
         _ => &[],
     }
 }
@@ -683,6 +701,7 @@ pub(super) const TABLES: &[&str] = &[
     "depth",
     "model",
     "output",
+    "parseq",
 ];
 
 #[cfg(test)]

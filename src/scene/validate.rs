@@ -81,6 +81,8 @@ impl Scene {
     /// Checks every key and range, evaluates the schedules (kept for
     /// [`Scene::frame_schedules`]) and expands the prompts' math once.
     pub(crate) fn validate(&mut self) -> Result<(), String> {
+        // first: with its overrides, the manifest sets max_frames, fps and cadence
+        self.load_parseq()?;
         let (w, h) = (self.image.width, self.image.height);
         for (name, v) in [("width", w), ("height", h)] {
             if v > MAX_SIDE {

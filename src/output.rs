@@ -589,6 +589,39 @@ pub fn probe_video(path: &Path) -> Result<VideoInfo> {
 /// Muxes the first audio stream of `audio` into the mp4 `video` (rewritten in place), as Deforum's
 /// `add_soundtrack`: audio stream-copied, cut at the end of the video, `offset` seconds of the audio
 /// skipped (negative: the audio starts that much later).
+/// The audio codecs [`mux_soundtrack`] copies into an mp4 (re-encoding is left to the user).
+fn check_muxable(codec: ffmpeg::codec::Id, audio: &Path) -> Result<()> {
+    use ffmpeg::codec::Id;
+    if !matches!(
+        codec,
+        Id::AAC | Id::MP3 | Id::ALAC | Id::AC3 | Id::EAC3 | Id::OPUS | Id::FLAC
+    ) {
+        bail!(
+            "soundtrack {} is {codec:?}, which an mp4 cannot hold without re-encoding; convert it first, e.g. `ffmpeg -i {} -c:a aac soundtrack.m4a`",
+            audio.display(),
+            audio.display()
+        );
+    }
+    Ok(())
+}
+
+/// Checks, before a render, that [`mux_soundtrack`] can copy the audio of `audio` into an mp4
+/// (AAC, MP3, ALAC, AC-3, E-AC-3, Opus or FLAC).
+///
+/// # Errors
+/// An unreadable file, one without audio, or another codec, with the command that converts it.
+pub fn check_soundtrack_codec(audio: &Path) -> Result<()> {
+    check_audio(audio)?;
+    let ictx = ffmpeg::format::input(ffmpeg_path(audio)?)
+        .with_context(|| format!("cannot open {}", audio.display()))?;
+    let id = ictx
+        .streams()
+        .best(ffmpeg::media::Type::Audio)
+        .map(|s| s.parameters().id())
+        .ok_or_else(|| anyhow!("{} has no audio stream", audio.display()))?;
+    check_muxable(id, audio)
+}
+
 pub fn mux_soundtrack(video: &Path, audio: &Path, offset: f64) -> Result<()> {
     init_ffmpeg()?;
     if !audio.is_file() {
@@ -611,18 +644,8 @@ pub fn mux_soundtrack(video: &Path, audio: &Path, offset: f64) -> Result<()> {
         .ok_or_else(|| anyhow!("soundtrack {} has no audio stream", audio.display()))?;
     let (aidx, atb) = (astream.index(), astream.time_base());
     let aparams = astream.parameters();
-    let codec = aparams.id();
+    check_muxable(aparams.id(), audio)?;
     use ffmpeg::codec::Id;
-    if !matches!(
-        codec,
-        Id::AAC | Id::MP3 | Id::ALAC | Id::AC3 | Id::EAC3 | Id::OPUS | Id::FLAC
-    ) {
-        bail!(
-            "soundtrack {} is {codec:?}, which an mp4 cannot hold without re-encoding; convert it first, e.g. `ffmpeg -i {} -c:a aac soundtrack.m4a`",
-            audio.display(),
-            audio.display()
-        );
-    }
     let tmp = video.with_extension("mux.tmp");
     let mut out = ffmpeg::format::output_as(ffmpeg_path(&tmp)?, "mp4")
         .with_context(|| format!("cannot create {}", tmp.display()))?;
@@ -690,7 +713,6 @@ pub fn mux_soundtrack(video: &Path, audio: &Path, offset: f64) -> Result<()> {
     Ok(())
 }
 
-/// Duration in seconds of the first audio stream of `path` (0 when it has none).
 /// Checks that `path` is a media file FFmpeg can open with an audio stream in it.
 ///
 /// # Errors
@@ -713,6 +735,142 @@ pub fn check_audio(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Longest audio [`decode_audio_mono`] decodes, in seconds (one hour): the samples are held in
+/// memory (an hour at 22 050 Hz is 318 MB of f32).
+pub const MAX_AUDIO_SECONDS: f64 = 3600.0;
+
+/// Decodes the first audio stream of `path` to mono f32 samples at `rate` Hz: channels averaged,
+/// resampled with FFmpeg's swresample.
+///
+/// # Errors
+/// A missing or unreadable file, a file without audio, a damaged stream (naming the second
+/// where decoding stopped), a `rate` outside 1000..=192000, or more than [`MAX_AUDIO_SECONDS`].
+pub fn decode_audio_mono(path: &Path, rate: u32) -> Result<Vec<f32>> {
+    use ffmpeg::ChannelLayout;
+    use ffmpeg::format::Sample;
+    use ffmpeg::format::sample::Type as SampleType;
+    if !(1000..=192_000).contains(&rate) {
+        bail!("audio sample rate {rate} Hz: must be within 1000..=192000");
+    }
+    if !path.is_file() {
+        bail!("{} does not exist", path.display());
+    }
+    check_audio(path)?;
+    let mut ictx = ffmpeg::format::input(ffmpeg_path(path)?)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let stream = ictx
+        .streams()
+        .best(ffmpeg::media::Type::Audio)
+        .ok_or_else(|| anyhow!("{} has no audio stream", path.display()))?;
+    let index = stream.index();
+    let mut dec = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
+        .and_then(|c| c.decoder().audio())
+        .with_context(|| format!("{}: FFmpeg has no decoder for its audio", path.display()))?;
+    let max_samples = (MAX_AUDIO_SECONDS * f64::from(rate)) as usize;
+    let out_format = Sample::F32(SampleType::Packed);
+    let mut resampler: Option<ffmpeg::software::resampling::Context> = None;
+    let mut samples: Vec<f32> = Vec::new();
+    let damaged = |e: ffmpeg::Error, at: usize| {
+        anyhow!(
+            "{}: cannot decode the audio after {:.2} s ({e}); a damaged or cut file? re-encode \
+             it, e.g. `ffmpeg -i in -c:a flac out.flac`",
+            path.display(),
+            at as f64 / f64::from(rate)
+        )
+    };
+    // one decoded frame through the resampler (created on the first frame, whose format and
+    // layout are the stream's)
+    let push = |frame: Option<&ffmpeg::frame::Audio>,
+                resampler: &mut Option<ffmpeg::software::resampling::Context>,
+                samples: &mut Vec<f32>|
+     -> Result<()> {
+        if resampler.is_none() {
+            let Some(f) = frame else { return Ok(()) };
+            let layout = f.channel_layout();
+            *resampler = Some(
+                ffmpeg::software::resampling::Context::get(
+                    f.format(),
+                    layout,
+                    f.rate(),
+                    out_format,
+                    ChannelLayout::MONO,
+                    rate,
+                )
+                .with_context(|| {
+                    format!(
+                        "{}: cannot convert its audio ({} Hz, {} channels) to mono",
+                        path.display(),
+                        f.rate(),
+                        f.channels()
+                    )
+                })?,
+            );
+        }
+        let Some(r) = resampler.as_mut() else {
+            return Ok(());
+        };
+        loop {
+            let cap = match frame {
+                Some(f) => {
+                    (f.samples() as u64 * u64::from(rate) / u64::from(f.rate().max(1))) as usize
+                        + 256
+                }
+                None => 4096,
+            };
+            let mut out = ffmpeg::frame::Audio::new(out_format, cap, ChannelLayout::MONO);
+            out.set_rate(rate);
+            match frame {
+                Some(f) => r.run(f, &mut out),
+                None => r.flush(&mut out),
+            }
+            .map_err(|e| damaged(e, samples.len()))?;
+            let n = out.samples();
+            samples.extend_from_slice(&out.plane::<f32>(0)[..n]);
+            if samples.len() > max_samples {
+                bail!(
+                    "{}: longer than {MAX_AUDIO_SECONDS} s; cut the part the animation uses, \
+                     e.g. `ffmpeg -i in -t 600 -c:a flac out.flac`",
+                    path.display()
+                );
+            }
+            // a flush drains until nothing is left; a frame is converted once
+            if frame.is_some() || n == 0 {
+                return Ok(());
+            }
+        }
+    };
+    // PCM in WAV often has no channel layout: the default one for its channel count, which the
+    // resampler then expects on every frame
+    let fix_layout = |f: &mut ffmpeg::frame::Audio| {
+        if f.channel_layout().is_empty() {
+            f.set_channel_layout(ChannelLayout::default(i32::from(f.channels().max(1))));
+        }
+    };
+    let mut frame = ffmpeg::frame::Audio::empty();
+    for (s, pkt) in ictx.packets() {
+        if s.index() != index {
+            continue;
+        }
+        dec.send_packet(&pkt)
+            .map_err(|e| damaged(e, samples.len()))?;
+        while dec.receive_frame(&mut frame).is_ok() {
+            fix_layout(&mut frame);
+            push(Some(&frame), &mut resampler, &mut samples)?;
+        }
+    }
+    dec.send_eof().map_err(|e| damaged(e, samples.len()))?;
+    while dec.receive_frame(&mut frame).is_ok() {
+        fix_layout(&mut frame);
+        push(Some(&frame), &mut resampler, &mut samples)?;
+    }
+    push(None, &mut resampler, &mut samples)?;
+    if samples.is_empty() {
+        bail!("{}: the audio stream holds no samples", path.display());
+    }
+    Ok(samples)
+}
+
+/// Duration in seconds of the first audio stream of `path` (0 when it has none).
 pub fn audio_duration(path: &Path) -> Result<f64> {
     init_ffmpeg()?;
     let ictx = ffmpeg::format::input(ffmpeg_path(path)?)

@@ -352,7 +352,8 @@ impl MotionScript {
     ///
     /// The context map has `t` (float frame index), `frame` (integer), `max_f`, `max_frames`, `fps`,
     /// `sec`, `seed`, `sched` (every numeric schedule's value at this frame), `vars` (the scene's
-    /// `[variables]`) and `state` (the previous frame's returned `state`, `#{}` at frame 0).
+    /// `[variables]`) and `state` (the previous frame's returned `state`, `#{}` at frame 0), and with `[audio]`
+    /// the per-frame audio variables (`amp`, `onset`, `beat`, `bass`, `mid`, `treble`, `bpm`).
     ///
     /// # Errors
     /// Any script error or exceeded limit, or a result that is not a map of finite numbers for
@@ -415,6 +416,10 @@ impl MotionScript {
                 m.insert("t".into(), Dynamic::from_float(f as f64));
                 m.insert("frame".into(), Dynamic::from_int(f as INT));
                 m.insert("sec".into(), Dynamic::from_float(f as f64 / ctx.fps));
+                for (name, s) in &ctx.series {
+                    let v = s.get(f).or(s.last()).copied().unwrap_or(0.0);
+                    m.insert(name.as_str().into(), Dynamic::from_float(v));
+                }
                 m.insert("sched".into(), Dynamic::from_map(sched));
                 m.insert("state".into(), std::mem::take(&mut state));
                 let out = self

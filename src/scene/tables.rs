@@ -646,6 +646,7 @@ pub(super) fn table_keys(table: &str) -> &'static [&'static str] {
             "controlnet",
             "animation_prompts",
             "video_input",
+            "audio",
         ],
         "image" => ImageSettings::KEYS,
         "animation" => AnimationSettings::KEYS,
@@ -662,6 +663,7 @@ pub(super) fn table_keys(table: &str) -> &'static [&'static str] {
         "depth" => DepthSettings::KEYS,
         "model" => ModelSettings::KEYS,
         "output" => OutputSettings::KEYS,
+        "audio" => crate::audio::AudioSettings::KEYS,
         _ => &[],
     }
 }
@@ -683,6 +685,7 @@ pub(super) const TABLES: &[&str] = &[
     "depth",
     "model",
     "output",
+    "audio",
 ];
 
 #[cfg(test)]

@@ -283,6 +283,48 @@ fn the_audio_file_is_the_soundtrack_and_lasts_as_long_as_the_video() {
     )
     .unwrap();
     assert_eq!(scene.soundtrack(), Some(other.as_path()));
+    // a WAV (PCM, which an mp4 cannot hold) is re-encoded as AAC
+    write_wav(
+        &dir.path().join("clicks.wav"),
+        44_100,
+        2,
+        &click_track(120.0, 0.25, 4.0),
+    );
+    let scene = load(
+        dir.path(),
+        &body.replace(&music.display().to_string(), "clicks.wav"),
+    )
+    .unwrap();
+    let mp4 = anim::render::encode_videos(&scene, &out, 60).unwrap();
+    let audio_s = anim::output::audio_duration(&mp4).unwrap();
+    eprintln!("wav soundtrack: audio {audio_s} s");
+    assert!(
+        (audio_s - video_s).abs() <= 1024.0 / 44_100.0 + 1e-6,
+        "audio {audio_s} s, video {video_s} s"
+    );
+    let back = anim::output::decode_audio_mono(&mp4, 22_050).unwrap();
+    let a = anim::audio::analyse(
+        &back,
+        22_050,
+        &anim::audio::AudioSettings::default(),
+        60,
+        24.0,
+    )
+    .unwrap();
+    let peaks: Vec<usize> = (0..60).filter(|&f| a.beat[f] == 1.0).collect();
+    assert_eq!(
+        peaks,
+        [6, 18, 30, 42, 54],
+        "the clicks survive the re-encoding"
+    );
+}
+
+#[test]
+fn example_scene_evaluates() {
+    let scene = Scene::load(&root().join("examples/audio-reactive.toml")).unwrap();
+    let a = scene.audio_features().unwrap();
+    assert!((a.bpm - 120.0).abs() < 1.0, "bpm {}", a.bpm);
+    scene.frame_schedules().unwrap();
 }
 
 #[test]

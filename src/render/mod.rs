@@ -568,9 +568,6 @@ pub fn check_settings(scene: &Scene) -> Result<()> {
             bail!("{file}: {key} {} does not exist", audio.display());
         }
         output::check_audio(&audio).with_context(|| format!("{file}: {key}"))?;
-        if scene.output.video {
-            output::check_soundtrack_codec(&audio).with_context(|| format!("{file}: {key}"))?;
-        }
     }
     if let (ColorCoherence::Image, Some(p)) = (
         &scene.coherence.color_coherence,

@@ -24,6 +24,8 @@ pub const VARIABLES: &[&str] = &["amp", "onset", "beat", "bass", "mid", "treble"
 pub const FFT_SIZES: std::ops::RangeInclusive<usize> = 256..=8192;
 /// Largest smoothing window, attack, release or beat decay, in frames.
 pub const MAX_SMOOTH_FRAMES: f64 = 1000.0;
+/// Most STFT frames one analysis makes (`samples / hop + 1`): bounds the beat tracker's work.
+pub const MAX_ANALYSIS_FRAMES: usize = 1 << 20;
 /// Tempo range searched, in BPM; an override `bpm` must lie in it too.
 pub const BPM_RANGE: std::ops::RangeInclusive<f64> = 30.0..=300.0;
 
@@ -257,25 +259,28 @@ pub fn analyse(
     }
     let sr = f64::from(rate);
     let (n_fft, hop) = (settings.fft_size, settings.hop);
-    let spec = Spectrogram::new(samples, n_fft, hop);
+    let frames_j = samples.len() / hop + 1;
+    if frames_j > MAX_ANALYSIS_FRAMES {
+        return Err(format!(
+            "[audio] hop = {hop}: {:.0} s of audio gives {frames_j} analysis frames, at most \
+             {MAX_ANALYSIS_FRAMES}; raise hop (256 covers an hour)",
+            samples.len() as f64 / sr
+        ));
+    }
     let bin_hz = sr / n_fft as f64;
-    let band = |lo: f64, hi: f64| -> Vec<f64> {
-        let (a, b) = (
-            ((lo / bin_hz).ceil() as usize).max(1),
-            ((hi / bin_hz).floor() as usize).min(n_fft / 2),
-        );
-        spec.power
-            .iter()
-            .map(|p| {
-                let s: f64 = p[a..=b.max(a)].iter().map(|&x| f64::from(x)).sum();
-                (s / (b.max(a) - a + 1) as f64).sqrt()
-            })
-            .collect()
+    let bins = |lo: f64, hi: f64| {
+        let a = ((lo / bin_hz).ceil() as usize).clamp(1, n_fft / 2);
+        let b = ((hi / bin_hz).floor() as usize).clamp(a, n_fft / 2);
+        a..=b
     };
-    let bass_j = band(20.0, settings.bass_max_hz);
-    let mid_j = band(settings.bass_max_hz, settings.treble_min_hz);
-    let treble_j = band(settings.treble_min_hz, sr / 2.0);
-    let onset_j = spec.flux();
+    let bands = [
+        bins(20.0, settings.bass_max_hz),
+        bins(settings.bass_max_hz, settings.treble_min_hz),
+        bins(settings.treble_min_hz, sr / 2.0),
+    ];
+    let stft = stft_features(samples, n_fft, hop, &bands);
+    let [bass_j, mid_j, treble_j] = stft.bands;
+    let onset_j = stft.flux;
     let frame_rate = sr / hop as f64;
 
     // video frame f -> its sample range and the STFT frames centred in it
@@ -424,63 +429,74 @@ pub fn smooth(x: &[f64], window: usize, attack: f64, release: f64) -> Vec<f64> {
     v
 }
 
-/// Power spectra of centred, Hann-windowed frames.
-struct Spectrogram {
-    power: Vec<Vec<f32>>,
+/// What the short-time Fourier transform gives per analysis frame.
+struct StftFeatures {
+    /// RMS magnitude of each band's bins.
+    bands: [Vec<f64>; 3],
+    /// Spectral flux of the log-compressed magnitude: `mean_k max(0, L[j,k] - L[j-1,k])` with
+    /// `L = ln(1 + 100·|X|)`; 0 at frame 0.
+    flux: Vec<f64>,
 }
 
-impl Spectrogram {
-    fn new(samples: &[f32], n_fft: usize, hop: usize) -> Spectrogram {
-        let mut planner = RealFftPlanner::<f32>::new();
-        let fft = planner.plan_fft_forward(n_fft);
-        let window: Vec<f32> = (0..n_fft)
-            .map(|i| {
-                (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n_fft as f64).cos()) as f32
-            })
-            .collect();
-        let frames = samples.len() / hop + 1;
-        let mut input = fft.make_input_vec();
-        let mut output = fft.make_output_vec();
-        let mut scratch = fft.make_scratch_vec();
-        let half = (n_fft / 2) as isize;
-        let power = (0..frames)
-            .map(|j| {
-                let c = (j * hop) as isize;
-                for (i, slot) in input.iter_mut().enumerate() {
-                    let k = c - half + i as isize;
-                    *slot = if k >= 0 && (k as usize) < samples.len() {
-                        samples[k as usize] * window[i]
-                    } else {
-                        0.0
-                    };
-                }
-                // lengths come from the same plan, so the transform cannot fail
-                let _ = fft.process_with_scratch(&mut input, &mut output, &mut scratch);
-                output.iter().map(|c| c.norm_sqr()).collect()
-            })
-            .collect();
-        Spectrogram { power }
+/// Centred, Hann-windowed frames `hop` apart (zero padding at both ends), each reduced to its
+/// band magnitudes and flux at once, so memory grows with the frame count only.
+fn stft_features(
+    samples: &[f32],
+    n_fft: usize,
+    hop: usize,
+    bands: &[std::ops::RangeInclusive<usize>; 3],
+) -> StftFeatures {
+    let mut planner = RealFftPlanner::<f32>::new();
+    let fft = planner.plan_fft_forward(n_fft);
+    let window: Vec<f32> = (0..n_fft)
+        .map(|i| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n_fft as f64).cos()) as f32)
+        .collect();
+    let frames = samples.len() / hop + 1;
+    let mut input = fft.make_input_vec();
+    let mut output = fft.make_output_vec();
+    let mut scratch = fft.make_scratch_vec();
+    let mut log = vec![0.0f32; output.len()];
+    let mut prev = vec![0.0f32; output.len()];
+    let half = (n_fft / 2) as isize;
+    let mut out = StftFeatures {
+        bands: [
+            Vec::with_capacity(frames),
+            Vec::with_capacity(frames),
+            Vec::with_capacity(frames),
+        ],
+        flux: Vec::with_capacity(frames),
+    };
+    for j in 0..frames {
+        let c = (j * hop) as isize;
+        for (i, slot) in input.iter_mut().enumerate() {
+            let k = c - half + i as isize;
+            *slot = if k >= 0 && (k as usize) < samples.len() {
+                samples[k as usize] * window[i]
+            } else {
+                0.0
+            };
+        }
+        // lengths come from the same plan, so the transform cannot fail
+        let _ = fft.process_with_scratch(&mut input, &mut output, &mut scratch);
+        for (band, range) in out.bands.iter_mut().zip(bands) {
+            let s: f64 = output[range.clone()]
+                .iter()
+                .map(|c| f64::from(c.norm_sqr()))
+                .sum();
+            band.push((s / range.clone().count() as f64).sqrt());
+        }
+        for (l, c) in log.iter_mut().zip(&output) {
+            *l = (100.0 * c.norm()).ln_1p();
+        }
+        out.flux.push(if j == 0 {
+            0.0
+        } else {
+            let s: f32 = prev.iter().zip(&log).map(|(a, b)| (b - a).max(0.0)).sum();
+            f64::from(s) / log.len() as f64
+        });
+        std::mem::swap(&mut prev, &mut log);
     }
-
-    /// Spectral flux of the log-compressed magnitude: `mean_k max(0, L[j,k] - L[j-1,k])` with
-    /// `L = ln(1 + 100·|X|)`.
-    fn flux(&self) -> Vec<f64> {
-        let log: Vec<Vec<f32>> = self
-            .power
-            .iter()
-            .map(|p| p.iter().map(|x| (100.0 * x.sqrt()).ln_1p()).collect())
-            .collect();
-        (0..log.len())
-            .map(|j| {
-                if j == 0 {
-                    return 0.0;
-                }
-                let (a, b) = (&log[j - 1], &log[j]);
-                let s: f32 = a.iter().zip(b).map(|(x, y)| (y - x).max(0.0)).sum();
-                f64::from(s) / a.len() as f64
-            })
-            .collect()
-    }
+    out
 }
 
 /// Tempo of an onset envelope sampled at `frame_rate` Hz: the lag maximising its

@@ -192,6 +192,9 @@ pub struct AudioFeatures {
     pub bpm: f64,
     /// Times of the detected beats, in seconds from frame 0.
     pub beat_times: Vec<f64>,
+    /// sha256 (hex) of every value above: scenes whose audio analyses differ have different
+    /// [`crate::scene::Scene::fingerprint`]s.
+    pub digest: String,
 }
 
 impl AudioFeatures {
@@ -382,6 +385,17 @@ pub fn analyse(
             *b = (-(f as f64 - k) / settings.beat_decay).exp();
         }
     }
+    let digest = {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for v in [&amp, &onset, &beat, &bass, &mid, &treble, &beat_times] {
+            for x in v.iter() {
+                h.update(x.to_le_bytes());
+            }
+        }
+        h.update(bpm.to_le_bytes());
+        format!("{:x}", h.finalize())
+    };
     Ok(AudioFeatures {
         amp,
         onset,
@@ -391,6 +405,7 @@ pub fn analyse(
         treble,
         bpm,
         beat_times,
+        digest,
     })
 }
 

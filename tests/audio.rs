@@ -244,6 +244,16 @@ fn plot_has_the_audio_panels() {
     let img = image::open(&out).unwrap();
     // zoom + 7 audio panels, 3 per row: 3 rows
     assert_eq!((img.width(), img.height()), (3 * 420, 3 * 200));
+    // `anim validate` says what it found
+    let report = anim::check::check(&scene, None).unwrap();
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("[audio]") && n.contains("120.0 BPM (estimated)")),
+        "{:?}",
+        report.notes
+    );
 }
 
 #[test]

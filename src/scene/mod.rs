@@ -218,6 +218,9 @@ impl Scene {
         use sha2::{Digest, Sha256};
         let mut bytes = serde_json::to_vec(self).unwrap_or_default();
         bytes.extend(crate::motion::source_fingerprint(&self.motion_spec()));
+        if let Some(a) = &self.audio_features {
+            bytes.extend(a.digest.as_bytes());
+        }
         format!("{:x}", Sha256::digest(&bytes))
     }
 

@@ -687,6 +687,28 @@ mod tests {
     }
 
     #[test]
+    fn offset_shifts_and_bpm_overrides() {
+        // clicks at 0.5k s; skipping 0.25 s puts them at 0.25 + 0.5k s: frames 6, 18, … at 24 fps
+        let x = clicks(120.0, 10.0, SAMPLE_RATE);
+        let s = AudioSettings {
+            offset: 0.25,
+            ..AudioSettings::default()
+        };
+        let f = analyse(&x, SAMPLE_RATE, &s, 216, 24.0).unwrap();
+        let peaks: Vec<usize> = (0..216).filter(|&i| f.beat[i] == 1.0).collect();
+        assert_eq!(peaks, (0..18).map(|k| 6 + 12 * k).collect::<Vec<_>>());
+        // a known tempo is taken as it is, and the beats follow it
+        let s = AudioSettings {
+            bpm: Some(60.0),
+            ..AudioSettings::default()
+        };
+        let f = analyse(&x, SAMPLE_RATE, &s, 240, 24.0).unwrap();
+        assert_eq!(f.bpm, 60.0);
+        let gaps: Vec<f64> = f.beat_times.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.iter().all(|g| (g - 1.0).abs() < 0.02), "{gaps:?}");
+    }
+
+    #[test]
     fn ranges_are_checked() {
         let base = AudioSettings {
             file: "a.wav".into(),

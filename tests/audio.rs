@@ -215,6 +215,13 @@ fn motion_scripts_and_prompts_read_the_audio_variables() {
         .find(|(n, _)| n == "angle")
         .unwrap()
         .1;
+    // a scene moved elsewhere (farm, batch) keeps its audio file
+    let mut moved = scene.clone();
+    moved.absolutize_paths().unwrap();
+    assert_eq!(
+        moved.audio.as_ref().unwrap().file,
+        std::path::absolute(dir.path().join("clicks.wav")).unwrap()
+    );
     // prompt math: the click of frame 6 is a beat
     assert_eq!(a.beat[6], 1.0);
     assert_eq!(scene.prompt_at(6).positive, "a (cat:2)");

@@ -431,7 +431,7 @@ impl Scene {
 
     /// Makes every path the scene names absolute, resolved as [`Scene::resolve`] resolves it (the
     /// init and colour images, the input video, the model, depth and ControlNet folders, the
-    /// motion script and preset folders, the soundtrack, the output folder, a plain checkpoint
+    /// motion script and preset folders, the soundtrack and `[audio]` file, the output folder, a plain checkpoint
     /// value), so the scene can be written into another folder and mean the same.
     ///
     /// # Errors
@@ -489,6 +489,9 @@ impl Scene {
             abs(p);
         }
         self.motion.preset_dirs.iter_mut().for_each(abs);
+        if let Some(a) = &mut self.audio {
+            abs(&mut a.file);
+        }
         for u in &mut self.controlnet {
             [
                 &mut u.model,

@@ -26,6 +26,8 @@ pub const FFT_SIZES: std::ops::RangeInclusive<usize> = 256..=8192;
 pub const MAX_SMOOTH_FRAMES: f64 = 1000.0;
 /// Most STFT frames one analysis makes (`samples / hop + 1`): bounds the beat tracker's work.
 pub const MAX_ANALYSIS_FRAMES: usize = 1 << 20;
+/// Highest frame rate the analysis takes (22 samples per frame at 22 050 Hz).
+pub const MAX_FPS: f64 = 1000.0;
 /// Tempo range searched, in BPM; an override `bpm` must lie in it too.
 pub const BPM_RANGE: std::ops::RangeInclusive<f64> = 30.0..=300.0;
 
@@ -216,7 +218,7 @@ impl AudioFeatures {
 /// Decodes `path` and analyses it for `frames` frames at `fps`.
 ///
 /// # Errors
-/// A missing, unreadable or silent-free-of-samples file (as [`crate::output::decode_audio_mono`]),
+/// A missing or unreadable file, or one without samples (as [`crate::output::decode_audio_mono`]),
 /// or settings out of range.
 pub fn analyse_file(
     path: &Path,
@@ -234,7 +236,8 @@ pub fn analyse_file(
 /// samples `[(f/fps + offset)·rate, ((f+1)/fps + offset)·rate)`; frames past the end are silent.
 ///
 /// # Errors
-/// Settings out of range, or an `fps` that is not a positive number.
+/// Settings out of range, an `fps` outside 0..=[`MAX_FPS`], more than an hour of samples,
+/// more frames than [`crate::scene::MAX_FRAMES`] or more STFT frames than [`MAX_ANALYSIS_FRAMES`].
 pub fn analyse(
     samples: &[f32],
     rate: u32,
@@ -243,9 +246,9 @@ pub fn analyse(
     fps: f64,
 ) -> Result<AudioFeatures, String> {
     settings.check_ranges()?;
-    if !(fps > 0.0 && fps.is_finite()) {
+    if !(fps > 0.0 && fps <= MAX_FPS) {
         return Err(format!(
-            "audio analysis: fps = {fps} must be a positive number"
+            "[output] fps = {fps}: the [audio] analysis needs a frame rate within 0..={MAX_FPS}"
         ));
     }
     if samples.len() > (crate::output::MAX_AUDIO_SECONDS * f64::from(rate)) as usize + 1 {
@@ -350,7 +353,13 @@ pub fn analyse(
             })
             .collect()
     };
-    let smooth = |v: Vec<f64>| smooth(&v, settings.smooth, settings.attack, settings.release);
+    // (clamped again: the running sums of the moving average may leave -1e-17)
+    let smooth = |v: Vec<f64>| -> Vec<f64> {
+        smooth(&v, settings.smooth, settings.attack, settings.release)
+            .into_iter()
+            .map(|x| x.clamp(0.0, 1.0))
+            .collect()
+    };
     let amp = smooth(norm(amp, amp_ref));
     let onset = smooth(norm(per_frame(&onset_j, max), whole(&onset_j)));
     let bass = smooth(norm(per_frame(&bass_j, mean), whole(&bass_j)));
@@ -416,10 +425,16 @@ pub fn smooth(x: &[f64], window: usize, attack: f64, release: f64) -> Vec<f64> {
     let mut v = if window > 1 && n > 0 {
         let half_lo = (window - 1) / 2;
         let half_hi = window / 2;
+        // prefix sums: O(n) whatever the window
+        let mut prefix = Vec::with_capacity(n + 1);
+        prefix.push(0.0);
+        for v in x {
+            prefix.push(prefix.last().copied().unwrap_or(0.0) + v);
+        }
         (0..n)
             .map(|i| {
                 let (a, b) = (i.saturating_sub(half_lo), (i + half_hi + 1).min(n));
-                x[a..b].iter().sum::<f64>() / (b - a) as f64
+                (prefix[b] - prefix[a]) / (b - a) as f64
             })
             .collect()
     } else {
@@ -822,6 +837,10 @@ mod tests {
         assert_eq!(smooth(&x, 1, 0.0, 0.0), x.to_vec());
         let m = smooth(&x, 3, 0.0, 0.0);
         assert!((m[1] - 1.0 / 3.0).abs() < 1e-12 && (m[3] - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(m[0], 0.0);
+        // an even window leans one frame ahead; the ends average what they have
+        let e = smooth(&x, 2, 0.0, 0.0);
+        assert_eq!(e, [0.0, 0.5, 0.5, 0.0, 0.0]);
         let r = smooth(&x, 1, 0.0, 2.0);
         assert_eq!(r[2], 1.0);
         assert!((r[3] - (-0.5f64).exp()).abs() < 1e-12);

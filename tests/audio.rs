@@ -354,6 +354,23 @@ fn errors_name_the_key_and_the_file() {
         e.contains("`beat` is an audio variable") && e.contains("[audio]"),
         "{e}"
     );
+    // … or in a motion script
+    std::fs::write(
+        dir.path().join("beat.rhai"),
+        "fn frame(ctx) { #{ angle: 10.0 * ctx.beat } }\n",
+    )
+    .unwrap();
+    let e = load(
+        dir.path(),
+        "[animation]\nmax_frames = 10\n[motion]\nscript = \"beat.rhai\"\n",
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("beat.rhai")
+            && e.contains("`ctx.beat`, an audio variable")
+            && e.contains("[audio]"),
+        "{e}"
+    );
     // a missing file
     let e = load(dir.path(), &format!("{base}[audio]\nfile = \"nope.mp3\"\n")).unwrap_err();
     assert!(

@@ -175,7 +175,7 @@ impl AudioSettings {
 }
 
 /// The analysis of an audio file: one value per video frame for each of [`VARIABLES`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Clone, PartialEq, Serialize)]
 pub struct AudioFeatures {
     /// RMS of the frame's samples over the loudest frame's, 0..1.
     pub amp: Vec<f64>,
@@ -197,6 +197,20 @@ pub struct AudioFeatures {
     /// sha256 (hex) of every value above: scenes whose audio analyses differ have different
     /// [`crate::scene::Scene::fingerprint`]s.
     pub digest: String,
+}
+
+impl std::fmt::Debug for AudioFeatures {
+    /// A summary: a scene's `{:?}` should not print a value per frame.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "AudioFeatures({} frames, {:.2} BPM, {} beats, {})",
+            self.amp.len(),
+            self.bpm,
+            self.beat_times.len(),
+            &self.digest[..self.digest.len().min(12)]
+        )
+    }
 }
 
 impl AudioFeatures {

@@ -93,6 +93,24 @@ pub fn check(scene: &Scene, model: Option<&Path>) -> Result<Report> {
         }
     }
     let mut notes = Vec::new();
+    if let (Some(a), Some(s)) = (scene.audio_features(), &scene.audio) {
+        let beats = a.beat_times.iter().filter(|t| **t >= 0.0).count();
+        notes.push(format!(
+            "[audio] {}: {:.1} BPM{}, {beats} beats{}",
+            s.file.display(),
+            a.bpm,
+            if s.bpm.is_some() {
+                " (set)"
+            } else {
+                " (estimated)"
+            },
+            if scene.output.soundtrack.is_none() {
+                "; also the soundtrack"
+            } else {
+                ""
+            }
+        ));
+    }
     if let Err(e) = scene.checked_output_folder() {
         notes.push(format!(
             "{}; `anim render` and `anim preview` need --out DIR for this scene",

@@ -5,6 +5,7 @@
 //! depth) and repainted by img2img ([`diffusion`]); [`output`] writes frames and the video.
 //! [`farm`] runs many renders: batches, sweeps, Slurm job arrays, Kubernetes manifests.
 
+pub mod audio;
 pub mod camera;
 pub mod check;
 pub mod controlnet;

@@ -586,9 +586,110 @@ pub fn probe_video(path: &Path) -> Result<VideoInfo> {
     })
 }
 
+/// The audio codecs [`mux_soundtrack`] copies into an mp4 as they are; others are re-encoded.
+fn is_muxable(codec: ffmpeg::codec::Id) -> bool {
+    use ffmpeg::codec::Id;
+    matches!(
+        codec,
+        Id::AAC | Id::MP3 | Id::ALAC | Id::AC3 | Id::EAC3 | Id::OPUS | Id::FLAC
+    )
+}
+
+/// Encodes the first audio stream of `src` as AAC (stereo, or mono for a mono source; 192 kbit/s
+/// at the source's rate when AAC allows it, else 48 kHz) into the mp4/m4a file `dst`: how
+/// [`mux_soundtrack`] takes a codec an mp4 cannot hold (PCM in a WAV, Vorbis, …).
+///
+/// # Errors
+/// An undecodable source, or an encoder or write error.
+pub fn transcode_to_aac(src: &Path, dst: &Path) -> Result<()> {
+    use ffmpeg::ChannelLayout;
+    use ffmpeg::codec::Id;
+    use ffmpeg::format::Sample;
+    use ffmpeg::format::sample::Type as SampleType;
+    init_ffmpeg()?;
+    let (src_rate, src_channels) = audio_stream_format(src)?;
+    const AAC_RATES: [u32; 12] = [
+        96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000,
+    ];
+    let rate = if AAC_RATES.contains(&src_rate) {
+        src_rate
+    } else {
+        48000
+    };
+    let channels: u16 = if src_channels == 1 { 1 } else { 2 };
+    let layout = if channels == 1 {
+        ChannelLayout::MONO
+    } else {
+        ChannelLayout::STEREO
+    };
+    let samples = decode_audio(src, rate, channels)?;
+    let codec =
+        ffmpeg::encoder::find(Id::AAC).ok_or_else(|| anyhow!("this FFmpeg has no AAC encoder"))?;
+    let mut octx = ffmpeg::format::output_as(ffmpeg_path(dst)?, "mp4")
+        .with_context(|| format!("cannot create {}", dst.display()))?;
+    let global_header = octx
+        .format()
+        .flags()
+        .contains(ffmpeg::format::Flags::GLOBAL_HEADER);
+    let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)
+        .encoder()
+        .audio()?;
+    let time_base = ffmpeg::Rational::new(1, rate as i32);
+    enc.set_rate(rate as i32);
+    enc.set_channel_layout(layout);
+    enc.set_format(Sample::F32(SampleType::Planar));
+    enc.set_bit_rate(192_000);
+    enc.set_time_base(time_base);
+    if global_header {
+        enc.set_flags(ffmpeg::codec::Flags::GLOBAL_HEADER);
+    }
+    let mut enc = enc.open_as(codec).context("cannot open the AAC encoder")?;
+    let mut ost = octx.add_stream(codec)?;
+    ost.set_parameters(&enc);
+    ost.set_time_base(time_base);
+    octx.write_header()
+        .with_context(|| format!("cannot write the header of {}", dst.display()))?;
+    let stream_tb = octx.stream(0).map_or(time_base, |s| s.time_base());
+    let frame_size = (enc.frame_size() as usize).max(1);
+    let width = usize::from(channels);
+    let mut packet = ffmpeg::Packet::empty();
+    let mut drain = |enc: &mut ffmpeg::encoder::Audio,
+                     octx: &mut ffmpeg::format::context::Output|
+     -> Result<()> {
+        while enc.receive_packet(&mut packet).is_ok() {
+            packet.set_stream(0);
+            packet.rescale_ts(time_base, stream_tb);
+            packet.write_interleaved(octx)?;
+        }
+        Ok(())
+    };
+    for (i, chunk) in samples.chunks(frame_size * width).enumerate() {
+        let n = chunk.len() / width;
+        let mut frame = ffmpeg::frame::Audio::new(Sample::F32(SampleType::Planar), n, layout);
+        frame.set_rate(rate);
+        for c in 0..width {
+            for (dst, src) in frame.plane_mut::<f32>(c)[..n]
+                .iter_mut()
+                .zip(chunk.iter().skip(c).step_by(width))
+            {
+                *dst = *src;
+            }
+        }
+        frame.set_pts(Some((i * frame_size) as i64));
+        enc.send_frame(&frame)
+            .context("the AAC encoder refused a frame")?;
+        drain(&mut enc, &mut octx)?;
+    }
+    enc.send_eof()?;
+    drain(&mut enc, &mut octx)?;
+    octx.write_trailer()?;
+    Ok(())
+}
+
 /// Muxes the first audio stream of `audio` into the mp4 `video` (rewritten in place), as Deforum's
-/// `add_soundtrack`: audio stream-copied, cut at the end of the video, `offset` seconds of the audio
-/// skipped (negative: the audio starts that much later).
+/// `add_soundtrack`: audio stream-copied (AAC, MP3, ALAC, AC-3, E-AC-3, Opus, FLAC; any other
+/// codec, such as a WAV's PCM, re-encoded by [`transcode_to_aac`] first), cut at the end of the
+/// video, `offset` seconds of the audio skipped (negative: the audio starts that much later).
 pub fn mux_soundtrack(video: &Path, audio: &Path, offset: f64) -> Result<()> {
     init_ffmpeg()?;
     if !audio.is_file() {
@@ -611,17 +712,21 @@ pub fn mux_soundtrack(video: &Path, audio: &Path, offset: f64) -> Result<()> {
         .ok_or_else(|| anyhow!("soundtrack {} has no audio stream", audio.display()))?;
     let (aidx, atb) = (astream.index(), astream.time_base());
     let aparams = astream.parameters();
-    let codec = aparams.id();
     use ffmpeg::codec::Id;
-    if !matches!(
-        codec,
-        Id::AAC | Id::MP3 | Id::ALAC | Id::AC3 | Id::EAC3 | Id::OPUS | Id::FLAC
-    ) {
-        bail!(
-            "soundtrack {} is {codec:?}, which an mp4 cannot hold without re-encoding; convert it first, e.g. `ffmpeg -i {} -c:a aac soundtrack.m4a`",
-            audio.display(),
-            audio.display()
-        );
+    if !is_muxable(aparams.id()) {
+        drop(ain);
+        let aac = video.with_extension("soundtrack.tmp");
+        let done = transcode_to_aac(audio, &aac)
+            .with_context(|| {
+                format!(
+                    "cannot re-encode soundtrack {} ({:?}) as AAC for the mp4",
+                    audio.display(),
+                    aparams.id()
+                )
+            })
+            .and_then(|()| mux_soundtrack(video, &aac, offset));
+        let _ = std::fs::remove_file(&aac);
+        return done;
     }
     let tmp = video.with_extension("mux.tmp");
     let mut out = ffmpeg::format::output_as(ffmpeg_path(&tmp)?, "mp4")
@@ -690,7 +795,6 @@ pub fn mux_soundtrack(video: &Path, audio: &Path, offset: f64) -> Result<()> {
     Ok(())
 }
 
-/// Duration in seconds of the first audio stream of `path` (0 when it has none).
 /// Checks that `path` is a media file FFmpeg can open with an audio stream in it.
 ///
 /// # Errors
@@ -713,6 +817,172 @@ pub fn check_audio(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Longest audio [`decode_audio_mono`] decodes, in seconds (one hour): the samples are held in
+/// memory (an hour at 22 050 Hz is 318 MB of f32).
+pub const MAX_AUDIO_SECONDS: f64 = 3600.0;
+
+/// Decodes the first audio stream of `path` to mono f32 samples at `rate` Hz: channels averaged,
+/// resampled with FFmpeg's swresample.
+///
+/// # Errors
+/// A missing or unreadable file, a file without audio, a damaged stream (naming the second
+/// where decoding stopped), a `rate` outside 1000..=192000, or more than [`MAX_AUDIO_SECONDS`].
+pub fn decode_audio_mono(path: &Path, rate: u32) -> Result<Vec<f32>> {
+    decode_audio(path, rate, 1)
+}
+
+/// Sample rate and channel count of the first audio stream of `path`.
+fn audio_stream_format(path: &Path) -> Result<(u32, u16)> {
+    let ictx = ffmpeg::format::input(ffmpeg_path(path)?)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let stream = ictx
+        .streams()
+        .best(ffmpeg::media::Type::Audio)
+        .ok_or_else(|| anyhow!("{} has no audio stream", path.display()))?;
+    let dec = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
+        .and_then(|c| c.decoder().audio())
+        .with_context(|| format!("{}: FFmpeg has no decoder for its audio", path.display()))?;
+    Ok((dec.rate(), dec.channels()))
+}
+
+/// [`decode_audio_mono`] to `channels` (1 or 2) interleaved channels.
+fn decode_audio(path: &Path, rate: u32, channels: u16) -> Result<Vec<f32>> {
+    use ffmpeg::ChannelLayout;
+    use ffmpeg::format::Sample;
+    use ffmpeg::format::sample::Type as SampleType;
+    if !(1000..=192_000).contains(&rate) {
+        bail!("audio sample rate {rate} Hz: must be within 1000..=192000");
+    }
+    if !path.is_file() {
+        bail!("{} does not exist", path.display());
+    }
+    check_audio(path)?;
+    let mut ictx = ffmpeg::format::input(ffmpeg_path(path)?)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let stream = ictx
+        .streams()
+        .best(ffmpeg::media::Type::Audio)
+        .ok_or_else(|| anyhow!("{} has no audio stream", path.display()))?;
+    let index = stream.index();
+    let mut dec = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
+        .and_then(|c| c.decoder().audio())
+        .with_context(|| format!("{}: FFmpeg has no decoder for its audio", path.display()))?;
+    let max_samples = (MAX_AUDIO_SECONDS * f64::from(rate)) as usize * usize::from(channels);
+    let out_format = Sample::F32(SampleType::Packed);
+    let out_layout = if channels == 1 {
+        ChannelLayout::MONO
+    } else {
+        ChannelLayout::STEREO
+    };
+    let width = usize::from(channels.clamp(1, 2));
+    let mut resampler: Option<ffmpeg::software::resampling::Context> = None;
+    let mut samples: Vec<f32> = Vec::new();
+    let damaged = |e: ffmpeg::Error, at: usize| {
+        anyhow!(
+            "{}: cannot decode the audio after {:.2} s ({e}); a damaged or cut file? re-encode \
+             it, e.g. `ffmpeg -i in -c:a flac out.flac`",
+            path.display(),
+            at as f64 / f64::from(rate) / width as f64
+        )
+    };
+    // one decoded frame through the resampler (created on the first frame, whose format and
+    // layout are the stream's)
+    let push = |frame: Option<&ffmpeg::frame::Audio>,
+                resampler: &mut Option<ffmpeg::software::resampling::Context>,
+                samples: &mut Vec<f32>|
+     -> Result<()> {
+        if resampler.is_none() {
+            let Some(f) = frame else { return Ok(()) };
+            let layout = f.channel_layout();
+            *resampler = Some(
+                ffmpeg::software::resampling::Context::get(
+                    f.format(),
+                    layout,
+                    f.rate(),
+                    out_format,
+                    out_layout,
+                    rate,
+                )
+                .with_context(|| {
+                    format!(
+                        "{}: cannot convert its audio ({} Hz, {} channels) to mono",
+                        path.display(),
+                        f.rate(),
+                        f.channels()
+                    )
+                })?,
+            );
+        }
+        let Some(r) = resampler.as_mut() else {
+            return Ok(());
+        };
+        loop {
+            let cap = match frame {
+                Some(f) => {
+                    (f.samples() as u64 * u64::from(rate) / u64::from(f.rate().max(1))) as usize
+                        + 256
+                }
+                None => 4096,
+            };
+            let mut out = ffmpeg::frame::Audio::new(out_format, cap, out_layout);
+            out.set_rate(rate);
+            match frame {
+                Some(f) => r.run(f, &mut out),
+                None => r.flush(&mut out),
+            }
+            .map_err(|e| damaged(e, samples.len()))?;
+            let n = out.samples();
+            // packed: one plane of n·width floats
+            samples.extend(
+                out.data(0)[..n * width * 4]
+                    .chunks_exact(4)
+                    .map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]])),
+            );
+            if samples.len() > max_samples {
+                bail!(
+                    "{}: longer than {MAX_AUDIO_SECONDS} s; cut the part the animation uses, \
+                     e.g. `ffmpeg -i in -t 600 -c:a flac out.flac`",
+                    path.display()
+                );
+            }
+            // a flush drains until nothing is left; a frame is converted once
+            if frame.is_some() || n == 0 {
+                return Ok(());
+            }
+        }
+    };
+    // PCM in WAV often has no channel layout: the default one for its channel count, which the
+    // resampler then expects on every frame
+    let fix_layout = |f: &mut ffmpeg::frame::Audio| {
+        if f.channel_layout().is_empty() {
+            f.set_channel_layout(ChannelLayout::default(i32::from(f.channels().max(1))));
+        }
+    };
+    let mut frame = ffmpeg::frame::Audio::empty();
+    for (s, pkt) in ictx.packets() {
+        if s.index() != index {
+            continue;
+        }
+        dec.send_packet(&pkt)
+            .map_err(|e| damaged(e, samples.len()))?;
+        while dec.receive_frame(&mut frame).is_ok() {
+            fix_layout(&mut frame);
+            push(Some(&frame), &mut resampler, &mut samples)?;
+        }
+    }
+    dec.send_eof().map_err(|e| damaged(e, samples.len()))?;
+    while dec.receive_frame(&mut frame).is_ok() {
+        fix_layout(&mut frame);
+        push(Some(&frame), &mut resampler, &mut samples)?;
+    }
+    push(None, &mut resampler, &mut samples)?;
+    if samples.is_empty() {
+        bail!("{}: the audio stream holds no samples", path.display());
+    }
+    Ok(samples)
+}
+
+/// Duration in seconds of the first audio stream of `path` (0 when it has none).
 pub fn audio_duration(path: &Path) -> Result<f64> {
     init_ffmpeg()?;
     let ictx = ffmpeg::format::input(ffmpeg_path(path)?)

@@ -110,6 +110,9 @@ pub struct MotionScript {
     clock: Arc<Clock>,
     /// (function name, 1-based line of its `fn`), to place errors rhai gives no position for.
     fn_lines: Vec<(String, usize)>,
+    /// The audio variables the source reads as `ctx.NAME`, for a hint when a scene without
+    /// `[audio]` runs it.
+    audio_uses: Vec<&'static str>,
 }
 
 /// Where each `fn NAME(` of the source starts.
@@ -266,6 +269,16 @@ impl MotionScript {
             limits,
             clock,
             fn_lines: function_lines(source),
+            audio_uses: crate::audio::VARIABLES
+                .iter()
+                .copied()
+                .filter(|v| {
+                    source.match_indices(&format!("ctx.{v}")).any(|(i, m)| {
+                        !source[i + m.len()..]
+                            .starts_with(|c: char| c.is_alphanumeric() || c == '_')
+                    })
+                })
+                .collect(),
         })
     }
 
@@ -352,7 +365,8 @@ impl MotionScript {
     ///
     /// The context map has `t` (float frame index), `frame` (integer), `max_f`, `max_frames`, `fps`,
     /// `sec`, `seed`, `sched` (every numeric schedule's value at this frame), `vars` (the scene's
-    /// `[variables]`) and `state` (the previous frame's returned `state`, `#{}` at frame 0).
+    /// `[variables]`) and `state` (the previous frame's returned `state`, `#{}` at frame 0), and with `[audio]`
+    /// the per-frame audio variables (`amp`, `onset`, `beat`, `bass`, `mid`, `treble`, `bpm`).
     ///
     /// # Errors
     /// Any script error or exceeded limit, or a result that is not a map of finite numbers for
@@ -415,6 +429,10 @@ impl MotionScript {
                 m.insert("t".into(), Dynamic::from_float(f as f64));
                 m.insert("frame".into(), Dynamic::from_int(f as INT));
                 m.insert("sec".into(), Dynamic::from_float(f as f64 / ctx.fps));
+                for (name, s) in &ctx.series {
+                    let v = s.get(f).or(s.last()).copied().unwrap_or(0.0);
+                    m.insert(name.as_str().into(), Dynamic::from_float(v));
+                }
                 m.insert("sched".into(), Dynamic::from_map(sched));
                 m.insert("state".into(), std::mem::take(&mut state));
                 let out = self
@@ -426,7 +444,18 @@ impl MotionScript {
                         FUNCTION,
                         (Dynamic::from_map(m),),
                     )
-                    .map_err(|e| self.runtime_error(e, f, total_start))?;
+                    .map_err(|e| self.runtime_error(e, f, total_start))
+                    .map_err(|mut e| {
+                        if ctx.series.is_empty()
+                            && let Some(v) = self.audio_uses.first()
+                        {
+                            e.message += &format!(
+                                " (the script reads `ctx.{v}`, an audio variable: the scene needs \
+                                 an [audio] table with `file = \"song.mp3\"`)"
+                            );
+                        }
+                        e
+                    })?;
                 state = self
                     .apply_result(f, out, numeric)?
                     .unwrap_or_else(|| Dynamic::from_map(Map::new()));

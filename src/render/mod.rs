@@ -561,15 +561,13 @@ impl Loop<'_, '_> {
 /// The first problem, naming the scene file and key.
 pub fn check_settings(scene: &Scene) -> Result<()> {
     let file = scene.path.display();
-    if let Some(a) = &scene.output.soundtrack {
+    if let Some(a) = scene.soundtrack() {
+        let key = soundtrack_key(scene);
         let audio = scene.resolve(a);
         if !audio.is_file() {
-            bail!(
-                "{file}: [output] soundtrack {} does not exist",
-                audio.display()
-            );
+            bail!("{file}: {key} {} does not exist", audio.display());
         }
-        output::check_audio(&audio).with_context(|| format!("{file}: [output] soundtrack"))?;
+        output::check_audio(&audio).with_context(|| format!("{file}: {key}"))?;
     }
     if let (ColorCoherence::Image, Some(p)) = (
         &scene.coherence.color_coherence,
@@ -908,11 +906,25 @@ fn run_loop(
 /// Waits for the videos of `job` and muxes the scene's soundtrack into the mp4 at `mp4`.
 fn finish_videos(scene: &Scene, job: output::BackgroundVideo, mp4: &Path) -> Result<()> {
     job.finish()?;
-    if let Some(audio) = &scene.output.soundtrack {
-        output::mux_soundtrack(mp4, &scene.resolve(audio), scene.output.soundtrack_offset)
-            .with_context(|| format!("{}: [output] soundtrack", scene.path.display()))?;
+    if let Some(audio) = scene.soundtrack() {
+        // the [audio] file keeps the analysis' alignment: its own offset
+        let offset = match (&scene.output.soundtrack, &scene.audio) {
+            (None, Some(a)) => a.offset,
+            _ => scene.output.soundtrack_offset,
+        };
+        output::mux_soundtrack(mp4, &scene.resolve(audio), offset)
+            .with_context(|| format!("{}: {}", scene.path.display(), soundtrack_key(scene)))?;
     }
     Ok(())
+}
+
+/// The key that names the soundtrack: `[output] soundtrack`, or `[audio] file` standing in.
+fn soundtrack_key(scene: &Scene) -> &'static str {
+    if scene.output.soundtrack.is_some() {
+        "[output] soundtrack"
+    } else {
+        "[audio] file (the soundtrack, as [output] soundtrack is not set)"
+    }
 }
 
 /// Encodes the videos `scene` asks for (the mp4, and gif/webm on request) from frames `0..n` of

@@ -94,6 +94,10 @@ pub struct Scene {
     pub output: OutputSettings,
     /// User constants visible in every expression.
     pub variables: BTreeMap<String, f64>,
+    /// The audio file whose analysis gives the per-frame variables `amp`, `beat`, … (and the
+    /// soundtrack, unless `[output] soundtrack` is set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio: Option<crate::audio::AudioSettings>,
     /// Interpolation per schedule (`zoom = "ease-in-out"`); default linear.
     pub interpolation: BTreeMap<String, String>,
     /// Prompts keyed by frame (`"0" = "a forest --neg blurry"`).
@@ -122,6 +126,9 @@ pub struct Scene {
     /// The `[parseq]` manifest, read when the scene was validated.
     #[serde(skip)]
     parseq_data: Option<Arc<parseq::Loaded>>,
+    /// The `[audio]` analysis made when the scene was validated.
+    #[serde(skip)]
+    audio_features: Option<Arc<crate::audio::AudioFeatures>>,
 }
 
 /// Schedules and the key of the scene state they were evaluated from.
@@ -221,6 +228,9 @@ impl Scene {
         if let Some(p) = &self.parseq_data {
             bytes.extend(p.manifest.digest().as_bytes());
         }
+        if let Some(a) = &self.audio_features {
+            bytes.extend(a.digest.as_bytes());
+        }
         format!("{:x}", Sha256::digest(&bytes))
     }
 
@@ -255,7 +265,45 @@ impl Scene {
             .iter()
             .map(|(k, v)| (k.clone(), *v))
             .collect();
+        if let Some(a) = &self.audio_features {
+            ctx.series = a
+                .series()
+                .into_iter()
+                .map(|(n, v)| (n.to_string(), Arc::from(v)))
+                .collect();
+        }
         ctx
+    }
+
+    /// The `[audio]` analysis, one value per frame for each of [`crate::audio::VARIABLES`]
+    /// (`None` without `[audio]`).
+    pub fn audio_features(&self) -> Option<&crate::audio::AudioFeatures> {
+        self.audio_features.as_deref()
+    }
+
+    /// Decodes and analyses the `[audio]` file again (after a change to the scene's frames,
+    /// fps or `[audio]` table); without `[audio]`, clears the analysis.
+    ///
+    /// # Errors
+    /// A missing or undecodable file, or an `[audio]` key out of range, naming the key.
+    pub fn analyse_audio(&mut self) -> Result<(), String> {
+        let frames = self.animation.max_frames;
+        let features = crate::audio::for_scene(
+            self.audio.as_ref(),
+            |p| self.resolve(p),
+            frames,
+            self.output.fps,
+        )?;
+        self.audio_features = features.map(Arc::new);
+        Ok(())
+    }
+
+    /// The file muxed into the mp4: `[output] soundtrack`, else the `[audio]` file.
+    pub fn soundtrack(&self) -> Option<&Path> {
+        self.output
+            .soundtrack
+            .as_deref()
+            .or(self.audio.as_ref().map(|a| a.file.as_path()))
     }
 
     /// Every schedule by table, as (column name, table, key, text), ControlNet units last.
@@ -395,7 +443,7 @@ impl Scene {
 
     /// Makes every path the scene names absolute, resolved as [`Scene::resolve`] resolves it (the
     /// init and colour images, the input video, the model, depth and ControlNet folders, the
-    /// motion script and preset folders, the soundtrack, the output folder, a plain checkpoint
+    /// motion script and preset folders, the soundtrack and `[audio]` file, the output folder, a plain checkpoint
     /// value), so the scene can be written into another folder and mean the same.
     ///
     /// # Errors
@@ -459,6 +507,9 @@ impl Scene {
             && Path::new(m.trim()).is_relative()
         {
             *m = base.join(m.trim()).display().to_string();
+        }
+        if let Some(a) = &mut self.audio {
+            abs(&mut a.file);
         }
         for u in &mut self.controlnet {
             [

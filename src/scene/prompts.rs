@@ -157,14 +157,7 @@ pub fn expand_prompt_math(text: &str, ctx: &Context, t: usize) -> Result<String,
         ));
     }
     let names = ctx.names();
-    let mut vars = vec![
-        t as f64,
-        ctx.max_frames as f64 - 1.0,
-        ctx.seed as f64,
-        ctx.fps,
-        t as f64 / ctx.fps,
-    ];
-    vars.extend(ctx.variables.iter().map(|(_, v)| *v));
+    let vars = ctx.vars(t as f64);
     let mut out = String::new();
     for (i, part) in parts.iter().enumerate() {
         if i % 2 == 0 {

@@ -663,6 +663,7 @@ pub(super) fn table_keys(table: &str) -> &'static [&'static str] {
             "animation_prompts",
             "video_input",
             "parseq",
+            "audio",
         ],
         "image" => ImageSettings::KEYS,
         "animation" => AnimationSettings::KEYS,
@@ -680,6 +681,7 @@ pub(super) fn table_keys(table: &str) -> &'static [&'static str] {
         "model" => ModelSettings::KEYS,
         "output" => OutputSettings::KEYS,
         "parseq" => ParseqSettings::KEYS,
+        "audio" => crate::audio::AudioSettings::KEYS,
         _ => &[],
     }
 }
@@ -702,6 +704,7 @@ pub(super) const TABLES: &[&str] = &[
     "model",
     "output",
     "parseq",
+    "audio",
 ];
 
 #[cfg(test)]

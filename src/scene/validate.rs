@@ -279,6 +279,16 @@ impl Scene {
                 ));
             }
         }
+        if self.audio.is_some() {
+            for name in self.variables.keys() {
+                if crate::audio::VARIABLES.contains(&name.as_str()) {
+                    return Err(format!(
+                        "[variables] {name}: the [audio] analysis defines `{name}`; rename the variable"
+                    ));
+                }
+            }
+        }
+        self.analyse_audio()?;
         let ctx = self.context();
         for (key, text) in &self.prompts {
             key.trim().parse::<usize>().map_err(|_| {

@@ -65,7 +65,7 @@ pub fn export(
     let text = match format {
         Format::Png => {
             let out = output.unwrap_or(Path::new("schedule.png"));
-            let img = super::plot::plot(&s)?;
+            let img = super::plot::plot_with_audio(&s, scene.audio_features())?;
             img.save(out)
                 .with_context(|| format!("cannot write {}", out.display()))?;
             return Ok(Exported::Plot(out.to_path_buf()));

@@ -523,6 +523,16 @@ impl Parser<'_> {
             &tok.text,
             known.iter().copied().chain(FUNCTIONS.iter().map(|f| f.0)),
         );
+        if crate::audio::VARIABLES.contains(&tok.text.as_str()) {
+            return Err(ExprError {
+                column: tok.col,
+                message: format!(
+                    "`{}` is an audio variable and the scene has no [audio] table; add one with \
+                     `file = \"song.mp3\"` (docs/scene-format.md, \"[audio]\")",
+                    tok.text
+                ),
+            });
+        }
         Err(ExprError {
             column: tok.col,
             message: format!(

@@ -30,6 +30,9 @@ pub struct Context {
     pub fps: f64,
     /// User constants (the scene's `[variables]`), visible by name.
     pub variables: Vec<(String, f64)>,
+    /// Per-frame variables (the `[audio]` analysis), one value per frame, visible by name after
+    /// the constants; frame `t` reads index `t` (the last value past the end).
+    pub series: Vec<(String, std::sync::Arc<[f64]>)>,
 }
 
 impl Context {
@@ -40,6 +43,7 @@ impl Context {
             seed,
             fps,
             variables: Vec::new(),
+            series: Vec::new(),
         }
     }
 
@@ -49,10 +53,12 @@ impl Context {
             .iter()
             .copied()
             .chain(self.variables.iter().map(|(n, _)| n.as_str()))
+            .chain(self.series.iter().map(|(n, _)| n.as_str()))
             .collect()
     }
 
-    fn vars(&self, t: f64) -> Vec<f64> {
+    /// The values of [`Context::names`] at frame `t`, in the same order.
+    pub fn vars(&self, t: f64) -> Vec<f64> {
         let mut v = vec![
             t,
             self.max_frames as f64 - 1.0,
@@ -61,6 +67,12 @@ impl Context {
             t / self.fps,
         ];
         v.extend(self.variables.iter().map(|(_, x)| *x));
+        let i = if t > 0.0 { t as usize } else { 0 };
+        v.extend(
+            self.series
+                .iter()
+                .map(|(_, s)| s.get(i).or(s.last()).copied().unwrap_or(0.0)),
+        );
         v
     }
 }

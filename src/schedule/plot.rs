@@ -24,16 +24,43 @@ pub(crate) fn register_font() {
 
 /// Draws every numeric schedule of `s` as a grid of panels (3 per row).
 pub fn plot(s: &ScheduleColumns) -> Result<RgbImage> {
+    plot_with_audio(s, None)
+}
+
+/// [`plot`], then one panel per audio variable of `audio` (in orange, captioned `audio: NAME`),
+/// beside the schedules.
+pub fn plot_with_audio(
+    s: &ScheduleColumns,
+    audio: Option<&crate::audio::AudioFeatures>,
+) -> Result<RgbImage> {
+    let mut panels: Vec<(String, &[f64], RGBColor)> = s
+        .numeric()
+        .iter()
+        .map(|(n, v)| (n.clone(), v.as_slice(), BLUE))
+        .collect();
+    let audio_series = audio.map(|a| a.series()).unwrap_or_default();
+    let frames = s.numeric().first().map_or(usize::MAX, |(_, v)| v.len());
+    for (name, values) in &audio_series {
+        panels.push((
+            format!("audio: {name}"),
+            &values[..values.len().min(frames)],
+            RGBColor(230, 120, 0),
+        ));
+    }
+    draw(&panels)
+}
+
+fn draw(panels: &[(String, &[f64], RGBColor)]) -> Result<RgbImage> {
     register_font();
-    let n = s.numeric().len().max(1) as u32;
+    let n = panels.len().max(1) as u32;
     let rows = n.div_ceil(COLUMNS);
     let (w, h) = (PANEL_W * COLUMNS.min(n), PANEL_H * rows);
     let mut buf = vec![255u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| anyhow!("plot: {e}"))?;
-        let panels = root.split_evenly((rows as usize, COLUMNS.min(n) as usize));
-        for ((name, values), area) in s.numeric().iter().zip(panels.iter()) {
+        let areas = root.split_evenly((rows as usize, COLUMNS.min(n) as usize));
+        for ((name, values, colour), area) in panels.iter().zip(areas.iter()) {
             let (lo, hi) = values
                 .iter()
                 .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
@@ -46,7 +73,7 @@ pub fn plot(s: &ScheduleColumns) -> Result<RgbImage> {
             };
             let last = (values.len().max(2) - 1) as f64;
             let mut chart = ChartBuilder::on(area)
-                .caption(name, ("sans-serif", 15))
+                .caption(name.as_str(), ("sans-serif", 15))
                 .margin(6)
                 .x_label_area_size(22)
                 .y_label_area_size(58)
@@ -64,7 +91,7 @@ pub fn plot(s: &ScheduleColumns) -> Result<RgbImage> {
             chart
                 .draw_series(LineSeries::new(
                     values.iter().enumerate().map(|(i, v)| (i as f64, *v)),
-                    BLUE.stroke_width(2),
+                    colour.stroke_width(2),
                 ))
                 .map_err(|e| anyhow!("plot {name}: {e}"))?;
         }

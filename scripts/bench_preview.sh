@@ -52,6 +52,14 @@ for r in $(seq "$rounds"); do
   done
 done
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+ratio() { # median over the rounds of time(A) / time(B)
+  paste <(echo ${times[$1]} | tr ' ' '\n') <(echo ${times[$2]} | tr ' ' '\n') |
+    awk '{print $1 / $2}' | sort -n | awk '{a[NR]=$1} END {printf "%.2f", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'
+}
 for k in "${order[@]}"; do
   echo "$k: $(echo ${times[$k]} | tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {printf "median %.3f s (min %.3f, max %.3f, n %d)", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2), a[1], a[NR], NR}')"
 done
+echo "per-round ratios (median): 2D video / 2D --no-video $(ratio "new 2D video" "new 2D --no-video")x"
+[ -n "$py" ] && echo "python opencv 2D / anim 2D --no-video $(ratio "python opencv 2D" "new 2D --no-video")x"
+[ -n "$old" ] && echo "old / new: 2D --no-video $(ratio "old 2D --no-video" "new 2D --no-video")x, 2D video $(ratio "old 2D video" "new 2D video")x, 3D --no-video $(ratio "old 3D --no-video" "new 3D --no-video")x"
+true

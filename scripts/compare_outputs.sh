@@ -7,6 +7,8 @@
 #   scripts/compare_outputs.sh OLD_ANIM NEW_ANIM [WORK_DIR]
 # Needs python3 and ffmpeg (for the input video). Exit status 0 when everything is identical.
 # ONLY=quickstart,deforum_2d limits the run to those scenes (about 12 minutes for all on 2 cores).
+# NEW_PREVIEW_ARGS="--video-preset slow" passes arguments to the new binary's previews only (its
+# preview videos use a fast preset by default since #19; with the old preset they compare equal).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 old="$(realpath "$1")"
@@ -66,6 +68,9 @@ for scene in "${scenes[@]}"; do
       rm -rf "$out"
       extra=()
       [ "$cmd" = render ] && extra=(--model "$model")
+      if [ "$cmd" = preview ] && [ "$side" = new ] && [ -n "${NEW_PREVIEW_ARGS:-}" ]; then
+        read -r -a more <<< "$NEW_PREVIEW_ARGS"; extra+=("${more[@]}")
+      fi
       if ! "$exe" "$cmd" "$scene" --out "$out" --quiet "${extra[@]}" 2> "$out.err"; then
         echo "$side $cmd $name failed: $(tail -1 "$out.err")"
       fi
@@ -77,7 +82,8 @@ for scene in "${scenes[@]}"; do
     if ! python3 - "$a/manifest.json" "$b/manifest.json" <<'PY'
 import json, sys
 TIMING = {"warp_ms", "depth_ms", "color_ms", "contrast_ms", "sharpen_ms", "noise_ms", "text_ms",
-          "encode_ms", "denoise_ms", "decode_ms", "blend_ms", "write_ms", "grayscale_ms"}
+          "encode_ms", "denoise_ms", "decode_ms", "blend_ms", "write_ms", "grayscale_ms",
+          "controlnet_ms", "ort_ms"}
 def strip(v):
     if isinstance(v, dict):
         return {k: strip(x) for k, x in v.items() if k not in TIMING}

@@ -62,6 +62,9 @@ enum Command {
         /// Do not encode the mp4.
         #[arg(long)]
         no_video: bool,
+        /// x264/x265 preset of the videos, in place of the scene's [output] preset.
+        #[arg(long, value_name = "P", value_parser = clap::builder::PossibleValuesParser::new(anim::scene::PRESETS))]
+        video_preset: Option<String>,
         /// Continue an interrupted render in the same output folder (bit-identical frames).
         /// `--resume=auto` also starts afresh where there is nothing to resume and does nothing
         /// where the render is complete (what farm tasks run).
@@ -155,6 +158,34 @@ enum Command {
         /// Do not encode the mp4.
         #[arg(long)]
         no_video: bool,
+        /// x264/x265 preset of the video (default: ultrafast, whatever the scene's [output]
+        /// preset, which is for the final render).
+        #[arg(long, value_name = "P", value_parser = clap::builder::PossibleValuesParser::new(anim::scene::PRESETS))]
+        video_preset: Option<String>,
+    },
+    /// Render a scene (or its first N frames) without the video and print where the time goes:
+    /// each stage's mean time per frame (from the manifest) and the share inside ONNX Runtime.
+    Bench {
+        /// Scene file (TOML) or Deforum settings file (JSON).
+        scene: PathBuf,
+        /// Model folder (overrides the scene's [model] folder).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Only the first N frames (default: all of the scene's).
+        #[arg(long, value_name = "N")]
+        frames: Option<usize>,
+        /// Output folder (default: the scene's [output] folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Where the models run (as for render).
+        #[arg(long, default_value = "auto", value_parser = DEVICES)]
+        device: String,
+        /// ONNX Runtime intra-op threads (as for render).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Run the UNet from fixed buffers, on CUDA as a CUDA graph (as for render).
+        #[arg(long)]
+        cuda_graph: bool,
     },
     /// Check a scene file (keys, schedules, prompts, init image, model folder) without rendering.
     Validate {
@@ -494,6 +525,7 @@ fn run(cli: Cli) -> Result<()> {
             out,
             quiet,
             no_video,
+            video_preset,
             resume,
             frames,
         } => {
@@ -516,6 +548,7 @@ fn run(cli: Cli) -> Result<()> {
                     out,
                     quiet,
                     no_video,
+                    video_preset,
                     model,
                     session,
                     resume: resume.is_some(),
@@ -541,6 +574,7 @@ fn run(cli: Cli) -> Result<()> {
             out,
             quiet,
             no_video,
+            video_preset,
         } => {
             let s = load(&scene, read)?;
             let summary = render::preview(
@@ -549,10 +583,40 @@ fn run(cli: Cli) -> Result<()> {
                     out,
                     quiet,
                     no_video,
+                    video_preset,
                     ..RenderOptions::default()
                 },
             )?;
             report(&summary, quiet);
+        }
+        Command::Bench {
+            scene,
+            model,
+            frames,
+            out,
+            device,
+            threads,
+            cuda_graph,
+        } => {
+            let s = load(&scene, read)?;
+            let session = SessionOptions {
+                device: Device::parse(&device)?,
+                cache: SessionOptions::cache_from_arg(None),
+                threads,
+                cuda_graph,
+            };
+            let report = render::bench(
+                &s,
+                &RenderOptions {
+                    out,
+                    quiet: true,
+                    model,
+                    session,
+                    ..RenderOptions::default()
+                },
+                frames,
+            )?;
+            println!("{report}");
         }
         Command::Validate { scene, model } => validate(&scene, model.as_deref(), read)?,
         Command::Schedule {

@@ -426,17 +426,26 @@ impl Drop for VideoWriter {
 /// queued; the result is the same file [`encode_mp4`] makes from the same frames. Dropped without
 /// [`BackgroundVideo::finish`], it stops and leaves no video behind.
 pub struct BackgroundVideo {
-    /// `Some(frame file)`, or `None` to finish.
-    tx: Option<std::sync::mpsc::Sender<Option<PathBuf>>>,
+    tx: Option<std::sync::mpsc::Sender<VideoMsg>>,
     handle: Option<std::thread::JoinHandle<Result<()>>>,
     /// Set when dropped unfinished: the thread stops without encoding what is still queued.
     abandon: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// What the encoding thread of a [`BackgroundVideo`] is sent.
+enum VideoMsg {
+    /// A frame file to read and encode.
+    File(PathBuf),
+    /// A frame already in memory (the one just written), named by its file for messages.
+    Image(RgbImage, PathBuf),
+    /// No more frames: finish the videos.
+    Finish,
+}
+
 impl BackgroundVideo {
     /// Starts the encoding thread for `videos` (each a file and its settings).
     pub fn start(videos: Vec<(PathBuf, VideoSettings)>) -> BackgroundVideo {
-        let (tx, rx) = std::sync::mpsc::channel::<Option<PathBuf>>();
+        let (tx, rx) = std::sync::mpsc::channel::<VideoMsg>();
         let abandon = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop = abandon.clone();
         let handle = std::thread::spawn(move || -> Result<()> {
@@ -445,17 +454,20 @@ impl BackgroundVideo {
                 if stop.load(std::sync::atomic::Ordering::Relaxed) {
                     break;
                 }
-                let Some(path) = msg else {
-                    if writers.is_empty() {
-                        bail!("no frames to encode");
+                let (img, path) = match msg {
+                    VideoMsg::Finish => {
+                        if writers.is_empty() {
+                            bail!("no frames to encode");
+                        }
+                        for (w, (out, _)) in writers.into_iter().zip(&videos) {
+                            w.finish()
+                                .with_context(|| format!("encoding {}", out.display()))?;
+                        }
+                        return Ok(());
                     }
-                    for (w, (out, _)) in writers.into_iter().zip(&videos) {
-                        w.finish()
-                            .with_context(|| format!("encoding {}", out.display()))?;
-                    }
-                    return Ok(());
+                    VideoMsg::File(path) => (read_rgb(&path)?, path),
+                    VideoMsg::Image(img, path) => (img, path),
                 };
-                let img = read_rgb(&path)?;
                 if writers.is_empty() {
                     for (out, settings) in &videos {
                         writers.push(
@@ -484,7 +496,15 @@ impl BackgroundVideo {
     /// [`BackgroundVideo::finish`] reports it.
     pub fn push(&mut self, frame: PathBuf) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(Some(frame));
+            let _ = tx.send(VideoMsg::File(frame));
+        }
+    }
+
+    /// Queues the next frame as the picture `img` just written to `frame` (the same pixels the
+    /// file decodes to, without reading it back). As [`BackgroundVideo::push`] otherwise.
+    pub fn push_image(&mut self, img: RgbImage, frame: PathBuf) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(VideoMsg::Image(img, frame));
         }
     }
 
@@ -494,7 +514,7 @@ impl BackgroundVideo {
     /// The first failure of the encoding thread (unreadable frame, encoder or write error).
     pub fn finish(mut self) -> Result<()> {
         if let Some(tx) = self.tx.take() {
-            let _ = tx.send(None);
+            let _ = tx.send(VideoMsg::Finish);
         }
         match self.handle.take().map(std::thread::JoinHandle::join) {
             Some(Ok(result)) => result,

@@ -36,6 +36,9 @@ pub(crate) struct FrameRecord {
     pub decode_ms: f64,
     pub blend_ms: f64,
     pub write_ms: f64,
+    /// Part of `text_ms` + `encode_ms` + `denoise_ms` + `decode_ms` (and `controlnet_ms`'s
+    /// preprocessors aside) spent inside ONNX Runtime's `Session::run`.
+    pub ort_ms: f64,
 }
 
 impl FrameRecord {
@@ -59,6 +62,7 @@ impl FrameRecord {
         self.encode_ms = ms(t.encode);
         self.denoise_ms = ms(t.denoise);
         self.decode_ms = ms(t.decode);
+        self.ort_ms = ms(t.ort);
         self.steps_run = t.steps_run;
     }
 }

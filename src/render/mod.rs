@@ -16,8 +16,10 @@
 mod manifest;
 mod mode;
 mod painter;
+mod report;
 mod stages;
 pub mod state;
+mod writer;
 
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
@@ -46,7 +48,9 @@ use manifest::{FrameRecord, Manifest, ms};
 use mode::{Mode, Start};
 pub use painter::check_model_size;
 use painter::{Diffuse, FrameRequest, Painter};
+pub use report::StageReport;
 use stages::{Stage, StageInput};
+use writer::{Writer, Written};
 
 /// Options from the command line.
 #[derive(Debug, Clone, Default)]
@@ -57,6 +61,9 @@ pub struct RenderOptions {
     pub quiet: bool,
     /// Skip the video even when the scene asks for one.
     pub no_video: bool,
+    /// The x264/x265 preset of the videos, in place of the scene's `[output] preset` (a render)
+    /// or of [`PREVIEW_PRESET`] (a preview).
+    pub video_preset: Option<String>,
     /// Overrides the scene's model folder.
     pub model: Option<PathBuf>,
     /// Continue an interrupted render in the same output folder.
@@ -238,8 +245,9 @@ fn progress(quiet: bool, n: usize, what: &str) -> ProgressBar {
 
 /// Test hook for kills at a known moment: with `ANIM_HALT_AFTER_FRAME=N` in the environment, the
 /// loop stands still right after writing frame N (before its key frame's checkpoint) until it is
-/// killed or interrupted (Ctrl-C then stops the render as usual).
-fn halt_after_frame(i: usize) {
+/// killed or interrupted (Ctrl-C then stops the render as usual). The writing thread writes
+/// frame N first, so the whole render stands still, as when the loop wrote its frames itself.
+fn halt_after_frame(i: usize, writer: &mut Writer) -> Result<()> {
     static AT: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
     let at = AT.get_or_init(|| {
         std::env::var("ANIM_HALT_AFTER_FRAME")
@@ -247,10 +255,12 @@ fn halt_after_frame(i: usize) {
             .and_then(|v| v.parse().ok())
     });
     if *at == Some(i) {
+        writer.flush()?;
         while !STOP.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+    Ok(())
 }
 
 /// The frames that are diffused: every `cadence`th frame and the last one.
@@ -267,7 +277,6 @@ struct Loop<'s, 'p> {
     scene: &'s Scene,
     camera: Camera<'s>,
     sched: Arc<FrameSchedules>,
-    out: PathBuf,
     /// Where the checkpoints, the manifest and the extracted input video go: `out`, or the
     /// part folder of a range of frames.
     book: PathBuf,
@@ -277,8 +286,8 @@ struct Loop<'s, 'p> {
     color_sample: Option<RgbImage>,
     /// The colour sample prepared for matching (its histograms), rebuilt when the sample changes.
     color_target: Option<ColorTarget>,
-    /// The per-frame records and checkpoints.
-    journal: state::Journal,
+    /// Writes the frames, their records and the checkpoints on a thread of its own.
+    writer: Writer,
     bar: ProgressBar,
     /// Depth-model time of the warps since the last frame record took it.
     depth_ms: f64,
@@ -327,26 +336,22 @@ impl Loop<'_, '_> {
         }
     }
 
-    fn write(&mut self, i: usize, img: &RgbImage, mut rec: FrameRecord) -> Result<()> {
-        let t = Instant::now();
-        output::write_png_atomic(&output::frame_path(&self.out, i), img)?;
-        rec.write_ms = ms(t.elapsed());
-        self.journal.record(&rec)?;
-        self.bar.inc(1);
-        halt_after_frame(i);
-        Ok(())
+    /// Queues frame `i` for writing (with its record; the writer fills in `write_ms`).
+    fn write(&mut self, i: usize, img: RgbImage, rec: FrameRecord) -> Result<()> {
+        self.writer.frame(i, img, rec)?;
+        halt_after_frame(i, &mut self.writer)
     }
 
-    /// Checkpoints the loop after key frame `f` (its picture `img`, the colour sample).
+    /// Checkpoints the loop after key frame `f` (its picture, the frame file just queued, and
+    /// the colour sample).
     fn checkpoint(
         &mut self,
         scene_hash: &str,
         seed: i64,
         f: usize,
         seed_calls: usize,
-        img: &RgbImage,
     ) -> Result<()> {
-        let mut cp = state::Checkpoint {
+        let cp = state::Checkpoint {
             scene_hash: scene_hash.to_string(),
             seed,
             key_frame: f,
@@ -354,7 +359,7 @@ impl Loop<'_, '_> {
             has_color_sample: self.color_sample.is_some(),
             records_len: 0,
         };
-        self.journal.save(&mut cp, img, self.color_sample.as_ref())
+        self.writer.checkpoint(cp, self.color_sample.clone())
     }
 
     /// Frame `i` of the extracted input video (the last one when the video is shorter).
@@ -406,7 +411,7 @@ impl Loop<'_, '_> {
             self.set_color_sample(Some(sample));
         }
         self.tweens(p, f, between, &img)?;
-        self.write(f, &img, rec)?;
+        self.write(f, img.clone(), rec)?;
         Ok(img)
     }
 
@@ -548,7 +553,7 @@ impl Loop<'_, '_> {
                 depth_ms: std::mem::take(&mut self.depth_ms),
                 ..FrameRecord::new(&self.sched, i, "tween")
             };
-            self.write(i, &tween, trec)?;
+            self.write(i, tween, trec)?;
         }
         Ok(())
     }
@@ -773,19 +778,32 @@ fn run_loop(
         }
     };
     let bar = progress(opts.quiet, last + 1 - first, kind);
+    let painter_absent = painter.is_none();
+    // the videos are encoded while the loop goes on, from the frames as they are written
+    let video_path = out.join("video.mp4");
+    let video_job = (scene.output.video && !opts.no_video && opts.frames.is_none()).then(|| {
+        let preset = video_preset(opts, painter_absent);
+        let mut job = output::BackgroundVideo::start(video_outputs(&scene, &video_path, preset));
+        if let Some((cp, _, _)) = &resumed {
+            for i in 0..=cp.key_frame {
+                job.push(output::frame_path(&out, i));
+            }
+        }
+        job
+    });
+    let writer = Writer::start(out.clone(), journal, video_job, bar.clone());
     let camera = Camera::new(&scene, &sched, &out)
         .map_err(|e| anyhow::anyhow!("{}: {e}", scene.path.display()))?;
     let mut lp = Loop {
         scene: &scene,
         camera,
         sched: Arc::clone(&sched),
-        out: out.clone(),
         book: book.clone(),
         painter: painter.take(),
         stages: stages::pre_diffusion(&scene),
         color_sample: None,
         color_target: None,
-        journal,
+        writer,
         bar,
         depth_ms: 0.0,
         controls,
@@ -808,27 +826,10 @@ fn run_loop(
             let s = seeds.current(lp.sched.at(first).seed);
             let img = lp.key(mode.as_mut(), first, first, None, s)?;
             seeds.advance();
-            lp.checkpoint(&hash, seed, first, calls + 1, &img)?;
+            lp.checkpoint(&hash, seed, first, calls + 1)?;
             (img, first, calls + 1)
         }
     };
-    // the videos are encoded while the loop goes on, from the frames as they are written
-    let mut video_job =
-        (scene.output.video && !opts.no_video && opts.frames.is_none()).then(|| {
-            let path = out.join("video.mp4");
-            let job = output::BackgroundVideo::start(video_outputs(&scene, &path));
-            (job, path)
-        });
-    let mut queued = 0;
-    let mut queue = |upto: usize| {
-        if let Some((job, _)) = &mut video_job {
-            for i in queued..upto {
-                job.push(output::frame_path(&out, i));
-            }
-        }
-        queued = queued.max(upto);
-    };
-    queue(done_key + 1);
     let mut interrupted = false;
     for w in keys.windows(2) {
         let (p, f) = (w[0], w[1]);
@@ -847,15 +848,15 @@ fn run_loop(
         seeds.advance();
         seed_calls += 1;
         done_key = f;
-        lp.checkpoint(&hash, seed, f, seed_calls, &prev)?;
-        queue(done_key + 1);
+        lp.checkpoint(&hash, seed, f, seed_calls)?;
     }
+    let Written { mut journal, video } = lp.writer.finish()?;
     lp.bar.finish_and_clear();
     let written = (done_key + 1).saturating_sub(first);
-    let video = match video_job {
-        Some((job, path)) => {
-            finish_videos(&scene, job, &path)?;
-            Some(path)
+    let video = match video {
+        Some(job) => {
+            finish_videos(&scene, job, &video_path)?;
+            Some(video_path)
         }
         None => None,
     };
@@ -883,7 +884,7 @@ fn run_loop(
         },
         complete: !interrupted,
         scene: &scene,
-        frames: lp.journal.records()?,
+        frames: journal.records()?,
     };
     manifest.write(&book.join("manifest.json"))?;
     if !interrupted {
@@ -934,7 +935,7 @@ fn soundtrack_key(scene: &Scene) -> &'static str {
 /// A missing or unreadable frame, an encoder or write error, or an unusable soundtrack.
 pub fn encode_videos(scene: &Scene, out: &Path, n: usize) -> Result<PathBuf> {
     let path = out.join("video.mp4");
-    let mut job = output::BackgroundVideo::start(video_outputs(scene, &path));
+    let mut job = output::BackgroundVideo::start(video_outputs(scene, &path, None));
     for i in 0..n {
         job.push(output::frame_path(out, i));
     }
@@ -942,13 +943,26 @@ pub fn encode_videos(scene: &Scene, out: &Path, n: usize) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The videos a scene asks for, `mp4` (at `mp4`) last: each file with its encoder settings.
-fn video_outputs(scene: &Scene, mp4: &Path) -> Vec<(PathBuf, VideoSettings)> {
+/// The x264/x265 preset of a preview's videos (the scene's `[output] preset`, Deforum's `slow`
+/// by default, is for the final render; it costs several times the whole preview).
+pub const PREVIEW_PRESET: &str = "ultrafast";
+
+/// The preset of the videos: `--video-preset`, else [`PREVIEW_PRESET`] for a preview (no
+/// painter), else `None` (the scene's).
+fn video_preset(opts: &RenderOptions, preview: bool) -> Option<&str> {
+    opts.video_preset
+        .as_deref()
+        .or(preview.then_some(PREVIEW_PRESET))
+}
+
+/// The videos a scene asks for, `mp4` (at `mp4`) last: each file with its encoder settings
+/// (`preset` in place of the scene's).
+fn video_outputs(scene: &Scene, mp4: &Path, preset: Option<&str>) -> Vec<(PathBuf, VideoSettings)> {
     let o = &scene.output;
     let settings = VideoSettings {
         fps: o.fps,
         crf: o.crf,
-        preset: o.preset.clone(),
+        preset: preset.unwrap_or(&o.preset).to_string(),
         codec: o.codec.clone(),
         pixel_format: o.pixel_format.clone(),
     };
@@ -1100,6 +1114,33 @@ pub fn render(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
     run_loop(scene, opts, Some(&mut painter), "render", Some(&folder))
 }
 
+/// Renders `scene` (its first `frames` frames where given) as [`render`] does, without the
+/// video, and reports where the time went: each stage's mean time per frame from the manifest,
+/// the share inside ONNX Runtime and the frame loop's wall time per frame (`anim bench`).
+///
+/// # Errors
+/// `frames` of 0, or any error of [`render`] or of reading its manifest.
+pub fn bench(scene: &Scene, opts: &RenderOptions, frames: Option<usize>) -> Result<StageReport> {
+    let mut scene = scene.clone();
+    if let Some(n) = frames {
+        if n == 0 {
+            bail!("--frames 0: bench at least one frame");
+        }
+        scene.animation.max_frames = scene.animation.max_frames.min(n);
+    }
+    let opts = RenderOptions {
+        no_video: true,
+        resume: false,
+        frames: None,
+        ..opts.clone()
+    };
+    let summary = render(&scene, &opts)?;
+    let book = summary.out.join("manifest.json");
+    let mut report = StageReport::from_manifest(&book)?;
+    report.wall_ms = Some(summary.seconds * 1000.0 / summary.frames.max(1) as f64);
+    Ok(report)
+}
+
 /// Renders the motion alone: frame 0 is the init image or a test pattern, each next frame is the
 /// previous one warped exactly as `render` warps it (no model, no noise, no colour matching).
 pub fn preview(scene: &Scene, opts: &RenderOptions) -> Result<RenderSummary> {
@@ -1217,6 +1258,77 @@ mod tests {
         assert_eq!(seeds(&part_folder(&part, &(3..=4))), all[3..]);
         assert!(!output::frame_path(&part, 2).exists());
         assert!(output::frame_path(&part, 4).is_file());
+    }
+
+    /// A preview encodes with the fast preset unless told otherwise; a render keeps the scene's.
+    #[test]
+    fn previews_encode_fast_and_renders_keep_the_scene_preset() {
+        let dir = tempfile::tempdir().unwrap();
+        let scene =
+            Scene::from_toml("[output]\npreset = \"slow\"\n", &dir.path().join("s.toml")).unwrap();
+        let mp4 = dir.path().join("video.mp4");
+        let preset = |opts: &RenderOptions, preview| {
+            video_outputs(&scene, &mp4, video_preset(opts, preview))
+                .pop()
+                .unwrap()
+                .1
+                .preset
+        };
+        let plain = RenderOptions::default();
+        assert_eq!(preset(&plain, true), PREVIEW_PRESET);
+        assert_eq!(preset(&plain, false), "slow");
+        let given = RenderOptions {
+            video_preset: Some("medium".into()),
+            ..Default::default()
+        };
+        assert_eq!(preset(&given, true), "medium");
+        assert_eq!(preset(&given, false), "medium");
+    }
+
+    /// Paints frame i flat, and makes a folder where frame `block` is to be written, so that the
+    /// writing thread fails on it.
+    struct Blocking {
+        frames: PathBuf,
+        block: usize,
+    }
+
+    impl Painter for Blocking {
+        fn paint(&mut self, req: &FrameRequest) -> Result<(RgbImage, StageTimes)> {
+            if req.frame == self.block {
+                std::fs::create_dir_all(self.frames.join(format!("{:06}.png", self.block)))
+                    .unwrap();
+            }
+            Flat.paint(req)
+        }
+    }
+
+    /// A write that fails on the writing thread stops the render with an error naming the file;
+    /// the frames before it are on disk and the checkpoint names the last of them.
+    #[test]
+    fn a_failed_frame_write_stops_the_render_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[image]\nwidth = 16\nheight = 8\n[animation]\nmode = \"None\"\nmax_frames = 8\n[generation]\nseed = 5\n\
+                    [coherence]\ncolor_coherence = \"None\"\n[noise]\nnoise = 0\n[anti_blur]\namount = 0\n";
+        let scene = Scene::from_toml(text, &dir.path().join("s.toml")).unwrap();
+        let out = dir.path().join("out");
+        let opts = RenderOptions {
+            out: Some(out.clone()),
+            quiet: true,
+            no_video: true,
+            ..Default::default()
+        };
+        let mut painter = Blocking {
+            frames: out.join("frames"),
+            block: 3,
+        };
+        let err = run_loop(&scene, &opts, Some(&mut painter), "render", None).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("000003.png"), "{msg}");
+        for i in 0..3 {
+            assert!(output::frame_path(&out, i).is_file(), "frame {i}");
+        }
+        let cp = state::read_checkpoint(&out).unwrap();
+        assert_eq!(cp.key_frame, 2);
     }
 
     #[test]

@@ -103,13 +103,14 @@ impl Journal {
     }
 
     /// Saves the checkpoint with the key frame's image and the colour sample; `records_len` is
-    /// set from the records written so far. The images get new names, the JSON that names them
-    /// is renamed into place last, and only then is the older key image removed, so a kill at any
-    /// moment leaves a consistent checkpoint.
+    /// set from the records written so far. The key frame's image is copied from `key_png`, the
+    /// frame file already written for it (the same bytes a second PNG encoding would give). The
+    /// images get new names, the JSON that names them is renamed into place last, and only then
+    /// is the older key image removed, so a kill at any moment leaves a consistent checkpoint.
     pub fn save(
         &mut self,
         cp: &mut Checkpoint,
-        key_image: &RgbImage,
+        key_png: &Path,
         color_sample: Option<&RgbImage>,
     ) -> Result<()> {
         let d = &self.dir;
@@ -117,7 +118,13 @@ impl Journal {
             .flush()
             .with_context(|| format!("cannot write {}", records_path(d).display()))?;
         cp.records_len = self.records.get_ref().metadata()?.len();
-        output::write_png_atomic(&key_path(d, cp.key_frame), key_image)?;
+        output::write_atomic(&key_path(d, cp.key_frame), |w| {
+            let mut src = File::open(key_png)
+                .with_context(|| format!("cannot read {}", key_png.display()))?;
+            std::io::copy(&mut src, w)
+                .with_context(|| format!("cannot copy {}", key_png.display()))?;
+            Ok(())
+        })?;
         if let Some(s) = color_sample
             && !d.join("color_sample.png").is_file()
         {

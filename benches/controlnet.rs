@@ -22,7 +22,7 @@ fn size() -> u32 {
     std::env::var("ANIM_BENCH_SIZE")
         .ok()
         .and_then(|s| s.parse().ok())
-        .filter(|s: &u32| s % 64 == 0 && (64..=1024).contains(s))
+        .filter(|s: &u32| s.is_multiple_of(64) && (64..=1024).contains(s))
         .unwrap_or(512)
 }
 

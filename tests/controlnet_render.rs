@@ -369,3 +369,42 @@ fn bad_units_are_refused_before_frame_0_naming_unit_and_key() {
         }
     }
 }
+
+#[test]
+fn a_folder_input_gives_frame_i_its_picture_and_holds_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = dir.path().join("poses");
+    std::fs::create_dir(&frames).unwrap();
+    for (k, v) in [(0u8, 40u8), (1, 200)] {
+        image::RgbImage::from_pixel(64, 64, image::Rgb([v, 0, 255 - v]))
+            .save(frames.join(format!("pose{k}.png")))
+            .unwrap();
+    }
+    let s = dir.path().join("scene.toml");
+    std::fs::write(
+        &s,
+        format!(
+            "[image]\nwidth = 64\nheight = 64\n[animation]\nmax_frames = 4\n[generation]\nseed = 2\nsteps = 4\n\
+             [output]\nsave_control_maps = true\n[prompts]\n0 = \"a pose\"\n[[controlnet]]\nmodel = \"{}\"\n\
+             input = \"poses\"\nresize_mode = \"Just Resize\"\n",
+            root().join("models/tiny-controlnet/sd-2").display()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = render(&s, &out, &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("input has 2 frames; frame 2 and later use its last one"),
+        "{err}"
+    );
+    let red = |f: usize| {
+        image::open(out.join(format!("controlnet_1/{f:06}.png")))
+            .unwrap()
+            .to_rgb8()
+            .get_pixel(3, 3)
+            .0[0]
+    };
+    assert_eq!([red(0), red(1), red(2), red(3)], [40, 200, 200, 200]);
+}

@@ -84,21 +84,11 @@ enum Command {
         /// Scene files (TOML or Deforum settings).
         #[arg(required = true)]
         scenes: Vec<PathBuf>,
-        /// Renders at once (each loads its own model: one per GPU).
-        #[arg(long, default_value_t = 1)]
-        jobs: usize,
         /// Render each scene into OUT_ROOT/<scene name>/ (default: each scene's own output folder).
         #[arg(long)]
         out_root: Option<PathBuf>,
-        /// Model folder for every scene.
-        #[arg(long)]
-        model: Option<PathBuf>,
-        /// Where the models run (as for render).
-        #[arg(long, default_value = "auto", value_parser = DEVICES)]
-        device: String,
-        /// Continue interrupted renders, skip complete ones.
-        #[arg(long)]
-        resume: bool,
+        #[command(flatten)]
+        local: LocalRenders,
     },
     /// Render the variants of a scene, the Cartesian product of the --vary values, as a batch or
     /// on a Slurm farm.
@@ -119,18 +109,8 @@ enum Command {
         /// Submit the variants to a farm instead of rendering them here.
         #[arg(long, value_parser = ["slurm"])]
         farm: Option<String>,
-        /// Renders at once on this machine.
-        #[arg(long, default_value_t = 1)]
-        jobs: usize,
-        /// Model folder for every variant.
-        #[arg(long)]
-        model: Option<PathBuf>,
-        /// Where the models run (as for render).
-        #[arg(long, default_value = "auto", value_parser = DEVICES)]
-        device: String,
-        /// Continue interrupted variants, skip complete ones.
-        #[arg(long)]
-        resume: bool,
+        #[command(flatten)]
+        local: LocalRenders,
         #[command(flatten)]
         slurm: SlurmArgs,
     },
@@ -285,6 +265,39 @@ enum FarmCommand {
         /// OUT_ROOT/farm-<jobid>.
         farm_dir: PathBuf,
     },
+}
+
+/// How `anim batch` and `anim sweep` render on this machine.
+#[derive(clap::Args)]
+struct LocalRenders {
+    /// Renders at once on this machine (each loads its own model: one per GPU).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Model folder for every scene.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Where the models run (as for render).
+    #[arg(long, default_value = "auto", value_parser = DEVICES)]
+    device: String,
+    /// Continue interrupted renders, skip complete ones.
+    #[arg(long)]
+    resume: bool,
+}
+
+impl LocalRenders {
+    /// What each render is run with (the model folder made absolute).
+    fn render_args(&self) -> Result<RenderArgs> {
+        Ok(RenderArgs {
+            model: self
+                .model
+                .as_deref()
+                .map(farm::plan::absolute)
+                .transpose()?,
+            device: self.device.clone(),
+            resume: self.resume,
+            threads: None,
+        })
+    }
 }
 
 /// sbatch options.
@@ -631,20 +644,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Presets { what } => presets(what)?,
         Command::Batch {
             scenes,
-            jobs,
             out_root,
-            model,
-            device,
-            resume,
+            local,
         } => {
             let entries = batch::entries(&scenes, out_root.as_deref())?;
-            let render = RenderArgs {
-                model: model.as_deref().map(farm::plan::absolute).transpose()?,
-                device,
-                resume,
-                threads: None,
-            };
-            run_batch(&entries, jobs, render)?;
+            run_batch(&entries, local.jobs, local.render_args()?)?;
         }
         Command::Sweep {
             scene,
@@ -652,10 +656,7 @@ fn run(cli: Cli) -> Result<()> {
             out_root,
             dry_run,
             farm: on_farm,
-            jobs,
-            model,
-            device,
-            resume,
+            local,
             slurm: slurm_args,
         } => {
             let varies = vary
@@ -663,12 +664,7 @@ fn run(cli: Cli) -> Result<()> {
                 .map(|v| sweep::parse_vary(v))
                 .collect::<Result<Vec<_>>>()?;
             let sweep = sweep::plan(&scene, &varies, out_root.as_deref())?;
-            let render = RenderArgs {
-                model: model.as_deref().map(farm::plan::absolute).transpose()?,
-                device,
-                resume,
-                threads: None,
-            };
+            let render = local.render_args()?;
             if dry_run {
                 print!("{}", sweep.listing());
             } else {
@@ -691,7 +687,7 @@ fn run(cli: Cli) -> Result<()> {
                             task: Ok(t),
                         })
                         .collect();
-                    run_batch(&entries, jobs, render)?;
+                    run_batch(&entries, local.jobs, render)?;
                 }
             }
         }

@@ -5,6 +5,7 @@
 
 pub mod preprocess;
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -73,6 +74,8 @@ struct Unit {
     depth: Option<DepthModel>,
     /// Whether the "input is shorter than the animation" warning was given.
     warned_short: bool,
+    /// The map of a still-picture input, made at its first frame.
+    cached: Option<RgbImage>,
 }
 
 /// The key name of `key` of unit `i` (0-based) as the scene's file writes it: `cn_1_model` in a
@@ -416,6 +419,7 @@ impl Controls {
                 pose,
                 depth,
                 warned_short: false,
+                cached: None,
             });
         }
         if units.is_empty() {
@@ -449,25 +453,38 @@ impl Controls {
         let mut out = Vec::with_capacity(self.units.len());
         for unit in &mut self.units {
             let (n, prefix) = (unit.settings.index + 1, unit.settings.prefix.clone());
-            let picture = match &unit.source {
-                Source::Image(img) => Some(img.clone()),
-                Source::Loopback => init.cloned(),
-                Source::Files(files) => {
-                    if f >= files.len() && !unit.warned_short {
-                        unit.warned_short = true;
-                        self.warnings.push(format!(
-                            "{prefix}input has {} frames; frame {f} and later use its last one",
-                            files.len()
-                        ));
+            let map = match &unit.cached {
+                // a still picture gives the same map every frame
+                Some(map) => map.clone(),
+                None => {
+                    let picture: Option<Cow<RgbImage>> = match &unit.source {
+                        Source::Image(img) => Some(Cow::Owned(img.clone())),
+                        Source::Loopback => init.map(Cow::Borrowed),
+                        Source::Files(files) => {
+                            if f >= files.len() && !unit.warned_short {
+                                unit.warned_short = true;
+                                self.warnings.push(format!(
+                                    "{prefix}input has {} frames; frame {f} and later use its last one",
+                                    files.len()
+                                ));
+                            }
+                            let p = &files[f.min(files.len() - 1)];
+                            Some(Cow::Owned(
+                                output::read_rgb(p)
+                                    .with_context(|| format!("{prefix}input, frame {f}"))?,
+                            ))
+                        }
+                    };
+                    let Some(picture) = picture else { continue };
+                    let map = unit.map(&picture, self.size).with_context(|| {
+                        format!("ControlNet unit {n} ({}), frame {f}", prefix.trim_end())
+                    })?;
+                    if matches!(unit.source, Source::Image(_)) {
+                        unit.cached = Some(map.clone());
                     }
-                    let p = &files[f.min(files.len() - 1)];
-                    Some(output::read_rgb(p).with_context(|| format!("{prefix}input, frame {f}"))?)
+                    map
                 }
             };
-            let Some(picture) = picture else { continue };
-            let map = unit.map(&picture, self.size).with_context(|| {
-                format!("ControlNet unit {n} ({}), frame {f}", prefix.trim_end())
-            })?;
             if let Some(dir) = &self.save {
                 output::write_png_atomic(
                     &dir.join(format!("controlnet_{n}"))

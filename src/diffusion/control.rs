@@ -362,7 +362,15 @@ impl ControlNet {
             );
         }
         let mut notes = Vec::new();
-        let model = Model::load(folder, "", opts, &mut notes)?;
+        let file = folder.join("model.onnx");
+        if !file.is_file() {
+            bail!(
+                "model file {} is missing; a ControlNet folder holds its ONNX export as model.onnx, with its \
+                 diffusers config.json (README: \"ControlNet\")",
+                file.display()
+            );
+        }
+        let model = Model::load_file(&file, opts, &mut notes)?;
         let path = model.path.clone();
         let inputs = model.input_names();
         let need = [

@@ -207,13 +207,6 @@ impl Model {
         notes: &mut Vec<String>,
     ) -> Result<Model> {
         let path = folder.join(sub).join("model.onnx");
-        if !path.is_file() && sub.is_empty() {
-            bail!(
-                "model file {} is missing; a ControlNet folder holds its ONNX export as model.onnx, with its \
-                 diffusers config.json (README: exporting a ControlNet)",
-                path.display()
-            );
-        }
         if !path.is_file() {
             bail!(
                 "model file {} is missing; a Stable Diffusion ONNX folder needs text_encoder/, unet/, vae_encoder/ and \

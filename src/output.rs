@@ -83,7 +83,11 @@ pub fn write_atomic(
 pub fn prepare_folder(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the output folder {}", dir.display()))?;
-    let probe = dir.join(".anim-write-probe");
+    // one probe name per process and call: parts of one scene rendered at once on a farm share
+    // the output folder, and a shared name would let one remove another's probe
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = dir.join(format!(".anim-write-probe-{}-{n}", std::process::id()));
     std::fs::write(&probe, b"")
         .and_then(|()| std::fs::remove_file(&probe))
         .with_context(|| {
@@ -94,7 +98,12 @@ pub fn prepare_folder(dir: &Path) -> Result<()> {
         })?;
     let links = |d: &Path| -> Result<Vec<PathBuf>> {
         let mut out = Vec::new();
-        for e in std::fs::read_dir(d).with_context(|| format!("cannot list {}", d.display()))? {
+        let entries = match std::fs::read_dir(d) {
+            // another render sharing the folder (a farm part) removed it meanwhile
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && d != dir => return Ok(out),
+            r => r.with_context(|| format!("cannot list {}", d.display()))?,
+        };
+        for e in entries {
             let e = e?;
             if e.file_type()?.is_symlink() {
                 out.push(e.path());
@@ -1173,4 +1182,35 @@ fn select_frames(
         );
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parts of one scene rendered at once (a farm job) check the same output folder together;
+    /// none may see the folder as not writable because another removed its probe.
+    #[test]
+    fn renders_sharing_a_folder_prepare_it_at_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("out");
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..6)
+                .map(|_| {
+                    s.spawn(|| {
+                        (0..300)
+                            .try_for_each(|_| prepare_folder(&dir).map_err(|e| format!("{e:#}")))
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap().unwrap();
+            }
+        });
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            0,
+            "a probe was left behind"
+        );
+    }
 }

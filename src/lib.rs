@@ -13,6 +13,7 @@ pub mod cpu;
 pub mod diffusion;
 pub mod effects;
 pub mod farm;
+pub mod flow;
 pub mod motion;
 pub mod output;
 pub mod render;

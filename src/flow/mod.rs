@@ -1,0 +1,185 @@
+//! Dense optical flow between two frames: the methods Deforum offers (Farneback, DIS Medium,
+//! DIS Fine, RAFT), the flow field type, and its files (Middlebury `.flo`, colour-wheel PNG).
+//!
+//! A flow is forward: pixel `(x, y)` of frame A is at `(x + u, y + v)` in frame B.
+
+use anyhow::{Result, bail};
+use std::fmt;
+use std::str::FromStr;
+
+/// The largest side a flow field may have (frames above this are refused before allocating).
+pub const MAX_SIDE: u32 = 16384;
+
+/// A dense flow field: `u, v` per pixel, row-major, interleaved (`[u0, v0, u1, v1, …]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Flow {
+    width: u32,
+    height: u32,
+    data: Vec<f32>,
+}
+
+impl Flow {
+    /// A zero flow of `width` × `height`.
+    ///
+    /// # Panics
+    /// A side of 0 or above [`MAX_SIDE`] (callers check sizes where they read them).
+    pub fn zeros(width: u32, height: u32) -> Self {
+        assert!((1..=MAX_SIDE).contains(&width) && (1..=MAX_SIDE).contains(&height));
+        Self {
+            width,
+            height,
+            data: vec![0.0; 2 * width as usize * height as usize],
+        }
+    }
+
+    /// A flow from interleaved `u, v` values.
+    ///
+    /// # Errors
+    /// A side out of 1..=[`MAX_SIDE`] or a `data` length other than `2 · width · height`.
+    pub fn from_vec(width: u32, height: u32, data: Vec<f32>) -> Result<Self> {
+        if !(1..=MAX_SIDE).contains(&width) || !(1..=MAX_SIDE).contains(&height) {
+            bail!("a flow of {width}x{height}: each side must be 1 to {MAX_SIDE}");
+        }
+        let want = 2 * width as usize * height as usize;
+        if data.len() != want {
+            bail!(
+                "a {width}x{height} flow needs {want} values, got {}",
+                data.len()
+            );
+        }
+        Ok(Self {
+            width,
+            height,
+            data,
+        })
+    }
+
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// The flow `[u, v]` at pixel `(x, y)`.
+    pub fn at(&self, x: u32, y: u32) -> [f32; 2] {
+        let i = 2 * (y as usize * self.width as usize + x as usize);
+        [self.data[i], self.data[i + 1]]
+    }
+
+    /// The interleaved values.
+    pub fn as_slice(&self) -> &[f32] {
+        &self.data
+    }
+
+    /// The interleaved values, to change in place.
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.data
+    }
+
+    /// The interleaved values, taken.
+    pub fn into_vec(self) -> Vec<f32> {
+        self.data
+    }
+}
+
+/// How a flow is computed; the names are Deforum's (`hybrid_flow_method`, `optical_flow_cadence`,
+/// `optical_flow_redo_generation`) and the CLI's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// OpenCV's `calcOpticalFlowFarneback` with the parameters Deforum passes.
+    Farneback,
+    /// OpenCV's `DISOpticalFlow`, preset Medium.
+    DisMedium,
+    /// Deforum's "DIS Fine": the Fast preset with 192 gradient-descent iterations, finest scale
+    /// 0, patch 8, stride 4.
+    DisFine,
+    /// RAFT through an ONNX export (a model folder is needed).
+    Raft,
+}
+
+impl Method {
+    /// Every method, in the order Deforum's menu lists them.
+    pub const ALL: [Method; 4] = [
+        Method::Raft,
+        Method::DisMedium,
+        Method::DisFine,
+        Method::Farneback,
+    ];
+
+    /// The CLI name (`farneback`, `dis-medium`, `dis-fine`, `raft`).
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            Method::Farneback => "farneback",
+            Method::DisMedium => "dis-medium",
+            Method::DisFine => "dis-fine",
+            Method::Raft => "raft",
+        }
+    }
+
+    /// Deforum's name (`Farneback`, `DIS Medium`, `DIS Fine`, `RAFT`).
+    pub fn deforum_name(self) -> &'static str {
+        match self {
+            Method::Farneback => "Farneback",
+            Method::DisMedium => "DIS Medium",
+            Method::DisFine => "DIS Fine",
+            Method::Raft => "RAFT",
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.deforum_name())
+    }
+}
+
+impl FromStr for Method {
+    type Err = anyhow::Error;
+
+    /// Either name, case and `-`/`_`/space insensitive.
+    fn from_str(s: &str) -> Result<Self> {
+        let key: String = s
+            .chars()
+            .filter(|c| !matches!(c, '-' | '_' | ' '))
+            .flat_map(char::to_lowercase)
+            .collect();
+        Method::ALL
+            .into_iter()
+            .find(|m| m.cli_name().replace('-', "") == key)
+            .ok_or_else(|| {
+                let names: Vec<_> = Method::ALL
+                    .iter()
+                    .map(|m| format!("{} ({})", m.cli_name(), m.deforum_name()))
+                    .collect();
+                anyhow::anyhow!("unknown flow method {s:?}; use one of {}", names.join(", "))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_names_round_trip() {
+        for m in Method::ALL {
+            assert_eq!(m.cli_name().parse::<Method>().unwrap(), m);
+            assert_eq!(m.deforum_name().parse::<Method>().unwrap(), m);
+        }
+        let err = "lucas-kanade".parse::<Method>().unwrap_err().to_string();
+        assert!(err.contains("dis-medium (DIS Medium)"), "{err}");
+    }
+
+    #[test]
+    fn flow_sizes_are_checked() {
+        assert!(Flow::from_vec(2, 2, vec![0.0; 8]).is_ok());
+        assert!(Flow::from_vec(2, 2, vec![0.0; 7]).is_err());
+        assert!(Flow::from_vec(0, 2, vec![]).is_err());
+        let f = Flow::from_vec(2, 1, vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+        assert_eq!(f.at(1, 0), [3.0, 4.0]);
+    }
+}

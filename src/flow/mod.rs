@@ -3,8 +3,14 @@
 //!
 //! A flow is forward: pixel `(x, y)` of frame A is at `(x + u, y + v)` in frame B.
 
+pub mod dis;
+pub mod farneback;
+pub mod raft;
+
 use anyhow::{Result, bail};
+use image::{GrayImage, RgbImage};
 use std::fmt;
+use std::path::Path;
 use std::str::FromStr;
 
 /// The largest side a flow field may have (frames above this are refused before allocating).
@@ -157,6 +163,72 @@ impl FromStr for Method {
                     .collect();
                 anyhow::anyhow!("unknown flow method {s:?}; use one of {}", names.join(", "))
             })
+    }
+}
+
+/// Grey levels as OpenCV's `cvtColor(BGR2GRAY)` makes them from the frame Deforum holds (BGR):
+/// `(R·9798 + G·19235 + B·3735 + 2^14) >> 15`.
+pub fn gray(img: &RgbImage) -> GrayImage {
+    GrayImage::from_fn(img.width(), img.height(), |x, y| {
+        let [r, g, b] = img.get_pixel(x, y).0;
+        let v =
+            (u32::from(r) * 9798 + u32::from(g) * 19235 + u32::from(b) * 3735 + (1 << 14)) >> 15;
+        image::Luma([v as u8])
+    })
+}
+
+/// Computes flows with one [`Method`], holding what the method needs between calls (RAFT's
+/// session).
+pub struct Estimator {
+    method: Method,
+    raft: Option<raft::Raft>,
+}
+
+impl Estimator {
+    /// An estimator for `method`; RAFT loads its ONNX export from `raft_model` (a folder).
+    ///
+    /// # Errors
+    /// RAFT without a model folder, or a model that does not load.
+    pub fn new(method: Method, raft_model: Option<&Path>) -> Result<Self> {
+        let raft = match (method, raft_model) {
+            (Method::Raft, Some(dir)) => Some(raft::Raft::load(dir)?),
+            (Method::Raft, None) => {
+                bail!("the RAFT flow method needs a model folder (an ONNX export of RAFT)")
+            }
+            _ => None,
+        };
+        Ok(Self { method, raft })
+    }
+
+    /// The method this estimator runs.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// The forward flow from `a` to `b` (same size). `init` is the previous flow, which DIS takes
+    /// as its initial field as Deforum passes it; Farneback and RAFT ignore it, as Deforum's calls
+    /// end up doing.
+    ///
+    /// # Errors
+    /// Frames of different sizes, or a model that fails.
+    pub fn flow(&mut self, a: &RgbImage, b: &RgbImage, init: Option<&Flow>) -> Result<Flow> {
+        if a.dimensions() != b.dimensions() {
+            bail!(
+                "optical flow needs two frames of one size, got {}x{} and {}x{}",
+                a.width(),
+                a.height(),
+                b.width(),
+                b.height()
+            );
+        }
+        match self.method {
+            Method::Farneback => {
+                farneback::farneback(&gray(a), &gray(b), &farneback::Params::DEFORUM, None)
+            }
+            Method::DisMedium => dis::dis(&gray(a), &gray(b), &dis::Params::MEDIUM, init),
+            Method::DisFine => dis::dis(&gray(a), &gray(b), &dis::Params::DEFORUM_FINE, init),
+            Method::Raft => self.raft.as_mut().expect("loaded in new").flow(a, b),
+        }
     }
 }
 

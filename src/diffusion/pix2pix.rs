@@ -145,7 +145,7 @@ mod tests {
     fn three_way_formula_and_rows() {
         let pred = [3.0, 1.0, 2.0, 0.5, 1.0, -1.0];
         // u + 6(t - i) + 1.5(i - u)
-        assert_eq!(combine(&pred, 2, 6.0, 1.5), vec![22.0, 4.25]);
+        assert_eq!(combine(&pred, 2, 6.0, 1.5), vec![8.5, 4.25]);
         // g_i = 1: i + g_t (t - i), two-way CFG with the image in both rows
         let got = combine(&pred, 2, 6.0, 1.0);
         assert_eq!(got, vec![2.0 + 6.0 * (3.0 - 2.0), 0.5 + 6.0 * 0.5]);

@@ -384,9 +384,9 @@ frame_values! {
         angle, zoom, translation_x, translation_y, translation_z, transform_center_x,
         transform_center_y, rotation_3d_x, rotation_3d_y, rotation_3d_z, perspective_flip_theta,
         perspective_flip_phi, perspective_flip_gamma, perspective_flip_fv, fov, near, far,
-        aspect_ratio, noise, strength, contrast, cfg_scale, steps, seed, subseed,
+        aspect_ratio, noise, strength, contrast, cfg_scale, pix2pix_img_cfg_scale, steps, seed, subseed,
         subseed_strength, ddim_eta, ancestral_eta, clipskip, noise_multiplier, kernel, sigma,
-        amount, threshold, cadence_flow_factor, pix2pix_img_cfg_scale,
+        amount, threshold, cadence_flow_factor,
     }
     texts { sampler, checkpoint }
 }

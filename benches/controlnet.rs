@@ -67,6 +67,7 @@ fn main() {
         subseed: None,
         noise_multiplier: 1.0,
         travel: None,
+        pix2pix: None,
     };
     let unit = |net: usize, end: f64| ControlUnit {
         net,

@@ -70,6 +70,7 @@ fn main() -> anyhow::Result<()> {
         prompt_syntax: PromptSyntax::A1111,
         clip_skip: 1,
         subseed: None,
+        pix2pix: None,
     };
     let (first, _) = p.generate(&req, &mut TorchRng::new(0))?;
     for seed in 1..3 {

@@ -114,6 +114,7 @@ fn run_case(case: &str) -> image::RgbImage {
         subseed: None,
         noise_multiplier: 1.0,
         travel: None,
+        pix2pix: None,
     };
     let mut control = Control {
         nets: &mut nets,

@@ -352,6 +352,7 @@ fn img2img_matches_diffusers_pipeline() {
         prompt_syntax: PromptSyntax::Plain,
         clip_skip: 1,
         subseed: None,
+        pix2pix: None,
     };
     let mut src = Fixed(vec![
         enc_noise.as_slice().unwrap().to_vec(),
@@ -388,6 +389,7 @@ fn same_seed_same_image() {
         prompt_syntax: PromptSyntax::Plain,
         clip_skip: 1,
         subseed: None,
+        pix2pix: None,
     };
     let a = p.generate(&req, &mut TorchRng::new(7)).unwrap().0;
     let b = p.generate(&req, &mut TorchRng::new(7)).unwrap().0;
@@ -427,6 +429,7 @@ fn noise_multiplier_scales_the_img2img_noise() {
         prompt_syntax: PromptSyntax::Plain,
         clip_skip: 1,
         subseed: None,
+        pix2pix: None,
     };
     let a = p
         .generate(&req, &mut Fixed(vec![enc.clone(), noise.clone()]))

@@ -42,6 +42,7 @@ fn img2img(p: &mut Pipeline) -> image::RgbImage {
         prompt_syntax: PromptSyntax::Plain,
         clip_skip: 1,
         subseed: None,
+        pix2pix: None,
     };
     let mut src = Fixed(vec![
         npy("img2img_modern/enc_noise.npy"),
@@ -166,6 +167,7 @@ fn fixed_unet_buffers_give_the_same_images() {
         prompt_syntax: PromptSyntax::A1111,
         clip_skip: 1,
         subseed: None,
+        pix2pix: None,
     };
     let dir = with_parts(&[("unet", Some("unet_timestep_scalar_float/model.onnx"))]);
     let half = with_parts(&[("unet", Some("../tiny-sd-fp16/unet/model.onnx"))]);

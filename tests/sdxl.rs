@@ -73,6 +73,7 @@ fn request<'a>(prompt: &'a str, init: Option<&'a image::RgbImage>) -> Request<'a
         prompt_syntax: PromptSyntax::Plain,
         clip_skip: 1,
         subseed: None,
+        pix2pix: None,
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod control;
 pub mod pipeline;
+pub mod pix2pix;
 pub mod prompt;
 pub mod rng;
 pub mod scheduler;
@@ -15,6 +16,7 @@ pub use control::{Control, ControlMode, ControlNet, ControlUnit, WindowRule};
 pub use pipeline::{
     ModelFamily, NoiseSource, Pipeline, Request, StageTimes, TextEmbedding, Travel,
 };
+pub use pix2pix::Pix2Pix;
 pub use prompt::PromptSyntax;
 pub use rng::TorchRng;
 pub use scheduler::{SamplerKind, Scheduler, SchedulerConfig};

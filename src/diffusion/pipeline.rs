@@ -12,6 +12,7 @@ use image::RgbImage;
 use ort::value::DynTensor;
 
 use super::control::{CallInputs, CallPlan, Control, StepControl, TimestepInput, UnetControl};
+use super::pix2pix::{self, Guidance, Pix2Pix};
 use super::prompt::{self, PromptSyntax};
 use super::rng::TorchRng;
 use super::scheduler::{SamplerKind, Scheduler, SchedulerConfig};
@@ -68,6 +69,10 @@ pub struct Request<'a> {
     /// Prompt travel: the next keyed prompt, its negative, and how far towards it (0..1) the text
     /// embeddings are interpolated.
     pub travel: Option<Travel<'a>>,
+    /// InstructPix2Pix image conditioning (the edited picture and its guidance scale); only read
+    /// by a model whose UNet takes 8 channels ([`Pipeline::is_pix2pix`]); `None` there: the init
+    /// image at diffusers' default image guidance.
+    pub pix2pix: Option<Pix2Pix<'a>>,
 }
 
 /// Interpolation of the text embeddings towards another prompt (prompt travel).
@@ -233,6 +238,8 @@ pub struct Pipeline {
     unet_control: UnetControl,
     /// The UNet's output: `out_sample` (optimum) or `noise_pred` (diffusers' merged export).
     unet_output: &'static str,
+    /// Whether the UNet is an InstructPix2Pix one (8 input channels).
+    pix2pix: bool,
 }
 
 /// Whether the model in `folder` can make `width`x`height` frames, from its `unet/config.json`
@@ -445,6 +452,7 @@ impl Pipeline {
         if opts.cuda_graph {
             unet.bind_buffers();
         }
+        let pix2pix = pix2pix::detect(&unet, folder)?;
         let added: Vec<&str> = SDXL_UNET_INPUTS
             .into_iter()
             .filter(|n| unet.has_input(n))
@@ -551,6 +559,7 @@ impl Pipeline {
             size_rule: SizeRule::read(folder),
             unet_control,
             unet_output,
+            pix2pix,
         })
     }
 
@@ -585,6 +594,12 @@ impl Pipeline {
         } else {
             ModelFamily::Sd
         }
+    }
+
+    /// Whether the model is an InstructPix2Pix one (its UNet takes 8 input channels: the latents
+    /// and the edited picture's); its generations need a source image.
+    pub fn is_pix2pix(&self) -> bool {
+        self.pix2pix
     }
 
     /// Notes from loading (providers that `--device auto` could not use).
@@ -802,6 +817,37 @@ impl Pipeline {
         }
     }
 
+    /// Image to the VAE encoder's mode (its mean), not scaled: InstructPix2Pix's image
+    /// conditioning (diffusers' `retrieve_latents(..., sample_mode="argmax")`).
+    ///
+    /// # Errors
+    /// A VAE encoder that exports only a sample (`latent_sample`, optimum <= 1.22), whose mean
+    /// cannot be read; model failures.
+    pub fn encode_image_mode(&mut self, img: &RgbImage) -> Result<Vec<f32>> {
+        if !self.encoder_parameters {
+            bail!(
+                "{}: exports only `latent_sample` (a sample drawn inside the graph), but InstructPix2Pix \
+                 needs the encoder's mean: re-export the VAE encoder with optimum >= 1.23 (output \
+                 `latent_parameters`)",
+                self.vae_encoder.path.display()
+            );
+        }
+        let (w, h) = img.dimensions();
+        let data = image_to_nchw(img);
+        let input = float_input(vec![1, 3, h as i64, w as i64], &data, self.vae_encoder_f16)?;
+        let (shape, mut params) = self
+            .vae_encoder
+            .run1(vec![("sample".into(), input)], "latent_parameters")?;
+        if shape.len() != 4 || shape[1] != 8 {
+            bail!(
+                "{}: latent_parameters has shape {shape:?}, expected [1, 8, h, w]",
+                self.vae_encoder.path.display()
+            );
+        }
+        params.truncate(params.len() / 2);
+        Ok(params)
+    }
+
     /// Latents to image: decode `latents / scaling`, then `round(clamp(x/2 + 0.5) · 255)`.
     pub fn decode_latents(&mut self, latents: &[f32], width: u32, height: u32) -> Result<RgbImage> {
         let data: Vec<f32> = latents.iter().map(|x| x / self.vae_scaling).collect();
@@ -915,7 +961,8 @@ impl Pipeline {
             let call_inputs = call.inputs();
             inputs.extend(control.inputs(k, step, t, latents, &sample, &call_inputs)?);
             let output = self.unet_output;
-            let result = self.unet.run_tensors(&inputs, output, &shape);
+            let out_shape = [b as i64, 4, h as i64, w as i64];
+            let result = self.unet.run_tensors(&inputs, output, &out_shape);
             let (_, pred) = result.map_err(|e| {
                 if format!("{e:#}").contains("Concat") {
                     e.context(format!(
@@ -1060,8 +1107,14 @@ impl Pipeline {
                 return Ok((init.clone(), times));
             }
         }
+        let edit = self.edit_image(req, control.is_some())?;
+        let guidance = match edit {
+            Some((_, g_i)) => Guidance::of(req.cfg_scale, g_i),
+            None if req.cfg_scale > 1.0 => Guidance::Text,
+            None => Guidance::Single,
+        };
         let t0 = Instant::now();
-        let guided = req.cfg_scale > 1.0;
+        let guided = guidance != Guidance::Single;
         let (syntax, skip) = (req.prompt_syntax, req.clip_skip);
         let mut cond = self
             .embed(req.prompt, syntax, skip)
@@ -1082,15 +1135,24 @@ impl Pipeline {
             }
             cond = cond.blend(&next, tr.weight, tr.slerp);
         }
-        let batch = if guided { 2 } else { 1 };
+        let batch = guidance.batch();
         times.text = t0.elapsed();
         let lat_shape = [4usize, (h / 8) as usize, (w / 8) as usize];
         let n = lat_shape.iter().product::<usize>();
+        let image_latents = match edit {
+            Some((img, _)) => {
+                let t = Instant::now();
+                let mode = self.encode_image_mode(img)?;
+                times.encode += t.elapsed();
+                Some(pix2pix::batch_image_latents(&mode, guidance))
+            }
+            None => None,
+        };
         let mut latents = match req.init {
             Some(init) => {
                 let t = Instant::now();
                 let mut x0 = self.encode_image(init, noise)?;
-                times.encode = t.elapsed();
+                times.encode += t.elapsed();
                 let mut eps = self.initial_noise(req, noise, lat_shape);
                 if req.noise_multiplier != 1.0 {
                     eps.iter_mut().for_each(|e| *e *= req.noise_multiplier);
@@ -1108,6 +1170,12 @@ impl Pipeline {
         };
         let t = Instant::now();
         let plan = match &uncond {
+            // diffusers' pix2pix order: (text, img), (neg, img), (neg, zeros)
+            Some(u) if guidance == Guidance::Edit => self.unet_plan(&[
+                (&cond, self.time_ids(w, h, false)),
+                (u, self.time_ids(w, h, true)),
+                (u, self.time_ids(w, h, true)),
+            ])?,
             Some(u) => self.unet_plan(&[
                 (u, self.time_ids(w, h, true)),
                 (&cond, self.time_ids(w, h, false)),
@@ -1138,10 +1206,19 @@ impl Pipeline {
                 chunk.copy_from_slice(&latents);
             }
             sched.scale_model_input(&mut input);
-            let mut pred =
-                self.unet(&input, timestep, call, &plan, &mut step_control, lat_shape)?;
+            let mut pred = match &image_latents {
+                Some(img) => {
+                    let unet_in = pix2pix::concat(&input, img, n);
+                    let [c, lh, lw] = lat_shape;
+                    let shape = [2 * c, lh, lw];
+                    self.unet(&unet_in, timestep, call, &plan, &mut step_control, shape)?
+                }
+                None => self.unet(&input, timestep, call, &plan, &mut step_control, lat_shape)?,
+            };
             call += 1;
-            if guided {
+            if let (Guidance::Edit, Some((_, g_i))) = (guidance, edit) {
+                pred = pix2pix::combine(&pred, n, req.cfg_scale, g_i);
+            } else if guided {
                 let (u, c) = pred.split_at_mut(n);
                 u.iter_mut()
                     .zip(c.iter())
@@ -1161,6 +1238,59 @@ impl Pipeline {
         let img = self.decode_latents(&latents, w, h)?;
         times.decode = t.elapsed();
         Ok((img, times))
+    }
+}
+
+impl Pipeline {
+    /// The picture an InstructPix2Pix model edits and the image guidance scale, or `None` for
+    /// other models (which ignore `req.pix2pix`).
+    ///
+    /// # Errors
+    /// A pix2pix model with no source image (neither `req.pix2pix.image` nor an init image), a
+    /// source of another size, or ControlNet units (not supported with pix2pix).
+    fn edit_image<'r>(
+        &self,
+        req: &Request<'r>,
+        controlled: bool,
+    ) -> Result<Option<(&'r RgbImage, f32)>> {
+        if !self.pix2pix {
+            return Ok(None);
+        }
+        let p = req.pix2pix.unwrap_or(Pix2Pix {
+            image: None,
+            image_cfg_scale: pix2pix::DEFAULT_IMAGE_CFG_SCALE,
+        });
+        let Some(img) = p.image.or(req.init) else {
+            bail!(
+                "{}: an InstructPix2Pix model (its UNet takes 8 input channels) edits a picture, and this \
+                 generation has none: give the frame an init image (`[init] image`, Deforum's init_image) or \
+                 use Video Input mode, or use a Stable Diffusion model for txt2img",
+                self.folder.display()
+            );
+        };
+        if img.dimensions() != (req.width, req.height) {
+            bail!(
+                "InstructPix2Pix source image is {}x{}, expected {}x{}",
+                img.width(),
+                img.height(),
+                req.width,
+                req.height
+            );
+        }
+        if controlled {
+            bail!(
+                "{}: ControlNet units with an InstructPix2Pix model are not supported; remove the \
+                 [controlnet] units or use a Stable Diffusion model",
+                self.folder.display()
+            );
+        }
+        if !p.image_cfg_scale.is_finite() {
+            bail!(
+                "pix2pix_img_cfg_scale is {}, expected a finite number",
+                p.image_cfg_scale
+            );
+        }
+        Ok(Some((img, p.image_cfg_scale)))
     }
 }
 

@@ -9,8 +9,8 @@ use image::RgbImage;
 
 use crate::controlnet::{self, ControlFrame};
 use crate::diffusion::{
-    Control, ControlMode, ControlNet, ControlUnit, Pipeline, PromptSyntax, Request, SamplerKind,
-    SessionOptions, StageTimes, TorchRng, Travel,
+    Control, ControlMode, ControlNet, ControlUnit, Pipeline, Pix2Pix, PromptSyntax, Request,
+    SamplerKind, SessionOptions, StageTimes, TorchRng, Travel,
 };
 use crate::scene::{FrameSchedules, FrameValues, Prompt, Scene};
 
@@ -331,6 +331,11 @@ impl Painter for Diffuse {
             clip_skip: clip_skip(v),
             subseed: Some((v.subseed as i64 as u64, v.subseed_strength as f32)),
             travel,
+            // InstructPix2Pix edits the frame's init image (Deforum, A1111); other models ignore it
+            pix2pix: Some(Pix2Pix {
+                image: None,
+                image_cfg_scale: v.pix2pix_img_cfg_scale as f32,
+            }),
         };
         let frame = req.frame;
         let mut units = Vec::with_capacity(req.control.len());

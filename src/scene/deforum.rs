@@ -100,7 +100,6 @@ const UNIMPLEMENTED_KEYS: &[&str] = &[
     "fill",
     "full_res_mask",
     "full_res_mask_padding",
-    "pix2pix_img_cfg_scale_schedule",
     "mask_schedule",
     "noise_mask_schedule",
     "redo_flow_factor_schedule",

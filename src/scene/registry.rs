@@ -124,6 +124,12 @@ pub const SCHEDULES: &[ScheduleDef] = &[
     num("strength", "generation", "strength_schedule", "0: (0.65)"),
     num("contrast", "coherence", "contrast_schedule", "0: (1.0)"),
     num("cfg_scale", "generation", "cfg_scale_schedule", "0: (7)"),
+    num(
+        "pix2pix_img_cfg_scale",
+        "generation",
+        "pix2pix_img_cfg_scale_schedule",
+        "0: (1.5)",
+    ),
     switched(
         "steps",
         "steps_schedule",
@@ -378,7 +384,7 @@ frame_values! {
         angle, zoom, translation_x, translation_y, translation_z, transform_center_x,
         transform_center_y, rotation_3d_x, rotation_3d_y, rotation_3d_z, perspective_flip_theta,
         perspective_flip_phi, perspective_flip_gamma, perspective_flip_fv, fov, near, far,
-        aspect_ratio, noise, strength, contrast, cfg_scale, steps, seed, subseed,
+        aspect_ratio, noise, strength, contrast, cfg_scale, pix2pix_img_cfg_scale, steps, seed, subseed,
         subseed_strength, ddim_eta, ancestral_eta, clipskip, noise_multiplier, kernel, sigma,
         amount, threshold, cadence_flow_factor,
     }

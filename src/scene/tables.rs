@@ -199,6 +199,8 @@ scene_table! {
         strength,
         /// Classifier-free guidance scale.
         cfg_scale,
+        /// InstructPix2Pix image guidance scale (only read by a model whose UNet takes 8 channels).
+        pix2pix_img_cfg_scale,
         /// Per-frame seed (Deforum's `seed_schedule`, used with seed_behavior "schedule").
         seed_schedule,
         /// Variation seed (A1111 subseed).

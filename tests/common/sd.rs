@@ -93,6 +93,7 @@ pub fn run_reference(
         prompt_syntax: PromptSyntax::Plain,
         clip_skip: 1,
         subseed: None,
+        pix2pix: None,
     };
     let name = dir.display();
     let (img, times) = if from_seed {

@@ -48,6 +48,9 @@ pub struct Params {
     pub variational_refinement_delta: f32,
     /// Gradient-constancy weight γ.
     pub variational_refinement_gamma: f32,
+    /// Charbonnier ε of the variational refinement: OpenCV 5's `DISOpticalFlow` sets 0.01 (its
+    /// `setVariationalRefinementEpsilon`); OpenCV 4.x hard-codes 0.001.
+    pub variational_refinement_epsilon: f32,
     /// Mean normalisation of patches.
     pub use_mean_normalization: bool,
     /// Spatial propagation of patch flows.
@@ -83,6 +86,7 @@ impl Params {
         variational_refinement_alpha: 20.0,
         variational_refinement_delta: 5.0,
         variational_refinement_gamma: 10.0,
+        variational_refinement_epsilon: 0.01,
         use_mean_normalization: true,
         use_spatial_propagation: true,
     };
@@ -135,6 +139,7 @@ impl Params {
             ("alpha", self.variational_refinement_alpha),
             ("delta", self.variational_refinement_delta),
             ("gamma", self.variational_refinement_gamma),
+            ("epsilon", self.variational_refinement_epsilon),
         ] {
             if !v.is_finite() || v < 0.0 {
                 bail!("DIS variational_refinement_{name} {v} must be a finite number >= 0");
@@ -542,7 +547,7 @@ struct Sums {
 /// OpenCV's `v_reduce_sum` of four f32 lanes on SSE3: `(a0 + a1) + (a2 + a3)`.
 #[inline]
 fn reduce4(a: [f32; 4]) -> f32 {
-    (a[0] + a[1]) + (a[2] + a[3])
+    (a[0] + a[2]) + (a[1] + a[3])
 }
 
 /// The patch at `(i, j)` of the level against I1 displaced by `(u, v)`.

@@ -15,8 +15,6 @@ const SOR_ITERATIONS: usize = 5;
 const OMEGA: f32 = 1.6;
 /// Normalisation floor ζ.
 const ZETA: f32 = 0.1;
-/// Charbonnier ε.
-const EPSILON: f32 = 0.001;
 
 /// `warpImage`: I1 sampled bilinearly at `(x + u, y + v)`, replicated outside.
 fn warp(i1: &[u8], w: usize, h: usize, u: &[f32], v: &[f32]) -> Vec<f32> {
@@ -76,16 +74,9 @@ struct System {
     b2: f32,
 }
 
-/// Refines the flow `(u, v)` of a `w`×`h` level in place (`calcUV`).
-pub(super) fn refine(
-    i0: &[u8],
-    i1: &[u8],
-    w: usize,
-    h: usize,
-    u: &mut [f32],
-    v: &mut [f32],
-    p: &Params,
-) {
+/// Refines the flow `(u, v)` of a `w`×`h` level in place (`calcUV`), with `p`'s variational
+/// refinement iterations and weights; `i0`, `i1` and the flow planes hold `w · h` values.
+pub fn refine(i0: &[u8], i1: &[u8], w: usize, h: usize, u: &mut [f32], v: &mut [f32], p: &Params) {
     let n = w * h;
     let warped = warp(i1, w, h, u, v);
     let avg: Vec<f32> = i0
@@ -107,7 +98,7 @@ pub(super) fn refine(
     let iyy = dy(&iy, w, h);
 
     let zeta2 = ZETA * ZETA;
-    let eps2 = EPSILON * EPSILON;
+    let eps2 = p.variational_refinement_epsilon * p.variational_refinement_epsilon;
     let delta2 = p.variational_refinement_delta / 2.0;
     let gamma2 = p.variational_refinement_gamma / 2.0;
     let alpha2 = p.variational_refinement_alpha / 2.0;

@@ -331,7 +331,7 @@ pub fn dis(a: &GrayImage, b: &GrayImage, p: &Params, init: Option<&Flow>) -> Res
     let fs = p.finest_scale as i32;
     let coarsest = coarsest_scale(w, h, ps);
     if w < ps || h < ps || coarsest < fs {
-        let need = ps << p.finest_scale.max(0);
+        let need = ps << p.finest_scale;
         bail!(
             "DIS frames of {w}x{h} are too small for patch size {ps} at finest scale {fs}: \
              each side must be at least {need} px (and the longer one about {} px)",
@@ -497,7 +497,7 @@ fn structure_tensor(
             s[2] += (x * y - xo * yo) as f32;
             s[3] += (x - xo) as f32;
             s[4] += (y - yo) as f32;
-            if (j - psz + 1) % stride == 0 {
+            if (j - psz + 1).is_multiple_of(stride) {
                 out[js] = s;
                 js += 1;
             }
@@ -521,7 +521,7 @@ fn structure_tensor(
                 sum[j][k] += aux[i * ws + j][k] - aux[(i - psz) * ws + j][k];
             }
         }
-        if (i - psz + 1) % stride == 0 {
+        if (i - psz + 1).is_multiple_of(stride) {
             t[is * ws..(is + 1) * ws].copy_from_slice(&sum);
             is += 1;
         }
@@ -703,7 +703,7 @@ fn search_stripe(
     let rows: Vec<usize> = (start..end).collect();
     let cols: Vec<usize> = (0..ws).collect();
     for iter in 0..num_iter {
-        let fwd = iter % 2 == 0;
+        let fwd = iter.is_multiple_of(2);
         let row_order: Vec<usize> = if fwd {
             rows.clone()
         } else {
@@ -800,10 +800,10 @@ fn cover_ranges(n: usize, psz: usize, stride: usize) -> Vec<(isize, isize)> {
     let (mut start, mut end) = (0isize, -1isize);
     (0..n)
         .map(|i| {
-            if i % stride == 0 && i + psz <= n {
+            if i.is_multiple_of(stride) && i + psz <= n {
                 end += 1;
             }
-            if i >= psz && (i - psz) % stride == 0 && start < end {
+            if i >= psz && (i - psz).is_multiple_of(stride) && start < end {
                 start += 1;
             }
             (start, end)

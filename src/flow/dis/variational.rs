@@ -140,7 +140,7 @@ pub fn refine(i0: &[u8], i1: &[u8], w: usize, h: usize, u: &mut [f32], v: &mut [
         // Smoothness weights from the current flow (replicated at the right and bottom).
         weight.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
             let yn = (y + 1).min(h - 1);
-            for x in 0..w {
+            for (x, o) in row.iter_mut().enumerate() {
                 let k = y * w + x;
                 let kr = y * w + (x + 1).min(w - 1);
                 let kd = yn * w + x;
@@ -148,14 +148,14 @@ pub fn refine(i0: &[u8], i1: &[u8], w: usize, h: usize, u: &mut [f32], v: &mut [
                 let vx = tv[kr] - tv[k];
                 let uy = tu[kd] - tu[k];
                 let vy = tv[kd] - tv[k];
-                row[x] = alpha2 / (ux * ux + vx * vx + uy * uy + vy * vy + eps2).sqrt();
+                *o = alpha2 / (ux * ux + vx * vx + uy * uy + vy * vy + eps2).sqrt();
             }
         });
         // Smoothness edges into A and b, in OpenCV's order per colour (red: own edge first).
         sys.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
             for (x, s) in row.iter_mut().enumerate() {
                 let k = y * w + x;
-                let red = (x + y) % 2 == 0;
+                let red = (x + y).is_multiple_of(2);
                 let own_h = (x + 1 < w).then(|| {
                     let wt = weight[k];
                     (wt, wt * (w_u[k + 1] - w_u[k]), wt * (w_v[k + 1] - w_v[k]))

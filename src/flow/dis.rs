@@ -1,8 +1,33 @@
-//! OpenCV's DIS dense optical flow (`DISOpticalFlow`, Kroeger et al. 2016), ported.
+//! OpenCV's DIS dense optical flow (`DISOpticalFlow`, Kroeger et al. 2016), ported from
+//! `modules/video/src/dis_flow.cpp` (CPU path) value for value where the arithmetic allows.
+//!
+//! Per pyramid level, coarse to fine: patch sums of the I0 gradients, an inverse search of each
+//! patch (spatial propagation in 8 fixed row stripes, a raster then a reverse pass, Gauss–Newton
+//! steps), densification of the patch flows, then the variational refinement
+//! ([`variational`]). Hand-written: no crate offers DIS, and parity with OpenCV needs its exact
+//! order of operations (the 8×8 patch sums follow OpenCV's 4-lane SIMD accumulation, since the
+//! candidate choice and the stop rule are discrete decisions that summation order can flip).
 
-use super::Flow;
+pub mod variational;
+
+use super::{Flow, MAX_SIDE};
+use crate::controlnet::preprocess::resize::{Interpolation, resize};
 use anyhow::{Result, bail};
 use image::GrayImage;
+use rayon::prelude::*;
+
+/// OpenCV's `border_size`: the replicated border around I1 at each level.
+const BORDER: usize = 16;
+/// OpenCV's fixed stripe count for the inverse search with spatial propagation.
+const STRIPES: usize = 8;
+/// OpenCV's `EPS` (determinant floor, densification clamp).
+const EPS: f32 = 0.001;
+/// OpenCV's `INF`.
+const INF: f32 = 1e10;
+/// The most gradient-descent iterations accepted (the inner loop's size).
+pub const MAX_GD_ITERATIONS: u32 = 10_000;
+/// The most variational-refinement iterations accepted.
+pub const MAX_VR_ITERATIONS: u32 = 1_000;
 
 /// DIS parameters, named as OpenCV's setters name them.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -23,6 +48,9 @@ pub struct Params {
     pub variational_refinement_delta: f32,
     /// Gradient-constancy weight γ.
     pub variational_refinement_gamma: f32,
+    /// Charbonnier ε of the variational refinement: OpenCV 5's `DISOpticalFlow` sets 0.01 (its
+    /// `setVariationalRefinementEpsilon`); OpenCV 4.x hard-codes 0.001.
+    pub variational_refinement_epsilon: f32,
     /// Mean normalisation of patches.
     pub use_mean_normalization: bool,
     /// Spatial propagation of patch flows.
@@ -30,6 +58,24 @@ pub struct Params {
 }
 
 impl Params {
+    /// OpenCV's PRESET_ULTRAFAST.
+    pub const ULTRAFAST: Params = Params {
+        finest_scale: 2,
+        patch_size: 8,
+        patch_stride: 4,
+        gradient_descent_iterations: 12,
+        variational_refinement_iterations: 0,
+        ..Params::MEDIUM
+    };
+    /// OpenCV's PRESET_FAST (the default of `DISOpticalFlow_create`).
+    pub const FAST: Params = Params {
+        finest_scale: 2,
+        patch_size: 8,
+        patch_stride: 4,
+        gradient_descent_iterations: 16,
+        variational_refinement_iterations: 5,
+        ..Params::MEDIUM
+    };
     /// OpenCV's PRESET_MEDIUM.
     pub const MEDIUM: Params = Params {
         finest_scale: 1,
@@ -40,6 +86,7 @@ impl Params {
         variational_refinement_alpha: 20.0,
         variational_refinement_delta: 5.0,
         variational_refinement_gamma: 10.0,
+        variational_refinement_epsilon: 0.01,
         use_mean_normalization: true,
         use_spatial_propagation: true,
     };
@@ -49,20 +96,779 @@ impl Params {
         patch_size: 8,
         patch_stride: 4,
         gradient_descent_iterations: 192,
-        variational_refinement_iterations: 5,
-        variational_refinement_alpha: 20.0,
-        variational_refinement_delta: 5.0,
-        variational_refinement_gamma: 10.0,
-        use_mean_normalization: true,
-        use_spatial_propagation: true,
+        ..Params::FAST
     };
+
+    /// Checks every value that sizes a buffer or a loop.
+    ///
+    /// # Errors
+    /// A value out of its range, named with the range.
+    pub fn check(&self) -> Result<()> {
+        if !(2..=BORDER as u32).contains(&self.patch_size) {
+            bail!(
+                "DIS patch_size {} is out of range: use 2 to {BORDER} (OpenCV's border is {BORDER} px)",
+                self.patch_size
+            );
+        }
+        if !(1..=self.patch_size).contains(&self.patch_stride) {
+            bail!(
+                "DIS patch_stride {} is out of range: use 1 to the patch size ({})",
+                self.patch_stride,
+                self.patch_size
+            );
+        }
+        if self.finest_scale > 9 {
+            bail!(
+                "DIS finest_scale {} is out of range: use 0 to 9",
+                self.finest_scale
+            );
+        }
+        if !(1..=MAX_GD_ITERATIONS).contains(&self.gradient_descent_iterations) {
+            bail!(
+                "DIS gradient_descent_iterations {} is out of range: use 1 to {MAX_GD_ITERATIONS}",
+                self.gradient_descent_iterations
+            );
+        }
+        if self.variational_refinement_iterations > MAX_VR_ITERATIONS {
+            bail!(
+                "DIS variational_refinement_iterations {} is out of range: use 0 to {MAX_VR_ITERATIONS}",
+                self.variational_refinement_iterations
+            );
+        }
+        for (name, v) in [
+            ("alpha", self.variational_refinement_alpha),
+            ("delta", self.variational_refinement_delta),
+            ("gamma", self.variational_refinement_gamma),
+            ("epsilon", self.variational_refinement_epsilon),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                bail!("DIS variational_refinement_{name} {v} must be a finite number >= 0");
+            }
+        }
+        Ok(())
+    }
 }
 
-/// The forward flow from `a` to `b`, starting from `init` when given (to be written).
+/// OpenCV's coarsest pyramid level for a `w`×`h` frame and patch `ps` (may be negative).
+fn coarsest_scale(w: u32, h: u32, ps: u32) -> i32 {
+    let a = ((f64::from(w.max(h)) / (4.0 * f64::from(ps))).ln() / 2f64.ln() + 0.5) as i32;
+    let b = (f64::from(w.min(h) / ps).ln() / 2f64.ln()) as i32;
+    a.min(b)
+}
+
+/// A row-major single-channel plane.
+#[derive(Clone)]
+struct Plane<T> {
+    w: usize,
+    h: usize,
+    data: Vec<T>,
+}
+
+/// One pyramid level's images.
+struct Level {
+    i0: Plane<u8>,
+    i1: Plane<u8>,
+    i1_ext: Plane<u8>,
+    gx: Plane<i16>,
+    gy: Plane<i16>,
+    /// The initial flow at this level (temporal candidates), when given.
+    init: Option<(Plane<f32>, Plane<f32>)>,
+}
+
+/// `copyMakeBorder(BORDER_REPLICATE)` by [`BORDER`] px.
+fn replicate_border(p: &Plane<u8>) -> Plane<u8> {
+    let (w, h) = (p.w, p.h);
+    let (we, he) = (w + 2 * BORDER, h + 2 * BORDER);
+    let mut data = vec![0u8; we * he];
+    for (y, row) in data.chunks_exact_mut(we).enumerate() {
+        let sy = y.saturating_sub(BORDER).min(h - 1);
+        let src = &p.data[sy * w..(sy + 1) * w];
+        for (x, v) in row.iter_mut().enumerate() {
+            *v = src[x.saturating_sub(BORDER).min(w - 1)];
+        }
+    }
+    Plane { w: we, h: he, data }
+}
+
+/// `BORDER_REFLECT_101` index.
+fn reflect101(p: isize, n: usize) -> usize {
+    let n = n as isize;
+    if n == 1 {
+        return 0;
+    }
+    let q = if p < 0 {
+        -p
+    } else if p >= n {
+        2 * n - 2 - p
+    } else {
+        p
+    };
+    q.clamp(0, n - 1) as usize
+}
+
+/// `spatialGradient`: 3×3 Sobel x and y in int16 with `BORDER_REFLECT_101`.
+fn spatial_gradient(p: &Plane<u8>) -> (Plane<i16>, Plane<i16>) {
+    let (w, h) = (p.w, p.h);
+    let mut gx = vec![0i16; w * h];
+    let mut gy = vec![0i16; w * h];
+    gx.par_chunks_mut(w)
+        .zip(gy.par_chunks_mut(w))
+        .enumerate()
+        .for_each(|(y, (rx, ry))| {
+            let ym = reflect101(y as isize - 1, h) * w;
+            let y0 = y * w;
+            let yp = reflect101(y as isize + 1, h) * w;
+            let px = |r: usize, x: usize| i32::from(p.data[r + x]);
+            for x in 0..w {
+                let xm = reflect101(x as isize - 1, w);
+                let xp = reflect101(x as isize + 1, w);
+                let dx = (px(ym, xp) - px(ym, xm))
+                    + 2 * (px(y0, xp) - px(y0, xm))
+                    + (px(yp, xp) - px(yp, xm));
+                let dy = (px(yp, xm) + 2 * px(yp, x) + px(yp, xp))
+                    - (px(ym, xm) + 2 * px(ym, x) + px(ym, xp));
+                rx[x] = dx as i16;
+                ry[x] = dy as i16;
+            }
+        });
+    (Plane { w, h, data: gx }, Plane { w, h, data: gy })
+}
+
+/// `resize(INTER_AREA)` of an 8-bit plane.
+fn area(p: &Plane<u8>, w: usize, h: usize) -> Plane<u8> {
+    Plane {
+        w,
+        h,
+        data: resize(&p.data, p.w, p.h, 1, w, h, Interpolation::Area),
+    }
+}
+
+/// One axis of OpenCV's float `INTER_LINEAR` resize: source index and the weight of the next.
+fn linear_axis(src: usize, dst: usize) -> Vec<(usize, f32)> {
+    let scale = 1.0 / (dst as f64 / src as f64);
+    (0..dst)
+        .map(|d| {
+            let f = ((d as f64 + 0.5) * scale - 0.5) as f32;
+            let s = f.floor();
+            let (mut si, mut fr) = (s as isize, f - s);
+            if si < 0 {
+                si = 0;
+                fr = 0.0;
+            }
+            if si as usize >= src - 1 {
+                si = src as isize - 1;
+                fr = 0.0;
+            }
+            (si as usize, fr)
+        })
+        .collect()
+}
+
+/// `resize(INTER_LINEAR)` of a float plane (OpenCV's float path: weights `1 − f, f`, clamped
+/// at the edges; an exact 2× shrink is OpenCV's 2×2 area mean).
+fn resize_f32(p: &Plane<f32>, w: usize, h: usize) -> Plane<f32> {
+    if (p.w, p.h) == (w, h) {
+        return p.clone();
+    }
+    let mut data = vec![0f32; w * h];
+    if p.w == 2 * w && p.h == 2 * h {
+        // OpenCV turns INTER_LINEAR at an exact 2× shrink into the fast area mean.
+        data.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+            let r0 = &p.data[2 * y * p.w..];
+            let r1 = &p.data[(2 * y + 1) * p.w..];
+            for (x, v) in row.iter_mut().enumerate() {
+                *v = (r0[2 * x] + r0[2 * x + 1] + r1[2 * x] + r1[2 * x + 1]) * 0.25;
+            }
+        });
+        return Plane { w, h, data };
+    }
+    let xt = linear_axis(p.w, w);
+    let yt = linear_axis(p.h, h);
+    let hrow = |sy: usize| -> Vec<f32> {
+        let r = &p.data[sy * p.w..(sy + 1) * p.w];
+        xt.iter()
+            .map(|&(sx, fx)| {
+                if fx == 0.0 && sx + 1 >= p.w {
+                    r[sx]
+                } else {
+                    r[sx] * (1.0 - fx) + r[(sx + 1).min(p.w - 1)] * fx
+                }
+            })
+            .collect()
+    };
+    data.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+        let (sy, fy) = yt[y];
+        let a = hrow(sy);
+        let b = hrow((sy + 1).min(p.h - 1));
+        let (b0, b1) = (1.0 - fy, fy);
+        for x in 0..w {
+            row[x] = a[x] * b0 + b[x] * b1;
+        }
+    });
+    Plane { w, h, data }
+}
+
+/// The forward flow from `a` to `b`, as `cv2.DISOpticalFlow.calc(a, b, init)` computes it;
+/// `init` is OpenCV's initial flow (its vectors become temporal candidates at every level).
 ///
 /// # Errors
-/// Not implemented yet.
+/// Bad parameters ([`Params::check`]), frames of different sizes, frames too small for the
+/// patch size and finest scale, or an `init` flow of another size.
 pub fn dis(a: &GrayImage, b: &GrayImage, p: &Params, init: Option<&Flow>) -> Result<Flow> {
-    let _ = (a, b, p, init);
-    bail!("the DIS flow is not built yet")
+    p.check()?;
+    let (w, h) = a.dimensions();
+    if b.dimensions() != (w, h) {
+        bail!(
+            "DIS needs two frames of one size, got {w}x{h} and {}x{}",
+            b.width(),
+            b.height()
+        );
+    }
+    if w > MAX_SIDE || h > MAX_SIDE {
+        bail!("DIS frames of {w}x{h}: each side must be at most {MAX_SIDE}");
+    }
+    let ps = p.patch_size;
+    let fs = p.finest_scale as i32;
+    let coarsest = coarsest_scale(w, h, ps);
+    if w < ps || h < ps || coarsest < fs {
+        let need = ps << p.finest_scale;
+        bail!(
+            "DIS frames of {w}x{h} are too small for patch size {ps} at finest scale {fs}: \
+             each side must be at least {need} px (and the longer one about {} px)",
+            4 * need
+        );
+    }
+    if let Some(f) = init
+        && (f.width(), f.height()) != (w, h)
+    {
+        bail!(
+            "the DIS initial flow is {}x{} but the frames are {w}x{h}; pass a flow of the frames' size",
+            f.width(),
+            f.height()
+        );
+    }
+    let (fs, coarsest) = (fs as usize, coarsest as usize);
+
+    // Pyramid (prepareBuffers).
+    let full0 = Plane {
+        w: w as usize,
+        h: h as usize,
+        data: a.as_raw().clone(),
+    };
+    let full1 = Plane {
+        w: w as usize,
+        h: h as usize,
+        data: b.as_raw().clone(),
+    };
+    let init_planes = init.map(|f| {
+        let n = w as usize * h as usize;
+        let (mut u, mut v) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for c in f.as_slice().chunks_exact(2) {
+            u.push(c[0]);
+            v.push(c[1]);
+        }
+        let mk = |data| Plane {
+            w: w as usize,
+            h: h as usize,
+            data,
+        };
+        (mk(u), mk(v))
+    });
+    let mut levels: Vec<Level> = Vec::with_capacity(coarsest + 1 - fs);
+    for i in fs..=coarsest {
+        let (i0, i1) = if i == fs {
+            let (lw, lh) = (w as usize >> i, h as usize >> i);
+            (area(&full0, lw, lh), area(&full1, lw, lh))
+        } else {
+            let prev = levels.last().expect("finest level first");
+            let (lw, lh) = (prev.i0.w / 2, prev.i0.h / 2);
+            (area(&prev.i0, lw, lh), area(&prev.i1, lw, lh))
+        };
+        let i1_ext = replicate_border(&i1);
+        let (gx, gy) = spatial_gradient(&i0);
+        let init = init_planes.as_ref().map(|(u, v)| {
+            let frac = (1u32 << i) as f32;
+            let mut ru = resize_f32(u, i0.w, i0.h);
+            let mut rv = resize_f32(v, i0.w, i0.h);
+            ru.data.iter_mut().for_each(|x| *x /= frac);
+            rv.data.iter_mut().for_each(|x| *x /= frac);
+            (ru, rv)
+        });
+        levels.push(Level {
+            i0,
+            i1,
+            i1_ext,
+            gx,
+            gy,
+            init,
+        });
+    }
+
+    // Coarse to fine.
+    let top = &levels[coarsest - fs];
+    let mut ux = Plane {
+        w: top.i0.w,
+        h: top.i0.h,
+        data: vec![0f32; top.i0.w * top.i0.h],
+    };
+    let mut uy = ux.clone();
+    for li in (0..levels.len()).rev() {
+        let lv = &levels[li];
+        let (lw, lh) = (lv.i0.w, lv.i0.h);
+        let psz = ps as usize;
+        let stride = p.patch_stride as usize;
+        let ws = 1 + (lw - psz) / stride;
+        let hs = 1 + (lh - psz) / stride;
+        let tensor = structure_tensor(&lv.gx, &lv.gy, psz, stride, ws, hs);
+        let (sx, sy) = inverse_search(lv, &tensor, &ux, &uy, p, ws, hs);
+        densify(lv, &sx, &sy, &mut ux, &mut uy, psz, stride, ws, hs);
+        if p.variational_refinement_iterations > 0 {
+            variational::refine(
+                &lv.i0.data,
+                &lv.i1.data,
+                lw,
+                lh,
+                &mut ux.data,
+                &mut uy.data,
+                p,
+            );
+        }
+        if li > 0 {
+            let next = &levels[li - 1].i0;
+            ux = resize_f32(&ux, next.w, next.h);
+            uy = resize_f32(&uy, next.w, next.h);
+            ux.data.iter_mut().for_each(|x| *x *= 2.0);
+            uy.data.iter_mut().for_each(|x| *x *= 2.0);
+        }
+    }
+    let (w, h) = (w as usize, h as usize);
+    let fu = resize_f32(&ux, w, h);
+    let fv = resize_f32(&uy, w, h);
+    let scale = (1u32 << fs) as f32;
+    let mut data = Vec::with_capacity(2 * w * h);
+    for (u, v) in fu.data.iter().zip(&fv.data) {
+        data.push(u * scale);
+        data.push(v * scale);
+    }
+    Flow::from_vec(w as u32, h as u32, data)
+}
+
+/// Per-patch sums over the patch grid: `ΣIx², ΣIy², ΣIxIy, ΣIx, ΣIy` (OpenCV's running sums).
+struct Tensor {
+    xx: Vec<f32>,
+    yy: Vec<f32>,
+    xy: Vec<f32>,
+    x: Vec<f32>,
+    y: Vec<f32>,
+}
+
+/// `precomputeStructureTensor`: a separable box filter sampled on the patch grid, in OpenCV's
+/// order (integer products, f32 running sums).
+fn structure_tensor(
+    gx: &Plane<i16>,
+    gy: &Plane<i16>,
+    psz: usize,
+    stride: usize,
+    ws: usize,
+    hs: usize,
+) -> Tensor {
+    let (w, h) = (gx.w, gx.h);
+    // Horizontal pass: [h][ws] of 5 sums.
+    let mut aux = vec![[0f32; 5]; h * ws];
+    aux.par_chunks_mut(ws).enumerate().for_each(|(i, out)| {
+        let xr = &gx.data[i * w..(i + 1) * w];
+        let yr = &gy.data[i * w..(i + 1) * w];
+        let mut s = [0f32; 5];
+        for j in 0..psz {
+            let (x, y) = (i32::from(xr[j]), i32::from(yr[j]));
+            s[0] += (x * x) as f32;
+            s[1] += (y * y) as f32;
+            s[2] += (x * y) as f32;
+            s[3] += x as f32;
+            s[4] += y as f32;
+        }
+        out[0] = s;
+        let mut js = 1;
+        for j in psz..w {
+            let (x, y) = (i32::from(xr[j]), i32::from(yr[j]));
+            let (xo, yo) = (i32::from(xr[j - psz]), i32::from(yr[j - psz]));
+            s[0] += (x * x - xo * xo) as f32;
+            s[1] += (y * y - yo * yo) as f32;
+            s[2] += (x * y - xo * yo) as f32;
+            s[3] += (x - xo) as f32;
+            s[4] += (y - yo) as f32;
+            if (j - psz + 1).is_multiple_of(stride) {
+                out[js] = s;
+                js += 1;
+            }
+        }
+    });
+    // Vertical pass.
+    let mut t = vec![[0f32; 5]; hs * ws];
+    let mut sum = vec![[0f32; 5]; ws];
+    for i in 0..psz {
+        for j in 0..ws {
+            for k in 0..5 {
+                sum[j][k] += aux[i * ws + j][k];
+            }
+        }
+    }
+    t[..ws].copy_from_slice(&sum);
+    let mut is = 1;
+    for i in psz..h {
+        for j in 0..ws {
+            for k in 0..5 {
+                sum[j][k] += aux[i * ws + j][k] - aux[(i - psz) * ws + j][k];
+            }
+        }
+        if (i - psz + 1).is_multiple_of(stride) {
+            t[is * ws..(is + 1) * ws].copy_from_slice(&sum);
+            is += 1;
+        }
+    }
+    Tensor {
+        xx: t.iter().map(|s| s[0]).collect(),
+        yy: t.iter().map(|s| s[1]).collect(),
+        xy: t.iter().map(|s| s[2]).collect(),
+        x: t.iter().map(|s| s[3]).collect(),
+        y: t.iter().map(|s| s[4]).collect(),
+    }
+}
+
+/// What one patch evaluation returns: `Σd²`, `Σd`, `Σd·Ix`, `Σd·Iy`.
+#[derive(Clone, Copy, Default)]
+struct Sums {
+    sq: f32,
+    d: f32,
+    dx: f32,
+    dy: f32,
+}
+
+/// OpenCV's `v_reduce_sum` of four f32 lanes on SSE3: `(a0 + a1) + (a2 + a3)`.
+#[inline]
+fn reduce4(a: [f32; 4]) -> f32 {
+    (a[0] + a[2]) + (a[1] + a[3])
+}
+
+/// The patch at `(i, j)` of the level against I1 displaced by `(u, v)`.
+struct PatchCtx<'a> {
+    lv: &'a Level,
+    psz: usize,
+    mean_norm: bool,
+}
+
+impl PatchCtx<'_> {
+    /// OpenCV's `INIT_BILINEAR_WEIGHTS`: top-left of the I1 window and the weights.
+    #[inline]
+    fn weights(&self, i: usize, j: usize, u: f32, v: f32) -> (usize, [f32; 4]) {
+        let (w, h) = (self.lv.i0.w, self.lv.i0.h);
+        let b = BORDER as f32;
+        let lo = b - self.psz as f32 + 1.0;
+        let ii = (i as f32 + v + b).max(lo).min(b + h as f32 - 1.0);
+        let jj = (j as f32 + u + b).max(lo).min(b + w as f32 - 1.0);
+        let (fi, fj) = (ii.floor(), jj.floor());
+        let w11 = (ii - fi) * (jj - fj);
+        let w10 = (ii - fi) * (fj + 1.0 - jj);
+        let w01 = (fi + 1.0 - ii) * (jj - fj);
+        let w00 = (fi + 1.0 - ii) * (fj + 1.0 - jj);
+        (
+            ii as usize * self.lv.i1_ext.w + jj as usize,
+            [w00, w01, w10, w11],
+        )
+    }
+
+    /// The sums over the patch; `GRAD` also sums `d·∇I0`.
+    #[inline]
+    fn sums<const GRAD: bool>(&self, i: usize, j: usize, u: f32, v: f32) -> Sums {
+        let (off1, [w00, w01, w10, w11]) = self.weights(i, j, u, v);
+        let lw = self.lv.i0.w;
+        let we = self.lv.i1_ext.w;
+        let i0 = &self.lv.i0.data[i * lw + j..];
+        let i1 = &self.lv.i1_ext.data[off1..];
+        let gx = &self.lv.gx.data[i * lw + j..];
+        let gy = &self.lv.gy.data[i * lw + j..];
+        let diff = |r: usize, c: usize| {
+            let a = i1[r * we + c];
+            let b = i1[r * we + c + 1];
+            let cc = i1[(r + 1) * we + c];
+            let d = i1[(r + 1) * we + c + 1];
+            w00 * f32::from(a) + w01 * f32::from(b) + w10 * f32::from(cc) + w11 * f32::from(d)
+                - f32::from(i0[r * lw + c])
+        };
+        if self.psz == 8 {
+            // OpenCV's CV_SIMD128 path: 4 lanes, left and right halves of each row.
+            let (mut sq, mut sd, mut sx, mut sy) = ([0f32; 4], [0f32; 4], [0f32; 4], [0f32; 4]);
+            for r in 0..8 {
+                for k in 0..4 {
+                    let dl = diff(r, k);
+                    let dr = diff(r, k + 4);
+                    if GRAD {
+                        let (xl, xr) = (f32::from(gx[r * lw + k]), f32::from(gx[r * lw + k + 4]));
+                        let (yl, yr) = (f32::from(gy[r * lw + k]), f32::from(gy[r * lw + k + 4]));
+                        sx[k] += dl * xl + dr * xr;
+                        sy[k] += dl * yl + dr * yr;
+                    }
+                    sq[k] += dl * dl + dr * dr;
+                    sd[k] += dl + dr;
+                }
+            }
+            Sums {
+                sq: reduce4(sq),
+                d: reduce4(sd),
+                dx: reduce4(sx),
+                dy: reduce4(sy),
+            }
+        } else {
+            let mut s = Sums::default();
+            for r in 0..self.psz {
+                for c in 0..self.psz {
+                    let d = diff(r, c);
+                    s.d += d;
+                    s.sq += d * d;
+                    if GRAD {
+                        s.dx += d * f32::from(gx[r * lw + c]);
+                        s.dy += d * f32::from(gy[r * lw + c]);
+                    }
+                }
+            }
+            s
+        }
+    }
+
+    /// `computeSSD` / `computeSSDMeanNorm`.
+    #[inline]
+    fn cost(&self, i: usize, j: usize, u: f32, v: f32) -> f32 {
+        let s = self.sums::<false>(i, j, u, v);
+        if self.mean_norm {
+            let n = (self.psz * self.psz) as f32;
+            s.sq - s.d * s.d / n
+        } else {
+            s.sq
+        }
+    }
+}
+
+/// `PatchInverseSearch_ParBody` over all stripes: the sparse flow on the patch grid.
+fn inverse_search(
+    lv: &Level,
+    t: &Tensor,
+    ux: &Plane<f32>,
+    uy: &Plane<f32>,
+    p: &Params,
+    ws: usize,
+    hs: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut sx = vec![0f32; ws * hs];
+    let mut sy = vec![0f32; ws * hs];
+    let stripe = hs.div_ceil(STRIPES).max(1);
+    let num_iter = if p.use_spatial_propagation { 2 } else { 1 };
+    let ctx = PatchCtx {
+        lv,
+        psz: p.patch_size as usize,
+        mean_norm: p.use_mean_normalization,
+    };
+    sx.par_chunks_mut(stripe * ws)
+        .zip(sy.par_chunks_mut(stripe * ws))
+        .enumerate()
+        .for_each(|(n, (sx, sy))| {
+            let start = n * stripe;
+            let end = (start + stripe).min(hs);
+            search_stripe(&ctx, t, ux, uy, p, ws, start, end, num_iter, sx, sy);
+        });
+    (sx, sy)
+}
+
+/// One stripe (patch rows `start..end`), whose rows `sx`, `sy` hold.
+#[allow(clippy::too_many_arguments)]
+fn search_stripe(
+    ctx: &PatchCtx,
+    t: &Tensor,
+    ux: &Plane<f32>,
+    uy: &Plane<f32>,
+    p: &Params,
+    ws: usize,
+    start: usize,
+    end: usize,
+    num_iter: usize,
+    sx: &mut [f32],
+    sy: &mut [f32],
+) {
+    let psz = ctx.psz;
+    let psz2 = psz / 2;
+    let stride = p.patch_stride as usize;
+    let lw = ctx.lv.i0.w;
+    let inner = (p.gradient_descent_iterations as f32 / num_iter as f32).floor() as usize;
+    let init = ctx.lv.init.as_ref();
+    let spatial = p.use_spatial_propagation;
+    let rows: Vec<usize> = (start..end).collect();
+    let cols: Vec<usize> = (0..ws).collect();
+    for iter in 0..num_iter {
+        let fwd = iter.is_multiple_of(2);
+        let row_order: Vec<usize> = if fwd {
+            rows.clone()
+        } else {
+            rows.iter().rev().copied().collect()
+        };
+        let col_order: Vec<usize> = if fwd {
+            cols.clone()
+        } else {
+            cols.iter().rev().copied().collect()
+        };
+        for (ri, &is) in row_order.iter().enumerate() {
+            let i = is * stride;
+            for (ci, &js) in col_order.iter().enumerate() {
+                let j = js * stride;
+                let k = (is - start) * ws + js;
+                let centre = (i + psz2) * lw + j + psz2;
+                if iter == 0 {
+                    sx[k] = ux.data[centre];
+                    sy[k] = uy.data[centre];
+                }
+                let mut min = INF;
+                if init.is_some() || spatial {
+                    min = ctx.cost(i, j, sx[k], sy[k]);
+                }
+                if let Some((iu, iv)) = init {
+                    let (cu, cv) = (iu.data[centre], iv.data[centre]);
+                    let c = ctx.cost(i, j, cu, cv);
+                    if c < min {
+                        min = c;
+                        sx[k] = cu;
+                        sy[k] = cv;
+                    }
+                }
+                if spatial {
+                    if ci > 0 {
+                        let kp = if fwd { k - 1 } else { k + 1 };
+                        let c = ctx.cost(i, j, sx[kp], sy[kp]);
+                        if c < min {
+                            min = c;
+                            sx[k] = sx[kp];
+                            sy[k] = sy[kp];
+                        }
+                    }
+                    if ri > 0 {
+                        let kp = if fwd { k - ws } else { k + ws };
+                        let c = ctx.cost(i, j, sx[kp], sy[kp]);
+                        if c < min {
+                            sx[k] = sx[kp];
+                            sy[k] = sy[kp];
+                        }
+                    }
+                }
+                let g = is * ws + js;
+                let (mut cu, mut cv) = (sx[k], sy[k]);
+                let mut det = t.xx[g] * t.yy[g] - t.xy[g] * t.xy[g];
+                if det.abs() < EPS {
+                    det = EPS;
+                }
+                let h11 = t.yy[g] / det;
+                let h12 = -t.xy[g] / det;
+                let h22 = t.xx[g] / det;
+                let n = (psz * psz) as f32;
+                let mut prev = INF;
+                for _ in 0..inner {
+                    let s = ctx.sums::<true>(i, j, cu, cv);
+                    let (du, dv, ssd) = if ctx.mean_norm {
+                        (
+                            s.dx - s.d * t.x[g] / n,
+                            s.dy - s.d * t.y[g] / n,
+                            s.sq - s.d * s.d / n,
+                        )
+                    } else {
+                        (s.dx, s.dy, s.sq)
+                    };
+                    cu -= h11 * du + h12 * dv;
+                    cv -= h12 * du + h22 * dv;
+                    if ssd >= prev {
+                        break;
+                    }
+                    prev = ssd;
+                }
+                let (eu, ev) = (cu - sx[k], cv - sy[k]);
+                if (eu * eu + ev * ev).sqrt() <= psz as f32 {
+                    sx[k] = cu;
+                    sy[k] = cv;
+                }
+            }
+        }
+    }
+}
+
+/// OpenCV's running ranges of the patches (along one axis) that cover each pixel.
+fn cover_ranges(n: usize, psz: usize, stride: usize) -> Vec<(isize, isize)> {
+    let (mut start, mut end) = (0isize, -1isize);
+    (0..n)
+        .map(|i| {
+            if i.is_multiple_of(stride) && i + psz <= n {
+                end += 1;
+            }
+            if i >= psz && (i - psz).is_multiple_of(stride) && start < end {
+                start += 1;
+            }
+            (start, end)
+        })
+        .collect()
+}
+
+/// `Densification_ParBody`: each pixel's flow is the mean of the patch flows covering it,
+/// weighted by `1 / max(1, |photometric error|)`.
+#[allow(clippy::too_many_arguments)]
+fn densify(
+    lv: &Level,
+    sx: &[f32],
+    sy: &[f32],
+    ux: &mut Plane<f32>,
+    uy: &mut Plane<f32>,
+    psz: usize,
+    stride: usize,
+    ws: usize,
+    _hs: usize,
+) {
+    let (w, h) = (lv.i0.w, lv.i0.h);
+    let ri = cover_ranges(h, psz, stride);
+    let rj = cover_ranges(w, psz, stride);
+    let i0 = &lv.i0.data;
+    let i1 = &lv.i1.data;
+    ux.w = w;
+    ux.h = h;
+    uy.w = w;
+    uy.h = h;
+    ux.data.resize(w * h, 0.0);
+    uy.data.resize(w * h, 0.0);
+    let wmax = w as f32 - 1.0 - EPS;
+    let hmax = h as f32 - 1.0 - EPS;
+    ux.data
+        .par_chunks_mut(w)
+        .zip(uy.data.par_chunks_mut(w))
+        .enumerate()
+        .for_each(|(i, (ru, rv))| {
+            let (s_is, e_is) = ri[i];
+            for j in 0..w {
+                let (s_js, e_js) = rj[j];
+                let (mut su, mut sv, mut sc) = (0f32, 0f32, 0f32);
+                for is in s_is..=e_is {
+                    for js in s_js..=e_js {
+                        let k = is as usize * ws + js as usize;
+                        let jm = (j as f32 + sx[k]).max(0.0).min(wmax);
+                        let im = (i as f32 + sy[k]).max(0.0).min(hmax);
+                        let (jl, il) = (jm as usize, im as usize);
+                        let (ju, iu) = (jl + 1, il + 1);
+                        let (jlf, ilf, juf, iuf) = (jl as f32, il as f32, ju as f32, iu as f32);
+                        let px = |y: usize, x: usize| f32::from(i1[y * w + x]);
+                        let diff = (jm - jlf) * (im - ilf) * px(iu, ju)
+                            + (juf - jm) * (im - ilf) * px(iu, jl)
+                            + (jm - jlf) * (iuf - im) * px(il, ju)
+                            + (juf - jm) * (iuf - im) * px(il, jl)
+                            - f32::from(i0[i * w + j]);
+                        let c = 1.0 / diff.abs().max(1.0);
+                        su += c * sx[k];
+                        sv += c * sy[k];
+                        sc += c;
+                    }
+                }
+                ru[j] = su / sc;
+                rv[j] = sv / sc;
+            }
+        });
 }

@@ -18,7 +18,7 @@ mod draw;
 pub mod dwpose;
 pub mod fit;
 mod pose;
-mod resize;
+pub(crate) mod resize;
 mod thin;
 
 use std::fmt;

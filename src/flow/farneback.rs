@@ -794,9 +794,9 @@ fn update_flow_gaussian(m: &[f32], flow: &mut [f32], w: usize, h: usize, winsize
     let sigma = mm as f64 * 0.3;
     let mut kernel = vec![1.0f32; mm + 1];
     let mut s = 1.0f64;
-    for i in 1..=mm {
+    for (i, k) in kernel.iter_mut().enumerate().skip(1) {
         let t = (-((i * i) as f64) / (2.0 * sigma * sigma)).exp() as f32;
-        kernel[i] = t;
+        *k = t;
         s += f64::from(t) * 2.0;
     }
     let s = 1.0 / s;

@@ -94,7 +94,10 @@ def load_weights(raft: nn.Module, spec: str, small: bool) -> str:
         cache = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
         if not cache.is_file():
             print(f"{cache} is not there: downloading {w.url}", file=sys.stderr)
-        raft.load_state_dict(w.get_state_dict(progress=True, check_hash=True))
+        try:
+            raft.load_state_dict(w.get_state_dict(progress=True, check_hash=True))
+        except OSError as e:  # no network (URLError is an OSError)
+            sys.exit(f"cannot download {w.url} ({e}); copy that file to {cache} or pass --weights FILE.pth")
         return str(w).split(".")[-1]
     raft.load_state_dict(torch.load(spec, map_location="cpu", weights_only=True))
     return os.path.basename(spec)

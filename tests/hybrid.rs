@@ -142,3 +142,97 @@ fn every_composite_case_is_bit_exact() {
         }
     }
 }
+
+/// A Deforum settings file with a hybrid composite over tests/data/hybrid/clip.mp4 (frames 0 to
+/// 11: `max_frames` becomes 12), rendered with models/tiny-sd.
+fn settings(dir: &Path) -> PathBuf {
+    let body = serde_json::json!({
+        "W": 64, "H": 64, "max_frames": 3, "seed": 11, "animation_mode": "2D",
+        "steps": 8, "strength": 0.5, "strength_schedule": "0:(0.55)", "sampler": "Euler a",
+        "zoom": "0:(1.02)", "angle": "0:(1)",
+        "prompts": {"0": "an astronaut, photo"},
+        "video_init_path": data("clip.mp4").to_str().unwrap(), "extract_to_frame": 11,
+        "hybrid_composite": "Normal", "hybrid_comp_mask_type": "Difference",
+        "hybrid_comp_mask_equalize": "After", "hybrid_comp_alpha_schedule": "0:(0.6)",
+        "hybrid_comp_save_extra_frames": true,
+    });
+    let p = dir.join("hybrid_settings.txt");
+    std::fs::write(&p, serde_json::to_string_pretty(&body).unwrap()).unwrap();
+    p
+}
+
+fn render(s: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny-sd");
+    std::process::Command::new(env!("CARGO_BIN_EXE_anim"))
+        .args([
+            "render",
+            s.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .args(["-q", "--no-video", "--model", model.to_str().unwrap()])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn frames(out: &Path, n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| std::fs::read(out.join(format!("frames/{i:06}.png"))).unwrap_or_default())
+        .collect()
+}
+
+#[test]
+fn a_hybrid_composite_renders_the_clip_and_resumes_after_a_kill_bit_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path());
+    let full = dir.path().join("full");
+    let o = render(&s, &full, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // max_frames is the clip's 12 frames, not the file's 3
+    assert!(full.join("frames/000011.png").is_file());
+    assert!(!full.join("frames/000012.png").exists());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(full.join("manifest.json")).unwrap())
+            .unwrap();
+    let recs = manifest["frames"].as_array().unwrap();
+    assert_eq!(recs.len(), 12);
+    assert!(recs[1]["hybrid_ms"].is_number(), "{}", recs[1]);
+    for name in ["video_000005.png", "mask_000005.png", "comp_000005.png"] {
+        assert!(full.join("hybridframes").join(name).is_file(), "{name}");
+    }
+    let want = frames(&full, 12);
+    // frames differ from each other: the video moves through them
+    assert_ne!(want[3], want[4]);
+
+    let part = dir.path().join("part");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_anim"))
+        .args([
+            "render",
+            s.to_str().unwrap(),
+            "--out",
+            part.to_str().unwrap(),
+        ])
+        .args(["-q", "--no-video", "--model"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny-sd"))
+        .env("ANIM_HALT_AFTER_FRAME", "6")
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !part.join("frames/000006.png").is_file() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the render ended early"
+        );
+        assert!(t.elapsed().as_secs() < 120, "frame 6 never came");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let o = render(&s, &part, &["--resume"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = frames(&part, 12);
+    for i in 0..12 {
+        assert_eq!(got[i], want[i], "frame {i} differs after the resume");
+    }
+}

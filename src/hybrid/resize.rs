@@ -85,13 +85,13 @@ pub fn lanczos_pil(img: &RgbImage, w: u32, h: u32) -> RgbImage {
                 let mut ss = [half; 3];
                 for (i, &kv) in k.iter().enumerate() {
                     let p = &row[(xmin + i) * 3..(xmin + i) * 3 + 3];
-                    for c in 0..3 {
-                        ss[c] += i32::from(p[c]) * kv;
+                    for (s, &v) in ss.iter_mut().zip(p) {
+                        *s += i32::from(v) * kv;
                     }
                 }
                 let o = (y * w as usize + x) * 3;
-                for c in 0..3 {
-                    out.as_mut()[o + c] = clip8(ss[c]);
+                for (d, &s) in out.as_mut()[o..o + 3].iter_mut().zip(&ss) {
+                    *d = clip8(s);
                 }
             }
         }

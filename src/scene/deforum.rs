@@ -256,13 +256,16 @@ fn rename_deprecated(map: &mut Map<String, Value>, warnings: &mut Vec<String>) {
     }
 }
 
+/// Reads a number setting (key, what is expected) as `from_settings_with`'s `number`.
+type NumberReader<'a> = dyn Fn(&str, &str) -> Result<Option<f64>, SceneError> + 'a;
+
 /// Deforum's `hybrid_*` settings into `[hybrid]`; the video and its extraction range are
 /// Deforum's shared `video_init_path` and `extract_*` keys (already read into `[video_input]`).
 fn read_hybrid(
     scene: &mut Scene,
     get: &dyn Fn(&str) -> Option<Value>,
     flag: &dyn Fn(&str) -> Result<Option<bool>, SceneError>,
-    number: &dyn Fn(&str, &str) -> Result<Option<f64>, SceneError>,
+    number: &NumberReader,
     allow: bool,
     warnings: &mut Vec<String>,
 ) -> Result<(), String> {

@@ -204,8 +204,13 @@ fn a_hybrid_composite_renders_the_clip_and_resumes_after_a_kill_bit_identical() 
     let want = frames(&full, 12);
     // frames differ from each other: the video moves through them
     assert_ne!(want[3], want[4]);
+    kill_and_resume(&s, dir.path(), 6, &want);
+}
 
-    let part = dir.path().join("part");
+/// Renders `s` into `dir/part`, kills it (SIGKILL) after frame `halt`, resumes it and compares
+/// every frame with `want`.
+fn kill_and_resume(s: &Path, dir: &Path, halt: usize, want: &[Vec<u8>]) {
+    let part = dir.join("part");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_anim"))
         .args([
             "render",
@@ -215,24 +220,52 @@ fn a_hybrid_composite_renders_the_clip_and_resumes_after_a_kill_bit_identical() 
         ])
         .args(["-q", "--no-video", "--model"])
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny-sd"))
-        .env("ANIM_HALT_AFTER_FRAME", "6")
+        .env("ANIM_HALT_AFTER_FRAME", halt.to_string())
         .spawn()
         .unwrap();
+    let halted = part.join(format!("frames/{halt:06}.png"));
     let t = std::time::Instant::now();
-    while !part.join("frames/000006.png").is_file() {
+    while !halted.is_file() {
         assert!(
             child.try_wait().unwrap().is_none(),
             "the render ended early"
         );
-        assert!(t.elapsed().as_secs() < 120, "frame 6 never came");
+        assert!(t.elapsed().as_secs() < 120, "frame {halt} never came");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let o = render(&s, &part, &["--resume"]);
+    let o = render(s, &part, &["--resume"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let got = frames(&part, 12);
-    for i in 0..12 {
-        assert_eq!(got[i], want[i], "frame {i} differs after the resume");
+    let got = frames(&part, want.len());
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!(g, w, "frame {i} differs after the resume");
     }
+}
+
+/// A scene file with the video-depth mask (models/tiny-depth) after generation: the running
+/// depth range is rebuilt on a resume, so the frames after it are the same.
+#[test]
+fn a_video_depth_mask_after_generation_resumes_bit_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let body = format!(
+        "[image]\nwidth = 64\nheight = 64\n[animation]\nmode = \"2D\"\n\
+         [generation]\nseed = 5\nsteps = 8\nstrength = \"0:(0.5)\"\n[motion]\nzoom = \"0:(1.01)\"\n\
+         [prompts]\n\"0\" = \"a photo\"\n[depth]\nmodel = \"{}\"\ninput_size = 64\n\
+         [hybrid]\ncomposite = \"after generation\"\ncomp_mask_type = \"video depth\"\n\
+         comp_alpha = \"0:(0.8)\"\ncomp_mask_auto_contrast = true\n\
+         comp_mask_auto_contrast_cutoff_low = \"0:(10)\"\nvideo_init_path = \"{}\"\nextract_to_frame = 7\n",
+        root.join("models/tiny-depth").display(),
+        data("clip.mp4").display()
+    );
+    let s = dir.path().join("scene.toml");
+    std::fs::write(&s, body).unwrap();
+    let full = dir.path().join("full");
+    let o = render(&s, &full, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let want = frames(&full, 8);
+    assert!(want.iter().all(|f| !f.is_empty()));
+    assert!(!full.join("frames/000008.png").exists());
+    kill_and_resume(&s, dir.path(), 4, &want);
 }

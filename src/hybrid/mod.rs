@@ -278,6 +278,33 @@ impl Hybrid {
         Ok(())
     }
 
+    /// On a resume: rebuilds the running depth range from the key frames already made
+    /// (`keys`, in order, their pictures in `out`'s frames), as the uninterrupted render built
+    /// it, so the depth masks after the resume are the same.
+    ///
+    /// # Errors
+    /// An unreadable frame or a depth model failure.
+    pub fn replay(&mut self, keys: &[usize], out: &Path) -> Result<()> {
+        if self.settings.composite == HybridComposite::None {
+            return Ok(());
+        }
+        for w in keys.windows(2) {
+            let (p, f) = (w[0], w[1]);
+            match self.settings.comp_mask_type {
+                HybridMaskType::Depth => {
+                    let prev = output::read_rgb(&output::frame_path(out, p))?;
+                    self.depth_image(&prev, &format!("frame {f}: depth mask"))?;
+                }
+                HybridMaskType::VideoDepth => {
+                    let video = self.video_frame(f)?;
+                    self.depth_image(&video, &format!("frame {f}: video depth mask"))?;
+                }
+                _ => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
     /// The composite of video frame `t` into `img` if the scene's composite runs `when`.
     ///
     /// # Errors

@@ -836,6 +836,14 @@ fn run_loop(
         Some((cp, key, sample)) => {
             replay(&mut seeds, cp.seed_calls);
             lp.set_color_sample(sample);
+            if let Some(h) = lp.hybrid.as_mut() {
+                let done: Vec<usize> = keys
+                    .iter()
+                    .copied()
+                    .take_while(|&k| k <= cp.key_frame)
+                    .collect();
+                h.replay(&done, &out)?;
+            }
             lp.bar
                 .set_position((cp.key_frame + 1).saturating_sub(first) as u64);
             (key, cp.key_frame, cp.seed_calls)

@@ -293,6 +293,8 @@ struct Loop<'s, 'p> {
     depth_ms: f64,
     /// The ControlNet units' inputs and preprocessors (renders with units only).
     controls: Option<Controls>,
+    /// Hybrid video's state (scenes with a hybrid composite or motion only).
+    hybrid: Option<crate::hybrid::Hybrid>,
 }
 
 impl Loop<'_, '_> {
@@ -390,6 +392,9 @@ impl Loop<'_, '_> {
             depth_ms: std::mem::take(&mut self.depth_ms),
             ..FrameRecord::new(&self.sched, f, start.kind)
         };
+        if start.hybrid_ms > 0.0 {
+            rec.stage_ms.insert("hybrid_ms".into(), start.hybrid_ms);
+        }
         let between = std::mem::take(&mut start.between);
         let img = match self.painter.take() {
             None => match start.image {
@@ -492,6 +497,15 @@ impl Loop<'_, '_> {
         let (mut out, times) = painter.paint(&req)?;
         rec.painted(&times);
         if start.prepare
+            && f > 0
+            && let Some(h) = self.hybrid.as_mut()
+        {
+            let t = Instant::now();
+            out = h.composite(crate::scene::HybridComposite::AfterGeneration, f, out, &v)?;
+            rec.stage_ms
+                .insert("hybrid_after_ms".into(), ms(t.elapsed()));
+        }
+        if start.prepare
             && !scene.coherence.legacy_colormatch
             && let Some(target) = &self.color_target
         {
@@ -574,6 +588,7 @@ pub fn check_settings(scene: &Scene) -> Result<()> {
         }
         output::check_audio(&audio).with_context(|| format!("{file}: {key}"))?;
     }
+    crate::hybrid::check(scene)?;
     if let (ColorCoherence::Image, Some(p)) = (
         &scene.coherence.color_coherence,
         &scene.coherence.color_coherence_image_path,
@@ -701,6 +716,14 @@ fn run_loop(
             scene.animation.max_frames = count;
         }
     }
+    if scene.hybrid_active() {
+        // Deforum's hybrid setup: the video's frames, and max_frames becomes their number
+        crate::hybrid::check(&scene)?;
+        let count = crate::hybrid::extract(&scene, &book, resumed.is_some())?;
+        if !scene.hybrid.use_init_image {
+            scene.animation.max_frames = count;
+        }
+    }
     let n = scene.animation.max_frames;
     let (first, last) = match &opts.frames {
         Some(r) if *r.end() >= n => bail!(
@@ -807,11 +830,20 @@ fn run_loop(
         bar,
         depth_ms: 0.0,
         controls,
+        hybrid: crate::hybrid::Hybrid::open(&scene, &book, &out)?,
     };
     let (mut prev, mut done_key, mut seed_calls) = match resumed {
         Some((cp, key, sample)) => {
             replay(&mut seeds, cp.seed_calls);
             lp.set_color_sample(sample);
+            if let Some(h) = lp.hybrid.as_mut() {
+                let done: Vec<usize> = keys
+                    .iter()
+                    .copied()
+                    .take_while(|&k| k <= cp.key_frame)
+                    .collect();
+                h.replay(&done, &out)?;
+            }
             lp.bar
                 .set_position((cp.key_frame + 1).saturating_sub(first) as u64);
             (key, cp.key_frame, cp.seed_calls)

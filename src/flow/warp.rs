@@ -320,6 +320,63 @@ pub fn cadence_increment(flow: &Flow, tween: f64) -> Flow {
     inc
 }
 
+/// Deforum's optical-flow cadence between two key frames: half the flow from the earlier key
+/// frame to the later one pulls the later one back once, and each tween nudges both along the
+/// flow by [`cadence_increment`]-sized steps (largest component `tween` pixels; from the second
+/// tween on the field is renormalised again, which scales x by 1/width and y by 1/height
+/// relative to each other, as Deforum's repeated `abs_flow_to_rel_flow` does).
+pub struct CadenceFlow {
+    half: Flow,
+    /// The field as Deforum carries it from tween to tween (relative units after the first).
+    carried: Flow,
+    /// The increments so far, summed.
+    moved: Flow,
+}
+
+impl CadenceFlow {
+    /// The cadence of `flow`, the flow from the earlier key frame to the later one.
+    pub fn new(flow: &Flow) -> Self {
+        let mut half = flow.clone();
+        for v in half.as_mut_slice() {
+            *v *= 0.5;
+        }
+        let moved = Flow::zeros(flow.width(), flow.height());
+        Self {
+            carried: half.clone(),
+            half,
+            moved,
+        }
+    }
+
+    /// The next tween, at position `tween` (0 to 1) between the key frames: adds its increment.
+    pub fn advance(&mut self, tween: f64) {
+        let (w, h) = (self.half.width(), self.half.height());
+        self.carried = abs_flow_to_rel_flow(&self.carried, w, h);
+        let t = tween as f32;
+        let inc = rel_flow_to_abs_flow(&self.carried, w, h);
+        for (m, v) in self.moved.as_mut_slice().iter_mut().zip(inc.as_slice()) {
+            *m += v * t;
+        }
+    }
+
+    /// The earlier key frame's picture at this tween: moved by the increments so far times
+    /// `factor` (`cadence_flow_factor`).
+    pub fn prev(&self, img: &RgbImage, factor: f64) -> RgbImage {
+        apply_flow(img, &self.moved, factor)
+    }
+
+    /// The later key frame's picture at this tween: pulled back by half the flow, then moved by
+    /// the increments so far times `factor`, in one resampling.
+    pub fn next(&self, img: &RgbImage, factor: f64) -> RgbImage {
+        let mut g = self.moved.clone();
+        let f = factor as f32;
+        for (v, hv) in g.as_mut_slice().iter_mut().zip(self.half.as_slice()) {
+            *v = *v * f - hv;
+        }
+        apply_flow(img, &g, 1.0)
+    }
+}
+
 /// Hybrid motion "Optical Flow": the motion between two video frames applied to a picture,
 /// with what carries over between frames (the last flow, DIS's initial field).
 pub struct FlowMotion {

@@ -39,6 +39,8 @@ use crate::effects::{
     self,
     color::{ColorTarget, MatchSpace},
 };
+use crate::flow::warp::{CadenceFlow, apply_flow};
+use crate::flow::{Estimator, Method};
 use crate::output::{self, VideoSettings};
 use crate::scene::{
     AnimationMode, ColorCoherence, FrameSchedules, FrameValues, PromptTravel, Scene,
@@ -263,6 +265,57 @@ fn halt_after_frame(i: usize, writer: &mut Writer) -> Result<()> {
     Ok(())
 }
 
+/// What a flow estimator of the loop is for.
+#[derive(Clone, Copy)]
+enum FlowUse {
+    /// `optical_flow_cadence`.
+    Cadence,
+    /// `optical_flow_redo_generation`.
+    Redo,
+}
+
+/// The flow estimator `scene` asks for `what`, where `active` (the feature applies to this
+/// render) and the setting is not `None`.
+///
+/// # Errors
+/// A method that cannot be set up (RAFT without a model), naming the scene file and key.
+fn flow_estimator(scene: &Scene, what: FlowUse, active: bool) -> Result<Option<Estimator>> {
+    let (text, key) = match what {
+        FlowUse::Cadence => (&scene.cadence.optical_flow_cadence, "optical_flow_cadence"),
+        FlowUse::Redo => (
+            &scene.cadence.optical_flow_redo_generation,
+            "optical_flow_redo_generation",
+        ),
+    };
+    let key = if scene.from_deforum {
+        format!("`{key}`")
+    } else {
+        format!("[cadence] {key}")
+    };
+    let file = scene.path.display();
+    if !active
+        || !crate::scene::flow_choice(text).map_err(|e| anyhow::anyhow!("{file}: {key}: {e}"))?
+    {
+        return Ok(None);
+    }
+    let method: Method = text.parse()?;
+    Estimator::new(method, None)
+        .map(Some)
+        .with_context(|| format!("{file}: {key} = \"{text}\""))
+}
+
+/// The seed of redo generation `k` of a frame whose seed is `seed` (0: optical-flow redo, 1 to
+/// n: diffusion redo). Deforum draws these from Python's unseeded global random generator; anim
+/// derives them (SplitMix64 of the frame seed and `k`, within A1111's 0..2^32 − 1), so a render
+/// and its resume stay byte-identical.
+fn redo_seed(seed: i64, k: usize) -> i64 {
+    let mut z = (seed as u64) ^ (k as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z % 4_294_967_295) as i64
+}
+
 /// The frames that are diffused: every `cadence`th frame and the last one.
 fn key_frames(n: usize, cadence: usize) -> Vec<usize> {
     let mut keys: Vec<usize> = (0..n).step_by(cadence.max(1)).collect();
@@ -293,6 +346,10 @@ struct Loop<'s, 'p> {
     depth_ms: f64,
     /// The ControlNet units' inputs and preprocessors (renders with units only).
     controls: Option<Controls>,
+    /// Optical-flow cadence's flow method (2D and 3D renders with a cadence, when set).
+    cadence_flow: Option<Estimator>,
+    /// Optical-flow redo's flow method (renders, when set).
+    redo_flow: Option<Estimator>,
 }
 
 impl Loop<'_, '_> {
@@ -459,6 +516,9 @@ impl Loop<'_, '_> {
         }
         let sched = Arc::clone(&self.sched);
         let v = sched.at(f);
+        // the previous frame colour-matched, before contrast and noise: optical-flow redo's
+        // flow starts from it
+        let mut matched = None;
         if start.prepare
             && let Some(mut picture) = img.take()
         {
@@ -468,6 +528,9 @@ impl Loop<'_, '_> {
                 color: self.color_target.as_ref(),
             };
             for stage in &self.stages {
+                if stage.name() == "contrast" && self.redo_flow.is_some() {
+                    matched = Some(picture.clone());
+                }
                 let t = Instant::now();
                 picture = stage.apply(picture, &input);
                 rec.stage_ms
@@ -487,6 +550,47 @@ impl Loop<'_, '_> {
             }
             None => Vec::new(),
         };
+        // the redo generations (Deforum's order: optical-flow redo, then diffusion redo), each
+        // on a seed of its own derived from the frame's seed
+        let redo = start.prepare && start.denoise > 0.0 && img.is_some();
+        if redo && let (Some(est), Some(prev)) = (self.redo_flow.as_mut(), matched.as_ref()) {
+            let t = Instant::now();
+            let mut req = Self::request_for(
+                scene,
+                &sched,
+                f,
+                &v,
+                redo_seed(seed, 0),
+                img.as_ref(),
+                start.denoise,
+            );
+            req.control = &control;
+            let (d, _) = painter.paint(&req)?;
+            let flow = est
+                .flow(prev, &d, None)
+                .with_context(|| format!("frame {f}: optical-flow redo"))?;
+            img = Some(apply_flow(&d, &flow, v.redo_flow_factor));
+            rec.stage_ms.insert("flow_redo_ms".into(), ms(t.elapsed()));
+        }
+        if redo && scene.cadence.diffusion_redo > 0 {
+            let t = Instant::now();
+            for k in 1..=scene.cadence.diffusion_redo {
+                let mut req = Self::request_for(
+                    scene,
+                    &sched,
+                    f,
+                    &v,
+                    redo_seed(seed, k),
+                    img.as_ref(),
+                    start.denoise,
+                );
+                req.control = &control;
+                let (d, _) = painter.paint(&req)?;
+                img = Some(d);
+            }
+            rec.stage_ms
+                .insert("diffusion_redo_ms".into(), ms(t.elapsed()));
+        }
         let mut req = self.request(f, &v, seed, img.as_ref(), start.denoise);
         req.control = &control;
         let (mut out, times) = painter.paint(&req)?;
@@ -512,12 +616,24 @@ impl Loop<'_, '_> {
         init: Option<&'a RgbImage>,
         denoise: f64,
     ) -> FrameRequest<'a> {
-        let scene = self.scene;
+        Self::request_for(self.scene, &self.sched, f, v, seed, init, denoise)
+    }
+
+    /// What the painter gets for frame `f` of `scene`.
+    fn request_for<'a>(
+        scene: &Scene,
+        sched: &FrameSchedules,
+        f: usize,
+        v: &'a FrameValues<'a>,
+        seed: i64,
+        init: Option<&'a RgbImage>,
+        denoise: f64,
+    ) -> FrameRequest<'a> {
         FrameRequest {
             frame: f,
             values: v,
-            prompt: scene.prompt_at_with(f, &self.sched),
-            travel: scene.travel_at_with(f, &self.sched),
+            prompt: scene.prompt_at_with(f, sched),
+            travel: scene.travel_at_with(f, sched),
             // Interpolation mode blends linearly unless the scene asks for slerp
             slerp: scene.animation_prompts.travel == PromptTravel::Slerp,
             seed,
@@ -534,7 +650,13 @@ impl Loop<'_, '_> {
 
     /// Writes the frames between key frames `p` and `f`: both key frames seen from frame i's
     /// camera, cross-faded by distance (`between` holds key frame `p` moved to each frame).
+    ///
+    /// With optical-flow cadence (and a strength above 0 at `p`), the flow between the two key
+    /// frames at the first tween moves both along it as Deforum's does ([`CadenceFlow`]).
     fn tweens(&mut self, p: usize, f: usize, between: Vec<RgbImage>, key: &RgbImage) -> Result<()> {
+        let flow_on = self.cadence_flow.is_some() && self.sched.at(p).strength > 0.0;
+        let factor = self.sched.at(f).cadence_flow_factor;
+        let mut cadence: Option<CadenceFlow> = None;
         for (i, a) in (p + 1..f).zip(between) {
             let t = Instant::now();
             let mut b = key.clone();
@@ -542,6 +664,20 @@ impl Loop<'_, '_> {
                 b = self.unwarp(j, b)?;
             }
             let w = (i - p) as f32 / (f - p) as f32;
+            let (a, b) = match self.cadence_flow.as_mut().filter(|_| flow_on) {
+                Some(est) => {
+                    let c = match &mut cadence {
+                        Some(c) => c,
+                        None => cadence.insert(CadenceFlow::new(
+                            &est.flow(&a, &b, None)
+                                .with_context(|| format!("frame {i}: optical-flow cadence"))?,
+                        )),
+                    };
+                    c.advance(f64::from(w));
+                    (c.prev(&a, factor), c.next(&b, factor))
+                }
+                None => (a, b),
+            };
             let mut tween = a;
             for (x, y) in tween.iter_mut().zip(b.iter()) {
                 *x = ((1.0 - w) * *x as f32 + w * *y as f32)
@@ -807,6 +943,16 @@ fn run_loop(
         bar,
         depth_ms: 0.0,
         controls,
+        cadence_flow: flow_estimator(
+            &scene,
+            FlowUse::Cadence,
+            cadence > 1
+                && matches!(
+                    scene.animation.mode,
+                    AnimationMode::TwoD | AnimationMode::ThreeD
+                ),
+        )?,
+        redo_flow: flow_estimator(&scene, FlowUse::Redo, !painter_absent)?,
     };
     let (mut prev, mut done_key, mut seed_calls) = match resumed {
         Some((cp, key, sample)) => {

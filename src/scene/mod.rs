@@ -32,7 +32,10 @@ pub use tables::{
 };
 use toml_error::describe_toml_error;
 pub use toml_error::{nearest_value, unknown_value};
-pub use validate::{MAX_CADENCE, MAX_FRAMES, MAX_SEED, MAX_SIDE, PRESETS, max_perlin_octaves};
+pub use validate::{
+    FLOW_METHODS, MAX_CADENCE, MAX_FRAMES, MAX_REDO, MAX_SEED, MAX_SIDE, PRESETS, flow_choice,
+    max_perlin_octaves,
+};
 
 /// The message for a scene or settings file without a single setting.
 const EMPTY_SCENE: &str = "the file holds no settings (empty, blank or only comments); anim never \

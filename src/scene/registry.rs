@@ -192,6 +192,12 @@ pub const SCHEDULES: &[ScheduleDef] = &[
         "cadence_flow_factor_schedule",
         "0: (1)",
     ),
+    num(
+        "redo_flow_factor",
+        "cadence",
+        "redo_flow_factor_schedule",
+        "0: (1)",
+    ),
     ScheduleDef {
         name: "sampler",
         table: "generation",
@@ -380,7 +386,7 @@ frame_values! {
         perspective_flip_phi, perspective_flip_gamma, perspective_flip_fv, fov, near, far,
         aspect_ratio, noise, strength, contrast, cfg_scale, steps, seed, subseed,
         subseed_strength, ddim_eta, ancestral_eta, clipskip, noise_multiplier, kernel, sigma,
-        amount, threshold, cadence_flow_factor,
+        amount, threshold, cadence_flow_factor, redo_flow_factor,
     }
     texts { sampler, checkpoint }
 }

@@ -125,6 +125,26 @@ enum Command {
         /// The render's output folder (holding frames/ and manifest.json or parts/).
         out: PathBuf,
     },
+    /// Optical flow between two frames: a Middlebury .flo file and, with --png, a colour-wheel
+    /// picture.
+    Flow {
+        /// The first frame (the flow goes from it).
+        frame_a: PathBuf,
+        /// The second frame (same size).
+        frame_b: PathBuf,
+        /// farneback, dis-medium, dis-fine or raft (Deforum's names also work).
+        #[arg(long, default_value = "farneback")]
+        method: String,
+        /// RAFT's model folder (an ONNX export).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// The .flo file to write.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Also write the flow as a Middlebury colour-wheel PNG.
+        #[arg(long, value_name = "VIS.png")]
+        png: Option<PathBuf>,
+    },
     /// Render the camera motion alone (no model), for quick checks of a camera path.
     Preview {
         /// Scene file (TOML) or Deforum settings file (JSON).
@@ -704,6 +724,35 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(v) = &e.video {
                 eprintln!("{} frames -> {}", e.frames, v.display());
             }
+        }
+        Command::Flow {
+            frame_a,
+            frame_b,
+            method,
+            model,
+            out,
+            png,
+        } => {
+            let method: anim::flow::Method = method
+                .parse()
+                .map_err(|e: anyhow::Error| e.context("bad --method"))?;
+            let run = anim::flow::io::flow_files(
+                &frame_a,
+                &frame_b,
+                method,
+                model.as_deref(),
+                &out,
+                png.as_deref(),
+            )?;
+            eprintln!(
+                "{} flow {}x{}: mean {:.3} px, max {:.3} px -> {}",
+                method.cli_name(),
+                run.flow.width(),
+                run.flow.height(),
+                run.mean_magnitude,
+                run.max_magnitude,
+                out.display()
+            );
         }
     }
     Ok(())

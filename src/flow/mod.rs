@@ -5,6 +5,7 @@
 
 pub mod dis;
 pub mod farneback;
+pub mod io;
 pub mod raft;
 pub mod warp;
 

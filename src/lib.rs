@@ -14,6 +14,7 @@ pub mod diffusion;
 pub mod effects;
 pub mod farm;
 pub mod flow;
+pub mod hybrid;
 pub mod motion;
 pub mod output;
 pub mod render;

@@ -20,8 +20,8 @@ use super::{Estimator, Flow};
 /// multiplies the flow there by it, reversing and shortening it, rather than dropping it.
 pub const INCONSISTENT: f32 = -0.75;
 
-/// The largest consistency blur (Deforum's slider: 0 to 16).
-pub const MAX_BLUR: u32 = 16;
+/// The largest consistency blur (`[hybrid] consistency_blur`'s range).
+pub const MAX_BLUR: u32 = 64;
 
 /// `p` folded into `0..len` as OpenCV's `BORDER_REFLECT_101` does (`gfedcb|abcdefgh|gfedcba`).
 #[inline]
@@ -507,7 +507,7 @@ mod tests {
         assert!(make_consistency(&a, &Flow::zeros(3, 3)).is_err());
         assert!(make_consistency(&Flow::zeros(1, 3), &Flow::zeros(1, 3)).is_err());
         assert!(blur_consistency(&[1.0; 11], 4, 3, 2).is_err());
-        assert!(blur_consistency(&[1.0; 12], 4, 3, 17).is_err());
+        assert!(blur_consistency(&[1.0; 12], 4, 3, 65).is_err());
         assert!(filter_flow(&a, &[1.0; 5]).is_err());
     }
 }

@@ -16,8 +16,9 @@ use serde_json::{Map, Value};
 use super::registry::{self, Kind};
 use super::validate::NOISE_TYPES;
 use super::{
-    AnimationMode, Border, ColorCoherence, ControlNetUnit, EMPTY_SCENE, PaddingMode, ReadOptions,
-    SamplingMode, Scene, SceneError, ScheduleText, SeedBehavior, unknown_value,
+    AnimationMode, Border, ColorCoherence, ControlNetUnit, EMPTY_SCENE, HybridComposite,
+    HybridEqualize, HybridMaskType, HybridMotion, PaddingMode, ReadOptions, SamplingMode, Scene,
+    SceneError, ScheduleText, SeedBehavior, unknown_value,
 };
 use crate::schedule::Expr;
 
@@ -72,8 +73,7 @@ const UNIMPLEMENTED_FEATURES: &[(&str, &str)] = &[
     ("use_mask", "image masks"),
     ("use_noise_mask", "noise masks"),
     ("use_mask_video", "video masks"),
-    ("hybrid_motion", "hybrid video motion"),
-    ("hybrid_composite", "hybrid video compositing"),
+    ("hybrid_generate_human_masks", "hybrid video human masks"),
     ("use_looper", "guided images"),
     ("r_upscale_video", "video upscaling"),
     ("frame_interpolation_engine", "frame interpolation"),
@@ -99,25 +99,6 @@ const UNIMPLEMENTED_KEYS: &[&str] = &[
     "noise_mask_schedule",
     "overwrite_extracted_frames",
     "video_mask_path",
-    "hybrid_comp_alpha_schedule",
-    "hybrid_comp_mask_blend_alpha_schedule",
-    "hybrid_comp_mask_contrast_schedule",
-    "hybrid_comp_mask_auto_contrast_cutoff_high_schedule",
-    "hybrid_comp_mask_auto_contrast_cutoff_low_schedule",
-    "hybrid_flow_factor_schedule",
-    "hybrid_generate_inputframes",
-    "hybrid_generate_human_masks",
-    "hybrid_use_first_frame_as_init_image",
-    "hybrid_motion_use_prev_img",
-    "hybrid_flow_consistency",
-    "hybrid_consistency_blur",
-    "hybrid_flow_method",
-    "hybrid_use_init_image",
-    "hybrid_comp_mask_type",
-    "hybrid_comp_mask_inverse",
-    "hybrid_comp_mask_equalize",
-    "hybrid_comp_mask_auto_contrast",
-    "hybrid_comp_save_extra_frames",
     "init_images",
     "image_strength_schedule",
     "blendFactorMax",
@@ -135,6 +116,9 @@ const UNIMPLEMENTED_KEYS: &[&str] = &[
     "shake_intensity",
     "shake_speed",
 ];
+
+/// Deforum's default `video_init_path` (a URL: a file without the key asks for it).
+const DEFAULT_VIDEO_INIT_PATH: &str = "https://deforum.github.io/a1/V1.mp4";
 
 /// Deforum's `depth_algorithm` names (its versions from 0.7 on). anim runs the ONNX model of
 /// `[depth] model` whatever the name; an unknown name is still refused, as a misspelling.
@@ -263,6 +247,171 @@ fn rename_deprecated(map: &mut Map<String, Value>, warnings: &mut Vec<String>) {
             }
         }
     }
+}
+
+/// Deforum's `hybrid_*` settings into `[hybrid]`; the video and its extraction range are
+/// Deforum's shared `video_init_path` and `extract_*` keys (already read into `[video_input]`).
+fn read_hybrid(
+    scene: &mut Scene,
+    get: &dyn Fn(&str) -> Option<Value>,
+    flag: &dyn Fn(&str) -> Result<Option<bool>, SceneError>,
+    number: &dyn Fn(&str, &str) -> Result<Option<f64>, SceneError>,
+    allow: bool,
+    warnings: &mut Vec<String>,
+) -> Result<(), String> {
+    let h = &mut scene.hybrid;
+    let text = |k: &str| -> Result<Option<Value>, String> {
+        Ok(match get(k) {
+            // old files write a boolean for `hybrid_composite`: true is "Normal"
+            Some(Value::Bool(b)) if k == "hybrid_composite" => {
+                Some(Value::from(if b { "Normal" } else { "None" }))
+            }
+            v => v,
+        })
+    };
+    if let Some(v) = text("hybrid_composite")? {
+        h.composite = choose(
+            "hybrid_composite",
+            &v,
+            &[
+                ("None", HybridComposite::None),
+                ("Normal", HybridComposite::Normal),
+                ("Before Motion", HybridComposite::BeforeMotion),
+                ("After Generation", HybridComposite::AfterGeneration),
+            ],
+        )?;
+    }
+    if let Some(v) = text("hybrid_motion")? {
+        h.motion = choose(
+            "hybrid_motion",
+            &v,
+            &[
+                ("None", HybridMotion::None),
+                ("Optical Flow", HybridMotion::OpticalFlow),
+                ("Perspective", HybridMotion::Perspective),
+                ("Affine", HybridMotion::Affine),
+            ],
+        )?;
+    }
+    if let Some(v) = text("hybrid_comp_mask_type")? {
+        h.comp_mask_type = choose(
+            "hybrid_comp_mask_type",
+            &v,
+            &[
+                ("None", HybridMaskType::None),
+                ("Depth", HybridMaskType::Depth),
+                ("Video Depth", HybridMaskType::VideoDepth),
+                ("Blend", HybridMaskType::Blend),
+                ("Difference", HybridMaskType::Difference),
+            ],
+        )?;
+    }
+    if let Some(v) = text("hybrid_comp_mask_equalize")? {
+        h.comp_mask_equalize = choose(
+            "hybrid_comp_mask_equalize",
+            &v,
+            &[
+                ("None", HybridEqualize::None),
+                ("Before", HybridEqualize::Before),
+                ("After", HybridEqualize::After),
+                ("Both", HybridEqualize::Both),
+            ],
+        )?;
+    }
+    if let Some(v) = text("hybrid_flow_method")? {
+        let names: Vec<(&str, &str)> = super::validate::FLOW_METHODS
+            .iter()
+            .map(|n| (*n, *n))
+            .collect();
+        h.flow_method = choose("hybrid_flow_method", &v, &names)?.to_string();
+    }
+    let e = |e: SceneError| e.message;
+    for (k, slot) in [
+        ("hybrid_comp_mask_inverse", &mut h.comp_mask_inverse),
+        (
+            "hybrid_comp_mask_auto_contrast",
+            &mut h.comp_mask_auto_contrast,
+        ),
+        (
+            "hybrid_comp_save_extra_frames",
+            &mut h.comp_save_extra_frames,
+        ),
+        ("hybrid_motion_use_prev_img", &mut h.motion_use_prev_img),
+        ("hybrid_flow_consistency", &mut h.flow_consistency),
+        (
+            "hybrid_use_first_frame_as_init_image",
+            &mut h.use_first_frame_as_init_image,
+        ),
+        ("hybrid_use_init_image", &mut h.use_init_image),
+        ("hybrid_generate_inputframes", &mut h.generate_inputframes),
+    ] {
+        if let Some(b) = flag(k).map_err(e)? {
+            *slot = b;
+        }
+    }
+    if let Some(n) = number("hybrid_consistency_blur", "a blur sigma in pixels").map_err(e)? {
+        if !(0.0..=f64::from(super::validate::MAX_CONSISTENCY_BLUR)).contains(&n) {
+            return Err(format!(
+                "`hybrid_consistency_blur` = {n}: must be within 0..={}",
+                super::validate::MAX_CONSISTENCY_BLUR
+            ));
+        }
+        h.consistency_blur = n as u32;
+    }
+    let active = h.composite != HybridComposite::None || h.motion != HybridMotion::None;
+    let vi = &scene.video_input;
+    h.extract_nth_frame = vi.extract_nth_frame;
+    h.extract_from_frame = vi.extract_from_frame;
+    h.extract_to_frame = vi.extract_to_frame;
+    if !active {
+        return Ok(());
+    }
+    if !matches!(
+        scene.animation.mode,
+        AnimationMode::TwoD | AnimationMode::ThreeD
+    ) {
+        warnings.push(format!(
+            "hybrid video (`hybrid_composite`, `hybrid_motion`) works in 2D and 3D modes only; \
+             `animation_mode` = \"{}\" renders without it, as Deforum does",
+            scene.animation.mode
+        ));
+        h.composite = HybridComposite::None;
+        h.motion = HybridMotion::None;
+        return Ok(());
+    }
+    if h.use_init_image {
+        return Ok(());
+    }
+    // what is on, in the file's words, for the messages
+    let mut on = Vec::new();
+    for k in ["hybrid_composite", "hybrid_motion"] {
+        if let Some(v) = get(k).filter(|v| !is_off(v)) {
+            on.push(format!("`{k}` = {v}"));
+        }
+    }
+    let on = on.join(" and ");
+    // Deforum's default `video_init_path` is a URL
+    let video = match get("video_init_path") {
+        Some(Value::String(p)) if !p.trim().is_empty() => p.trim().to_string(),
+        _ => DEFAULT_VIDEO_INIT_PATH.to_string(),
+    };
+    if is_url(&video) {
+        unsupported(
+            allow,
+            warnings,
+            &format!(
+                "{on} turns on hybrid video, whose `video_init_path` = \"{video}\" is a URL \
+                 (Deforum's default where the key is missing); anim reads local files only"
+            ),
+            "set `video_init_path` to a local video file",
+            "render without hybrid video",
+        )?;
+        h.composite = HybridComposite::None;
+        h.motion = HybridMotion::None;
+    } else {
+        h.video_init_path = Some(video.into());
+    }
+    Ok(())
 }
 
 /// Reads a Deforum settings file as a scene; returns the scene and its warnings.
@@ -660,6 +809,7 @@ pub fn from_settings_with(
             "`animation_mode` = \"Video Input\" needs `video_init_path`: the path of a local video file".into(),
         ));
     }
+    read_hybrid(&mut scene, &get, &flag, &number, allow, &mut warnings).map_err(err)?;
     if let Some(b) = flag("enable_perspective_flip")? {
         scene.motion.enable_perspective_flip = b;
     }
@@ -786,6 +936,7 @@ pub fn from_settings_with(
                 "coherence" => scene.coherence.schedule_mut(def.key),
                 "anti_blur" => scene.anti_blur.schedule_mut(def.key),
                 "cadence" => scene.cadence.schedule_mut(def.key),
+                "hybrid" => scene.hybrid.schedule_mut(def.key),
                 _ => None,
             };
             if let Some(slot) = slot {
@@ -1202,9 +1353,62 @@ mod tests {
     }
 
     #[test]
+    fn hybrid_keys_map_to_the_hybrid_table() {
+        use crate::scene::{HybridEqualize, HybridMaskType};
+        let (s, _) = read(
+            r#"{"animation_mode": "2D", "video_init_path": "clip.mp4", "extract_nth_frame": 2,
+                "hybrid_composite": "Before Motion", "hybrid_comp_mask_type": "Difference",
+                "hybrid_comp_mask_inverse": true, "hybrid_comp_mask_equalize": "Both",
+                "hybrid_comp_mask_auto_contrast": true, "hybrid_comp_alpha_schedule": "0:(0.7)",
+                "hybrid_comp_mask_auto_contrast_cutoff_low_schedule": "0:(5.9)",
+                "hybrid_motion": "Perspective", "hybrid_flow_method": "DIS Fine",
+                "hybrid_consistency_blur": 3, "hybrid_use_first_frame_as_init_image": false,
+                "hybrid_generate_inputframes": true}"#,
+            false,
+        )
+        .unwrap();
+        let h = &s.hybrid;
+        assert_eq!(h.composite, HybridComposite::BeforeMotion);
+        assert_eq!(h.comp_mask_type, HybridMaskType::Difference);
+        assert_eq!(h.comp_mask_equalize, HybridEqualize::Both);
+        assert!(
+            h.comp_mask_inverse && h.comp_mask_auto_contrast && !h.use_first_frame_as_init_image
+        );
+        assert_eq!(h.motion, HybridMotion::Perspective);
+        assert_eq!(h.flow_method, "DIS Fine");
+        assert_eq!(h.consistency_blur, 3);
+        assert_eq!(h.extract_nth_frame, 2);
+        assert_eq!(h.video_init_path.as_deref(), Some(Path::new("clip.mp4")));
+        let f = s.frame_schedules().unwrap();
+        assert_eq!(f.at(0).hybrid_comp_alpha, 0.7);
+        assert_eq!(f.at(0).hybrid_comp_mask_auto_contrast_cutoff_low, 5.9);
+        // an old file's boolean composite is "Normal"
+        let (s, _) = read(
+            r#"{"video_init_path": "clip.mp4", "hybrid_composite": true}"#,
+            false,
+        )
+        .unwrap();
+        assert_eq!(s.hybrid.composite, HybridComposite::Normal);
+        // outside 2D/3D hybrid video is off, with a warning
+        let (s, w) = read(
+            r#"{"animation_mode": "None", "video_init_path": "clip.mp4", "hybrid_composite": "Normal"}"#,
+            false,
+        )
+        .unwrap();
+        assert_eq!(s.hybrid.composite, HybridComposite::None);
+        assert!(w.iter().any(|w| w.contains("2D and 3D")), "{w:?}");
+        let e = read(r#"{"hybrid_comp_mask_type": "Depthh"}"#, false).unwrap_err();
+        assert!(
+            e.contains("hybrid_comp_mask_type") && e.contains("Depth"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn unsupported_values_need_the_flag_and_then_take_their_fallback() {
         let cases: &[(&str, &str)] = &[
             (r#"{"hybrid_motion": "Optical Flow"}"#, "`hybrid_motion`"),
+            (r#"{"hybrid_generate_human_masks": "PNGs"}"#, "human masks"),
             (r#"{"parseq_manifest": "https://x/m.json"}"#, "Parseq"),
             (r#"{"sampler": 3}"#, "sampler index"),
             (r#"{"zom": "0:(1.1)"}"#, "did you mean `zoom`"),

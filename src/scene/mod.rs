@@ -26,15 +26,16 @@ pub use samplers::{SAMPLERS, UNIMPLEMENTED_SAMPLERS, sampler_fallback, sampler_n
 pub use tables::{
     AnimationMode, AnimationSettings, AntiBlurSettings, Border, CadenceSettings, CoherenceSettings,
     ColorCoherence, ControlNetUnit, DepthNormalization, DepthResize, DepthSettings,
-    GenerationSettings, ImageSettings, InitSettings, ModelSettings, MotionSettings, NoiseSettings,
+    GenerationSettings, HybridComposite, HybridEqualize, HybridMaskType, HybridMotion,
+    HybridSettings, ImageSettings, InitSettings, ModelSettings, MotionSettings, NoiseSettings,
     OutputSettings, PaddingMode, ParseqSettings, PromptAffixes, PromptTravel, SamplingMode,
     ScheduleText, VideoInputSettings,
 };
 use toml_error::describe_toml_error;
 pub use toml_error::{nearest_value, unknown_value};
 pub use validate::{
-    FLOW_METHODS, MAX_CADENCE, MAX_FRAMES, MAX_REDO, MAX_SEED, MAX_SIDE, PRESETS, flow_choice,
-    max_perlin_octaves,
+    FLOW_METHODS, MAX_CADENCE, MAX_CONSISTENCY_BLUR, MAX_FRAMES, MAX_REDO, MAX_SEED, MAX_SIDE,
+    PRESETS, flow_choice, max_perlin_octaves,
 };
 
 /// The message for a scene or settings file without a single setting.
@@ -91,6 +92,8 @@ pub struct Scene {
     pub video_input: VideoInputSettings,
     /// The depth model of 3D mode.
     pub depth: DepthSettings,
+    /// Hybrid video: a video composited into the frames and its motion.
+    pub hybrid: HybridSettings,
     /// The model folder.
     pub model: ModelSettings,
     /// Output.
@@ -312,13 +315,14 @@ impl Scene {
     /// Every schedule by table, as (column name, table, key, text), ControlNet units last.
     pub fn schedule_texts(&self) -> Vec<(String, String, String, &ScheduleText)> {
         let mut out = Vec::new();
-        let tables: [(&str, Vec<(&'static str, &ScheduleText)>); 7] = [
+        let tables: [(&str, Vec<(&'static str, &ScheduleText)>); 8] = [
             ("generation", self.generation.schedules()),
             ("motion", self.motion.schedules()),
             ("noise", self.noise.schedules()),
             ("coherence", self.coherence.schedules()),
             ("anti_blur", self.anti_blur.schedules()),
             ("cadence", self.cadence.schedules()),
+            ("hybrid", self.hybrid.schedules()),
             ("", Vec::new()),
         ];
         for def in registry::SCHEDULES {

@@ -564,6 +564,160 @@ scene_table! {
     schedules {}
 }
 
+/// When the hybrid-video composite runs (Deforum's `hybrid_composite`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HybridComposite {
+    /// No composite.
+    #[serde(rename = "none", alias = "None")]
+    None,
+    /// After the hybrid motion, before the colour match (Deforum's `Normal`).
+    #[serde(rename = "normal", alias = "Normal")]
+    Normal,
+    /// After the camera warp, before the hybrid motion.
+    #[serde(rename = "before motion", alias = "Before Motion")]
+    BeforeMotion,
+    /// On the painted frame (from frame 1 on), before the colour match.
+    #[serde(rename = "after generation", alias = "After Generation")]
+    AfterGeneration,
+}
+
+/// The mask of the hybrid-video composite (Deforum's `hybrid_comp_mask_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HybridMaskType {
+    /// No mask: the composite is the video frame.
+    #[serde(rename = "none", alias = "None")]
+    None,
+    /// The depth of the previous frame (the `[depth]` model, run-wide min/max).
+    #[serde(rename = "depth", alias = "Depth")]
+    Depth,
+    /// The depth of the video frame (through a JPEG, as Deforum).
+    #[serde(rename = "video depth", alias = "Video Depth")]
+    VideoDepth,
+    /// `blend(gray(prev), gray(video), comp_mask_blend_alpha)`.
+    #[serde(rename = "blend", alias = "Blend")]
+    Blend,
+    /// `|gray(prev) - gray(video)|`.
+    #[serde(rename = "difference", alias = "Difference")]
+    Difference,
+}
+
+/// When the composite mask is equalized (Deforum's `hybrid_comp_mask_equalize`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HybridEqualize {
+    /// Never.
+    #[serde(rename = "none", alias = "None")]
+    None,
+    /// Before the contrast.
+    #[serde(rename = "before", alias = "Before")]
+    Before,
+    /// After the auto-contrast.
+    #[serde(rename = "after", alias = "After")]
+    After,
+    /// Both.
+    #[serde(rename = "both", alias = "Both")]
+    Both,
+}
+
+/// The hybrid-video motion (Deforum's `hybrid_motion`): the video's motion from frame t-1 to t
+/// applied to the previous frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HybridMotion {
+    /// No hybrid motion.
+    #[serde(rename = "none", alias = "None")]
+    None,
+    /// Dense optical flow (`flow_method`, `flow_factor`).
+    #[serde(rename = "optical flow", alias = "Optical Flow")]
+    OpticalFlow,
+    /// A homography from matched features (RANSAC).
+    #[serde(rename = "perspective", alias = "Perspective")]
+    Perspective,
+    /// A similarity (rotation, uniform scale, shift) from matched features (RANSAC).
+    #[serde(rename = "affine", alias = "Affine")]
+    Affine,
+}
+
+impl fmt::Display for HybridComposite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HybridComposite::None => "none",
+            HybridComposite::Normal => "normal",
+            HybridComposite::BeforeMotion => "before motion",
+            HybridComposite::AfterGeneration => "after generation",
+        })
+    }
+}
+
+impl fmt::Display for HybridMotion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HybridMotion::None => "none",
+            HybridMotion::OpticalFlow => "optical flow",
+            HybridMotion::Perspective => "perspective",
+            HybridMotion::Affine => "affine",
+        })
+    }
+}
+
+scene_table! {
+    /// `[hybrid]`: Deforum's hybrid video (2D and 3D modes): a video composited into each frame
+    /// and its motion applied to it (docs/scene-format.md, "Hybrid video").
+    HybridSettings ("hybrid") {
+        /// When the video frame is composited: none, normal, before motion, after generation.
+        composite: HybridComposite = HybridComposite::None,
+        /// The composite's mask: none, depth, video depth, blend, difference.
+        comp_mask_type: HybridMaskType = HybridMaskType::None,
+        /// Invert the mask.
+        comp_mask_inverse: bool = false,
+        /// Equalize the mask: none, before (the contrast), after (the auto-contrast), both.
+        comp_mask_equalize: HybridEqualize = HybridEqualize::None,
+        /// Stretch the mask between the two cut-off percentiles.
+        comp_mask_auto_contrast: bool = false,
+        /// Write each frame's mask and composite under `OUT/hybridframes/`.
+        comp_save_extra_frames: bool = false,
+        /// The video's motion applied to each frame: none, optical flow, perspective, affine.
+        motion: HybridMotion = HybridMotion::None,
+        /// Measure the motion from the previous frame (moved by the camera) to video frame t,
+        /// not from video frame t-1.
+        motion_use_prev_img: bool = false,
+        /// Flow method of `motion = "optical flow"`: RAFT, DIS Medium, DIS Fine, Farneback.
+        flow_method: String = "RAFT".into(),
+        /// Forward/backward consistency check of the flow.
+        flow_consistency: bool = false,
+        /// Gaussian sigma of the consistency mask's blur (0: none).
+        consistency_blur: u32 = 2,
+        /// Frame 0 is img2img of the video's first frame at `[init] strength`.
+        use_first_frame_as_init_image: bool = true,
+        /// Use `[init] image` in place of every video frame (`max_frames` is then kept).
+        use_init_image: bool = false,
+        /// The video (relative to the scene file); default `[video_input] video_init_path`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        video_init_path: Option<PathBuf> = None,
+        /// Extract the video's frames at each render (off: reuse the frames an earlier render
+        /// left in `OUT/hybridinput/`, extracting them where there are none).
+        generate_inputframes: bool = true,
+        /// Use every Nth video frame.
+        extract_nth_frame: usize = 1,
+        /// First video frame used.
+        extract_from_frame: usize = 0,
+        /// Last video frame used (-1: the end).
+        extract_to_frame: i64 = -1,
+    }
+    schedules {
+        /// Share of the composite blended into the frame (0: none; outside 0..1 extrapolates).
+        comp_alpha,
+        /// `blend` mask: share of the video frame's grey.
+        comp_mask_blend_alpha,
+        /// Contrast factor of the mask.
+        comp_mask_contrast,
+        /// Auto-contrast low percentile (cast to a whole number, as Deforum).
+        comp_mask_auto_contrast_cutoff_low,
+        /// Auto-contrast high percentile (cast to a whole number, as Deforum).
+        comp_mask_auto_contrast_cutoff_high,
+        /// Multiplier of the hybrid optical flow.
+        flow_factor,
+    }
+}
+
 /// Prompt travel: how the text embeddings move between keyed prompts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -675,6 +829,7 @@ pub(super) fn table_keys(table: &str) -> &'static [&'static str] {
             "video_input",
             "parseq",
             "audio",
+            "hybrid",
         ],
         "image" => ImageSettings::KEYS,
         "animation" => AnimationSettings::KEYS,
@@ -693,6 +848,7 @@ pub(super) fn table_keys(table: &str) -> &'static [&'static str] {
         "output" => OutputSettings::KEYS,
         "parseq" => ParseqSettings::KEYS,
         "audio" => crate::audio::AudioSettings::KEYS,
+        "hybrid" => HybridSettings::KEYS,
         _ => &[],
     }
 }
@@ -716,6 +872,7 @@ pub(super) const TABLES: &[&str] = &[
     "output",
     "parseq",
     "audio",
+    "hybrid",
 ];
 
 #[cfg(test)]
@@ -737,6 +894,39 @@ mod tests {
                     "docs/scene-format.md does not document `{key}` of [{table}]"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn hybrid_table_reads_lower_case_names_and_checks_its_needs() {
+        let s = parse(
+            "[hybrid]\ncomposite = \"before motion\"\ncomp_mask_type = \"blend\"\n\
+             comp_alpha = \"0:(0.25)\"\nvideo_init_path = \"clip.mp4\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.hybrid.composite, HybridComposite::BeforeMotion);
+        assert_eq!(s.hybrid.comp_mask_type, HybridMaskType::Blend);
+        assert_eq!(s.schedules().unwrap().at(3).hybrid_comp_alpha, 0.25);
+        for (toml, needle) in [
+            ("[hybrid]\ncomposite = \"normal\"\n", "needs a video"),
+            (
+                "[animation]\nmode = \"None\"\n[hybrid]\ncomposite = \"normal\"\nvideo_init_path = \"v.mp4\"\n",
+                "\"2D\" or \"3D\"",
+            ),
+            ("[hybrid]\nflow_method = \"raft\"\n", "[hybrid] flow_method"),
+            ("[hybrid]\nconsistency_blur = 65\n", "0..=64"),
+            (
+                "[hybrid]\ncomposite = \"normal\"\ncomp_mask_type = \"depth\"\nvideo_init_path = \"v.mp4\"\n",
+                "[depth] model",
+            ),
+            (
+                "[hybrid]\ncomposite = \"normal\"\nvideo_init_path = \"v.mp4\"\ncomp_mask_auto_contrast = true\ncomp_mask_auto_contrast_cutoff_high = \"0:(100), 5:(101)\"\n",
+                "frame 5",
+            ),
+            ("[hybrid]\ncomposite = \"Sometimes\"\n", "composite"),
+        ] {
+            let e = parse(toml).unwrap_err().to_string();
+            assert!(e.contains(needle), "{toml}: {e}");
         }
     }
 

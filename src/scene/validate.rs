@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use super::prompts::expand_prompt_math;
 use super::{
-    AnimationMode, ColorCoherence, Evaluated, FrameSchedules, Scene, ScheduleText, nearest_value,
-    sampler_fallback, sampler_name, unknown_value,
+    AnimationMode, ColorCoherence, Evaluated, FrameSchedules, HybridComposite, HybridMaskType,
+    HybridMotion, Scene, ScheduleText, nearest_value, sampler_fallback, sampler_name,
+    unknown_value,
 };
 use crate::schedule::StringSchedule;
 
@@ -20,11 +21,7 @@ pub const MAX_CADENCE: usize = 50;
 /// The most redo generations per frame (Deforum's slider: 0 to 50).
 pub const MAX_REDO: usize = 50;
 
-/// The flow methods a flow setting may name (Deforum's names; `flow::Method` parses them, and
-/// the CLI's names, for the render).
-pub const FLOW_METHODS: [&str; 4] = ["RAFT", "DIS Medium", "DIS Fine", "Farneback"];
-
-/// Checks a flow-method setting: `None` (off) or one of [`FLOW_METHODS`] (case, `-`, `_` and
+/// Checks an optical-flow cadence or redo setting: `None` (off) or one of [`FLOW_METHODS`] (case, `-`, `_` and
 /// spaces ignored, so the CLI's `dis-medium` is accepted too); `Ok(false)` for `None`.
 ///
 /// # Errors
@@ -44,7 +41,11 @@ pub fn flow_choice(text: &str) -> Result<bool, String> {
     }
     Err(format!(
         "unknown flow method {text:?}; use \"None\" (off) or one of {}",
-        FLOW_METHODS.map(|m| format!("\"{m}\"")).join(", ")
+        FLOW_METHODS
+            .iter()
+            .map(|m| format!("\"{m}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
     ))
 }
 /// The largest seed: A1111 and Deforum draw and show seeds in `0..=2^32 - 1`; `-1` asks for a
@@ -83,6 +84,13 @@ pub const PIXEL_FORMATS: &[&str] = &[
 
 /// Noise types (`[noise] noise_type`, Deforum's `noise_type`).
 pub const NOISE_TYPES: &[&str] = &["perlin", "uniform"];
+
+/// Flow methods of `[hybrid] flow_method` (Deforum's `hybrid_flow_method` names).
+pub const FLOW_METHODS: &[&str] = &["RAFT", "DIS Medium", "DIS Fine", "Farneback"];
+
+/// The largest `[hybrid] consistency_blur` (a Gaussian sigma in pixels; its kernel reaches
+/// `round(sigma)` pixels each way).
+pub const MAX_CONSISTENCY_BLUR: u32 = 64;
 
 /// A scheduled seed `-1` (random) or within `0..=MAX_SEED`, as A1111 takes them.
 fn check_seed(key: &str, x: f64) -> Result<(), String> {
@@ -208,6 +216,7 @@ impl Scene {
                 self.video_input.extract_to_frame
             ));
         }
+        self.check_hybrid()?;
         if !self.output.soundtrack_offset.is_finite() {
             return Err(format!(
                 "[output] soundtrack_offset = {}: must be a finite number of seconds",
@@ -373,6 +382,112 @@ impl Scene {
         Ok(())
     }
 
+    /// Whether hybrid video is on: a composite or a hybrid motion (Deforum's test).
+    pub fn hybrid_active(&self) -> bool {
+        self.hybrid.composite != HybridComposite::None || self.hybrid.motion != HybridMotion::None
+    }
+
+    /// The `[hybrid]` keys and what they need (2D/3D, a video or the init image, a depth model
+    /// for the depth masks).
+    fn check_hybrid(&self) -> Result<(), String> {
+        let h = &self.hybrid;
+        let deforum = self.from_deforum;
+        let key = |k: &str, d: &str| {
+            if deforum {
+                format!("`{d}`")
+            } else {
+                format!("[hybrid] {k}")
+            }
+        };
+        if !FLOW_METHODS.contains(&h.flow_method.as_str()) {
+            return Err(unknown_value(
+                &key("flow_method", "hybrid_flow_method"),
+                &h.flow_method,
+                FLOW_METHODS,
+            ));
+        }
+        if h.consistency_blur > MAX_CONSISTENCY_BLUR {
+            return Err(format!(
+                "{} = {}: must be within 0..={MAX_CONSISTENCY_BLUR}",
+                key("consistency_blur", "hybrid_consistency_blur"),
+                h.consistency_blur
+            ));
+        }
+        if h.extract_nth_frame == 0 {
+            return Err(format!(
+                "{} = 0: must be at least 1",
+                key("extract_nth_frame", "extract_nth_frame")
+            ));
+        }
+        if h.extract_to_frame < -1 {
+            return Err(format!(
+                "{} = {}: -1 (to the end) or a frame number",
+                key("extract_to_frame", "extract_to_frame"),
+                h.extract_to_frame
+            ));
+        }
+        if !self.hybrid_active() {
+            return Ok(());
+        }
+        if !deforum
+            && !matches!(
+                self.animation.mode,
+                AnimationMode::TwoD | AnimationMode::ThreeD
+            )
+        {
+            return Err(format!(
+                "[hybrid] composite = \"{}\", motion = \"{}\": hybrid video works with \
+                 [animation] mode \"2D\" or \"3D\" (mode is \"{}\"); set both to \"none\" or change the mode",
+                h.composite, h.motion, self.animation.mode
+            ));
+        }
+        if h.use_init_image {
+            if self.init.image.is_none() {
+                return Err(format!(
+                    "{} = true needs an init image ({})",
+                    key("use_init_image", "hybrid_use_init_image"),
+                    if deforum {
+                        "`init_image` with `use_init`"
+                    } else {
+                        "[init] image"
+                    }
+                ));
+            }
+        } else if self.hybrid_video().is_none() {
+            return Err(if deforum {
+                "hybrid video needs `video_init_path`: the path of a local video file".into()
+            } else {
+                "[hybrid] composite or motion needs a video: [hybrid] video_init_path (or \
+                 [video_input] video_init_path) = \"path/to/video.mp4\", or use_init_image = true"
+                    .into()
+            });
+        }
+        let depth_mask = matches!(
+            h.comp_mask_type,
+            HybridMaskType::Depth | HybridMaskType::VideoDepth
+        );
+        if h.composite != HybridComposite::None && depth_mask && self.depth.model.is_none() {
+            return Err(format!(
+                "{} = \"{}\" needs a depth model: set [depth] model = \"path/to/depth.onnx\"",
+                key("comp_mask_type", "hybrid_comp_mask_type"),
+                if h.comp_mask_type == HybridMaskType::Depth {
+                    "depth"
+                } else {
+                    "video depth"
+                }
+            ));
+        }
+        Ok(())
+    }
+
+    /// The video of hybrid video: `[hybrid] video_init_path`, else `[video_input]`'s.
+    pub fn hybrid_video(&self) -> Option<&std::path::Path> {
+        self.hybrid
+            .video_init_path
+            .as_deref()
+            .or(self.video_input.video_init_path.as_deref())
+    }
+
     /// Adds a note for the user, once.
     pub(super) fn warn(&mut self, w: String) {
         if !self.warnings.contains(&w) {
@@ -441,7 +556,55 @@ impl Scene {
                 &format!("[generation] subseed at frame {i}"),
                 v.subseed.trunc(),
             )?;
+            if self.hybrid.composite != HybridComposite::None {
+                self.check_hybrid_frame(i, &v)?;
+            }
             sampler_name(v.sampler).map_err(|e| format!("{e} (frame {i})"))?;
+        }
+        Ok(())
+    }
+
+    /// The hybrid composite's schedules at frame `i`: finite, and percentiles within 0..=100
+    /// (numpy's range) when the auto-contrast is on.
+    fn check_hybrid_frame(&self, i: usize, v: &super::FrameValues) -> Result<(), String> {
+        let d = self.from_deforum;
+        let name = |k: &str| {
+            if d {
+                format!("`hybrid_{k}_schedule`")
+            } else {
+                format!("[hybrid] {k}")
+            }
+        };
+        for (k, x) in [
+            ("comp_alpha", v.hybrid_comp_alpha),
+            ("comp_mask_blend_alpha", v.hybrid_comp_mask_blend_alpha),
+            ("comp_mask_contrast", v.hybrid_comp_mask_contrast),
+        ] {
+            if !x.is_finite() {
+                return Err(format!(
+                    "{}: {x} at frame {i}; must be a finite number",
+                    name(k)
+                ));
+            }
+        }
+        if self.hybrid.comp_mask_auto_contrast {
+            for (k, x) in [
+                (
+                    "comp_mask_auto_contrast_cutoff_low",
+                    v.hybrid_comp_mask_auto_contrast_cutoff_low,
+                ),
+                (
+                    "comp_mask_auto_contrast_cutoff_high",
+                    v.hybrid_comp_mask_auto_contrast_cutoff_high,
+                ),
+            ] {
+                if !(x.is_finite() && (0.0..101.0).contains(&x)) {
+                    return Err(format!(
+                        "{}: {x} at frame {i}; a percentile within 0..=100 (cast to a whole number)",
+                        name(k)
+                    ));
+                }
+            }
         }
         Ok(())
     }

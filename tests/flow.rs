@@ -253,7 +253,7 @@ fn bad_flo_files_are_errors() {
     assert!(err.contains("missing.flo"), "{err}");
 }
 
-/// The colour wheel equals flow_vis' formula run in Python, byte for byte.
+/// The colour wheel equals flow_vis' formula run in Python (all but a few values byte for byte).
 #[test]
 fn color_wheel_matches_flow_vis() {
     let mut grid = Vec::new();
@@ -275,11 +275,13 @@ fn color_wheel_matches_flow_vis() {
             .map(|(&p, &q)| (i32::from(p) - i32::from(q)).abs())
             .filter(|&d| d > 0)
             .collect();
+        // numpy's float32 arctan2 (its own SIMD code) and the C library's atan2f differ in
+        // the last bit now and then; on the shift flow that moves 3 of 196608 values by 1.
         assert!(
-            diff.is_empty(),
-            "{name}: {} values differ, by up to {}",
+            diff.len() <= 8 && diff.iter().all(|&d| d <= 1),
+            "{name}: {} values differ, by up to {:?}",
             diff.len(),
-            diff.iter().max().unwrap()
+            diff.iter().max()
         );
     }
 }

@@ -350,6 +350,8 @@ struct Loop<'s, 'p> {
     cadence_flow: Option<Estimator>,
     /// Optical-flow redo's flow method (renders, when set).
     redo_flow: Option<Estimator>,
+    /// Hybrid video's state (scenes with a hybrid composite or motion only).
+    hybrid: Option<crate::hybrid::Hybrid>,
 }
 
 impl Loop<'_, '_> {
@@ -447,6 +449,9 @@ impl Loop<'_, '_> {
             depth_ms: std::mem::take(&mut self.depth_ms),
             ..FrameRecord::new(&self.sched, f, start.kind)
         };
+        if start.hybrid_ms > 0.0 {
+            rec.stage_ms.insert("hybrid_ms".into(), start.hybrid_ms);
+        }
         let between = std::mem::take(&mut start.between);
         let img = match self.painter.take() {
             None => match start.image {
@@ -596,6 +601,15 @@ impl Loop<'_, '_> {
         let (mut out, times) = painter.paint(&req)?;
         rec.painted(&times);
         if start.prepare
+            && f > 0
+            && let Some(h) = self.hybrid.as_mut()
+        {
+            let t = Instant::now();
+            out = h.composite(crate::scene::HybridComposite::AfterGeneration, f, out, &v)?;
+            rec.stage_ms
+                .insert("hybrid_after_ms".into(), ms(t.elapsed()));
+        }
+        if start.prepare
             && !scene.coherence.legacy_colormatch
             && let Some(target) = &self.color_target
         {
@@ -710,6 +724,7 @@ pub fn check_settings(scene: &Scene) -> Result<()> {
         }
         output::check_audio(&audio).with_context(|| format!("{file}: {key}"))?;
     }
+    crate::hybrid::check(scene)?;
     if let (ColorCoherence::Image, Some(p)) = (
         &scene.coherence.color_coherence,
         &scene.coherence.color_coherence_image_path,
@@ -837,6 +852,14 @@ fn run_loop(
             scene.animation.max_frames = count;
         }
     }
+    if scene.hybrid_active() {
+        // Deforum's hybrid setup: the video's frames, and max_frames becomes their number
+        crate::hybrid::check(&scene)?;
+        let count = crate::hybrid::extract(&scene, &book, resumed.is_some())?;
+        if !scene.hybrid.use_init_image {
+            scene.animation.max_frames = count;
+        }
+    }
     let n = scene.animation.max_frames;
     let (first, last) = match &opts.frames {
         Some(r) if *r.end() >= n => bail!(
@@ -953,6 +976,7 @@ fn run_loop(
                 ),
         )?,
         redo_flow: flow_estimator(&scene, FlowUse::Redo, !painter_absent)?,
+        hybrid: crate::hybrid::Hybrid::open(&scene, &book, &out)?,
     };
     let (mut prev, mut done_key, mut seed_calls) = match resumed {
         Some((cp, key, sample)) => {

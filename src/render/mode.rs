@@ -28,6 +28,8 @@ pub(crate) struct Start {
     pub kind: &'static str,
     /// Milliseconds spent moving the picture.
     pub warp_ms: f64,
+    /// Milliseconds spent on hybrid video (composites and motion before img2img).
+    pub hybrid_ms: f64,
 }
 
 impl Default for Start {
@@ -41,6 +43,7 @@ impl Default for Start {
             finish_gray: false,
             kind: "key",
             warp_ms: 0.0,
+            hybrid_ms: 0.0,
         }
     }
 }
@@ -87,9 +90,16 @@ impl Mode for Motion {
     ) -> Result<Start> {
         let scene = lp.scene;
         let Some(prev) = prev else {
-            let image = match &scene.init.image {
-                Some(path) => Some(super::load_init(scene, path)?),
+            // hybrid video: frame 0 is img2img of the video's first frame (Deforum's
+            // `hybrid_use_first_frame_as_init_image`)
+            let first = match &lp.hybrid {
+                Some(h) => h.first_frame_init()?,
                 None => None,
+            };
+            let image = match (first, &scene.init.image) {
+                (Some(img), _) => Some(img),
+                (None, Some(path)) => Some(super::load_init(scene, path)?),
+                (None, None) => None,
             };
             return Ok(Start {
                 image,
@@ -109,6 +119,17 @@ impl Mode for Motion {
                 between.push(img.clone());
             }
         }
+        let warp_ms = super::ms(t.elapsed());
+        // hybrid video: the composites and the video's motion, after the camera warp
+        let mut hybrid_ms = 0.0;
+        if let Some(h) = lp.hybrid.as_mut() {
+            let t = Instant::now();
+            let sched = std::sync::Arc::clone(&lp.sched);
+            let v = sched.at(f);
+            h.set_previous(f, prev)?;
+            img = h.before_diffusion(f, img, &v)?;
+            hybrid_ms = super::ms(t.elapsed());
+        }
         Ok(Start {
             image: Some(img),
             between,
@@ -116,7 +137,8 @@ impl Mode for Motion {
             prepare: true,
             finish_gray: true,
             kind: "key",
-            warp_ms: super::ms(t.elapsed()),
+            warp_ms,
+            hybrid_ms,
         })
     }
 }

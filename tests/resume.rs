@@ -163,6 +163,30 @@ fn resume_with_cadence_is_bit_identical() {
     kill_and_resume(3, 7, |t| t);
 }
 
+/// Optical-flow cadence (Farneback) moves the tweens along the flow between key frames; a
+/// resume gives the same bytes.
+#[test]
+fn resume_with_optical_flow_cadence_is_bit_identical() {
+    kill_and_resume(3, 7, |t| {
+        t.replace(
+            "[cadence]\n",
+            "[cadence]\noptical_flow_cadence = \"Farneback\"\ncadence_flow_factor = \"0:(0.8)\"\n",
+        )
+    });
+}
+
+/// Optical-flow redo and diffusion redo draw their seeds from the frame's seed: a resume gives
+/// the same bytes.
+#[test]
+fn resume_with_redo_generations_is_bit_identical() {
+    kill_and_resume(1, 4, |t| {
+        t.replace("steps = 20", "steps = 6").replace(
+            "[cadence]\n",
+            "[cadence]\noptical_flow_redo_generation = \"Farneback\"\nredo_flow_factor = \"0:(0.5)\"\ndiffusion_redo = 1\n",
+        )
+    });
+}
+
 /// Motion scripts carry state from frame to frame; schedules are resolved from frame 0 on resume,
 /// so a stateful script (and presets) still give byte-identical frames.
 #[test]

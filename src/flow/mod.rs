@@ -7,6 +7,7 @@ pub mod dis;
 pub mod farneback;
 pub mod io;
 pub mod raft;
+pub mod warp;
 
 use anyhow::{Result, bail};
 use image::{GrayImage, RgbImage};

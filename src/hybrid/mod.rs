@@ -19,6 +19,8 @@ use anyhow::{Context as _, Result, bail};
 use image::{GrayImage, RgbImage};
 
 use crate::camera::depth::{DepthModel, depth_to_z};
+use crate::flow::warp::FlowMotion;
+use crate::flow::{Estimator, Method};
 use crate::output;
 use crate::scene::{
     FrameValues, HybridComposite, HybridMaskType, HybridMotion, HybridSettings, Scene,
@@ -50,12 +52,7 @@ pub fn check(scene: &Scene) -> Result<()> {
     };
     match h.motion {
         HybridMotion::None => {}
-        // HOOK (optical flow, branch `fmo`): the `OpticalFlow` arm of `Hybrid::motion` calls
-        // `crate::flow::warp::hybrid_flow_motion(...)`; remove this refusal with it.
-        HybridMotion::OpticalFlow => bail!(
-            "{file}: {} = \"optical flow\" is not supported yet; use \"none\"",
-            key("motion", "hybrid_motion")
-        ),
+        HybridMotion::OpticalFlow => {}
         HybridMotion::Perspective | HybridMotion::Affine => bail!(
             "{file}: {} = \"{}\" is not supported yet (feature matching + RANSAC); use \"none\"",
             key("motion", "hybrid_motion"),
@@ -150,6 +147,8 @@ pub struct Hybrid {
     /// The depth mask of the current frame (`depth`: made from the previous frame).
     prev_depth: Option<GrayImage>,
     extra: Option<PathBuf>,
+    /// Hybrid motion "Optical Flow": the flow method and the previous flow.
+    flow: Option<FlowMotion>,
 }
 
 impl Hybrid {
@@ -187,6 +186,28 @@ impl Hybrid {
         if let Some(d) = &extra {
             std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
         }
+        let flow = match h.motion {
+            HybridMotion::OpticalFlow => {
+                let key = if scene.from_deforum {
+                    "`hybrid_flow_method`"
+                } else {
+                    "[hybrid] flow_method"
+                };
+                let method: Method = h
+                    .flow_method
+                    .parse()
+                    .with_context(|| format!("{}: {key}", scene.path.display()))?;
+                let est = Estimator::new(method, None).with_context(|| {
+                    format!("{}: {key} = \"{}\"", scene.path.display(), h.flow_method)
+                })?;
+                Some(FlowMotion::new(
+                    est,
+                    h.flow_consistency,
+                    h.consistency_blur,
+                )?)
+            }
+            _ => None,
+        };
         let frames = book.join(FRAMES_DIR);
         let count = if init.is_some() {
             usize::MAX
@@ -205,6 +226,7 @@ impl Hybrid {
             depth_range: None,
             prev_depth: None,
             extra,
+            flow,
         }))
     }
 
@@ -220,6 +242,32 @@ impl Hybrid {
         let i = t.min(self.count.saturating_sub(1));
         let img = output::read_rgb(&self.frames.join(format!("{i:06}.png")))?;
         Ok(resize::lanczos_pil(&img, self.size.0, self.size.1))
+    }
+
+    /// Video frame `t` as Deforum reads it for hybrid motion: resized to the frame size with
+    /// `cv2.resize`'s bilinear filter (Deforum passes `INTER_AREA` in the place of `dst`, so the
+    /// default `INTER_LINEAR` runs); the init image with `use_init_image`.
+    ///
+    /// # Errors
+    /// An unreadable frame file.
+    pub fn motion_frame(&self, t: usize) -> Result<RgbImage> {
+        if let Some(img) = &self.init {
+            return Ok(img.clone());
+        }
+        let i = t.min(self.count.saturating_sub(1));
+        let img = output::read_rgb(&self.frames.join(format!("{i:06}.png")))?;
+        let (w, h) = self.size;
+        let data = crate::controlnet::preprocess::resize(
+            img.as_raw(),
+            img.width() as usize,
+            img.height() as usize,
+            3,
+            w as usize,
+            h as usize,
+            crate::controlnet::preprocess::Interpolation::Linear,
+        );
+        RgbImage::from_raw(w, h, data)
+            .ok_or_else(|| anyhow::anyhow!("frame {t}: the resized video frame does not fit"))
     }
 
     /// Frame 0's init image (`use_first_frame_as_init_image`), or `None` when it is off.
@@ -345,16 +393,24 @@ impl Hybrid {
     ///
     /// # Errors
     /// A motion anim does not implement yet ([`check`] refuses it before the render).
-    pub fn motion(&mut self, t: usize, img: RgbImage, _values: &FrameValues) -> Result<RgbImage> {
+    pub fn motion(&mut self, t: usize, img: RgbImage, values: &FrameValues) -> Result<RgbImage> {
         match self.settings.motion {
             HybridMotion::None => Ok(img),
-            // HOOK (optical flow, branch `fmo`): call
-            // `crate::flow::warp::hybrid_flow_motion(...)` with video frames t-1 and t (or `img`
-            // with `motion_use_prev_img`), `flow_method`, `flow_factor` (`_values`),
-            // `flow_consistency` and `consistency_blur`.
-            HybridMotion::OpticalFlow => {
-                bail!("frame {t}: hybrid motion \"optical flow\" is not supported yet")
+            // the flow from video frame t-1 (or the picture itself with `motion_use_prev_img`)
+            // to video frame t, masked by its consistency when asked, applied to the picture
+            // (Deforum's `get_flow_for_hybrid_motion[_prev]` + `image_transform_optical_flow`)
+            HybridMotion::OpticalFlow if t > 0 => {
+                let b = self.motion_frame(t)?;
+                let a = if self.settings.motion_use_prev_img {
+                    img.clone()
+                } else {
+                    self.motion_frame(t - 1)?
+                };
+                let flow = self.flow.as_mut().expect("made in open for optical flow");
+                flow.apply(&img, &a, &b, values.hybrid_flow_factor)
+                    .with_context(|| format!("frame {t}: hybrid motion (optical flow)"))
             }
+            HybridMotion::OpticalFlow => Ok(img),
             HybridMotion::Perspective | HybridMotion::Affine => bail!(
                 "frame {t}: hybrid motion \"{}\" is not supported yet",
                 self.settings.motion

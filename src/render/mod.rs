@@ -39,6 +39,8 @@ use crate::effects::{
     self,
     color::{ColorTarget, MatchSpace},
 };
+use crate::flow::warp::{CadenceFlow, apply_flow};
+use crate::flow::{Estimator, Method};
 use crate::output::{self, VideoSettings};
 use crate::scene::{
     AnimationMode, ColorCoherence, FrameSchedules, FrameValues, PromptTravel, Scene,
@@ -263,6 +265,57 @@ fn halt_after_frame(i: usize, writer: &mut Writer) -> Result<()> {
     Ok(())
 }
 
+/// What a flow estimator of the loop is for.
+#[derive(Clone, Copy)]
+enum FlowUse {
+    /// `optical_flow_cadence`.
+    Cadence,
+    /// `optical_flow_redo_generation`.
+    Redo,
+}
+
+/// The flow estimator `scene` asks for `what`, where `active` (the feature applies to this
+/// render) and the setting is not `None`.
+///
+/// # Errors
+/// A method that cannot be set up (RAFT without a model), naming the scene file and key.
+fn flow_estimator(scene: &Scene, what: FlowUse, active: bool) -> Result<Option<Estimator>> {
+    let (text, key) = match what {
+        FlowUse::Cadence => (&scene.cadence.optical_flow_cadence, "optical_flow_cadence"),
+        FlowUse::Redo => (
+            &scene.cadence.optical_flow_redo_generation,
+            "optical_flow_redo_generation",
+        ),
+    };
+    let key = if scene.from_deforum {
+        format!("`{key}`")
+    } else {
+        format!("[cadence] {key}")
+    };
+    let file = scene.path.display();
+    if !active
+        || !crate::scene::flow_choice(text).map_err(|e| anyhow::anyhow!("{file}: {key}: {e}"))?
+    {
+        return Ok(None);
+    }
+    let method: Method = text.parse()?;
+    Estimator::new(method, None)
+        .map(Some)
+        .with_context(|| format!("{file}: {key} = \"{text}\""))
+}
+
+/// The seed of redo generation `k` of a frame whose seed is `seed` (0: optical-flow redo, 1 to
+/// n: diffusion redo). Deforum draws these from Python's unseeded global random generator; anim
+/// derives them (SplitMix64 of the frame seed and `k`, within A1111's 0..2^32 − 1), so a render
+/// and its resume stay byte-identical.
+fn redo_seed(seed: i64, k: usize) -> i64 {
+    let mut z = (seed as u64) ^ (k as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z % 4_294_967_295) as i64
+}
+
 /// The frames that are diffused: every `cadence`th frame and the last one.
 fn key_frames(n: usize, cadence: usize) -> Vec<usize> {
     let mut keys: Vec<usize> = (0..n).step_by(cadence.max(1)).collect();
@@ -293,6 +346,10 @@ struct Loop<'s, 'p> {
     depth_ms: f64,
     /// The ControlNet units' inputs and preprocessors (renders with units only).
     controls: Option<Controls>,
+    /// Optical-flow cadence's flow method (2D and 3D renders with a cadence, when set).
+    cadence_flow: Option<Estimator>,
+    /// Optical-flow redo's flow method (renders, when set).
+    redo_flow: Option<Estimator>,
     /// Hybrid video's state (scenes with a hybrid composite or motion only).
     hybrid: Option<crate::hybrid::Hybrid>,
 }
@@ -464,6 +521,9 @@ impl Loop<'_, '_> {
         }
         let sched = Arc::clone(&self.sched);
         let v = sched.at(f);
+        // the previous frame colour-matched, before contrast and noise: optical-flow redo's
+        // flow starts from it
+        let mut matched = None;
         if start.prepare
             && let Some(mut picture) = img.take()
         {
@@ -473,6 +533,9 @@ impl Loop<'_, '_> {
                 color: self.color_target.as_ref(),
             };
             for stage in &self.stages {
+                if stage.name() == "contrast" && self.redo_flow.is_some() {
+                    matched = Some(picture.clone());
+                }
                 let t = Instant::now();
                 picture = stage.apply(picture, &input);
                 rec.stage_ms
@@ -492,6 +555,47 @@ impl Loop<'_, '_> {
             }
             None => Vec::new(),
         };
+        // the redo generations (Deforum's order: optical-flow redo, then diffusion redo), each
+        // on a seed of its own derived from the frame's seed
+        let redo = start.prepare && start.denoise > 0.0 && img.is_some();
+        if redo && let (Some(est), Some(prev)) = (self.redo_flow.as_mut(), matched.as_ref()) {
+            let t = Instant::now();
+            let mut req = Self::request_for(
+                scene,
+                &sched,
+                f,
+                &v,
+                redo_seed(seed, 0),
+                img.as_ref(),
+                start.denoise,
+            );
+            req.control = &control;
+            let (d, _) = painter.paint(&req)?;
+            let flow = est
+                .flow(prev, &d, None)
+                .with_context(|| format!("frame {f}: optical-flow redo"))?;
+            img = Some(apply_flow(&d, &flow, v.redo_flow_factor));
+            rec.stage_ms.insert("flow_redo_ms".into(), ms(t.elapsed()));
+        }
+        if redo && scene.cadence.diffusion_redo > 0 {
+            let t = Instant::now();
+            for k in 1..=scene.cadence.diffusion_redo {
+                let mut req = Self::request_for(
+                    scene,
+                    &sched,
+                    f,
+                    &v,
+                    redo_seed(seed, k),
+                    img.as_ref(),
+                    start.denoise,
+                );
+                req.control = &control;
+                let (d, _) = painter.paint(&req)?;
+                img = Some(d);
+            }
+            rec.stage_ms
+                .insert("diffusion_redo_ms".into(), ms(t.elapsed()));
+        }
         let mut req = self.request(f, &v, seed, img.as_ref(), start.denoise);
         req.control = &control;
         let (mut out, times) = painter.paint(&req)?;
@@ -526,12 +630,24 @@ impl Loop<'_, '_> {
         init: Option<&'a RgbImage>,
         denoise: f64,
     ) -> FrameRequest<'a> {
-        let scene = self.scene;
+        Self::request_for(self.scene, &self.sched, f, v, seed, init, denoise)
+    }
+
+    /// What the painter gets for frame `f` of `scene`.
+    fn request_for<'a>(
+        scene: &Scene,
+        sched: &FrameSchedules,
+        f: usize,
+        v: &'a FrameValues<'a>,
+        seed: i64,
+        init: Option<&'a RgbImage>,
+        denoise: f64,
+    ) -> FrameRequest<'a> {
         FrameRequest {
             frame: f,
             values: v,
-            prompt: scene.prompt_at_with(f, &self.sched),
-            travel: scene.travel_at_with(f, &self.sched),
+            prompt: scene.prompt_at_with(f, sched),
+            travel: scene.travel_at_with(f, sched),
             // Interpolation mode blends linearly unless the scene asks for slerp
             slerp: scene.animation_prompts.travel == PromptTravel::Slerp,
             seed,
@@ -548,7 +664,13 @@ impl Loop<'_, '_> {
 
     /// Writes the frames between key frames `p` and `f`: both key frames seen from frame i's
     /// camera, cross-faded by distance (`between` holds key frame `p` moved to each frame).
+    ///
+    /// With optical-flow cadence (and a strength above 0 at `p`), the flow between the two key
+    /// frames at the first tween moves both along it as Deforum's does ([`CadenceFlow`]).
     fn tweens(&mut self, p: usize, f: usize, between: Vec<RgbImage>, key: &RgbImage) -> Result<()> {
+        let flow_on = self.cadence_flow.is_some() && self.sched.at(p).strength > 0.0;
+        let factor = self.sched.at(f).cadence_flow_factor;
+        let mut cadence: Option<CadenceFlow> = None;
         for (i, a) in (p + 1..f).zip(between) {
             let t = Instant::now();
             let mut b = key.clone();
@@ -556,6 +678,20 @@ impl Loop<'_, '_> {
                 b = self.unwarp(j, b)?;
             }
             let w = (i - p) as f32 / (f - p) as f32;
+            let (a, b) = match self.cadence_flow.as_mut().filter(|_| flow_on) {
+                Some(est) => {
+                    let c = match &mut cadence {
+                        Some(c) => c,
+                        None => cadence.insert(CadenceFlow::new(
+                            &est.flow(&a, &b, None)
+                                .with_context(|| format!("frame {i}: optical-flow cadence"))?,
+                        )),
+                    };
+                    c.advance(f64::from(w));
+                    (c.prev(&a, factor), c.next(&b, factor))
+                }
+                None => (a, b),
+            };
             let mut tween = a;
             for (x, y) in tween.iter_mut().zip(b.iter()) {
                 *x = ((1.0 - w) * *x as f32 + w * *y as f32)
@@ -830,6 +966,16 @@ fn run_loop(
         bar,
         depth_ms: 0.0,
         controls,
+        cadence_flow: flow_estimator(
+            &scene,
+            FlowUse::Cadence,
+            cadence > 1
+                && matches!(
+                    scene.animation.mode,
+                    AnimationMode::TwoD | AnimationMode::ThreeD
+                ),
+        )?,
+        redo_flow: flow_estimator(&scene, FlowUse::Redo, !painter_absent)?,
         hybrid: crate::hybrid::Hybrid::open(&scene, &book, &out)?,
     };
     let (mut prev, mut done_key, mut seed_calls) = match resumed {
@@ -1361,6 +1507,76 @@ mod tests {
         }
         let cp = state::read_checkpoint(&out).unwrap();
         assert_eq!(cp.key_frame, 2);
+    }
+
+    /// Paints frame i as a texture moved 2·i pixels to the right.
+    struct Moving;
+
+    impl Painter for Moving {
+        fn paint(&mut self, req: &FrameRequest) -> Result<(RgbImage, StageTimes)> {
+            let (w, h) = req.size;
+            let shift = 2.0 * req.frame as f32;
+            Ok((
+                RgbImage::from_fn(w, h, |x, y| {
+                    let (fx, fy) = (x as f32 - shift, y as f32);
+                    let v = 128.0 + 60.0 * (fx * 0.35).sin() + 50.0 * (fy * 0.3 + fx * 0.1).cos();
+                    Rgb([v as u8, (255.0 - v) as u8, (v * 0.5) as u8])
+                }),
+                StageTimes::default(),
+            ))
+        }
+    }
+
+    /// Optical-flow cadence changes the tweens (not the key frames) and gives the same bytes on
+    /// a second run; redo generations run with seeds derived from the frame's.
+    #[test]
+    fn optical_flow_cadence_moves_the_tweens_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = "[image]\nwidth = 48\nheight = 32\n[animation]\nmode = \"2D\"\nmax_frames = 7\n\
+                    [generation]\nseed = 5\n[motion]\nzoom = \"0:(1)\"\n[coherence]\ncolor_coherence = \"None\"\n\
+                    [noise]\nnoise = 0\n[anti_blur]\namount = 0\n[cadence]\ndiffusion_cadence = 3\n";
+        let run = |extra: &str, name: &str| -> Vec<RgbImage> {
+            let scene =
+                Scene::from_toml(&format!("{base}{extra}"), &dir.path().join("s.toml")).unwrap();
+            let out = dir.path().join(name);
+            let opts = RenderOptions {
+                out: Some(out.clone()),
+                quiet: true,
+                no_video: true,
+                ..Default::default()
+            };
+            run_loop(&scene, &opts, Some(&mut Moving), "render", None).unwrap();
+            (0..7)
+                .map(|i| output::read_rgb(&output::frame_path(&out, i)).unwrap())
+                .collect()
+        };
+        let plain = run("", "plain");
+        let flow = run("optical_flow_cadence = \"Farneback\"\n", "flow");
+        let again = run("optical_flow_cadence = \"Farneback\"\n", "again");
+        assert_eq!(flow, again);
+        for i in [0, 3, 6] {
+            assert_eq!(flow[i], plain[i], "key frame {i}");
+        }
+        for i in [1, 2, 4, 5] {
+            assert_ne!(flow[i], plain[i], "tween {i}");
+        }
+        let redo = run(
+            "optical_flow_redo_generation = \"Farneback\"\ndiffusion_redo = 2\n",
+            "redo",
+        );
+        assert_eq!(redo.len(), 7);
+        let manifest = std::fs::read_to_string(dir.path().join("redo/manifest.json")).unwrap();
+        assert!(manifest.contains("flow_redo_ms") && manifest.contains("diffusion_redo_ms"));
+    }
+
+    #[test]
+    fn redo_seeds_are_derived_and_distinct() {
+        let s: Vec<i64> = (0..4).map(|k| redo_seed(77, k)).collect();
+        assert!(s.iter().all(|v| (0..4_294_967_295).contains(v)));
+        assert_ne!(s[0], s[1]);
+        assert_ne!(s[1], s[2]);
+        assert_eq!(redo_seed(77, 2), s[2]);
+        assert_ne!(redo_seed(78, 0), s[0]);
     }
 
     #[test]

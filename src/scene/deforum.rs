@@ -74,12 +74,6 @@ const UNIMPLEMENTED_FEATURES: &[(&str, &str)] = &[
     ("use_noise_mask", "noise masks"),
     ("use_mask_video", "video masks"),
     ("hybrid_generate_human_masks", "hybrid video human masks"),
-    ("optical_flow_cadence", "optical-flow cadence"),
-    (
-        "optical_flow_redo_generation",
-        "optical-flow redo generation",
-    ),
-    ("diffusion_redo", "diffusion redo"),
     ("use_looper", "guided images"),
     ("r_upscale_video", "video upscaling"),
     ("frame_interpolation_engine", "frame interpolation"),
@@ -102,7 +96,6 @@ const UNIMPLEMENTED_KEYS: &[&str] = &[
     "full_res_mask_padding",
     "mask_schedule",
     "noise_mask_schedule",
-    "redo_flow_factor_schedule",
     "overwrite_extracted_frames",
     "video_mask_path",
     "init_images",
@@ -710,6 +703,33 @@ pub fn from_settings_with(
         scene.cadence.diffusion_cadence = as_f64(&v)
             .filter(|n| *n >= 1.0)
             .ok_or_else(|| err(bad("diffusion_cadence", &v, "a positive integer")))?
+            as usize;
+    }
+    // old files write booleans: true meant "DIS Fine"
+    for key in ["optical_flow_cadence", "optical_flow_redo_generation"] {
+        if let Some(v) = get(key) {
+            let name = match &v {
+                Value::Bool(true) => "DIS Fine".to_string(),
+                Value::Bool(false) => "None".to_string(),
+                Value::String(s) => s.clone(),
+                other => return Err(err(bad(key, other, "a flow method or \"None\""))),
+            };
+            super::flow_choice(&name).map_err(|e| err(format!("`{key}` = {v}: {e}")))?;
+            match key {
+                "optical_flow_cadence" => scene.cadence.optical_flow_cadence = name,
+                _ => scene.cadence.optical_flow_redo_generation = name,
+            }
+        }
+    }
+    if let Some(v) = get("diffusion_redo") {
+        // a string in Deforum's files ("0")
+        let n = match &v {
+            Value::String(s) => s.trim().parse::<f64>().ok(),
+            other => as_f64(other),
+        };
+        scene.cadence.diffusion_redo = n
+            .filter(|n| *n >= 0.0 && n.fract() == 0.0)
+            .ok_or_else(|| err(bad("diffusion_redo", &v, "a whole number of generations")))?
             as usize;
     }
     let video_mode = scene.animation.mode == AnimationMode::VideoInput;

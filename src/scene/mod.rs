@@ -34,8 +34,8 @@ pub use tables::{
 use toml_error::describe_toml_error;
 pub use toml_error::{nearest_value, unknown_value};
 pub use validate::{
-    FLOW_METHODS, MAX_CADENCE, MAX_CONSISTENCY_BLUR, MAX_FRAMES, MAX_SEED, MAX_SIDE, PRESETS,
-    max_perlin_octaves,
+    FLOW_METHODS, MAX_CADENCE, MAX_CONSISTENCY_BLUR, MAX_FRAMES, MAX_REDO, MAX_SEED, MAX_SIDE,
+    PRESETS, flow_choice, max_perlin_octaves,
 };
 
 /// The message for a scene or settings file without a single setting.

@@ -198,6 +198,12 @@ pub const SCHEDULES: &[ScheduleDef] = &[
         "cadence_flow_factor_schedule",
         "0: (1)",
     ),
+    num(
+        "redo_flow_factor",
+        "cadence",
+        "redo_flow_factor_schedule",
+        "0: (1)",
+    ),
     ScheduleDef {
         name: "hybrid_comp_alpha",
         table: "hybrid",
@@ -440,7 +446,7 @@ frame_values! {
         perspective_flip_phi, perspective_flip_gamma, perspective_flip_fv, fov, near, far,
         aspect_ratio, noise, strength, contrast, cfg_scale, pix2pix_img_cfg_scale, steps, seed, subseed,
         subseed_strength, ddim_eta, ancestral_eta, clipskip, noise_multiplier, kernel, sigma,
-        amount, threshold, cadence_flow_factor, hybrid_comp_alpha, hybrid_comp_mask_blend_alpha,
+        amount, threshold, cadence_flow_factor, redo_flow_factor, hybrid_comp_alpha, hybrid_comp_mask_blend_alpha,
         hybrid_comp_mask_contrast, hybrid_comp_mask_auto_contrast_cutoff_low,
         hybrid_comp_mask_auto_contrast_cutoff_high, hybrid_flow_factor,
     }

@@ -367,14 +367,25 @@ scene_table! {
 }
 
 scene_table! {
-    /// `[cadence]`: diffusion cadence.
+    /// `[cadence]`: diffusion cadence, its optical flow, and the redo generations.
     CadenceSettings ("cadence") {
         /// Diffuse every Nth frame; the frames between are blends of warped diffused frames.
         diffusion_cadence: usize = 1,
+        /// Optical-flow cadence: `None`, or the flow method (`RAFT`, `DIS Medium`, `DIS Fine`,
+        /// `Farneback`) that moves the tweens along the flow between the two key frames
+        /// (2D and 3D modes).
+        optical_flow_cadence: String = "None".into(),
+        /// Optical-flow redo: `None`, or the flow method of a throw-away generation whose
+        /// flow from the previous frame, applied to it, becomes the init picture.
+        optical_flow_redo_generation: String = "None".into(),
+        /// Extra generations before each diffused frame, each one the next one's init.
+        diffusion_redo: usize = 0,
     }
     schedules {
         /// Optical-flow factor of tween frames.
         cadence_flow_factor,
+        /// Optical-flow factor of the redo generation's warp.
+        redo_flow_factor,
     }
 }
 

@@ -17,6 +17,37 @@ pub const MAX_FRAMES: usize = 1_000_000;
 pub const MAX_SIDE: u32 = 8192;
 /// The largest diffusion cadence (Deforum's slider: 1 to 50).
 pub const MAX_CADENCE: usize = 50;
+
+/// The most redo generations per frame (Deforum's slider: 0 to 50).
+pub const MAX_REDO: usize = 50;
+
+/// Checks an optical-flow cadence or redo setting: `None` (off) or one of [`FLOW_METHODS`] (case, `-`, `_` and
+/// spaces ignored, so the CLI's `dis-medium` is accepted too); `Ok(false)` for `None`.
+///
+/// # Errors
+/// Any other text, with the names that are accepted.
+pub fn flow_choice(text: &str) -> Result<bool, String> {
+    let key = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !matches!(c, '-' | '_' | ' '))
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    if key(text) == "none" {
+        return Ok(false);
+    }
+    if FLOW_METHODS.iter().any(|m| key(m) == key(text)) {
+        return Ok(true);
+    }
+    Err(format!(
+        "unknown flow method {text:?}; use \"None\" (off) or one of {}",
+        FLOW_METHODS
+            .iter()
+            .map(|m| format!("\"{m}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
 /// The largest seed: A1111 and Deforum draw and show seeds in `0..=2^32 - 1`; `-1` asks for a
 /// random one.
 pub const MAX_SEED: i64 = u32::MAX as i64;
@@ -136,6 +167,27 @@ impl Scene {
                 "[cadence] diffusion_cadence = {}: at most {MAX_CADENCE} (Deforum's range; the \
                  frames between two diffused frames are held in memory)",
                 self.cadence.diffusion_cadence
+            ));
+        }
+        for (key, v) in [
+            (
+                "[cadence] optical_flow_cadence",
+                &self.cadence.optical_flow_cadence,
+            ),
+            (
+                "[cadence] optical_flow_redo_generation",
+                &self.cadence.optical_flow_redo_generation,
+            ),
+        ] {
+            if let Err(e) = flow_choice(v) {
+                return Err(format!("{key}: {e}"));
+            }
+        }
+        if self.cadence.diffusion_redo > MAX_REDO {
+            return Err(format!(
+                "[cadence] diffusion_redo = {}: at most {MAX_REDO} (Deforum's range; each redo is \
+                 one more full generation per frame)",
+                self.cadence.diffusion_redo
             ));
         }
         // counts that divide: 0 makes Deforum fail with a division by zero; anim says so

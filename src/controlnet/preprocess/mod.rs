@@ -33,6 +33,7 @@ pub use fit::{
     Padded, ResizeMode, fit, high_quality_resize, pixel_perfect_resolution, resize_with_pad,
 };
 pub use pose::{Keypoint, Pose, PoseParts, draw_poses};
+pub use resize::{Interpolation, resize};
 
 /// The largest image side (pixels) the preprocessors accept: sizes beyond it are refused
 /// before anything is allocated.

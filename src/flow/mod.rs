@@ -194,9 +194,11 @@ impl Estimator {
     pub fn new(method: Method, raft_model: Option<&Path>) -> Result<Self> {
         let raft = match (method, raft_model) {
             (Method::Raft, Some(dir)) => Some(raft::Raft::load(dir)?),
-            (Method::Raft, None) => {
-                bail!("the RAFT flow method needs a model folder (an ONNX export of RAFT)")
-            }
+            (Method::Raft, None) => bail!(
+                "the RAFT flow method needs a model folder (an ONNX export of RAFT, made with \
+                 scripts/export_raft.py): set `[model] raft` in the scene, ANIM_RAFT_MODEL, or put \
+                 it in ~/.local/share/anim/models/raft"
+            ),
             _ => None,
         };
         Ok(Self { method, raft })

@@ -197,9 +197,10 @@ impl Hybrid {
                     .flow_method
                     .parse()
                     .with_context(|| format!("{}: {key}", scene.path.display()))?;
-                let est = Estimator::new(method, None).with_context(|| {
-                    format!("{}: {key} = \"{}\"", scene.path.display(), h.flow_method)
-                })?;
+                let est =
+                    Estimator::new(method, scene.raft_model().as_deref()).with_context(|| {
+                        format!("{}: {key} = \"{}\"", scene.path.display(), h.flow_method)
+                    })?;
                 Some(FlowMotion::new(
                     est,
                     h.flow_consistency,

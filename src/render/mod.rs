@@ -299,7 +299,7 @@ fn flow_estimator(scene: &Scene, what: FlowUse, active: bool) -> Result<Option<E
         return Ok(None);
     }
     let method: Method = text.parse()?;
-    Estimator::new(method, None)
+    Estimator::new(method, scene.raft_model().as_deref())
         .map(Some)
         .with_context(|| format!("{file}: {key} = \"{text}\""))
 }

@@ -439,6 +439,23 @@ impl Scene {
         }
     }
 
+    /// The RAFT export that flow method `RAFT` uses: `[model] raft`, else the folder in
+    /// `ANIM_RAFT_MODEL`, else `~/.local/share/anim/models/raft` (`$XDG_DATA_HOME` honoured) if it
+    /// exists; `None` when there is none (the flow then says where to put one).
+    pub fn raft_model(&self) -> Option<PathBuf> {
+        if let Some(p) = &self.model.raft {
+            return Some(self.resolve(p));
+        }
+        if let Some(p) = std::env::var_os("ANIM_RAFT_MODEL").filter(|p| !p.is_empty()) {
+            return Some(PathBuf::from(p));
+        }
+        let data = std::env::var_os("XDG_DATA_HOME")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
+        Some(data.join("anim/models/raft")).filter(|p| p.is_dir())
+    }
+
     /// Resolves a path from the scene against the scene file's folder.
     pub fn resolve(&self, p: &Path) -> PathBuf {
         if p.is_absolute() {
@@ -499,6 +516,7 @@ impl Scene {
             &mut self.depth.model,
             &mut self.video_input.video_init_path,
             &mut self.model.folder,
+            &mut self.model.raft,
             &mut self.output.folder,
             &mut self.output.soundtrack,
         ]

@@ -754,6 +754,11 @@ scene_table! {
         folder: Option<PathBuf> = None,
         /// Pipelines kept loaded when the checkpoint schedule switches models (LRU).
         cache_size: usize = 2,
+        /// The RAFT ONNX export (a folder from scripts/export_raft.py, relative to the scene
+        /// file) used where a flow method is `RAFT`; default: `ANIM_RAFT_MODEL`, else
+        /// `~/.local/share/anim/models/raft` if it exists.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        raft: Option<PathBuf> = None,
     }
     schedules {}
 }

@@ -16,6 +16,7 @@ pub mod farm;
 pub mod flow;
 pub mod motion;
 pub mod output;
+pub mod post;
 pub mod render;
 pub mod runtime;
 pub mod scene;

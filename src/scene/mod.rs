@@ -26,13 +26,16 @@ pub use samplers::{SAMPLERS, UNIMPLEMENTED_SAMPLERS, sampler_fallback, sampler_n
 pub use tables::{
     AnimationMode, AnimationSettings, AntiBlurSettings, Border, CadenceSettings, CoherenceSettings,
     ColorCoherence, ControlNetUnit, DepthNormalization, DepthResize, DepthSettings,
-    GenerationSettings, ImageSettings, InitSettings, ModelSettings, MotionSettings, NoiseSettings,
-    OutputSettings, PaddingMode, ParseqSettings, PromptAffixes, PromptTravel, SamplingMode,
-    ScheduleText, VideoInputSettings,
+    GenerationSettings, INTERPOLATION_ENGINES, ImageSettings, InitSettings, ModelSettings,
+    MotionSettings, NoiseSettings, OutputSettings, PaddingMode, ParseqSettings, PostSettings,
+    PromptAffixes, PromptTravel, SamplingMode, ScheduleText, UPSCALE_FACTORS, VideoInputSettings,
 };
 use toml_error::describe_toml_error;
 pub use toml_error::{nearest_value, unknown_value};
-pub use validate::{MAX_CADENCE, MAX_FRAMES, MAX_SEED, MAX_SIDE, PRESETS, max_perlin_octaves};
+pub use validate::{
+    MAX_CADENCE, MAX_FRAMES, MAX_SEED, MAX_SIDE, MAX_UPSCALE_TILE, PRESETS, SUBTITLE_PARAMS,
+    max_perlin_octaves,
+};
 
 /// The message for a scene or settings file without a single setting.
 const EMPTY_SCENE: &str = "the file holds no settings (empty, blank or only comments); anim never \
@@ -108,6 +111,9 @@ pub struct Scene {
     /// A Parseq manifest replacing the schedules it covers.
     #[serde(skip_serializing_if = "ParseqSettings::is_off")]
     pub parseq: ParseqSettings,
+    /// Post passes: upscaling and frame interpolation.
+    #[serde(skip_serializing_if = "PostSettings::is_off")]
+    pub post: PostSettings,
     /// Where the scene was read from; relative paths resolve against its folder.
     #[serde(skip)]
     pub path: PathBuf,

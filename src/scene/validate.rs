@@ -420,55 +420,6 @@ impl Scene {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use crate::scene::tests::parse;
-
-    #[test]
-    fn bad_values() {
-        assert!(
-            parse("[image]\nwidth = 100\n")
-                .unwrap_err()
-                .to_string()
-                .contains("multiple of 8")
-        );
-        assert!(
-            parse("[image]\nwidth = \"wide\"\n")
-                .unwrap_err()
-                .to_string()
-                .contains("line 2")
-        );
-        let e = parse("[motion]\nzoom = \"0:(1.0), 5:(1+sinn(t))\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("[motion] zoom") && e.contains("sinn"), "{e}");
-        assert!(
-            parse("[generation]\nsampler = \"Eulr\"\n")
-                .unwrap_err()
-                .to_string()
-                .contains("did you mean `Euler`")
-        );
-        assert!(
-            parse("[animation]\nmode = \"4D\"\n")
-                .unwrap_err()
-                .to_string()
-                .contains("line 2")
-        );
-        assert!(
-            parse("[prompts]\nfirst = \"x\"\n")
-                .unwrap_err()
-                .to_string()
-                .contains("frame number")
-        );
-        assert!(
-            parse("[image\nwidth = 1")
-                .unwrap_err()
-                .to_string()
-                .contains("line 1")
-        );
-    }
-}
-
 /// Largest `[post] r_upscale_tile` (input pixels per side).
 pub const MAX_UPSCALE_TILE: u32 = 4096;
 
@@ -587,5 +538,54 @@ impl Scene {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::scene::tests::parse;
+
+    #[test]
+    fn bad_values() {
+        assert!(
+            parse("[image]\nwidth = 100\n")
+                .unwrap_err()
+                .to_string()
+                .contains("multiple of 8")
+        );
+        assert!(
+            parse("[image]\nwidth = \"wide\"\n")
+                .unwrap_err()
+                .to_string()
+                .contains("line 2")
+        );
+        let e = parse("[motion]\nzoom = \"0:(1.0), 5:(1+sinn(t))\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[motion] zoom") && e.contains("sinn"), "{e}");
+        assert!(
+            parse("[generation]\nsampler = \"Eulr\"\n")
+                .unwrap_err()
+                .to_string()
+                .contains("did you mean `Euler`")
+        );
+        assert!(
+            parse("[animation]\nmode = \"4D\"\n")
+                .unwrap_err()
+                .to_string()
+                .contains("line 2")
+        );
+        assert!(
+            parse("[prompts]\nfirst = \"x\"\n")
+                .unwrap_err()
+                .to_string()
+                .contains("frame number")
+        );
+        assert!(
+            parse("[image\nwidth = 1")
+                .unwrap_err()
+                .to_string()
+                .contains("line 1")
+        );
     }
 }

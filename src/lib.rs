@@ -17,6 +17,7 @@ pub mod flow;
 pub mod hybrid;
 pub mod motion;
 pub mod output;
+pub mod post;
 pub mod render;
 pub mod runtime;
 pub mod scene;

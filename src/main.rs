@@ -119,6 +119,16 @@ enum Command {
         #[command(subcommand)]
         what: FarmCommand,
     },
+    /// Run the scene's post passes over a finished render: [output] subtitles (video.srt),
+    /// [post] upscaling (video_Upscaled_xN.mp4) and frame interpolation (video_RIFE_xN.mp4);
+    /// `render` runs them itself at the end of a whole render.
+    Post {
+        /// Scene file (TOML) or Deforum settings file (JSON).
+        scene: PathBuf,
+        /// The render's output folder (default: the scene's [output] folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Encode the videos of a finished frames folder exactly as render would (after renders of
     /// parts with --frames: the parts' manifests are merged first).
     Encode {
@@ -601,6 +611,10 @@ fn run(cli: Cli) -> Result<()> {
                 );
                 std::process::exit(130);
             }
+            // the post passes need every frame and the videos
+            if frames.is_none() && !no_video {
+                run_post(&s, &summary.out, quiet)?;
+            }
         }
         Command::Preview {
             scene,
@@ -712,6 +726,14 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Farm { what } => farm_command(what)?,
+        Command::Post { scene, out } => {
+            let s = load(&scene, read)?;
+            let out = match out {
+                Some(o) => o,
+                None => s.checked_output_folder()?,
+            };
+            run_post(&s, &out, false)?;
+        }
         Command::Encode { out } => {
             let e = farm::encode::encode(&out, false)?;
             if e.parts > 0 {
@@ -753,6 +775,28 @@ fn run(cli: Cli) -> Result<()> {
                 run.max_magnitude,
                 out.display()
             );
+        }
+    }
+    Ok(())
+}
+
+/// Runs the scene's post passes over the render in `out` and names what they wrote.
+fn run_post(scene: &Scene, out: &Path, quiet: bool) -> Result<()> {
+    if scene.post.is_off() && !scene.output.subtitles {
+        return Ok(());
+    }
+    let done = anim::post::run(scene, out)?;
+    if !quiet {
+        if let Some(p) = &done.subtitles {
+            eprintln!("subtitles -> {}", p.display());
+        }
+        for (what, v) in [
+            ("upscaled", &done.upscaled),
+            ("interpolated", &done.interpolated),
+        ] {
+            if let Some((p, n)) = v {
+                eprintln!("{what}: {n} frames -> {}", p.display());
+            }
         }
     }
     Ok(())

@@ -75,8 +75,6 @@ const UNIMPLEMENTED_FEATURES: &[(&str, &str)] = &[
     ("use_mask_video", "video masks"),
     ("hybrid_generate_human_masks", "hybrid video human masks"),
     ("use_looper", "guided images"),
-    ("r_upscale_video", "video upscaling"),
-    ("frame_interpolation_engine", "frame interpolation"),
     ("shake_name", "Camera Shakify"),
 ];
 
@@ -104,16 +102,9 @@ const UNIMPLEMENTED_KEYS: &[&str] = &[
     "blendFactorSlope",
     "tweening_frames_schedule",
     "color_correction_factor",
-    "r_upscale_factor",
-    "r_upscale_model",
-    "r_upscale_keep_imgs",
-    "frame_interpolation_x_amount",
-    "frame_interpolation_slow_mo_enabled",
-    "frame_interpolation_slow_mo_amount",
-    "frame_interpolation_keep_imgs",
-    "frame_interpolation_use_upscaled",
     "shake_intensity",
     "shake_speed",
+    "deforum_embed_srt",
 ];
 
 /// Deforum's default `video_init_path` (a URL: a file without the key asks for it).
@@ -886,6 +877,87 @@ pub fn from_settings_with(
     if let Some(b) = flag("skip_video_creation")? {
         scene.output.video = !b;
     }
+    // post passes (Deforum's output tab) and the webui's subtitle options when present
+    let post = &mut scene.post;
+    if let Some(v) = get("frame_interpolation_engine") {
+        let table: Vec<(&str, &str)> = super::INTERPOLATION_ENGINES
+            .iter()
+            .map(|n| (*n, *n))
+            .collect();
+        post.frame_interpolation_engine = choose("frame_interpolation_engine", &v, &table)
+            .map_err(err)?
+            .to_string();
+    }
+    for (k, slot) in [
+        (
+            "frame_interpolation_x_amount",
+            &mut post.frame_interpolation_x_amount,
+        ),
+        (
+            "frame_interpolation_slow_mo_amount",
+            &mut post.frame_interpolation_slow_mo_amount,
+        ),
+    ] {
+        if let Some(n) = number(k, "a whole number within 2..=10")? {
+            if !(2.0..=10.0).contains(&n) || n.fract() != 0.0 {
+                return Err(err(format!("`{k}` = {n}: a whole number within 2..=10")));
+            }
+            *slot = n as u32;
+        }
+    }
+    for (k, slot) in [
+        (
+            "frame_interpolation_slow_mo_enabled",
+            &mut post.frame_interpolation_slow_mo_enabled,
+        ),
+        (
+            "frame_interpolation_keep_imgs",
+            &mut post.frame_interpolation_keep_imgs,
+        ),
+        (
+            "frame_interpolation_use_upscaled",
+            &mut post.frame_interpolation_use_upscaled,
+        ),
+        ("r_upscale_video", &mut post.r_upscale_video),
+        ("r_upscale_keep_imgs", &mut post.r_upscale_keep_imgs),
+        ("deforum_save_gen_info_as_srt", &mut scene.output.subtitles),
+    ] {
+        if let Some(b) = flag(k)? {
+            *slot = b;
+        }
+    }
+    if let Some(v) = get("r_upscale_factor") {
+        let table: Vec<(&str, &str)> = super::UPSCALE_FACTORS.iter().map(|n| (*n, *n)).collect();
+        post.r_upscale_factor = choose("r_upscale_factor", &v, &table)
+            .map_err(err)?
+            .to_string();
+    }
+    if let Some(m) = path_text("r_upscale_model")? {
+        post.r_upscale_model = m;
+    }
+    match get("deforum_save_gen_info_as_srt_params") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            scene.output.subtitle_params = items
+                .iter()
+                .map(|i| match i {
+                    Value::String(s) => Ok(s.clone()),
+                    other => Err(err(bad(
+                        "deforum_save_gen_info_as_srt_params",
+                        other,
+                        "a parameter's label (a string)",
+                    ))),
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        Some(v) => {
+            return Err(err(bad(
+                "deforum_save_gen_info_as_srt_params",
+                &v,
+                "a list of parameter labels",
+            )));
+        }
+    }
 
     // schedules, with Deforum's enable switches
     for def in registry::SCHEDULES {
@@ -1212,6 +1284,12 @@ pub fn deforum_name(table: &str, key: &str) -> Option<&'static str> {
         ("animation", "mode", "animation_mode"),
         ("init", "image", "init_image"),
         ("output", "fps", "fps"),
+        ("output", "subtitles", "deforum_save_gen_info_as_srt"),
+        (
+            "output",
+            "subtitle_params",
+            "deforum_save_gen_info_as_srt_params",
+        ),
         ("parseq", "manifest", "parseq_manifest"),
         ("parseq", "use_deltas", "parseq_use_deltas"),
         (

@@ -27,15 +27,15 @@ pub use tables::{
     AnimationMode, AnimationSettings, AntiBlurSettings, Border, CadenceSettings, CoherenceSettings,
     ColorCoherence, ControlNetUnit, DepthNormalization, DepthResize, DepthSettings,
     GenerationSettings, HybridComposite, HybridEqualize, HybridMaskType, HybridMotion,
-    HybridSettings, ImageSettings, InitSettings, ModelSettings, MotionSettings, NoiseSettings,
-    OutputSettings, PaddingMode, ParseqSettings, PromptAffixes, PromptTravel, SamplingMode,
-    ScheduleText, VideoInputSettings,
+    HybridSettings, INTERPOLATION_ENGINES, ImageSettings, InitSettings, ModelSettings,
+    MotionSettings, NoiseSettings, OutputSettings, PaddingMode, ParseqSettings, PostSettings,
+    PromptAffixes, PromptTravel, SamplingMode, ScheduleText, UPSCALE_FACTORS, VideoInputSettings,
 };
 use toml_error::describe_toml_error;
 pub use toml_error::{nearest_value, unknown_value};
 pub use validate::{
     FLOW_METHODS, MAX_CADENCE, MAX_CONSISTENCY_BLUR, MAX_FRAMES, MAX_REDO, MAX_SEED, MAX_SIDE,
-    PRESETS, flow_choice, max_perlin_octaves,
+    MAX_UPSCALE_TILE, PRESETS, SUBTITLE_PARAMS, flow_choice, max_perlin_octaves,
 };
 
 /// The message for a scene or settings file without a single setting.
@@ -114,6 +114,9 @@ pub struct Scene {
     /// A Parseq manifest replacing the schedules it covers.
     #[serde(skip_serializing_if = "ParseqSettings::is_off")]
     pub parseq: ParseqSettings,
+    /// Post passes: upscaling and frame interpolation.
+    #[serde(skip_serializing_if = "PostSettings::is_off")]
+    pub post: PostSettings,
     /// Where the scene was read from; relative paths resolve against its folder.
     #[serde(skip)]
     pub path: PathBuf,

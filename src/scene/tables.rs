@@ -792,8 +792,68 @@ scene_table! {
         soundtrack_offset: f64 = 0.0,
         /// Write each ControlNet unit's control map per frame to `OUT/controlnet_N/`.
         save_control_maps: bool = false,
+        /// Write `video.srt` beside the video: one cue per frame with its number, seed and the
+        /// parameters of `subtitle_params` (Deforum's `deforum_save_gen_info_as_srt`).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        subtitles: bool = false,
+        /// Deforum's labels of the parameters each cue shows ("Angle", "Zoom", "Str Sch",
+        /// "Prompt", …: docs/scene-format.md lists them); Deforum's
+        /// `deforum_save_gen_info_as_srt_params`.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        subtitle_params: Vec<String> = Vec::new(),
     }
     schedules {}
+}
+
+/// Deforum's frame interpolation engines (`[post] frame_interpolation_engine`).
+pub const INTERPOLATION_ENGINES: &[&str] = &["None", "RIFE v4.6", "FILM"];
+
+/// Deforum's upscale factors (`[post] r_upscale_factor`).
+pub const UPSCALE_FACTORS: &[&str] = &["x2", "x3", "x4"];
+
+scene_table! {
+    /// `[post]`: passes over the finished frames, each writing a video beside `video.mp4`:
+    /// upscaling, then frame interpolation (Deforum's order). Keys keep Deforum's names.
+    PostSettings ("post") {
+        /// "None", "RIFE v4.6" (RIFE's order and padding) or "FILM" (FILM's recursive order).
+        frame_interpolation_engine: String = "None".into(),
+        /// The interpolation model (`.onnx` or a folder holding `model.onnx`, relative to the
+        /// scene file); default `models/RIFE46` or `models/film_net` beside the scene.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        frame_interpolation_model: Option<PathBuf> = None,
+        /// Frames out per frame in, 2..=10.
+        frame_interpolation_x_amount: u32 = 2,
+        /// Slow motion: the interpolated video plays at fps·x / slow_mo_amount.
+        frame_interpolation_slow_mo_enabled: bool = false,
+        /// The slow-motion divisor, 2..=10.
+        frame_interpolation_slow_mo_amount: u32 = 2,
+        /// Keep the interpolated frames (`OUT/frames_<ENGINE>_x<X>/`).
+        frame_interpolation_keep_imgs: bool = false,
+        /// Interpolate the upscaled frames (when upscaling runs and keeps them).
+        frame_interpolation_use_upscaled: bool = false,
+        /// Upscale the frames into `video_Upscaled_x<N>.mp4`.
+        r_upscale_video: bool = false,
+        /// "x2", "x3" or "x4": must be the model's own factor.
+        r_upscale_factor: String = "x2".into(),
+        /// A Deforum model name (the folder `models/<name>` beside the scene) or a path to an
+        /// `.onnx` file or a folder holding `model.onnx`.
+        r_upscale_model: String = "realesr-animevideov3".into(),
+        /// Keep the upscaled frames (`OUT/frames_upscaled_x<N>/`).
+        r_upscale_keep_imgs: bool = true,
+        /// Tile side in input pixels (0: whole frames); memory is bounded by the tile.
+        r_upscale_tile: u32 = 256,
+        /// Context around each tile, in input pixels; tiles overlap by twice this and are
+        /// cross-faded there.
+        r_upscale_tile_pad: u32 = 10,
+    }
+    schedules {}
+}
+
+impl PostSettings {
+    /// True when no post pass is asked for.
+    pub fn is_off(&self) -> bool {
+        self.frame_interpolation_engine == "None" && !self.r_upscale_video
+    }
 }
 
 scene_table! {
@@ -837,6 +897,7 @@ pub(super) fn table_keys(table: &str) -> &'static [&'static str] {
             "parseq",
             "audio",
             "hybrid",
+            "post",
         ],
         "image" => ImageSettings::KEYS,
         "animation" => AnimationSettings::KEYS,
@@ -854,6 +915,7 @@ pub(super) fn table_keys(table: &str) -> &'static [&'static str] {
         "model" => ModelSettings::KEYS,
         "output" => OutputSettings::KEYS,
         "parseq" => ParseqSettings::KEYS,
+        "post" => PostSettings::KEYS,
         "audio" => crate::audio::AudioSettings::KEYS,
         "hybrid" => HybridSettings::KEYS,
         _ => &[],
@@ -880,6 +942,7 @@ pub(super) const TABLES: &[&str] = &[
     "parseq",
     "audio",
     "hybrid",
+    "post",
 ];
 
 #[cfg(test)]

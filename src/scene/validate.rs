@@ -6,8 +6,8 @@ use std::sync::Arc;
 use super::prompts::expand_prompt_math;
 use super::{
     AnimationMode, ColorCoherence, Evaluated, FrameSchedules, HybridComposite, HybridMaskType,
-    HybridMotion, Scene, ScheduleText, nearest_value, sampler_fallback, sampler_name,
-    unknown_value,
+    HybridMotion, INTERPOLATION_ENGINES, Scene, ScheduleText, UPSCALE_FACTORS, nearest_value,
+    sampler_fallback, sampler_name, unknown_value,
 };
 use crate::schedule::StringSchedule;
 
@@ -290,6 +290,7 @@ impl Scene {
                 NOISE_TYPES,
             ));
         }
+        self.validate_post()?;
         if self.output.crf > 51 {
             return Err(format!(
                 "[output] crf = {}: must be 0..=51",
@@ -629,6 +630,127 @@ impl Scene {
                 "[noise] perlin_octaves = {octaves}: a {w}x{h} frame holds 1..={max_octaves} octaves \
                  (noise is drawn from frame {i} on)"
             ));
+        }
+        Ok(())
+    }
+}
+
+/// Largest `[post] r_upscale_tile` (input pixels per side).
+pub const MAX_UPSCALE_TILE: u32 = 4096;
+
+/// The parameters a subtitle cue can show, in Deforum's order (its `param_dict`): Deforum's
+/// label (what `[output] subtitle_params` names), the short name written in the cue, and anim's
+/// schedule. "Prompt" (always last) is handled apart.
+pub const SUBTITLE_PARAMS: &[(&str, &str, &str)] = &[
+    ("Angle", "Angle", "angle"),
+    ("Trans Center X", "Tr.C.X", "transform_center_x"),
+    ("Trans Center Y", "Tr.C.Y", "transform_center_y"),
+    ("Zoom", "Zoom", "zoom"),
+    ("Trans X", "TrX", "translation_x"),
+    ("Trans Y", "TrY", "translation_y"),
+    ("Trans Z", "TrZ", "translation_z"),
+    ("Rot 3D X", "RotX", "rotation_3d_x"),
+    ("Rot 3D Y", "RotY", "rotation_3d_y"),
+    ("Rot 3D Z", "RotZ", "rotation_3d_z"),
+    ("Per Fl Theta", "PerFlT", "perspective_flip_theta"),
+    ("Per Fl Phi", "PerFlP", "perspective_flip_phi"),
+    ("Per Fl Gamma", "PerFlG", "perspective_flip_gamma"),
+    ("Per Fl FV", "PerFlFV", "perspective_flip_fv"),
+    ("Noise Sch", "Noise", "noise"),
+    ("Str Sch", "StrSch", "strength"),
+    ("Contrast Sch", "CtrstSch", "contrast"),
+    ("CFG Sch", "CFGSch", "cfg_scale"),
+    ("P2P Img CFG Sch", "P2PCfgSch", "pix2pix_img_cfg_scale"),
+    ("Subseed Sch", "SubSSch", "subseed"),
+    ("Subseed Str Sch", "SubSStrSch", "subseed_strength"),
+    ("Ckpt Sch", "CkptSch", "checkpoint"),
+    ("Steps Sch", "StepsSch", "steps"),
+    ("Seed Sch", "SeedSch", "seed"),
+    ("Sampler Sch", "SamplerSchedule", "sampler"),
+    ("Clipskip Sch", "ClipskipSchedule", "clipskip"),
+    (
+        "Noise Multp Sch",
+        "NoiseMultiplierSchedule",
+        "noise_multiplier",
+    ),
+    ("Ant.Blr Amount Sch", "AmountSchedule", "amount"),
+    ("Ant.Blr Kernel Sch", "KernelSchedule", "kernel"),
+    ("Ant.Blr Sigma Sch", "SigmaSchedule", "sigma"),
+    ("Ant.Blr Threshold Sch", "ThresholdSchedule", "threshold"),
+    ("Aspect Ratio Sch", "AspectRatioSchedule", "aspect_ratio"),
+    ("FOV Sch", "FieldOfViewSchedule", "fov"),
+    ("Near Sch", "NearSchedule", "near"),
+    (
+        "Cadence Flow Factor Sch",
+        "CadenceFlowFactorSchedule",
+        "cadence_flow_factor",
+    ),
+    ("Far Sch", "FarSchedule", "far"),
+];
+
+impl Scene {
+    /// Ranges and names of the `[post]` keys and `[output] subtitle_params`.
+    fn validate_post(&self) -> Result<(), String> {
+        let p = &self.post;
+        if !INTERPOLATION_ENGINES.contains(&p.frame_interpolation_engine.as_str()) {
+            return Err(unknown_value(
+                "[post] frame_interpolation_engine",
+                &p.frame_interpolation_engine,
+                INTERPOLATION_ENGINES,
+            ));
+        }
+        for (key, v) in [
+            (
+                "frame_interpolation_x_amount",
+                p.frame_interpolation_x_amount,
+            ),
+            (
+                "frame_interpolation_slow_mo_amount",
+                p.frame_interpolation_slow_mo_amount,
+            ),
+        ] {
+            if !(2..=10).contains(&v) {
+                return Err(format!(
+                    "[post] {key} = {v}: must be within 2..=10 (Deforum's range)"
+                ));
+            }
+        }
+        if !UPSCALE_FACTORS.contains(&p.r_upscale_factor.as_str()) {
+            return Err(unknown_value(
+                "[post] r_upscale_factor",
+                &p.r_upscale_factor,
+                UPSCALE_FACTORS,
+            ));
+        }
+        if p.r_upscale_model.trim().is_empty() {
+            return Err(
+                "[post] r_upscale_model is empty: name a model folder (\"realesr-animevideov3\") or an .onnx file"
+                    .into(),
+            );
+        }
+        if p.r_upscale_tile > MAX_UPSCALE_TILE || (p.r_upscale_tile != 0 && p.r_upscale_tile < 16) {
+            return Err(format!(
+                "[post] r_upscale_tile = {}: must be 0 (whole frames) or within 16..={MAX_UPSCALE_TILE}",
+                p.r_upscale_tile
+            ));
+        }
+        if p.r_upscale_tile_pad > 64
+            || (p.r_upscale_tile != 0 && 2 * p.r_upscale_tile_pad > p.r_upscale_tile)
+        {
+            return Err(format!(
+                "[post] r_upscale_tile_pad = {}: must be within 0..=64 and at most half of r_upscale_tile ({})",
+                p.r_upscale_tile_pad, p.r_upscale_tile
+            ));
+        }
+        let labels: Vec<&str> = SUBTITLE_PARAMS
+            .iter()
+            .map(|(l, _, _)| *l)
+            .chain(["Prompt"])
+            .collect();
+        for l in &self.output.subtitle_params {
+            if !labels.contains(&l.as_str()) {
+                return Err(unknown_value("[output] subtitle_params", l, &labels));
+            }
         }
         Ok(())
     }

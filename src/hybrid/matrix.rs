@@ -123,7 +123,7 @@ fn keypoints(img: &GrayImage) -> Vec<Keypoint> {
         .collect();
     let max = resp.iter().copied().fold(0f32, f32::max);
     // flat images: nothing above a small absolute floor (grey levels squared per pixel²)
-    let floor = (0.01 * max).max(0.5);
+    let floor = (0.001 * max).max(0.5);
     let m = MARGIN as usize;
     let mut cands: Vec<(f32, usize, usize)> = Vec::new();
     for y in m..h - m {
@@ -132,10 +132,10 @@ fn keypoints(img: &GrayImage) -> Vec<Keypoint> {
             if r <= floor {
                 continue;
             }
-            // 5x5 non-maximum suppression; ties broken by position so the result is unique
+            // 3x3 non-maximum suppression; ties broken by position so the result is unique
             let mut peak = true;
-            'n: for dy in -2isize..=2 {
-                for dx in -2isize..=2 {
+            'n: for dy in -1isize..=1 {
+                for dx in -1isize..=1 {
                     if dx == 0 && dy == 0 {
                         continue;
                     }

@@ -104,11 +104,15 @@ fn the_matrix_is_the_same_on_every_call() {
     }
 }
 
-
 /// Largest difference, how many values differ, and PSNR in dB.
 fn compare(ours: &[u8], want: &[u8]) -> (u8, usize, f64) {
     assert_eq!(ours.len(), want.len());
-    let max = ours.iter().zip(want).map(|(a, b)| a.abs_diff(*b)).max().unwrap_or(0);
+    let max = ours
+        .iter()
+        .zip(want)
+        .map(|(a, b)| a.abs_diff(*b))
+        .max()
+        .unwrap_or(0);
     let n = ours.iter().zip(want).filter(|(a, b)| a != b).count();
     let mse = ours
         .iter()
@@ -141,8 +145,14 @@ fn the_warped_frame_matches_opencvs_sift_ransac() {
         let ours = matrix::warp_reflect101(&prev, &m);
         let want = rgb(&hyb.join(format!("motion_{kind}.png")));
         let (max, n, psnr) = compare(ours.as_raw(), want.as_raw());
-        eprintln!("{kind}: PSNR {psnr:.2} dB, max |d| {max}, {n} of {} values differ", want.as_raw().len());
-        assert!(psnr >= bar && max <= max_bar, "{kind}: {psnr} dB, max {max}");
+        eprintln!(
+            "{kind}: PSNR {psnr:.2} dB, max |d| {max}, {n} of {} values differ",
+            want.as_raw().len()
+        );
+        assert!(
+            psnr >= bar && max <= max_bar,
+            "{kind}: {psnr} dB, max {max}"
+        );
     }
 }
 
@@ -166,7 +176,10 @@ fn the_reflect101_warp_matches_opencv_with_its_matrix() {
         let ours = matrix::warp_reflect101(&prev, &m);
         let want = rgb(&hyb.join(format!("motion_{kind}.png")));
         let (max, n, psnr) = compare(ours.as_raw(), want.as_raw());
-        eprintln!("{kind} with cv2's matrix: PSNR {psnr:.2} dB, max |d| {max}, {n} of {} differ", want.as_raw().len());
+        eprintln!(
+            "{kind} with cv2's matrix: PSNR {psnr:.2} dB, max |d| {max}, {n} of {} differ",
+            want.as_raw().len()
+        );
         assert!(max <= 1 && n <= cap, "{kind}: max {max}, {n} differ");
     }
 }
@@ -189,7 +202,12 @@ fn settings(dir: &Path, motion: &str, prev_img: bool) -> PathBuf {
 
 fn render(s: &Path, out: &Path) -> Vec<Vec<u8>> {
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_anim"))
-        .args(["render", s.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "render",
+            s.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .args(["-q", "--no-video", "--model"])
         .arg(root().join("models/tiny-sd"))
         .output()
@@ -210,9 +228,16 @@ fn a_perspective_hybrid_motion_render_is_byte_identical_across_runs() {
         assert_eq!(a, b, "frame {i} differs between two runs");
     }
     // the clip pans: the motion between its first frames is not the identity
-    let f = |i: usize| gray(&rgb(&dir.path().join(format!("one/hybridinput/{i:06}.png"))));
+    let f = |i: usize| {
+        gray(&rgb(&dir
+            .path()
+            .join(format!("one/hybridinput/{i:06}.png"))))
+    };
     assert_ne!(matrix::perspective(&f(0), &f(1)), matrix::IDENTITY);
-    assert_ne!(matrix::affine_to_3x3(&matrix::affine(&f(0), &f(1))), matrix::IDENTITY);
+    assert_ne!(
+        matrix::affine_to_3x3(&matrix::affine(&f(0), &f(1))),
+        matrix::IDENTITY
+    );
 }
 
 #[test]

@@ -46,7 +46,7 @@ const MARGIN: u32 = 10;
 /// Descriptor length: 4x4 cells of 8 orientation bins.
 const DESC: usize = 128;
 /// RANSAC's seed (any fixed value).
-const SEED: u64 = 0x5eed_0f_ab_c0ff_ee;
+const SEED: u64 = 0x5eed_0fab_c0ff_ee00;
 
 /// A corner and its descriptor.
 struct Keypoint {
@@ -246,7 +246,12 @@ pub fn matches(a: &GrayImage, b: &GrayImage) -> Vec<([f64; 2], [f64; 2])> {
         .filter_map(|p| {
             let (mut d1, mut d2, mut best) = (f32::INFINITY, f32::INFINITY, 0);
             for (j, q) in kb.iter().enumerate() {
-                let d: f32 = p.desc.iter().zip(&q.desc).map(|(u, v)| (u - v) * (u - v)).sum();
+                let d: f32 = p
+                    .desc
+                    .iter()
+                    .zip(&q.desc)
+                    .map(|(u, v)| (u - v) * (u - v))
+                    .sum();
                 if d < d1 {
                     (d2, d1, best) = (d1, d, j);
                 } else if d < d2 {
@@ -529,7 +534,12 @@ pub fn warp_reflect101(img: &RgbImage, m: &Mat3) -> RgbImage {
     // how far outside the frame the warp samples (corners; a homography folding through
     // infinity samples everywhere: the pad is capped at the frame size)
     let (mut reach_x, mut reach_y) = (0f64, 0f64);
-    for (x, y) in [(0.0, 0.0), (w as f64, 0.0), (0.0, h as f64), (w as f64, h as f64)] {
+    for (x, y) in [
+        (0.0, 0.0),
+        (w as f64, 0.0),
+        (0.0, h as f64),
+        (w as f64, h as f64),
+    ] {
         match project(&inv, [x, y]) {
             Some(p) => {
                 reach_x = reach_x.max(-p[0]).max(p[0] - w as f64);
@@ -577,14 +587,23 @@ mod tests {
     #[test]
     fn exact_models_from_minimal_sets() {
         let h: Mat3 = [[1.01, 0.02, -2.0], [-0.015, 0.995, 1.5], [4e-5, -3e-5, 1.0]];
-        let src = [[10.0, 12.0], [200.0, 15.0], [190.0, 170.0], [20.0, 180.0], [90.0, 70.0]];
+        let src = [
+            [10.0, 12.0],
+            [200.0, 15.0],
+            [190.0, 170.0],
+            [20.0, 180.0],
+            [90.0, 70.0],
+        ];
         let pts: Vec<_> = src.iter().map(|&s| (s, project(&h, s).unwrap())).collect();
         let got = homography_dlt(&pts).unwrap();
         for (a, b) in got.iter().flatten().zip(h.iter().flatten()) {
             assert!((a - b).abs() < 1e-9, "{got:?}");
         }
         let s: Mat3 = [[0.99, -0.03, 4.0], [0.03, 0.99, -2.5], [0.0, 0.0, 1.0]];
-        let pts: Vec<_> = src[..2].iter().map(|&p| (p, project(&s, p).unwrap())).collect();
+        let pts: Vec<_> = src[..2]
+            .iter()
+            .map(|&p| (p, project(&s, p).unwrap()))
+            .collect();
         let got = similarity_fit(&pts).unwrap();
         for (a, b) in got.iter().flatten().zip(s.iter().flatten()) {
             assert!((a - b).abs() < 1e-9, "{got:?}");

@@ -15,7 +15,15 @@ patch of `coffee` sliding the other way, 16 frames of 64x64, H.264 (ffmpeg's lib
 
 Run with a venv holding numpy, Pillow, opencv-python-headless and scikit-image
 (`python3 -m venv v && v/bin/pip install numpy pillow opencv-python-headless scikit-image`) and
-the ffmpeg command: `v/bin/python scripts/make_hybrid_refs.py` writes tests/data/hybrid/.
+the ffmpeg command: `v/bin/python scripts/make_hybrid_refs.py` writes tests/data/hybrid/;
+`... make_hybrid_refs.py motion` writes only the hybrid-motion references (`motion_*`).
+
+Hybrid motion Perspective/Affine follows Deforum's `get_transformation_matrix_from_images` as
+docs/research describes it: grey frames, `cv2.SIFT_create()`, `BFMatcher().knnMatch(k=2)`, Lowe's
+ratio 0.75, the identity with 8 good matches or fewer, `findHomography(RANSAC, 5.0)` applied with
+`warpPerspective(..., BORDER_REFLECT_101)` or `estimateAffinePartial2D` applied with
+`warpAffine(..., BORDER_REFLECT_101)`; the video frames are two photo pairs of
+tests/data/flow/pairs/ and the warped frame a third photo of the same size.
 """
 import json
 import os
@@ -115,8 +123,61 @@ def make_clip(path):
             check=True)
 
 
+def motion_matrix(a, b, kind):
+    """Deforum's matrix from frame a (t-1) to frame b (t), both RGB arrays."""
+    import cv2
+
+    ga = cv2.cvtColor(cv2.cvtColor(a, cv2.COLOR_RGB2BGR), cv2.COLOR_BGR2GRAY)
+    gb = cv2.cvtColor(cv2.cvtColor(b, cv2.COLOR_RGB2BGR), cv2.COLOR_BGR2GRAY)
+    sift = cv2.SIFT_create()
+    k1, d1 = sift.detectAndCompute(ga, None)
+    k2, d2 = sift.detectAndCompute(gb, None)
+    good = [m for m, n in cv2.BFMatcher().knnMatch(d1, d2, k=2) if m.distance < 0.75 * n.distance]
+    if len(good) <= 8:
+        return (np.eye(3) if kind == "perspective" else np.eye(2, 3)), len(good)
+    src = np.float32([k1[m.queryIdx].pt for m in good]).reshape(-1, 1, 2)
+    dst = np.float32([k2[m.trainIdx].pt for m in good]).reshape(-1, 1, 2)
+    if kind == "perspective":
+        m, _ = cv2.findHomography(src, dst, cv2.RANSAC, 5.0)
+    else:
+        m, _ = cv2.estimateAffinePartial2D(src, dst)
+    return m, len(good)
+
+
+def motion_refs():
+    """Hybrid motion: cv2's matrix between two video frames applied to a previous frame."""
+    import cv2
+
+    def load(name):
+        return np.array(Image.open(os.path.join(PAIRS, name)).convert("RGB"))
+
+    refs = {}
+    for kind, frames, prev in (("perspective", "homography", "shift_b.png"),
+                               ("affine", "rotzoom", "bigshift_a.png")):
+        a, b, p = load(f"{frames}_a.png"), load(f"{frames}_b.png"), load(prev)
+        m, good = motion_matrix(a, b, kind)
+        h, w = p.shape[:2]
+        bgr = cv2.cvtColor(p, cv2.COLOR_RGB2BGR)
+        if kind == "perspective":
+            out = cv2.warpPerspective(bgr, m, (w, h), borderMode=cv2.BORDER_REFLECT_101)
+        else:
+            out = cv2.warpAffine(bgr, m, (w, h), borderMode=cv2.BORDER_REFLECT_101)
+        Image.fromarray(cv2.cvtColor(out, cv2.COLOR_BGR2RGB)).save(
+            os.path.join(OUT, f"motion_{kind}.png"))
+        refs[kind] = {"frames": frames, "prev": prev, "good_matches": good,
+                      "matrix": np.asarray(m).tolist(), "opencv": cv2.__version__}
+    with open(os.path.join(OUT, "motion.json"), "w") as f:
+        json.dump(refs, f, indent=1)
+
+
 def main():
+    import sys
+
     os.makedirs(OUT, exist_ok=True)
+    if sys.argv[1:] == ["motion"]:
+        motion_refs()
+        return
+    motion_refs()
     prev = crop("subject_a.png", 40, 30, 96, 64)
     video_src = crop("subject_b.png", 30, 20, 130, 90)
     video = video_src.resize((96, 64), Image.LANCZOS)

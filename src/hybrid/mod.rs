@@ -11,6 +11,7 @@
 
 pub mod composite;
 pub mod mask;
+pub mod matrix;
 pub mod resize;
 
 use std::path::{Path, PathBuf};
@@ -52,12 +53,7 @@ pub fn check(scene: &Scene) -> Result<()> {
     };
     match h.motion {
         HybridMotion::None => {}
-        HybridMotion::OpticalFlow => {}
-        HybridMotion::Perspective | HybridMotion::Affine => bail!(
-            "{file}: {} = \"{}\" is not supported yet (feature matching + RANSAC); use \"none\"",
-            key("motion", "hybrid_motion"),
-            h.motion
-        ),
+        HybridMotion::OpticalFlow | HybridMotion::Perspective | HybridMotion::Affine => {}
     }
     if h.motion != HybridMotion::None && scene.cadence.diffusion_cadence > 1 {
         bail!(
@@ -412,10 +408,26 @@ impl Hybrid {
                     .with_context(|| format!("frame {t}: hybrid motion (optical flow)"))
             }
             HybridMotion::OpticalFlow => Ok(img),
-            HybridMotion::Perspective | HybridMotion::Affine => bail!(
-                "frame {t}: hybrid motion \"{}\" is not supported yet",
-                self.settings.motion
-            ),
+            HybridMotion::Perspective | HybridMotion::Affine => {
+                if t == 0 {
+                    return Ok(img);
+                }
+                // Deforum: video frame t-1 -> t; with `motion_use_prev_img` the previous frame
+                // (moved by the camera) -> video frame t, where Deforum's own code returns the
+                // identity or fails (docs/deforum-differences.md)
+                let to = crate::flow::gray(&self.motion_frame(t)?);
+                let from = if self.settings.motion_use_prev_img {
+                    crate::flow::gray(&img)
+                } else {
+                    crate::flow::gray(&self.motion_frame(t - 1)?)
+                };
+                let m = if self.settings.motion == HybridMotion::Perspective {
+                    matrix::perspective(&from, &to)
+                } else {
+                    matrix::affine_to_3x3(&matrix::affine(&from, &to))
+                };
+                Ok(matrix::warp_reflect101(&img, &m))
+            }
         }
     }
 

@@ -1,0 +1,18 @@
+//! Scene files (TOML): read, then every frame's schedules evaluated.
+#![no_main]
+use anim::scene::Scene;
+use libfuzzer_sys::fuzz_target;
+use std::path::Path;
+
+fuzz_target!(|text: &str| {
+    if let Ok(scene) = Scene::from_toml(text, Path::new("fuzz.toml")) {
+        if let Ok(s) = scene.schedules() {
+            for f in 0..3 {
+                let _ = s.at(f);
+                scene.prompt_at_with(f, &s);
+                scene.travel_at_with(f, &s);
+            }
+        }
+        let _ = anim::scene::deforum::to_toml(&scene, Path::new("fuzz.toml"), &[]);
+    }
+});

@@ -190,26 +190,34 @@ fn cadence_increments_are_normalised_to_one_pixel() {
     assert!(zero.as_slice().iter().all(|v| *v == 0.0));
 }
 
-/// A Deforum settings file with hybrid motion "Optical Flow" (Farneback, consistency check,
-/// blur 2, factor 0.9) over tests/data/hybrid/clip.mp4, rendered with models/tiny-sd.
-fn hybrid_settings(dir: &std::path::Path, motion: &str) -> PathBuf {
+/// Frames of the hybrid renders: the clip's first 12.
+const FRAMES: usize = 12;
+
+/// A Deforum settings file with hybrid motion `motion` (flow `method`, consistency check, blur
+/// 2, factor 0.9) over the first 12 frames of tests/data/hybrid/clip.mp4 with diffusion cadence
+/// `cadence`, rendered with models/tiny-sd.
+fn hybrid_settings(dir: &std::path::Path, motion: &str, method: &str, cadence: u32) -> PathBuf {
     let clip = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/hybrid/clip.mp4");
     let body = serde_json::json!({
         "W": 64, "H": 64, "max_frames": 3, "seed": 11, "animation_mode": "2D",
         "steps": 6, "strength_schedule": "0:(0.6)", "sampler": "Euler a",
-        "zoom": "0:(1)", "prompts": {"0": "an astronaut, photo"},
-        "video_init_path": clip.to_str().unwrap(), "extract_to_frame": 5,
-        "hybrid_motion": motion, "hybrid_flow_method": "Farneback",
+        "zoom": "0:(1.02)", "prompts": {"0": "an astronaut, photo"},
+        "video_init_path": clip.to_str().unwrap(), "extract_to_frame": FRAMES - 1,
+        "diffusion_cadence": cadence,
+        "hybrid_motion": motion, "hybrid_flow_method": method,
         "hybrid_flow_consistency": true, "hybrid_consistency_blur": 2,
         "hybrid_flow_factor_schedule": "0:(0.9)",
         // a composite that changes nothing keeps hybrid video on without motion too
         "hybrid_composite": "Normal", "hybrid_comp_alpha_schedule": "0:(0)",
     });
-    let p = dir.join(format!("{}.txt", motion.replace(' ', "_")));
+    let p = dir.join(format!(
+        "{}_{}_{cadence}.txt",
+        motion.replace(' ', "_"),
+        method.replace(' ', "_")
+    ));
     std::fs::write(&p, serde_json::to_string_pretty(&body).unwrap()).unwrap();
     p
 }
-
 fn render(s: &std::path::Path, out: &std::path::Path, halt: Option<usize>) -> Vec<Vec<u8>> {
     let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/tiny-sd");
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_anim"));
@@ -260,24 +268,64 @@ fn render(s: &std::path::Path, out: &std::path::Path, halt: Option<usize>) -> Ve
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         }
     }
-    (0..6)
+    (0..FRAMES)
         .map(|i| std::fs::read(out.join(format!("frames/{i:06}.png"))).unwrap())
         .collect()
 }
 
-/// Hybrid motion "Optical Flow" renders the clip's 6 frames, moves the frames (they differ from a
-/// render without hybrid motion from frame 1 on), and a render killed and resumed gives the same bytes.
-#[test]
-fn hybrid_optical_flow_renders_and_resumes_bit_identical() {
+/// Hybrid motion "Optical Flow" with `method` renders the clip's 12 frames, moves the frames
+/// (they differ from a render without hybrid motion from frame 1 on), and a render killed after
+/// frame 5 and resumed gives the same bytes.
+fn optical_flow_renders_and_resumes(method: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let flow = hybrid_settings(dir.path(), "Optical Flow");
-    let none = hybrid_settings(dir.path(), "None");
+    let flow = hybrid_settings(dir.path(), "Optical Flow", method, 1);
+    let none = hybrid_settings(dir.path(), "None", method, 1);
     let want = render(&flow, &dir.path().join("full"), None);
     let plain = render(&none, &dir.path().join("plain"), None);
     assert_eq!(want[0], plain[0], "frame 0 has no motion");
-    for i in 1..6 {
+    for i in 1..FRAMES {
         assert_ne!(want[i], plain[i], "frame {i} is moved by the video's flow");
     }
-    let got = render(&flow, &dir.path().join("part"), Some(3));
+    let got = render(&flow, &dir.path().join("part"), Some(5));
     assert_eq!(got, want, "a resumed render differs");
+}
+
+#[test]
+fn hybrid_optical_flow_renders_and_resumes_bit_identical() {
+    optical_flow_renders_and_resumes("Farneback");
+}
+
+/// DIS takes the previous hybrid flow as its initial field: the checkpoint keeps it, so a
+/// resumed render is byte-identical.
+#[test]
+fn hybrid_dis_flow_resumes_bit_identical_with_its_previous_flow() {
+    optical_flow_renders_and_resumes("DIS Medium");
+}
+
+/// With diffusion cadence 3, hybrid motion moves the tweens too: every frame after 0 differs
+/// from the render without hybrid motion (the tweens and the key frames, whose inputs carry the
+/// video's motion of every frame in between), two renders give the same bytes, and a render
+/// killed after key frame 6 and resumed gives them too.
+#[test]
+fn hybrid_motion_moves_the_cadence_tweens_deterministically() {
+    let dir = tempfile::tempdir().unwrap();
+    for (motion, method) in [("Optical Flow", "DIS Medium"), ("Perspective", "Farneback")] {
+        let d = dir.path().join(motion.replace(' ', "_"));
+        std::fs::create_dir_all(&d).unwrap();
+        let moved = hybrid_settings(&d, motion, method, 3);
+        let none = hybrid_settings(&d, "None", method, 3);
+        let want = render(&moved, &d.join("full"), None);
+        let plain = render(&none, &d.join("plain"), None);
+        assert_eq!(want[0], plain[0], "{motion}: frame 0 has no motion");
+        for i in 1..FRAMES {
+            assert_ne!(
+                want[i], plain[i],
+                "{motion}: frame {i} is moved by the video's motion"
+            );
+        }
+        let again = render(&moved, &d.join("again"), None);
+        assert_eq!(again, want, "{motion}: a second render differs");
+        let got = render(&moved, &d.join("part"), Some(6));
+        assert_eq!(got, want, "{motion}: a resumed render differs");
+    }
 }

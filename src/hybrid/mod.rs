@@ -20,8 +20,9 @@ use anyhow::{Context as _, Result, bail};
 use image::{GrayImage, RgbImage};
 
 use crate::camera::depth::{DepthModel, depth_to_z};
-use crate::flow::warp::FlowMotion;
-use crate::flow::{Estimator, Method};
+use crate::camera::warp2d::Mat3;
+use crate::flow::warp::{FlowMotion, apply_flow};
+use crate::flow::{Estimator, Flow, Method};
 use crate::output;
 use crate::scene::{
     FrameValues, HybridComposite, HybridMaskType, HybridMotion, HybridSettings, Scene,
@@ -54,13 +55,6 @@ pub fn check(scene: &Scene) -> Result<()> {
     match h.motion {
         HybridMotion::None => {}
         HybridMotion::OpticalFlow | HybridMotion::Perspective | HybridMotion::Affine => {}
-    }
-    if h.motion != HybridMotion::None && scene.cadence.diffusion_cadence > 1 {
-        bail!(
-            "{file}: {} with a diffusion cadence above 1 is not supported yet (Deforum moves the \
-             tweens too); set the cadence to 1",
-            key("motion", "hybrid_motion")
-        );
     }
     if !h.use_init_image {
         let video = scene.resolve(scene.hybrid_video().unwrap_or(Path::new("")));
@@ -145,6 +139,31 @@ pub struct Hybrid {
     extra: Option<PathBuf>,
     /// Hybrid motion "Optical Flow": the flow method and the previous flow.
     flow: Option<FlowMotion>,
+    /// The motion steps measured since [`Hybrid::take_steps`] (the tweens undo them).
+    steps: Vec<(usize, MotionStep)>,
+}
+
+/// One frame's hybrid motion as measured (video frame t-1 → t), kept so the later key frame can
+/// be moved back through it for the tweens before it.
+pub enum MotionStep {
+    /// Optical flow and the `hybrid_flow_factor` it was applied with.
+    Flow(Flow, f64),
+    /// A Perspective or Affine matrix (3×3).
+    Matrix(Mat3),
+}
+
+impl MotionStep {
+    /// `img` moved back through this step: the flow applied with the opposite factor (as
+    /// Deforum's optical-flow cadence pulls `turbo_next` back), or the inverse matrix.
+    pub fn undo(&self, img: &RgbImage) -> RgbImage {
+        match self {
+            MotionStep::Flow(flow, factor) => apply_flow(img, flow, -factor),
+            MotionStep::Matrix(m) => match crate::camera::warp2d::invert(m) {
+                Some(inv) => matrix::warp_reflect101(img, &inv),
+                None => img.clone(),
+            },
+        }
+    }
 }
 
 impl Hybrid {
@@ -224,6 +243,7 @@ impl Hybrid {
             prev_depth: None,
             extra,
             flow,
+            steps: Vec::new(),
         }))
     }
 
@@ -386,32 +406,42 @@ impl Hybrid {
     }
 
     /// The hybrid motion of frame `t` (the video's motion from frame t-1 to t) applied to
-    /// `img`.
+    /// `img`; the step measured is kept for [`Hybrid::take_steps`].
     ///
     /// # Errors
-    /// A motion anim does not implement yet ([`check`] refuses it before the render).
+    /// An unreadable video frame or a flow method that fails.
     pub fn motion(&mut self, t: usize, img: RgbImage, values: &FrameValues) -> Result<RgbImage> {
-        match self.settings.motion {
-            HybridMotion::None => Ok(img),
+        if t == 0 {
+            return Ok(img);
+        }
+        let step = match self.settings.motion {
+            HybridMotion::None => return Ok(img),
             // the flow from video frame t-1 (or the picture itself with `motion_use_prev_img`)
             // to video frame t, masked by its consistency when asked, applied to the picture
             // (Deforum's `get_flow_for_hybrid_motion[_prev]` + `image_transform_optical_flow`)
-            HybridMotion::OpticalFlow if t > 0 => {
+            HybridMotion::OpticalFlow => {
                 let b = self.motion_frame(t)?;
                 let a = if self.settings.motion_use_prev_img {
                     img.clone()
                 } else {
                     self.motion_frame(t - 1)?
                 };
-                let flow = self.flow.as_mut().expect("made in open for optical flow");
-                flow.apply(&img, &a, &b, values.hybrid_flow_factor)
-                    .with_context(|| format!("frame {t}: hybrid motion (optical flow)"))
-            }
-            HybridMotion::OpticalFlow => Ok(img),
-            HybridMotion::Perspective | HybridMotion::Affine => {
-                if t == 0 {
-                    return Ok(img);
+                if a.dimensions() != img.dimensions() {
+                    bail!(
+                        "frame {t}: hybrid motion: the video frame is {}x{}, the picture {}x{}",
+                        a.width(),
+                        a.height(),
+                        img.width(),
+                        img.height()
+                    );
                 }
+                let flow = self.flow.as_mut().expect("made in open for optical flow");
+                let flow = flow
+                    .flow(&a, &b)
+                    .with_context(|| format!("frame {t}: hybrid motion (optical flow)"))?;
+                MotionStep::Flow(flow, values.hybrid_flow_factor)
+            }
+            HybridMotion::Perspective | HybridMotion::Affine => {
                 // Deforum: video frame t-1 -> t; with `motion_use_prev_img` the previous frame
                 // (moved by the camera) -> video frame t, where Deforum's own code returns the
                 // identity or fails (docs/deforum-differences.md)
@@ -421,13 +451,40 @@ impl Hybrid {
                 } else {
                     crate::flow::gray(&self.motion_frame(t - 1)?)
                 };
-                let m = if self.settings.motion == HybridMotion::Perspective {
+                MotionStep::Matrix(if self.settings.motion == HybridMotion::Perspective {
                     matrix::perspective(&from, &to)
                 } else {
                     matrix::affine_to_3x3(&matrix::affine(&from, &to))
-                };
-                Ok(matrix::warp_reflect101(&img, &m))
+                })
             }
+        };
+        let out = match &step {
+            MotionStep::Flow(flow, factor) => apply_flow(&img, flow, *factor),
+            MotionStep::Matrix(m) => matrix::warp_reflect101(&img, m),
+        };
+        self.steps.push((t, step));
+        Ok(out)
+    }
+
+    /// Whether hybrid motion is on (the frames between key frames are moved too).
+    pub fn moves(&self) -> bool {
+        self.settings.motion != HybridMotion::None
+    }
+
+    /// The motion steps measured since the last call, by frame, in the order measured.
+    pub fn take_steps(&mut self) -> Vec<(usize, MotionStep)> {
+        std::mem::take(&mut self.steps)
+    }
+
+    /// The last optical flow of hybrid motion (DIS's initial field for the next), to checkpoint.
+    pub fn prev_flow(&self) -> Option<&Flow> {
+        self.flow.as_ref().and_then(FlowMotion::prev_flow)
+    }
+
+    /// Restores the last optical flow of hybrid motion (a resumed render).
+    pub fn set_prev_flow(&mut self, flow: Option<Flow>) {
+        if let Some(f) = self.flow.as_mut() {
+            f.set_prev_flow(flow);
         }
     }
 

@@ -417,8 +417,11 @@ impl Loop<'_, '_> {
             seed_calls,
             has_color_sample: self.color_sample.is_some(),
             records_len: 0,
+            has_prev_flow: false,
         };
-        self.writer.checkpoint(cp, self.color_sample.clone())
+        let prev_flow = self.hybrid.as_ref().and_then(|h| h.prev_flow().cloned());
+        self.writer
+            .checkpoint(cp, self.color_sample.clone(), prev_flow)
     }
 
     /// Frame `i` of the extracted input video (the last one when the video is shorter).
@@ -671,12 +674,26 @@ impl Loop<'_, '_> {
         let flow_on = self.cadence_flow.is_some() && self.sched.at(p).strength > 0.0;
         let factor = self.sched.at(f).cadence_flow_factor;
         let mut cadence: Option<CadenceFlow> = None;
-        for (i, a) in (p + 1..f).zip(between) {
-            let t = Instant::now();
-            let mut b = key.clone();
-            for j in (i + 1..=f).rev() {
-                b = self.unwarp(j, b)?;
+        // the later key frame moved back to each frame in between: through the hybrid motion
+        // of each frame (undone) and then its camera, the reverse of the way forward
+        let steps = match self.hybrid.as_mut() {
+            Some(h) => h.take_steps(),
+            None => Vec::new(),
+        };
+        let t = Instant::now();
+        let mut back = Vec::with_capacity(f.saturating_sub(p + 1));
+        let mut b = key.clone();
+        for j in (p + 2..=f).rev() {
+            for (_, s) in steps.iter().filter(|(k, _)| *k == j) {
+                b = s.undo(&b);
             }
+            b = self.unwarp(j, b)?;
+            back.push(b.clone());
+        }
+        back.reverse();
+        let mut back_ms = ms(t.elapsed());
+        for ((i, a), b) in (p + 1..f).zip(between).zip(back) {
+            let t = Instant::now();
             let w = (i - p) as f32 / (f - p) as f32;
             let (a, b) = match self.cadence_flow.as_mut().filter(|_| flow_on) {
                 Some(est) => {
@@ -699,7 +716,7 @@ impl Loop<'_, '_> {
                     .clamp(0.0, 255.0) as u8;
             }
             let trec = FrameRecord {
-                blend_ms: ms(t.elapsed()),
+                blend_ms: ms(t.elapsed()) + std::mem::take(&mut back_ms),
                 depth_ms: std::mem::take(&mut self.depth_ms),
                 ..FrameRecord::new(&self.sched, i, "tween")
             };
@@ -989,6 +1006,7 @@ fn run_loop(
                     .take_while(|&k| k <= cp.key_frame)
                     .collect();
                 h.replay(&done, &out)?;
+                h.set_prev_flow(state::load_prev_flow(&book, &cp)?);
             }
             lp.bar
                 .set_position((cp.key_frame + 1).saturating_sub(first) as u64);

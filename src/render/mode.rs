@@ -109,26 +109,37 @@ impl Mode for Motion {
             });
         };
         // the previous key frame moved through the camera of every frame up to this one; the
-        // in-between steps are kept for the tweens (the same warps, not repeated)
+        // in-between steps are kept for the tweens (the same warps, not repeated). With hybrid
+        // motion each frame in between is also moved by the video's motion after its camera, as
+        // Deforum moves its tweens (the measured steps are kept to move the key frame back)
         let t = Instant::now();
         let mut img = prev.clone();
         let mut between = Vec::with_capacity(f - p - 1);
+        let mut hybrid_ms = 0.0;
+        if let Some(h) = lp.hybrid.as_mut() {
+            h.take_steps();
+        }
         for i in p + 1..=f {
             img = lp.warp(i, img)?;
             if i < f {
+                if let Some(h) = lp.hybrid.as_mut().filter(|h| h.moves()) {
+                    let t = Instant::now();
+                    let sched = std::sync::Arc::clone(&lp.sched);
+                    img = h.motion(i, img, &sched.at(i))?;
+                    hybrid_ms += super::ms(t.elapsed());
+                }
                 between.push(img.clone());
             }
         }
-        let warp_ms = super::ms(t.elapsed());
+        let warp_ms = super::ms(t.elapsed()) - hybrid_ms;
         // hybrid video: the composites and the video's motion, after the camera warp
-        let mut hybrid_ms = 0.0;
         if let Some(h) = lp.hybrid.as_mut() {
             let t = Instant::now();
             let sched = std::sync::Arc::clone(&lp.sched);
             let v = sched.at(f);
             h.set_previous(f, prev)?;
             img = h.before_diffusion(f, img, &v)?;
-            hybrid_ms = super::ms(t.elapsed());
+            hybrid_ms += super::ms(t.elapsed());
         }
         Ok(Start {
             image: Some(img),

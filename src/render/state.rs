@@ -5,7 +5,8 @@
 //!   only ever appended to;
 //! - `state.json`: a small checkpoint rewritten after every key frame: the key frame, the seed
 //!   state and how many bytes of `frames.jsonl` belong to it;
-//! - `key_NNNNNN.png` (the last key frame's image) and `color_sample.png`.
+//! - `key_NNNNNN.png` (the last key frame's image) and `color_sample.png`;
+//! - `flow_NNNNNN.flo` (hybrid motion's last optical flow, when there is one).
 //!
 //! Each key frame costs the same whatever the frame count (no file grows on every save), and
 //! a kill at any moment leaves a consistent checkpoint: a resume cuts `frames.jsonl` back to the
@@ -19,6 +20,7 @@ use anyhow::{Context as _, Result, bail};
 use image::RgbImage;
 use serde::{Deserialize, Serialize, Serializer, ser::SerializeSeq as _};
 
+use crate::flow::Flow;
 use crate::output;
 
 /// The loop's state after a completed key frame.
@@ -36,6 +38,10 @@ pub struct Checkpoint {
     pub has_color_sample: bool,
     /// Bytes of `frames.jsonl` that hold the records of the frames up to `key_frame`.
     pub records_len: u64,
+    /// Whether hybrid motion's last optical flow is stored (`flow_NNNNNN.flo`: DIS's initial
+    /// field for the next frame).
+    #[serde(default)]
+    pub has_prev_flow: bool,
 }
 
 /// The state folder of a render: the append-only frame records and the checkpoints.
@@ -50,6 +56,10 @@ fn dir(out: &Path) -> PathBuf {
 
 fn key_path(d: &Path, key_frame: usize) -> PathBuf {
     d.join(format!("key_{key_frame:06}.png"))
+}
+
+fn flow_path(d: &Path, key_frame: usize) -> PathBuf {
+    d.join(format!("flow_{key_frame:06}.flo"))
 }
 
 fn records_path(d: &Path) -> PathBuf {
@@ -102,7 +112,8 @@ impl Journal {
             .with_context(|| format!("cannot write {}", records_path(&self.dir).display()))
     }
 
-    /// Saves the checkpoint with the key frame's image and the colour sample; `records_len` is
+    /// Saves the checkpoint with the key frame's image, the colour sample and hybrid motion's
+    /// last flow (`cp.has_prev_flow` is set from it); `records_len` is
     /// set from the records written so far. The key frame's image is copied from `key_png`, the
     /// frame file already written for it (the same bytes a second PNG encoding would give). The
     /// images get new names, the JSON that names them is renamed into place last, and only then
@@ -112,8 +123,14 @@ impl Journal {
         cp: &mut Checkpoint,
         key_png: &Path,
         color_sample: Option<&RgbImage>,
+        prev_flow: Option<&Flow>,
     ) -> Result<()> {
         let d = &self.dir;
+        cp.has_prev_flow = prev_flow.is_some();
+        if let Some(flow) = prev_flow {
+            // a new name per key frame, as the key image: state.json names it only once written
+            crate::flow::io::write_flo(&flow_path(d, cp.key_frame), flow)?;
+        }
         self.records
             .flush()
             .with_context(|| format!("cannot write {}", records_path(d).display()))?;
@@ -137,10 +154,10 @@ impl Journal {
         // the folder holds a handful of files whatever the frame count
         for e in std::fs::read_dir(d)?.flatten() {
             let p = e.path();
-            let stale = p
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("key_") && p != key_path(d, cp.key_frame));
+            let stale = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                (n.starts_with("key_") && p != key_path(d, cp.key_frame))
+                    || (n.starts_with("flow_") && p != flow_path(d, cp.key_frame))
+            });
             if stale {
                 let _ = std::fs::remove_file(&p);
             }
@@ -215,6 +232,24 @@ pub fn load(out: &Path) -> Result<(Checkpoint, RgbImage, Option<RgbImage>)> {
         None
     };
     Ok((cp, key, sample))
+}
+
+/// Hybrid motion's last optical flow stored with checkpoint `cp` in `out` (`None` when it has
+/// none).
+///
+/// # Errors
+/// A missing or damaged flow file (named).
+pub fn load_prev_flow(out: &Path, cp: &Checkpoint) -> Result<Option<Flow>> {
+    if !cp.has_prev_flow {
+        return Ok(None);
+    }
+    let p = flow_path(&dir(out), cp.key_frame);
+    crate::flow::io::read_flo(&p).map(Some).with_context(|| {
+        format!(
+            "{}: the checkpoint's hybrid flow; delete the output folder and render again",
+            p.display()
+        )
+    })
 }
 
 /// The checkpoint of an interrupted render in `out`, where there is a readable one (for

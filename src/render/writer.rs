@@ -19,6 +19,7 @@ use indicatif::ProgressBar;
 
 use super::manifest::{FrameRecord, ms};
 use super::state::{Checkpoint, Journal};
+use crate::flow::Flow;
 use crate::output::{self, BackgroundVideo};
 
 /// What the writing thread is asked to do, in order.
@@ -33,6 +34,7 @@ enum Job {
     Checkpoint {
         cp: Checkpoint,
         color_sample: Option<RgbImage>,
+        prev_flow: Option<Flow>,
     },
     /// Answer once everything queued before is written.
     Flush(SyncSender<()>),
@@ -84,9 +86,10 @@ impl Writer {
                     Job::Checkpoint {
                         mut cp,
                         color_sample,
+                        prev_flow,
                     } => {
                         let key = output::frame_path(&out, cp.key_frame);
-                        journal.save(&mut cp, &key, color_sample.as_ref())?;
+                        journal.save(&mut cp, &key, color_sample.as_ref(), prev_flow.as_ref())?;
                     }
                     Job::Flush(done) => {
                         let _ = done.send(());
@@ -113,12 +116,22 @@ impl Writer {
         })
     }
 
-    /// Queues the checkpoint `cp` after its key frame.
+    /// Queues the checkpoint `cp` after its key frame (with the colour sample and hybrid
+    /// motion's last flow).
     ///
     /// # Errors
     /// An earlier write that failed (naming its file).
-    pub fn checkpoint(&mut self, cp: Checkpoint, color_sample: Option<RgbImage>) -> Result<()> {
-        self.send(Job::Checkpoint { cp, color_sample })
+    pub fn checkpoint(
+        &mut self,
+        cp: Checkpoint,
+        color_sample: Option<RgbImage>,
+        prev_flow: Option<Flow>,
+    ) -> Result<()> {
+        self.send(Job::Checkpoint {
+            cp,
+            color_sample,
+            prev_flow,
+        })
     }
 
     /// Waits until everything queued so far is written.

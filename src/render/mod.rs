@@ -352,6 +352,30 @@ struct Loop<'s, 'p> {
     redo_flow: Option<Estimator>,
     /// Hybrid video's state (scenes with a hybrid composite or motion only).
     hybrid: Option<crate::hybrid::Hybrid>,
+    /// Guided images: the keys and each guide image at the frame size (looper scenes only).
+    looper: Option<(crate::looper::Guides, Vec<RgbImage>)>,
+}
+
+/// The guide images of a looper scene, each read and resized as Deforum (Pillow's LANCZOS).
+fn load_guides(scene: &Scene) -> Result<Option<(crate::looper::Guides, Vec<RgbImage>)>> {
+    let Some(guides) = scene
+        .looper_guides()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", scene.path.display()))?
+    else {
+        return Ok(None);
+    };
+    let (w, h) = (scene.image.width, scene.image.height);
+    let images = guides
+        .images()
+        .iter()
+        .map(|p| {
+            let p = scene.resolve(Path::new(p));
+            let img = output::read_rgb(&p)
+                .with_context(|| format!("{}: [looper] init_images", scene.path.display()))?;
+            Ok(crate::hybrid::resize::lanczos_pil(&img, w, h))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some((guides, images)))
 }
 
 impl Loop<'_, '_> {
@@ -514,6 +538,14 @@ impl Loop<'_, '_> {
         rec: &mut FrameRecord,
     ) -> Result<RgbImage> {
         let scene = self.scene;
+        let mut start = start;
+        if f == 0
+            && let Some((g, images)) = &self.looper
+        {
+            // Deforum's looper: frame 0 is img2img of the first guide image at the init strength
+            start.image = Some(images[g.index_at(0)].clone());
+            start.denoise = 1.0 - scene.init.strength;
+        }
         let mut img = start.image;
         if start.prepare
             && scene.coherence.color_coherence == ColorCoherence::VideoInput
@@ -545,6 +577,30 @@ impl Loop<'_, '_> {
                     .insert(format!("{}_ms", stage.name()), ms(t.elapsed()));
             }
             img = Some(picture);
+        }
+        // guided images: the prepared (warped, noised) init blended with the frame's guide image;
+        // image_strength replaces strength (docs/deforum-differences.md); the painted frame is
+        // colour-corrected toward blend(init, guide, color_correction_factor)
+        let mut correction = None;
+        if start.prepare
+            && let (Some((g, images)), Some(init)) = (&self.looper, img.as_mut())
+        {
+            let guide = &images[g.index_at(f)];
+            let bf = g
+                .factor_at(
+                    f,
+                    v.tweening_frames,
+                    v.blend_factor_max,
+                    v.blend_factor_slope,
+                )
+                .map_err(|e| anyhow::anyhow!("{}: [looper] {e}", scene.path.display()))?;
+            *init = crate::looper::pil_blend(init, guide, bf);
+            correction = Some(crate::looper::correction_target(
+                init,
+                guide,
+                v.color_correction_factor,
+            ));
+            start.denoise = 1.0 - v.image_strength.clamp(0.0, 1.0);
         }
         let control = match &mut self.controls {
             Some(c) => {
@@ -603,6 +659,9 @@ impl Loop<'_, '_> {
         req.control = &control;
         let (mut out, times) = painter.paint(&req)?;
         rec.painted(&times);
+        if let Some(target) = &correction {
+            out = crate::looper::color_correct(&out, target);
+        }
         if start.prepare
             && f > 0
             && let Some(h) = self.hybrid.as_mut()
@@ -994,6 +1053,7 @@ fn run_loop(
         )?,
         redo_flow: flow_estimator(&scene, FlowUse::Redo, !painter_absent)?,
         hybrid: crate::hybrid::Hybrid::open(&scene, &book, &out)?,
+        looper: load_guides(&scene)?,
     };
     let (mut prev, mut done_key, mut seed_calls) = match resumed {
         Some((cp, key, sample)) => {

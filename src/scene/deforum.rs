@@ -74,7 +74,6 @@ const UNIMPLEMENTED_FEATURES: &[(&str, &str)] = &[
     ("use_noise_mask", "noise masks"),
     ("use_mask_video", "video masks"),
     ("hybrid_generate_human_masks", "hybrid video human masks"),
-    ("use_looper", "guided images"),
     ("shake_name", "Camera Shakify"),
 ];
 
@@ -96,12 +95,6 @@ const UNIMPLEMENTED_KEYS: &[&str] = &[
     "noise_mask_schedule",
     "overwrite_extracted_frames",
     "video_mask_path",
-    "init_images",
-    "image_strength_schedule",
-    "blendFactorMax",
-    "blendFactorSlope",
-    "tweening_frames_schedule",
-    "color_correction_factor",
     "shake_intensity",
     "shake_speed",
     "deforum_embed_srt",
@@ -803,6 +796,21 @@ pub fn from_settings_with(
         ));
     }
     read_hybrid(&mut scene, &get, &flag, &number, allow, &mut warnings).map_err(err)?;
+    if let Some(b) = flag("use_looper")? {
+        scene.looper.use_looper = b;
+    }
+    match get("init_images") {
+        Some(Value::String(t)) => scene.looper.init_images = t,
+        Some(v @ Value::Object(_)) => scene.looper.init_images = v.to_string(),
+        Some(Value::Null) | None => {}
+        Some(v) => {
+            return Err(err(bad(
+                "init_images",
+                &v,
+                "JSON text of frame → image path",
+            )));
+        }
+    }
     if let Some(b) = flag("enable_perspective_flip")? {
         scene.motion.enable_perspective_flip = b;
     }
@@ -1011,6 +1019,7 @@ pub fn from_settings_with(
                 "anti_blur" => scene.anti_blur.schedule_mut(def.key),
                 "cadence" => scene.cadence.schedule_mut(def.key),
                 "hybrid" => scene.hybrid.schedule_mut(def.key),
+                "looper" => scene.looper.schedule_mut(def.key),
                 _ => None,
             };
             if let Some(slot) = slot {

@@ -27,9 +27,10 @@ pub use tables::{
     AnimationMode, AnimationSettings, AntiBlurSettings, Border, CadenceSettings, CoherenceSettings,
     ColorCoherence, ControlNetUnit, DepthNormalization, DepthResize, DepthSettings,
     GenerationSettings, HybridComposite, HybridEqualize, HybridMaskType, HybridMotion,
-    HybridSettings, INTERPOLATION_ENGINES, ImageSettings, InitSettings, ModelSettings,
-    MotionSettings, NoiseSettings, OutputSettings, PaddingMode, ParseqSettings, PostSettings,
-    PromptAffixes, PromptTravel, SamplingMode, ScheduleText, UPSCALE_FACTORS, VideoInputSettings,
+    HybridSettings, INTERPOLATION_ENGINES, ImageSettings, InitSettings, LooperSettings,
+    ModelSettings, MotionSettings, NoiseSettings, OutputSettings, PaddingMode, ParseqSettings,
+    PostSettings, PromptAffixes, PromptTravel, SamplingMode, ScheduleText, UPSCALE_FACTORS,
+    VideoInputSettings,
 };
 use toml_error::describe_toml_error;
 pub use toml_error::{nearest_value, unknown_value};
@@ -94,6 +95,9 @@ pub struct Scene {
     pub depth: DepthSettings,
     /// Hybrid video: a video composited into the frames and its motion.
     pub hybrid: HybridSettings,
+    /// Guided images (Deforum's looper).
+    #[serde(skip_serializing_if = "LooperSettings::is_off")]
+    pub looper: LooperSettings,
     /// The model folder.
     pub model: ModelSettings,
     /// Output.
@@ -318,7 +322,7 @@ impl Scene {
     /// Every schedule by table, as (column name, table, key, text), ControlNet units last.
     pub fn schedule_texts(&self) -> Vec<(String, String, String, &ScheduleText)> {
         let mut out = Vec::new();
-        let tables: [(&str, Vec<(&'static str, &ScheduleText)>); 8] = [
+        let tables: [(&str, Vec<(&'static str, &ScheduleText)>); 9] = [
             ("generation", self.generation.schedules()),
             ("motion", self.motion.schedules()),
             ("noise", self.noise.schedules()),
@@ -326,6 +330,7 @@ impl Scene {
             ("anti_blur", self.anti_blur.schedules()),
             ("cadence", self.cadence.schedules()),
             ("hybrid", self.hybrid.schedules()),
+            ("looper", self.looper.schedules()),
             ("", Vec::new()),
         ];
         for def in registry::SCHEDULES {

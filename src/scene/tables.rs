@@ -720,6 +720,38 @@ scene_table! {
     }
 }
 
+scene_table! {
+    /// `[looper]`: Deforum's guided images: each frame's init blended with a keyed guide image
+    /// (docs/scene-format.md, "Guided images").
+    LooperSettings ("looper") {
+        /// Turn guided images on (Deforum's `use_looper`).
+        use_looper: bool = false,
+        /// Deforum's `init_images`: JSON text of frame (a number or an expression in `max_f`)
+        /// → image path (relative to the scene file; URLs are refused).
+        init_images: String = String::new(),
+    }
+    schedules {
+        /// Strength (share of the init kept) while guided images are on; replaces
+        /// `[generation] strength` (Deforum's `image_strength_schedule`).
+        image_strength,
+        /// Blend factor peak (Deforum's `blendFactorMax`).
+        blend_factor_max,
+        /// Blend factor swing (Deforum's `blendFactorSlope`).
+        blend_factor_slope,
+        /// Tween length in frames (Deforum's `tweening_frames_schedule`); never 0.
+        tweening_frames,
+        /// Share of the guide image in the colour-correction target.
+        color_correction_factor,
+    }
+}
+
+impl LooperSettings {
+    /// True when guided images are off.
+    pub fn is_off(&self) -> bool {
+        !self.use_looper
+    }
+}
+
 /// Prompt travel: how the text embeddings move between keyed prompts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -898,6 +930,7 @@ pub(super) fn table_keys(table: &str) -> &'static [&'static str] {
             "audio",
             "hybrid",
             "post",
+            "looper",
         ],
         "image" => ImageSettings::KEYS,
         "animation" => AnimationSettings::KEYS,
@@ -918,6 +951,7 @@ pub(super) fn table_keys(table: &str) -> &'static [&'static str] {
         "post" => PostSettings::KEYS,
         "audio" => crate::audio::AudioSettings::KEYS,
         "hybrid" => HybridSettings::KEYS,
+        "looper" => LooperSettings::KEYS,
         _ => &[],
     }
 }
@@ -943,6 +977,7 @@ pub(super) const TABLES: &[&str] = &[
     "audio",
     "hybrid",
     "post",
+    "looper",
 ];
 
 #[cfg(test)]

@@ -217,6 +217,7 @@ impl Scene {
             ));
         }
         self.check_hybrid()?;
+        self.check_looper()?;
         if !self.output.soundtrack_offset.is_finite() {
             return Err(format!(
                 "[output] soundtrack_offset = {}: must be a finite number of seconds",
@@ -526,6 +527,7 @@ impl Scene {
     pub(super) fn check_frames(&self, s: &FrameSchedules) -> Result<(), String> {
         let (w, h) = (self.image.width, self.image.height);
         let max_kernel = u64::from(w.min(h));
+        let guides = self.looper_guides()?;
         for i in 0..s.frames() {
             let v = s.at(i);
             if !(1.0..=1000.0).contains(&v.steps) {
@@ -560,8 +562,110 @@ impl Scene {
             if self.hybrid.composite != HybridComposite::None {
                 self.check_hybrid_frame(i, &v)?;
             }
+            if let Some(g) = &guides {
+                self.check_looper_frame(i, &v, g)?;
+            }
             sampler_name(v.sampler).map_err(|e| format!("{e} (frame {i})"))?;
         }
+        Ok(())
+    }
+
+    /// A looper key's name as the user wrote it: `[looper] key`, or Deforum's name.
+    fn looper_key(&self, key: &str, deforum: &str) -> String {
+        if self.from_deforum {
+            format!("`{deforum}`")
+        } else {
+            format!("[looper] {key}")
+        }
+    }
+
+    /// The guide images of `[looper] init_images`, parsed (`None` when the looper is off).
+    ///
+    /// # Errors
+    /// Bad JSON, keys or URLs, naming the key.
+    pub fn looper_guides(&self) -> Result<Option<crate::looper::Guides>, String> {
+        if !self.looper.use_looper {
+            return Ok(None);
+        }
+        let frames = self.animation.max_frames;
+        crate::looper::Guides::parse(&self.looper.init_images, frames)
+            .map(Some)
+            .map_err(|e| format!("{} {e}", self.looper_key("init_images", "init_images")))
+    }
+
+    /// `[looper]`: guide images that parse and exist, in a mode that carries frames over.
+    fn check_looper(&self) -> Result<(), String> {
+        let Some(guides) = self.looper_guides()? else {
+            return Ok(());
+        };
+        if !matches!(
+            self.animation.mode,
+            AnimationMode::TwoD | AnimationMode::ThreeD | AnimationMode::None
+        ) {
+            return Err(format!(
+                "{} is on in mode \"{}\": guided images blend the previous frame, so they work \
+                 in 2D, 3D and None modes only",
+                self.looper_key("use_looper", "use_looper"),
+                self.animation.mode
+            ));
+        }
+        for (k, img) in guides.frames().iter().zip(guides.images()) {
+            let p = self.resolve(std::path::Path::new(img));
+            if !p.is_file() {
+                return Err(format!(
+                    "{} key {k}: guide image {} not found (paths are relative to the scene file)",
+                    self.looper_key("init_images", "init_images"),
+                    p.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The looper's schedules at frame `i`: finite, a strength within 0..=1, a tween length
+    /// other than 0 and a blend factor Deforum's formula can give.
+    fn check_looper_frame(
+        &self,
+        i: usize,
+        v: &super::FrameValues,
+        g: &crate::looper::Guides,
+    ) -> Result<(), String> {
+        for (k, d, x) in [
+            ("blend_factor_max", "blendFactorMax", v.blend_factor_max),
+            (
+                "blend_factor_slope",
+                "blendFactorSlope",
+                v.blend_factor_slope,
+            ),
+            (
+                "color_correction_factor",
+                "color_correction_factor",
+                v.color_correction_factor,
+            ),
+        ] {
+            if !x.is_finite() {
+                return Err(format!(
+                    "{}: {x} at frame {i}; must be a finite number",
+                    self.looper_key(k, d)
+                ));
+            }
+        }
+        if !(0.0..=1.0).contains(&v.image_strength) {
+            return Err(format!(
+                "{}: {} at frame {i}; must be within 0..=1 (the share of the init kept)",
+                self.looper_key("image_strength", "image_strength_schedule"),
+                v.image_strength
+            ));
+        }
+        let tw = v.tweening_frames;
+        if tw == 0.0 || !tw.is_finite() {
+            return Err(format!(
+                "{}: {tw} at frame {i}; must be a finite number of frames other than 0",
+                self.looper_key("tweening_frames", "tweening_frames_schedule")
+            ));
+        }
+        g.factor_at(i, tw, v.blend_factor_max, v.blend_factor_slope)
+            .map_err(|e| format!("{}: {e}", self.looper_key("init_images", "init_images")))?;
         Ok(())
     }
 

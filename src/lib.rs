@@ -15,6 +15,7 @@ pub mod effects;
 pub mod farm;
 pub mod flow;
 pub mod hybrid;
+pub mod mask;
 pub mod motion;
 pub mod output;
 pub mod post;

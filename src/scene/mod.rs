@@ -27,9 +27,10 @@ pub use tables::{
     AnimationMode, AnimationSettings, AntiBlurSettings, Border, CadenceSettings, CoherenceSettings,
     ColorCoherence, ControlNetUnit, DepthNormalization, DepthResize, DepthSettings,
     GenerationSettings, HybridComposite, HybridEqualize, HybridMaskType, HybridMotion,
-    HybridSettings, INTERPOLATION_ENGINES, ImageSettings, InitSettings, ModelSettings,
-    MotionSettings, NoiseSettings, OutputSettings, PaddingMode, ParseqSettings, PostSettings,
-    PromptAffixes, PromptTravel, SamplingMode, ScheduleText, UPSCALE_FACTORS, VideoInputSettings,
+    HybridSettings, INTERPOLATION_ENGINES, ImageSettings, InitSettings, MaskFill, MaskSettings,
+    ModelSettings, MotionSettings, NoiseSettings, OutputSettings, PaddingMode, ParseqSettings,
+    PostSettings, PromptAffixes, PromptTravel, SamplingMode, ScheduleText, UPSCALE_FACTORS,
+    VideoInputSettings,
 };
 use toml_error::describe_toml_error;
 pub use toml_error::{nearest_value, unknown_value};
@@ -94,6 +95,8 @@ pub struct Scene {
     pub depth: DepthSettings,
     /// Hybrid video: a video composited into the frames and its motion.
     pub hybrid: HybridSettings,
+    /// Masks: masked img2img, the noise mask and the overlay.
+    pub mask: MaskSettings,
     /// The model folder.
     pub model: ModelSettings,
     /// Output.

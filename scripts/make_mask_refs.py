@@ -8,6 +8,8 @@ Deforum's code):
 - mask expressions: each operand `convert("1", dither=Image.Dither.NONE)` (a threshold at 128),
   combined with `ImageChops.logical_and/logical_or/logical_xor` and `ImageChops.invert`
   (`a \\ b` = `a & !b`); the expressions and the tree each stands for are in cases.json.
+- A1111's latent mask: the mask as RGB, `resize((W/8, H/8))` (Pillow's default BICUBIC), channel
+  0 / 255, `np.around`; and a BICUBIC resize of the source photo.
 - `do_overlay_mask`: the mask resized with LANCZOS and converted to L, inverted if asked, then
   `Image.composite(generated, base, mask)`.
 
@@ -113,6 +115,16 @@ def main():
         name = f"overlay_{'inv' if inv else 'plain'}.png"
         out.save(os.path.join(OUT, name))
         cases["overlay"].append({"file": name, "invert": inv})
+
+    # A1111's latent mask: the mask as RGB resized to the latent size with Pillow's default
+    # (BICUBIC), channel 0 / 255, np.around
+    latent = []
+    for name in ("prepare_3.png", "expr_7.png"):
+        m = Image.open(os.path.join(OUT, name)).convert("RGB").resize((W // 8, H // 8))
+        lat = np.around(np.array(m, dtype=np.float32)[:, :, 0] / 255)
+        latent.append({"file": name, "w": W // 8, "h": H // 8, "mask": lat.astype(int).flatten().tolist()})
+    cases["latent"] = latent
+    src.resize((40, 30), Image.BICUBIC).save(os.path.join(OUT, "bicubic.png"))
 
     with open(os.path.join(OUT, "cases.json"), "w") as f:
         json.dump(cases, f, indent=1)

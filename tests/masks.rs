@@ -102,3 +102,28 @@ fn overlay_keeps_the_base_exactly_where_the_mask_is_black() {
         assert_eq!(p, want, "pixel {x},{y}");
     }
 }
+
+#[test]
+fn bicubic_resize_matches_pillow_exactly() {
+    let want = rgb("bicubic.png");
+    let ours = anim::hybrid::resize::bicubic_pil(&rgb("src.png"), want.width(), want.height());
+    assert_eq!(diff(ours.as_raw(), want.as_raw()), (0, 0));
+}
+
+#[test]
+fn latent_mask_matches_a1111_exactly() {
+    for c in cases()["latent"].as_array().unwrap() {
+        let file = c["file"].as_str().unwrap();
+        let (w, h) = (
+            c["w"].as_u64().unwrap() as u32,
+            c["h"].as_u64().unwrap() as u32,
+        );
+        let want: Vec<f32> = c["mask"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        assert_eq!(mask::latent_mask(&gray(file), w, h), want, "{file}");
+    }
+}

@@ -5,6 +5,8 @@
 
 pub mod expr;
 pub mod image;
+pub mod latent;
 
 pub use expr::{MASK_NESTING, MaskExpr, MaskOp, MaskSchedule, MaskSources};
 pub use image::{alpha_mask, overlay, prepare_mask, resize_gray, threshold};
+pub use latent::{blur_kernel_size, keep_outside, latent_mask};

@@ -16,6 +16,7 @@ pub mod farm;
 pub mod flow;
 pub mod hybrid;
 pub mod looper;
+pub mod mask;
 pub mod motion;
 pub mod output;
 pub mod post;

@@ -1,4 +1,4 @@
-//! Pillow's `Image.resize(size, Image.LANCZOS)` for 8-bit RGB, bit-exact: a separable Lanczos-3
+//! Pillow's `Image.resize(size, Image.LANCZOS)` (and `BICUBIC`) for 8-bit RGB, bit-exact: a separable Lanczos-3
 //! filter whose support grows with the downscale factor, weights normalised and held in 22-bit
 //! fixed point, the horizontal pass first and its rows rounded to 8 bits before the vertical
 //! pass. Hand-written because the `image` crate's `Lanczos3` keeps `f32` sums, a fixed support
@@ -26,11 +26,27 @@ fn lanczos(x: f64) -> f64 {
     }
 }
 
+/// Pillow's BICUBIC kernel (`a = -0.5`).
+fn bicubic(x: f64) -> f64 {
+    let a = -0.5;
+    let x = x.abs();
+    if x < 1.0 {
+        ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+    } else if x < 2.0 {
+        (((x - 5.0) * x + 8.0) * x - 4.0) * a
+    } else {
+        0.0
+    }
+}
+
+/// A resampling filter: its kernel and support (Pillow's `struct filter`).
+type Filter = (fn(f64) -> f64, f64);
+
 /// Per output index: the first input index and the fixed-point weights.
-fn coefficients(in_size: u32, out_size: u32) -> Vec<(usize, Vec<i32>)> {
+fn coefficients(in_size: u32, out_size: u32, (kernel, radius): Filter) -> Vec<(usize, Vec<i32>)> {
     let scale = f64::from(in_size) / f64::from(out_size);
     let filterscale = scale.max(1.0);
-    let support = 3.0 * filterscale;
+    let support = radius * filterscale;
     let ss = 1.0 / filterscale;
     (0..out_size)
         .map(|xx| {
@@ -38,7 +54,7 @@ fn coefficients(in_size: u32, out_size: u32) -> Vec<(usize, Vec<i32>)> {
             let xmin = ((center - support + 0.5) as i64).max(0);
             let xmax = ((center + support + 0.5) as i64).min(i64::from(in_size)) - xmin;
             let mut k: Vec<f64> = (0..xmax.max(0))
-                .map(|x| lanczos((x as f64 + xmin as f64 - center + 0.5) * ss))
+                .map(|x| kernel((x as f64 + xmin as f64 - center + 0.5) * ss))
                 .collect();
             let ww: f64 = k.iter().sum();
             if ww != 0.0 {
@@ -69,6 +85,16 @@ fn clip8(v: i32) -> u8 {
 
 /// Pillow's LANCZOS resize of `img` to `w` × `h` (a copy where the size is already right).
 pub fn lanczos_pil(img: &RgbImage, w: u32, h: u32) -> RgbImage {
+    resample(img, w, h, (lanczos, 3.0))
+}
+
+/// Pillow's BICUBIC resize (`Image.resize`'s default filter) of `img` to `w` × `h`.
+pub fn bicubic_pil(img: &RgbImage, w: u32, h: u32) -> RgbImage {
+    resample(img, w, h, (bicubic, 2.0))
+}
+
+/// Pillow's two-pass fixed-point resample with `filter`.
+fn resample(img: &RgbImage, w: u32, h: u32, filter: Filter) -> RgbImage {
     let (iw, ih) = img.dimensions();
     if (iw, ih) == (w, h) {
         return img.clone();
@@ -76,7 +102,7 @@ pub fn lanczos_pil(img: &RgbImage, w: u32, h: u32) -> RgbImage {
     let half = 1i32 << (PRECISION_BITS - 1);
     // horizontal pass
     let mid = if iw != w {
-        let coef = coefficients(iw, w);
+        let coef = coefficients(iw, w, filter);
         let mut out = RgbImage::new(w, ih);
         let src = img.as_raw();
         for y in 0..ih as usize {
@@ -103,7 +129,7 @@ pub fn lanczos_pil(img: &RgbImage, w: u32, h: u32) -> RgbImage {
         return mid;
     }
     // vertical pass
-    let coef = coefficients(ih, h);
+    let coef = coefficients(ih, h, filter);
     let mut out = RgbImage::new(w, h);
     let src = mid.as_raw();
     let stride = w as usize * 3;

@@ -27,10 +27,10 @@ pub use tables::{
     AnimationMode, AnimationSettings, AntiBlurSettings, Border, CadenceSettings, CoherenceSettings,
     ColorCoherence, ControlNetUnit, DepthNormalization, DepthResize, DepthSettings,
     GenerationSettings, HybridComposite, HybridEqualize, HybridMaskType, HybridMotion,
-    HybridSettings, INTERPOLATION_ENGINES, ImageSettings, InitSettings, LooperSettings,
-    ModelSettings, MotionSettings, NoiseSettings, OutputSettings, PaddingMode, ParseqSettings,
-    PostSettings, PromptAffixes, PromptTravel, SamplingMode, ScheduleText, UPSCALE_FACTORS,
-    VideoInputSettings,
+    HybridSettings, INTERPOLATION_ENGINES, ImageSettings, InitSettings, LooperSettings, MaskFill,
+    MaskSettings, ModelSettings, MotionSettings, NoiseSettings, OutputSettings, PaddingMode,
+    ParseqSettings, PostSettings, PromptAffixes, PromptTravel, SamplingMode, ScheduleText,
+    UPSCALE_FACTORS, VideoInputSettings,
 };
 use toml_error::describe_toml_error;
 pub use toml_error::{nearest_value, unknown_value};
@@ -98,6 +98,8 @@ pub struct Scene {
     /// Guided images (Deforum's looper).
     #[serde(skip_serializing_if = "LooperSettings::is_off")]
     pub looper: LooperSettings,
+    /// Masks: masked img2img, the noise mask and the overlay.
+    pub mask: MaskSettings,
     /// The model folder.
     pub model: ModelSettings,
     /// Output.

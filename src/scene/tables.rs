@@ -638,6 +638,65 @@ pub enum HybridMotion {
     Affine,
 }
 
+/// How A1111 fills the masked area before encoding (Deforum's `fill`, A1111's `inpainting_fill`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MaskFill {
+    /// Paint the masked area from its blurred surroundings (A1111 mode 0).
+    #[serde(rename = "fill", alias = "Fill")]
+    Fill,
+    /// Keep the init image's pixels (A1111 mode 1).
+    #[serde(rename = "original", alias = "Original")]
+    Original,
+    /// Replace the masked latents by seeded noise (A1111 mode 2).
+    #[serde(rename = "latent noise", alias = "Latent Noise")]
+    LatentNoise,
+    /// Zero the masked latents (A1111 mode 3).
+    #[serde(rename = "latent nothing", alias = "Latent Nothing")]
+    LatentNothing,
+}
+
+scene_table! {
+    /// `[mask]`: Deforum's masks (docs/scene-format.md, "`[mask]`"): where img2img may change the
+    /// frame, where the noise goes, and the overlay that pins the rest to the init image.
+    MaskSettings ("mask") {
+        /// Masked img2img, mask composition and the noise mask.
+        use_mask: bool = false,
+        /// The mask of frame 0 and the value of `{video_mask}` (relative to the scene file).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mask_file: Option<PathBuf> = None,
+        /// Read `{video_mask}` from a video, one frame per rendered frame.
+        use_mask_video: bool = false,
+        /// The mask video (relative to the scene file).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        video_mask_path: Option<PathBuf> = None,
+        /// Invert the noise mask and the overlay mask.
+        invert_mask: bool = false,
+        /// Contrast factor of a loaded mask (Pillow's `ImageEnhance.Contrast`).
+        mask_contrast_adjust: f64 = 1.0,
+        /// Brightness factor of a loaded mask (Pillow's `ImageEnhance.Brightness`).
+        mask_brightness_adjust: f64 = 1.0,
+        /// Gaussian sigma of A1111's mask blur, in pixels.
+        mask_overlay_blur: u32 = 4,
+        /// Paste the init image back outside the mask after generation.
+        overlay_mask: bool = true,
+        /// Inpaint a crop around the mask at full resolution (A1111's `inpaint_full_res`).
+        full_res_mask: bool = true,
+        /// Pixels added around the mask's bounding box by `full_res_mask`.
+        full_res_mask_padding: u32 = 4,
+        /// The init image's alpha is `{video_mask}`.
+        use_alpha_as_mask: bool = false,
+        /// Mask expression per frame, held until the next key (`0: ("{video_mask}")`).
+        mask_schedule: String = "0: (\"{video_mask}\")".into(),
+        /// Use `noise_mask_schedule` for the noise mask (else `mask_schedule`).
+        use_noise_mask: bool = false,
+        /// Noise-mask expression per frame, held until the next key.
+        noise_mask_schedule: String = "0: (\"{video_mask}\")".into(),
+        /// How the masked area starts: fill, original, latent noise, latent nothing.
+        fill: MaskFill = MaskFill::Original,
+    }
+    schedules {}
+}
+
 impl fmt::Display for HybridComposite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -929,6 +988,7 @@ pub(super) fn table_keys(table: &str) -> &'static [&'static str] {
             "parseq",
             "audio",
             "hybrid",
+            "mask",
             "post",
             "looper",
         ],
@@ -952,6 +1012,7 @@ pub(super) fn table_keys(table: &str) -> &'static [&'static str] {
         "audio" => crate::audio::AudioSettings::KEYS,
         "hybrid" => HybridSettings::KEYS,
         "looper" => LooperSettings::KEYS,
+        "mask" => MaskSettings::KEYS,
         _ => &[],
     }
 }
@@ -976,6 +1037,7 @@ pub(super) const TABLES: &[&str] = &[
     "parseq",
     "audio",
     "hybrid",
+    "mask",
     "post",
     "looper",
 ];
@@ -1029,6 +1091,57 @@ mod tests {
                 "frame 5",
             ),
             ("[hybrid]\ncomposite = \"Sometimes\"\n", "composite"),
+        ] {
+            let e = parse(toml).unwrap_err().to_string();
+            assert!(e.contains(needle), "{toml}: {e}");
+        }
+    }
+
+    #[test]
+    fn mask_table_reads_deforum_keys_and_checks_ranges() {
+        let s = parse(
+            "[mask]\nmask_file = \"m.png\"\ninvert_mask = true\nmask_contrast_adjust = 1.5\n\
+             mask_overlay_blur = 0\nfill = \"latent noise\"\n\
+             mask_schedule = '0: (\"{video_mask}\"), 10: (\"[C:/m.png] & !{video_mask}\")'\n",
+        )
+        .unwrap();
+        assert_eq!(s.mask.fill, MaskFill::LatentNoise);
+        assert!(s.mask.invert_mask && s.mask.overlay_mask && s.mask.full_res_mask);
+        assert_eq!(
+            s.mask.mask_file.as_deref(),
+            Some(std::path::Path::new("m.png"))
+        );
+        assert_eq!(s.mask.mask_contrast_adjust, 1.5);
+        assert_eq!(s.mask.full_res_mask_padding, 4);
+        for (toml, needle) in [
+            (
+                "[mask]\nmask_overlay_blur = 65\n",
+                "[mask] mask_overlay_blur = 65: must be within 0..=64",
+            ),
+            (
+                "[mask]\nfull_res_mask_padding = 9000\n",
+                "[mask] full_res_mask_padding",
+            ),
+            (
+                "[mask]\nmask_contrast_adjust = -1\n",
+                "[mask] mask_contrast_adjust",
+            ),
+            (
+                "[mask]\nmask_brightness_adjust = nan\n",
+                "[mask] mask_brightness_adjust",
+            ),
+            (
+                "[mask]\nmask_schedule = '0: (\"[a] &\")'\n",
+                "[mask] mask_schedule",
+            ),
+            (
+                "[mask]\nnoise_mask_schedule = '0: (\"{a\")'\n",
+                "[mask] noise_mask_schedule",
+            ),
+            ("[mask]\nuse_mask = true\n", "not supported yet"),
+            ("[mask]\nuse_noise_mask = true\n", "[mask] use_noise_mask"),
+            ("[mask]\nfill = \"nothing\"\n", "fill"),
+            ("[mask]\nmask_blur = 3\n", "mask_blur"),
         ] {
             let e = parse(toml).unwrap_err().to_string();
             assert!(e.contains(needle), "{toml}: {e}");

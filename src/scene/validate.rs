@@ -85,6 +85,11 @@ pub const PIXEL_FORMATS: &[&str] = &[
 /// Noise types (`[noise] noise_type`, Deforum's `noise_type`).
 pub const NOISE_TYPES: &[&str] = &["perlin", "uniform"];
 
+/// The largest `[mask] mask_overlay_blur` (a Gaussian sigma in pixels; A1111's kernel is
+/// `2·int(2.5σ + 0.5) + 1` wide).
+pub const MAX_MASK_BLUR: u32 = 64;
+/// The largest `[mask] full_res_mask_padding`, in pixels (the largest frame side).
+pub const MAX_MASK_PADDING: u32 = 8192;
 /// Flow methods of `[hybrid] flow_method` (Deforum's `hybrid_flow_method` names).
 pub const FLOW_METHODS: &[&str] = &["RAFT", "DIS Medium", "DIS Fine", "Farneback"];
 
@@ -218,6 +223,7 @@ impl Scene {
         }
         self.check_hybrid()?;
         self.check_looper()?;
+        self.check_mask()?;
         if !self.output.soundtrack_offset.is_finite() {
             return Err(format!(
                 "[output] soundtrack_offset = {}: must be a finite number of seconds",
@@ -387,6 +393,56 @@ impl Scene {
     /// Whether hybrid video is on: a composite or a hybrid motion (Deforum's test).
     pub fn hybrid_active(&self) -> bool {
         self.hybrid.composite != HybridComposite::None || self.hybrid.motion != HybridMotion::None
+    }
+
+    /// The `[mask]` keys: finite adjustments, the blur and padding in range, parseable mask
+    /// expressions; masked rendering itself is not supported yet (an error unless
+    /// `--allow-unsupported`, which renders without the masks).
+    fn check_mask(&self) -> Result<(), String> {
+        let m = &self.mask;
+        for (k, v) in [
+            ("mask_contrast_adjust", m.mask_contrast_adjust),
+            ("mask_brightness_adjust", m.mask_brightness_adjust),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(format!(
+                    "[mask] {k} = {v}: must be a finite factor of at least 0 (1 leaves the mask as it is)"
+                ));
+            }
+        }
+        if m.mask_overlay_blur > MAX_MASK_BLUR {
+            return Err(format!(
+                "[mask] mask_overlay_blur = {}: must be within 0..={MAX_MASK_BLUR}",
+                m.mask_overlay_blur
+            ));
+        }
+        if m.full_res_mask_padding > MAX_MASK_PADDING {
+            return Err(format!(
+                "[mask] full_res_mask_padding = {}: must be within 0..={MAX_MASK_PADDING}",
+                m.full_res_mask_padding
+            ));
+        }
+        for (k, text) in [
+            ("mask_schedule", &m.mask_schedule),
+            ("noise_mask_schedule", &m.noise_mask_schedule),
+        ] {
+            crate::mask::MaskSchedule::parse(text).map_err(|e| format!("[mask] {k}: {e}"))?;
+        }
+        if !self.allow_unsupported {
+            for (k, on) in [
+                ("use_mask", m.use_mask),
+                ("use_noise_mask", m.use_noise_mask),
+                ("use_mask_video", m.use_mask_video),
+            ] {
+                if on {
+                    return Err(format!(
+                        "[mask] {k} = true: masked rendering is not supported yet (set it to false, \
+                         or pass --allow-unsupported to render without the mask)"
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The `[hybrid]` keys and what they need (2D/3D, a video or the init image, a depth model

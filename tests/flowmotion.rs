@@ -195,7 +195,7 @@ const FRAMES: usize = 12;
 
 /// A Deforum settings file with hybrid motion `motion` (flow `method`, consistency check, blur
 /// 2, factor 0.9) over the first 12 frames of tests/data/hybrid/clip.mp4 with diffusion cadence
-/// `cadence`, rendered with models/tiny-sd.
+/// `cadence`, composited with a Difference mask at alpha 0.3, rendered with models/tiny-sd.
 fn hybrid_settings(dir: &std::path::Path, motion: &str, method: &str, cadence: u32) -> PathBuf {
     let clip = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/hybrid/clip.mp4");
     let body = serde_json::json!({
@@ -207,8 +207,10 @@ fn hybrid_settings(dir: &std::path::Path, motion: &str, method: &str, cadence: u
         "hybrid_motion": motion, "hybrid_flow_method": method,
         "hybrid_flow_consistency": true, "hybrid_consistency_blur": 2,
         "hybrid_flow_factor_schedule": "0:(0.9)",
-        // a composite that changes nothing keeps hybrid video on without motion too
-        "hybrid_composite": "Normal", "hybrid_comp_alpha_schedule": "0:(0)",
+        // composite and motion together, as Deforum users run hybrid video; the render without
+        // motion keeps the same composite, so the two differ by the motion only
+        "hybrid_composite": "Normal", "hybrid_comp_alpha_schedule": "0:(0.3)",
+        "hybrid_comp_mask_type": "Difference", "hybrid_comp_mask_auto_contrast": true,
     });
     let p = dir.join(format!(
         "{}_{}_{cadence}.txt",

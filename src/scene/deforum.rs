@@ -45,6 +45,9 @@ const NO_EFFECT: &[&str] = &[
     "resume_timestring",
     "delete_imgs",
     "delete_input_frames",
+    // anim extracts a new render's video frames into its own output folder and reuses them only
+    // on --resume, so Deforum's choice between re-extracting and reusing old frames does not arise
+    "overwrite_extracted_frames",
     "store_frames_in_ram",
     "fetched_parseq_manifest_summary",
     "positive_prompts",
@@ -93,7 +96,6 @@ const UNIMPLEMENTED_KEYS: &[&str] = &[
     "full_res_mask_padding",
     "mask_schedule",
     "noise_mask_schedule",
-    "overwrite_extracted_frames",
     "video_mask_path",
     "shake_intensity",
     "shake_speed",

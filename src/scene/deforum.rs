@@ -35,7 +35,6 @@ const NO_EFFECT: &[&str] = &[
     "deforum_git_commit_id",
     "batch_name",
     "motion_preview_mode",
-    "restore_faces",
     "tiling",
     "seed_resize_from_w",
     "seed_resize_from_h",
@@ -76,8 +75,22 @@ const UNIMPLEMENTED_FEATURES: &[(&str, &str)] = &[
     ("use_mask", "image masks"),
     ("use_noise_mask", "noise masks"),
     ("use_mask_video", "video masks"),
-    ("hybrid_generate_human_masks", "hybrid video human masks"),
     ("shake_name", "Camera Shakify"),
+];
+
+/// Deforum settings of features out of anim's scope, with the reason: listed apart from the
+/// unsupported ones, and, switched on, an error unless `--allow-unsupported` (rendered without).
+const OUT_OF_SCOPE: &[(&str, &str)] = &[
+    (
+        "hybrid_generate_human_masks",
+        "hybrid video human masks from RobustVideoMatting, a recurrent PyTorch model with no ONNX \
+         export anim could load; make the masks with RVM and give them as mask files",
+    ),
+    (
+        "restore_faces",
+        "face restoration (GFPGAN/CodeFormer belong to the webui, not to Deforum); restore the \
+         frames afterwards with a face-restoration tool",
+    ),
 ];
 
 /// Other Deforum settings anim does not implement: parameters of the features above (no effect
@@ -476,6 +489,20 @@ pub fn from_settings_with(
             Some(v) => Err(err(bad(k, &v, "a file path (a string)"))),
         }
     };
+    for (key, why) in OUT_OF_SCOPE {
+        if let Some(v) = map.get(*key)
+            && !is_off(v)
+        {
+            unsupported(
+                allow,
+                &mut warnings,
+                &format!("`{key}` = {v} turns on a feature out of anim's scope: {why}"),
+                &format!("set `{key}` to its off value (false, \"None\" or \"\")"),
+                "render without it",
+            )
+            .map_err(err)?;
+        }
+    }
     for (key, what) in UNIMPLEMENTED_FEATURES {
         if let Some(v) = map.get(*key)
             && !is_off(v)
@@ -1217,11 +1244,14 @@ pub fn from_settings_with(
     let mut ignored: Vec<&str> = Vec::new();
     let mut not_implemented: Vec<&str> = Vec::new();
     let mut unknown: Vec<&str> = Vec::new();
+    let mut out_of_scope: Vec<String> = Vec::new();
     for k in map.keys() {
         if used.iter().any(|u| u == k) {
             continue;
         }
-        if NO_EFFECT.contains(&k.as_str()) {
+        if let Some((_, why)) = OUT_OF_SCOPE.iter().find(|(f, _)| f == k) {
+            out_of_scope.push(format!("{k} ({why})"));
+        } else if NO_EFFECT.contains(&k.as_str()) {
             ignored.push(k);
         } else if UNIMPLEMENTED_KEYS.contains(&k.as_str())
             || UNIMPLEMENTED_FEATURES.iter().any(|(f, _)| f == k)
@@ -1238,6 +1268,7 @@ pub fn from_settings_with(
             .chain(NO_EFFECT.iter().copied())
             .chain(UNIMPLEMENTED_KEYS.iter().copied())
             .chain(UNIMPLEMENTED_FEATURES.iter().map(|(f, _)| *f))
+            .chain(OUT_OF_SCOPE.iter().map(|(f, _)| *f))
     };
     for k in &unknown {
         let near = known()
@@ -1265,6 +1296,13 @@ pub fn from_settings_with(
             "not supported yet, ignored ({}): {}",
             not_implemented.len(),
             not_implemented.join(", ")
+        ));
+    }
+    if !out_of_scope.is_empty() {
+        warnings.push(format!(
+            "out of anim's scope, ignored ({}): {}",
+            out_of_scope.len(),
+            out_of_scope.join("; ")
         ));
     }
     if !unknown.is_empty() {

@@ -721,6 +721,7 @@ impl Loop<'_, '_> {
             init,
             denoise,
             control: &[],
+            mask: None,
         }
     }
 

@@ -35,7 +35,7 @@ fn import_round_trips_the_default_settings() {
     let warnings = String::from_utf8_lossy(&o.stderr);
     // unsupported keys are listed, never dropped silently
     assert!(
-        warnings.contains("not supported yet") && warnings.contains("mask_file"),
+        warnings.contains("not supported yet") && warnings.contains("hybrid_generate_human_masks"),
         "{warnings}"
     );
     let from_settings = ok(&anim(&["schedule", example().to_str().unwrap()]));

@@ -206,3 +206,102 @@ fn masked_img2img_keeps_the_init_outside_the_mask() {
         assert_eq!(kept, p.decode_latents(&z0, 64, 64).unwrap(), "{sampler:?}");
     }
 }
+
+/// The Deforum mask keys map to `[mask]` (the `fill` radio index included).
+#[test]
+fn deforum_mask_keys_map_to_the_mask_table() {
+    let text = r#"{"use_mask": true, "mask_file": "m.png", "invert_mask": true, "fill": 1,
+        "mask_contrast_adjust": 1.5, "mask_brightness_adjust": 0.8, "mask_overlay_blur": 6,
+        "overlay_mask": false, "full_res_mask": false, "full_res_mask_padding": 8,
+        "use_alpha_as_mask": true, "mask_schedule": "0: (\"{video_mask} & [a.png]\")",
+        "use_noise_mask": true, "noise_mask_schedule": "0: (\"[b.png]\")",
+        "video_mask_path": "https://deforum.github.io/a1/VM1.mp4", "use_mask_video": false}"#;
+    let (s, warnings) = anim::scene::deforum::from_settings(text, Path::new("d.txt")).unwrap();
+    let m = &s.mask;
+    assert!(m.use_mask && m.invert_mask && m.use_alpha_as_mask && m.use_noise_mask);
+    assert!(!m.overlay_mask && !m.full_res_mask && !m.use_mask_video);
+    assert_eq!(m.mask_file.as_deref(), Some(Path::new("m.png")));
+    assert_eq!(
+        m.video_mask_path, None,
+        "a URL of an unused mask video is dropped"
+    );
+    assert_eq!(m.fill, anim::scene::MaskFill::Original);
+    assert_eq!(
+        (m.mask_contrast_adjust, m.mask_brightness_adjust),
+        (1.5, 0.8)
+    );
+    assert_eq!((m.mask_overlay_blur, m.full_res_mask_padding), (6, 8));
+    assert_eq!(m.mask_schedule, "0: (\"{video_mask} & [a.png]\")");
+    assert_eq!(m.noise_mask_schedule, "0: (\"[b.png]\")");
+    assert!(
+        !warnings.iter().any(|w| w.contains("mask")),
+        "mask keys are read: {warnings:?}"
+    );
+    // a mask video is still refused, naming the key
+    let e = anim::scene::deforum::from_settings(r#"{"use_mask_video": true}"#, Path::new("d.txt"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("use_mask_video"), "{e}");
+}
+
+/// A Deforum settings file with use_mask, a mask file and the overlay, rendered with tiny-sd:
+/// two runs are byte-identical, and every frame keeps the init image where the mask is black.
+#[test]
+fn deforum_masked_render_is_reproducible_and_keeps_the_unmasked_init() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let init = sd_init();
+    init.save(dir.path().join("init.png")).unwrap();
+    let half = GrayImage::from_fn(64, 64, |x, _| image::Luma([if x >= 32 { 255 } else { 0 }]));
+    half.save(dir.path().join("mask.png")).unwrap();
+    let settings = dir.path().join("settings.txt");
+    std::fs::write(
+        &settings,
+        r#"{"W": 64, "H": 64, "max_frames": 3, "animation_mode": "2D", "steps": 4, "seed": 5,
+        "sampler": "Euler", "prompts": {"0": "a red fox in the snow"}, "zoom": "0:(1.02)",
+        "use_init": true, "init_image": "init.png", "strength": 0.5,
+        "use_mask": true, "mask_file": "mask.png", "overlay_mask": true, "full_res_mask": false,
+        "mask_overlay_blur": 2, "mask_schedule": "0: (\"{video_mask}\")"}"#,
+    )
+    .unwrap();
+    let (scene, _) = anim::scene::deforum::read_file(&settings).unwrap();
+    let run = |name: &str| {
+        let out = dir.path().join(name);
+        let opts = anim::render::RenderOptions {
+            out: Some(out.clone()),
+            quiet: true,
+            no_video: true,
+            model: Some(root.join("models/tiny-sd")),
+            ..Default::default()
+        };
+        anim::render::render(&scene, &opts).unwrap();
+        (0..3)
+            .map(|i| {
+                image::open(anim::output::frame_path(&out, i))
+                    .unwrap()
+                    .to_rgb8()
+            })
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (run("a"), run("b"));
+    for (i, (fa, fb)) in a.iter().zip(&b).enumerate() {
+        assert_eq!(fa.as_raw(), fb.as_raw(), "frame {i}: two runs");
+        let (mut kept, mut changed) = (0, 0);
+        for (x, y, p) in fa.enumerate_pixels() {
+            if x < 32 {
+                kept += usize::from(p == init.get_pixel(x, y));
+            } else {
+                changed += usize::from(p != init.get_pixel(x, y));
+            }
+        }
+        assert_eq!(
+            kept,
+            32 * 64,
+            "frame {i}: the unmasked half is the init image"
+        );
+        assert!(
+            changed > 32 * 64 / 2,
+            "frame {i}: {changed} masked pixels changed"
+        );
+    }
+}

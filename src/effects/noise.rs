@@ -29,6 +29,18 @@ pub enum NoiseKind {
 
 /// Adds noise of weight `amount` to `img`, drawn from a generator seeded with `seed`.
 pub fn add_noise(img: &RgbImage, amount: f64, seed: i64, kind: NoiseKind) -> RgbImage {
+    add_noise_masked(img, amount, seed, kind, None)
+}
+
+/// [`add_noise`] with Deforum's noise mask: the noise is 0 where `mask` is below 128, so there the
+/// frame is still blended toward grey 127 with weight `amount`, as Deforum does.
+pub fn add_noise_masked(
+    img: &RgbImage,
+    amount: f64,
+    seed: i64,
+    kind: NoiseKind,
+    mask: Option<&image::GrayImage>,
+) -> RgbImage {
     let (w, h) = (img.width() as usize, img.height() as usize);
     if amount == 0.0 || w == 0 || h == 0 {
         return img.clone();
@@ -68,7 +80,12 @@ pub fn add_noise(img: &RgbImage, amount: f64, seed: i64, kind: NoiseKind) -> Rgb
         let row = &src[y * w * 3..(y + 1) * w * 3];
         for (x, &sx) in sxs.iter().enumerate() {
             for c in 0..3 {
-                let n = planes[c * nh * nw + sy * nw + sx];
+                let mut n = planes[c * nh * nw + sy * nw + sx];
+                if let Some(m) = mask
+                    && m.get_pixel(x as u32, y as u32).0[0] < 128
+                {
+                    n = 0.0;
+                }
                 let nu8 = ((n * 0.5 + 0.5).clamp(0.0, 1.0) * 255.0) as u8 as f32;
                 let rgb = 2 - c;
                 let v = row[x * 3 + rgb] as f32;

@@ -211,4 +211,29 @@ mod tests {
         let mean = u.as_raw().iter().map(|v| *v as f64).sum::<f64>() / u.as_raw().len() as f64;
         assert!((mean - (0.5 * 126.67 + 0.5 * 127.5)).abs() < 3.0, "{mean}");
     }
+
+    /// Deforum's noise mask: the noise only where the mask is white; elsewhere the frame is
+    /// still blended toward grey 127 (noise 0 becomes `to_u8(0.5)`).
+    #[test]
+    fn the_noise_mask_confines_the_noise() {
+        let img = RgbImage::from_fn(64, 64, |x, y| image::Rgb([x as u8 * 3, y as u8 * 2, 90]));
+        let k = NoiseKind::Uniform;
+        let white = image::GrayImage::from_pixel(64, 64, image::Luma([255]));
+        let full = add_noise(&img, 0.4, 9, k);
+        assert_eq!(add_noise_masked(&img, 0.4, 9, k, Some(&white)), full);
+        let half =
+            image::GrayImage::from_fn(64, 64, |x, _| image::Luma([if x < 32 { 0 } else { 200 }]));
+        let got = add_noise_masked(&img, 0.4, 9, k, Some(&half));
+        for (x, y, p) in got.enumerate_pixels() {
+            if x < 32 {
+                let want = img
+                    .get_pixel(x, y)
+                    .0
+                    .map(|v| round_to_u8((1.0 - 0.4f32) * v as f32 + 0.4f32 * 127.0));
+                assert_eq!(p.0, want, "({x}, {y})");
+            } else {
+                assert_eq!(p, full.get_pixel(x, y), "({x}, {y})");
+            }
+        }
+    }
 }

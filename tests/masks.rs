@@ -245,7 +245,8 @@ fn deforum_mask_keys_map_to_the_mask_table() {
 }
 
 /// A Deforum settings file with use_mask, a mask file and the overlay, rendered with tiny-sd:
-/// two runs are byte-identical, and every frame keeps the init image where the mask is black.
+/// two runs are byte-identical, and every frame (key frames and cadence tweens) keeps the init
+/// image where the mask is black.
 #[test]
 fn deforum_masked_render_is_reproducible_and_keeps_the_unmasked_init() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -257,7 +258,8 @@ fn deforum_masked_render_is_reproducible_and_keeps_the_unmasked_init() {
     let settings = dir.path().join("settings.txt");
     std::fs::write(
         &settings,
-        r#"{"W": 64, "H": 64, "max_frames": 3, "animation_mode": "2D", "steps": 4, "seed": 5,
+        r#"{"W": 64, "H": 64, "max_frames": 5, "diffusion_cadence": 2, "animation_mode": "2D",
+        "steps": 4, "seed": 5,
         "sampler": "Euler", "prompts": {"0": "a red fox in the snow"}, "zoom": "0:(1.02)",
         "use_init": true, "init_image": "init.png", "strength": 0.5,
         "use_mask": true, "mask_file": "mask.png", "overlay_mask": true, "full_res_mask": false,
@@ -275,7 +277,9 @@ fn deforum_masked_render_is_reproducible_and_keeps_the_unmasked_init() {
             ..Default::default()
         };
         anim::render::render(&scene, &opts).unwrap();
-        (0..3)
+        let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+        assert!(manifest.contains("\"tween\""), "cadence 2 makes tweens");
+        (0..5)
             .map(|i| {
                 image::open(anim::output::frame_path(&out, i))
                     .unwrap()

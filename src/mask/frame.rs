@@ -27,8 +27,10 @@ pub struct FrameMasks {
     /// `{video_mask}`.
     video_mask: GrayImage,
     files: HashMap<String, GrayImage>,
-    /// The latest composed mask (the overlay of the tweens after it).
-    latest: GrayImage,
+    /// The latest composed mask and the one before it, with their frames (the overlay of a key
+    /// frame and of the tweens after it).
+    latest: (usize, GrayImage),
+    before: Option<(usize, GrayImage)>,
 }
 
 impl FrameMasks {
@@ -77,7 +79,8 @@ impl FrameMasks {
             size,
             masks,
             noise,
-            latest: first.clone(),
+            latest: (0, first.clone()),
+            before: None,
             first,
             video_mask,
             files: HashMap::new(),
@@ -103,7 +106,8 @@ impl FrameMasks {
                 )
             })?
         };
-        self.latest = mask.clone();
+        let prev = std::mem::replace(&mut self.latest, (f, mask.clone()));
+        self.before = Some(prev).filter(|p| p.0 != f);
         let mut m = mask;
         if self.settings.invert_mask {
             invert(&mut m);
@@ -138,11 +142,17 @@ impl FrameMasks {
     }
 
     /// Deforum's overlay after generation (with `overlay_mask`): `base` (the init image) where
-    /// the latest mask is black; `generated` unchanged when the overlay is off.
-    pub fn overlay(&self, generated: RgbImage, base: Option<&RgbImage>) -> RgbImage {
+    /// the mask of key frame `key` (the latest composed mask if `key` is older) is black;
+    /// `generated` unchanged when the overlay is off or there is no base. Tweens take their
+    /// earlier key frame's mask, as Deforum's cadence loop does.
+    pub fn overlay(&self, key: usize, generated: RgbImage, base: Option<&RgbImage>) -> RgbImage {
+        let mask = match &self.before {
+            Some((k, m)) if *k == key => m,
+            _ => &self.latest.1,
+        };
         match base {
             Some(b) if self.settings.overlay_mask => {
-                overlay(&generated, b, &self.latest, self.settings.invert_mask)
+                overlay(&generated, b, mask, self.settings.invert_mask)
             }
             _ => generated,
         }

@@ -698,7 +698,7 @@ impl Loop<'_, '_> {
         if inpaint.is_some()
             && let Some((m, base)) = &self.masks
         {
-            out = m.overlay(out, base.as_ref());
+            out = m.overlay(f, out, base.as_ref());
         }
         Ok(out)
     }
@@ -794,6 +794,12 @@ impl Loop<'_, '_> {
                 *x = ((1.0 - w) * *x as f32 + w * *y as f32)
                     .round_ties_even()
                     .clamp(0.0, 255.0) as u8;
+            }
+            // Deforum overlays the tweens too, with the earlier key frame's mask
+            if let Some((m, base)) = &self.masks
+                && self.scene.mask.use_mask
+            {
+                tween = m.overlay(p, tween, base.as_ref());
             }
             let trec = FrameRecord {
                 blend_ms: ms(t.elapsed()) + std::mem::take(&mut back_ms),

@@ -193,20 +193,47 @@ fn load(path: &Path, (w, h): (u32, u32), m: &MaskSettings) -> Result<GrayImage> 
     ))
 }
 
-/// A1111's mask blur: a Gaussian of sigma `sigma` (kernel [`blur_kernel_size`]), OpenCV's 8-bit
-/// path. A1111 blurs horizontally then vertically with rounding in between; this blurs both ways
-/// in one pass, so a value may differ by 1.
+/// A1111's mask blur: `cv2.GaussianBlur(m, (k, 1), sigma)` then `cv2.GaussianBlur(m, (1, k),
+/// sigma)` with `k` = [`blur_kernel_size`], each pass OpenCV's 8-bit fixed-point path (the kernel
+/// in 8 fraction bits, reflect-101 border, rounded to 8 bits between the passes).
 pub fn blur(mask: &GrayImage, sigma: u32) -> GrayImage {
     if sigma == 0 {
         return mask.clone();
     }
-    let rgb = RgbImage::from_fn(mask.width(), mask.height(), |x, y| {
-        let v = mask.get_pixel(x, y).0[0];
-        image::Rgb([v, v, v])
-    });
     let k = blur_kernel_size(sigma) as usize;
-    let out = crate::effects::sharpen::gaussian_blur(&rgb, k, f64::from(sigma));
-    GrayImage::from_fn(mask.width(), mask.height(), |x, y| {
-        image::Luma([out.get_pixel(x, y).0[0]])
-    })
+    let kern = crate::effects::sharpen::fixed_point_kernel(k, f64::from(sigma));
+    let (w, h) = (mask.width() as usize, mask.height() as usize);
+    let pass = |src: &[u8], stride: usize, step: usize, len: usize, lines: usize| {
+        let mut out = vec![0u8; src.len()];
+        let half = (k / 2) as isize;
+        for line in 0..lines {
+            let at = |i: usize| line * stride + i * step;
+            for i in 0..len {
+                let acc: i64 = kern
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &c)| {
+                        let q = reflect101(i as isize + j as isize - half, len as isize);
+                        c * i64::from(src[at(q)])
+                    })
+                    .sum();
+                // the other axis' kernel is [256]: (256·acc + 2^15) >> 16
+                out[at(i)] = ((acc + 128) >> 8).clamp(0, 255) as u8;
+            }
+        }
+        out
+    };
+    let across = pass(mask.as_raw(), w, 1, w, h);
+    let down = pass(&across, 1, w, h, w);
+    GrayImage::from_raw(w as u32, h as u32, down).expect("same size")
+}
+
+/// OpenCV's BORDER_REFLECT_101 index of `p` in `0..len`.
+fn reflect101(p: isize, len: isize) -> usize {
+    if len == 1 {
+        return 0;
+    }
+    let period = 2 * (len - 1);
+    let q = p.rem_euclid(period);
+    (if q < len { q } else { period - q }) as usize
 }

@@ -68,6 +68,7 @@ fn main() {
         noise_multiplier: 1.0,
         travel: None,
         pix2pix: None,
+        mask: None,
     };
     let unit = |net: usize, end: f64| ControlUnit {
         net,

@@ -71,6 +71,7 @@ fn main() -> anyhow::Result<()> {
         clip_skip: 1,
         subseed: None,
         pix2pix: None,
+        mask: None,
     };
     let (first, _) = p.generate(&req, &mut TorchRng::new(0))?;
     for seed in 1..3 {

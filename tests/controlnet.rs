@@ -115,6 +115,7 @@ fn run_case(case: &str) -> image::RgbImage {
         noise_multiplier: 1.0,
         travel: None,
         pix2pix: None,
+        mask: None,
     };
     let mut control = Control {
         nets: &mut nets,

@@ -353,6 +353,7 @@ fn img2img_matches_diffusers_pipeline() {
         clip_skip: 1,
         subseed: None,
         pix2pix: None,
+        mask: None,
     };
     let mut src = Fixed(vec![
         enc_noise.as_slice().unwrap().to_vec(),
@@ -390,6 +391,7 @@ fn same_seed_same_image() {
         clip_skip: 1,
         subseed: None,
         pix2pix: None,
+        mask: None,
     };
     let a = p.generate(&req, &mut TorchRng::new(7)).unwrap().0;
     let b = p.generate(&req, &mut TorchRng::new(7)).unwrap().0;
@@ -430,6 +432,7 @@ fn noise_multiplier_scales_the_img2img_noise() {
         clip_skip: 1,
         subseed: None,
         pix2pix: None,
+        mask: None,
     };
     let a = p
         .generate(&req, &mut Fixed(vec![enc.clone(), noise.clone()]))

@@ -48,6 +48,7 @@ fn request<'a>(prompt: &'a str, src: &'a RgbImage) -> Request<'a> {
             image: Some(src),
             image_cfg_scale: 1.5,
         }),
+        mask: None,
     }
 }
 

@@ -43,6 +43,7 @@ fn img2img(p: &mut Pipeline) -> image::RgbImage {
         clip_skip: 1,
         subseed: None,
         pix2pix: None,
+        mask: None,
     };
     let mut src = Fixed(vec![
         npy("img2img_modern/enc_noise.npy"),
@@ -168,6 +169,7 @@ fn fixed_unet_buffers_give_the_same_images() {
         clip_skip: 1,
         subseed: None,
         pix2pix: None,
+        mask: None,
     };
     let dir = with_parts(&[("unet", Some("unet_timestep_scalar_float/model.onnx"))]);
     let half = with_parts(&[("unet", Some("../tiny-sd-fp16/unet/model.onnx"))]);

@@ -74,6 +74,7 @@ fn request<'a>(prompt: &'a str, init: Option<&'a image::RgbImage>) -> Request<'a
         clip_skip: 1,
         subseed: None,
         pix2pix: None,
+        mask: None,
     }
 }
 

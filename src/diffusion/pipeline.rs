@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use image::RgbImage;
+use image::{GrayImage, RgbImage};
 use ort::value::DynTensor;
 
 use super::control::{CallInputs, CallPlan, Control, StepControl, TimestepInput, UnetControl};
@@ -73,6 +73,12 @@ pub struct Request<'a> {
     /// by a model whose UNet takes 8 channels ([`Pipeline::is_pix2pix`]); `None` there: the init
     /// image at diffusers' default image guidance.
     pub pix2pix: Option<Pix2Pix<'a>>,
+    /// A1111's inpainting mask for img2img (`inpainting_fill` = original): a grey mask of the
+    /// frame's size, already blurred, white where the model paints. It is rounded to a latent mask
+    /// ([`crate::mask::latent_mask`]); at every model call the prediction outside it is replaced by
+    /// the one that gives the init latents, and after sampling the init latents are put back there.
+    /// Needs an init image; `None`: the whole frame is repainted.
+    pub mask: Option<&'a GrayImage>,
 }
 
 /// Interpolation of the text embeddings towards another prompt (prompt travel).
@@ -1107,6 +1113,10 @@ impl Pipeline {
                 return Ok((init.clone(), times));
             }
         }
+        let mask = match req.mask {
+            Some(m) => Some(self.latent_mask(req, m)?),
+            None => None,
+        };
         let edit = self.edit_image(req, control.is_some())?;
         let guidance = match edit {
             Some((_, g_i)) => Guidance::of(req.cfg_scale, g_i),
@@ -1148,11 +1158,16 @@ impl Pipeline {
             }
             None => None,
         };
+        // the init latents, kept outside the mask
+        let mut z0 = Vec::new();
         let mut latents = match req.init {
             Some(init) => {
                 let t = Instant::now();
                 let mut x0 = self.encode_image(init, noise)?;
                 times.encode += t.elapsed();
+                if mask.is_some() {
+                    z0 = x0.clone();
+                }
                 let mut eps = self.initial_noise(req, noise, lat_shape);
                 if req.noise_multiplier != 1.0 {
                     eps.iter_mut().for_each(|e| *e *= req.noise_multiplier);
@@ -1225,6 +1240,9 @@ impl Pipeline {
                     .for_each(|(u, c)| *u += req.cfg_scale * (c - *u));
                 pred.truncate(n);
             }
+            if let (Some(m), Some((a, b))) = (&mask, sched.noise_coefficients()) {
+                keep_prediction(&mut pred, &latents, &z0, m, a, b);
+            }
             let step_noise = if sched.draws_noise() {
                 Some(noise.randn(n))
             } else {
@@ -1232,6 +1250,9 @@ impl Pipeline {
             };
             sched.step(&pred, &mut latents, step_noise.as_deref())?;
             times.steps_run += 1;
+        }
+        if let Some(m) = &mask {
+            crate::mask::keep_outside(&mut latents, &z0, m);
         }
         times.denoise = t.elapsed();
         let t = Instant::now();
@@ -1242,6 +1263,41 @@ impl Pipeline {
 }
 
 impl Pipeline {
+    /// The latent mask of a masked img2img request, after checking that it can run.
+    ///
+    /// # Errors
+    /// No init image, a mask of another size, or a v-prediction model.
+    fn latent_mask(&self, req: &Request, mask: &GrayImage) -> Result<Vec<f32>> {
+        if req.init.is_none() {
+            bail!(
+                "an inpainting mask needs an init image (img2img); this generation is txt2img: give frame 0 \
+                 an init image ([init] image) or turn the mask off ([mask] use_mask = false)"
+            );
+        }
+        if mask.dimensions() != (req.width, req.height) {
+            bail!(
+                "mask is {}x{}, expected the frame size {}x{}",
+                mask.width(),
+                mask.height(),
+                req.width,
+                req.height
+            );
+        }
+        if self.scheduler_config.prediction_type != "epsilon" {
+            bail!(
+                "{}: masks with a {} model are not supported yet (epsilon-prediction models only); \
+                 turn the mask off ([mask] use_mask = false) or use another model",
+                self.folder.display(),
+                self.scheduler_config.prediction_type
+            );
+        }
+        Ok(crate::mask::latent_mask(
+            mask,
+            req.width / 8,
+            req.height / 8,
+        ))
+    }
+
     /// The picture an InstructPix2Pix model edits and the image guidance scale, or `None` for
     /// other models (which ignore `req.pix2pix`).
     ///
@@ -1291,6 +1347,23 @@ impl Pipeline {
             );
         }
         Ok(Some((img, p.image_cfg_scale)))
+    }
+}
+
+/// A1111's `x0 ← x0·m + z0·(1 − m)` on the prediction of one model call, for an ε-predicting
+/// model whose noising at this call is `x = a·x0 + b·ε`: outside the latent mask `m` the noise
+/// prediction becomes `(x − a·z0)/b`, the one whose predicted original is exactly `z0`.
+fn keep_prediction(pred: &mut [f32], x: &[f32], z0: &[f32], m: &[f32], a: f32, b: f32) {
+    for ((pc, xc), zc) in pred
+        .chunks_exact_mut(m.len())
+        .zip(x.chunks_exact(m.len()))
+        .zip(z0.chunks_exact(m.len()))
+    {
+        for (((p, &x), &z), &k) in pc.iter_mut().zip(xc).zip(zc).zip(m) {
+            if k == 0.0 {
+                *p = (x - a * z) / b;
+            }
+        }
     }
 }
 

@@ -29,6 +29,18 @@ pub enum NoiseKind {
 
 /// Adds noise of weight `amount` to `img`, drawn from a generator seeded with `seed`.
 pub fn add_noise(img: &RgbImage, amount: f64, seed: i64, kind: NoiseKind) -> RgbImage {
+    add_noise_masked(img, amount, seed, kind, None)
+}
+
+/// [`add_noise`] with Deforum's noise mask: the noise is 0 where `mask` is below 128, so there the
+/// frame is still blended toward grey 127 with weight `amount`, as Deforum does.
+pub fn add_noise_masked(
+    img: &RgbImage,
+    amount: f64,
+    seed: i64,
+    kind: NoiseKind,
+    mask: Option<&image::GrayImage>,
+) -> RgbImage {
     let (w, h) = (img.width() as usize, img.height() as usize);
     if amount == 0.0 || w == 0 || h == 0 {
         return img.clone();
@@ -68,7 +80,12 @@ pub fn add_noise(img: &RgbImage, amount: f64, seed: i64, kind: NoiseKind) -> Rgb
         let row = &src[y * w * 3..(y + 1) * w * 3];
         for (x, &sx) in sxs.iter().enumerate() {
             for c in 0..3 {
-                let n = planes[c * nh * nw + sy * nw + sx];
+                let mut n = planes[c * nh * nw + sy * nw + sx];
+                if let Some(m) = mask
+                    && m.get_pixel(x as u32, y as u32).0[0] < 128
+                {
+                    n = 0.0;
+                }
                 let nu8 = ((n * 0.5 + 0.5).clamp(0.0, 1.0) * 255.0) as u8 as f32;
                 let rgb = 2 - c;
                 let v = row[x * 3 + rgb] as f32;
@@ -193,5 +210,30 @@ mod tests {
         let u = add_noise(&img, 0.5, 1, NoiseKind::Uniform);
         let mean = u.as_raw().iter().map(|v| *v as f64).sum::<f64>() / u.as_raw().len() as f64;
         assert!((mean - (0.5 * 126.67 + 0.5 * 127.5)).abs() < 3.0, "{mean}");
+    }
+
+    /// Deforum's noise mask: the noise only where the mask is white; elsewhere the frame is
+    /// still blended toward grey 127 (noise 0 becomes `to_u8(0.5)`).
+    #[test]
+    fn the_noise_mask_confines_the_noise() {
+        let img = RgbImage::from_fn(64, 64, |x, y| image::Rgb([x as u8 * 3, y as u8 * 2, 90]));
+        let k = NoiseKind::Uniform;
+        let white = image::GrayImage::from_pixel(64, 64, image::Luma([255]));
+        let full = add_noise(&img, 0.4, 9, k);
+        assert_eq!(add_noise_masked(&img, 0.4, 9, k, Some(&white)), full);
+        let half =
+            image::GrayImage::from_fn(64, 64, |x, _| image::Luma([if x < 32 { 0 } else { 200 }]));
+        let got = add_noise_masked(&img, 0.4, 9, k, Some(&half));
+        for (x, y, p) in got.enumerate_pixels() {
+            if x < 32 {
+                let want = img
+                    .get_pixel(x, y)
+                    .0
+                    .map(|v| round_to_u8((1.0 - 0.4f32) * v as f32 + 0.4f32 * 127.0));
+                assert_eq!(p.0, want, "({x}, {y})");
+            } else {
+                assert_eq!(p, full.get_pixel(x, y), "({x}, {y})");
+            }
+        }
     }
 }

@@ -10,3 +10,6 @@ pub mod latent;
 pub use expr::{MASK_NESTING, MaskExpr, MaskOp, MaskSchedule, MaskSources};
 pub use image::{alpha_mask, overlay, prepare_mask, resize_gray, threshold};
 pub use latent::{blur_kernel_size, keep_outside, latent_mask};
+pub mod frame;
+
+pub use frame::FrameMasks;

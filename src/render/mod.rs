@@ -354,6 +354,8 @@ struct Loop<'s, 'p> {
     hybrid: Option<crate::hybrid::Hybrid>,
     /// Guided images: the keys and each guide image at the frame size (looper scenes only).
     looper: Option<(crate::looper::Guides, Vec<RgbImage>)>,
+    /// The masks and the overlay's base (the init image), with `[mask] use_mask`.
+    masks: Option<(crate::mask::FrameMasks, Option<RgbImage>)>,
 }
 
 /// The guide images of a looper scene, each read and resized as Deforum (Pillow's LANCZOS).
@@ -559,6 +561,10 @@ impl Loop<'_, '_> {
         // the previous frame colour-matched, before contrast and noise: optical-flow redo's
         // flow starts from it
         let mut matched = None;
+        let noise_mask = match (&mut self.masks, start.prepare && img.is_some()) {
+            (Some((m, _)), true) => Some(m.noise(f)?),
+            _ => None,
+        };
         if start.prepare
             && let Some(mut picture) = img.take()
         {
@@ -566,6 +572,7 @@ impl Loop<'_, '_> {
                 values: &v,
                 seed,
                 color: self.color_target.as_ref(),
+                noise_mask: noise_mask.as_ref(),
             };
             for stage in &self.stages {
                 if stage.name() == "contrast" && self.redo_flow.is_some() {
@@ -616,6 +623,11 @@ impl Loop<'_, '_> {
         };
         // the redo generations (Deforum's order: optical-flow redo, then diffusion redo), each
         // on a seed of its own derived from the frame's seed
+        // the inpainting mask (img2img only; frame 0: the mask file)
+        let inpaint = match (&mut self.masks, img.is_some()) {
+            (Some((m, _)), true) => Some(m.inpaint(f)?),
+            _ => None,
+        };
         let redo = start.prepare && start.denoise > 0.0 && img.is_some();
         if redo && let (Some(est), Some(prev)) = (self.redo_flow.as_mut(), matched.as_ref()) {
             let t = Instant::now();
@@ -629,6 +641,7 @@ impl Loop<'_, '_> {
                 start.denoise,
             );
             req.control = &control;
+            req.mask = inpaint.as_ref();
             let (d, _) = painter.paint(&req)?;
             let flow = est
                 .flow(prev, &d, None)
@@ -649,6 +662,7 @@ impl Loop<'_, '_> {
                     start.denoise,
                 );
                 req.control = &control;
+                req.mask = inpaint.as_ref();
                 let (d, _) = painter.paint(&req)?;
                 img = Some(d);
             }
@@ -657,6 +671,7 @@ impl Loop<'_, '_> {
         }
         let mut req = self.request(f, &v, seed, img.as_ref(), start.denoise);
         req.control = &control;
+        req.mask = inpaint.as_ref();
         let (mut out, times) = painter.paint(&req)?;
         rec.painted(&times);
         if let Some(target) = &correction {
@@ -679,6 +694,11 @@ impl Loop<'_, '_> {
         }
         if start.finish_gray && scene.coherence.color_force_grayscale {
             effects::grayscale(&mut out);
+        }
+        if inpaint.is_some()
+            && let Some((m, base)) = &self.masks
+        {
+            out = m.overlay(f, out, base.as_ref());
         }
         Ok(out)
     }
@@ -721,6 +741,7 @@ impl Loop<'_, '_> {
             init,
             denoise,
             control: &[],
+            mask: None,
         }
     }
 
@@ -773,6 +794,12 @@ impl Loop<'_, '_> {
                 *x = ((1.0 - w) * *x as f32 + w * *y as f32)
                     .round_ties_even()
                     .clamp(0.0, 255.0) as u8;
+            }
+            // Deforum overlays the tweens too, with the earlier key frame's mask
+            if let Some((m, base)) = &self.masks
+                && self.scene.mask.use_mask
+            {
+                tween = m.overlay(p, tween, base.as_ref());
             }
             let trec = FrameRecord {
                 blend_ms: ms(t.elapsed()) + std::mem::take(&mut back_ms),
@@ -1054,6 +1081,16 @@ fn run_loop(
         redo_flow: flow_estimator(&scene, FlowUse::Redo, !painter_absent)?,
         hybrid: crate::hybrid::Hybrid::open(&scene, &book, &out)?,
         looper: load_guides(&scene)?,
+        masks: match crate::mask::FrameMasks::new(&scene)? {
+            Some(m) => {
+                let base = match &scene.init.image {
+                    Some(p) => Some(load_init(&scene, p)?),
+                    None => None,
+                };
+                Some((m, base))
+            }
+            None => None,
+        },
     };
     let (mut prev, mut done_key, mut seed_calls) = match resumed {
         Some((cp, key, sample)) => {

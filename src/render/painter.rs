@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
-use image::RgbImage;
+use image::{GrayImage, RgbImage};
 
 use crate::controlnet::{self, ControlFrame};
 use crate::diffusion::{
@@ -39,6 +39,9 @@ pub(crate) struct FrameRequest<'a> {
     pub denoise: f64,
     /// The ControlNet units' maps and weights at this frame.
     pub control: &'a [ControlFrame],
+    /// A1111's inpainting mask (frame size, blurred by `mask_overlay_blur`, white where the model
+    /// paints); `None`: the whole frame is repainted.
+    pub mask: Option<&'a GrayImage>,
 }
 
 /// Repaints a prepared frame: txt2img when the request has no init image, img2img otherwise.
@@ -336,6 +339,7 @@ impl Painter for Diffuse {
                 image: None,
                 image_cfg_scale: v.pix2pix_img_cfg_scale as f32,
             }),
+            mask: req.mask,
         };
         let frame = req.frame;
         let mut units = Vec::with_capacity(req.control.len());

@@ -16,6 +16,7 @@ pub(crate) struct StageInput<'a> {
     pub seed: i64,
     /// The colour-coherence target, once frame 0 (or the reference image) has set it.
     pub color: Option<&'a ColorTarget>,
+    pub noise_mask: Option<&'a image::GrayImage>,
 }
 
 /// One operation on the frame before it is repainted.
@@ -92,7 +93,13 @@ impl Stage for Noise {
         "noise"
     }
     fn apply(&self, img: RgbImage, input: &StageInput) -> RgbImage {
-        effects::noise::add_noise(&img, input.values.noise, input.seed, self.0)
+        effects::noise::add_noise_masked(
+            &img,
+            input.values.noise,
+            input.seed,
+            self.0,
+            input.noise_mask,
+        )
     }
 }
 

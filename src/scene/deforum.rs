@@ -17,8 +17,8 @@ use super::registry::{self, Kind};
 use super::validate::NOISE_TYPES;
 use super::{
     AnimationMode, Border, ColorCoherence, ControlNetUnit, EMPTY_SCENE, HybridComposite,
-    HybridEqualize, HybridMaskType, HybridMotion, PaddingMode, ReadOptions, SamplingMode, Scene,
-    SceneError, ScheduleText, SeedBehavior, unknown_value,
+    HybridEqualize, HybridMaskType, HybridMotion, MaskFill, PaddingMode, ReadOptions, SamplingMode,
+    Scene, SceneError, ScheduleText, SeedBehavior, unknown_value,
 };
 use crate::schedule::Expr;
 
@@ -72,8 +72,6 @@ const NO_EFFECT: &[&str] = &[
 /// than "off" (`false`, `"None"`, `""`, `0`, `null`) is an error unless `--allow-unsupported`,
 /// which renders without the feature.
 const UNIMPLEMENTED_FEATURES: &[(&str, &str)] = &[
-    ("use_mask", "image masks"),
-    ("use_noise_mask", "noise masks"),
     ("use_mask_video", "video masks"),
     ("shake_name", "Camera Shakify"),
 ];
@@ -96,24 +94,112 @@ const OUT_OF_SCOPE: &[(&str, &str)] = &[
 /// Other Deforum settings anim does not implement: parameters of the features above (no effect
 /// while the feature is off). Listed in a warning when present; with the keys anim reads and
 /// [`NO_EFFECT`] they make the set of known keys a misspelt key is matched against.
-const UNIMPLEMENTED_KEYS: &[&str] = &[
-    "use_alpha_as_mask",
-    "mask_file",
-    "invert_mask",
-    "mask_contrast_adjust",
-    "mask_brightness_adjust",
-    "overlay_mask",
-    "mask_overlay_blur",
-    "fill",
-    "full_res_mask",
-    "full_res_mask_padding",
-    "mask_schedule",
-    "noise_mask_schedule",
-    "video_mask_path",
-    "shake_intensity",
-    "shake_speed",
-    "deforum_embed_srt",
-];
+const UNIMPLEMENTED_KEYS: &[&str] = &["shake_intensity", "shake_speed", "deforum_embed_srt"];
+
+/// Deforum's mask keys into `[mask]` (docs/research §2.1). A mask file or mask video given as a
+/// URL (Deforum's defaults are) is refused only where it is used.
+fn read_masks(
+    scene: &mut Scene,
+    get: &dyn Fn(&str) -> Option<Value>,
+    flag: &dyn Fn(&str) -> Result<Option<bool>, SceneError>,
+    number: &NumberReader,
+    allow: bool,
+    warnings: &mut Vec<String>,
+) -> Result<(), String> {
+    let m = &mut scene.mask;
+    let msg = |e: SceneError| e.to_string();
+    for (k, slot) in [
+        ("use_mask", &mut m.use_mask),
+        ("use_noise_mask", &mut m.use_noise_mask),
+        ("use_mask_video", &mut m.use_mask_video),
+        ("invert_mask", &mut m.invert_mask),
+        ("overlay_mask", &mut m.overlay_mask),
+        ("full_res_mask", &mut m.full_res_mask),
+        ("use_alpha_as_mask", &mut m.use_alpha_as_mask),
+    ] {
+        if let Some(b) = flag(k).map_err(msg)? {
+            *slot = b;
+        }
+    }
+    for (k, slot) in [
+        ("mask_contrast_adjust", &mut m.mask_contrast_adjust),
+        ("mask_brightness_adjust", &mut m.mask_brightness_adjust),
+    ] {
+        if let Some(v) = number(k, "a factor (1 = unchanged)").map_err(msg)? {
+            *slot = v;
+        }
+    }
+    for (k, slot) in [
+        ("mask_overlay_blur", &mut m.mask_overlay_blur),
+        ("full_res_mask_padding", &mut m.full_res_mask_padding),
+    ] {
+        if let Some(v) = number(k, "a whole number of pixels").map_err(msg)? {
+            if v < 0.0 || v.fract() != 0.0 || v > f64::from(u32::MAX) {
+                return Err(format!("`{k}` = {v}: expected a whole number of pixels"));
+            }
+            *slot = v as u32;
+        }
+    }
+    for (k, slot) in [
+        ("mask_schedule", &mut m.mask_schedule),
+        ("noise_mask_schedule", &mut m.noise_mask_schedule),
+    ] {
+        match get(k) {
+            Some(Value::String(t)) => *slot = t,
+            None | Some(Value::Null) => {}
+            Some(v) => return Err(format!("`{k}` = {v}: expected a mask schedule string")),
+        }
+    }
+    if let Some(v) = get("fill") {
+        // the UI saves the radio button's index (A1111's inpainting_fill)
+        let fills = [
+            MaskFill::Fill,
+            MaskFill::Original,
+            MaskFill::LatentNoise,
+            MaskFill::LatentNothing,
+        ];
+        m.fill = match as_f64(&v) {
+            Some(i) if i.fract() == 0.0 && (0.0..4.0).contains(&i) => fills[i as usize],
+            _ => choose(
+                "fill",
+                &v,
+                &[
+                    ("fill", MaskFill::Fill),
+                    ("original", MaskFill::Original),
+                    ("latent noise", MaskFill::LatentNoise),
+                    ("latent nothing", MaskFill::LatentNothing),
+                ],
+            )?,
+        };
+    }
+    for (k, on, slot) in [
+        ("mask_file", m.use_mask, &mut m.mask_file),
+        ("video_mask_path", m.use_mask_video, &mut m.video_mask_path),
+    ] {
+        let p = match get(k) {
+            Some(Value::String(s)) => s.trim().to_string(),
+            None | Some(Value::Null) => continue,
+            Some(v) => return Err(format!("`{k}` = {v}: expected a file path (a string)")),
+        };
+        if p.is_empty() {
+            continue;
+        }
+        if is_url(&p) {
+            if on {
+                unsupported(
+                    allow,
+                    warnings,
+                    &format!("`{k}` = \"{p}\" is a URL; anim reads local files only"),
+                    &format!("download it and set `{k}` to the file's path"),
+                    "render without it",
+                )?;
+            }
+        } else {
+            *slot = Some(p.into());
+        }
+    }
+    Ok(())
+}
 
 /// Deforum's default `video_init_path` (a URL: a file without the key asks for it).
 const DEFAULT_VIDEO_INIT_PATH: &str = "https://deforum.github.io/a1/V1.mp4";
@@ -840,6 +926,7 @@ pub fn from_settings_with(
             )));
         }
     }
+    read_masks(&mut scene, &get, &flag, &number, allow, &mut warnings).map_err(err)?;
     if let Some(b) = flag("enable_perspective_flip")? {
         scene.motion.enable_perspective_flip = b;
     }

@@ -1138,8 +1138,12 @@ mod tests {
                 "[mask]\nnoise_mask_schedule = '0: (\"{a\")'\n",
                 "[mask] noise_mask_schedule",
             ),
-            ("[mask]\nuse_mask = true\n", "not supported yet"),
-            ("[mask]\nuse_noise_mask = true\n", "[mask] use_noise_mask"),
+            ("[mask]\nuse_mask = true\n", "[mask] full_res_mask"),
+            (
+                "[mask]\nuse_mask = true\nfull_res_mask = false\nfill = \"latent noise\"\n",
+                "[mask] fill",
+            ),
+            ("[mask]\nuse_mask_video = true\n", "[mask] use_mask_video"),
             ("[mask]\nfill = \"nothing\"\n", "fill"),
             ("[mask]\nmask_blur = 3\n", "mask_blur"),
         ] {

@@ -94,6 +94,7 @@ pub fn run_reference(
         clip_skip: 1,
         subseed: None,
         pix2pix: None,
+        mask: None,
     };
     let name = dir.display();
     let (img, times) = if from_seed {

@@ -368,6 +368,20 @@ impl Scheduler {
         }
     }
 
+    /// `(a, b)` with `add_noise(x0, ε)` = `a·x0 + b·ε` at the next model call's noise level
+    /// (`None` when the run is over): what masked img2img needs to turn "the original latents"
+    /// into the noise prediction that gives them.
+    pub fn noise_coefficients(&self) -> Option<(f32, f32)> {
+        if self.index >= self.algo.timesteps().len() {
+            return None;
+        }
+        let mut a = [1.0f32];
+        self.algo.add_noise(self.index, &mut a, &[0.0]);
+        let mut b = [0.0f32];
+        self.algo.add_noise(self.index, &mut b, &[1.0]);
+        Some((a[0], b[0]))
+    }
+
     /// `scale_model_input` for the next model call, in place.
     pub fn scale_model_input(&self, x: &mut [f32]) {
         if self.index < self.algo.timesteps().len() {

@@ -7,7 +7,7 @@ use std::path::Path;
 fuzz_target!(|text: &str| {
     if let Ok(scene) = Scene::from_toml(text, Path::new("fuzz.toml")) {
         if let Ok(s) = scene.schedules() {
-            for f in 0..3 {
+            for f in 0..s.frames().min(3) {
                 let _ = s.at(f);
                 scene.prompt_at_with(f, &s);
                 scene.travel_at_with(f, &s);

@@ -795,32 +795,48 @@ impl Pipeline {
         img: &RgbImage,
         noise: &mut dyn NoiseSource,
     ) -> Result<Vec<f32>> {
-        let (w, h) = img.dimensions();
-        let data = image_to_nchw(img);
-        let input = float_input(vec![1, 3, h as i64, w as i64], &data, self.vae_encoder_f16)?;
-        let scaling = self.vae_scaling;
         if self.encoder_parameters {
-            let (shape, params) = self
-                .vae_encoder
-                .run1(vec![("sample".into(), input)], "latent_parameters")?;
-            if shape.len() != 4 || shape[1] != 8 {
-                bail!(
-                    "{}: latent_parameters has shape {shape:?}, expected [1, 8, h, w]",
-                    self.vae_encoder.path.display()
-                );
-            }
-            let n = params.len() / 2;
-            let (mean, logvar) = params.split_at(n);
-            let eps = noise.randn(n);
-            Ok((0..n)
-                .map(|i| (mean[i] + (0.5 * logvar[i].clamp(-30.0, 20.0)).exp() * eps[i]) * scaling)
-                .collect())
+            let params = self.encoder_distribution(img)?;
+            Ok(self.sample_latents(&params, noise))
         } else {
+            let (w, h) = img.dimensions();
+            let data = image_to_nchw(img);
+            let input = float_input(vec![1, 3, h as i64, w as i64], &data, self.vae_encoder_f16)?;
+            let scaling = self.vae_scaling;
             let (_, sample) = self
                 .vae_encoder
                 .run1(vec![("sample".into(), input)], "latent_sample")?;
             Ok(sample.iter().map(|x| x * scaling).collect())
         }
+    }
+
+    /// The VAE encoder's distribution of `img`: `[mean, logvar]` (`latent_parameters`).
+    fn encoder_distribution(&mut self, img: &RgbImage) -> Result<Vec<f32>> {
+        let (w, h) = img.dimensions();
+        let data = image_to_nchw(img);
+        let input = float_input(vec![1, 3, h as i64, w as i64], &data, self.vae_encoder_f16)?;
+        let (shape, params) = self
+            .vae_encoder
+            .run1(vec![("sample".into(), input)], "latent_parameters")?;
+        if shape.len() != 4 || shape[1] != 8 {
+            bail!(
+                "{}: latent_parameters has shape {shape:?}, expected [1, 8, h, w]",
+                self.vae_encoder.path.display()
+            );
+        }
+        Ok(params)
+    }
+
+    /// `scaling · (mean + std · noise)` from the encoder's `[mean, logvar]`.
+    fn sample_latents(&self, params: &[f32], noise: &mut dyn NoiseSource) -> Vec<f32> {
+        let n = params.len() / 2;
+        let (mean, logvar) = params.split_at(n);
+        let eps = noise.randn(n);
+        (0..n)
+            .map(|i| {
+                (mean[i] + (0.5 * logvar[i].clamp(-30.0, 20.0)).exp() * eps[i]) * self.vae_scaling
+            })
+            .collect()
     }
 
     /// Image to the VAE encoder's mode (its mean), not scaled: InstructPix2Pix's image
@@ -830,6 +846,14 @@ impl Pipeline {
     /// A VAE encoder that exports only a sample (`latent_sample`, optimum <= 1.22), whose mean
     /// cannot be read; model failures.
     pub fn encode_image_mode(&mut self, img: &RgbImage) -> Result<Vec<f32>> {
+        self.check_mode_readable()?;
+        let mut params = self.encoder_distribution(img)?;
+        params.truncate(params.len() / 2);
+        Ok(params)
+    }
+
+    /// InstructPix2Pix needs the encoder's mean, which a `latent_sample` export hides.
+    fn check_mode_readable(&self) -> Result<()> {
         if !self.encoder_parameters {
             bail!(
                 "{}: exports only `latent_sample` (a sample drawn inside the graph), but InstructPix2Pix \
@@ -838,20 +862,7 @@ impl Pipeline {
                 self.vae_encoder.path.display()
             );
         }
-        let (w, h) = img.dimensions();
-        let data = image_to_nchw(img);
-        let input = float_input(vec![1, 3, h as i64, w as i64], &data, self.vae_encoder_f16)?;
-        let (shape, mut params) = self
-            .vae_encoder
-            .run1(vec![("sample".into(), input)], "latent_parameters")?;
-        if shape.len() != 4 || shape[1] != 8 {
-            bail!(
-                "{}: latent_parameters has shape {shape:?}, expected [1, 8, h, w]",
-                self.vae_encoder.path.display()
-            );
-        }
-        params.truncate(params.len() / 2);
-        Ok(params)
+        Ok(())
     }
 
     /// Latents to image: decode `latents / scaling`, then `round(clamp(x/2 + 0.5) · 255)`.
@@ -1149,10 +1160,21 @@ impl Pipeline {
         times.text = t0.elapsed();
         let lat_shape = [4usize, (h / 8) as usize, (w / 8) as usize];
         let n = lat_shape.iter().product::<usize>();
+        // the pix2pix picture is the init image unless the request names another: then one
+        // encoder run gives both its mean (the image conditioning) and the init latents' sample
+        let mut init_params = None;
         let image_latents = match edit {
             Some((img, _)) => {
                 let t = Instant::now();
-                let mode = self.encode_image_mode(img)?;
+                let mode = if req.init.is_some_and(|init| std::ptr::eq(init, img)) {
+                    self.check_mode_readable()?;
+                    let params = self.encoder_distribution(img)?;
+                    let mode = params[..params.len() / 2].to_vec();
+                    init_params = Some(params);
+                    mode
+                } else {
+                    self.encode_image_mode(img)?
+                };
                 times.encode += t.elapsed();
                 Some(pix2pix::batch_image_latents(&mode, guidance))
             }
@@ -1163,7 +1185,10 @@ impl Pipeline {
         let mut latents = match req.init {
             Some(init) => {
                 let t = Instant::now();
-                let mut x0 = self.encode_image(init, noise)?;
+                let mut x0 = match &init_params {
+                    Some(params) => self.sample_latents(params, noise),
+                    None => self.encode_image(init, noise)?,
+                };
                 times.encode += t.elapsed();
                 if mask.is_some() {
                     z0 = x0.clone();

@@ -141,6 +141,9 @@ pub struct Hybrid {
     flow: Option<FlowMotion>,
     /// The motion steps measured since [`Hybrid::take_steps`] (the tweens undo them).
     steps: Vec<(usize, MotionStep)>,
+    /// The last two motion frames read (frame t's motion reads t - 1 and t, the next t and
+    /// t + 1), so each video frame is decoded and resized once.
+    motion_frames: std::cell::RefCell<Vec<(usize, RgbImage)>>,
 }
 
 /// One frame's hybrid motion as measured (video frame t-1 → t), kept so the later key frame can
@@ -244,6 +247,7 @@ impl Hybrid {
             extra,
             flow,
             steps: Vec::new(),
+            motion_frames: std::cell::RefCell::new(Vec::with_capacity(2)),
         }))
     }
 
@@ -272,6 +276,9 @@ impl Hybrid {
             return Ok(img.clone());
         }
         let i = t.min(self.count.saturating_sub(1));
+        if let Some((_, img)) = self.motion_frames.borrow().iter().find(|(k, _)| *k == i) {
+            return Ok(img.clone());
+        }
         let img = output::read_rgb(&self.frames.join(format!("{i:06}.png")))?;
         let (w, h) = self.size;
         let data = crate::controlnet::preprocess::resize(
@@ -283,8 +290,14 @@ impl Hybrid {
             h as usize,
             crate::controlnet::preprocess::Interpolation::Linear,
         );
-        RgbImage::from_raw(w, h, data)
-            .ok_or_else(|| anyhow::anyhow!("frame {t}: the resized video frame does not fit"))
+        let img = RgbImage::from_raw(w, h, data)
+            .ok_or_else(|| anyhow::anyhow!("frame {t}: the resized video frame does not fit"))?;
+        let mut cache = self.motion_frames.borrow_mut();
+        if cache.len() == 2 {
+            cache.remove(0);
+        }
+        cache.push((i, img.clone()));
+        Ok(img)
     }
 
     /// Frame 0's init image (`use_first_frame_as_init_image`), or `None` when it is off.

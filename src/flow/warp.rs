@@ -421,31 +421,6 @@ impl FlowMotion {
         Ok(flow)
     }
 
-    /// `img` moved by the motion from video frame `a` to video frame `b` (`hybrid_flow_factor`
-    /// times the flow); `a` is the previous picture itself with `hybrid_motion_use_prev_img`.
-    ///
-    /// # Errors
-    /// Frames of other sizes than `img`, or a flow method that fails.
-    pub fn apply(
-        &mut self,
-        img: &RgbImage,
-        a: &RgbImage,
-        b: &RgbImage,
-        factor: f64,
-    ) -> Result<RgbImage> {
-        if a.dimensions() != img.dimensions() {
-            bail!(
-                "hybrid motion: the video frame is {}x{}, the picture {}x{}",
-                a.width(),
-                a.height(),
-                img.width(),
-                img.height()
-            );
-        }
-        let flow = self.flow(a, b)?;
-        Ok(apply_flow(img, &flow, factor))
-    }
-
     /// The flow the next frame passes to DIS as its initial field (`None` before the first).
     pub fn prev_flow(&self) -> Option<&Flow> {
         self.prev_flow.as_ref()

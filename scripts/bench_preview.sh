@@ -5,6 +5,8 @@
 #   scripts/bench_preview.sh ANIM [PYTHON] [ROUNDS] [OLD_ANIM]
 # PYTHON: an interpreter with numpy and opencv-python-headless (skipped when empty).
 # OLD_ANIM: another anim binary (an earlier build) timed in the same rounds.
+# DEFORUM_SRC (environment): a checkout of sd-webui-deforum; then the 3D scene's chain also runs
+# through Deforum's own PyTorch warp (scripts/bench_deforum_preview3d.py) in the same rounds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 anim="$(realpath "$1")"
@@ -41,12 +43,14 @@ for b in new ${old:+old}; do
   add "$b 3D --no-video" "$exe preview $work/3D.toml --out $work/o --quiet --no-video"
 done
 [ -n "$py" ] && add "python opencv 2D" "$py scripts/bench_opencv_preview.py $work/p 512 40"
+[ -n "$py" ] && [ -n "${DEFORUM_SRC:-}" ] &&
+  add "deforum pytorch 3D" "$py scripts/bench_deforum_preview3d.py $DEFORUM_SRC $work/p 512 40"
 declare -A times
 for r in $(seq "$rounds"); do
   for k in "${order[@]}"; do
     rm -rf "$work/o" "$work/p"
     s=$(date +%s.%N)
-    ${cmds[$k]} > /dev/null
+    ${cmds[$k]} > /dev/null 2>&1
     e=$(date +%s.%N)
     times[$k]+="$(echo "$e - $s" | bc) "
   done
@@ -61,5 +65,7 @@ for k in "${order[@]}"; do
 done
 echo "per-round ratios (median): 2D video / 2D --no-video $(ratio "new 2D video" "new 2D --no-video")x"
 [ -n "$py" ] && echo "python opencv 2D / anim 2D --no-video $(ratio "python opencv 2D" "new 2D --no-video")x"
+[ -n "$py" ] && [ -n "${DEFORUM_SRC:-}" ] &&
+  echo "deforum pytorch 3D / anim 3D --no-video $(ratio "deforum pytorch 3D" "new 3D --no-video")x"
 [ -n "$old" ] && echo "old / new: 2D --no-video $(ratio "old 2D --no-video" "new 2D --no-video")x, 2D video $(ratio "old 2D video" "new 2D video")x, 3D --no-video $(ratio "old 3D --no-video" "new 3D --no-video")x"
 true

@@ -316,7 +316,7 @@ struct LocalRenders {
 
 impl LocalRenders {
     /// What each render is run with (the model folder made absolute).
-    fn render_args(&self) -> Result<RenderArgs> {
+    fn render_args(&self, read: ReadOptions) -> Result<RenderArgs> {
         Ok(RenderArgs {
             model: self
                 .model
@@ -326,6 +326,7 @@ impl LocalRenders {
             device: self.device.clone(),
             resume: self.resume,
             threads: None,
+            allow_unsupported: read.allow_unsupported,
         })
     }
 }
@@ -681,8 +682,8 @@ fn run(cli: Cli) -> Result<()> {
             out_root,
             local,
         } => {
-            let entries = batch::entries(&scenes, out_root.as_deref())?;
-            run_batch(&entries, local.jobs, local.render_args()?)?;
+            let entries = batch::entries(&scenes, out_root.as_deref(), read)?;
+            run_batch(&entries, local.jobs, local.render_args(read)?)?;
         }
         Command::Sweep {
             scene,
@@ -697,8 +698,8 @@ fn run(cli: Cli) -> Result<()> {
                 .iter()
                 .map(|v| sweep::parse_vary(v))
                 .collect::<Result<Vec<_>>>()?;
-            let sweep = sweep::plan(&scene, &varies, out_root.as_deref())?;
-            let render = local.render_args()?;
+            let sweep = sweep::plan(&scene, &varies, out_root.as_deref(), read)?;
+            let render = local.render_args(read)?;
             if dry_run {
                 print!("{}", sweep.listing());
             } else {
@@ -725,7 +726,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Farm { what } => farm_command(what)?,
+        Command::Farm { what } => farm_command(what, read)?,
         Command::Post { scene, out } => {
             let s = load(&scene, read)?;
             let out = match out {
@@ -917,7 +918,7 @@ fn submit_slurm(
     Ok(())
 }
 
-fn farm_command(cmd: FarmCommand) -> Result<()> {
+fn farm_command(cmd: FarmCommand, read: ReadOptions) -> Result<()> {
     match cmd {
         FarmCommand::Submit {
             scenes,
@@ -932,12 +933,13 @@ fn farm_command(cmd: FarmCommand) -> Result<()> {
             k8s_args,
         } => {
             let root = farm::plan::absolute(&out_root)?;
-            let tasks = farm::plan::tasks(&scenes, Some(&root), split)?;
+            let tasks = farm::plan::tasks(&scenes, Some(&root), split, read)?;
             let render = RenderArgs {
                 model: model.as_deref().map(farm::plan::absolute).transpose()?,
                 device,
                 resume: true,
                 threads: None,
+                allow_unsupported: read.allow_unsupported,
             };
             if !on_k8s {
                 return submit_slurm(&tasks, &render, &root, &slurm_args, dry_run);

@@ -14,7 +14,7 @@ use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 
 use super::plan::{self, Progress, RenderArgs, Task};
-use crate::scene::Scene;
+use crate::scene::{ReadOptions, Scene};
 
 /// Most renders run at once.
 pub const MAX_JOBS: usize = 64;
@@ -53,12 +53,16 @@ impl Entry {
 ///
 /// # Errors
 /// More than [`plan::MAX_TASKS`] scenes, or two scenes writing into one folder.
-pub fn entries(scenes: &[PathBuf], out_root: Option<&Path>) -> Result<Vec<Entry>> {
+pub fn entries(
+    scenes: &[PathBuf],
+    out_root: Option<&Path>,
+    opts: ReadOptions,
+) -> Result<Vec<Entry>> {
     let list: Vec<Entry> = scenes
         .iter()
         .map(|path| Entry {
             scene: path.clone(),
-            task: Scene::load(path)
+            task: Scene::load_with(path, opts)
                 .map_err(anyhow::Error::from)
                 .and_then(|s| plan::whole(path, &s, out_root))
                 .map_err(|e| format!("{e:#}")),

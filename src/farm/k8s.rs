@@ -251,6 +251,9 @@ pub fn manifests(tasks: &[Task], render: &RenderArgs, o: &K8sOptions) -> Result<
     if let Some(t) = render.threads {
         common.extend(["--threads".into(), t.to_string()]);
     }
+    if render.allow_unsupported {
+        common.push("--allow-unsupported".into());
+    }
     let quoted: Vec<String> = common
         .iter()
         .map(|a| format!("'{}'", a.replace('\'', r"'\''")))

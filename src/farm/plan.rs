@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::render;
-use crate::scene::{AnimationMode, Scene};
+use crate::scene::{AnimationMode, ReadOptions, Scene};
 
 /// Most tasks one batch or farm job takes (array indices, progress lines, summary rows).
 pub const MAX_TASKS: usize = 10_000;
@@ -48,6 +48,10 @@ pub struct RenderArgs {
     /// ONNX Runtime threads per model (`--threads`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<usize>,
+    /// Render known but unimplemented Deforum/A1111 values with their fallback
+    /// (`--allow-unsupported`), as the farm command that planned the task was told.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_unsupported: bool,
 }
 
 /// How far a task is, from what its render leaves in its folder.
@@ -98,6 +102,9 @@ impl Task {
         }
         if let Some(t) = common.threads {
             args.extend(["--threads".into(), t.to_string()]);
+        }
+        if common.allow_unsupported {
+            args.push("--allow-unsupported".into());
         }
         args
     }
@@ -223,10 +230,15 @@ pub fn split(task: Task, scene: &Scene, parts: usize) -> Result<Vec<Task>> {
 /// # Errors
 /// A scene that cannot be read or split, two scenes writing into one folder, or more than
 /// [`MAX_TASKS`] tasks.
-pub fn tasks(scenes: &[PathBuf], out_root: Option<&Path>, split_into: usize) -> Result<Vec<Task>> {
+pub fn tasks(
+    scenes: &[PathBuf],
+    out_root: Option<&Path>,
+    split_into: usize,
+    opts: ReadOptions,
+) -> Result<Vec<Task>> {
     let mut tasks = Vec::new();
     for path in scenes {
-        let scene = Scene::load(path)?;
+        let scene = Scene::load_with(path, opts)?;
         let task = whole(path, &scene, out_root)?;
         tasks.extend(split(task, &scene, split_into)?);
     }
@@ -296,11 +308,21 @@ mod tests {
             device: "cpu".into(),
             resume: true,
             threads: Some(1),
+            allow_unsupported: false,
         };
         assert_eq!(
             task(Some([4, 7])).render_args(&common).join(" "),
             "render /scenes/s.toml --out /out/s --quiet --device cpu --model /models/m \
              --resume=auto --frames 4..7 --no-video --threads 1"
+        );
+        let allow = RenderArgs {
+            allow_unsupported: true,
+            ..common.clone()
+        };
+        assert!(
+            task(None)
+                .render_args(&allow)
+                .ends_with(&["--allow-unsupported".to_string()])
         );
         assert_eq!(
             task(Some([4, 7])).book(),

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, anyhow, bail};
 
 use super::plan::{self, Task};
-use crate::scene::{Scene, deforum, registry};
+use crate::scene::{ReadOptions, Scene, deforum, registry};
 
 /// Most values one `--vary` takes.
 pub const MAX_VALUES: usize = 10_000;
@@ -322,7 +322,12 @@ fn set_toml(table: &mut toml::Table, path: &[String], value: toml::Value, key: &
 /// # Errors
 /// An unreadable scene, an unknown key, a value the scene refuses (naming the key and value),
 /// or more than [`MAX_VARIANTS`] variants.
-pub fn plan(path: &Path, varies: &[Vary], out_root: Option<&Path>) -> Result<Sweep> {
+pub fn plan(
+    path: &Path,
+    varies: &[Vary],
+    out_root: Option<&Path>,
+    opts: ReadOptions,
+) -> Result<Sweep> {
     if varies.is_empty() {
         bail!("no --vary KEY=VALUES given");
     }
@@ -333,7 +338,7 @@ pub fn plan(path: &Path, varies: &[Vary], out_root: Option<&Path>) -> Result<Swe
         .ok_or_else(|| anyhow!("the --vary values make more than {MAX_VARIANTS} variants"))?;
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the scene file {}", path.display()))?;
-    let base = Scene::load(path)?;
+    let base = Scene::load_with(path, opts)?;
     let name = plan::scene_name(path);
     let root = match out_root {
         Some(r) => r.to_path_buf(),
@@ -406,7 +411,7 @@ pub fn plan(path: &Path, varies: &[Vary], out_root: Option<&Path>) -> Result<Swe
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        let mut scene = variant_scene(path, &settings, &toml_base, &values)
+        let mut scene = variant_scene(path, &settings, &toml_base, &values, opts)
             .with_context(|| format!("variant {}", what()))?;
         let out = dir.join(&label);
         scene.output.folder = Some(out.clone());
@@ -422,7 +427,8 @@ pub fn plan(path: &Path, varies: &[Vary], out_root: Option<&Path>) -> Result<Swe
             what()
         );
         // what is written must read back as the same scene
-        Scene::from_toml(&text, &scene_file).with_context(|| format!("variant {}", what()))?;
+        Scene::from_toml_with(&text, &scene_file, opts)
+            .with_context(|| format!("variant {}", what()))?;
         variants.push(Variant {
             label,
             values,
@@ -447,6 +453,7 @@ fn variant_scene(
     settings: &Option<serde_json::Map<String, serde_json::Value>>,
     toml_base: &Option<toml::Table>,
     values: &[(String, Value)],
+    opts: ReadOptions,
 ) -> Result<Scene> {
     let (mut table, rest): (toml::Table, Vec<&(String, Value)>) = match (settings, toml_base) {
         (Some(map), _) => {
@@ -460,7 +467,7 @@ fn variant_scene(
                 }
             }
             let text = serde_json::to_string(&serde_json::Value::Object(map))?;
-            let (scene, _) = deforum::from_settings(&text, path)?;
+            let (scene, _) = deforum::from_settings_with(&text, path, opts)?;
             (toml::Table::try_from(&scene)?, dotted)
         }
         (None, Some(t)) => (t.clone(), values.iter().collect()),
@@ -470,7 +477,7 @@ fn variant_scene(
         set_toml(&mut table, &scene_path(key)?, value.to_toml(), key)?;
     }
     let text = toml::to_string(&table)?;
-    Ok(Scene::from_toml(&text, path)?)
+    Ok(Scene::from_toml_with(&text, path, opts)?)
 }
 
 impl Sweep {
@@ -589,7 +596,13 @@ mod tests {
             parse_vary("seed=3,4").unwrap(),
             parse_vary("strength_schedule=\"0:(0.5)\",\"0:(0.6)\"").unwrap(),
         ];
-        let sweep = plan(&scene, &varies, Some(&dir.path().join("runs"))).unwrap();
+        let sweep = plan(
+            &scene,
+            &varies,
+            Some(&dir.path().join("runs")),
+            ReadOptions::default(),
+        )
+        .unwrap();
         let labels: Vec<&str> = sweep.variants.iter().map(|v| v.label.as_str()).collect();
         assert_eq!(
             labels,
@@ -620,7 +633,13 @@ mod tests {
         // a value the scene refuses is reported before anything is written
         let err = format!(
             "{:#}",
-            plan(&scene, &[parse_vary("image.width=64,63").unwrap()], None).unwrap_err()
+            plan(
+                &scene,
+                &[parse_vary("image.width=64,63").unwrap()],
+                None,
+                ReadOptions::default(),
+            )
+            .unwrap_err()
         );
         assert!(err.contains("image.width=63"), "{err}");
         assert!(!dir.path().join("output").exists());
@@ -639,6 +658,7 @@ mod tests {
             &scene,
             &[parse_vary("cfg_scale_schedule=\"0:(5)\",\"0:(9)\"").unwrap()],
             None,
+            ReadOptions::default(),
         )
         .unwrap();
         let s = Scene::from_toml(&sweep.variants[1].text, &sweep.variants[1].scene_file).unwrap();
@@ -647,6 +667,26 @@ mod tests {
             crate::scene::ScheduleText::text("0:(9)")
         );
         assert_eq!(s.generation.seed, 5);
-        assert!(plan(&scene, &[parse_vary("no_such_key=1,2").unwrap()], None).is_err());
+        // a value anim does not implement: an error, unless the sweep is told to allow it
+        std::fs::write(
+            &scene,
+            r#"{"W": 64, "H": 64, "max_frames": 2, "restore_faces": true}"#,
+        )
+        .unwrap();
+        let vary = [parse_vary("seed=1,2").unwrap()];
+        assert!(plan(&scene, &vary, None, ReadOptions::default()).is_err());
+        let allow = ReadOptions {
+            allow_unsupported: true,
+        };
+        assert_eq!(plan(&scene, &vary, None, allow).unwrap().variants.len(), 2);
+        assert!(
+            plan(
+                &scene,
+                &[parse_vary("no_such_key=1,2").unwrap()],
+                None,
+                ReadOptions::default()
+            )
+            .is_err()
+        );
     }
 }

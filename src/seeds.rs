@@ -6,6 +6,31 @@
 
 use rand_mt::Mt64;
 
+/// A seed derived from `seed` and a number `k` (SplitMix64 of the two, within A1111's
+/// 0..=2^32 − 2): the seeds Deforum draws from Python's unseeded generator (redo generations, a
+/// subseed of -1), made reproducible from the render's seed.
+pub fn derived(seed: i64, k: u64) -> i64 {
+    let mut z = (seed as u64) ^ k.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z % 4_294_967_295) as i64
+}
+
+/// `k` of [`derived`] for a frame's subseed of -1 (apart from the redo generations' 0..n).
+const SUBSEED_K: u64 = 1 << 40;
+
+/// The subseed of a frame: the schedule's value, or for -1 (A1111: a random subseed each
+/// generation) one derived from the frame's seed and index.
+pub fn subseed(scheduled: f64, frame_seed: i64, frame: usize) -> u64 {
+    let s = scheduled as i64;
+    if s == -1 {
+        derived(frame_seed, SUBSEED_K + frame as u64) as u64
+    } else {
+        s as u64
+    }
+}
+
 /// How the seed changes from one diffused frame to the next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -98,6 +123,22 @@ impl SeedSequence {
 
 #[cfg(test)]
 mod tests {
+    /// -1 gives a subseed per frame, the same on every call (a resume), within 0..2^32 − 1.
+    #[test]
+    fn a_subseed_of_minus_one_is_derived_per_frame() {
+        assert_eq!(super::subseed(56.0, 7, 3), 56);
+        let a: Vec<u64> = (0..4).map(|f| super::subseed(-1.0, 7, f)).collect();
+        assert_eq!(
+            a,
+            (0..4)
+                .map(|f| super::subseed(-1.0, 7, f))
+                .collect::<Vec<_>>()
+        );
+        assert!(a.windows(2).all(|w| w[0] != w[1]));
+        assert!(a.iter().all(|&s| s < 4_294_967_295 && s != u64::MAX));
+        assert_ne!(super::subseed(-1.0, 8, 0), a[0]);
+    }
+
     use super::*;
 
     fn seq(b: SeedBehavior, n: u64) -> Vec<i64> {

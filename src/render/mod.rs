@@ -306,14 +306,9 @@ fn flow_estimator(scene: &Scene, what: FlowUse, active: bool) -> Result<Option<E
 
 /// The seed of redo generation `k` of a frame whose seed is `seed` (0: optical-flow redo, 1 to
 /// n: diffusion redo). Deforum draws these from Python's unseeded global random generator; anim
-/// derives them (SplitMix64 of the frame seed and `k`, within A1111's 0..2^32 − 1), so a render
-/// and its resume stay byte-identical.
+/// derives them ([`crate::seeds::derived`]), so a render and its resume stay byte-identical.
 fn redo_seed(seed: i64, k: usize) -> i64 {
-    let mut z = (seed as u64) ^ (k as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z % 4_294_967_295) as i64
+    crate::seeds::derived(seed, k as u64)
 }
 
 /// The frames that are diffused: every `cadence`th frame and the last one.

@@ -332,7 +332,10 @@ impl Painter for Diffuse {
             noise_multiplier: v.noise_multiplier as f32,
             prompt_syntax: PromptSyntax::A1111,
             clip_skip: clip_skip(v),
-            subseed: Some((v.subseed as i64 as u64, v.subseed_strength as f32)),
+            subseed: Some((
+                crate::seeds::subseed(v.subseed, req.seed, req.frame),
+                v.subseed_strength as f32,
+            )),
             travel,
             // InstructPix2Pix edits the frame's init image (Deforum, A1111); other models ignore it
             pix2pix: Some(Pix2Pix {

@@ -536,9 +536,18 @@ fn schedule(
 
 fn import_deforum(settings: &Path, output: &Path, opts: ReadOptions) -> Result<()> {
     use anim::scene::deforum;
-    let (scene, warnings) = deforum::read_file_with(settings, opts)?;
+    let (mut scene, warnings) = deforum::read_file_with(settings, opts)?;
     for w in &warnings {
         eprintln!("warning: {}: {w}", settings.display());
+    }
+    // a scene written into another folder names the settings file's inputs by absolute path
+    // (its output folder stays relative to where it is written)
+    let dir =
+        |p: &Path| std::path::absolute(p.parent().unwrap_or(Path::new(""))).unwrap_or_default();
+    if dir(settings) != dir(output) {
+        let out = scene.output.folder.clone();
+        scene.absolutize_paths()?;
+        scene.output.folder = out;
     }
     deforum::write_toml(&scene, settings, &warnings, output)?;
     eprintln!("wrote {}", output.display());

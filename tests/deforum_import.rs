@@ -76,6 +76,57 @@ fn import_round_trips_the_default_settings() {
     assert!(out.join("frames/000002.png").is_file());
 }
 
+/// A scene written into another folder names the settings file's inputs by absolute path, so it
+/// reads the same files, and the output folder stays beside the new scene.
+#[test]
+fn import_into_another_folder_keeps_the_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("deforum");
+    std::fs::create_dir(&src).unwrap();
+    let p = src.join("settings.txt");
+    std::fs::write(
+        &p,
+        r#"{"max_frames": 3, "W": 64, "H": 64, "use_init": true, "init_image": "start.png",
+            "use_mask": false, "mask_file": "masks/m.png",
+            "use_looper": false, "color_coherence_image_path": "c/ref.png"}"#,
+    )
+    .unwrap();
+    let scene = dir.path().join("elsewhere").join("s.toml");
+    std::fs::create_dir(scene.parent().unwrap()).unwrap();
+    ok(&anim(&[
+        "import",
+        "deforum",
+        p.to_str().unwrap(),
+        "-o",
+        scene.to_str().unwrap(),
+    ]));
+    let s = anim::scene::Scene::load(&scene).unwrap();
+    assert_eq!(
+        s.init.image.as_deref(),
+        Some(src.join("start.png").as_path())
+    );
+    assert_eq!(
+        s.coherence.color_coherence_image_path.as_deref(),
+        Some(src.join("c/ref.png").as_path())
+    );
+    assert_eq!(
+        s.mask.mask_file.as_deref(),
+        Some(src.join("masks/m.png").as_path())
+    );
+    assert!(s.output.folder.as_deref().is_none_or(Path::is_relative));
+    // beside the settings file, the paths stay as written
+    let beside = src.join("s.toml");
+    ok(&anim(&[
+        "import",
+        "deforum",
+        p.to_str().unwrap(),
+        "-o",
+        beside.to_str().unwrap(),
+    ]));
+    let s = anim::scene::Scene::load(&beside).unwrap();
+    assert_eq!(s.init.image.as_deref(), Some(Path::new("start.png")));
+}
+
 #[test]
 fn partial_settings_take_deforum_defaults() {
     let dir = tempfile::tempdir().unwrap();

@@ -476,9 +476,11 @@ impl Scene {
     }
 
     /// Makes every path the scene names absolute, resolved as [`Scene::resolve`] resolves it (the
-    /// init and colour images, the input video, the model, depth and ControlNet folders, the
-    /// motion script and preset folders, the soundtrack and `[audio]` file, the output folder, a plain checkpoint
-    /// value), so the scene can be written into another folder and mean the same.
+    /// init and colour images, the input and hybrid videos, the mask file and mask video, the
+    /// model, RAFT, depth, ControlNet and post-pass models, the motion script and preset folders,
+    /// the soundtrack and `[audio]` file, the output folder, a plain checkpoint value), so the
+    /// scene can be written into another folder and mean the same. Paths inside a mask
+    /// expression or Deforum's `init_images` text are left as written.
     ///
     /// # Errors
     /// A keyframed checkpoint schedule that names a relative folder (its text is not rewritten:
@@ -486,8 +488,9 @@ impl Scene {
     pub fn absolutize_paths(&mut self) -> Result<(), SceneError> {
         let base = std::path::absolute(self.path.parent().unwrap_or(Path::new("")))
             .unwrap_or_else(|_| self.path.parent().unwrap_or(Path::new(".")).to_path_buf());
+        // a URL (Deforum's default inputs are) stays as written: it is refused where it is used
         let abs = |p: &mut PathBuf| {
-            if p.is_relative() {
+            if p.is_relative() && !p.to_string_lossy().contains("://") {
                 *p = base.join(&*p);
             }
         };
@@ -529,6 +532,10 @@ impl Scene {
             &mut self.model.raft,
             &mut self.output.folder,
             &mut self.output.soundtrack,
+            &mut self.mask.mask_file,
+            &mut self.mask.video_mask_path,
+            &mut self.hybrid.video_init_path,
+            &mut self.post.frame_interpolation_model,
         ]
         .into_iter()
         .flatten()
@@ -536,6 +543,13 @@ impl Scene {
             abs(p);
         }
         self.motion.preset_dirs.iter_mut().for_each(abs);
+        if self.post.r_upscale_video {
+            let model = crate::post::model_path(self, &self.post.r_upscale_model);
+            self.post.r_upscale_model = std::path::absolute(&model)
+                .unwrap_or(model)
+                .display()
+                .to_string();
+        }
         if let Some(m) = &mut self.parseq.manifest
             && !m.trim_start().starts_with('{')
             && !parseq::is_url(m)

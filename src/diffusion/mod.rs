@@ -1,7 +1,8 @@
 //! Stable Diffusion (1.x, 2.x, SDXL) on ONNX Runtime: tokenizer, samplers, torch-compatible noise and the
-//! txt2img/img2img pipeline.
+//! txt2img/img2img pipeline (with InstructPix2Pix and inpainting UNets).
 
 pub mod control;
+pub mod inpaint;
 pub mod pipeline;
 pub mod pix2pix;
 pub mod prompt;
@@ -16,6 +17,7 @@ pub use control::{Control, ControlMode, ControlNet, ControlUnit, WindowRule};
 pub use pipeline::{
     ModelFamily, NoiseSource, Pipeline, Request, StageTimes, TextEmbedding, Travel,
 };
+pub use inpaint::UnetKind;
 pub use pix2pix::Pix2Pix;
 pub use prompt::PromptSyntax;
 pub use rng::TorchRng;

@@ -233,7 +233,10 @@ fn a_mask_without_an_init_image_is_an_error() {
         p.generate(&request(Some(&src), Some(&small)), &mut TorchRng::new(1))
             .unwrap_err()
     );
-    assert!(e.contains("mask is 32x32, expected the frame size 64x64"), "{e}");
+    assert!(
+        e.contains("mask is 32x32, expected the frame size 64x64"),
+        "{e}"
+    );
 }
 
 /// A Deforum settings file with use_mask rendered with the inpainting model: frame 0 inpaints the
@@ -277,7 +280,10 @@ fn deforum_masked_render_with_an_inpainting_model_is_reproducible() {
     assert_eq!(a, b, "two renders");
     let sd = run("sd", &root().join("models/tiny-sd"));
     for (i, (x, y)) in a.iter().zip(&sd).enumerate() {
-        assert!(x != y, "frame {i}: the inpainting model gave tiny-sd's frame");
+        assert!(
+            x != y,
+            "frame {i}: the inpainting model gave tiny-sd's frame"
+        );
     }
 }
 

@@ -64,8 +64,7 @@ impl UnetKind {
                 .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
                 .and_then(|v| v["in_channels"].as_i64()),
         };
-        UnetKind::from_channels(channels)
-            .or_else(|e| bail!("{}: {e}", unet.path.display()))
+        UnetKind::from_channels(channels).or_else(|e| bail!("{}: {e}", unet.path.display()))
     }
 
     /// Input channels of the UNet's `sample`.
@@ -82,13 +81,7 @@ impl UnetKind {
 /// 0 below 0.5 and 1 from 0.5 up (grey 128 and above paint). Row-major, one value per pixel.
 pub fn binarize(mask: &GrayImage) -> Vec<f32> {
     mask.pixels()
-        .map(|p| {
-            if p[0] as f32 / 255.0 < 0.5 {
-                0.0
-            } else {
-                1.0
-            }
-        })
+        .map(|p| if p[0] as f32 / 255.0 < 0.5 { 0.0 } else { 1.0 })
         .collect()
 }
 
@@ -144,7 +137,10 @@ mod tests {
         assert_eq!(UnetKind::from_channels(Some(8)), Ok(UnetKind::Pix2Pix));
         assert_eq!(UnetKind::from_channels(Some(9)), Ok(UnetKind::Inpaint));
         let e = UnetKind::from_channels(Some(5)).unwrap_err();
-        assert!(e.contains("5 input channels") && e.contains("9 (inpainting"), "{e}");
+        assert!(
+            e.contains("5 input channels") && e.contains("9 (inpainting"),
+            "{e}"
+        );
         assert_eq!(UnetKind::Inpaint.channels(), 9);
     }
 

@@ -14,10 +14,10 @@ pub mod tokenizer;
 pub mod variation;
 
 pub use control::{Control, ControlMode, ControlNet, ControlUnit, WindowRule};
+pub use inpaint::UnetKind;
 pub use pipeline::{
     ModelFamily, NoiseSource, Pipeline, Request, StageTimes, TextEmbedding, Travel,
 };
-pub use inpaint::UnetKind;
 pub use pix2pix::Pix2Pix;
 pub use prompt::PromptSyntax;
 pub use rng::TorchRng;

@@ -25,6 +25,7 @@ Writes tests/data/inpaint-ref/:
                                 channel counts anim does not run
   unet_dynamic/model.onnx       the same graph with a dynamic channel axis, beside a config.json saying
                                 in_channels 9: detection falls back to the config
+  unet_sdxl_9ch/model.onnx      the same with tiny-sdxl's UNet IO and 9 channels: the error on SDXL inpainting UNets
   manifest.json                 versions and the sha256 of every file written
 
 Venv: as models/make_tiny_sd.py's docstring says (torch, diffusers 0.42.1, transformers, onnx, onnxruntime).
@@ -83,9 +84,10 @@ def make_mask(name, w, h):
     raise ValueError(name)
 
 
-def stand_in_unet(path: Path, channels):
+def stand_in_unet(path: Path, channels, sdxl=False):
     """A tiny ONNX graph with the UNet's IO (sample, timestep, encoder_hidden_states -> out_sample): the first 4
-    channels of `sample`. `channels` None: a dynamic channel axis."""
+    channels of `sample`. `channels` None: a dynamic channel axis. `sdxl`: tiny-sdxl's UNet IO (hidden size 80,
+    text_embeds [B, 40], time_ids [B, 6]), the extra inputs unused."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -94,8 +96,11 @@ def stand_in_unet(path: Path, channels):
         helper.make_tensor_value_info("sample", TensorProto.FLOAT, ["batch_size", c, "height", "width"]),
         helper.make_tensor_value_info("timestep", TensorProto.INT64, ["steps"]),
         helper.make_tensor_value_info("encoder_hidden_states", TensorProto.FLOAT,
-                                      ["batch_size", "sequence_length", mts.TEXT_CFG["hidden_size"]]),
+                                      ["batch_size", "sequence_length", 80 if sdxl else mts.TEXT_CFG["hidden_size"]]),
     ]
+    if sdxl:
+        inputs += [helper.make_tensor_value_info("text_embeds", TensorProto.FLOAT, ["batch_size", 40]),
+                   helper.make_tensor_value_info("time_ids", TensorProto.FLOAT, ["batch_size", 6])]
     out = helper.make_tensor_value_info("out_sample", TensorProto.FLOAT, ["batch_size", 4, "height", "width"])
     consts = [helper.make_tensor(n, TensorProto.INT64, [1], [v]) for n, v in
               (("starts", 0), ("ends", 4), ("axes", 1))]
@@ -187,9 +192,10 @@ def main():
 
     stand_in_unet(out / "unet_5ch" / "model.onnx", 5)
     stand_in_unet(out / "unet_dynamic" / "model.onnx", None)
+    stand_in_unet(out / "unet_sdxl_9ch" / "model.onnx", 9, sdxl=True)
     (out / "unet_dynamic" / "config.json").write_text(json.dumps(mti.unet_config(), indent=1) + "\n")
     written += [out / "unet_5ch" / "model.onnx", out / "unet_dynamic" / "model.onnx",
-                out / "unet_dynamic" / "config.json"]
+                out / "unet_dynamic" / "config.json", out / "unet_sdxl_9ch" / "model.onnx"]
 
     import diffusers
     import transformers

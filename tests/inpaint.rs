@@ -55,17 +55,19 @@ fn request<'a>(init: Option<&'a RgbImage>, mask: Option<&'a GrayImage>) -> Reque
 
 /// A model folder in `dir`: tiny-sd's parts with `unet` copied from `unet_src`.
 fn folder_with_unet(dir: &Path, unet_src: &Path) -> PathBuf {
+    folder_of(dir, "tiny-sd", unet_src)
+}
+
+/// A model folder in `dir`: `models/<base>`'s parts but `unet`, copied from `unet_src`.
+fn folder_of(dir: &Path, base: &str, unet_src: &Path) -> PathBuf {
     let f = dir.join("model");
     std::fs::create_dir_all(f.join("unet")).unwrap();
-    for part in [
-        "model_index.json",
-        "scheduler",
-        "text_encoder",
-        "tokenizer",
-        "vae_decoder",
-        "vae_encoder",
-    ] {
-        std::os::unix::fs::symlink(root().join("models/tiny-sd").join(part), f.join(part)).unwrap();
+    for e in std::fs::read_dir(root().join("models").join(base)).unwrap() {
+        let name = e.unwrap().file_name();
+        if !["unet", "manifest.json"].contains(&name.to_str().unwrap()) {
+            let target = root().join("models").join(base).join(&name);
+            std::os::unix::fs::symlink(target, f.join(&name)).unwrap();
+        }
     }
     for e in std::fs::read_dir(unet_src).unwrap() {
         let e = e.unwrap();
@@ -103,6 +105,19 @@ fn other_channel_counts_are_a_clear_error() {
         e.contains("unet/model.onnx")
             && e.contains("takes 5 input channels")
             && e.contains("9 (inpainting"),
+        "{e}"
+    );
+}
+
+#[test]
+fn sdxl_inpainting_unet_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = folder_of(dir.path(), "tiny-sdxl", &refs().join("unet_sdxl_9ch"));
+    let e = format!("{:#}", Pipeline::load(&f).err().unwrap());
+    assert!(
+        e.contains("unet/model.onnx")
+            && e.contains("SDXL UNet with 9 input channels (inpainting)")
+            && e.contains("SD 1.x/2.x"),
         "{e}"
     );
 }
@@ -235,6 +250,30 @@ fn a_mask_without_an_init_image_is_an_error() {
     );
     assert!(
         e.contains("mask is 32x32, expected the frame size 64x64"),
+        "{e}"
+    );
+}
+
+/// ControlNet conditioning cannot go with an inpainting model's UNet.
+#[test]
+fn controlnet_with_an_inpainting_model_is_an_error() {
+    let mut p = Pipeline::load(&model()).unwrap();
+    let src = source("source_64x64.png");
+    let mut control = anim::diffusion::Control {
+        nets: &mut [],
+        units: &[],
+    };
+    let e = format!(
+        "{:#}",
+        p.generate_with(
+            &request(Some(&src), None),
+            &mut TorchRng::new(1),
+            Some(&mut control)
+        )
+        .unwrap_err()
+    );
+    assert!(
+        e.contains("tiny-inpaint") && e.contains("ControlNet") && e.contains("9 input channels"),
         "{e}"
     );
 }

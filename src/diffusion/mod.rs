@@ -1,7 +1,8 @@
 //! Stable Diffusion (1.x, 2.x, SDXL) on ONNX Runtime: tokenizer, samplers, torch-compatible noise and the
-//! txt2img/img2img pipeline.
+//! txt2img/img2img pipeline (with InstructPix2Pix and inpainting UNets).
 
 pub mod control;
+pub mod inpaint;
 pub mod pipeline;
 pub mod pix2pix;
 pub mod prompt;
@@ -13,6 +14,7 @@ pub mod tokenizer;
 pub mod variation;
 
 pub use control::{Control, ControlMode, ControlNet, ControlUnit, WindowRule};
+pub use inpaint::UnetKind;
 pub use pipeline::{
     ModelFamily, NoiseSource, Pipeline, Request, StageTimes, TextEmbedding, Travel,
 };

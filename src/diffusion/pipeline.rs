@@ -1,6 +1,7 @@
 //! txt2img and img2img over an ONNX Stable Diffusion folder, with the semantics of diffusers'
 //! `StableDiffusionPipeline` and `StableDiffusionImg2ImgPipeline`, and for SDXL folders
-//! `StableDiffusionXLPipeline` and `StableDiffusionXLImg2ImgPipeline`.
+//! `StableDiffusionXLPipeline` and `StableDiffusionXLImg2ImgPipeline`; a 9-channel (inpainting)
+//! UNet runs with `StableDiffusionInpaintPipeline`'s ([`super::inpaint`]).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -12,6 +13,7 @@ use image::{GrayImage, RgbImage};
 use ort::value::DynTensor;
 
 use super::control::{CallInputs, CallPlan, Control, StepControl, TimestepInput, UnetControl};
+use super::inpaint::{self, UnetKind};
 use super::pix2pix::{self, Guidance, Pix2Pix};
 use super::prompt::{self, PromptSyntax};
 use super::rng::TorchRng;
@@ -78,6 +80,11 @@ pub struct Request<'a> {
     /// ([`crate::mask::latent_mask`]); at every model call the prediction outside it is replaced by
     /// the one that gives the init latents, and after sampling the init latents are put back there.
     /// Needs an init image; `None`: the whole frame is repainted.
+    ///
+    /// An inpainting model (9-channel UNet, [`Pipeline::is_inpaint`]) takes it as diffusers'
+    /// `StableDiffusionInpaintPipeline` does instead: binarised at 0.5, as the UNet's mask and
+    /// masked-picture conditioning, nothing blended back; `None` there: an all-ones mask and an
+    /// all-zero masked picture (A1111's conditioning without a mask).
     pub mask: Option<&'a GrayImage>,
 }
 
@@ -244,8 +251,8 @@ pub struct Pipeline {
     unet_control: UnetControl,
     /// The UNet's output: `out_sample` (optimum) or `noise_pred` (diffusers' merged export).
     unet_output: &'static str,
-    /// Whether the UNet is an InstructPix2Pix one (8 input channels).
-    pix2pix: bool,
+    /// The UNet's flavour: plain (4 input channels), InstructPix2Pix (8) or inpainting (9).
+    kind: UnetKind,
 }
 
 /// Whether the model in `folder` can make `width`x`height` frames, from its `unet/config.json`
@@ -458,7 +465,7 @@ impl Pipeline {
         if opts.cuda_graph {
             unet.bind_buffers();
         }
-        let pix2pix = pix2pix::detect(&unet, folder)?;
+        let kind = UnetKind::detect(&unet, folder)?;
         let added: Vec<&str> = SDXL_UNET_INPUTS
             .into_iter()
             .filter(|n| unet.has_input(n))
@@ -466,6 +473,20 @@ impl Pipeline {
         let complete = added.len() == SDXL_UNET_INPUTS.len();
         if (second && !complete) || (!second && !added.is_empty()) {
             bail!(layout_error(folder, &unet, second));
+        }
+        if second && kind != UnetKind::Plain {
+            bail!(
+                "{}: an SDXL UNet with {} input channels ({}) is not supported yet; anim runs \
+                 InstructPix2Pix and inpainting UNets of SD 1.x/2.x: use an SD 1.x/2.x export, or the \
+                 SDXL base model (with a mask: masked img2img)",
+                unet.path.display(),
+                kind.channels(),
+                if kind == UnetKind::Inpaint {
+                    "inpainting"
+                } else {
+                    "InstructPix2Pix"
+                }
+            );
         }
         let sdxl = if second {
             for enc in &encoders {
@@ -565,7 +586,7 @@ impl Pipeline {
             size_rule: SizeRule::read(folder),
             unet_control,
             unet_output,
-            pix2pix,
+            kind,
         })
     }
 
@@ -605,7 +626,18 @@ impl Pipeline {
     /// Whether the model is an InstructPix2Pix one (its UNet takes 8 input channels: the latents
     /// and the edited picture's); its generations need a source image.
     pub fn is_pix2pix(&self) -> bool {
-        self.pix2pix
+        self.kind == UnetKind::Pix2Pix
+    }
+
+    /// Whether the model is an inpainting one (its UNet takes 9 input channels: the latents, the
+    /// mask and the masked picture's latents); see [`Request::mask`].
+    pub fn is_inpaint(&self) -> bool {
+        self.kind == UnetKind::Inpaint
+    }
+
+    /// The UNet's flavour, from its input channels.
+    pub fn unet_kind(&self) -> UnetKind {
+        self.kind
     }
 
     /// Notes from loading (providers that `--device auto` could not use).
@@ -795,13 +827,23 @@ impl Pipeline {
         img: &RgbImage,
         noise: &mut dyn NoiseSource,
     ) -> Result<Vec<f32>> {
+        let (w, h) = img.dimensions();
+        self.encode_nchw(&image_to_nchw(img), w, h, noise)
+    }
+
+    /// [`Pipeline::encode_image`] of a picture given as NCHW float in [-1, 1], `w`x`h`.
+    fn encode_nchw(
+        &mut self,
+        data: &[f32],
+        w: u32,
+        h: u32,
+        noise: &mut dyn NoiseSource,
+    ) -> Result<Vec<f32>> {
         if self.encoder_parameters {
-            let params = self.encoder_distribution(img)?;
+            let params = self.distribution_nchw(data, w, h)?;
             Ok(self.sample_latents(&params, noise))
         } else {
-            let (w, h) = img.dimensions();
-            let data = image_to_nchw(img);
-            let input = float_input(vec![1, 3, h as i64, w as i64], &data, self.vae_encoder_f16)?;
+            let input = float_input(vec![1, 3, h as i64, w as i64], data, self.vae_encoder_f16)?;
             let scaling = self.vae_scaling;
             let (_, sample) = self
                 .vae_encoder
@@ -813,8 +855,12 @@ impl Pipeline {
     /// The VAE encoder's distribution of `img`: `[mean, logvar]` (`latent_parameters`).
     fn encoder_distribution(&mut self, img: &RgbImage) -> Result<Vec<f32>> {
         let (w, h) = img.dimensions();
-        let data = image_to_nchw(img);
-        let input = float_input(vec![1, 3, h as i64, w as i64], &data, self.vae_encoder_f16)?;
+        self.distribution_nchw(&image_to_nchw(img), w, h)
+    }
+
+    /// The VAE encoder's distribution of an NCHW picture in [-1, 1], `w`x`h`.
+    fn distribution_nchw(&mut self, data: &[f32], w: u32, h: u32) -> Result<Vec<f32>> {
+        let input = float_input(vec![1, 3, h as i64, w as i64], data, self.vae_encoder_f16)?;
         let (shape, params) = self
             .vae_encoder
             .run1(vec![("sample".into(), input)], "latent_parameters")?;
@@ -1124,9 +1170,24 @@ impl Pipeline {
                 return Ok((init.clone(), times));
             }
         }
-        let mask = match req.mask {
-            Some(m) => Some(self.latent_mask(req, m)?),
-            None => None,
+        let inpainting = self.kind == UnetKind::Inpaint;
+        if inpainting && control.is_some() {
+            bail!(
+                "{}: ControlNet units with an inpainting model (its UNet takes 9 input channels) are not \
+                 supported; remove the [controlnet] units or use a Stable Diffusion model",
+                self.folder.display()
+            );
+        }
+        // 4 channels: A1111's latent mask, blended at every call; 9: the binarised pixel mask,
+        // all ones without one (the UNet's conditioning)
+        let (mask, inpaint_mask) = match req.mask {
+            Some(m) if inpainting => {
+                self.check_mask(req, m)?;
+                (None, Some(inpaint::binarize(m)))
+            }
+            Some(m) => (Some(self.latent_mask(req, m)?), None),
+            None if inpainting => (None, Some(vec![1.0; (w * h) as usize])),
+            None => (None, None),
         };
         let edit = self.edit_image(req, control.is_some())?;
         let guidance = match edit {
@@ -1182,7 +1243,10 @@ impl Pipeline {
         };
         // the init latents, kept outside the mask
         let mut z0 = Vec::new();
-        let mut latents = match req.init {
+        // diffusers' inpainting pipeline starts from pure noise at strength 1 (without encoding
+        // the init image)
+        let init = req.init.filter(|_| !(inpainting && req.denoise >= 1.0));
+        let mut latents = match init {
             Some(init) => {
                 let t = Instant::now();
                 let mut x0 = match &init_params {
@@ -1207,6 +1271,18 @@ impl Pipeline {
                     .map(|x| x * s)
                     .collect()
             }
+        };
+        // the inpainting UNet's conditioning: the mask at latent size and the masked picture's
+        // latents (sampled after the initial noise, as diffusers draws them)
+        let inpaint_cond = match &inpaint_mask {
+            Some(pm) => {
+                let t = Instant::now();
+                let masked = inpaint::masked_image(req.init, pm, w, h);
+                let masked = self.encode_nchw(&masked, w, h, noise)?;
+                times.encode += t.elapsed();
+                Some((inpaint::latent_mask(pm, w, h), masked))
+            }
+            None => None,
         };
         let t = Instant::now();
         let plan = match &uncond {
@@ -1246,14 +1322,21 @@ impl Pipeline {
                 chunk.copy_from_slice(&latents);
             }
             sched.scale_model_input(&mut input);
-            let mut pred = match &image_latents {
-                Some(img) => {
+            let [c, lh, lw] = lat_shape;
+            let mut pred = match (&image_latents, &inpaint_cond) {
+                (Some(img), _) => {
                     let unet_in = pix2pix::concat(&input, img, n);
-                    let [c, lh, lw] = lat_shape;
                     let shape = [2 * c, lh, lw];
                     self.unet(&unet_in, timestep, call, &plan, &mut step_control, shape)?
                 }
-                None => self.unet(&input, timestep, call, &plan, &mut step_control, lat_shape)?,
+                (None, Some((m, masked))) => {
+                    let unet_in = inpaint::concat(&input, m, masked, n);
+                    let shape = [2 * c + 1, lh, lw];
+                    self.unet(&unet_in, timestep, call, &plan, &mut step_control, shape)?
+                }
+                (None, None) => {
+                    self.unet(&input, timestep, call, &plan, &mut step_control, lat_shape)?
+                }
             };
             call += 1;
             if let (Guidance::Edit, Some((_, g_i))) = (guidance, edit) {
@@ -1293,21 +1376,7 @@ impl Pipeline {
     /// # Errors
     /// No init image, a mask of another size, or a v-prediction model.
     fn latent_mask(&self, req: &Request, mask: &GrayImage) -> Result<Vec<f32>> {
-        if req.init.is_none() {
-            bail!(
-                "an inpainting mask needs an init image (img2img); this generation is txt2img: give frame 0 \
-                 an init image ([init] image) or turn the mask off ([mask] use_mask = false)"
-            );
-        }
-        if mask.dimensions() != (req.width, req.height) {
-            bail!(
-                "mask is {}x{}, expected the frame size {}x{}",
-                mask.width(),
-                mask.height(),
-                req.width,
-                req.height
-            );
-        }
+        self.check_mask(req, mask)?;
         if self.scheduler_config.prediction_type != "epsilon" {
             bail!(
                 "{}: masks with a {} model are not supported yet (epsilon-prediction models only); \
@@ -1323,6 +1392,29 @@ impl Pipeline {
         ))
     }
 
+    /// Whether a request's mask can be used: it needs an init image and the frame's size.
+    ///
+    /// # Errors
+    /// No init image, or a mask of another size.
+    fn check_mask(&self, req: &Request, mask: &GrayImage) -> Result<()> {
+        if req.init.is_none() {
+            bail!(
+                "an inpainting mask needs an init image (img2img); this generation is txt2img: give frame 0 \
+                 an init image ([init] image) or turn the mask off ([mask] use_mask = false)"
+            );
+        }
+        if mask.dimensions() != (req.width, req.height) {
+            bail!(
+                "mask is {}x{}, expected the frame size {}x{}",
+                mask.width(),
+                mask.height(),
+                req.width,
+                req.height
+            );
+        }
+        Ok(())
+    }
+
     /// The picture an InstructPix2Pix model edits and the image guidance scale, or `None` for
     /// other models (which ignore `req.pix2pix`).
     ///
@@ -1334,7 +1426,7 @@ impl Pipeline {
         req: &Request<'r>,
         controlled: bool,
     ) -> Result<Option<(&'r RgbImage, f32)>> {
-        if !self.pix2pix {
+        if self.kind != UnetKind::Pix2Pix {
             return Ok(None);
         }
         let p = req.pix2pix.unwrap_or(Pix2Pix {

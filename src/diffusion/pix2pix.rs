@@ -7,12 +7,7 @@
 //! `[(text, img), (neg, img), (neg, zeros)]` and the three predictions `t, i, u` combine as
 //! `u + g_t·(t − i) + g_i·(i − u)`.
 
-use std::path::Path;
-
-use anyhow::{Result, bail};
 use image::RgbImage;
-
-use super::session::Model;
 
 /// diffusers' default `image_guidance_scale` (also Deforum's `pix2pix_img_cfg_scale_schedule`
 /// default), used when a request for an InstructPix2Pix model does not set one.
@@ -62,32 +57,6 @@ impl Guidance {
             Guidance::Text => 2,
             Guidance::Edit => 3,
         }
-    }
-}
-
-/// Whether `unet` (from `folder`) is an InstructPix2Pix UNet: 8 input channels in the ONNX
-/// `sample` input, or, where that axis is dynamic, `in_channels` 8 in `unet/config.json`.
-///
-/// # Errors
-/// Another channel count than 4 or 8 (an inpainting UNet has 9), naming the file.
-pub(crate) fn detect(unet: &Model, folder: &Path) -> Result<bool> {
-    let dims = unet.input_dims("sample")?;
-    let channels = match dims.get(1).copied() {
-        Some(c) if c > 0 => Some(c),
-        _ => std::fs::read_to_string(folder.join("unet").join("config.json"))
-            .ok()
-            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-            .and_then(|v| v["in_channels"].as_i64()),
-    };
-    match channels {
-        None | Some(4) => Ok(false),
-        Some(8) => Ok(true),
-        Some(c) => bail!(
-            "{}: the UNet takes {c} input channels; anim runs UNets with 4 (Stable Diffusion) or 8 \
-             (InstructPix2Pix: latents + the edited picture's latents); inpainting UNets (9) are not \
-             supported",
-            unet.path.display()
-        ),
     }
 }
 

@@ -385,3 +385,71 @@ fn masked_img2img_matches_diffusers_inpainting_loop() {
         );
     }
 }
+
+/// A1111's `masking.fill` (the masked area painted from its blurred surroundings) against
+/// Pillow (scripts/make_mask_fill_refs.py), on a hard and a grey blurred mask: exact.
+#[test]
+fn a1111_fill_matches_pillow_exactly() {
+    let photo = image::imageops::crop_imm(&rgb("src.png"), 10, 10, 64, 48).to_image();
+    for name in ["hard_4", "grey_4", "hard_9"] {
+        let m = gray(&format!("blur_{name}.png"));
+        let got = mask::a1111::fill(&photo, &m);
+        let want = rgb(&format!("fill_{name}.png"));
+        assert_eq!(diff(got.as_raw(), want.as_raw()), (0, 0), "fill {name}");
+        // A1111's overlay without full resolution: the init where clip(2·mask) is black
+        let over = mask::a1111::overlay_image(&photo, &mask::a1111::doubled(&m));
+        let got = mask::a1111::apply_overlay(&rgb("gen.png"), None, &over);
+        let want = rgb(&format!("a1111_overlay_{name}.png"));
+        assert_eq!(diff(got.as_raw(), want.as_raw()), (0, 0), "overlay {name}");
+    }
+}
+
+/// A1111's full-resolution inpainting (crop region, expand_crop_region, "resize and fill" of the
+/// init and the mask, then "crop and resize" back under the overlay) against Pillow
+/// (scripts/make_mask_fill_refs.py): five masks and processing sizes, exact.
+#[test]
+fn a1111_full_res_crop_and_paste_match_pillow_exactly() {
+    let photo = image::imageops::crop_imm(&rgb("src.png"), 10, 10, 64, 48).to_image();
+    let cases: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data("fullres.json")).unwrap()).unwrap();
+    for (i, c) in cases.as_array().unwrap().iter().enumerate() {
+        let m = gray(&format!("fullres_{i}_mask.png"));
+        let pad = c["padding"].as_u64().unwrap() as u32;
+        let (pw, ph) = (
+            c["size"][0].as_u64().unwrap() as u32,
+            c["size"][1].as_u64().unwrap() as u32,
+        );
+        let region = mask::a1111::crop_region(&m, pad).unwrap();
+        let cb = mask::a1111::expand_crop_region(region, pw, ph, 64, 48);
+        let want: Vec<u32> = c["crop"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(vec![cb.0, cb.1, cb.2, cb.3], want, "case {i}: crop box");
+        let cut = |img: &RgbImage| {
+            image::imageops::crop_imm(img, cb.0, cb.1, cb.2 - cb.0, cb.3 - cb.1).to_image()
+        };
+        let init = mask::a1111::resize_fill(&cut(&photo), pw, ph);
+        let d = diff(init.as_raw(), rgb(&format!("fullres_{i}_init.png")).as_raw());
+        assert_eq!(d, (0, 0), "case {i}: cropped init");
+        let mrgb = image::DynamicImage::ImageLuma8(m.clone()).to_rgb8();
+        let cm = image::DynamicImage::ImageRgb8(mask::a1111::resize_fill(&cut(&mrgb), pw, ph))
+            .to_luma8();
+        let d = diff(cm.as_raw(), gray(&format!("fullres_{i}_cmask.png")).as_raw());
+        assert_eq!(d, (0, 0), "case {i}: cropped mask");
+        let result = anim::hybrid::resize::lanczos_pil(&rgb("gen.png"), pw, ph);
+        let over = mask::a1111::overlay_image(&photo, &m);
+        let out = mask::a1111::apply_overlay(&result, Some(cb), &over);
+        let d = diff(out.as_raw(), rgb(&format!("fullres_{i}_out.png")).as_raw());
+        assert_eq!(d, (0, 0), "case {i}: pasted back");
+    }
+    // the same through `Inpainting` at the frame size (case 0: 64×48)
+    let m = gray("fullres_0_mask.png");
+    let inp = mask::a1111::Inpainting::new(&photo, &m, Some(4), false).unwrap();
+    assert_eq!(inp.crop(), Some((8, 5, 42, 31)));
+    assert_eq!(inp.init.as_raw(), rgb("fullres_0_init.png").as_raw());
+    assert_eq!(inp.mask.as_raw(), gray("fullres_0_cmask.png").as_raw());
+    assert!(mask::a1111::Inpainting::new(&photo, &GrayImage::new(64, 48), Some(4), false).is_none());
+}

@@ -14,7 +14,7 @@ pub mod variation;
 
 pub use control::{Control, ControlMode, ControlNet, ControlUnit, WindowRule};
 pub use pipeline::{
-    ModelFamily, NoiseSource, Pipeline, Request, StageTimes, TextEmbedding, Travel,
+    Inpaint, ModelFamily, NoiseSource, Pipeline, Request, StageTimes, TextEmbedding, Travel,
 };
 pub use pix2pix::Pix2Pix;
 pub use prompt::PromptSyntax;

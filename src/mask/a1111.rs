@@ -9,7 +9,7 @@ use image::{GrayImage, Rgb, RgbImage, RgbaImage};
 
 use super::image::resize_gray;
 use super::pillow::{alpha_composite, gaussian_blur, paste_masked, premultiply, unpremultiply};
-use crate::hybrid::resize::{lanczos_pil, bicubic_pil_box};
+use crate::hybrid::resize::{bicubic_pil_box, lanczos_pil};
 
 /// A crop box: left, top, right, bottom (exclusive), in pixels.
 pub type CropBox = (u32, u32, u32, u32);
@@ -43,7 +43,14 @@ pub fn fill(image: &RgbImage, mask: &GrayImage) -> RgbImage {
     let mut masked = RgbaImage::new(w, h);
     paste_masked(&mut masked, &premultiply(&rgba(image)), &inverted(mask));
     let mut out = RgbaImage::new(w, h);
-    for (radius, repeats) in [(256.0, 1), (64.0, 1), (16.0, 2), (4.0, 4), (2.0, 2), (0.0, 1)] {
+    for (radius, repeats) in [
+        (256.0, 1),
+        (64.0, 1),
+        (16.0, 2),
+        (4.0, 4),
+        (2.0, 2),
+        (0.0, 1),
+    ] {
         let blurred = unpremultiply(&gaussian_blur(&masked, radius));
         for _ in 0..repeats {
             alpha_composite(&mut out, &blurred);
@@ -80,12 +87,8 @@ pub fn crop_region(mask: &GrayImage, pad: u32) -> Option<CropBox> {
 /// aspect ratio `pw:ph` (centred; shifted back inside the `iw` × `ih` image, and clipped to it).
 pub fn expand_crop_region(region: CropBox, pw: u32, ph: u32, iw: u32, ih: u32) -> CropBox {
     let (x1, y1, x2, y2) = region;
-    let (mut x1, mut y1, mut x2, mut y2) = (
-        i64::from(x1),
-        i64::from(y1),
-        i64::from(x2),
-        i64::from(y2),
-    );
+    let (mut x1, mut y1, mut x2, mut y2) =
+        (i64::from(x1), i64::from(y1), i64::from(x2), i64::from(y2));
     let ratio_crop = (x2 - x1) as f64 / (y2 - y1) as f64;
     let ratio = f64::from(pw) / f64::from(ph);
     let grow = |a: &mut i64, b: &mut i64, diff: i64, limit: i64| {
@@ -143,20 +146,33 @@ pub fn resize_fill(img: &RgbImage, w: u32, h: u32) -> RgbImage {
     let (sw, sh) = fit(iw, ih, w, h, false);
     let resized = lanczos_pil(img, sw, sh);
     let mut out = RgbImage::new(w, h);
-    let (ox, oy) = (i64::from(w / 2) - i64::from(sw / 2), i64::from(h / 2) - i64::from(sh / 2));
+    let (ox, oy) = (
+        i64::from(w / 2) - i64::from(sw / 2),
+        i64::from(h / 2) - i64::from(sh / 2),
+    );
     paste(&mut out, &resized, ox, oy);
     let ratio = f64::from(w) / f64::from(h);
     let src = f64::from(iw) / f64::from(ih);
     if ratio < src && oy > 0 {
         let fh = oy as u32;
         let top = bicubic_pil_box(&resized, w, fh, (0.0, 0.0, f64::from(w), 0.0));
-        let bottom = bicubic_pil_box(&resized, w, fh, (0.0, f64::from(sh), f64::from(w), f64::from(sh)));
+        let bottom = bicubic_pil_box(
+            &resized,
+            w,
+            fh,
+            (0.0, f64::from(sh), f64::from(w), f64::from(sh)),
+        );
         paste(&mut out, &top, 0, 0);
         paste(&mut out, &bottom, 0, oy + i64::from(sh));
     } else if ratio > src && ox > 0 {
         let fw = ox as u32;
         let left = bicubic_pil_box(&resized, fw, h, (0.0, 0.0, 0.0, f64::from(h)));
-        let right = bicubic_pil_box(&resized, fw, h, (f64::from(sw), 0.0, f64::from(sw), f64::from(h)));
+        let right = bicubic_pil_box(
+            &resized,
+            fw,
+            h,
+            (f64::from(sw), 0.0, f64::from(sw), f64::from(h)),
+        );
         paste(&mut out, &left, 0, 0);
         paste(&mut out, &right, ox + i64::from(sw), 0);
     }
@@ -189,7 +205,11 @@ fn gray_to_rgb(m: &GrayImage) -> RgbImage {
 /// made through premultiplied alpha as A1111 does (`RGBa` paste, then back to `RGBA`).
 pub fn overlay_image(init: &RgbImage, mask_for_overlay: &GrayImage) -> RgbaImage {
     let mut masked = RgbaImage::new(init.width(), init.height());
-    paste_masked(&mut masked, &premultiply(&rgba(init)), &inverted(mask_for_overlay));
+    paste_masked(
+        &mut masked,
+        &premultiply(&rgba(init)),
+        &inverted(mask_for_overlay),
+    );
     unpremultiply(&masked)
 }
 
@@ -287,11 +307,20 @@ mod tests {
     #[test]
     fn expand_crop_region_cases() {
         // wide crop in a square frame: grown in height, centred
-        assert_eq!(expand_crop_region((10, 10, 30, 14), 64, 64, 64, 64), (10, 2, 30, 22));
+        assert_eq!(
+            expand_crop_region((10, 10, 30, 14), 64, 64, 64, 64),
+            (10, 2, 30, 22)
+        );
         // at the bottom edge: shifted back inside
-        assert_eq!(expand_crop_region((10, 60, 30, 64), 64, 64, 64, 64), (10, 44, 30, 64));
+        assert_eq!(
+            expand_crop_region((10, 60, 30, 64), 64, 64, 64, 64),
+            (10, 44, 30, 64)
+        );
         // tall crop at the left edge
-        assert_eq!(expand_crop_region((0, 0, 4, 20), 64, 64, 64, 64), (0, 0, 20, 20));
+        assert_eq!(
+            expand_crop_region((0, 0, 4, 20), 64, 64, 64, 64),
+            (0, 0, 20, 20)
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub mod pillow;
 
 pub use expr::{MASK_NESTING, MaskExpr, MaskOp, MaskSchedule, MaskSources};
 pub use image::{alpha_mask, overlay, prepare_mask, resize_gray, threshold};
-pub use latent::{blur_kernel_size, keep_outside, latent_mask};
+pub use latent::{LatentFill, blur_kernel_size, fill_latents, keep_outside, latent_mask};
 pub mod frame;
 
 pub use frame::FrameMasks;

@@ -45,7 +45,11 @@ pub fn unpremultiply(img: &RgbaImage) -> RgbaImage {
 /// `DIV255(dst·(255 − m) + src·m)`.
 pub fn paste_masked(dst: &mut RgbaImage, src: &RgbaImage, mask: &GrayImage) {
     assert_eq!(dst.dimensions(), src.dimensions(), "images of one size");
-    assert_eq!(dst.dimensions(), mask.dimensions(), "a mask of the image's size");
+    assert_eq!(
+        dst.dimensions(),
+        mask.dimensions(),
+        "a mask of the image's size"
+    );
     for ((d, s), m) in dst.pixels_mut().zip(src.pixels()).zip(mask.pixels()) {
         let m = u32::from(m.0[0]);
         for (dc, &sc) in d.0.iter_mut().zip(&s.0) {
@@ -123,7 +127,13 @@ fn box_pass(data: &mut [u8], w: usize, h: usize, float_radius: f32) {
                 step(x, 0, x + radius, 0, x + radius + 1);
             }
             for x in edge_a..edge_b {
-                step(x, x - radius - 1, x + radius, x - radius - 1, x + radius + 1);
+                step(
+                    x,
+                    x - radius - 1,
+                    x + radius,
+                    x - radius - 1,
+                    x + radius + 1,
+                );
             }
             for x in edge_b..=last {
                 step(x, x - radius - 1, last, x - radius - 1, last);
@@ -183,7 +193,9 @@ mod tests {
 
     #[test]
     fn premultiply_round_trips_opaque_pixels() {
-        let img = RgbaImage::from_fn(3, 2, |x, y| image::Rgba([x as u8 * 90, y as u8 * 200, 7, 255]));
+        let img = RgbaImage::from_fn(3, 2, |x, y| {
+            image::Rgba([x as u8 * 90, y as u8 * 200, 7, 255])
+        });
         assert_eq!(premultiply(&img), img);
         assert_eq!(unpremultiply(&img), img);
     }

@@ -562,3 +562,48 @@ fn deforum_mask_video_full_res_render_resumes_byte_identical() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(read(&part), want, "resumed frames");
 }
+
+/// `anim validate` on a Deforum file with every mask feature on (mask video, full resolution,
+/// each fill) names none of them as unsupported.
+#[test]
+fn validate_lists_no_mask_feature_as_unsupported() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    sd_init().save(dir.path().join("init.png")).unwrap();
+    sd_init().save(dir.path().join("m.png")).unwrap();
+    std::fs::copy(data("mask_video.mp4"), dir.path().join("vm.mp4")).unwrap();
+    for fill in 0..4 {
+        let settings = dir.path().join(format!("s{fill}.txt"));
+        std::fs::write(
+            &settings,
+            format!(
+                r#"{{"W": 64, "H": 64, "max_frames": 4, "use_init": true, "init_image": "init.png",
+                "use_mask": true, "mask_file": "m.png", "use_mask_video": true,
+                "video_mask_path": "vm.mp4", "full_res_mask": true, "full_res_mask_padding": 8,
+                "fill": {fill}, "invert_mask": true, "overlay_mask": true,
+                "use_alpha_as_mask": true, "use_noise_mask": true,
+                "noise_mask_schedule": "0: (\"{{video_mask}}\")"}}"#
+            ),
+        )
+        .unwrap();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_anim"))
+            .args(["validate", settings.to_str().unwrap(), "--model"])
+            .arg(root.join("models/tiny-sd"))
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(o.status.success(), "fill {fill}: {text}");
+        for key in ["mask", "fill", "full_res"] {
+            assert!(
+                !text
+                    .lines()
+                    .any(|l| l.contains(key) && l.to_lowercase().contains("not supported")),
+                "fill {fill}: {text}"
+            );
+        }
+    }
+}

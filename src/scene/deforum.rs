@@ -195,7 +195,10 @@ fn read_masks(
             *slot = Some(p.into());
         }
     }
-    if m.use_mask_video && m.video_mask_path.is_none() && allow {
+    if m.use_mask_video
+        && m.video_mask_path.is_none()
+        && matches!(get("video_mask_path"), Some(Value::String(p)) if is_url(p.trim()))
+    {
         // a URL refused with --allow-unsupported: rendered without the mask video
         m.use_mask_video = false;
     }

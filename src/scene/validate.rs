@@ -428,11 +428,13 @@ impl Scene {
             crate::mask::MaskSchedule::parse(text).map_err(|e| format!("[mask] {k}: {e}"))?;
         }
         if m.use_mask_video && m.video.is_none() && m.video_mask_path.is_none() {
-            return Err(
+            return Err(if self.from_deforum {
+                "`use_mask_video` = true needs `video_mask_path` (the mask video's file)".into()
+            } else {
                 "[mask] use_mask_video = true needs video_mask_path (the mask video's file), or \
                  set [mask] video = \"mask.mp4\""
-                    .into(),
-            );
+                    .into()
+            });
         }
         Ok(())
     }

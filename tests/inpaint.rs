@@ -49,7 +49,7 @@ fn request<'a>(init: Option<&'a RgbImage>, mask: Option<&'a GrayImage>) -> Reque
         noise_multiplier: 1.0,
         travel: None,
         pix2pix: None,
-        mask,
+        mask: mask.map(anim::diffusion::Inpaint::new),
     }
 }
 

@@ -154,7 +154,7 @@ fn masked_generation(mask: &GrayImage, sampler: anim::diffusion::SamplerKind) ->
         clip_skip: 1,
         subseed: None,
         pix2pix: None,
-        mask: Some(mask),
+        mask: Some(anim::diffusion::Inpaint::new(mask)),
     };
     p.generate(&req, &mut TorchRng::new(7)).unwrap().0
 }
@@ -237,11 +237,20 @@ fn deforum_mask_keys_map_to_the_mask_table() {
         !warnings.iter().any(|w| w.contains("mask")),
         "mask keys are read: {warnings:?}"
     );
-    // a mask video is still refused, naming the key
-    let e = anim::scene::deforum::from_settings(r#"{"use_mask_video": true}"#, Path::new("d.txt"))
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("use_mask_video"), "{e}");
+    // a mask video is read; a URL is refused, naming the key
+    let (s, _) = anim::scene::deforum::from_settings(
+        r#"{"use_mask_video": true, "video_mask_path": "vm.mp4"}"#,
+        Path::new("d.txt"),
+    )
+    .unwrap();
+    assert_eq!(s.mask.mask_video(), Some(Path::new("vm.mp4")));
+    let e = anim::scene::deforum::from_settings(
+        r#"{"use_mask_video": true, "video_mask_path": "https://x/VM1.mp4"}"#,
+        Path::new("d.txt"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("video_mask_path"), "{e}");
 }
 
 /// A Deforum settings file with use_mask, a mask file and the overlay, rendered with tiny-sd:
@@ -368,7 +377,7 @@ fn masked_img2img_matches_diffusers_inpainting_loop() {
             clip_skip: 1,
             subseed: None,
             pix2pix: None,
-            mask: Some(&half),
+            mask: Some(anim::diffusion::Inpaint::new(&half)),
         };
         let mut noise = Fixed(vec![
             npy("enc_noise.npy").into_raw_vec_and_offset().0,
@@ -383,5 +392,218 @@ fn masked_img2img_matches_diffusers_inpainting_loop() {
             (0, 0),
             "{name}"
         );
+    }
+}
+
+/// A1111's `masking.fill` (the masked area painted from its blurred surroundings) against
+/// Pillow (scripts/make_mask_fill_refs.py), on a hard and a grey blurred mask: exact.
+#[test]
+fn a1111_fill_matches_pillow_exactly() {
+    let photo = image::imageops::crop_imm(&rgb("src.png"), 10, 10, 64, 48).to_image();
+    for name in ["hard_4", "grey_4", "hard_9"] {
+        let m = gray(&format!("blur_{name}.png"));
+        let got = mask::a1111::fill(&photo, &m);
+        let want = rgb(&format!("fill_{name}.png"));
+        assert_eq!(diff(got.as_raw(), want.as_raw()), (0, 0), "fill {name}");
+        // A1111's overlay without full resolution: the init where clip(2·mask) is black
+        let over = mask::a1111::overlay_image(&photo, &mask::a1111::doubled(&m));
+        let got = mask::a1111::apply_overlay(&rgb("gen.png"), None, &over);
+        let want = rgb(&format!("a1111_overlay_{name}.png"));
+        assert_eq!(diff(got.as_raw(), want.as_raw()), (0, 0), "overlay {name}");
+    }
+}
+
+/// A1111's full-resolution inpainting (crop region, expand_crop_region, "resize and fill" of the
+/// init and the mask, then "crop and resize" back under the overlay) against Pillow
+/// (scripts/make_mask_fill_refs.py): five masks and processing sizes, exact.
+#[test]
+fn a1111_full_res_crop_and_paste_match_pillow_exactly() {
+    let photo = image::imageops::crop_imm(&rgb("src.png"), 10, 10, 64, 48).to_image();
+    let cases: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data("fullres.json")).unwrap()).unwrap();
+    for (i, c) in cases.as_array().unwrap().iter().enumerate() {
+        let m = gray(&format!("fullres_{i}_mask.png"));
+        let pad = c["padding"].as_u64().unwrap() as u32;
+        let (pw, ph) = (
+            c["size"][0].as_u64().unwrap() as u32,
+            c["size"][1].as_u64().unwrap() as u32,
+        );
+        let region = mask::a1111::crop_region(&m, pad).unwrap();
+        let cb = mask::a1111::expand_crop_region(region, pw, ph, 64, 48);
+        let want: Vec<u32> = c["crop"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(vec![cb.0, cb.1, cb.2, cb.3], want, "case {i}: crop box");
+        let cut = |img: &RgbImage| {
+            image::imageops::crop_imm(img, cb.0, cb.1, cb.2 - cb.0, cb.3 - cb.1).to_image()
+        };
+        let init = mask::a1111::resize_fill(&cut(&photo), pw, ph);
+        let d = diff(
+            init.as_raw(),
+            rgb(&format!("fullres_{i}_init.png")).as_raw(),
+        );
+        assert_eq!(d, (0, 0), "case {i}: cropped init");
+        let mrgb = image::DynamicImage::ImageLuma8(m.clone()).to_rgb8();
+        let cm = image::DynamicImage::ImageRgb8(mask::a1111::resize_fill(&cut(&mrgb), pw, ph))
+            .to_luma8();
+        let d = diff(
+            cm.as_raw(),
+            gray(&format!("fullres_{i}_cmask.png")).as_raw(),
+        );
+        assert_eq!(d, (0, 0), "case {i}: cropped mask");
+        let result = anim::hybrid::resize::lanczos_pil(&rgb("gen.png"), pw, ph);
+        let over = mask::a1111::overlay_image(&photo, &m);
+        let out = mask::a1111::apply_overlay(&result, Some(cb), &over);
+        let d = diff(out.as_raw(), rgb(&format!("fullres_{i}_out.png")).as_raw());
+        assert_eq!(d, (0, 0), "case {i}: pasted back");
+    }
+    // the same through `Inpainting` at the frame size (case 0: 64×48)
+    let m = gray("fullres_0_mask.png");
+    let inp = mask::a1111::Inpainting::new(&photo, &m, Some(4), false).unwrap();
+    assert_eq!(inp.crop(), Some((8, 5, 42, 31)));
+    assert_eq!(inp.init.as_raw(), rgb("fullres_0_init.png").as_raw());
+    assert_eq!(inp.mask.as_raw(), gray("fullres_0_cmask.png").as_raw());
+    assert!(
+        mask::a1111::Inpainting::new(&photo, &GrayImage::new(64, 48), Some(4), false).is_none()
+    );
+}
+
+/// `anim render` of `settings` into `out` (`halt`: stand still after that frame, for a kill).
+fn anim_render(settings: &Path, out: &Path, extra: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_anim"));
+    cmd.args(["render", settings.to_str().unwrap(), "--out"])
+        .arg(out)
+        .args(["-q", "--no-video"])
+        .args(extra);
+    cmd
+}
+
+/// A Deforum settings file with a mask video (tests/data/masks/mask_video.mp4, made by
+/// scripts/make_mask_video.py), full-resolution inpainting (Deforum's default) and latent-noise
+/// fill, rendered with tiny-sd: max_frames becomes the mask video's 6 frames, the area black in
+/// every mask frame keeps the init image, and a render killed after frame 2 and resumed is
+/// byte-identical to an uninterrupted one.
+#[test]
+fn deforum_mask_video_full_res_render_resumes_byte_identical() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let init = sd_init();
+    init.save(dir.path().join("init.png")).unwrap();
+    std::fs::copy(data("mask_video.mp4"), dir.path().join("vm.mp4")).unwrap();
+    let settings = dir.path().join("settings.txt");
+    std::fs::write(
+        &settings,
+        r#"{"W": 64, "H": 64, "max_frames": 20, "diffusion_cadence": 1, "animation_mode": "2D",
+        "steps": 4, "seed": 5, "sampler": "Euler a", "prompts": {"0": "a red fox in the snow"},
+        "zoom": "0:(1.0)", "use_init": true, "init_image": "init.png", "strength": 0.5,
+        "use_mask": false, "use_mask_video": true, "video_mask_path": "vm.mp4",
+        "full_res_mask": true, "full_res_mask_padding": 4, "fill": 2, "overlay_mask": true,
+        "mask_overlay_blur": 2, "mask_schedule": "0: (\"{video_mask}\")"}"#,
+    )
+    .unwrap();
+    let model = root.join("models/tiny-sd");
+    let model = model.to_str().unwrap();
+    let full = dir.path().join("full");
+    let o = anim_render(&settings, &full, &["--model", model])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let read = |out: &Path| -> Vec<Vec<u8>> {
+        (0..6)
+            .map(|i| std::fs::read(anim::output::frame_path(out, i)).unwrap_or_default())
+            .collect()
+    };
+    let want = read(&full);
+    assert!(
+        !anim::output::frame_path(&full, 6).exists(),
+        "max_frames is the mask video's 6 frames"
+    );
+    for (i, bytes) in want.iter().enumerate() {
+        let f = image::load_from_memory(bytes).unwrap().to_rgb8();
+        for y in 0..18 {
+            for x in 0..64 {
+                assert_eq!(
+                    f.get_pixel(x, y),
+                    init.get_pixel(x, y),
+                    "frame {i} ({x}, {y})"
+                );
+            }
+        }
+        assert!(
+            f.enumerate_pixels()
+                .filter(|(x, y, p)| (20..44).contains(y) && *p != init.get_pixel(*x, *y))
+                .count()
+                > 200,
+            "frame {i}: the masked square is repainted"
+        );
+    }
+    let part = dir.path().join("part");
+    let mut child = anim_render(&settings, &part, &["--model", model])
+        .env("ANIM_HALT_AFTER_FRAME", "2")
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !anim::output::frame_path(&part, 2).is_file() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the render ended early"
+        );
+        assert!(t.elapsed().as_secs() < 120, "frame 2 never came");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let o = anim_render(&settings, &part, &["--model", model, "--resume"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(read(&part), want, "resumed frames");
+}
+
+/// `anim validate` on a Deforum file with every mask feature on (mask video, full resolution,
+/// each fill) names none of them as unsupported.
+#[test]
+fn validate_lists_no_mask_feature_as_unsupported() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    sd_init().save(dir.path().join("init.png")).unwrap();
+    sd_init().save(dir.path().join("m.png")).unwrap();
+    std::fs::copy(data("mask_video.mp4"), dir.path().join("vm.mp4")).unwrap();
+    for fill in 0..4 {
+        let settings = dir.path().join(format!("s{fill}.txt"));
+        std::fs::write(
+            &settings,
+            format!(
+                r#"{{"W": 64, "H": 64, "max_frames": 4, "use_init": true, "init_image": "init.png",
+                "use_mask": true, "mask_file": "m.png", "use_mask_video": true,
+                "video_mask_path": "vm.mp4", "full_res_mask": true, "full_res_mask_padding": 8,
+                "fill": {fill}, "invert_mask": true, "overlay_mask": true,
+                "use_alpha_as_mask": true, "use_noise_mask": true,
+                "noise_mask_schedule": "0: (\"{{video_mask}}\")"}}"#
+            ),
+        )
+        .unwrap();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_anim"))
+            .args(["validate", settings.to_str().unwrap(), "--model"])
+            .arg(root.join("models/tiny-sd"))
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(o.status.success(), "fill {fill}: {text}");
+        for key in ["mask", "fill", "full_res"] {
+            assert!(
+                !text
+                    .lines()
+                    .any(|l| l.contains(key) && l.to_lowercase().contains("not supported")),
+                "fill {fill}: {text}"
+            );
+        }
     }
 }

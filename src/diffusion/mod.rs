@@ -16,7 +16,7 @@ pub mod variation;
 pub use control::{Control, ControlMode, ControlNet, ControlUnit, WindowRule};
 pub use inpaint::UnetKind;
 pub use pipeline::{
-    ModelFamily, NoiseSource, Pipeline, Request, StageTimes, TextEmbedding, Travel,
+    Inpaint, ModelFamily, NoiseSource, Pipeline, Request, StageTimes, TextEmbedding, Travel,
 };
 pub use pix2pix::Pix2Pix;
 pub use prompt::PromptSyntax;

@@ -75,17 +75,38 @@ pub struct Request<'a> {
     /// by a model whose UNet takes 8 channels ([`Pipeline::is_pix2pix`]); `None` there: the init
     /// image at diffusers' default image guidance.
     pub pix2pix: Option<Pix2Pix<'a>>,
-    /// A1111's inpainting mask for img2img (`inpainting_fill` = original): a grey mask of the
-    /// frame's size, already blurred, white where the model paints. It is rounded to a latent mask
-    /// ([`crate::mask::latent_mask`]); at every model call the prediction outside it is replaced by
-    /// the one that gives the init latents, and after sampling the init latents are put back there.
-    /// Needs an init image; `None`: the whole frame is repainted.
+    /// A1111's inpainting mask for img2img and how the masked latents start. The mask is grey,
+    /// of the frame's size, already blurred, white where the model paints. It is rounded to a
+    /// latent mask ([`crate::mask::latent_mask`]); at every model call the prediction outside it
+    /// is replaced by the one that gives the init latents, and after sampling the init latents are
+    /// put back there. Needs an init image; `None`: the whole frame is repainted.
     ///
     /// An inpainting model (9-channel UNet, [`Pipeline::is_inpaint`]) takes it as diffusers'
     /// `StableDiffusionInpaintPipeline` does instead: binarised at 0.5, as the UNet's mask and
     /// masked-picture conditioning, nothing blended back; `None` there: an all-ones mask and an
     /// all-zero masked picture (A1111's conditioning without a mask).
-    pub mask: Option<&'a GrayImage>,
+    pub mask: Option<Inpaint<'a>>,
+}
+
+/// A masked img2img's mask and latent fill ([`Request::mask`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Inpaint<'a> {
+    /// The blurred mask, the frame's size, white where the model paints.
+    pub image: &'a GrayImage,
+    /// The masked latents' start (A1111's `inpainting_fill` 2 and 3: the initial noise before
+    /// variation seeds and the noise multiplier, as A1111 draws it from the frame's seed, or
+    /// zeros).
+    pub fill: crate::mask::LatentFill,
+}
+
+impl<'a> Inpaint<'a> {
+    /// A mask with the init latents kept (`inpainting_fill` 0 and 1).
+    pub fn new(image: &'a GrayImage) -> Inpaint<'a> {
+        Inpaint {
+            image,
+            fill: crate::mask::LatentFill::Original,
+        }
+    }
 }
 
 /// Interpolation of the text embeddings towards another prompt (prompt travel).
@@ -1052,7 +1073,12 @@ impl Pipeline {
         shape: [usize; 3],
     ) -> Vec<f32> {
         let n = shape.iter().product();
-        let base = noise.randn(n);
+        self.vary_noise(req, noise.randn(n), shape)
+    }
+
+    /// `base` noise with the request's variation seed slerped in (A1111's subseed).
+    fn vary_noise(&self, req: &Request, base: Vec<f32>, shape: [usize; 3]) -> Vec<f32> {
+        let n = shape.iter().product();
         match req.subseed {
             Some((sub, strength)) if strength != 0.0 => {
                 variation::slerp(strength, &base, &TorchRng::new(sub).randn(n), shape)
@@ -1182,10 +1208,10 @@ impl Pipeline {
         // all ones without one (the UNet's conditioning)
         let (mask, inpaint_mask) = match req.mask {
             Some(m) if inpainting => {
-                self.check_mask(req, m)?;
-                (None, Some(inpaint::binarize(m)))
+                self.check_mask(req, m.image)?;
+                (None, Some(inpaint::binarize(m.image)))
             }
-            Some(m) => (Some(self.latent_mask(req, m)?), None),
+            Some(m) => (Some(self.latent_mask(req, m.image)?), None),
             None if inpainting => (None, Some(vec![1.0; (w * h) as usize])),
             None => (None, None),
         };
@@ -1254,10 +1280,12 @@ impl Pipeline {
                     None => self.encode_image(init, noise)?,
                 };
                 times.encode += t.elapsed();
-                if mask.is_some() {
+                let base = noise.randn(n);
+                if let (Some(m), Some(inp)) = (&mask, &req.mask) {
+                    crate::mask::fill_latents(&mut x0, m, inp.fill, &base);
                     z0 = x0.clone();
                 }
-                let mut eps = self.initial_noise(req, noise, lat_shape);
+                let mut eps = self.vary_noise(req, base, lat_shape);
                 if req.noise_multiplier != 1.0 {
                     eps.iter_mut().for_each(|e| *e *= req.noise_multiplier);
                 }

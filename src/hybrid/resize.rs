@@ -42,15 +42,21 @@ fn bicubic(x: f64) -> f64 {
 /// A resampling filter: its kernel and support (Pillow's `struct filter`).
 type Filter = (fn(f64) -> f64, f64);
 
-/// Per output index: the first input index and the fixed-point weights.
-fn coefficients(in_size: u32, out_size: u32, (kernel, radius): Filter) -> Vec<(usize, Vec<i32>)> {
-    let scale = f64::from(in_size) / f64::from(out_size);
+/// Per output index: the first input index and the fixed-point weights, from
+/// Pillow's `precompute_coeffs` of the input span `in0..in1`.
+fn coefficients_box(
+    in_size: u32,
+    (in0, in1): (f64, f64),
+    out_size: u32,
+    (kernel, radius): Filter,
+) -> Vec<(usize, Vec<i32>)> {
+    let scale = (in1 - in0) / f64::from(out_size);
     let filterscale = scale.max(1.0);
     let support = radius * filterscale;
     let ss = 1.0 / filterscale;
     (0..out_size)
         .map(|xx| {
-            let center = (f64::from(xx) + 0.5) * scale;
+            let center = in0 + (f64::from(xx) + 0.5) * scale;
             let xmin = ((center - support + 0.5) as i64).max(0);
             let xmax = ((center + support + 0.5) as i64).min(i64::from(in_size)) - xmin;
             let mut k: Vec<f64> = (0..xmax.max(0))
@@ -93,16 +99,35 @@ pub fn bicubic_pil(img: &RgbImage, w: u32, h: u32) -> RgbImage {
     resample(img, w, h, (bicubic, 2.0))
 }
 
+/// Pillow's BICUBIC `img.resize((w, h), box=(x0, y0, x1, y1))`: the box of `img` (it may have
+/// zero width or height: its edge is then stretched) resized to `w` × `h`.
+pub fn bicubic_pil_box(img: &RgbImage, w: u32, h: u32, bx: (f64, f64, f64, f64)) -> RgbImage {
+    resample_box(img, w, h, bx, (bicubic, 2.0))
+}
+
 /// Pillow's two-pass fixed-point resample with `filter`.
 fn resample(img: &RgbImage, w: u32, h: u32, filter: Filter) -> RgbImage {
     let (iw, ih) = img.dimensions();
     if (iw, ih) == (w, h) {
         return img.clone();
     }
+    resample_box(img, w, h, (0.0, 0.0, f64::from(iw), f64::from(ih)), filter)
+}
+
+/// Pillow's two-pass fixed-point resample of the box `bx` of `img` with `filter` (each pass
+/// only where the box or the size changes along its axis).
+fn resample_box(
+    img: &RgbImage,
+    w: u32,
+    h: u32,
+    bx: (f64, f64, f64, f64),
+    filter: Filter,
+) -> RgbImage {
+    let (iw, ih) = img.dimensions();
     let half = 1i32 << (PRECISION_BITS - 1);
     // horizontal pass
-    let mid = if iw != w {
-        let coef = coefficients(iw, w, filter);
+    let mid = if iw != w || bx.0 != 0.0 || bx.2 != f64::from(iw) {
+        let coef = coefficients_box(iw, (bx.0, bx.2), w, filter);
         let mut out = RgbImage::new(w, ih);
         let src = img.as_raw();
         for y in 0..ih as usize {
@@ -125,11 +150,11 @@ fn resample(img: &RgbImage, w: u32, h: u32, filter: Filter) -> RgbImage {
     } else {
         img.clone()
     };
-    if ih == h {
+    if ih == h && bx.1 == 0.0 && bx.3 == f64::from(ih) {
         return mid;
     }
     // vertical pass
-    let coef = coefficients(ih, h, filter);
+    let coef = coefficients_box(ih, (bx.1, bx.3), h, filter);
     let mut out = RgbImage::new(w, h);
     let src = mid.as_raw();
     let stride = w as usize * 3;

@@ -27,6 +27,8 @@ pub struct FrameMasks {
     /// `{video_mask}`.
     video_mask: GrayImage,
     files: HashMap<String, GrayImage>,
+    /// The mask video's extracted frames (`000000.png` …) and how many there are.
+    video: Option<(PathBuf, usize)>,
     /// The latest composed mask and the one before it, with their frames (the overlay of a key
     /// frame and of the tweens after it).
     latest: (usize, GrayImage),
@@ -34,34 +36,39 @@ pub struct FrameMasks {
 }
 
 impl FrameMasks {
-    /// The masks of `scene`, or `None` when `use_mask` is off.
+    /// The masks of `scene`, or `None` when masks are off ([`MaskSettings::active`]).
+    /// `video`: the folder of the mask video's extracted frames and their number (a scene
+    /// with a mask video), whose frame `f` is `{video_mask}` and frame 0's mask at frame `f`.
     ///
     /// # Errors
-    /// No `mask_file`, a mask or init file that cannot be read, or a schedule that does not parse.
-    /// What anim does not support (`use_mask_video`, `full_res_mask`, `fill` other than
-    /// `original`) is refused by the scene checks; with `--allow-unsupported` it is ignored.
-    pub fn new(scene: &Scene) -> Result<Option<FrameMasks>> {
+    /// No `mask_file` (and no mask video), a mask or init file that cannot be read, or a schedule
+    /// that does not parse.
+    pub fn new(scene: &Scene, video: Option<(PathBuf, usize)>) -> Result<Option<FrameMasks>> {
         let m = &scene.mask;
-        if !m.use_mask {
+        if !m.active() {
             return Ok(None);
         }
         let at = scene.path.display();
-        let Some(file) = &m.mask_file else {
-            bail!(
-                "{at}: [mask] use_mask = true needs mask_file (frame 0's mask and `{{video_mask}}`)"
-            );
-        };
         let size = (scene.image.width, scene.image.height);
+        let first = match (&m.mask_file, &video) {
+            (_, Some((dir, _))) => load(&dir.join(format!("{:06}.png", 0)), size, m)
+                .with_context(|| format!("{at}: [mask] the mask video's first frame"))?,
+            (Some(file), None) => load(&scene.resolve(file), size, m)
+                .with_context(|| format!("{at}: [mask] mask_file"))?,
+            (None, None) => bail!(
+                "{at}: [mask] use_mask = true needs mask_file (frame 0's mask and `{{video_mask}}`) \
+                 or a mask video ([mask] video)"
+            ),
+        };
         let parse = |k: &str, t: &str| {
             MaskSchedule::parse(t).map_err(|e| anyhow::anyhow!("{at}: [mask] {k}: {e}"))
         };
         let masks = parse("mask_schedule", &m.mask_schedule)?;
         let noise = parse("noise_mask_schedule", &m.noise_mask_schedule)?;
         let base = scene.path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let path = scene.resolve(file);
-        let first = load(&path, size, m).with_context(|| format!("{at}: [mask] mask_file"))?;
         let mut video_mask = first.clone();
-        if m.use_alpha_as_mask
+        if video.is_none()
+            && m.use_alpha_as_mask
             && let Some(p) = &scene.init.image
         {
             let p = scene.resolve(p);
@@ -84,7 +91,29 @@ impl FrameMasks {
             first,
             video_mask,
             files: HashMap::new(),
+            video,
         }))
+    }
+
+    /// Moves to frame `f`: with a mask video, its frame `f` (the last one past its end) through
+    /// `prepare_mask` becomes `{video_mask}` for the inpainting and the noise mask alike (Deforum
+    /// refreshes only the inpainting one: docs/deforum-differences.md) and frame 0's mask.
+    ///
+    /// # Errors
+    /// A mask-video frame that cannot be read.
+    pub fn at_frame(&mut self, f: usize) -> Result<()> {
+        if let Some((dir, n)) = &self.video {
+            let i = f.min(n.saturating_sub(1));
+            let m = load(&dir.join(format!("{i:06}.png")), self.size, &self.settings)
+                .with_context(|| {
+                    format!("{}: [mask] mask video frame {i}", self.scene_file.display())
+                })?;
+            if f == 0 {
+                self.first = m.clone();
+            }
+            self.video_mask = m;
+        }
+        Ok(())
     }
 
     /// The inpainting mask of frame `f` as the painter takes it: frame 0's mask file, later

@@ -40,6 +40,49 @@ pub fn keep_outside(x: &mut [f32], z0: &[f32], m: &[f32]) {
     }
 }
 
+/// How A1111 starts the masked latents before sampling (`inpainting_fill`; the picture fill of
+/// mode 0 happens before encoding, [`super::a1111::fill`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LatentFill {
+    /// The init image's latents (modes 0 "fill" and 1 "original").
+    #[default]
+    Original,
+    /// Standard-normal noise in the mask (mode 2 "latent noise").
+    Noise,
+    /// Zeros in the mask (mode 3 "latent nothing").
+    Nothing,
+}
+
+/// A1111's latent fill on `[channels, h, w]` init latents: `z0 ← z0·(1 − m) + noise·m` for
+/// [`LatentFill::Noise`] (`noise` as long as `z0`), `z0 ← z0·(1 − m)` for
+/// [`LatentFill::Nothing`], unchanged for [`LatentFill::Original`].
+pub fn fill_latents(z0: &mut [f32], m: &[f32], fill: LatentFill, noise: &[f32]) {
+    assert!(
+        !m.is_empty() && z0.len().is_multiple_of(m.len()),
+        "a mask per latent pixel"
+    );
+    let zeros;
+    let noise = match fill {
+        LatentFill::Original => return,
+        LatentFill::Noise => {
+            assert_eq!(noise.len(), z0.len(), "noise as long as the latents");
+            noise
+        }
+        LatentFill::Nothing => {
+            zeros = vec![0.0; z0.len()];
+            &zeros
+        }
+    };
+    for (zc, nc) in z0
+        .chunks_exact_mut(m.len())
+        .zip(noise.chunks_exact(m.len()))
+    {
+        for ((z, &n), &k) in zc.iter_mut().zip(nc).zip(m) {
+            *z = *z * (1.0 - k) + n * k;
+        }
+    }
+}
+
 /// A1111's mask blur kernel width for sigma `mask_blur`: `2·int(2.5σ + 0.5) + 1`.
 pub fn blur_kernel_size(mask_blur: u32) -> u32 {
     2 * (2.5 * f64::from(mask_blur) + 0.5) as u32 + 1
@@ -60,6 +103,20 @@ mod tests {
             let want = if m[i % 4] == 1.0 { before[i] } else { z0[i] };
             assert_eq!(x[i].to_bits(), want.to_bits(), "value {i}");
         }
+    }
+
+    #[test]
+    fn latent_fills() {
+        let m = [1.0, 0.0];
+        let noise = [0.5, -0.25, 2.0, 3.0];
+        let mut z = [1.0, 2.0, 3.0, 4.0];
+        fill_latents(&mut z, &m, LatentFill::Noise, &noise);
+        assert_eq!(z, [0.5, 2.0, 2.0, 4.0]);
+        let mut z = [1.0, 2.0, 3.0, 4.0];
+        fill_latents(&mut z, &m, LatentFill::Nothing, &[]);
+        assert_eq!(z, [0.0, 2.0, 0.0, 4.0]);
+        fill_latents(&mut z, &m, LatentFill::Original, &[]);
+        assert_eq!(z, [0.0, 2.0, 0.0, 4.0]);
     }
 
     #[test]

@@ -353,6 +353,50 @@ struct Loop<'s, 'p> {
     masks: Option<(crate::mask::FrameMasks, Option<RgbImage>)>,
 }
 
+/// The mask video's frames extracted into `book/maskframes/` (reused on a resume), with their
+/// number; `None` without a mask video.
+fn extract_mask_video(
+    scene: &Scene,
+    book: &Path,
+    resumed: bool,
+) -> Result<Option<(PathBuf, usize)>> {
+    let Some(video) = scene.mask.mask_video() else {
+        return Ok(None);
+    };
+    let dir = book.join("maskframes");
+    let count = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "png"))
+                })
+                .count()
+            })
+            .unwrap_or(0)
+    };
+    let n = if resumed && count(&dir) > 0 {
+        count(&dir)
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+        let key = if scene.mask.video.is_some() {
+            "[mask] video"
+        } else {
+            "[mask] video_mask_path"
+        };
+        output::extract_frames(&scene.resolve(video), &dir, 1, 0, None)
+            .with_context(|| format!("{}: {key}", scene.path.display()))?
+    };
+    if n == 0 {
+        bail!(
+            "{}: the mask video {} has no frames",
+            scene.path.display(),
+            video.display()
+        );
+    }
+    Ok(Some((dir, n)))
+}
+
 /// The guide images of a looper scene, each read and resized as Deforum (Pillow's LANCZOS).
 fn load_guides(scene: &Scene) -> Result<Option<(crate::looper::Guides, Vec<RgbImage>)>> {
     let Some(guides) = scene
@@ -556,6 +600,9 @@ impl Loop<'_, '_> {
         // the previous frame colour-matched, before contrast and noise: optical-flow redo's
         // flow starts from it
         let mut matched = None;
+        if let Some((m, _)) = &mut self.masks {
+            m.at_frame(f)?;
+        }
         let noise_mask = match (&mut self.masks, start.prepare && img.is_some()) {
             (Some((m, _)), true) => Some(m.noise(f)?),
             _ => None,
@@ -636,8 +683,7 @@ impl Loop<'_, '_> {
                 start.denoise,
             );
             req.control = &control;
-            req.mask = inpaint.as_ref();
-            let (d, _) = painter.paint(&req)?;
+            let (d, _) = painter::paint_masked(painter, &req, inpaint.as_ref(), &scene.mask)?;
             let flow = est
                 .flow(prev, &d, None)
                 .with_context(|| format!("frame {f}: optical-flow redo"))?;
@@ -657,8 +703,7 @@ impl Loop<'_, '_> {
                     start.denoise,
                 );
                 req.control = &control;
-                req.mask = inpaint.as_ref();
-                let (d, _) = painter.paint(&req)?;
+                let (d, _) = painter::paint_masked(painter, &req, inpaint.as_ref(), &scene.mask)?;
                 img = Some(d);
             }
             rec.stage_ms
@@ -666,8 +711,7 @@ impl Loop<'_, '_> {
         }
         let mut req = self.request(f, &v, seed, img.as_ref(), start.denoise);
         req.control = &control;
-        req.mask = inpaint.as_ref();
-        let (mut out, times) = painter.paint(&req)?;
+        let (mut out, times) = painter::paint_masked(painter, &req, inpaint.as_ref(), &scene.mask)?;
         rec.painted(&times);
         if let Some(target) = &correction {
             out = crate::looper::color_correct(&out, target);
@@ -737,6 +781,7 @@ impl Loop<'_, '_> {
             denoise,
             control: &[],
             mask: None,
+            fill: crate::mask::LatentFill::Original,
         }
     }
 
@@ -958,6 +1003,16 @@ fn run_loop(
             scene.animation.max_frames = count;
         }
     }
+    let mask_video = extract_mask_video(&scene, &book, resumed.is_some())?;
+    if let Some((_, count)) = &mask_video
+        && matches!(
+            scene.animation.mode,
+            AnimationMode::TwoD | AnimationMode::ThreeD
+        )
+    {
+        // Deforum's 2D/3D render with a mask video: one frame per mask frame
+        scene.animation.max_frames = *count;
+    }
     let n = scene.animation.max_frames;
     let (first, last) = match &opts.frames {
         Some(r) if *r.end() >= n => bail!(
@@ -1076,7 +1131,7 @@ fn run_loop(
         redo_flow: flow_estimator(&scene, FlowUse::Redo, !painter_absent)?,
         hybrid: crate::hybrid::Hybrid::open(&scene, &book, &out)?,
         looper: load_guides(&scene)?,
-        masks: match crate::mask::FrameMasks::new(&scene)? {
+        masks: match crate::mask::FrameMasks::new(&scene, mask_video)? {
             Some(m) => {
                 let base = match &scene.init.image {
                     Some(p) => Some(load_init(&scene, p)?),

@@ -9,13 +9,14 @@ use image::{GrayImage, RgbImage};
 
 use crate::controlnet::{self, ControlFrame};
 use crate::diffusion::{
-    Control, ControlMode, ControlNet, ControlUnit, Pipeline, Pix2Pix, PromptSyntax, Request,
-    SamplerKind, SessionOptions, StageTimes, TorchRng, Travel,
+    Control, ControlMode, ControlNet, ControlUnit, Inpaint, Pipeline, Pix2Pix, PromptSyntax,
+    Request, SamplerKind, SessionOptions, StageTimes, TorchRng, Travel,
 };
 use crate::scene::{FrameSchedules, FrameValues, Prompt, Scene};
 
 /// Everything a painter needs for one frame. New conditioning inputs (control images, masks,
 /// an image-guidance picture) become fields here.
+#[derive(Clone)]
 pub(crate) struct FrameRequest<'a> {
     /// Frame index (for messages).
     pub frame: usize,
@@ -42,6 +43,53 @@ pub(crate) struct FrameRequest<'a> {
     /// A1111's inpainting mask (frame size, blurred by `mask_overlay_blur`, white where the model
     /// paints); `None`: the whole frame is repainted.
     pub mask: Option<&'a GrayImage>,
+    /// How the masked latents start (A1111's latent noise / latent nothing), with `mask`.
+    pub fill: crate::mask::LatentFill,
+}
+
+/// Paints `req` with A1111's steps around a masked img2img when `mask` is set (the frame's
+/// blurred inpainting mask): an all-black mask is no mask (Deforum's `check_mask_for_errors`);
+/// with `full_res_mask` the model paints the crop around the mask at the frame size; `fill`
+/// modes other than `original` paint the masked area from its surroundings first; the result
+/// goes back under A1111's overlay (the init image where the mask is black).
+pub(crate) fn paint_masked(
+    painter: &mut dyn Painter,
+    req: &FrameRequest,
+    mask: Option<&GrayImage>,
+    settings: &crate::scene::MaskSettings,
+) -> Result<(RgbImage, StageTimes)> {
+    use crate::mask::LatentFill;
+    use crate::scene::MaskFill;
+    let (Some(mask), Some(init)) = (mask, req.init) else {
+        return painter.paint(req);
+    };
+    if mask.as_raw().iter().all(|&v| v == 0) {
+        return painter.paint(&FrameRequest {
+            mask: None,
+            ..req.clone()
+        });
+    }
+    let full_res = settings
+        .full_res_mask
+        .then_some(settings.full_res_mask_padding);
+    let fill = settings.fill != MaskFill::Original;
+    let Some(prep) = crate::mask::a1111::Inpainting::new(init, mask, full_res, fill) else {
+        return painter.paint(&FrameRequest {
+            mask: None,
+            ..req.clone()
+        });
+    };
+    let (out, times) = painter.paint(&FrameRequest {
+        init: Some(&prep.init),
+        mask: Some(&prep.mask),
+        fill: match settings.fill {
+            MaskFill::LatentNoise => LatentFill::Noise,
+            MaskFill::LatentNothing => LatentFill::Nothing,
+            MaskFill::Fill | MaskFill::Original => LatentFill::Original,
+        },
+        ..req.clone()
+    })?;
+    Ok((prep.finish(&out), times))
 }
 
 /// Repaints a prepared frame: txt2img when the request has no init image, img2img otherwise.
@@ -342,7 +390,10 @@ impl Painter for Diffuse {
                 image: None,
                 image_cfg_scale: v.pix2pix_img_cfg_scale as f32,
             }),
-            mask: req.mask,
+            mask: req.mask.map(|image| Inpaint {
+                image,
+                fill: req.fill,
+            }),
         };
         let frame = req.frame;
         let mut units = Vec::with_capacity(req.control.len());

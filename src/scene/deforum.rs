@@ -71,10 +71,7 @@ const NO_EFFECT: &[&str] = &[
 /// Deforum settings of features anim does not implement, with what they turn on: a value other
 /// than "off" (`false`, `"None"`, `""`, `0`, `null`) is an error unless `--allow-unsupported`,
 /// which renders without the feature.
-const UNIMPLEMENTED_FEATURES: &[(&str, &str)] = &[
-    ("use_mask_video", "video masks"),
-    ("shake_name", "Camera Shakify"),
-];
+const UNIMPLEMENTED_FEATURES: &[(&str, &str)] = &[("shake_name", "Camera Shakify")];
 
 /// Deforum settings of features out of anim's scope, with the reason: listed apart from the
 /// unsupported ones, and, switched on, an error unless `--allow-unsupported` (rendered without).
@@ -197,6 +194,13 @@ fn read_masks(
         } else {
             *slot = Some(p.into());
         }
+    }
+    if m.use_mask_video
+        && m.video_mask_path.is_none()
+        && matches!(get("video_mask_path"), Some(Value::String(p)) if is_url(p.trim()))
+    {
+        // a URL refused with --allow-unsupported: rendered without the mask video
+        m.use_mask_video = false;
     }
     Ok(())
 }

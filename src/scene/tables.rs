@@ -669,6 +669,10 @@ scene_table! {
         /// The mask video (relative to the scene file).
         #[serde(skip_serializing_if = "Option::is_none")]
         video_mask_path: Option<PathBuf> = None,
+        /// The mask video, one frame per rendered frame as `{video_mask}` (relative to the scene
+        /// file): the same as `use_mask_video = true` with `video_mask_path`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        video: Option<PathBuf> = None,
         /// Invert the noise mask and the overlay mask.
         invert_mask: bool = false,
         /// Contrast factor of a loaded mask (Pillow's `ImageEnhance.Contrast`).
@@ -695,6 +699,21 @@ scene_table! {
         fill: MaskFill = MaskFill::Original,
     }
     schedules {}
+}
+
+impl MaskSettings {
+    /// The mask video in use: `video`, else `video_mask_path` with `use_mask_video`.
+    pub fn mask_video(&self) -> Option<&std::path::Path> {
+        self.video.as_deref().or(self
+            .video_mask_path
+            .as_deref()
+            .filter(|_| self.use_mask_video))
+    }
+
+    /// Whether masks are on: `use_mask`, or a mask video (which turns them on, as in Deforum).
+    pub fn active(&self) -> bool {
+        self.use_mask || self.mask_video().is_some()
+    }
 }
 
 impl fmt::Display for HybridComposite {
@@ -1138,12 +1157,10 @@ mod tests {
                 "[mask]\nnoise_mask_schedule = '0: (\"{a\")'\n",
                 "[mask] noise_mask_schedule",
             ),
-            ("[mask]\nuse_mask = true\n", "[mask] full_res_mask"),
             (
-                "[mask]\nuse_mask = true\nfull_res_mask = false\nfill = \"latent noise\"\n",
-                "[mask] fill",
+                "[mask]\nuse_mask_video = true\n",
+                "[mask] use_mask_video = true needs video_mask_path",
             ),
-            ("[mask]\nuse_mask_video = true\n", "[mask] use_mask_video"),
             ("[mask]\nfill = \"nothing\"\n", "fill"),
             ("[mask]\nmask_blur = 3\n", "mask_blur"),
         ] {

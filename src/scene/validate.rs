@@ -396,8 +396,7 @@ impl Scene {
     }
 
     /// The `[mask]` keys: finite adjustments, the blur and padding in range, parseable mask
-    /// expressions; mask videos, `full_res_mask` and fills other than `original` are not supported
-    /// yet (an error unless `--allow-unsupported`, which renders without them).
+    /// expressions.
     fn check_mask(&self) -> Result<(), String> {
         let m = &self.mask;
         for (k, v) in [
@@ -428,29 +427,14 @@ impl Scene {
         ] {
             crate::mask::MaskSchedule::parse(text).map_err(|e| format!("[mask] {k}: {e}"))?;
         }
-        if !self.allow_unsupported {
-            if m.use_mask_video {
-                return Err(
-                    "[mask] use_mask_video = true: mask videos are not supported yet (set it to false \
-                     and use mask_file / mask_schedule, or pass --allow-unsupported to render without it)"
-                        .into(),
-                );
-            }
-            if m.use_mask && m.full_res_mask {
-                return Err(
-                    "[mask] full_res_mask = true: inpainting a crop at full resolution is not supported \
-                     yet (set it to false: the whole frame is denoised and the mask keeps the rest; or pass \
-                     --allow-unsupported to render without it)"
-                        .into(),
-                );
-            }
-            if m.use_mask && m.fill != super::MaskFill::Original {
-                return Err(format!(
-                    "[mask] fill = {:?}: only \"original\" is supported yet (set it, or pass \
-                     --allow-unsupported to render with \"original\")",
-                    m.fill
-                ));
-            }
+        if m.use_mask_video && m.video.is_none() && m.video_mask_path.is_none() {
+            return Err(if self.from_deforum {
+                "`use_mask_video` = true needs `video_mask_path` (the mask video's file)".into()
+            } else {
+                "[mask] use_mask_video = true needs video_mask_path (the mask video's file), or \
+                 set [mask] video = \"mask.mp4\""
+                    .into()
+            });
         }
         Ok(())
     }

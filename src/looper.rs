@@ -223,7 +223,7 @@ pub fn correction_target(init: &RgbImage, guide: &RgbImage, factor: f64) -> RgbI
 /// A1111's colour correction of a painted frame `out` toward `target`: the histograms of
 /// OpenCV's 8-bit LAB matched to the target's (scikit-image `match_histograms`), then the
 /// painted frame's luminosity put back (blendmodes' LUMINOSITY: W3C SetLum with luma weights
-/// 0.299, 0.587, 0.114, rounded to u8).
+/// 0.299, 0.587, 0.114, truncated to u8 as A1111's pinned blendmodes 2022 does).
 pub fn color_correct(out: &RgbImage, target: &RgbImage) -> RgbImage {
     let matched = ColorTarget::new(target, MatchSpace::Lab).apply(out);
     keep_luminosity(&matched, out)
@@ -252,14 +252,9 @@ fn keep_luminosity(colors: &RgbImage, luma: &RgbImage) -> RgbImage {
         if mx > 1.0 {
             c = c.map(|v| l + (v - l) * (1.0 - l) / (mx - l));
         }
-        p.0 = c.map(|v| {
-            let v = (v * 255.0).round_ties_even();
-            if v.is_finite() {
-                v.clamp(0.0, 255.0) as u8
-            } else {
-                0
-            }
-        });
+        // blendmodes 2022 (A1111's pinned version): clipped to 0..=1, times 255, truncated
+        // (`astype(np.uint8)`; later versions round); NaN (a zero division) gives 0
+        p.0 = c.map(|v| (v.clamp(0.0, 1.0) * 255.0) as u8);
     }
     res
 }

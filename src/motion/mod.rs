@@ -1,16 +1,19 @@
-//! Motion above keyframes: named camera presets ([`presets`]) and rhai motion scripts
-//! ([`script`]). [`apply`] runs both over a scene's resolved numeric schedules (presets first,
-//! then the script), so every consumer of `Scene::schedules` sees the final curves; [`gallery`]
-//! renders preset previews. Depends on `schedule` (and `render` for the gallery), never on the CLI.
+//! Motion above keyframes: named camera presets ([`presets`]), rhai motion scripts ([`script`])
+//! and Camera Shakify's recorded shakes ([`shakify`]). [`apply`] runs them over a scene's
+//! resolved numeric schedules (presets first, then the script, then the shake, which Deforum
+//! adds last, in its 3D warp), so every consumer of `Scene::schedules` sees the final curves;
+//! [`gallery`] renders preset previews. Depends on `schedule` (and `render` for the gallery), never on the CLI.
 
 pub mod gallery;
 pub mod presets;
 pub mod script;
+pub mod shakify;
 
 use std::path::{Path, PathBuf};
 
 pub use presets::{ParamDef, Preset, PresetError, PresetLibrary, PresetSource, PresetUse};
 pub use script::{MotionScript, ScriptError, ScriptLimits};
+pub use shakify::ShakeSettings;
 
 use crate::schedule::Context;
 
@@ -25,8 +28,11 @@ pub struct MotionSpec<'a> {
     pub presets: &'a [PresetUse],
     /// Extra preset folders, as written in the scene.
     pub preset_dirs: &'a [PathBuf],
-    /// 3D animation mode: presets use their `[3d]` schedules (otherwise `[2d]`).
+    /// 3D animation mode: presets use their `[3d]` schedules (otherwise `[2d]`); only 3D mode
+    /// shakes the camera.
     pub three_d: bool,
+    /// The camera shake (`[motion] shake`), added last in 3D mode.
+    pub shake: &'a ShakeSettings,
 }
 
 /// A preset or script that cannot be applied.
@@ -38,6 +44,9 @@ pub enum MotionError {
     /// A script problem (syntax, runtime error, exceeded limit, bad result).
     #[error("[motion] script {0}")]
     Script(#[from] ScriptError),
+    /// A camera shake that cannot be used (unknown name, value out of range, fps too low).
+    #[error("{0}")]
+    Shake(String),
 }
 
 impl MotionSpec<'_> {
@@ -59,7 +68,8 @@ impl MotionSpec<'_> {
     }
 }
 
-/// Applies the presets (in order) then the script to `numeric` (column name, one value per frame).
+/// Applies the presets (in order), the script, then (3D mode) the camera shake to `numeric`
+/// (column name, one value per frame).
 ///
 /// # Errors
 /// See [`MotionError`]; messages name the preset or the script, the frame and the line.
@@ -85,6 +95,7 @@ pub fn apply(
         )?;
         script.run(ctx, numeric)?;
     }
+    shakify::apply(spec.shake, ctx.fps, spec.three_d, numeric).map_err(MotionError::Shake)?;
     Ok(())
 }
 
@@ -146,6 +157,7 @@ mod tests {
             presets: &presets,
             preset_dirs: &[],
             three_d: false,
+            shake: &ShakeSettings::default(),
         };
         let before = source_fingerprint(&spec);
         assert!(

@@ -71,7 +71,7 @@ const NO_EFFECT: &[&str] = &[
 /// Deforum settings of features anim does not implement, with what they turn on: a value other
 /// than "off" (`false`, `"None"`, `""`, `0`, `null`) is an error unless `--allow-unsupported`,
 /// which renders without the feature.
-const UNIMPLEMENTED_FEATURES: &[(&str, &str)] = &[("shake_name", "Camera Shakify")];
+const UNIMPLEMENTED_FEATURES: &[(&str, &str)] = &[];
 
 /// Deforum settings of features out of anim's scope, with the reason: listed apart from the
 /// unsupported ones, and, switched on, an error unless `--allow-unsupported` (rendered without).
@@ -91,7 +91,7 @@ const OUT_OF_SCOPE: &[(&str, &str)] = &[
 /// Other Deforum settings anim does not implement: parameters of the features above (no effect
 /// while the feature is off). Listed in a warning when present; with the keys anim reads and
 /// [`NO_EFFECT`] they make the set of known keys a misspelt key is matched against.
-const UNIMPLEMENTED_KEYS: &[&str] = &["shake_intensity", "shake_speed", "deforum_embed_srt"];
+const UNIMPLEMENTED_KEYS: &[&str] = &["deforum_embed_srt"];
 
 /// Deforum's mask keys into `[mask]` (docs/research §2.1). A mask file or mask video given as a
 /// URL (Deforum's defaults are) is refused only where it is used.
@@ -934,6 +934,24 @@ pub fn from_settings_with(
     if let Some(b) = flag("enable_perspective_flip")? {
         scene.motion.enable_perspective_flip = b;
     }
+    // Camera Shakify (Forge Deforum): off where the file has no `shake_name` (other Deforums)
+    match get("shake_name") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => scene.motion.shake.name = s.trim().to_string(),
+        Some(v) => {
+            return Err(err(bad(
+                "shake_name",
+                &v,
+                "a camera shake's name (a string; \"None\" for none)",
+            )));
+        }
+    }
+    if let Some(x) = number("shake_intensity", "a number within 0..=3")? {
+        scene.motion.shake.intensity = x;
+    }
+    if let Some(x) = number("shake_speed", "a number above 0, at most 3")? {
+        scene.motion.shake.speed = x;
+    }
     if let Some(v) = get("noise_type") {
         // Deforum writes these in lower case; other cases are read as the same names
         let lower = match &v {
@@ -1430,6 +1448,9 @@ pub fn deforum_name(table: &str, key: &str) -> Option<&'static str> {
             "subtitle_params",
             "deforum_save_gen_info_as_srt_params",
         ),
+        ("motion", "shake.name", "shake_name"),
+        ("motion", "shake.intensity", "shake_intensity"),
+        ("motion", "shake.speed", "shake_speed"),
         ("parseq", "manifest", "parseq_manifest"),
         ("parseq", "use_deltas", "parseq_use_deltas"),
         (
@@ -1457,9 +1478,9 @@ fn with_deforum_name(message: String) -> String {
         let (table, rest) = rest.split_once("] ")?;
         let key: String = rest
             .chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
             .collect();
-        deforum_name(table, &key)
+        deforum_name(table, key.trim_end_matches('.'))
     });
     match named {
         Some(d) => format!("{message} (Deforum setting `{d}`)"),

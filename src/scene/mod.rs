@@ -446,6 +446,7 @@ impl Scene {
             presets: &self.motion.preset,
             preset_dirs: &self.motion.preset_dirs,
             three_d: self.animation.mode == AnimationMode::ThreeD,
+            shake: &self.motion.shake,
         }
     }
 

@@ -250,6 +250,9 @@ scene_table! {
         /// Extra preset folders (relative to the scene file), searched after the user folder.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         preset_dirs: Vec<PathBuf> = Vec::new(),
+        /// Camera Shakify shake added to the 3D camera (`{ name = "Investigation", intensity = 1.0, speed = 1.0 }`).
+        #[serde(skip_serializing_if = "crate::motion::ShakeSettings::is_off")]
+        shake: crate::motion::ShakeSettings = crate::motion::ShakeSettings::default(),
     }
     schedules {
         /// Rotation in degrees per frame, counter-clockwise (2D).

@@ -164,6 +164,20 @@ impl Scene {
         {
             return Err("[animation] mode = \"Video Input\" needs [video_input] video_init_path = \"path/to/video.mp4\"".into());
         }
+        if let Some(shake) = self.motion.shake.shake()?
+            && self.animation.mode != AnimationMode::ThreeD
+        {
+            let (key, mode) = if self.from_deforum {
+                ("`shake_name`", "`animation_mode`")
+            } else {
+                ("[motion] shake", "[animation] mode")
+            };
+            self.warn(format!(
+                "{key} = \"{}\": the camera shake moves the 3D camera only; {mode} = \"{}\" \
+                 renders without it (as Deforum)",
+                shake.name, self.animation.mode
+            ));
+        }
         if self.cadence.diffusion_cadence == 0 {
             return Err("[cadence] diffusion_cadence = 0: use 1 to diffuse every frame".into());
         }

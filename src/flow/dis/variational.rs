@@ -200,54 +200,38 @@ pub fn refine(i0: &[u8], i1: &[u8], w: usize, h: usize, u: &mut [f32], v: &mut [
     let delta2 = p.variational_refinement_delta / 2.0;
     let gamma2 = p.variational_refinement_gamma / 2.0;
     let alpha2 = p.variational_refinement_alpha / 2.0;
+    let d = Derivs::new(ix, iy, iz, ixx, ixy, iyy, ixz, iyz, zeta2);
 
     let (w_u, w_v) = (u.to_vec(), v.to_vec());
     let mut tu = w_u.clone();
     let mut tv = w_v.clone();
     let mut du = vec![0f32; n];
     let mut dv = vec![0f32; n];
-    let mut sys = vec![System::default(); n];
+    let mut sys = Systems::new(n);
     let mut weight = vec![0f32; n];
     let pw = w.div_ceil(2) + 2;
     let mut colours = [Colour::new(pw * (h + 2)), Colour::new(pw * (h + 2))];
 
     for _ in 0..p.variational_refinement_iterations {
-        // Data term.
-        sys.par_iter_mut().enumerate().for_each(|(k, s)| {
-            let (x, y, z) = (ix[k], iy[k], iz[k]);
-            let norm = x * x + y * y + zeta2;
-            let ik1z = z + x * du[k] + y * dv[k];
-            let wt = (delta2 / (ik1z * ik1z / norm + eps2).sqrt()) / norm;
-            s.a11 = wt * (x * x) + zeta2;
-            s.a12 = wt * (x * y);
-            s.a22 = wt * (y * y) + zeta2;
-            s.b1 = -wt * (z * x);
-            s.b2 = -wt * (z * y);
-            let (xx, xy, yy, xz, yz) = (ixx[k], ixy[k], iyy[k], ixz[k], iyz[k]);
-            let n1 = xx * xx + xy * xy + zeta2;
-            let n2 = yy * yy + xy * xy + zeta2;
-            let zx = xz + xx * du[k] + xy * dv[k];
-            let zy = yz + xy * du[k] + yy * dv[k];
-            let wt = gamma2 / (zx * zx / n1 + zy * zy / n2 + eps2).sqrt();
-            s.a11 += wt * (xx * xx / n1 + xy * xy / n2);
-            s.a12 += wt * (xx * xy / n1 + xy * yy / n2);
-            s.a22 += wt * (xy * xy / n1 + yy * yy / n2);
-            s.b1 += -wt * (xx * xz / n1 + xy * yz / n2);
-            s.b2 += -wt * (xy * xz / n1 + yy * yz / n2);
-        });
+        data_term(&d, &du, &dv, &mut sys, delta2, gamma2, zeta2, eps2);
         // Smoothness weights from the current flow (replicated at the right and bottom).
         weight.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
             let yn = (y + 1).min(h - 1);
-            for (x, o) in row.iter_mut().enumerate() {
-                let k = y * w + x;
-                let kr = y * w + (x + 1).min(w - 1);
-                let kd = yn * w + x;
-                let ux = tu[kr] - tu[k];
-                let vx = tv[kr] - tv[k];
-                let uy = tu[kd] - tu[k];
-                let vy = tv[kd] - tv[k];
-                *o = alpha2 / (ux * ux + vx * vx + uy * uy + vy * vy + eps2).sqrt();
+            let (u0, v0) = (&tu[y * w..(y + 1) * w], &tv[y * w..(y + 1) * w]);
+            let (ud, vd) = (&tu[yn * w..(yn + 1) * w], &tv[yn * w..(yn + 1) * w]);
+            let smooth = |ux: f32, vx: f32, uy: f32, vy: f32| {
+                alpha2 / (ux * ux + vx * vx + uy * uy + vy * vy + eps2).sqrt()
+            };
+            for x in 0..w - 1 {
+                row[x] = smooth(
+                    u0[x + 1] - u0[x],
+                    v0[x + 1] - v0[x],
+                    ud[x] - u0[x],
+                    vd[x] - v0[x],
+                );
             }
+            let x = w - 1;
+            row[x] = smooth(u0[x] - u0[x], v0[x] - v0[x], ud[x] - u0[x], vd[x] - v0[x]);
         });
         // Smoothness edges into A and b, in OpenCV's order per colour (red: own edge first),
         // each colour's cells packed into its buffer.
@@ -271,50 +255,27 @@ pub fn refine(i0: &[u8], i1: &[u8], w: usize, h: usize, u: &mut [f32], v: &mut [
             rows.enumerate()
                 .for_each(|(y, (((((rw, r11), r12), r22), rb1), rb2))| {
                     let off = (y + c) & 1;
+                    let edges = Edges {
+                        weight: &weight,
+                        w_u: &w_u,
+                        w_v: &w_v,
+                        w,
+                        h,
+                    };
+                    let interior_row = y > 0 && y + 1 < h;
                     for (kk, x) in (off..w).step_by(2).enumerate() {
                         let k = y * w + x;
-                        let mut s = sys[k];
-                        let own_h = (x + 1 < w).then(|| {
-                            let wt = weight[k];
-                            (wt, wt * (w_u[k + 1] - w_u[k]), wt * (w_v[k + 1] - w_v[k]))
-                        });
-                        let left_h = (x > 0).then(|| {
-                            let wt = weight[k - 1];
-                            (wt, wt * (w_u[k] - w_u[k - 1]), wt * (w_v[k] - w_v[k - 1]))
-                        });
-                        let own_v = (y + 1 < h).then(|| {
-                            let wt = weight[k];
-                            (wt, wt * (w_u[k + w] - w_u[k]), wt * (w_v[k + w] - w_v[k]))
-                        });
-                        let up_v = (y > 0).then(|| {
-                            let wt = weight[k - w];
-                            (wt, wt * (w_u[k] - w_u[k - w]), wt * (w_v[k] - w_v[k - w]))
-                        });
-                        let add = |s: &mut System, e: Option<(f32, f32, f32)>, sign: f32| {
-                            if let Some((wt, eu, ev)) = e {
-                                if sign > 0.0 {
-                                    s.b1 += eu;
-                                    s.a11 += wt;
-                                    s.b2 += ev;
-                                    s.a22 += wt;
-                                } else {
-                                    s.b1 -= eu;
-                                    s.a11 += wt;
-                                    s.b2 -= ev;
-                                    s.a22 += wt;
-                                }
-                            }
+                        let mut s = System {
+                            a11: sys.a11[k],
+                            a12: sys.a12[k],
+                            a22: sys.a22[k],
+                            b1: sys.b1[k],
+                            b2: sys.b2[k],
                         };
-                        if c == 0 {
-                            add(&mut s, own_h, 1.0);
-                            add(&mut s, left_h, -1.0);
-                            add(&mut s, own_v, 1.0);
-                            add(&mut s, up_v, -1.0);
+                        if interior_row && x > 0 && x + 1 < w {
+                            edges.interior(&mut s, k, c == 0);
                         } else {
-                            add(&mut s, left_h, -1.0);
-                            add(&mut s, own_h, 1.0);
-                            add(&mut s, up_v, -1.0);
-                            add(&mut s, own_v, 1.0);
+                            edges.border(&mut s, k, x, y, c == 0);
                         }
                         let o = kk + 1;
                         rw[o] = weight[k];
@@ -335,20 +296,267 @@ pub fn refine(i0: &[u8], i1: &[u8], w: usize, h: usize, u: &mut [f32], v: &mut [
         // Back to the full grid.
         du.par_chunks_mut(w)
             .zip(dv.par_chunks_mut(w))
+            .zip(tu.par_chunks_mut(w))
+            .zip(tv.par_chunks_mut(w))
             .enumerate()
-            .for_each(|(y, (ru, rv))| {
+            .for_each(|(y, (((ru, rv), rtu), rtv))| {
                 for x in 0..w {
                     let col = &colours[(x + y) & 1];
                     let i = (y + 1) * pw + x / 2 + 1;
                     ru[x] = col.du[i];
                     rv[x] = col.dv[i];
+                    rtu[x] = w_u[y * w + x] + ru[x];
+                    rtv[x] = w_v[y * w + x] + rv[x];
                 }
             });
-        for k in 0..n {
-            tu[k] = w_u[k] + du[k];
-            tv[k] = w_v[k] + dv[k];
-        }
     }
     u.copy_from_slice(&tu);
     v.copy_from_slice(&tv);
+}
+
+/// The image derivatives of one refinement call and what the data term derives from them
+/// alone (normalisers and the gradient-constancy matrix), computed once for all fixed-point
+/// iterations with OpenCV's expressions, hence the same values.
+struct Derivs {
+    ix: Vec<f32>,
+    iy: Vec<f32>,
+    iz: Vec<f32>,
+    ixx: Vec<f32>,
+    ixy: Vec<f32>,
+    iyy: Vec<f32>,
+    ixz: Vec<f32>,
+    iyz: Vec<f32>,
+    /// `Ix² + Iy² + ζ²`.
+    norm: Vec<f32>,
+    /// `Ixx² + Ixy² + ζ²`, `Iyy² + Ixy² + ζ²`.
+    n1: Vec<f32>,
+    n2: Vec<f32>,
+    /// The gradient-constancy terms of `A` and `b` before their weight.
+    g11: Vec<f32>,
+    g12: Vec<f32>,
+    g22: Vec<f32>,
+    gb1: Vec<f32>,
+    gb2: Vec<f32>,
+}
+
+impl Derivs {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        ix: Vec<f32>,
+        iy: Vec<f32>,
+        iz: Vec<f32>,
+        ixx: Vec<f32>,
+        ixy: Vec<f32>,
+        iyy: Vec<f32>,
+        ixz: Vec<f32>,
+        iyz: Vec<f32>,
+        zeta2: f32,
+    ) -> Self {
+        let n = ix.len();
+        let z = || vec![0f32; n];
+        let mut d = Derivs {
+            norm: z(),
+            n1: z(),
+            n2: z(),
+            g11: z(),
+            g12: z(),
+            g22: z(),
+            gb1: z(),
+            gb2: z(),
+            ix,
+            iy,
+            iz,
+            ixx,
+            ixy,
+            iyy,
+            ixz,
+            iyz,
+        };
+        for k in 0..n {
+            let (x, y) = (d.ix[k], d.iy[k]);
+            d.norm[k] = x * x + y * y + zeta2;
+            let (xx, xy, yy, xz, yz) = (d.ixx[k], d.ixy[k], d.iyy[k], d.ixz[k], d.iyz[k]);
+            let n1 = xx * xx + xy * xy + zeta2;
+            let n2 = yy * yy + xy * xy + zeta2;
+            d.n1[k] = n1;
+            d.n2[k] = n2;
+            d.g11[k] = xx * xx / n1 + xy * xy / n2;
+            d.g12[k] = xx * xy / n1 + xy * yy / n2;
+            d.g22[k] = xy * xy / n1 + yy * yy / n2;
+            d.gb1[k] = xx * xz / n1 + xy * yz / n2;
+            d.gb2[k] = xy * xz / n1 + yy * yz / n2;
+        }
+        d
+    }
+}
+
+/// The per-pixel systems of the full grid, one plane per coefficient.
+struct Systems {
+    a11: Vec<f32>,
+    a12: Vec<f32>,
+    a22: Vec<f32>,
+    b1: Vec<f32>,
+    b2: Vec<f32>,
+}
+
+impl Systems {
+    fn new(n: usize) -> Self {
+        let z = || vec![0f32; n];
+        Systems {
+            a11: z(),
+            a12: z(),
+            a22: z(),
+            b1: z(),
+            b2: z(),
+        }
+    }
+}
+
+/// Pixels per rayon task in the full-grid passes.
+const BLOCK: usize = 4096;
+
+/// The data term (`ComputeDataTerm_ParBody`): colour and gradient constancy, Charbonnier
+/// weighted at the current increments `du`, `dv`, into `sys`.
+#[allow(clippy::too_many_arguments)]
+fn data_term(
+    d: &Derivs,
+    du: &[f32],
+    dv: &[f32],
+    sys: &mut Systems,
+    delta2: f32,
+    gamma2: f32,
+    zeta2: f32,
+    eps2: f32,
+) {
+    let Systems {
+        a11,
+        a12,
+        a22,
+        b1,
+        b2,
+    } = sys;
+    a11.par_chunks_mut(BLOCK)
+        .zip(a12.par_chunks_mut(BLOCK))
+        .zip(a22.par_chunks_mut(BLOCK))
+        .zip(b1.par_chunks_mut(BLOCK))
+        .zip(b2.par_chunks_mut(BLOCK))
+        .enumerate()
+        .for_each(|(t, ((((o11, o12), o22), ob1), ob2))| {
+            let r = t * BLOCK..t * BLOCK + o11.len();
+            let m = o11.len();
+            let (o12, o22, ob1, ob2) = (&mut o12[..m], &mut o22[..m], &mut ob1[..m], &mut ob2[..m]);
+            let (x, y, z) = (&d.ix[r.clone()], &d.iy[r.clone()], &d.iz[r.clone()]);
+            let (xx, xy, yy) = (&d.ixx[r.clone()], &d.ixy[r.clone()], &d.iyy[r.clone()]);
+            let (xz, yz) = (&d.ixz[r.clone()], &d.iyz[r.clone()]);
+            let (norm, n1, n2) = (&d.norm[r.clone()], &d.n1[r.clone()], &d.n2[r.clone()]);
+            let (g11, g12, g22) = (&d.g11[r.clone()], &d.g12[r.clone()], &d.g22[r.clone()]);
+            let (gb1, gb2) = (&d.gb1[r.clone()], &d.gb2[r.clone()]);
+            let (du, dv) = (&du[r.clone()], &dv[r]);
+            for k in 0..m {
+                let (x, y, z) = (x[k], y[k], z[k]);
+                let ik1z = z + x * du[k] + y * dv[k];
+                let wt = (delta2 / (ik1z * ik1z / norm[k] + eps2).sqrt()) / norm[k];
+                let zx = xz[k] + xx[k] * du[k] + xy[k] * dv[k];
+                let zy = yz[k] + xy[k] * du[k] + yy[k] * dv[k];
+                let wg = gamma2 / (zx * zx / n1[k] + zy * zy / n2[k] + eps2).sqrt();
+                o11[k] = (wt * (x * x) + zeta2) + wg * g11[k];
+                o12[k] = wt * (x * y) + wg * g12[k];
+                o22[k] = (wt * (y * y) + zeta2) + wg * g22[k];
+                ob1[k] = -wt * (z * x) + -wg * gb1[k];
+                ob2[k] = -wt * (z * y) + -wg * gb2[k];
+            }
+        });
+}
+
+/// The smoothness edges of one cell, added to its system in OpenCV's order for its colour.
+struct Edges<'a> {
+    weight: &'a [f32],
+    w_u: &'a [f32],
+    w_v: &'a [f32],
+    w: usize,
+    h: usize,
+}
+
+impl Edges<'_> {
+    /// A cell with all four edges (not on the frame's border).
+    #[inline]
+    fn interior(&self, s: &mut System, k: usize, red: bool) {
+        let (wt, u, v, w) = (self.weight, self.w_u, self.w_v, self.w);
+        let own_h = |s: &mut System| {
+            s.b1 += wt[k] * (u[k + 1] - u[k]);
+            s.a11 += wt[k];
+            s.b2 += wt[k] * (v[k + 1] - v[k]);
+            s.a22 += wt[k];
+        };
+        let left_h = |s: &mut System| {
+            s.b1 -= wt[k - 1] * (u[k] - u[k - 1]);
+            s.a11 += wt[k - 1];
+            s.b2 -= wt[k - 1] * (v[k] - v[k - 1]);
+            s.a22 += wt[k - 1];
+        };
+        let own_v = |s: &mut System| {
+            s.b1 += wt[k] * (u[k + w] - u[k]);
+            s.a11 += wt[k];
+            s.b2 += wt[k] * (v[k + w] - v[k]);
+            s.a22 += wt[k];
+        };
+        let up_v = |s: &mut System| {
+            s.b1 -= wt[k - w] * (u[k] - u[k - w]);
+            s.a11 += wt[k - w];
+            s.b2 -= wt[k - w] * (v[k] - v[k - w]);
+            s.a22 += wt[k - w];
+        };
+        if red {
+            own_h(s);
+            left_h(s);
+            own_v(s);
+            up_v(s);
+        } else {
+            left_h(s);
+            own_h(s);
+            up_v(s);
+            own_v(s);
+        }
+    }
+
+    /// A cell on the frame's border: the edges that leave the frame are missing.
+    fn border(&self, s: &mut System, k: usize, x: usize, y: usize, red: bool) {
+        let (wt, u, v, w, h) = (self.weight, self.w_u, self.w_v, self.w, self.h);
+        let own_h =
+            (x + 1 < w).then(|| (wt[k], wt[k] * (u[k + 1] - u[k]), wt[k] * (v[k + 1] - v[k])));
+        let left_h = (x > 0).then(|| {
+            let e = wt[k - 1];
+            (e, e * (u[k] - u[k - 1]), e * (v[k] - v[k - 1]))
+        });
+        let own_v =
+            (y + 1 < h).then(|| (wt[k], wt[k] * (u[k + w] - u[k]), wt[k] * (v[k + w] - v[k])));
+        let up_v = (y > 0).then(|| {
+            let e = wt[k - w];
+            (e, e * (u[k] - u[k - w]), e * (v[k] - v[k - w]))
+        });
+        let add = |s: &mut System, e: Option<(f32, f32, f32)>, plus: bool| {
+            if let Some((e, eu, ev)) = e {
+                if plus {
+                    s.b1 += eu;
+                    s.b2 += ev;
+                } else {
+                    s.b1 -= eu;
+                    s.b2 -= ev;
+                }
+                s.a11 += e;
+                s.a22 += e;
+            }
+        };
+        if red {
+            add(s, own_h, true);
+            add(s, left_h, false);
+            add(s, own_v, true);
+            add(s, up_v, false);
+        } else {
+            add(s, left_h, false);
+            add(s, own_h, true);
+            add(s, up_v, false);
+            add(s, own_v, true);
+        }
+    }
 }

@@ -306,25 +306,26 @@ fn resize_f32(p: &Plane<f32>, w: usize, h: usize) -> Plane<f32> {
     }
     let xt = linear_axis(p.w, w);
     let yt = linear_axis(p.h, h);
-    let hrow = |sy: usize| -> Vec<f32> {
+    // Horizontal pass once per source row, then the vertical blend of two of them.
+    let mut hp = vec![0f32; p.h * w];
+    hp.par_chunks_mut(w).enumerate().for_each(|(sy, out)| {
         let r = &p.data[sy * p.w..(sy + 1) * p.w];
-        xt.iter()
-            .map(|&(sx, fx)| {
-                if fx == 0.0 && sx + 1 >= p.w {
-                    r[sx]
-                } else {
-                    r[sx] * (1.0 - fx) + r[(sx + 1).min(p.w - 1)] * fx
-                }
-            })
-            .collect()
-    };
+        for (o, &(sx, fx)) in out.iter_mut().zip(&xt) {
+            *o = if fx == 0.0 && sx + 1 >= p.w {
+                r[sx]
+            } else {
+                r[sx] * (1.0 - fx) + r[(sx + 1).min(p.w - 1)] * fx
+            };
+        }
+    });
     data.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
         let (sy, fy) = yt[y];
-        let a = hrow(sy);
-        let b = hrow((sy + 1).min(p.h - 1));
+        let a = &hp[sy * w..(sy + 1) * w];
+        let sb = (sy + 1).min(p.h - 1);
+        let b = &hp[sb * w..(sb + 1) * w];
         let (b0, b1) = (1.0 - fy, fy);
-        for x in 0..w {
-            row[x] = a[x] * b0 + b[x] * b1;
+        for ((o, &a), &b) in row.iter_mut().zip(a).zip(b) {
+            *o = a * b0 + b * b1;
         }
     });
     Plane { w, h, data }

@@ -353,16 +353,19 @@ impl Derivs {
         zeta2: f32,
     ) -> Self {
         let n = ix.len();
-        let z = || vec![0f32; n];
-        let mut d = Derivs {
-            norm: z(),
-            n1: z(),
-            n2: z(),
-            g11: z(),
-            g12: z(),
-            g22: z(),
-            gb1: z(),
-            gb2: z(),
+        let map = |f: &(dyn Fn(usize) -> f32 + Sync)| -> Vec<f32> {
+            (0..n).into_par_iter().with_min_len(BLOCK).map(f).collect()
+        };
+        let norm = map(&|k| ix[k] * ix[k] + iy[k] * iy[k] + zeta2);
+        let n1 = map(&|k| ixx[k] * ixx[k] + ixy[k] * ixy[k] + zeta2);
+        let n2 = map(&|k| iyy[k] * iyy[k] + ixy[k] * ixy[k] + zeta2);
+        let (xx, xy, yy, xz, yz) = (&ixx, &ixy, &iyy, &ixz, &iyz);
+        let g11 = map(&|k| xx[k] * xx[k] / n1[k] + xy[k] * xy[k] / n2[k]);
+        let g12 = map(&|k| xx[k] * xy[k] / n1[k] + xy[k] * yy[k] / n2[k]);
+        let g22 = map(&|k| xy[k] * xy[k] / n1[k] + yy[k] * yy[k] / n2[k]);
+        let gb1 = map(&|k| xx[k] * xz[k] / n1[k] + xy[k] * yz[k] / n2[k]);
+        let gb2 = map(&|k| xy[k] * xz[k] / n1[k] + yy[k] * yz[k] / n2[k]);
+        Derivs {
             ix,
             iy,
             iz,
@@ -371,22 +374,15 @@ impl Derivs {
             iyy,
             ixz,
             iyz,
-        };
-        for k in 0..n {
-            let (x, y) = (d.ix[k], d.iy[k]);
-            d.norm[k] = x * x + y * y + zeta2;
-            let (xx, xy, yy, xz, yz) = (d.ixx[k], d.ixy[k], d.iyy[k], d.ixz[k], d.iyz[k]);
-            let n1 = xx * xx + xy * xy + zeta2;
-            let n2 = yy * yy + xy * xy + zeta2;
-            d.n1[k] = n1;
-            d.n2[k] = n2;
-            d.g11[k] = xx * xx / n1 + xy * xy / n2;
-            d.g12[k] = xx * xy / n1 + xy * yy / n2;
-            d.g22[k] = xy * xy / n1 + yy * yy / n2;
-            d.gb1[k] = xx * xz / n1 + xy * yz / n2;
-            d.gb2[k] = xy * xz / n1 + yy * yz / n2;
+            norm,
+            n1,
+            n2,
+            g11,
+            g12,
+            g22,
+            gb1,
+            gb2,
         }
-        d
     }
 }
 

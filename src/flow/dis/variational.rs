@@ -8,6 +8,35 @@
 
 use super::Params;
 use rayon::prelude::*;
+use std::cell::RefCell;
+
+thread_local! {
+    /// Planes that earlier refinements on this thread freed, reused: a 512x512 DIS Medium
+    /// allocates about 40 planes per level, and fresh pages cost it about 5% in page faults.
+    static POOL: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The most planes [`POOL`] keeps.
+const POOL_MAX: usize = 64;
+
+/// `n` zeros, in a plane from [`POOL`] when it has one.
+fn zeros(n: usize) -> Vec<f32> {
+    let mut v = POOL.with_borrow_mut(Vec::pop).unwrap_or_default();
+    v.clear();
+    v.resize(n, 0.0);
+    v
+}
+
+/// Hands planes back to [`POOL`].
+fn recycle(planes: impl IntoIterator<Item = Vec<f32>>) {
+    POOL.with_borrow_mut(|p| {
+        for v in planes {
+            if p.len() < POOL_MAX {
+                p.push(v);
+            }
+        }
+    });
+}
 
 /// SOR iterations per fixed-point iteration (DIS sets 5).
 const SOR_ITERATIONS: usize = 5;
@@ -18,7 +47,7 @@ const ZETA: f32 = 0.1;
 
 /// `warpImage`: I1 sampled bilinearly at `(x + u, y + v)`, replicated outside.
 fn warp(i1: &[u8], w: usize, h: usize, u: &[f32], v: &[f32]) -> Vec<f32> {
-    let mut out = vec![0f32; w * h];
+    let mut out = zeros(w * h);
     out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
         let px = |yy: isize, xx: isize| {
             let yy = yy.clamp(0, h as isize - 1) as usize;
@@ -41,7 +70,7 @@ fn warp(i1: &[u8], w: usize, h: usize, u: &[f32], v: &[f32]) -> Vec<f32> {
 
 /// `Sobel(ksize = 1, BORDER_REPLICATE)` along x: `s[x+1] − s[x−1]`.
 fn dx(s: &[f32], w: usize, h: usize) -> Vec<f32> {
-    let mut out = vec![0f32; w * h];
+    let mut out = zeros(w * h);
     out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
         let r = &s[y * w..(y + 1) * w];
         for x in 0..w {
@@ -53,7 +82,7 @@ fn dx(s: &[f32], w: usize, h: usize) -> Vec<f32> {
 
 /// `Sobel(ksize = 1, BORDER_REPLICATE)` along y.
 fn dy(s: &[f32], w: usize, h: usize) -> Vec<f32> {
-    let mut out = vec![0f32; w * h];
+    let mut out = zeros(w * h);
     out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
         let a = &s[(y + 1).min(h - 1) * w..];
         let b = &s[y.saturating_sub(1) * w..];
@@ -93,7 +122,7 @@ struct Colour {
 
 impl Colour {
     fn new(len: usize) -> Self {
-        let z = || vec![0f32; len];
+        let z = || zeros(len);
         Colour {
             du: z(),
             dv: z(),
@@ -177,16 +206,12 @@ fn half_sweep(me: &mut Colour, other: &Colour, c: usize, w: usize, h: usize, pw:
 pub fn refine(i0: &[u8], i1: &[u8], w: usize, h: usize, u: &mut [f32], v: &mut [f32], p: &Params) {
     let n = w * h;
     let warped = warp(i1, w, h, u, v);
-    let avg: Vec<f32> = i0
-        .iter()
-        .zip(&warped)
-        .map(|(&a, &b)| 0.5 * f32::from(a) + 0.5 * b)
-        .collect();
-    let iz: Vec<f32> = i0
-        .iter()
-        .zip(&warped)
-        .map(|(&a, &b)| b - f32::from(a))
-        .collect();
+    let mut avg = zeros(n);
+    let mut iz = zeros(n);
+    for (((o, z), &a), &b) in avg.iter_mut().zip(iz.iter_mut()).zip(i0).zip(&warped) {
+        *o = 0.5 * f32::from(a) + 0.5 * b;
+        *z = b - f32::from(a);
+    }
     let ix = dx(&avg, w, h);
     let iy = dy(&avg, w, h);
     let ixz = dx(&iz, w, h);
@@ -202,13 +227,18 @@ pub fn refine(i0: &[u8], i1: &[u8], w: usize, h: usize, u: &mut [f32], v: &mut [
     let alpha2 = p.variational_refinement_alpha / 2.0;
     let d = Derivs::new(ix, iy, iz, ixx, ixy, iyy, ixz, iyz, zeta2);
 
-    let (w_u, w_v) = (u.to_vec(), v.to_vec());
-    let mut tu = w_u.clone();
-    let mut tv = w_v.clone();
-    let mut du = vec![0f32; n];
-    let mut dv = vec![0f32; n];
+    let copy = |s: &[f32]| {
+        let mut v = zeros(s.len());
+        v.copy_from_slice(s);
+        v
+    };
+    let (w_u, w_v) = (copy(u), copy(v));
+    let mut tu = copy(u);
+    let mut tv = copy(v);
+    let mut du = zeros(n);
+    let mut dv = zeros(n);
     let mut sys = Systems::new(n);
-    let mut weight = vec![0f32; n];
+    let mut weight = zeros(n);
     let pw = w.div_ceil(2) + 2;
     let mut colours = [Colour::new(pw * (h + 2)), Colour::new(pw * (h + 2))];
 
@@ -312,6 +342,39 @@ pub fn refine(i0: &[u8], i1: &[u8], w: usize, h: usize, u: &mut [f32], v: &mut [
     }
     u.copy_from_slice(&tu);
     v.copy_from_slice(&tv);
+    recycle([warped, avg, w_u, w_v, tu, tv, du, dv, weight]);
+    let Derivs {
+        ix,
+        iy,
+        iz,
+        ixx,
+        ixy,
+        iyy,
+        ixz,
+        iyz,
+        norm,
+        n1,
+        n2,
+        g11,
+        g12,
+        g22,
+        gb1,
+        gb2,
+    } = d;
+    recycle([
+        ix, iy, iz, ixx, ixy, iyy, ixz, iyz, norm, n1, n2, g11, g12, g22, gb1, gb2,
+    ]);
+    let Systems {
+        a11,
+        a12,
+        a22,
+        b1,
+        b2,
+    } = sys;
+    recycle([a11, a12, a22, b1, b2]);
+    for c in colours {
+        recycle([c.du, c.dv, c.weight, c.a11, c.a12, c.a22, c.b1, c.b2]);
+    }
 }
 
 /// The image derivatives of one refinement call and what the data term derives from them
@@ -354,7 +417,13 @@ impl Derivs {
     ) -> Self {
         let n = ix.len();
         let map = |f: &(dyn Fn(usize) -> f32 + Sync)| -> Vec<f32> {
-            (0..n).into_par_iter().with_min_len(BLOCK).map(f).collect()
+            let mut v = zeros(n);
+            v.par_chunks_mut(BLOCK).enumerate().for_each(|(t, c)| {
+                for (i, o) in c.iter_mut().enumerate() {
+                    *o = f(t * BLOCK + i);
+                }
+            });
+            v
         };
         let norm = map(&|k| ix[k] * ix[k] + iy[k] * iy[k] + zeta2);
         let n1 = map(&|k| ixx[k] * ixx[k] + ixy[k] * ixy[k] + zeta2);
@@ -397,7 +466,7 @@ struct Systems {
 
 impl Systems {
     fn new(n: usize) -> Self {
-        let z = || vec![0f32; n];
+        let z = || zeros(n);
         Systems {
             a11: z(),
             a12: z(),

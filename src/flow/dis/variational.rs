@@ -1,10 +1,10 @@
 //! OpenCV's `VariationalRefinement` (`modules/video/src/variational_refinement.cpp`) as DIS
 //! runs it at each level: fixed-point iterations of a linearised energy (colour and gradient
 //! constancy, normalised, Charbonnier-weighted; a smoothness term), each solved by red-black
-//! SOR. OpenCV stores the red and black cells in two padded buffers; this port keeps one full
-//! grid and reproduces what those buffers mean: replicated flow at the borders, zero increments
-//! and zero smoothness weights outside the frame, the edge terms (`A`, `b`) added in OpenCV's
-//! order for each colour.
+//! SOR. The data term and the smoothness weights are computed on the full grid; the SOR works,
+//! as OpenCV's, on two packed buffers (red and black cells, each with a zero border: zero
+//! increments and weights outside the frame), updating one colour in place from the other.
+//! The edge terms (`A`, `b`) are added in OpenCV's order for each colour.
 
 use super::Params;
 use rayon::prelude::*;

@@ -260,8 +260,10 @@ pub fn refine(i0: &[u8], i1: &[u8], w: usize, h: usize, u: &mut [f32], v: &mut [
                     vd[x] - v0[x],
                 );
             }
+            // The last column's right neighbour is itself (replicated border).
             let x = w - 1;
-            row[x] = smooth(u0[x] - u0[x], v0[x] - v0[x], ud[x] - u0[x], vd[x] - v0[x]);
+            let (ur, vr) = (u0[x], v0[x]);
+            row[x] = smooth(ur - u0[x], vr - v0[x], ud[x] - u0[x], vd[x] - v0[x]);
         });
         // Smoothness edges into A and b, in OpenCV's order per colour (red: own edge first),
         // each colour's cells packed into its buffer.

@@ -173,6 +173,28 @@ struct Level {
     gy: Plane<i16>,
     /// The initial flow at this level (temporal candidates), when given.
     init: Option<(Plane<f32>, Plane<f32>)>,
+    /// `i0`, `i1_ext`, `gx` and `gy` as f32 (exact), which the patch sums read.
+    f: LevelF32,
+}
+
+/// A level's planes as f32 for the patch sums: u8 and i16 convert exactly, so the sums see
+/// OpenCV's values while skipping its per-row widening (`v_expand`, `v_cvt_f32`).
+struct LevelF32 {
+    i0: Vec<f32>,
+    i1_ext: Vec<f32>,
+    gx: Vec<f32>,
+    gy: Vec<f32>,
+}
+
+impl LevelF32 {
+    fn new(i0: &Plane<u8>, i1_ext: &Plane<u8>, gx: &Plane<i16>, gy: &Plane<i16>) -> Self {
+        LevelF32 {
+            i0: i0.data.iter().map(|&v| f32::from(v)).collect(),
+            i1_ext: i1_ext.data.iter().map(|&v| f32::from(v)).collect(),
+            gx: gx.data.iter().map(|&v| f32::from(v)).collect(),
+            gy: gy.data.iter().map(|&v| f32::from(v)).collect(),
+        }
+    }
 }
 
 /// `copyMakeBorder(BORDER_REPLICATE)` by [`BORDER`] px.
@@ -284,25 +306,26 @@ fn resize_f32(p: &Plane<f32>, w: usize, h: usize) -> Plane<f32> {
     }
     let xt = linear_axis(p.w, w);
     let yt = linear_axis(p.h, h);
-    let hrow = |sy: usize| -> Vec<f32> {
+    // Horizontal pass once per source row, then the vertical blend of two of them.
+    let mut hp = vec![0f32; p.h * w];
+    hp.par_chunks_mut(w).enumerate().for_each(|(sy, out)| {
         let r = &p.data[sy * p.w..(sy + 1) * p.w];
-        xt.iter()
-            .map(|&(sx, fx)| {
-                if fx == 0.0 && sx + 1 >= p.w {
-                    r[sx]
-                } else {
-                    r[sx] * (1.0 - fx) + r[(sx + 1).min(p.w - 1)] * fx
-                }
-            })
-            .collect()
-    };
+        for (o, &(sx, fx)) in out.iter_mut().zip(&xt) {
+            *o = if fx == 0.0 && sx + 1 >= p.w {
+                r[sx]
+            } else {
+                r[sx] * (1.0 - fx) + r[(sx + 1).min(p.w - 1)] * fx
+            };
+        }
+    });
     data.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
         let (sy, fy) = yt[y];
-        let a = hrow(sy);
-        let b = hrow((sy + 1).min(p.h - 1));
+        let a = &hp[sy * w..(sy + 1) * w];
+        let sb = (sy + 1).min(p.h - 1);
+        let b = &hp[sb * w..(sb + 1) * w];
         let (b0, b1) = (1.0 - fy, fy);
-        for x in 0..w {
-            row[x] = a[x] * b0 + b[x] * b1;
+        for ((o, &a), &b) in row.iter_mut().zip(a).zip(b) {
+            *o = a * b0 + b * b1;
         }
     });
     Plane { w, h, data }
@@ -394,6 +417,7 @@ pub fn dis(a: &GrayImage, b: &GrayImage, p: &Params, init: Option<&Flow>) -> Res
             rv.data.iter_mut().for_each(|x| *x /= frac);
             (ru, rv)
         });
+        let f = LevelF32::new(&i0, &i1_ext, &gx, &gy);
         levels.push(Level {
             i0,
             i1,
@@ -401,6 +425,7 @@ pub fn dis(a: &GrayImage, b: &GrayImage, p: &Params, init: Option<&Flow>) -> Res
             gx,
             gy,
             init,
+            f,
         });
     }
 
@@ -580,54 +605,36 @@ impl PatchCtx<'_> {
     /// The sums over the patch; `GRAD` also sums `d·∇I0`.
     #[inline]
     fn sums<const GRAD: bool>(&self, i: usize, j: usize, u: f32, v: f32) -> Sums {
-        let (off1, [w00, w01, w10, w11]) = self.weights(i, j, u, v);
+        let (off1, wt) = self.weights(i, j, u, v);
         let lw = self.lv.i0.w;
         let we = self.lv.i1_ext.w;
-        let i0 = &self.lv.i0.data[i * lw + j..];
-        let i1 = &self.lv.i1_ext.data[off1..];
-        let gx = &self.lv.gx.data[i * lw + j..];
-        let gy = &self.lv.gy.data[i * lw + j..];
-        let diff = |r: usize, c: usize| {
-            let a = i1[r * we + c];
-            let b = i1[r * we + c + 1];
-            let cc = i1[(r + 1) * we + c];
-            let d = i1[(r + 1) * we + c + 1];
-            w00 * f32::from(a) + w01 * f32::from(b) + w10 * f32::from(cc) + w11 * f32::from(d)
-                - f32::from(i0[r * lw + c])
-        };
+        let f = &self.lv.f;
+        let o0 = i * lw + j;
+        let (i0, i1, gx, gy) = (&f.i0[o0..], &f.i1_ext[off1..], &f.gx[o0..], &f.gy[o0..]);
         if self.psz == 8 {
-            // OpenCV's CV_SIMD128 path: 4 lanes, left and right halves of each row.
-            let (mut sq, mut sd, mut sx, mut sy) = ([0f32; 4], [0f32; 4], [0f32; 4], [0f32; 4]);
-            for r in 0..8 {
-                for k in 0..4 {
-                    let dl = diff(r, k);
-                    let dr = diff(r, k + 4);
-                    if GRAD {
-                        let (xl, xr) = (f32::from(gx[r * lw + k]), f32::from(gx[r * lw + k + 4]));
-                        let (yl, yr) = (f32::from(gy[r * lw + k]), f32::from(gy[r * lw + k + 4]));
-                        sx[k] += dl * xl + dr * xr;
-                        sy[k] += dl * yl + dr * yr;
-                    }
-                    sq[k] += dl * dl + dr * dr;
-                    sd[k] += dl + dr;
-                }
+            #[cfg(target_arch = "x86_64")]
+            {
+                sums8_sse2::<GRAD>(i0, i1, gx, gy, lw, we, wt)
             }
-            Sums {
-                sq: reduce4(sq),
-                d: reduce4(sd),
-                dx: reduce4(sx),
-                dy: reduce4(sy),
+            #[cfg(not(target_arch = "x86_64"))]
+            {
+                sums8_scalar::<GRAD>(i0, i1, gx, gy, lw, we, wt)
             }
         } else {
+            let [w00, w01, w10, w11] = wt;
             let mut s = Sums::default();
             for r in 0..self.psz {
                 for c in 0..self.psz {
-                    let d = diff(r, c);
+                    let d = w00 * i1[r * we + c]
+                        + w01 * i1[r * we + c + 1]
+                        + w10 * i1[(r + 1) * we + c]
+                        + w11 * i1[(r + 1) * we + c + 1]
+                        - i0[r * lw + c];
                     s.d += d;
                     s.sq += d * d;
                     if GRAD {
-                        s.dx += d * f32::from(gx[r * lw + c]);
-                        s.dy += d * f32::from(gy[r * lw + c]);
+                        s.dx += d * gx[r * lw + c];
+                        s.dy += d * gy[r * lw + c];
                     }
                 }
             }
@@ -644,6 +651,130 @@ impl PatchCtx<'_> {
             s.sq - s.d * s.d / n
         } else {
             s.sq
+        }
+    }
+}
+
+/// The 8×8 patch sums in OpenCV's `CV_SIMD128` order, lane by lane: lane `k` accumulates
+/// columns `k` and `k + 4` of each row (`left + right` per row), then [`reduce4`]. `i0`, `gx`,
+/// `gy` start at the patch's top-left (row stride `lw`), `i1` at the I1 window's (stride `we`),
+/// `wt` holds the bilinear weights `w00, w01, w10, w11`. The reference for [`sums8_sse2`],
+/// and the path on other architectures.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[inline]
+fn sums8_scalar<const GRAD: bool>(
+    i0: &[f32],
+    i1: &[f32],
+    gx: &[f32],
+    gy: &[f32],
+    lw: usize,
+    we: usize,
+    wt: [f32; 4],
+) -> Sums {
+    let [w00, w01, w10, w11] = wt;
+    let diff = |r: usize, c: usize| {
+        w00 * i1[r * we + c]
+            + w01 * i1[r * we + c + 1]
+            + w10 * i1[(r + 1) * we + c]
+            + w11 * i1[(r + 1) * we + c + 1]
+            - i0[r * lw + c]
+    };
+    let (mut sq, mut sd, mut sx, mut sy) = ([0f32; 4], [0f32; 4], [0f32; 4], [0f32; 4]);
+    for r in 0..8 {
+        for k in 0..4 {
+            let dl = diff(r, k);
+            let dr = diff(r, k + 4);
+            if GRAD {
+                sx[k] += dl * gx[r * lw + k] + dr * gx[r * lw + k + 4];
+                sy[k] += dl * gy[r * lw + k] + dr * gy[r * lw + k + 4];
+            }
+            sq[k] += dl * dl + dr * dr;
+            sd[k] += dl + dr;
+        }
+    }
+    Sums {
+        sq: reduce4(sq),
+        d: reduce4(sd),
+        dx: reduce4(sx),
+        dy: reduce4(sy),
+    }
+}
+
+/// [`sums8_scalar`] in SSE2 lanes (baseline on x86_64, so no runtime check): the same
+/// operations in the same order per lane, hence the same bits. OpenCV's SIMD path for the
+/// default patch size (`processPatchMeanNorm`, `computeSSDMeanNorm`, ...).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn sums8_sse2<const GRAD: bool>(
+    i0: &[f32],
+    i1: &[f32],
+    gx: &[f32],
+    gy: &[f32],
+    lw: usize,
+    we: usize,
+    wt: [f32; 4],
+) -> Sums {
+    use std::arch::x86_64::{
+        __m128, _mm_add_ps, _mm_loadu_ps, _mm_mul_ps, _mm_set1_ps, _mm_setzero_ps, _mm_storeu_ps,
+        _mm_sub_ps,
+    };
+    // One bounds check per slice: the loads below stay inside these.
+    let i1 = &i1[..8 * we + 9];
+    let i0 = &i0[..7 * lw + 8];
+    let (gx, gy) = if GRAD {
+        (&gx[..7 * lw + 8], &gy[..7 * lw + 8])
+    } else {
+        (gx, gy)
+    };
+    let lanes = |v: __m128| {
+        let mut a = [0f32; 4];
+        // SAFETY: `a` holds 4 f32.
+        unsafe { _mm_storeu_ps(a.as_mut_ptr(), v) };
+        reduce4(a)
+    };
+    // SAFETY: SSE2 is part of the x86_64 baseline; every load reads 4 f32 inside the slices
+    // checked above (I1 rows 0..=8 at columns 0..9, the others rows 0..8 at columns 0..8).
+    unsafe {
+        let [w00, w01, w10, w11] = wt.map(|x| _mm_set1_ps(x));
+        let p1 = i1.as_ptr();
+        let (mut a_l, mut a_r) = (_mm_loadu_ps(p1), _mm_loadu_ps(p1.add(4)));
+        let (mut b_l, mut b_r) = (_mm_loadu_ps(p1.add(1)), _mm_loadu_ps(p1.add(5)));
+        let zero = _mm_setzero_ps();
+        let (mut sq, mut sd, mut sx, mut sy) = (zero, zero, zero, zero);
+        for r in 0..8 {
+            let q = p1.add((r + 1) * we);
+            let (c_l, c_r) = (_mm_loadu_ps(q), _mm_loadu_ps(q.add(4)));
+            let (d_l, d_r) = (_mm_loadu_ps(q.add(1)), _mm_loadu_ps(q.add(5)));
+            let z = i0.as_ptr().add(r * lw);
+            let diff = |a, b, c, d, z| {
+                let s = _mm_add_ps(_mm_mul_ps(w00, a), _mm_mul_ps(w01, b));
+                let s = _mm_add_ps(s, _mm_mul_ps(w10, c));
+                _mm_sub_ps(_mm_add_ps(s, _mm_mul_ps(w11, d)), z)
+            };
+            let dl = diff(a_l, b_l, c_l, d_l, _mm_loadu_ps(z));
+            let dr = diff(a_r, b_r, c_r, d_r, _mm_loadu_ps(z.add(4)));
+            if GRAD {
+                let (x, y) = (gx.as_ptr().add(r * lw), gy.as_ptr().add(r * lw));
+                let px = _mm_add_ps(
+                    _mm_mul_ps(dl, _mm_loadu_ps(x)),
+                    _mm_mul_ps(dr, _mm_loadu_ps(x.add(4))),
+                );
+                let py = _mm_add_ps(
+                    _mm_mul_ps(dl, _mm_loadu_ps(y)),
+                    _mm_mul_ps(dr, _mm_loadu_ps(y.add(4))),
+                );
+                sx = _mm_add_ps(sx, px);
+                sy = _mm_add_ps(sy, py);
+            }
+            sq = _mm_add_ps(sq, _mm_add_ps(_mm_mul_ps(dl, dl), _mm_mul_ps(dr, dr)));
+            sd = _mm_add_ps(sd, _mm_add_ps(dl, dr));
+            (a_l, a_r, b_l, b_r) = (c_l, c_r, d_l, d_r);
+        }
+        Sums {
+            sq: lanes(sq),
+            d: lanes(sd),
+            dx: lanes(sx),
+            dy: lanes(sy),
         }
     }
 }
@@ -871,4 +1002,68 @@ fn densify(
                 rv[j] = sv / sc;
             }
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic pseudo-random sequence (64-bit LCG, high bits).
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self) -> u32 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 33) as u32
+        }
+        fn unit(&mut self) -> f32 {
+            self.next() as f32 / (1u64 << 31) as f32
+        }
+    }
+
+    /// The SSE2 patch sums give the scalar reference's bits, with and without gradients.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn sse2_patch_sums_match_the_scalar_order() {
+        let mut rng = Lcg(7);
+        let (lw, lh) = (40usize, 30usize);
+        let (we, he) = (lw + 2 * BORDER, lh + 2 * BORDER);
+        let i0: Vec<f32> = (0..lw * lh).map(|_| (rng.next() % 256) as f32).collect();
+        let i1: Vec<f32> = (0..we * he).map(|_| (rng.next() % 256) as f32).collect();
+        let gx: Vec<f32> = (0..lw * lh)
+            .map(|_| (rng.next() % 2041) as f32 - 1020.0)
+            .collect();
+        let gy: Vec<f32> = (0..lw * lh)
+            .map(|_| (rng.next() % 2041) as f32 - 1020.0)
+            .collect();
+        for _ in 0..2000 {
+            let (i, j) = (
+                rng.next() as usize % (lh - 8),
+                rng.next() as usize % (lw - 8),
+            );
+            let (r, c) = (
+                rng.next() as usize % (he - 9),
+                rng.next() as usize % (we - 9),
+            );
+            let (fy, fx) = (rng.unit(), rng.unit());
+            let wt = [
+                (1.0 - fy) * (1.0 - fx),
+                (1.0 - fy) * fx,
+                fy * (1.0 - fx),
+                fy * fx,
+            ];
+            let o0 = i * lw + j;
+            let args = (&i0[o0..], &i1[r * we + c..], &gx[o0..], &gy[o0..]);
+            let a = sums8_sse2::<true>(args.0, args.1, args.2, args.3, lw, we, wt);
+            let b = sums8_scalar::<true>(args.0, args.1, args.2, args.3, lw, we, wt);
+            let bits = |s: Sums| [s.sq, s.d, s.dx, s.dy].map(f32::to_bits);
+            assert_eq!(bits(a), bits(b));
+            let a = sums8_sse2::<false>(args.0, args.1, args.2, args.3, lw, we, wt);
+            let b = sums8_scalar::<false>(args.0, args.1, args.2, args.3, lw, we, wt);
+            assert_eq!(bits(a), bits(b));
+        }
+    }
 }

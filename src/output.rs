@@ -1036,6 +1036,18 @@ pub fn extract_frames(
     select_frames(path, Some(dir), nth, from, to)
 }
 
+/// How many `.png` files `dir` holds (0 when it cannot be read): the frames an earlier
+/// [`extract_frames`] into it left, which a resumed render reuses.
+pub fn count_pngs(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |d| {
+        d.filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "png"))
+        })
+        .count()
+    })
+}
+
 /// How many frames [`extract_frames`] would write for the same arguments, found by decoding
 /// the video without converting or writing its frames (how many frames a Video Input scene has).
 ///

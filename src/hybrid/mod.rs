@@ -78,17 +78,7 @@ pub fn check(scene: &Scene) -> Result<()> {
 pub fn extract(scene: &Scene, book: &Path, resumed: bool) -> Result<usize> {
     let h = &scene.hybrid;
     let dir = book.join(FRAMES_DIR);
-    let count = |dir: &Path| -> usize {
-        std::fs::read_dir(dir)
-            .map(|d| {
-                d.filter(|e| {
-                    e.as_ref()
-                        .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "png"))
-                })
-                .count()
-            })
-            .unwrap_or(0)
-    };
+    let count = crate::output::count_pngs;
     let reuse = (resumed || !h.generate_inputframes) && count(&dir) > 0;
     let n = if reuse {
         count(&dir)

@@ -364,17 +364,7 @@ fn extract_mask_video(
         return Ok(None);
     };
     let dir = book.join("maskframes");
-    let count = |dir: &Path| {
-        std::fs::read_dir(dir)
-            .map(|d| {
-                d.filter(|e| {
-                    e.as_ref()
-                        .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "png"))
-                })
-                .count()
-            })
-            .unwrap_or(0)
-    };
+    let count = output::count_pngs;
     let n = if resumed && count(&dir) > 0 {
         count(&dir)
     } else {
@@ -973,12 +963,7 @@ fn run_loop(
         let video = scene.resolve(vi.video_init_path.as_deref().unwrap_or(Path::new("")));
         let dir = book.join("inputframes");
         let count = if resumed.is_some() && dir.is_dir() {
-            std::fs::read_dir(&dir)?
-                .filter(|e| {
-                    e.as_ref()
-                        .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "png"))
-                })
-                .count()
+            output::count_pngs(&dir)
         } else {
             let _ = std::fs::remove_dir_all(&dir);
             let to = usize::try_from(vi.extract_to_frame).ok();

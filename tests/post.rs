@@ -264,8 +264,7 @@ fn srt_cues(text: &str) -> Vec<anim::output::mov_text::Cue> {
 }
 
 /// `[output] embed_subtitles` (Deforum's `deforum_embed_srt`): `anim post` puts the cues of
-/// video.srt into video.mp4 and the upscaled video as a mov_text stream titled "Deforum Data",
-/// read back equal to the .srt's (times and text); the video stream is copied untouched; two
+/// video.srt into video.mp4 and the upscaled video as a mov_text stream, read back equal to the .srt's (times and text); the video stream is copied untouched; two
 /// folders give byte-identical files, and embedding again changes nothing.
 #[test]
 fn embed_subtitles_puts_the_srt_cues_in_the_mp4() {
@@ -289,8 +288,8 @@ fn embed_subtitles_puts_the_srt_cues_in_the_mp4() {
         let srt = srt_cues(&std::fs::read_to_string(out.join("video.srt")).unwrap());
         assert_eq!(srt.len(), 3);
         for v in ["video.mp4", "video_Upscaled_x4.mp4"] {
-            let (title, cues) = anim::output::mov_text::read_cues(&out.join(v)).unwrap();
-            assert_eq!(title.as_deref(), Some("Deforum Data"), "{v}");
+            // FFmpeg 5.1's mp4 muxer drops the track title, as with Deforum's command
+            let (_, cues) = anim::output::mov_text::read_cues(&out.join(v)).unwrap();
             assert_eq!(cues, srt, "{v}: the cues of video.srt");
         }
         let p = anim::output::probe_video(&out.join("video.mp4")).unwrap();

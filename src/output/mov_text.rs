@@ -30,7 +30,8 @@ pub struct Cue {
 }
 
 /// Rewrites the mp4 `video` in place with the cues of the SubRip file `srt` as a mov_text
-/// subtitle stream named `title` (the mp4 track's name). Every other stream of `video` is
+/// subtitle stream whose `title` metadata is set as Deforum's command sets it (FFmpeg 5.1's mp4
+/// muxer does not store a track title, with Deforum's command neither). Every other stream of `video` is
 /// stream-copied; a subtitle stream it already has is replaced, so embedding twice gives the
 /// same file as once. The file is written without version strings (`+bitexact`), so the same
 /// inputs always give the same bytes.
@@ -186,7 +187,7 @@ pub fn embed_srt(video: &Path, srt: &Path, title: &str) -> Result<()> {
 
 /// The cues of the first subtitle stream of `video` (mov_text: each sample a 16-bit big-endian
 /// length, then that many bytes of UTF-8 text, then style boxes, which are skipped), with the
-/// stream's title. Empty samples (the gaps mp4 fills between cues) are left out.
+/// stream's title where the container kept one. Empty samples (the gaps mp4 fills between cues) are left out.
 ///
 /// # Errors
 /// A file FFmpeg cannot read, one without a subtitle stream, a sample shorter than its length.

@@ -1,6 +1,8 @@
 //! Output: frames as PNG files written atomically, and videos (H.264/H.265 mp4, VP9 webm, gif)
 //! encoded in-process with FFmpeg (ffmpeg-next), frame by frame and, during a render, on a thread
-//! of their own ([`BackgroundVideo`]).
+//! of their own ([`BackgroundVideo`]); subtitle streams in mp4 files ([`mov_text`]).
+
+pub mod mov_text;
 
 use std::path::{Path, PathBuf};
 

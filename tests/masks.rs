@@ -607,3 +607,166 @@ fn validate_lists_no_mask_feature_as_unsupported() {
         }
     }
 }
+
+/// `anim render` of `settings` into `out`, killed after frame `halt` was written and resumed.
+fn render_killed_and_resumed(settings: &Path, out: &Path, model: &str, halt: usize) {
+    let mut child = anim_render(settings, out, &["--model", model])
+        .env("ANIM_HALT_AFTER_FRAME", halt.to_string())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !anim::output::frame_path(out, halt).is_file() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the render ended early"
+        );
+        assert!(t.elapsed().as_secs() < 120, "frame {halt} never came");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let o = anim_render(settings, out, &["--model", model, "--resume"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// The mask video's square on frame `i` (scripts/make_mask_video.py): rows 20..44, columns
+/// 8 + 6i .. 32 + 6i.
+fn square(i: usize, x: u32, y: u32) -> bool {
+    (20..44).contains(&y) && (8 + 6 * i as u32..32 + 6 * i as u32).contains(&x)
+}
+
+/// A 2D render with a mask video (and no `use_mask`: the video turns masks on) and
+/// `diffusion_cadence` 2: each tween (frames 1 and 3) is overlaid on the init image with the
+/// latest composed mask when it is written in Deforum's loop, its earlier key frame's (Deforum
+/// §2.4 step 9): the init image exactly outside that key frame's square, even where the next key
+/// frame's square is; the blended frames inside it. Killed after frame 2 and resumed, the render
+/// is byte-identical to an uninterrupted one.
+#[test]
+fn deforum_mask_video_cadence_overlays_tweens_and_resumes_byte_identical() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let init = sd_init();
+    init.save(dir.path().join("init.png")).unwrap();
+    std::fs::copy(data("mask_video.mp4"), dir.path().join("vm.mp4")).unwrap();
+    let settings = dir.path().join("settings.txt");
+    std::fs::write(
+        &settings,
+        r#"{"W": 64, "H": 64, "max_frames": 20, "diffusion_cadence": 2, "animation_mode": "2D",
+        "steps": 4, "seed": 5, "sampler": "Euler", "prompts": {"0": "a red fox in the snow"},
+        "zoom": "0:(1.02)", "use_init": true, "init_image": "init.png", "strength": 0.5,
+        "use_mask": false, "use_mask_video": true, "video_mask_path": "vm.mp4",
+        "full_res_mask": false, "overlay_mask": true, "mask_overlay_blur": 2,
+        "mask_schedule": "0: (\"{video_mask}\")"}"#,
+    )
+    .unwrap();
+    let model = root.join("models/tiny-sd");
+    let model = model.to_str().unwrap();
+    let full = dir.path().join("full");
+    let o = anim_render(&settings, &full, &["--model", model])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let manifest = std::fs::read_to_string(full.join("manifest.json")).unwrap();
+    let kinds: Vec<String> =
+        serde_json::from_str::<serde_json::Value>(&manifest).unwrap()["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["kind"].as_str().unwrap().to_string())
+            .collect();
+    assert_eq!(kinds, ["key", "tween", "key", "tween", "key", "key"]);
+    let read = |out: &Path| -> Vec<Vec<u8>> {
+        (0..6)
+            .map(|i| std::fs::read(anim::output::frame_path(out, i)).unwrap_or_default())
+            .collect()
+    };
+    let want = read(&full);
+    for (i, bytes) in want.iter().enumerate() {
+        let f = image::load_from_memory(bytes).unwrap().to_rgb8();
+        // a tween takes its earlier key frame's mask, a key frame its own
+        let key = if kinds[i] == "tween" { i - 1 } else { i };
+        let (mut outside, mut inside) = (0, 0);
+        for (x, y, p) in f.enumerate_pixels() {
+            if !square(key, x, y) {
+                assert_eq!(p, init.get_pixel(x, y), "frame {i} ({x}, {y})");
+                outside += usize::from(kinds[i] == "tween" && square(i + 1, x, y));
+            } else {
+                inside += usize::from(p != init.get_pixel(x, y));
+            }
+        }
+        assert!(inside > 200, "frame {i}: {inside} pixels repainted");
+        if kinds[i] == "tween" {
+            assert_eq!(
+                outside,
+                12 * 24,
+                "frame {i}: the next key's square is not used"
+            );
+        }
+    }
+    let part = dir.path().join("part");
+    render_killed_and_resumed(&settings, &part, model, 2);
+    assert_eq!(read(&part), want, "resumed frames");
+}
+
+/// Video Input with a mask video (and no `use_mask`): the mask video turns masks on, and each
+/// frame is overlaid on its input video frame (Deforum's `inputframes/`), not on `[init] image`:
+/// outside the frame's mask square every pixel is the extracted input frame's.
+#[test]
+fn video_input_mask_video_overlays_on_the_input_frames() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    sd_init().save(dir.path().join("init.png")).unwrap();
+    std::fs::copy(data("mask_video.mp4"), dir.path().join("vm.mp4")).unwrap();
+    let paths: Vec<PathBuf> = (0..6u32)
+        .map(|k| {
+            let img = RgbImage::from_fn(64, 64, |x, y| {
+                image::Rgb([(x * 4) as u8, (y * 4) as u8, (k * 40) as u8])
+            });
+            let p = dir.path().join(format!("src{k}.png"));
+            img.save(&p).unwrap();
+            p
+        })
+        .collect();
+    let settings = anim::output::VideoSettings::h264(12.0, 10, "fast");
+    anim::output::encode_mp4(&paths, &dir.path().join("in.mp4"), &settings).unwrap();
+    let file = dir.path().join("settings.txt");
+    std::fs::write(
+        &file,
+        r#"{"W": 64, "H": 64, "max_frames": 20, "animation_mode": "Video Input",
+        "video_init_path": "in.mp4", "extract_nth_frame": 1, "steps": 4, "seed": 5,
+        "sampler": "Euler", "prompts": {"0": "a red fox in the snow"}, "use_init": true,
+        "init_image": "init.png", "strength": 0.5, "use_mask": false, "use_mask_video": true,
+        "video_mask_path": "vm.mp4", "full_res_mask": false, "overlay_mask": true,
+        "mask_overlay_blur": 2, "mask_schedule": "0: (\"{video_mask}\")"}"#,
+    )
+    .unwrap();
+    let model = root.join("models/tiny-sd");
+    let out = dir.path().join("out");
+    let o = anim_render(&file, &out, &["--model", model.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        !anim::output::frame_path(&out, 6).exists(),
+        "6 input frames"
+    );
+    for i in 0..6 {
+        let f = image::open(anim::output::frame_path(&out, i))
+            .unwrap()
+            .to_rgb8();
+        let input = image::open(out.join(format!("inputframes/{i:06}.png")))
+            .unwrap()
+            .to_rgb8();
+        let mut inside = 0;
+        for (x, y, p) in f.enumerate_pixels() {
+            if square(i, x, y) {
+                inside += usize::from(p != input.get_pixel(x, y));
+            } else {
+                assert_eq!(p, input.get_pixel(x, y), "frame {i} ({x}, {y})");
+            }
+        }
+        assert!(inside > 200, "frame {i}: {inside} pixels repainted");
+    }
+}

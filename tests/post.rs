@@ -241,3 +241,94 @@ fn slow_mo_names_and_fps() {
     assert!((v.fps - 60.0).abs() < 1e-6, "fps {}", v.fps);
     assert!(!out.join("frames_FILM_x4_slomo_x2").exists());
 }
+
+/// The cues of an SRT text: (start ms, end ms, text) per cue.
+fn srt_cues(text: &str) -> Vec<anim::output::mov_text::Cue> {
+    let ms = |t: &str| -> i64 {
+        let (hms, milli) = t.trim().split_once(',').unwrap();
+        let p: Vec<i64> = hms.split(':').map(|v| v.parse().unwrap()).collect();
+        ((p[0] * 60 + p[1]) * 60 + p[2]) * 1000 + milli.parse::<i64>().unwrap()
+    };
+    text.split("\n\n")
+        .filter(|c| !c.trim().is_empty())
+        .map(|c| {
+            let lines: Vec<&str> = c.lines().collect();
+            let (a, b) = lines[1].split_once(" --> ").unwrap();
+            anim::output::mov_text::Cue {
+                start_ms: ms(a),
+                end_ms: ms(b),
+                text: lines[2..].join("\n"),
+            }
+        })
+        .collect()
+}
+
+/// `[output] embed_subtitles` (Deforum's `deforum_embed_srt`): `anim post` puts the cues of
+/// video.srt into video.mp4 and the upscaled video as a mov_text stream, read back equal to the .srt's (times and text); the video stream is copied untouched; two
+/// folders give byte-identical files, and embedding again changes nothing.
+#[test]
+fn embed_subtitles_puts_the_srt_cues_in_the_mp4() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = root().join("models");
+    let extra = format!(
+        "subtitles = true\nembed_subtitles = true\nsubtitle_params = [\"Prompt\", \"Zoom\", \"Angle\"]\n\
+         [post]\nr_upscale_video = true\nr_upscale_factor = \"x4\"\nr_upscale_model = \"{}\"\n\
+         r_upscale_tile = 32\n",
+        models.join("tiny-esrgan").display()
+    );
+    let mut videos = Vec::new();
+    for name in ["a", "b"] {
+        let (scene, out) = render_folder(&dir.path().join(name), &extra);
+        let frames: Vec<PathBuf> = (0..3).map(|i| anim::output::frame_path(&out, i)).collect();
+        let settings = anim::output::VideoSettings::h264(30.0, 17, "ultrafast");
+        anim::output::encode_mp4(&frames, &out.join("video.mp4"), &settings).unwrap();
+        let plain = anim::output::probe_video(&out.join("video.mp4")).unwrap();
+        let o = anim_post(&scene, &out);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let srt = srt_cues(&std::fs::read_to_string(out.join("video.srt")).unwrap());
+        assert_eq!(srt.len(), 3);
+        for v in ["video.mp4", "video_Upscaled_x4.mp4"] {
+            // FFmpeg 5.1's mp4 muxer drops the track title, as with Deforum's command
+            let (_, cues) = anim::output::mov_text::read_cues(&out.join(v)).unwrap();
+            assert_eq!(cues, srt, "{v}: the cues of video.srt");
+        }
+        let p = anim::output::probe_video(&out.join("video.mp4")).unwrap();
+        assert_eq!(
+            (p.frames, p.width, p.height, p.fps),
+            (plain.frames, plain.width, plain.height, plain.fps)
+        );
+        let bytes = std::fs::read(out.join("video.mp4")).unwrap();
+        let o = anim_post(&scene, &out);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            std::fs::read(out.join("video.mp4")).unwrap(),
+            bytes,
+            "embedding twice"
+        );
+        videos.push((
+            bytes,
+            std::fs::read(out.join("video_Upscaled_x4.mp4")).unwrap(),
+        ));
+    }
+    assert!(videos[0] == videos[1], "two folders give the same videos");
+}
+
+/// `deforum_embed_srt` is read into `[output] embed_subtitles` and no longer listed as not
+/// supported.
+#[test]
+fn deforum_embed_srt_is_supported() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("settings.txt");
+    std::fs::write(
+        &settings,
+        r#"{"W": 64, "H": 64, "max_frames": 3, "deforum_save_gen_info_as_srt": true,
+        "deforum_embed_srt": true}"#,
+    )
+    .unwrap();
+    let (scene, warnings) = anim::scene::deforum::read_file(&settings).unwrap();
+    assert!(scene.output.subtitles && scene.output.embed_subtitles);
+    assert!(
+        !warnings.iter().any(|w| w.contains("deforum_embed_srt")),
+        "{warnings:?}"
+    );
+}

@@ -249,8 +249,18 @@ pub fn run(scene: &Scene, out: &Path) -> Result<PostSummary, PostError> {
         ));
     }
     if scene.output.subtitles {
-        summary.subtitles = Some(subtitles::write_for_render(scene, out, n)?);
+        let srt = subtitles::write_for_render(scene, out, n)?;
+        let video = out.join("video.mp4");
+        if scene.output.embed_subtitles && video.is_file() {
+            embed(&video, &srt)?;
+        }
+        summary.subtitles = Some(srt);
     }
+    // Deforum embeds the cues in the upscaled and interpolated videos too (not in slow motion)
+    let srt = summary
+        .subtitles
+        .clone()
+        .filter(|_| scene.output.embed_subtitles);
     let post = &scene.post;
     let mut upscaled_frames: Option<PathBuf> = None;
     if post.r_upscale_video {
@@ -288,7 +298,14 @@ pub fn run(scene: &Scene, out: &Path) -> Result<PostSummary, PostError> {
             frames.push(dst);
         }
         let video = out.join(format!("video_Upscaled_x{factor}.mp4"));
-        encode(scene, &frames, &video, scene.output.fps, true)?;
+        encode(
+            scene,
+            &frames,
+            &video,
+            scene.output.fps,
+            true,
+            srt.as_deref(),
+        )?;
         summary.upscaled = Some((video, n));
         if post.r_upscale_keep_imgs {
             upscaled_frames = Some(dir);
@@ -323,7 +340,8 @@ pub fn run(scene: &Scene, out: &Path) -> Result<PostSummary, PostError> {
         let fps = scene.output.fps * x as f64 / slow.map_or(1.0, f64::from);
         let video = out.join(format!("video_{name}.mp4"));
         // slow motion drops the soundtrack, as Deforum does
-        encode(scene, &frames, &video, fps, slow.is_none())?;
+        let cues = srt.as_deref().filter(|_| slow.is_none());
+        encode(scene, &frames, &video, fps, slow.is_none(), cues)?;
         summary.interpolated = Some((video, frames.len()));
         if !post.frame_interpolation_keep_imgs {
             std::fs::remove_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
@@ -341,14 +359,26 @@ pub fn interpolated_name(engine: Engine, x: usize, slow_mo: Option<u32>) -> Stri
     s
 }
 
+/// The mp4 track name of embedded subtitles, as Deforum's `-metadata:s:s:0 title=...`.
+pub const SUBTITLE_TITLE: &str = "Deforum Data";
+
+/// Embeds the cues of `srt` in the mp4 `video` as a mov_text stream ([`SUBTITLE_TITLE`]).
+fn embed(video: &Path, srt: &Path) -> Result<(), PostError> {
+    output::mov_text::embed_srt(video, srt, SUBTITLE_TITLE).map_err(|e| PostError::Io {
+        path: video.to_path_buf(),
+        message: format!("[output] embed_subtitles: {e:#}"),
+    })
+}
+
 /// Encodes `frames` into `video` with the scene's settings at `fps`, the scene's soundtrack
-/// muxed when `audio`.
+/// muxed when `audio`, the cues of `srt` embedded when given.
 fn encode(
     scene: &Scene,
     frames: &[PathBuf],
     video: &Path,
     fps: f64,
     audio: bool,
+    srt: Option<&Path>,
 ) -> Result<(), PostError> {
     if !scene.output.video {
         return Ok(());
@@ -357,6 +387,9 @@ fn encode(
     if audio && let Some(track) = scene.soundtrack() {
         output::mux_soundtrack(video, track, scene.output.soundtrack_offset)
             .map_err(|e| io_err(video, e))?;
+    }
+    if let Some(srt) = srt {
+        embed(video, srt)?;
     }
     Ok(())
 }

@@ -349,12 +349,14 @@ struct Loop<'s, 'p> {
     hybrid: Option<crate::hybrid::Hybrid>,
     /// Guided images: the keys and each guide image at the frame size (looper scenes only).
     looper: Option<(crate::looper::Guides, Vec<RgbImage>)>,
-    /// The masks and the overlay's base (the init image), with `[mask] use_mask`.
+    /// The masks and the overlay's base (the init image; `None` in Video Input, whose base is
+    /// each input frame), with `[mask] use_mask` or a mask video.
     masks: Option<(crate::mask::FrameMasks, Option<RgbImage>)>,
 }
 
 /// The mask video's frames extracted into `book/maskframes/` (reused on a resume), with their
-/// number; `None` without a mask video.
+/// number; `None` without a mask video. In Video Input, every `extract_nth_frame`th frame from
+/// `extract_from_frame` to `extract_to_frame`, as the input video's (Deforum's `vid2frames`).
 fn extract_mask_video(
     scene: &Scene,
     book: &Path,
@@ -374,7 +376,17 @@ fn extract_mask_video(
         } else {
             "[mask] video_mask_path"
         };
-        output::extract_frames(&scene.resolve(video), &dir, 1, 0, None)
+        // Video Input extracts the mask video as the input video (every nth frame, from/to)
+        let vi = &scene.video_input;
+        let (nth, from, to) = match scene.animation.mode {
+            AnimationMode::VideoInput => (
+                vi.extract_nth_frame,
+                vi.extract_from_frame,
+                usize::try_from(vi.extract_to_frame).ok(),
+            ),
+            _ => (1, 0, None),
+        };
+        output::extract_frames(&scene.resolve(video), &dir, nth, from, to)
             .with_context(|| format!("{}: {key}", scene.path.display()))?
     };
     if n == 0 {
@@ -724,10 +736,16 @@ impl Loop<'_, '_> {
         if start.finish_gray && scene.coherence.color_force_grayscale {
             effects::grayscale(&mut out);
         }
-        if inpaint.is_some()
-            && let Some((m, base)) = &self.masks
-        {
-            out = m.overlay(f, out, base.as_ref());
+        if inpaint.is_some() && self.masks.is_some() {
+            // Deforum's overlay base: the init image, in Video Input the input video's frame
+            // (docs/research §2.6)
+            let input = match scene.animation.mode {
+                AnimationMode::VideoInput => Some(self.input_frame(f)?),
+                _ => None,
+            };
+            if let Some((m, base)) = &self.masks {
+                out = m.overlay(f, out, input.as_ref().or(base.as_ref()));
+            }
         }
         Ok(out)
     }
@@ -825,10 +843,9 @@ impl Loop<'_, '_> {
                     .round_ties_even()
                     .clamp(0.0, 255.0) as u8;
             }
-            // Deforum overlays the tweens too, with the earlier key frame's mask
-            if let Some((m, base)) = &self.masks
-                && self.scene.mask.use_mask
-            {
+            // Deforum overlays the tweens too (with `use_mask` or a mask video), with the
+            // latest composed mask when the tween is written: the earlier key frame's
+            if let Some((m, base)) = &self.masks {
                 tween = m.overlay(p, tween, base.as_ref());
             }
             let trec = FrameRecord {
@@ -1118,9 +1135,12 @@ fn run_loop(
         looper: load_guides(&scene)?,
         masks: match crate::mask::FrameMasks::new(&scene, mask_video)? {
             Some(m) => {
+                // Video Input overlays each frame on its input frame instead
                 let base = match &scene.init.image {
-                    Some(p) => Some(load_init(&scene, p)?),
-                    None => None,
+                    Some(p) if scene.animation.mode != AnimationMode::VideoInput => {
+                        Some(load_init(&scene, p)?)
+                    }
+                    _ => None,
                 };
                 Some((m, base))
             }

@@ -91,7 +91,7 @@ const OUT_OF_SCOPE: &[(&str, &str)] = &[
 /// Other Deforum settings anim does not implement: parameters of the features above (no effect
 /// while the feature is off). Listed in a warning when present; with the keys anim reads and
 /// [`NO_EFFECT`] they make the set of known keys a misspelt key is matched against.
-const UNIMPLEMENTED_KEYS: &[&str] = &["deforum_embed_srt"];
+const UNIMPLEMENTED_KEYS: &[&str] = &[];
 
 /// Deforum's mask keys into `[mask]` (docs/research §2.1). A mask file or mask video given as a
 /// URL (Deforum's defaults are) is refused only where it is used.
@@ -1067,6 +1067,7 @@ pub fn from_settings_with(
         ("r_upscale_video", &mut post.r_upscale_video),
         ("r_upscale_keep_imgs", &mut post.r_upscale_keep_imgs),
         ("deforum_save_gen_info_as_srt", &mut scene.output.subtitles),
+        ("deforum_embed_srt", &mut scene.output.embed_subtitles),
     ] {
         if let Some(b) = flag(k)? {
             *slot = b;
@@ -1443,6 +1444,7 @@ pub fn deforum_name(table: &str, key: &str) -> Option<&'static str> {
         ("init", "image", "init_image"),
         ("output", "fps", "fps"),
         ("output", "subtitles", "deforum_save_gen_info_as_srt"),
+        ("output", "embed_subtitles", "deforum_embed_srt"),
         (
             "output",
             "subtitle_params",

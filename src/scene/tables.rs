@@ -914,6 +914,11 @@ scene_table! {
         /// `deforum_save_gen_info_as_srt_params`.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         subtitle_params: Vec<String> = Vec::new(),
+        /// With `subtitles`, also put the cues into `video.mp4` (and the upscaled and
+        /// interpolated videos, not slow motion) as a mov_text subtitle stream (Deforum's
+        /// `deforum_embed_srt`).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        embed_subtitles: bool = false,
     }
     schedules {}
 }

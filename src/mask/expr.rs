@@ -55,7 +55,7 @@ pub enum MaskExpr {
     Var(String),
     /// `[path]`: a mask file, loaded as `prepare_mask` does.
     File(String),
-    /// `<words>`: a CLIPSeg word mask (not supported yet: an error when evaluated).
+    /// `<words>`: a CLIPSeg word mask of the frame the expression is composed on.
     Words(String),
     /// `!term`: the inverse.
     Not(Box<MaskExpr>),
@@ -69,6 +69,13 @@ pub trait MaskSources {
     fn var(&mut self, name: &str) -> Option<GrayImage>;
     /// The mask file `path` (as written between the brackets), at the frame size.
     fn file(&mut self, path: &str) -> Result<GrayImage, String>;
+    /// The word mask of `words` (CLIPSeg on the frame being composed), at the frame size; by
+    /// default an error (sources without a frame or a model).
+    fn words(&mut self, words: &str) -> Result<GrayImage, String> {
+        Err(format!(
+            "word mask `<{words}>` needs a frame and a CLIPSeg model, which this mask has not"
+        ))
+    }
 }
 
 struct Parser<'a> {
@@ -197,6 +204,20 @@ impl MaskExpr {
         Ok(e)
     }
 
+    /// The words of the expression's word masks (`<words>`), in order of appearance.
+    pub fn words(&self) -> Vec<&str> {
+        match self {
+            MaskExpr::Words(w) => vec![w.as_str()],
+            MaskExpr::Var(_) | MaskExpr::File(_) => Vec::new(),
+            MaskExpr::Not(e) => e.words(),
+            MaskExpr::Binary(_, a, b) => {
+                let mut v = a.words();
+                v.extend(b.words());
+                v
+            }
+        }
+    }
+
     /// Evaluates to a black-and-white mask of `w` × `h` pixels (255 inside); each operand is
     /// thresholded at 128 first.
     pub fn eval(&self, w: u32, h: u32, src: &mut dyn MaskSources) -> Result<GrayImage, String> {
@@ -232,10 +253,7 @@ impl MaskExpr {
                 )),
             },
             MaskExpr::File(path) => operand(src.file(path)?, &format!("[{path}]")),
-            MaskExpr::Words(words) => Err(format!(
-                "word mask `<{words}>` needs CLIPSeg, which anim does not support yet: use a \
-                 mask file `[path]` instead"
-            )),
+            MaskExpr::Words(words) => operand(src.words(words)?, &format!("<{words}>")),
             MaskExpr::Not(e) => Ok(e.bits(w, h, src)?.into_iter().map(|b| !b).collect()),
             MaskExpr::Binary(op, a, b) => {
                 let a = a.bits(w, h, src)?;
@@ -499,7 +517,7 @@ mod tests {
             ("{}", "empty"),
             ("{nope}", "unknown mask `{nope}`"),
             ("{init_mask}", "init_mask"),
-            ("<a cat>", "CLIPSeg"),
+            ("<a cat>", "needs a frame and a CLIPSeg model"),
             ("[missing]", "no file missing"),
             ("[a] % [b]", "expected an operator"),
         ] {

@@ -1,6 +1,8 @@
 //! A render's masks frame by frame (docs/research §2.4): `{video_mask}` (the mask file, or the
 //! init image's alpha with `use_alpha_as_mask`), each frame's composed inpainting mask (frame 0:
-//! the mask file) with A1111's blur, the noise mask and the overlay after generation.
+//! the mask file) with A1111's blur, the noise mask and the overlay after generation. Word masks
+//! (`<words>`) run CLIPSeg on the frame being composed: the noise mask's on the frame the noise
+//! stage receives, the inpainting mask's on the prepared (noised) frame, as in Deforum.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -8,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, bail};
 use image::{GrayImage, RgbImage};
 
+use super::clipseg::{ClipSeg, require_model};
 use super::expr::{MaskSchedule, MaskSources};
 use super::image::{alpha_mask, overlay, prepare_mask, resize_gray, threshold};
 use super::latent::blur_kernel_size;
@@ -33,6 +36,11 @@ pub struct FrameMasks {
     /// frame and of the tweens after it).
     latest: (usize, GrayImage),
     before: Option<(usize, GrayImage)>,
+    /// The CLIPSeg model, when an expression has a word mask.
+    clipseg: Option<ClipSeg>,
+    /// The frame word masks are made of, and the word masks made of it so far.
+    frame: Option<RgbImage>,
+    words: HashMap<String, GrayImage>,
 }
 
 impl FrameMasks {
@@ -65,6 +73,26 @@ impl FrameMasks {
         };
         let masks = parse("mask_schedule", &m.mask_schedule)?;
         let noise = parse("noise_mask_schedule", &m.noise_mask_schedule)?;
+        // word masks: the model is loaded now, so a missing or bad one fails before frame 1
+        let mut keys = vec![("mask_schedule", &masks)];
+        if m.use_noise_mask {
+            keys.push(("noise_mask_schedule", &noise));
+        }
+        let first_word = keys.iter().find_map(|(k, s)| {
+            s.keys
+                .iter()
+                .find_map(|(f, e)| e.words().first().map(|w| (*k, *f, w.to_string())))
+        });
+        let clipseg = match first_word {
+            Some((k, f, w)) => {
+                let dir = require_model(scene.clipseg_model().as_deref(), &w)
+                    .with_context(|| format!("{at}: [mask] {k}, key frame {f}"))?;
+                Some(ClipSeg::load(&dir).with_context(|| {
+                    format!("{at}: [mask] {k}, key frame {f}: word mask `<{w}>`")
+                })?)
+            }
+            None => None,
+        };
         let base = scene.path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let mut video_mask = first.clone();
         if video.is_none()
@@ -92,6 +120,9 @@ impl FrameMasks {
             video_mask,
             files: HashMap::new(),
             video,
+            clipseg,
+            frame: None,
+            words: HashMap::new(),
         }))
     }
 
@@ -120,12 +151,16 @@ impl FrameMasks {
     /// frames' `mask_schedule` composed, inverted with `invert_mask`, blurred by
     /// `mask_overlay_blur` (A1111's mask blur). It also becomes the overlay mask.
     ///
+    /// `frame` is the prepared (warped, noised) frame, which word masks see.
+    ///
     /// # Errors
-    /// An expression that cannot be evaluated (unknown mask, unreadable file, word mask).
-    pub fn inpaint(&mut self, f: usize) -> Result<GrayImage> {
+    /// An expression that cannot be evaluated (unknown mask, unreadable file, a word mask whose
+    /// model fails).
+    pub fn inpaint(&mut self, f: usize, frame: &RgbImage) -> Result<GrayImage> {
         let mask = if f == 0 {
             self.first.clone()
         } else {
+            self.see(frame);
             let e = self.masks.at(f).clone();
             let (w, h) = self.size;
             e.eval(w, h, self).map_err(|e| {
@@ -146,11 +181,12 @@ impl FrameMasks {
 
     /// The noise mask of frame `f` (`noise_mask_schedule` with `use_noise_mask`, else
     /// `mask_schedule`), rounded to 0/255 and inverted with `invert_mask`: the noise goes where
-    /// it is white.
+    /// it is white. `frame` is the frame the noise is added to, which word masks see.
     ///
     /// # Errors
     /// As [`FrameMasks::inpaint`].
-    pub fn noise(&mut self, f: usize) -> Result<GrayImage> {
+    pub fn noise(&mut self, f: usize, frame: &RgbImage) -> Result<GrayImage> {
+        self.see(frame);
         let (k, sched) = if self.settings.use_noise_mask {
             ("noise_mask_schedule", &self.noise)
         } else {
@@ -168,6 +204,14 @@ impl FrameMasks {
             invert(&mut m);
         }
         Ok(m)
+    }
+
+    /// Word masks from now on are made of `frame` (kept only when a word mask may need it).
+    fn see(&mut self, frame: &RgbImage) {
+        if self.clipseg.is_some() && self.frame.as_ref() != Some(frame) {
+            self.frame = Some(frame.clone());
+            self.words.clear();
+        }
     }
 
     /// Deforum's overlay after generation (with `overlay_mask`): `base` (the init image) where
@@ -204,6 +248,22 @@ impl MaskSources for FrameMasks {
         };
         let m = load(&p, self.size, &self.settings).map_err(|e| format!("{e:#}"))?;
         self.files.insert(path.to_string(), m.clone());
+        Ok(m)
+    }
+
+    fn words(&mut self, words: &str) -> Result<GrayImage, String> {
+        if let Some(m) = self.words.get(words) {
+            return Ok(m.clone());
+        }
+        let (Some(model), Some(frame)) = (self.clipseg.as_mut(), self.frame.as_ref()) else {
+            return Err(format!(
+                "word mask `<{words}>` has no CLIPSeg model loaded (its schedule was not checked)"
+            ));
+        };
+        let m = model
+            .mask(frame, words)
+            .map_err(|e| format!("word mask `<{words}>`: {e:#}"))?;
+        self.words.insert(words.to_string(), m.clone());
         Ok(m)
     }
 }

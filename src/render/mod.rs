@@ -605,20 +605,23 @@ impl Loop<'_, '_> {
         if let Some((m, _)) = &mut self.masks {
             m.at_frame(f)?;
         }
-        let noise_mask = match (&mut self.masks, start.prepare && img.is_some()) {
-            (Some((m, _)), true) => Some(m.noise(f)?),
-            _ => None,
-        };
         if start.prepare
             && let Some(mut picture) = img.take()
         {
-            let input = StageInput {
-                values: &v,
-                seed,
-                color: self.color_target.as_ref(),
-                noise_mask: noise_mask.as_ref(),
-            };
+            // the noise mask is composed on the frame the noise stage receives (word masks see it)
+            let mut noise_mask = None;
             for stage in &self.stages {
+                if stage.name() == "noise"
+                    && let Some((m, _)) = &mut self.masks
+                {
+                    noise_mask = Some(m.noise(f, &picture)?);
+                }
+                let input = StageInput {
+                    values: &v,
+                    seed,
+                    color: self.color_target.as_ref(),
+                    noise_mask: noise_mask.as_ref(),
+                };
                 if stage.name() == "contrast" && self.redo_flow.is_some() {
                     matched = Some(picture.clone());
                 }
@@ -668,8 +671,8 @@ impl Loop<'_, '_> {
         // the redo generations (Deforum's order: optical-flow redo, then diffusion redo), each
         // on a seed of its own derived from the frame's seed
         // the inpainting mask (img2img only; frame 0: the mask file)
-        let inpaint = match (&mut self.masks, img.is_some()) {
-            (Some((m, _)), true) => Some(m.inpaint(f)?),
+        let inpaint = match (&mut self.masks, img.as_ref()) {
+            (Some((m, _)), Some(picture)) => Some(m.inpaint(f, picture)?),
             _ => None,
         };
         let redo = start.prepare && start.denoise > 0.0 && img.is_some();

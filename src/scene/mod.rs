@@ -467,6 +467,23 @@ impl Scene {
         Some(data.join("anim/models/raft")).filter(|p| p.is_dir())
     }
 
+    /// The CLIPSeg export that `<words>` masks use: `[mask] clipseg`, else the folder in
+    /// `ANIM_CLIPSEG_MODEL`, else `~/.local/share/anim/models/clipseg` (`$XDG_DATA_HOME`
+    /// honoured) if it exists; `None` when there is none (a word mask then says where to put one).
+    pub fn clipseg_model(&self) -> Option<PathBuf> {
+        if let Some(p) = &self.mask.clipseg {
+            return Some(self.resolve(p));
+        }
+        if let Some(p) = std::env::var_os("ANIM_CLIPSEG_MODEL").filter(|p| !p.is_empty()) {
+            return Some(PathBuf::from(p));
+        }
+        let data = std::env::var_os("XDG_DATA_HOME")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
+        Some(data.join("anim/models/clipseg")).filter(|p| p.is_dir())
+    }
+
     /// Resolves a path from the scene against the scene file's folder.
     pub fn resolve(&self, p: &Path) -> PathBuf {
         if p.is_absolute() {
@@ -477,9 +494,10 @@ impl Scene {
     }
 
     /// Makes every path the scene names absolute, resolved as [`Scene::resolve`] resolves it (the
-    /// init and colour images, the input and hybrid videos, the mask file and mask video, the
-    /// model, RAFT, depth, ControlNet and post-pass models, the motion script and preset folders,
-    /// the soundtrack and `[audio]` file, the output folder, a plain checkpoint value), so the
+    /// init and colour images, the input and hybrid videos, the mask file, mask video and CLIPSeg
+    /// model, the model, RAFT, depth, ControlNet and post-pass models, the motion script and
+    /// preset folders, the soundtrack and `[audio]` file, the output folder, a plain checkpoint
+    /// value), so the
     /// scene can be written into another folder and mean the same. Paths inside a mask
     /// expression or Deforum's `init_images` text are left as written.
     ///
@@ -535,6 +553,7 @@ impl Scene {
             &mut self.output.soundtrack,
             &mut self.mask.mask_file,
             &mut self.mask.video_mask_path,
+            &mut self.mask.clipseg,
             &mut self.hybrid.video_init_path,
             &mut self.post.frame_interpolation_model,
         ]

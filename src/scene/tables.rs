@@ -700,6 +700,11 @@ scene_table! {
         noise_mask_schedule: String = "0: (\"{video_mask}\")".into(),
         /// How the masked area starts: fill, original, latent noise, latent nothing.
         fill: MaskFill = MaskFill::Original,
+        /// The CLIPSeg ONNX export for `<words>` masks (a folder from scripts/export_clipseg.py,
+        /// relative to the scene file); default: `ANIM_CLIPSEG_MODEL`, else
+        /// `~/.local/share/anim/models/clipseg` if it exists.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        clipseg: Option<PathBuf> = None,
     }
     schedules {}
 }

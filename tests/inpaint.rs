@@ -231,6 +231,31 @@ fn the_mask_conditions_the_unet() {
     assert!(a != b && a != c && b != c);
 }
 
+/// A1111 fills the init latents of an inpainting model too (`fill` latent noise / nothing): the
+/// frame changes, and a mask with nothing to paint leaves it as the plain fill gives it.
+#[test]
+fn latent_fill_starts_an_inpainting_models_init_latents() {
+    use anim::diffusion::Inpaint;
+    use anim::mask::LatentFill;
+    let mut p = Pipeline::load(&model()).unwrap();
+    let src = source("source_64x64.png");
+    let half = mask("mask_half_64x64.png");
+    let run = |p: &mut Pipeline, m: &GrayImage, fill: LatentFill| {
+        let mut req = request(Some(&src), None);
+        req.mask = Some(Inpaint { image: m, fill });
+        p.generate(&req, &mut TorchRng::new(3)).unwrap().0
+    };
+    let original = run(&mut p, &half, LatentFill::Original);
+    let nothing = run(&mut p, &half, LatentFill::Nothing);
+    let noise = run(&mut p, &half, LatentFill::Noise);
+    assert!(original != nothing && original != noise && nothing != noise);
+    let black = GrayImage::new(64, 64);
+    assert_eq!(
+        run(&mut p, &black, LatentFill::Nothing),
+        run(&mut p, &black, LatentFill::Original)
+    );
+}
+
 #[test]
 fn a_mask_without_an_init_image_is_an_error() {
     let mut p = Pipeline::load(&model()).unwrap();

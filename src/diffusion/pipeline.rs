@@ -1281,9 +1281,18 @@ impl Pipeline {
                 };
                 times.encode += t.elapsed();
                 let base = noise.randn(n);
-                if let (Some(m), Some(inp)) = (&mask, &req.mask) {
-                    crate::mask::fill_latents(&mut x0, m, inp.fill, &base);
-                    z0 = x0.clone();
+                match (&mask, &req.mask) {
+                    (Some(m), Some(inp)) => {
+                        crate::mask::fill_latents(&mut x0, m, inp.fill, &base);
+                        z0 = x0.clone();
+                    }
+                    // an inpainting UNet blends nothing back, but A1111 fills its init latents
+                    // all the same (`inpainting_fill` 2 and 3)
+                    (None, Some(inp)) if inp.fill != crate::mask::LatentFill::Original => {
+                        let m = crate::mask::latent_mask(inp.image, w / 8, h / 8);
+                        crate::mask::fill_latents(&mut x0, &m, inp.fill, &base);
+                    }
+                    _ => {}
                 }
                 let mut eps = self.vary_noise(req, base, lat_shape);
                 if req.noise_multiplier != 1.0 {

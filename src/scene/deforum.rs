@@ -1113,6 +1113,10 @@ pub fn from_settings_with(
             None => true,
         };
         let value = if enabled {
+            // the base setting the switch sets aside is Deforum's own, not an unknown key
+            if matches!(def.name, "steps" | "sampler") {
+                used.borrow_mut().push(def.name.to_string());
+            }
             get(def.deforum)
                 .map(|v| {
                     as_schedule(&v).ok_or_else(|| err(bad(def.deforum, &v, "a keyframe string")))
@@ -1687,6 +1691,14 @@ mod tests {
         assert_eq!(s.animation.mode, AnimationMode::TwoD);
         let (s, _) = read(r#"{"sampler": 3}"#, true).unwrap();
         assert_eq!(s.generation.sampler, ScheduleText::text("Euler a"));
+        // `steps` and `sampler` set aside by their schedules' switches are Deforum's keys
+        let (_, w) = read(
+            r#"{"steps": 20, "sampler": "Euler", "enable_steps_scheduling": true,
+                "enable_sampler_scheduling": true}"#,
+            false,
+        )
+        .unwrap();
+        assert!(!w.iter().any(|w| w.contains("unknown")), "{w:?}");
         // off values and a URL nothing uses are no errors; far unknown keys are warnings
         let (_, warnings) = read(
             r#"{"hybrid_motion": "None", "use_mask": false, "parseq_manifest": "",

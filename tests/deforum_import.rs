@@ -127,6 +127,104 @@ fn import_into_another_folder_keeps_the_inputs() {
     assert_eq!(s.init.image.as_deref(), Some(Path::new("start.png")));
 }
 
+/// Issue #17's measure of breadth: the complete settings file with every switch on and every
+/// feature chosen (masks with a mask video, full resolution and fill, hybrid video with optical-flow
+/// motion, flow cadence and redo, diffusion redo, looper, Camera Shakify, post-passes, subtitles)
+/// validates with nothing "not supported yet" and no unknown key; only the two keys out of scope
+/// are listed, apart, with their reasons.
+#[test]
+fn a_complete_settings_file_with_every_feature_on_validates() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let local = |name: &str, from: &str| {
+        std::fs::copy(root.join(from), dir.path().join(name)).unwrap();
+        serde_json::Value::String(name.into())
+    };
+    let mut s: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(example()).unwrap()).unwrap();
+    for v in s.values_mut() {
+        if v.is_boolean() {
+            *v = true.into();
+        }
+    }
+    let png = "tests/data/looper/render/guide_0.png";
+    let set = [
+        ("init_image", local("init.png", png)),
+        ("mask_file", local("mask.png", png)),
+        (
+            "video_init_path",
+            local("video.mp4", "tests/data/hybrid/clip.mp4"),
+        ),
+        (
+            "video_mask_path",
+            local("mask.mp4", "tests/data/masks/mask_video.mp4"),
+        ),
+        (
+            "soundtrack_path",
+            local("song.m4a", "tests/data/audio/music.m4a"),
+        ),
+        ("add_soundtrack", "File".into()),
+        (
+            "init_images",
+            serde_json::json!({"0": "init.png", "max_f-1": "mask.png"})
+                .to_string()
+                .into(),
+        ),
+        ("fill", 0.into()),
+        ("shake_name", "Investigation".into()),
+        ("shake_intensity", 1.5.into()),
+        ("shake_speed", 1.0.into()),
+        ("hybrid_composite", "Normal".into()),
+        ("hybrid_comp_mask_type", "Difference".into()),
+        ("hybrid_comp_mask_equalize", "Before".into()),
+        ("hybrid_motion", "Optical Flow".into()),
+        ("hybrid_flow_method", "DIS Medium".into()),
+        ("optical_flow_cadence", "DIS Fine".into()),
+        ("optical_flow_redo_generation", "Farneback".into()),
+        ("diffusion_redo", "2".into()),
+        ("frame_interpolation_engine", "RIFE v4.6".into()),
+        ("deforum_embed_srt", true.into()),
+        (
+            "mask_schedule",
+            r#"0: ("{video_mask} & [mask.png]")"#.into(),
+        ),
+        ("noise_mask_schedule", r#"0: ("!{video_mask}")"#.into()),
+        // out of scope: listed apart (an error when on, without --allow-unsupported)
+        ("restore_faces", false.into()),
+        ("hybrid_generate_human_masks", "None".into()),
+    ];
+    for (k, v) in set {
+        s.insert(k.into(), v);
+    }
+    let file = dir.path().join("all.txt");
+    std::fs::write(&file, serde_json::Value::Object(s.clone()).to_string()).unwrap();
+    let o = anim(&["validate", file.to_str().unwrap()]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{text}");
+    for bad in ["not supported", "unknown setting", "unimplemented"] {
+        assert!(!text.to_lowercase().contains(bad), "{bad}: {text}");
+    }
+    assert!(
+        text.contains("out of anim's scope, ignored (2): hybrid_generate_human_masks"),
+        "{text}"
+    );
+    // switched on, the out-of-scope keys are errors unless --allow-unsupported
+    s.insert("restore_faces".into(), true.into());
+    std::fs::write(&file, serde_json::Value::Object(s).to_string()).unwrap();
+    let o = anim(&["validate", file.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("`restore_faces` = true"));
+    ok(&anim(&[
+        "validate",
+        "--allow-unsupported",
+        file.to_str().unwrap(),
+    ]));
+}
+
 #[test]
 fn partial_settings_take_deforum_defaults() {
     let dir = tempfile::tempdir().unwrap();

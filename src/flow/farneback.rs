@@ -726,8 +726,8 @@ const BORDER: i64 = 5;
 /// The weights of the border pixels, from the edge inward.
 const WEIGHT: [f32; 5] = [0.14, 0.14, 0.4472, 0.4472, 0.4472];
 
-/// [`matrices_row`] with AVX2 enabled, so that its lane loops vectorise (the same operations
-/// per pixel, so the same values).
+/// [`matrices_row`] with AVX2: eight pixels at a time in vector registers (the same
+/// operations per pixel, so the same values), the last `w % 8` as [`matrices_row`] does them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[allow(clippy::too_many_arguments)]
@@ -742,7 +742,148 @@ fn matrices_row_avx2(
     cols: &[(bool, f32)],
     scale: &mut [f32],
 ) {
-    matrices_row(r0, r1, flow, mrow, w, h, y, cols, scale);
+    row_scale(h, y, cols, scale);
+    let frow = &flow[y * w * 2..(y + 1) * w * 2];
+    let r0row = &r0[y * w * 5..(y + 1) * w * 5];
+    let mut x = 0;
+    while x + 8 <= w {
+        matrices_8_avx2(r0row, r1, frow, mrow, w, h, y, x, scale);
+        x += 8;
+    }
+    for x in x..w {
+        matrices_pixels::<1>(r0row, r1, frow, mrow, w, h, y, x, scale);
+    }
+}
+
+/// Pixels `x..x + 8` of row `y` of [`update_matrices`] in AVX2 registers: the corners and the
+/// flow gathered per pixel, then [`matrices_pixels`]' arithmetic, lane by lane the same
+/// operations (no fused multiply-adds), the outside branch chosen by a blend.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+fn matrices_8_avx2(
+    r0row: &[f32],
+    r1: &[f32],
+    frow: &[f32],
+    mrow: &mut [f32],
+    w: usize,
+    h: usize,
+    y: usize,
+    x: usize,
+    scale: &[f32],
+) {
+    use std::arch::x86_64::*;
+    const L: usize = 8;
+    let (mut dx, mut dy) = ([0.0f32; L], [0.0f32; L]);
+    let (mut fx, mut fy) = ([0.0f32; L], [0.0f32; L]);
+    let (mut x1, mut y1) = ([0.0f32; L], [0.0f32; L]);
+    let mut inside = [0i32; L];
+    let mut q = [[0.0f32; L]; 5];
+    let mut p = [[[0.0f32; L]; 5]; 4];
+    let (wl, hl) = ((w - 1) as f32, (h - 1) as f32);
+    for l in 0..L {
+        dx[l] = frow[(x + l) * 2];
+        dy[l] = frow[(x + l) * 2 + 1];
+        fx[l] = (x + l) as f32 + dx[l];
+        fy[l] = y as f32 + dy[l];
+        x1[l] = if fx[l].is_nan() { 0.0 } else { fx[l].floor() };
+        y1[l] = if fy[l].is_nan() { 0.0 } else { fy[l].floor() };
+        let ins = x1[l] >= 0.0 && x1[l] < wl && y1[l] >= 0.0 && y1[l] < hl;
+        inside[l] = -i32::from(ins);
+        let r = &r0row[(x + l) * 5..(x + l) * 5 + 5];
+        for c in 0..5 {
+            q[c][l] = r[c];
+        }
+        if ins {
+            let base = (y1[l] as usize * w + x1[l] as usize) * 5;
+            let q0 = &r1[base..base + 10];
+            let q1 = &r1[base + w * 5..base + w * 5 + 10];
+            for c in 0..5 {
+                p[0][c][l] = q0[c];
+                p[1][c][l] = q0[c + 5];
+                p[2][c][l] = q1[c];
+                p[3][c][l] = q1[c + 5];
+            }
+        }
+    }
+    // SAFETY (every load and store below): the arrays and `scale[x..x + 8]` hold 8 floats
+    let ld = |a: &[f32; L]| unsafe { _mm256_loadu_ps(a.as_ptr()) };
+    let (add, sub, mul) = (_mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps);
+    let set = _mm256_set1_ps;
+    let one = set(1.0);
+    let fxv = sub(ld(&fx), ld(&x1));
+    let fyv = sub(ld(&fy), ld(&y1));
+    let (ofx, ofy) = (sub(one, fxv), sub(one, fyv));
+    let (a00, a01) = (mul(ofx, ofy), mul(fxv, ofy));
+    let (a10, a11) = (mul(ofx, fyv), mul(fxv, fyv));
+    let s = |c: usize| {
+        add(
+            add(
+                add(mul(a00, ld(&p[0][c])), mul(a01, ld(&p[1][c]))),
+                mul(a10, ld(&p[2][c])),
+            ),
+            mul(a11, ld(&p[3][c])),
+        )
+    };
+    // SAFETY: `inside` holds 8 i32
+    let mask = _mm256_castsi256_ps(unsafe { _mm256_loadu_si256(inside.as_ptr().cast()) });
+    let sel = |outside: __m256, inside: __m256| _mm256_blendv_ps(outside, inside, mask);
+    let zero = _mm256_setzero_ps();
+    let (q0, q1, q2, q3, q4) = (ld(&q[0]), ld(&q[1]), ld(&q[2]), ld(&q[3]), ld(&q[4]));
+    let r2 = sel(zero, s(0));
+    let r3 = sel(zero, s(1));
+    let r4 = sel(q2, mul(add(q2, s(2)), set(0.5)));
+    let r5 = sel(q3, mul(add(q3, s(3)), set(0.5)));
+    let r6 = sel(mul(q4, set(0.5)), mul(add(q4, s(4)), set(0.25)));
+    let (dxv, dyv) = (ld(&dx), ld(&dy));
+    let r2 = mul(sub(q0, r2), set(0.5));
+    let r3 = mul(sub(q1, r3), set(0.5));
+    let r2 = add(r2, add(mul(r4, dyv), mul(r6, dxv)));
+    let r3 = add(r3, add(mul(r6, dyv), mul(r5, dxv)));
+    // SAFETY: x + 8 <= w = scale.len() (checked by the slice)
+    let sc = unsafe { _mm256_loadu_ps(scale[x..x + L].as_ptr()) };
+    let (r2, r3, r4, r5, r6) = (
+        mul(r2, sc),
+        mul(r3, sc),
+        mul(r4, sc),
+        mul(r5, sc),
+        mul(r6, sc),
+    );
+    let o = [
+        add(mul(r4, r4), mul(r6, r6)),
+        mul(add(r4, r5), r6),
+        add(mul(r5, r5), mul(r6, r6)),
+        add(mul(r4, r2), mul(r6, r3)),
+        add(mul(r6, r2), mul(r5, r3)),
+    ];
+    let mut out = [[0.0f32; L]; 5];
+    for (d, v) in out.iter_mut().zip(o) {
+        // SAFETY: `d` holds 8 floats
+        unsafe { _mm256_storeu_ps(d.as_mut_ptr(), v) };
+    }
+    let m = &mut mrow[x * 5..(x + L) * 5];
+    for l in 0..L {
+        for c in 0..5 {
+            m[l * 5 + c] = out[c][l];
+        }
+    }
+}
+
+/// The border scale of each pixel of row `y` into `scale` (`cols` from [`update_matrices`]).
+#[inline(always)]
+fn row_scale(h: usize, y: usize, cols: &[(bool, f32)], scale: &mut [f32]) {
+    let (yi, hi) = (y as i64, h as i64);
+    let ytest = ((yi - BORDER) as i32 as u32) >= ((hi - 2 * BORDER) as i32 as u32);
+    let wy0 = if yi < BORDER { WEIGHT[y] } else { 1.0 };
+    let wy1 = if yi >= hi - BORDER {
+        WEIGHT[h - y - 1]
+    } else {
+        1.0
+    };
+    for (s, &(xtest, wx)) in scale.iter_mut().zip(cols) {
+        // OpenCV multiplies only where the test holds; elsewhere every weight is 1
+        *s = if xtest || ytest { wx * wy0 * wy1 } else { 1.0 };
+    }
 }
 
 /// Row `y` of [`update_matrices`]: the per-pixel border scale of the row, then [`LANES`]
@@ -760,18 +901,7 @@ fn matrices_row(
     cols: &[(bool, f32)],
     scale: &mut [f32],
 ) {
-    let (yi, hi) = (y as i64, h as i64);
-    let ytest = ((yi - BORDER) as i32 as u32) >= ((hi - 2 * BORDER) as i32 as u32);
-    let wy0 = if yi < BORDER { WEIGHT[y] } else { 1.0 };
-    let wy1 = if yi >= hi - BORDER {
-        WEIGHT[h - y - 1]
-    } else {
-        1.0
-    };
-    for (s, &(xtest, wx)) in scale.iter_mut().zip(cols) {
-        // OpenCV multiplies only where the test holds; elsewhere every weight is 1
-        *s = if xtest || ytest { wx * wy0 * wy1 } else { 1.0 };
-    }
+    row_scale(h, y, cols, scale);
     let frow = &flow[y * w * 2..(y + 1) * w * 2];
     let r0row = &r0[y * w * 5..(y + 1) * w * 5];
     let mut x = 0;

@@ -9,20 +9,110 @@
 //! (`avx_mathfun.h`), with the same fused multiply-adds, so the noise is bit-identical to
 //! torch's on x86-64 CPUs with AVX2 (the CPUs diffusers and ComfyUI users run).
 
-use rand_mt::Mt;
-
 /// A seeded generator with torch's CPU semantics.
 #[derive(Clone)]
 pub struct TorchRng {
-    mt: Mt,
+    mt: Mt19937,
     cached_normal: Option<f64>,
+}
+
+/// Words in MT19937's state.
+const MT_N: usize = 624;
+/// MT19937's middle offset.
+const MT_M: usize = 397;
+
+/// MT19937 (32-bit words, the standard `init_genrand` seeding torch uses), written here instead
+/// of taking `rand_mt`'s because that crate gives one word per call: here a whole state block is
+/// twisted, tempered and turned into floats in plain loops that the compiler vectorises, which
+/// makes the sequential part of `randn` several times faster (BENCHMARKS.md, "Frame loop"). The
+/// tests check its words against `rand_mt`.
+#[derive(Clone)]
+struct Mt19937 {
+    state: Box<[u32; MT_N]>,
+    /// The next state word to temper; `MT_N`: the state must be twisted first.
+    idx: usize,
+}
+
+impl Mt19937 {
+    fn new(seed: u32) -> Mt19937 {
+        let mut state = Box::new([0u32; MT_N]);
+        state[0] = seed;
+        for i in 1..MT_N {
+            let p = state[i - 1];
+            state[i] = 1_812_433_253u32
+                .wrapping_mul(p ^ (p >> 30))
+                .wrapping_add(i as u32);
+        }
+        Mt19937 { state, idx: MT_N }
+    }
+
+    /// The next block of state words (the in-place recurrence, in its usual three parts).
+    #[inline(always)]
+    fn twist(&mut self) {
+        #[inline(always)]
+        fn mix(a: u32, b: u32, m: u32) -> u32 {
+            let y = (a & 0x8000_0000) | (b & 0x7fff_ffff);
+            m ^ (y >> 1) ^ ((y & 1).wrapping_neg() & 0x9908_b0df)
+        }
+        let s = &mut *self.state;
+        for i in 0..MT_N - MT_M {
+            s[i] = mix(s[i], s[i + 1], s[i + MT_M]);
+        }
+        for i in MT_N - MT_M..MT_N - 1 {
+            s[i] = mix(s[i], s[i + 1], s[i + MT_M - MT_N]);
+        }
+        s[MT_N - 1] = mix(s[MT_N - 1], s[0], s[MT_M - 1]);
+        self.idx = 0;
+    }
+
+    #[inline(always)]
+    fn temper(mut y: u32) -> u32 {
+        y ^= y >> 11;
+        y ^= (y << 7) & 0x9d2c_5680;
+        y ^= (y << 15) & 0xefc6_0000;
+        y ^ (y >> 18)
+    }
+
+    fn next_u32(&mut self) -> u32 {
+        if self.idx >= MT_N {
+            self.twist();
+        }
+        let v = Self::temper(self.state[self.idx]);
+        self.idx += 1;
+        v
+    }
+
+    /// Fills `out` with `f(next_u32())` for each value, whole blocks at a time where it can.
+    #[inline(always)]
+    fn fill<T>(&mut self, out: &mut [T], f: impl Fn(u32) -> T) {
+        let mut rest = out;
+        while !rest.is_empty() {
+            if self.idx >= MT_N {
+                self.twist();
+            }
+            let n = rest.len().min(MT_N - self.idx);
+            let (head, tail) = rest.split_at_mut(n);
+            let words = &self.state[self.idx..self.idx + n];
+            for (o, &w) in head.iter_mut().zip(words) {
+                *o = f(Self::temper(w));
+            }
+            self.idx += n;
+            rest = tail;
+        }
+    }
+}
+
+/// torch's 24-bit float32 uniform in [0, 1) from one word.
+#[inline(always)]
+fn word_to_f32(w: u32) -> f32 {
+    (w & ((1 << 24) - 1)) as f32 * (1.0 / (1u32 << 24) as f32)
 }
 
 impl TorchRng {
     /// `torch.Generator("cpu").manual_seed(seed)`.
     pub fn new(seed: u64) -> TorchRng {
         TorchRng {
-            mt: Mt::new(seed as u32),
+            mt: Mt19937::new(seed as u32),
             cached_normal: None,
         }
     }
@@ -31,8 +121,16 @@ impl TorchRng {
         self.mt.next_u32()
     }
 
-    fn uniform_f32(&mut self) -> f32 {
-        (self.next_u32() & ((1 << 24) - 1)) as f32 * (1.0 / (1u32 << 24) as f32)
+    /// Fills `out` with torch's float32 uniforms ([`word_to_f32`]), whole state blocks at a time (with
+    /// AVX2 where the processor has it, so that the block loops vectorise).
+    fn fill_uniform_f32(&mut self, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::cpu::has("avx2") {
+            // SAFETY: the processor has AVX2, checked above
+            unsafe { fill_uniform_avx2(&mut self.mt, out) };
+            return;
+        }
+        self.mt.fill(out, word_to_f32);
     }
 
     fn uniform_f64(&mut self) -> f64 {
@@ -57,7 +155,9 @@ impl TorchRng {
 
     /// `torch.rand(n, generator=self)`: uniform float32 in [0, 1) with 24 random bits each.
     pub fn rand(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.uniform_f32()).collect()
+        let mut out = vec![0.0f32; n];
+        self.fill_uniform_f32(&mut out);
+        out
     }
 
     /// `torch.randn(n, generator=self)` as a flat vector (standard normal, float32).
@@ -65,17 +165,22 @@ impl TorchRng {
         if n < 16 {
             return (0..n).map(|_| self.normal_f64() as f32).collect();
         }
-        let mut data: Vec<f32> = (0..n).map(|_| self.uniform_f32()).collect();
+        let mut data = self.rand(n);
         normal_fill(&mut data[..n / 16 * 16]);
         if !n.is_multiple_of(16) {
             let tail = n - 16;
-            for v in &mut data[tail..] {
-                *v = self.uniform_f32();
-            }
+            self.fill_uniform_f32(&mut data[tail..]);
             normal_fill_16(&mut data[tail..]);
         }
         data
     }
+}
+
+/// [`Mt19937::fill`] of uniforms with AVX2 enabled.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn fill_uniform_avx2(mt: &mut Mt19937, out: &mut [f32]) {
+    mt.fill(out, word_to_f32);
 }
 
 /// Values per parallel piece of [`normal_fill`]: whole blocks of 16, so that every block is
@@ -217,6 +322,32 @@ mod tests {
             "{:?}",
             &v[..2]
         );
+    }
+
+    /// The block generator gives `rand_mt`'s words, whatever the mix of single draws and fills.
+    #[test]
+    fn mt19937_matches_rand_mt() {
+        for seed in [0u32, 1, 42, 5489, u32::MAX] {
+            let mut want = rand_mt::Mt::new(seed);
+            let mut got = Mt19937::new(seed);
+            for _ in 0..700 {
+                assert_eq!(got.next_u32(), want.next_u32());
+            }
+            for n in [1usize, 623, 624, 625, 5000, 3] {
+                let mut buf = vec![0u32; n];
+                got.fill(&mut buf, |w| w);
+                for v in buf {
+                    assert_eq!(v, want.next_u32());
+                }
+            }
+            let mut f = vec![0.0f32; 2000];
+            let mut r = TorchRng::new(u64::from(seed));
+            r.mt = got.clone();
+            r.fill_uniform_f32(&mut f);
+            for v in f {
+                assert_eq!(v, word_to_f32(want.next_u32()));
+            }
+        }
     }
 
     /// The parallel pieces give the bits of one sequential pass over the blocks.

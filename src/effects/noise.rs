@@ -75,9 +75,25 @@ pub fn add_noise_masked(
     let sxs: Vec<usize> = (0..w).map(|x| nearest(x, nw, w)).collect();
     let mut out = RgbImage::new(w as u32, h as u32);
     let src = img.as_raw();
+    // the noise at full size and no mask: contiguous rows, a loop the compiler vectorises
+    let direct = (nh, nw) == (h, w) && mask.is_none();
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = crate::cpu::has("avx2");
     out.par_chunks_mut(w * 3).enumerate().for_each(|(y, dst)| {
-        let sy = nearest(y, nh, h);
         let row = &src[y * w * 3..(y + 1) * w * 3];
+        if direct {
+            let n: [&[f32]; 3] =
+                std::array::from_fn(|c| &planes[(c * h + y) * w..(c * h + y + 1) * w]);
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: the processor has AVX2, checked above
+                unsafe { blend_row_avx2(row, dst, n, a) };
+                return;
+            }
+            blend_row(row, dst, n, a);
+            return;
+        }
+        let sy = nearest(y, nh, h);
         for (x, &sx) in sxs.iter().enumerate() {
             for c in 0..3 {
                 let mut n = planes[c * nh * nw + sy * nw + sx];
@@ -86,14 +102,40 @@ pub fn add_noise_masked(
                 {
                     n = 0.0;
                 }
-                let nu8 = ((n * 0.5 + 0.5).clamp(0.0, 1.0) * 255.0) as u8 as f32;
                 let rgb = 2 - c;
-                let v = row[x * 3 + rgb] as f32;
-                dst[x * 3 + rgb] = round_to_u8((1.0 - a) * v + a * nu8);
+                dst[x * 3 + rgb] = blend(row[x * 3 + rgb], n, a);
             }
         }
     });
     out
+}
+
+/// One value of the noise blend: the noise `n` as Deforum's uint8, then
+/// `round((1 − a)·v + a·noise)`.
+#[inline(always)]
+fn blend(v: u8, n: f32, a: f32) -> u8 {
+    let nu8 = ((n * 0.5 + 0.5).clamp(0.0, 1.0) * 255.0) as u8 as f32;
+    round_to_u8((1.0 - a) * v as f32 + a * nu8)
+}
+
+/// [`blend`] over a row: `noise[c]` is the noise of RGB channel `2 − c`, one value per pixel.
+#[inline(always)]
+fn blend_row(row: &[u8], dst: &mut [u8], noise: [&[f32]; 3], a: f32) {
+    let w = dst.len() / 3;
+    let (row, dst) = (&row[..w * 3], &mut dst[..w * 3]);
+    let (n0, n1, n2) = (&noise[0][..w], &noise[1][..w], &noise[2][..w]);
+    for x in 0..w {
+        dst[x * 3 + 2] = blend(row[x * 3 + 2], n0[x], a);
+        dst[x * 3 + 1] = blend(row[x * 3 + 1], n1[x], a);
+        dst[x * 3] = blend(row[x * 3], n2[x], a);
+    }
+}
+
+/// [`blend_row`] with AVX2 enabled, so that it vectorises (the same operations per value).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn blend_row_avx2(row: &[u8], dst: &mut [u8], noise: [&[f32]; 3], a: f32) {
+    blend_row(row, dst, noise, a);
 }
 
 /// `v.round_ties_even().clamp(0, 255) as u8`; adding and removing 1.5·2²³ rounds half to even
@@ -120,35 +162,86 @@ fn perlin(rng: &mut TorchRng, shape: (usize, usize), res: (usize, usize)) -> Vec
             (a.cos(), a.sin())
         })
         .collect();
-    let grad = |i: usize, j: usize| grads[i * (r1 + 1) + j];
     let (d0, d1) = ((shape.0 / r0).max(1), (shape.1 / r1).max(1));
     let (delta0, delta1) = (r0 as f32 / shape.0 as f32, r1 as f32 / shape.1 as f32);
-    // per column: position in its cell, its fade and the cell (the values the per-pixel formula
-    // would compute, hoisted out of the rows)
-    let cols: Vec<(f32, f32, usize)> = (0..shape.1)
-        .map(|x| {
-            let gx = (x as f32 * delta1) % 1.0;
-            (gx, fade(gx), (x / d1).min(r1 - 1))
-        })
-        .collect();
+    // per column: position in its cell and its fade (the values the per-pixel formula would
+    // compute, hoisted out of the rows); the runs of columns that share a cell
+    let gxs: Vec<f32> = (0..shape.1).map(|x| (x as f32 * delta1) % 1.0).collect();
+    let t1s: Vec<f32> = gxs.iter().map(|&g| fade(g)).collect();
+    let mut cells: Vec<(usize, usize, usize)> = Vec::new();
+    for x in 0..shape.1 {
+        let cx = (x / d1).min(r1 - 1);
+        match cells.last_mut() {
+            Some(c) if c.2 == cx => c.1 = x + 1,
+            _ => cells.push((x, x + 1, cx)),
+        }
+    }
+    let cols = Cols {
+        gxs: &gxs,
+        t1s: &t1s,
+        cells: &cells,
+        grads: &grads,
+        stride: r1 + 1,
+    };
     let mut out = vec![0.0f32; shape.0 * shape.1];
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = crate::cpu::has("avx2");
     out.par_chunks_exact_mut(shape.1)
         .enumerate()
         .for_each(|(y, row)| {
             let gy = (y as f32 * delta0) % 1.0;
             let t0 = fade(gy);
             let cy = (y / d0).min(r0 - 1);
-            for (o, &(gx, t1, cx)) in row.iter_mut().zip(&cols) {
-                let dot = |(g0, g1): (f32, f32), s0: f32, s1: f32| (gy + s0) * g0 + (gx + s1) * g1;
-                let n00 = dot(grad(cy, cx), 0.0, 0.0);
-                let n10 = dot(grad(cy + 1, cx), -1.0, 0.0);
-                let n01 = dot(grad(cy, cx + 1), 0.0, -1.0);
-                let n11 = dot(grad(cy + 1, cx + 1), -1.0, -1.0);
-                let lerp = |a: f32, b: f32, t: f32| a + t * (b - a);
-                *o = std::f32::consts::SQRT_2 * lerp(lerp(n00, n10, t0), lerp(n01, n11, t0), t1);
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: the processor has AVX2, checked above
+                unsafe { perlin_row_avx2(row, (gy, t0), cy, &cols) };
+                return;
             }
+            perlin_row(row, (gy, t0), cy, &cols);
         });
     out
+}
+
+/// What every row of one Perlin octave shares.
+struct Cols<'a> {
+    /// Per column: its position in its cell.
+    gxs: &'a [f32],
+    /// Per column: the fade of that position.
+    t1s: &'a [f32],
+    /// Runs of columns in one cell: start, end, cell.
+    cells: &'a [(usize, usize, usize)],
+    /// The gradients, `stride` per grid row.
+    grads: &'a [(f32, f32)],
+    stride: usize,
+}
+
+/// One row of a Perlin octave (`gy`: the row's position in its cell `cy`, `t0` its fade), cell
+/// by cell, so that the four gradients are constant in the inner loop and it vectorises.
+#[inline(always)]
+fn perlin_row(row: &mut [f32], (gy, t0): (f32, f32), cy: usize, c: &Cols) {
+    let grad = |i: usize, j: usize| c.grads[i * c.stride + j];
+    for &(start, end, cx) in c.cells {
+        let (g00, g10) = (grad(cy, cx), grad(cy + 1, cx));
+        let (g01, g11) = (grad(cy, cx + 1), grad(cy + 1, cx + 1));
+        let (gxs, t1s) = (&c.gxs[start..end], &c.t1s[start..end]);
+        for ((o, &gx), &t1) in row[start..end].iter_mut().zip(gxs).zip(t1s) {
+            let dot = |(g0, g1): (f32, f32), s0: f32, s1: f32| (gy + s0) * g0 + (gx + s1) * g1;
+            let n00 = dot(g00, 0.0, 0.0);
+            let n10 = dot(g10, -1.0, 0.0);
+            let n01 = dot(g01, 0.0, -1.0);
+            let n11 = dot(g11, -1.0, -1.0);
+            let lerp = |a: f32, b: f32, t: f32| a + t * (b - a);
+            *o = std::f32::consts::SQRT_2 * lerp(lerp(n00, n10, t0), lerp(n01, n11, t0), t1);
+        }
+    }
+}
+
+/// [`perlin_row`] with AVX2 enabled, so that it vectorises (the same operations per value).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn perlin_row_avx2(row: &mut [f32], g: (f32, f32), cy: usize, c: &Cols) {
+    perlin_row(row, g, cy, c);
 }
 
 /// `rand_perlin_2d_octaves`: octaves of doubling frequency and `persistence`-scaled amplitude.

@@ -117,6 +117,16 @@ pub fn gaussian_blur(img: &RgbImage, ksize: usize, sigma: f64) -> RgbImage {
     out
 }
 
+/// `v.clamp(0, 255).round_ties_even() as u8` (NaN gives 0): adding and removing 1.5·2⁵² rounds
+/// half to even in double arithmetic, without the library call `round_ties_even` becomes on
+/// baseline x86-64.
+#[inline(always)]
+fn round_to_u8(v: f64) -> u8 {
+    const MAGIC: f64 = 6_755_399_441_055_744.0;
+    let v = v.clamp(0.0, 255.0);
+    ((v + MAGIC) - MAGIC) as u8
+}
+
 /// Deforum's `unsharp_mask(img, (k, k), sigma, amount, threshold)`; `ksize` must be odd.
 pub fn unsharp_mask(
     img: &RgbImage,
@@ -137,7 +147,7 @@ pub fn unsharp_mask(
                     continue;
                 }
                 let s = (amount + 1.0) * orig - amount * b;
-                *v = s.clamp(0.0, 255.0).round_ties_even() as u8;
+                *v = round_to_u8(s);
             }
         });
     out
@@ -163,6 +173,22 @@ mod tests {
             fixed_point_kernel(9, 2.0),
             vec![7, 17, 32, 46, 52, 46, 32, 17, 7]
         );
+    }
+
+    #[test]
+    fn rounding_matches_round_ties_even() {
+        for i in -4000..=300_000 {
+            let v = f64::from(i) * 0.001 - 1.0;
+            let want = v.clamp(0.0, 255.0).round_ties_even() as u8;
+            assert_eq!(round_to_u8(v), want, "{v}");
+        }
+        for v in [0.5, 1.5, 2.5, 254.5, 255.5, -0.5, 1e300, -1e300, f64::NAN] {
+            assert_eq!(
+                round_to_u8(v),
+                v.clamp(0.0, 255.0).round_ties_even() as u8,
+                "{v}"
+            );
+        }
     }
 
     #[test]

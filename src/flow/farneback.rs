@@ -98,6 +98,9 @@ impl Params {
 /// Rows per work item of the box window (a constant, so results never depend on threads).
 const STRIP: usize = 32;
 
+/// Pixels per step of the vectorised per-pixel loops (eight f32 or two of four f64 in AVX2).
+const LANES: usize = 8;
+
 /// A float image or field: `cn` values per pixel, row-major.
 struct Field {
     w: usize,
@@ -547,150 +550,452 @@ impl Poly {
     fn expand(&self, img: &[f32], w: usize, h: usize) -> Vec<f32> {
         let n = self.n;
         let mut out = vec![0.0f32; w * h * 5];
+        #[cfg(target_arch = "x86_64")]
+        let avx2 = crate::cpu::has("avx2");
         out.par_chunks_mut(w * 5).enumerate().for_each_init(
             || vec![0.0f32; (w + 2 * n) * 3],
             |buf, (y, drow)| {
-                let row = &mut buf[..];
-                let off = n * 3;
-                let g0 = self.g[0];
-                let s0 = &img[y * w..(y + 1) * w];
-                for x in 0..w {
-                    row[off + x * 3] = s0[x] * g0;
-                    row[off + x * 3 + 1] = 0.0;
-                    row[off + x * 3 + 2] = 0.0;
+                #[cfg(target_arch = "x86_64")]
+                if avx2 {
+                    // SAFETY: the processor has AVX2, checked above
+                    unsafe { self.expand_row_avx2(img, w, h, y, buf, drow) };
+                    return;
                 }
-                for k in 1..=n {
-                    let (g0, g1, g2) = (self.g[k], self.xg[k], self.xxg[k]);
-                    let ya = y.saturating_sub(k);
-                    let yb = (y + k).min(h - 1);
-                    let sa = &img[ya * w..(ya + 1) * w];
-                    let sb = &img[yb * w..(yb + 1) * w];
-                    let r = &mut row[off..off + w * 3];
-                    for x in 0..w {
-                        let p = sa[x] + sb[x];
-                        r[x * 3] += g0 * p;
-                        r[x * 3 + 1] += g1 * (sb[x] - sa[x]);
-                        r[x * 3 + 2] += g2 * p;
-                    }
-                }
-                for x in 0..n * 3 {
-                    // Replicate the first and last pixel (3 values each) outward.
-                    row[off - 1 - x] = row[off + 2 - x];
-                    row[off + w * 3 + x] = row[off + w * 3 + x - 3];
-                }
-                for x in 0..w {
-                    let c = off + x * 3;
-                    let g0 = self.g[0];
-                    let mut b1 = f64::from(row[c] * g0);
-                    let mut b2 = 0.0f64;
-                    let mut b3 = f64::from(row[c + 1] * g0);
-                    let mut b4 = 0.0f64;
-                    let mut b5 = f64::from(row[c + 2] * g0);
-                    let mut b6 = 0.0f64;
-                    for k in 1..=n {
-                        let (p, q) = (c + k * 3, c - k * 3);
-                        let tg = f64::from(row[p] + row[q]);
-                        let gk = self.g[k];
-                        b1 += tg * f64::from(gk);
-                        b4 += tg * f64::from(self.xxg[k]);
-                        b2 += f64::from((row[p] - row[q]) * self.xg[k]);
-                        b3 += f64::from((row[p + 1] + row[q + 1]) * gk);
-                        b6 += f64::from((row[p + 1] - row[q + 1]) * self.xg[k]);
-                        b5 += f64::from((row[p + 2] + row[q + 2]) * gk);
-                    }
-                    let d = &mut drow[x * 5..x * 5 + 5];
-                    d[1] = (b2 * self.ig11) as f32;
-                    d[0] = (b3 * self.ig11) as f32;
-                    d[3] = (b1 * self.ig03 + b4 * self.ig33) as f32;
-                    d[2] = (b1 * self.ig03 + b5 * self.ig33) as f32;
-                    d[4] = (b6 * self.ig55) as f32;
-                }
+                self.expand_row(img, w, h, y, buf, drow);
             },
         );
         out
+    }
+
+    /// [`Poly::expand_row`] with AVX2 enabled, so that its lane loops vectorise (the same
+    /// operations per pixel, so the same values).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn expand_row_avx2(
+        &self,
+        img: &[f32],
+        w: usize,
+        h: usize,
+        y: usize,
+        buf: &mut [f32],
+        drow: &mut [f32],
+    ) {
+        self.expand_row(img, w, h, y, buf, drow);
+    }
+
+    /// Row `y` of the expansion into `drow` (`5w` values). The vertical sums go into three
+    /// planes of `buf` (`3(w + 2n)` values; OpenCV interleaves them, which changes no value),
+    /// borders replicated; the horizontal sums run [`LANES`] pixels at a time, each pixel with
+    /// OpenCV's operations in OpenCV's order.
+    #[inline(always)]
+    fn expand_row(
+        &self,
+        img: &[f32],
+        w: usize,
+        h: usize,
+        y: usize,
+        buf: &mut [f32],
+        drow: &mut [f32],
+    ) {
+        let n = self.n;
+        let len = w + 2 * n;
+        let (t0, rest) = buf.split_at_mut(len);
+        let (t1, t2) = rest.split_at_mut(len);
+        {
+            let (v0, v1, v2) = (&mut t0[n..n + w], &mut t1[n..n + w], &mut t2[n..n + w]);
+            let g0 = self.g[0];
+            let s0 = &img[y * w..(y + 1) * w];
+            for x in 0..w {
+                v0[x] = s0[x] * g0;
+                v1[x] = 0.0;
+                v2[x] = 0.0;
+            }
+            for k in 1..=n {
+                let (g0, g1, g2) = (self.g[k], self.xg[k], self.xxg[k]);
+                let ya = y.saturating_sub(k);
+                let yb = (y + k).min(h - 1);
+                let sa = &img[ya * w..(ya + 1) * w];
+                let sb = &img[yb * w..(yb + 1) * w];
+                for x in 0..w {
+                    let p = sa[x] + sb[x];
+                    v0[x] += g0 * p;
+                    v1[x] += g1 * (sb[x] - sa[x]);
+                    v2[x] += g2 * p;
+                }
+            }
+        }
+        for t in [&mut *t0, &mut *t1, &mut *t2] {
+            let (first, last) = (t[n], t[n + w - 1]);
+            t[..n].fill(first);
+            t[n + w..].fill(last);
+        }
+        let (t0, t1, t2) = (&*t0, &*t1, &*t2);
+        let mut x = 0;
+        while x + LANES <= w {
+            self.expand_pixels::<LANES>(t0, t1, t2, x, &mut drow[x * 5..(x + LANES) * 5]);
+            x += LANES;
+        }
+        for x in x..w {
+            self.expand_pixels::<1>(t0, t1, t2, x, &mut drow[x * 5..x * 5 + 5]);
+        }
+    }
+
+    /// The horizontal sums of pixels `x..x + L` (planes from [`Poly::expand_row`]) into `d`.
+    #[inline(always)]
+    fn expand_pixels<const L: usize>(
+        &self,
+        t0: &[f32],
+        t1: &[f32],
+        t2: &[f32],
+        x: usize,
+        d: &mut [f32],
+    ) {
+        let n = self.n;
+        let c = n + x;
+        let g0 = self.g[0];
+        let (mut b1, mut b2, mut b3) = ([0.0f64; L], [0.0f64; L], [0.0f64; L]);
+        let (mut b4, mut b5, mut b6) = ([0.0f64; L], [0.0f64; L], [0.0f64; L]);
+        let (c0, c1, c2) = (&t0[c..c + L], &t1[c..c + L], &t2[c..c + L]);
+        for l in 0..L {
+            b1[l] = f64::from(c0[l] * g0);
+            b3[l] = f64::from(c1[l] * g0);
+            b5[l] = f64::from(c2[l] * g0);
+        }
+        for k in 1..=n {
+            let (gk, xgk) = (self.g[k], self.xg[k]);
+            let (gkd, xxgkd) = (f64::from(gk), f64::from(self.xxg[k]));
+            let (p0, q0) = (&t0[c + k..c + k + L], &t0[c - k..c - k + L]);
+            let (p1, q1) = (&t1[c + k..c + k + L], &t1[c - k..c - k + L]);
+            let (p2, q2) = (&t2[c + k..c + k + L], &t2[c - k..c - k + L]);
+            for l in 0..L {
+                let tg = f64::from(p0[l] + q0[l]);
+                b1[l] += tg * gkd;
+                b4[l] += tg * xxgkd;
+                b2[l] += f64::from((p0[l] - q0[l]) * xgk);
+                b3[l] += f64::from((p1[l] + q1[l]) * gk);
+                b6[l] += f64::from((p1[l] - q1[l]) * xgk);
+                b5[l] += f64::from((p2[l] + q2[l]) * gk);
+            }
+        }
+        for l in 0..L {
+            let d = &mut d[l * 5..l * 5 + 5];
+            d[1] = (b2[l] * self.ig11) as f32;
+            d[0] = (b3[l] * self.ig11) as f32;
+            d[3] = (b1[l] * self.ig03 + b4[l] * self.ig33) as f32;
+            d[2] = (b1[l] * self.ig03 + b5[l] * self.ig33) as f32;
+            d[4] = (b6[l] * self.ig55) as f32;
+        }
     }
 }
 
 /// `FarnebackUpdateMatrices`: the 5 matrix terms `[G11, G12, G22, h1, h2]` per pixel from the
 /// two expansions and the current flow.
 fn update_matrices(r0: &[f32], r1: &[f32], flow: &[f32], m: &mut [f32], w: usize, h: usize) {
-    const BORDER: i64 = 5;
-    const WEIGHT: [f32; 5] = [0.14, 0.14, 0.4472, 0.4472, 0.4472];
-    let (wi, hi) = (w as i64, h as i64);
-    m.par_chunks_mut(w * 5).enumerate().for_each(|(y, mrow)| {
-        let yi = y as i64;
-        let frow = &flow[y * w * 2..(y + 1) * w * 2];
-        let r0row = &r0[y * w * 5..(y + 1) * w * 5];
-        for x in 0..w {
-            let xi = x as i64;
-            let (dx, dy) = (frow[x * 2], frow[x * 2 + 1]);
-            let mut fx = x as f32 + dx;
-            let mut fy = y as f32 + dy;
-            let x1 = fx.floor() as i64;
-            let y1 = fy.floor() as i64;
-            fx -= x1 as f32;
-            fy -= y1 as f32;
-            let q = &r0row[x * 5..x * 5 + 5];
-            let (mut r2, mut r3, r4, r5, r6);
-            // OpenCV's unsigned compares: 0 <= x1 < w-1 (never true for w = 1).
-            if (x1 as u32 as i64 == x1)
-                && (x1 as u32) < ((wi - 1) as i32 as u32)
-                && (y1 as u32 as i64 == y1)
-                && (y1 as u32) < ((hi - 1) as i32 as u32)
-            {
-                let (a00, a01) = ((1.0 - fx) * (1.0 - fy), fx * (1.0 - fy));
-                let (a10, a11) = ((1.0 - fx) * fy, fx * fy);
-                let base = (y1 as usize * w + x1 as usize) * 5;
-                let p0 = &r1[base..base + 10];
-                let p1 = &r1[base + w * 5..base + w * 5 + 10];
-                let s = |c: usize| a00 * p0[c] + a01 * p0[c + 5] + a10 * p1[c] + a11 * p1[c + 5];
-                r2 = s(0);
-                r3 = s(1);
-                r4 = (q[2] + s(2)) * 0.5;
-                r5 = (q[3] + s(3)) * 0.5;
-                r6 = (q[4] + s(4)) * 0.25;
+    // per column: whether OpenCV's border test holds on the x side, and the x border weights
+    let cols: Vec<(bool, f32)> = (0..w)
+        .map(|x| {
+            let (xi, wi) = (x as i64, w as i64);
+            let test = ((xi - BORDER) as i32 as u32) >= ((wi - 2 * BORDER) as i32 as u32);
+            let wx0 = if xi < BORDER { WEIGHT[x] } else { 1.0 };
+            let wx1 = if xi >= wi - BORDER {
+                WEIGHT[w - x - 1]
             } else {
-                r2 = 0.0;
-                r3 = 0.0;
-                r4 = q[2];
-                r5 = q[3];
-                r6 = q[4] * 0.5;
+                1.0
+            };
+            (test, wx0 * wx1)
+        })
+        .collect();
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = crate::cpu::has("avx2");
+    m.par_chunks_mut(w * 5).enumerate().for_each_init(
+        || vec![0.0f32; w],
+        |scale, (y, mrow)| {
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: the processor has AVX2, checked above
+                unsafe { matrices_row_avx2(r0, r1, flow, mrow, w, h, y, &cols, scale) };
+                return;
             }
-            r2 = (q[0] - r2) * 0.5;
-            r3 = (q[1] - r3) * 0.5;
-            r2 += r4 * dy + r6 * dx;
-            r3 += r6 * dy + r5 * dx;
-            let (mut r4, mut r5, mut r6) = (r4, r5, r6);
-            if ((xi - BORDER) as i32 as u32) >= ((wi - 2 * BORDER) as i32 as u32)
-                || ((yi - BORDER) as i32 as u32) >= ((hi - 2 * BORDER) as i32 as u32)
-            {
-                let wx0 = if xi < BORDER { WEIGHT[x] } else { 1.0 };
-                let wx1 = if xi >= wi - BORDER {
-                    WEIGHT[w - x - 1]
-                } else {
-                    1.0
-                };
-                let wy0 = if yi < BORDER { WEIGHT[y] } else { 1.0 };
-                let wy1 = if yi >= hi - BORDER {
-                    WEIGHT[h - y - 1]
-                } else {
-                    1.0
-                };
-                let scale = wx0 * wx1 * wy0 * wy1;
-                r2 *= scale;
-                r3 *= scale;
-                r4 *= scale;
-                r5 *= scale;
-                r6 *= scale;
-            }
-            let o = &mut mrow[x * 5..x * 5 + 5];
-            o[0] = r4 * r4 + r6 * r6;
-            o[1] = (r4 + r5) * r6;
-            o[2] = r5 * r5 + r6 * r6;
-            o[3] = r4 * r2 + r6 * r3;
-            o[4] = r6 * r2 + r5 * r3;
+            matrices_row(r0, r1, flow, mrow, w, h, y, &cols, scale);
+        },
+    );
+}
+
+/// OpenCV's border of [`update_matrices`]: pixels this close to an edge are down-weighted.
+const BORDER: i64 = 5;
+/// The weights of the border pixels, from the edge inward.
+const WEIGHT: [f32; 5] = [0.14, 0.14, 0.4472, 0.4472, 0.4472];
+
+/// [`matrices_row`] with AVX2: eight pixels at a time in vector registers (the same
+/// operations per pixel, so the same values), the last `w % 8` as [`matrices_row`] does them.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+fn matrices_row_avx2(
+    r0: &[f32],
+    r1: &[f32],
+    flow: &[f32],
+    mrow: &mut [f32],
+    w: usize,
+    h: usize,
+    y: usize,
+    cols: &[(bool, f32)],
+    scale: &mut [f32],
+) {
+    row_scale(h, y, cols, scale);
+    let frow = &flow[y * w * 2..(y + 1) * w * 2];
+    let r0row = &r0[y * w * 5..(y + 1) * w * 5];
+    let mut x = 0;
+    while x + 8 <= w {
+        matrices_8_avx2(r0row, r1, frow, mrow, w, h, y, x, scale);
+        x += 8;
+    }
+    for x in x..w {
+        matrices_pixels::<1>(r0row, r1, frow, mrow, w, h, y, x, scale);
+    }
+}
+
+/// Pixels `x..x + 8` of row `y` of [`update_matrices`] in AVX2 registers: the corners and the
+/// flow gathered per pixel, then [`matrices_pixels`]' arithmetic, lane by lane the same
+/// operations (no fused multiply-adds), the outside branch chosen by a blend.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+fn matrices_8_avx2(
+    r0row: &[f32],
+    r1: &[f32],
+    frow: &[f32],
+    mrow: &mut [f32],
+    w: usize,
+    h: usize,
+    y: usize,
+    x: usize,
+    scale: &[f32],
+) {
+    use std::arch::x86_64::*;
+    const L: usize = 8;
+    let (mut dx, mut dy) = ([0.0f32; L], [0.0f32; L]);
+    let (mut fx, mut fy) = ([0.0f32; L], [0.0f32; L]);
+    let (mut x1, mut y1) = ([0.0f32; L], [0.0f32; L]);
+    let mut inside = [0i32; L];
+    let mut q = [[0.0f32; L]; 5];
+    let mut p = [[[0.0f32; L]; 5]; 4];
+    let (wl, hl) = ((w - 1) as f32, (h - 1) as f32);
+    for l in 0..L {
+        dx[l] = frow[(x + l) * 2];
+        dy[l] = frow[(x + l) * 2 + 1];
+        fx[l] = (x + l) as f32 + dx[l];
+        fy[l] = y as f32 + dy[l];
+        x1[l] = if fx[l].is_nan() { 0.0 } else { fx[l].floor() };
+        y1[l] = if fy[l].is_nan() { 0.0 } else { fy[l].floor() };
+        let ins = x1[l] >= 0.0 && x1[l] < wl && y1[l] >= 0.0 && y1[l] < hl;
+        inside[l] = -i32::from(ins);
+        let r = &r0row[(x + l) * 5..(x + l) * 5 + 5];
+        for c in 0..5 {
+            q[c][l] = r[c];
         }
-    });
+        if ins {
+            let base = (y1[l] as usize * w + x1[l] as usize) * 5;
+            let q0 = &r1[base..base + 10];
+            let q1 = &r1[base + w * 5..base + w * 5 + 10];
+            for c in 0..5 {
+                p[0][c][l] = q0[c];
+                p[1][c][l] = q0[c + 5];
+                p[2][c][l] = q1[c];
+                p[3][c][l] = q1[c + 5];
+            }
+        }
+    }
+    // SAFETY (every load and store below): the arrays and `scale[x..x + 8]` hold 8 floats
+    let ld = |a: &[f32; L]| unsafe { _mm256_loadu_ps(a.as_ptr()) };
+    let (add, sub, mul) = (_mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps);
+    let set = _mm256_set1_ps;
+    let one = set(1.0);
+    let fxv = sub(ld(&fx), ld(&x1));
+    let fyv = sub(ld(&fy), ld(&y1));
+    let (ofx, ofy) = (sub(one, fxv), sub(one, fyv));
+    let (a00, a01) = (mul(ofx, ofy), mul(fxv, ofy));
+    let (a10, a11) = (mul(ofx, fyv), mul(fxv, fyv));
+    let s = |c: usize| {
+        add(
+            add(
+                add(mul(a00, ld(&p[0][c])), mul(a01, ld(&p[1][c]))),
+                mul(a10, ld(&p[2][c])),
+            ),
+            mul(a11, ld(&p[3][c])),
+        )
+    };
+    // SAFETY: `inside` holds 8 i32
+    let mask = _mm256_castsi256_ps(unsafe { _mm256_loadu_si256(inside.as_ptr().cast()) });
+    let sel = |outside: __m256, inside: __m256| _mm256_blendv_ps(outside, inside, mask);
+    let zero = _mm256_setzero_ps();
+    let (q0, q1, q2, q3, q4) = (ld(&q[0]), ld(&q[1]), ld(&q[2]), ld(&q[3]), ld(&q[4]));
+    let r2 = sel(zero, s(0));
+    let r3 = sel(zero, s(1));
+    let r4 = sel(q2, mul(add(q2, s(2)), set(0.5)));
+    let r5 = sel(q3, mul(add(q3, s(3)), set(0.5)));
+    let r6 = sel(mul(q4, set(0.5)), mul(add(q4, s(4)), set(0.25)));
+    let (dxv, dyv) = (ld(&dx), ld(&dy));
+    let r2 = mul(sub(q0, r2), set(0.5));
+    let r3 = mul(sub(q1, r3), set(0.5));
+    let r2 = add(r2, add(mul(r4, dyv), mul(r6, dxv)));
+    let r3 = add(r3, add(mul(r6, dyv), mul(r5, dxv)));
+    // SAFETY: x + 8 <= w = scale.len() (checked by the slice)
+    let sc = unsafe { _mm256_loadu_ps(scale[x..x + L].as_ptr()) };
+    let (r2, r3, r4, r5, r6) = (
+        mul(r2, sc),
+        mul(r3, sc),
+        mul(r4, sc),
+        mul(r5, sc),
+        mul(r6, sc),
+    );
+    let o = [
+        add(mul(r4, r4), mul(r6, r6)),
+        mul(add(r4, r5), r6),
+        add(mul(r5, r5), mul(r6, r6)),
+        add(mul(r4, r2), mul(r6, r3)),
+        add(mul(r6, r2), mul(r5, r3)),
+    ];
+    let mut out = [[0.0f32; L]; 5];
+    for (d, v) in out.iter_mut().zip(o) {
+        // SAFETY: `d` holds 8 floats
+        unsafe { _mm256_storeu_ps(d.as_mut_ptr(), v) };
+    }
+    let m = &mut mrow[x * 5..(x + L) * 5];
+    for l in 0..L {
+        for c in 0..5 {
+            m[l * 5 + c] = out[c][l];
+        }
+    }
+}
+
+/// The border scale of each pixel of row `y` into `scale` (`cols` from [`update_matrices`]).
+#[inline(always)]
+fn row_scale(h: usize, y: usize, cols: &[(bool, f32)], scale: &mut [f32]) {
+    let (yi, hi) = (y as i64, h as i64);
+    let ytest = ((yi - BORDER) as i32 as u32) >= ((hi - 2 * BORDER) as i32 as u32);
+    let wy0 = if yi < BORDER { WEIGHT[y] } else { 1.0 };
+    let wy1 = if yi >= hi - BORDER {
+        WEIGHT[h - y - 1]
+    } else {
+        1.0
+    };
+    for (s, &(xtest, wx)) in scale.iter_mut().zip(cols) {
+        // OpenCV multiplies only where the test holds; elsewhere every weight is 1
+        *s = if xtest || ytest { wx * wy0 * wy1 } else { 1.0 };
+    }
+}
+
+/// Row `y` of [`update_matrices`]: the per-pixel border scale of the row, then [`LANES`]
+/// pixels at a time, each with OpenCV's operations in OpenCV's order.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn matrices_row(
+    r0: &[f32],
+    r1: &[f32],
+    flow: &[f32],
+    mrow: &mut [f32],
+    w: usize,
+    h: usize,
+    y: usize,
+    cols: &[(bool, f32)],
+    scale: &mut [f32],
+) {
+    row_scale(h, y, cols, scale);
+    let frow = &flow[y * w * 2..(y + 1) * w * 2];
+    let r0row = &r0[y * w * 5..(y + 1) * w * 5];
+    let mut x = 0;
+    while x + LANES <= w {
+        matrices_pixels::<LANES>(r0row, r1, frow, mrow, w, h, y, x, scale);
+        x += LANES;
+    }
+    for x in x..w {
+        matrices_pixels::<1>(r0row, r1, frow, mrow, w, h, y, x, scale);
+    }
+}
+
+/// Pixels `x..x + L` of row `y` of [`update_matrices`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn matrices_pixels<const L: usize>(
+    r0row: &[f32],
+    r1: &[f32],
+    frow: &[f32],
+    mrow: &mut [f32],
+    w: usize,
+    h: usize,
+    y: usize,
+    x: usize,
+    scale: &[f32],
+) {
+    let (mut dx, mut dy) = ([0.0f32; L], [0.0f32; L]);
+    let (mut fx, mut fy) = ([0.0f32; L], [0.0f32; L]);
+    let (mut x1, mut y1) = ([0.0f32; L], [0.0f32; L]);
+    let mut inside = [false; L];
+    // the bilinear corners of the five channels of `r1`, zero outside
+    let mut p = [[[0.0f32; L]; 5]; 4];
+    let (wl, hl) = ((w - 1) as f32, (h - 1) as f32);
+    for l in 0..L {
+        dx[l] = frow[(x + l) * 2];
+        dy[l] = frow[(x + l) * 2 + 1];
+        fx[l] = (x + l) as f32 + dx[l];
+        fy[l] = y as f32 + dy[l];
+        // `cvFloor` then `(unsigned)x1 < (unsigned)(width - 1)`; NaN floors to 0 there
+        x1[l] = if fx[l].is_nan() { 0.0 } else { fx[l].floor() };
+        y1[l] = if fy[l].is_nan() { 0.0 } else { fy[l].floor() };
+        inside[l] = x1[l] >= 0.0 && x1[l] < wl && y1[l] >= 0.0 && y1[l] < hl;
+    }
+    for l in 0..L {
+        if inside[l] {
+            let base = (y1[l] as usize * w + x1[l] as usize) * 5;
+            let q0 = &r1[base..base + 10];
+            let q1 = &r1[base + w * 5..base + w * 5 + 10];
+            for c in 0..5 {
+                p[0][c][l] = q0[c];
+                p[1][c][l] = q0[c + 5];
+                p[2][c][l] = q1[c];
+                p[3][c][l] = q1[c + 5];
+            }
+        }
+    }
+    let q = |c: usize, l: usize| r0row[(x + l) * 5 + c];
+    for l in 0..L {
+        let (fx, fy) = (fx[l] - x1[l], fy[l] - y1[l]);
+        let (a00, a01) = ((1.0 - fx) * (1.0 - fy), fx * (1.0 - fy));
+        let (a10, a11) = ((1.0 - fx) * fy, fx * fy);
+        let s =
+            |c: usize| a00 * p[0][c][l] + a01 * p[1][c][l] + a10 * p[2][c][l] + a11 * p[3][c][l];
+        let (mut r2, mut r3, mut r4, mut r5, mut r6);
+        if inside[l] {
+            r2 = s(0);
+            r3 = s(1);
+            r4 = (q(2, l) + s(2)) * 0.5;
+            r5 = (q(3, l) + s(3)) * 0.5;
+            r6 = (q(4, l) + s(4)) * 0.25;
+        } else {
+            r2 = 0.0;
+            r3 = 0.0;
+            r4 = q(2, l);
+            r5 = q(3, l);
+            r6 = q(4, l) * 0.5;
+        }
+        r2 = (q(0, l) - r2) * 0.5;
+        r3 = (q(1, l) - r3) * 0.5;
+        r2 += r4 * dy[l] + r6 * dx[l];
+        r3 += r6 * dy[l] + r5 * dx[l];
+        let sc = scale[x + l];
+        r2 *= sc;
+        r3 *= sc;
+        r4 *= sc;
+        r5 *= sc;
+        r6 *= sc;
+        let o = &mut mrow[(x + l) * 5..(x + l) * 5 + 5];
+        o[0] = r4 * r4 + r6 * r6;
+        o[1] = (r4 + r5) * r6;
+        o[2] = r5 * r5 + r6 * r6;
+        o[3] = r4 * r2 + r6 * r3;
+        o[4] = r6 * r2 + r5 * r3;
+    }
 }
 
 /// Solves the blurred 2×2 system of one pixel (`g11, g12, g22, h1, h2`) into its flow.
@@ -705,13 +1010,38 @@ fn solve(g11: f64, g12: f64, g22: f64, h1: f64, h2: f64, out: &mut [f32]) {
 /// replicated, scale `1/winsize²`), then the solve. Rows go in strips of [`STRIP`], each
 /// starting its column sums afresh.
 fn update_flow_box(m: &[f32], flow: &mut [f32], w: usize, h: usize, winsize: usize) {
-    let mm = winsize / 2;
-    let scale = 1.0 / (winsize * winsize) as f64;
-    let row = |y: usize| &m[y * w * 5..(y + 1) * w * 5];
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = crate::cpu::has("avx2");
     flow.par_chunks_mut(STRIP * w * 2)
         .enumerate()
         .for_each(|(s, fchunk)| {
-            let y0 = s * STRIP;
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: the processor has AVX2, checked above
+                unsafe { box_strip_avx2(m, fchunk, w, h, winsize, s * STRIP) };
+                return;
+            }
+            box_strip(m, fchunk, w, h, winsize, s * STRIP);
+        });
+}
+
+/// [`box_strip`] with AVX2 enabled, so that its loops vectorise (the same operations per
+/// value, so the same values).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn box_strip_avx2(m: &[f32], fchunk: &mut [f32], w: usize, h: usize, winsize: usize, y0: usize) {
+    box_strip(m, fchunk, w, h, winsize, y0);
+}
+
+/// The strip of [`update_flow_box`] starting at row `y0` (`fchunk`: its flow rows).
+#[inline(always)]
+fn box_strip(m: &[f32], fchunk: &mut [f32], w: usize, h: usize, winsize: usize, y0: usize) {
+    let mm = winsize / 2;
+    let scale = 1.0 / (winsize * winsize) as f64;
+    let row = |y: usize| &m[y * w * 5..(y + 1) * w * 5];
+    let mut planes: [Vec<f64>; 5] = std::array::from_fn(|_| vec![0.0f64; w]);
+    {
+        {
             let off = (mm + 1) * 5;
             let mut ext = vec![0.0f64; (w + 2 * (mm + 1)) * 5];
             {
@@ -768,23 +1098,43 @@ fn update_flow_box(m: &[f32], flow: &mut [f32], w: usize, h: usize, winsize: usi
                         g[c] += ext[off + x * 5 + c];
                     }
                 }
+                // the running sums, scaled, into planes; then the solves, vectorised
+                let [s0, s1, s2, s3, s4] = &mut planes;
                 for x in 0..w {
                     let a = off + (x + mm) * 5;
                     let b = off + x * 5 - (mm + 1) * 5;
                     for c in 0..5 {
                         g[c] += ext[a + c] - ext[b + c];
                     }
-                    solve(
-                        g[0] * scale,
-                        g[1] * scale,
-                        g[2] * scale,
-                        g[3] * scale,
-                        g[4] * scale,
-                        &mut frow[x * 2..x * 2 + 2],
-                    );
+                    s0[x] = g[0] * scale;
+                    s1[x] = g[1] * scale;
+                    s2[x] = g[2] * scale;
+                    s3[x] = g[3] * scale;
+                    s4[x] = g[4] * scale;
                 }
+                solve_row(&planes, frow);
             }
-        });
+        }
+    }
+}
+
+/// [`solve`] over a row: `p` holds the blurred `g11, g12, g22, h1, h2` planes, `frow` gets the
+/// interleaved flow.
+#[inline(always)]
+fn solve_row(p: &[Vec<f64>; 5], frow: &mut [f32]) {
+    let w = frow.len() / 2;
+    let (g11, g12, g22) = (&p[0][..w], &p[1][..w], &p[2][..w]);
+    let (h1, h2) = (&p[3][..w], &p[4][..w]);
+    for x in 0..w {
+        solve(
+            g11[x],
+            g12[x],
+            g22[x],
+            h1[x],
+            h2[x],
+            &mut frow[x * 2..x * 2 + 2],
+        );
+    }
 }
 
 /// `FarnebackUpdateFlow_GaussianBlur`: a Gaussian window (2m+1 taps, σ = 0.3m, float sums,

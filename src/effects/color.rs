@@ -48,13 +48,7 @@ pub struct ColorTarget {
 impl ColorTarget {
     /// Converts `sample` to `space` and records its per-channel quantiles.
     pub fn new(sample: &RgbImage, space: MatchSpace) -> ColorTarget {
-        let (to, _) = converters(space);
-        let mut counts = [[0u64; 256]; 3];
-        for q in convert(sample, to) {
-            for c in 0..3 {
-                counts[c][q[c] as usize] += 1;
-            }
-        }
+        let (_, counts) = convert(sample, space);
         let n = sample.pixels().len() as u64;
         let channels = counts.map(|tc| {
             let (mut tq, mut tv, mut acc) = (Vec::new(), Vec::new(), 0u64);
@@ -72,25 +66,30 @@ impl ColorTarget {
 
     /// `img` with each channel's histogram matched to the sample's.
     pub fn apply(&self, img: &RgbImage) -> RgbImage {
-        let (to, from) = converters(self.space);
-        let src = convert(img, to);
+        let (src, counts) = convert(img, self.space);
+        let n = img.pixels().len() as u64;
         let mut luts = [[0u8; 256]; 3];
         for (c, lut) in luts.iter_mut().enumerate() {
             let (tq, tv) = &self.channels[c];
-            *lut = match_channel(src.iter().map(|p| p[c]), tq, tv);
+            *lut = match_channel(&counts[c], n, tq, tv);
         }
         let mut out = RgbImage::new(img.width(), img.height());
-        out.par_chunks_mut(CHUNK * 3)
-            .zip(src.par_chunks(CHUNK))
-            .for_each(|(px, conv)| {
-                for (o, s) in px.chunks_exact_mut(3).zip(conv) {
-                    o.copy_from_slice(&from([
-                        luts[0][s[0] as usize],
-                        luts[1][s[1] as usize],
-                        luts[2][s[2] as usize],
-                    ]));
-                }
-            });
+        let chunks = out.par_chunks_mut(CHUNK * 3).zip(src.par_chunks(CHUNK * 3));
+        if self.space == MatchSpace::Lab {
+            let back = super::opencv_lab::LabToRgb::new(&luts);
+            chunks.for_each(|(px, conv)| back.row(conv, px));
+            return out;
+        }
+        let (_, from) = converters(self.space);
+        chunks.for_each(|(px, conv)| {
+            for (o, s) in px.chunks_exact_mut(3).zip(conv.chunks_exact(3)) {
+                o.copy_from_slice(&from([
+                    luts[0][s[0] as usize],
+                    luts[1][s[1] as usize],
+                    luts[2][s[2] as usize],
+                ]));
+            }
+        });
         out
     }
 }
@@ -98,29 +97,52 @@ impl ColorTarget {
 /// Pixels in parallel chunks: the conversions are per pixel and cost most of a match.
 const CHUNK: usize = 8192;
 
-/// Every pixel of `img` converted by `to`, in order.
-fn convert(img: &RgbImage, to: Convert) -> Vec<[u8; 3]> {
-    let mut out = vec![[0u8; 3]; img.pixels().len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(img.as_raw().par_chunks(CHUNK * 3))
-        .for_each(|(dst, px)| {
-            for (d, p) in dst.iter_mut().zip(px.chunks_exact(3)) {
-                *d = to([p[0], p[1], p[2]]);
+/// Per channel, how many pixels have each value.
+type Counts = [[u64; 256]; 3];
+
+/// Every pixel of `img` converted to `space` (interleaved, in order), and the histogram of each
+/// channel of the result (counted chunk by chunk as the chunks are converted).
+fn convert(img: &RgbImage, space: MatchSpace) -> (Vec<u8>, Counts) {
+    let raw = img.as_raw();
+    let mut out = vec![0u8; raw.len()];
+    let (to, _) = converters(space);
+    let counts = out
+        .par_chunks_mut(CHUNK * 3)
+        .zip(raw.par_chunks(CHUNK * 3))
+        .map(|(dst, px)| {
+            if space == MatchSpace::Lab {
+                super::opencv_lab::rgb_to_lab_row(px, dst);
+            } else {
+                for (d, p) in dst.chunks_exact_mut(3).zip(px.chunks_exact(3)) {
+                    d.copy_from_slice(&to([p[0], p[1], p[2]]));
+                }
             }
-        });
-    out
+            let mut c = [[0u64; 256]; 3];
+            for p in dst.chunks_exact(3) {
+                c[0][p[0] as usize] += 1;
+                c[1][p[1] as usize] += 1;
+                c[2][p[2] as usize] += 1;
+            }
+            c
+        })
+        .reduce(
+            || [[0u64; 256]; 3],
+            |mut a, b| {
+                for (ac, bc) in a.iter_mut().zip(&b) {
+                    for (x, y) in ac.iter_mut().zip(bc) {
+                        *x += y;
+                    }
+                }
+                a
+            },
+        );
+    (out, counts)
 }
 
-/// scikit-image's `_match_cumulative_cdf` for uint8 data against a template's quantiles `tq` of
-/// the values `tv`, as a lookup table (values truncated to uint8 as `match_histograms` does when
-/// it writes into a uint8 array).
-fn match_channel(src: impl Iterator<Item = u8>, tq: &[f64], tv: &[f64]) -> [u8; 256] {
-    let mut sc = [0u64; 256];
-    let mut sn = 0u64;
-    for v in src {
-        sc[v as usize] += 1;
-        sn += 1;
-    }
+/// scikit-image's `_match_cumulative_cdf` for uint8 data with the histogram `sc` of `sn` values
+/// against a template's quantiles `tq` of the values `tv`, as a lookup table (values truncated
+/// to uint8 as `match_histograms` does when it writes into a uint8 array).
+fn match_channel(sc: &[u64; 256], sn: u64, tq: &[f64], tv: &[f64]) -> [u8; 256] {
     if sn == 0 || tq.is_empty() {
         return std::array::from_fn(|i| i as u8);
     }

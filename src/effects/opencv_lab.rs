@@ -6,6 +6,12 @@
 //! `Lab2RGBinteger` (L and a/b lookup tables, fixed-point XYZ to RGB, inverse gamma table).
 //! The SIMD loops compute the same values as the scalar code ported here.
 //!
+//! The row functions ([`rgb_to_lab_row`], [`LabToRgb`]) run eight pixels at a time with AVX2
+//! where the processor has it (run-time check): the same i32 operations lane by lane, table
+//! reads as gathers of the same tables, widened to i32; the tests compare both paths on every
+//! 8-bit input. [`LabToRgb`] also folds the histogram match's per-channel tables into its L, a
+//! and b terms.
+//!
 //! The tables are built as OpenCV's `createLabTabs` builds them with its `softfloat`/`softdouble`
 //! types: IEEE single/double arithmetic rounded to nearest-even (reproduced with `f32`/`f64`,
 //! including the fused `mulAdd`), and OpenCV's own `pow` (through its table-based `exp` and
@@ -214,22 +220,34 @@ fn descale(x: i32, n: i32) -> i32 {
     (x + (1 << (n - 1))) >> n
 }
 
+/// Length of `abToXZ_b`.
+const XZ_LEN: usize = (BASE * 9 / 4) as usize;
+
 /// The tables and fixed-point coefficients of `createLabTabs`, `RGB2Lab_b` and `Lab2RGBinteger`.
+/// The 16-bit tables are widened to i32 (the same values) so that AVX2 gathers can read them,
+/// and have fixed lengths so that clamped indices need no bounds check.
 struct Tables {
     /// `sRGBGammaTab_b`.
-    gamma: [u16; 256],
+    gamma: [i32; 256],
     /// `LabCbrtTab_b`.
-    cbrt: Vec<u16>,
+    cbrt: Box<[i32; CBRT_TAB_SIZE]>,
     /// `sRGBInvGammaTab_b`.
-    inv_gamma: Vec<u16>,
+    inv_gamma: Box<[i32; INV_GAMMA_TAB_SIZE]>,
     /// `LabToYF_b`: (y, ify) per L.
     lab_to_yf: [(i32, i32); 256],
     /// `abToXZ_b`, indexed from `minABvalue`.
-    ab_to_xz: Vec<i32>,
+    ab_to_xz: Box<[i32; XZ_LEN]>,
     /// `RGB2Lab_b::coeffs` for R, G, B input order (X, Y, Z rows).
     to_xyz: [i32; 9],
     /// `Lab2RGBinteger::coeffs` for R, G, B output order (R, G, B rows).
     to_rgb: [i32; 9],
+}
+
+/// A table of exactly `N` values from `values`.
+fn boxed<const N: usize>(values: impl Iterator<Item = i32>) -> Box<[i32; N]> {
+    let v: Box<[i32]> = values.collect();
+    v.try_into()
+        .unwrap_or_else(|_| unreachable!("every table is built from a range of its length"))
 }
 
 fn tables() -> &'static Tables {
@@ -267,27 +285,26 @@ fn build_tables() -> Tables {
     let f255 = 255.0f32;
 
     let int_scale = (255 * (1 << GAMMA_SHIFT)) as f32;
-    let gamma: [u16; 256] =
-        std::array::from_fn(|i| round_f32(int_scale * apply_gamma(i as f32 / f255)) as u16);
+    let gamma: [i32; 256] =
+        std::array::from_fn(|i| round_f32(int_scale * apply_gamma(i as f32 / f255)) as u16 as i32);
 
     let inv_scale = 1.0f32 / INV_GAMMA_TAB_SIZE as f32;
-    let inv_gamma = (0..INV_GAMMA_TAB_SIZE)
-        .map(|i| round_f32(f255 * apply_inv_gamma(inv_scale * i as f32)) as u16)
-        .collect();
+    let inv_gamma = boxed(
+        (0..INV_GAMMA_TAB_SIZE)
+            .map(|i| round_f32(f255 * apply_inv_gamma(inv_scale * i as f32)) as u16 as i32),
+    );
 
     let cb_tab_scale = 1.0f32 / (f255 * (1 << GAMMA_SHIFT) as f32);
     let lshift2 = (1 << LAB_SHIFT2) as f32;
-    let cbrt = (0..CBRT_TAB_SIZE)
-        .map(|i| {
-            let x = cb_tab_scale * i as f32;
-            let f = if x < lthresh {
-                x.mul_add(lscale, lbias)
-            } else {
-                cv_cbrt(x)
-            };
-            round_f32(lshift2 * f) as u16
-        })
-        .collect();
+    let cbrt = boxed((0..CBRT_TAB_SIZE).map(|i| {
+        let x = cb_tab_scale * i as f32;
+        let f = if x < lthresh {
+            x.mul_add(lscale, lbias)
+        } else {
+            cv_cbrt(x)
+        };
+        round_f32(lshift2 * f) as u16 as i32
+    }));
 
     let lab_to_yf = std::array::from_fn(|i| {
         let i = i as i32;
@@ -305,18 +322,16 @@ fn build_tables() -> Tables {
         }
     });
 
-    let ab_to_xz = (MIN_AB..BASE * 9 / 4 + MIN_AB)
-        .map(|i| {
-            let i = i as i64;
-            let base = BASE as i64;
-            let v = if i <= 3390 {
-                i * 108 / 841 - base * 16 / 116 * 108 / 841
-            } else {
-                i * i / base * i / base
-            };
-            v as i32
-        })
-        .collect();
+    let ab_to_xz = boxed((MIN_AB..BASE * 9 / 4 + MIN_AB).map(|i| {
+        let i = i as i64;
+        let base = BASE as i64;
+        let v = if i <= 3390 {
+            i * 108 / 841 - base * 16 / 116 * 108 / 841
+        } else {
+            i * i / base * i / base
+        };
+        v as i32
+    }));
 
     let lshift = (1 << LAB_SHIFT) as f64;
     let to_xyz = std::array::from_fn(|k| {
@@ -339,25 +354,34 @@ fn build_tables() -> Tables {
     }
 }
 
+/// `RGB2Lab_b`'s L: `descale(L_SCALE * fy + L_SHIFT, lab_shift2)`.
+const L_SCALE: i32 = (116 * 255 + 50) / 100;
+/// See [`L_SCALE`].
+const L_SHIFT: i32 = -((16 * 255 * (1 << LAB_SHIFT2) + 50) / 100);
+/// The offset of a and b in `RGB2Lab_b`, scaled.
+const AB_BIAS: i32 = 128 * (1 << LAB_SHIFT2);
+
 /// `RGB2Lab_b` for one sRGB pixel (L scaled to 0..=255, a and b offset by 128).
-pub(super) fn rgb_to_lab([r, g, b]: [u8; 3]) -> [u8; 3] {
-    let t = tables();
+pub(super) fn rgb_to_lab(p: [u8; 3]) -> [u8; 3] {
+    rgb_to_lab_in(tables(), p)
+}
+
+#[inline(always)]
+fn rgb_to_lab_in(t: &Tables, [r, g, b]: [u8; 3]) -> [u8; 3] {
     let c = &t.to_xyz;
     let (r, g, b) = (
-        t.gamma[r as usize] as i32,
-        t.gamma[g as usize] as i32,
-        t.gamma[b as usize] as i32,
+        t.gamma[r as usize],
+        t.gamma[g as usize],
+        t.gamma[b as usize],
     );
     let f = |k: usize| {
         let idx = descale(r * c[k] + g * c[k + 1] + b * c[k + 2], LAB_SHIFT);
-        t.cbrt[(idx.max(0) as usize).min(CBRT_TAB_SIZE - 1)] as i32
+        t.cbrt[idx.clamp(0, CBRT_TAB_SIZE as i32 - 1) as usize]
     };
     let (fx, fy, fz) = (f(0), f(3), f(6));
-    let l_scale = (116 * 255 + 50) / 100;
-    let l_shift = -((16 * 255 * (1 << LAB_SHIFT2) + 50) / 100);
-    let l = descale(l_scale * fy + l_shift, LAB_SHIFT2);
-    let a = descale(500 * (fx - fy) + 128 * (1 << LAB_SHIFT2), LAB_SHIFT2);
-    let b = descale(200 * (fy - fz) + 128 * (1 << LAB_SHIFT2), LAB_SHIFT2);
+    let l = descale(L_SCALE * fy + L_SHIFT, LAB_SHIFT2);
+    let a = descale(500 * (fx - fy) + AB_BIAS, LAB_SHIFT2);
+    let b = descale(200 * (fy - fz) + AB_BIAS, LAB_SHIFT2);
     [
         l.clamp(0, 255) as u8,
         a.clamp(0, 255) as u8,
@@ -365,14 +389,27 @@ pub(super) fn rgb_to_lab([r, g, b]: [u8; 3]) -> [u8; 3] {
     ]
 }
 
+/// `Lab2RGBinteger`'s `adiv` of an 8-bit a.
+fn a_div(a: i32) -> i32 {
+    ((5 * a * 53687 + (1 << 7)) >> 13) - 128 * BASE / 500
+}
+
+/// `Lab2RGBinteger`'s `bdiv` of an 8-bit b.
+fn b_div(b: i32) -> i32 {
+    ((b * 41943 + (1 << 4)) >> 9) - 128 * BASE / 200 + 1
+}
+
 /// `Lab2RGBinteger` for one 8-bit L*a*b* pixel to sRGB.
 pub(super) fn lab_to_rgb([l, a, b]: [u8; 3]) -> [u8; 3] {
     let t = tables();
     let (y, ify) = t.lab_to_yf[l as usize];
-    let (a, b) = (a as i32, b as i32);
-    let adiv = ((5 * a * 53687 + (1 << 7)) >> 13) - 128 * BASE / 500;
-    let bdiv = ((b * 41943 + (1 << 4)) >> 9) - 128 * BASE / 200 + 1;
-    let xz = |v: i32| t.ab_to_xz[((v - MIN_AB).max(0) as usize).min(t.ab_to_xz.len() - 1)];
+    lab_to_rgb_in(t, y, ify, a_div(a as i32), b_div(b as i32))
+}
+
+/// `Lab2RGBinteger` from L's `y` and `ify` and the `adiv` and `bdiv` of a and b.
+#[inline(always)]
+fn lab_to_rgb_in(t: &Tables, y: i32, ify: i32, adiv: i32, bdiv: i32) -> [u8; 3] {
+    let xz = |v: i32| t.ab_to_xz[(v - MIN_AB).clamp(0, XZ_LEN as i32 - 1) as usize];
     let (x, z) = (xz(ify + adiv), xz(ify - bdiv));
     let c = &t.to_rgb;
     let out = |k: usize| {
@@ -385,6 +422,297 @@ pub(super) fn lab_to_rgb([l, a, b]: [u8; 3]) -> [u8; 3] {
         t.inv_gamma[v.clamp(0, INV_GAMMA_TAB_SIZE as i32 - 1) as usize].min(255) as u8
     };
     [out(0), out(3), out(6)]
+}
+
+/// [`rgb_to_lab`] over interleaved RGB bytes `src` into `dst` (the first `min` of both lengths,
+/// in whole pixels): eight pixels at a time with AVX2 where the processor has it.
+pub(super) fn rgb_to_lab_row(src: &[u8], dst: &mut [u8]) {
+    rgb_to_lab_row_with(src, dst, true);
+}
+
+/// [`rgb_to_lab_row`], with the AVX2 path only if `simd` (the tests compare both).
+fn rgb_to_lab_row_with(src: &[u8], dst: &mut [u8], simd: bool) {
+    let t = tables();
+    let len = src.len().min(dst.len()) / 3 * 3;
+    let (src, dst) = (&src[..len], &mut dst[..len]);
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if simd && crate::cpu::has("avx2") {
+        // SAFETY: the processor has AVX2, checked above
+        done = unsafe { avx2::rgb_to_lab(t, src, dst) };
+    }
+    let _ = simd;
+    for (s, d) in src[done..]
+        .chunks_exact(3)
+        .zip(dst[done..].chunks_exact_mut(3))
+    {
+        d.copy_from_slice(&rgb_to_lab_in(t, [s[0], s[1], s[2]]));
+    }
+}
+
+/// [`lab_to_rgb`] over rows, each L, a and b first mapped through its own 256-entry table (the
+/// histogram match), with the tables' `Lab2RGBinteger` terms precomputed per value.
+pub(super) struct LabToRgb {
+    /// Per L: `y | ify << 16` of the mapped L (both are in 0..=16384).
+    yf: [i32; 256],
+    /// Per a: `adiv` of the mapped a.
+    adiv: [i32; 256],
+    /// Per b: `bdiv` of the mapped b.
+    bdiv: [i32; 256],
+}
+
+impl LabToRgb {
+    /// The conversion of `[luts[0][l], luts[1][a], luts[2][b]]` for each pixel `[l, a, b]`.
+    pub(super) fn new(luts: &[[u8; 256]; 3]) -> LabToRgb {
+        let t = tables();
+        LabToRgb {
+            yf: std::array::from_fn(|i| {
+                let (y, ify) = t.lab_to_yf[luts[0][i] as usize];
+                y | (ify << 16)
+            }),
+            adiv: std::array::from_fn(|i| a_div(luts[1][i] as i32)),
+            bdiv: std::array::from_fn(|i| b_div(luts[2][i] as i32)),
+        }
+    }
+
+    /// Converts interleaved L*a*b* bytes `src` into RGB `dst` (the first `min` of both lengths,
+    /// in whole pixels): eight pixels at a time with AVX2 where the processor has it.
+    pub(super) fn row(&self, src: &[u8], dst: &mut [u8]) {
+        self.row_with(src, dst, true);
+    }
+
+    /// [`LabToRgb::row`], with the AVX2 path only if `simd` (the tests compare both).
+    fn row_with(&self, src: &[u8], dst: &mut [u8], simd: bool) {
+        let t = tables();
+        let len = src.len().min(dst.len()) / 3 * 3;
+        let (src, dst) = (&src[..len], &mut dst[..len]);
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if simd && crate::cpu::has("avx2") {
+            // SAFETY: the processor has AVX2, checked above
+            done = unsafe { avx2::lab_to_rgb(t, self, src, dst) };
+        }
+        let _ = simd;
+        for (s, d) in src[done..]
+            .chunks_exact(3)
+            .zip(dst[done..].chunks_exact_mut(3))
+        {
+            let yf = self.yf[s[0] as usize];
+            let (adiv, bdiv) = (self.adiv[s[1] as usize], self.bdiv[s[2] as usize]);
+            d.copy_from_slice(&lab_to_rgb_in(t, yf & 0xffff, yf >> 16, adiv, bdiv));
+        }
+    }
+}
+
+/// The AVX2 kernels: eight pixels per step, each lane the scalar code's integer operations
+/// (i32 products wrap as `wrapping_mul` does, `max`/`min` clamp, table reads are gathers of the
+/// same i32 tables), so the bytes are the scalar path's.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{
+        AB_BIAS, CBRT_TAB_SIZE, INV_GAMMA_TAB_SIZE, L_SCALE, L_SHIFT, LAB_SHIFT, LAB_SHIFT2,
+        LAB2RGB_SHIFT, LabToRgb, MIN_AB, Tables, XZ_LEN,
+    };
+
+    /// A shuffle that puts byte `3i + c` of each 128-bit lane in the low byte of its i32 `i`
+    /// (zeros above): channel `c` of the lane's four pixels.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn channel_mask(c: i8) -> __m256i {
+        let mut m = [-1i8; 32];
+        for lane in 0..2 {
+            for i in 0..4 {
+                m[lane * 16 + i * 4] = 3 * i as i8 + c;
+            }
+        }
+        // SAFETY: `m` is 32 bytes
+        unsafe { _mm256_loadu_si256(m.as_ptr().cast()) }
+    }
+
+    /// Pixels `[p, p + 8)` of `src` (24 bytes from byte `3p`) as the i32 lanes of R, G and B.
+    ///
+    /// # Safety
+    /// `3p + 28 <= src.len()` (the second 16-byte load ends 4 bytes past the pixels).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn load(src: &[u8], at: usize, masks: &[__m256i; 3]) -> [__m256i; 3] {
+        // SAFETY: bytes at..at + 28 are in src (caller's contract)
+        let v = unsafe {
+            let p = src.as_ptr().add(at);
+            _mm256_inserti128_si256::<1>(
+                _mm256_castsi128_si256(_mm_loadu_si128(p.cast())),
+                _mm_loadu_si128(p.add(12).cast()),
+            )
+        };
+        masks.map(|m| _mm256_shuffle_epi8(v, m))
+    }
+
+    /// Stores lanes of three channels already in 0..=255 as eight interleaved pixels,
+    /// `dst[at..at + 24]`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn store(dst: &mut [u8], at: usize, c: [__m256i; 3]) {
+        let out = &mut dst[at..at + 24];
+        let v = _mm256_or_si256(
+            _mm256_or_si256(c[0], _mm256_slli_epi32::<8>(c[1])),
+            _mm256_slli_epi32::<16>(c[2]),
+        );
+        let keep = _mm256_setr_epi8(
+            0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1, //
+            0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1,
+        );
+        let packed = _mm256_shuffle_epi8(v, keep);
+        let (lo, hi) = (
+            _mm256_castsi256_si128(packed),
+            _mm256_extracti128_si256::<1>(packed),
+        );
+        // SAFETY: `out` is 24 bytes: 8 + 4 from each lane
+        unsafe {
+            let p = out.as_mut_ptr();
+            _mm_storel_epi64(p.cast(), lo);
+            p.add(8)
+                .cast::<i32>()
+                .write_unaligned(_mm_extract_epi32::<2>(lo));
+            _mm_storel_epi64(p.add(12).cast(), hi);
+            p.add(20)
+                .cast::<i32>()
+                .write_unaligned(_mm_extract_epi32::<2>(hi));
+        }
+    }
+
+    /// `table[clamp(i, 0, N - 1)]` in each lane.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn lookup<const N: usize>(table: &[i32; N], i: __m256i) -> __m256i {
+        let i = _mm256_min_epi32(
+            _mm256_max_epi32(i, _mm256_setzero_si256()),
+            _mm256_set1_epi32(N as i32 - 1),
+        );
+        // SAFETY: every lane is clamped into the table
+        unsafe { _mm256_i32gather_epi32::<4>(table.as_ptr(), i) }
+    }
+
+    /// `table[i]` in each lane.
+    ///
+    /// # Safety
+    /// Every lane of `i` is in 0..=255 (a byte from [`load`]).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn lookup_byte(table: &[i32; 256], i: __m256i) -> __m256i {
+        // SAFETY: every lane indexes the table (caller's contract)
+        unsafe { _mm256_i32gather_epi32::<4>(table.as_ptr(), i) }
+    }
+
+    /// `CV_DESCALE(x, N)`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn descale<const N: i32>(x: __m256i) -> __m256i {
+        _mm256_srai_epi32::<N>(_mm256_add_epi32(x, _mm256_set1_epi32(1 << (N - 1))))
+    }
+
+    /// `c0 * a + c1 * b + c2 * d` in wrapping i32 arithmetic.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn dot3(c: &[i32], v: [__m256i; 3]) -> __m256i {
+        let m = |k: usize| _mm256_mullo_epi32(_mm256_set1_epi32(c[k]), v[k]);
+        _mm256_add_epi32(_mm256_add_epi32(m(0), m(1)), m(2))
+    }
+
+    /// Clamps each lane to 0..=255.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn to_u8(x: __m256i) -> __m256i {
+        _mm256_min_epi32(
+            _mm256_max_epi32(x, _mm256_setzero_si256()),
+            _mm256_set1_epi32(255),
+        )
+    }
+
+    /// [`super::rgb_to_lab_in`] over the whole pixels of `src` into `dst` (the same length)
+    /// while eight more and 4 spare bytes remain; returns the bytes done.
+    ///
+    /// # Safety
+    /// The processor has AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn rgb_to_lab(t: &Tables, src: &[u8], dst: &mut [u8]) -> usize {
+        let masks = [channel_mask(0), channel_mask(1), channel_mask(2)];
+        let len = src.len().min(dst.len());
+        let mut at = 0;
+        while at + 28 <= len {
+            // SAFETY: at + 28 <= src.len()
+            let rgb = unsafe { load(src, at, &masks) };
+            // SAFETY: the lanes are bytes from `load`
+            let g = rgb.map(|v| unsafe { lookup_byte(&t.gamma, v) });
+            let f = |k: usize| {
+                let xyz = descale::<LAB_SHIFT>(dot3(&t.to_xyz[k..k + 3], g));
+                lookup::<CBRT_TAB_SIZE>(&t.cbrt, xyz)
+            };
+            let (fx, fy, fz) = (f(0), f(3), f(6));
+            let l = _mm256_add_epi32(
+                _mm256_mullo_epi32(_mm256_set1_epi32(L_SCALE), fy),
+                _mm256_set1_epi32(L_SHIFT),
+            );
+            let a = _mm256_add_epi32(
+                _mm256_mullo_epi32(_mm256_set1_epi32(500), _mm256_sub_epi32(fx, fy)),
+                _mm256_set1_epi32(AB_BIAS),
+            );
+            let b = _mm256_add_epi32(
+                _mm256_mullo_epi32(_mm256_set1_epi32(200), _mm256_sub_epi32(fy, fz)),
+                _mm256_set1_epi32(AB_BIAS),
+            );
+            let lab = [l, a, b].map(|v| to_u8(descale::<LAB_SHIFT2>(v)));
+            store(dst, at, lab);
+            at += 24;
+        }
+        at
+    }
+
+    /// [`LabToRgb::row`]'s pixels over `src` into `dst` (the same length) while eight more and
+    /// 4 spare bytes remain; returns the bytes done.
+    ///
+    /// # Safety
+    /// The processor has AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn lab_to_rgb(t: &Tables, m: &LabToRgb, src: &[u8], dst: &mut [u8]) -> usize {
+        let masks = [channel_mask(0), channel_mask(1), channel_mask(2)];
+        let len = src.len().min(dst.len());
+        let min_ab = _mm256_set1_epi32(MIN_AB);
+        let mut at = 0;
+        while at + 28 <= len {
+            // SAFETY: at + 28 <= src.len()
+            let [l, a, b] = unsafe { load(src, at, &masks) };
+            // SAFETY: the lanes are bytes from `load`
+            let (yf, adiv, bdiv) = unsafe {
+                (
+                    lookup_byte(&m.yf, l),
+                    lookup_byte(&m.adiv, a),
+                    lookup_byte(&m.bdiv, b),
+                )
+            };
+            let y = _mm256_and_si256(yf, _mm256_set1_epi32(0xffff));
+            let ify = _mm256_srli_epi32::<16>(yf);
+            let x = lookup::<XZ_LEN>(
+                &t.ab_to_xz,
+                _mm256_sub_epi32(_mm256_add_epi32(ify, adiv), min_ab),
+            );
+            let z = lookup::<XZ_LEN>(
+                &t.ab_to_xz,
+                _mm256_sub_epi32(_mm256_sub_epi32(ify, bdiv), min_ab),
+            );
+            let out = |k: usize| {
+                let v = descale::<LAB2RGB_SHIFT>(dot3(&t.to_rgb[k..k + 3], [x, y, z]));
+                _mm256_min_epi32(
+                    lookup::<INV_GAMMA_TAB_SIZE>(&t.inv_gamma, v),
+                    _mm256_set1_epi32(255),
+                )
+            };
+            store(dst, at, [out(0), out(3), out(6)]);
+            at += 24;
+        }
+        at
+    }
 }
 
 /// `expTab` of OpenCV's `softfloat.cpp`: 2^(i/64).
@@ -970,3 +1298,100 @@ const LOG_TAB: [u64; 512] = [
     0x3fe62e42fefa39ef,
     0x3fe0000000000000,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pixels of many lengths (around the 8-pixel steps and their 4 spare bytes) from a
+    /// xorshift stream.
+    fn noise(len: usize, seed: u32) -> Vec<u8> {
+        let mut s = seed.wrapping_mul(2654435761) | 1;
+        (0..len * 3)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s >> 7) as u8
+            })
+            .collect()
+    }
+
+    const LENS: [usize; 12] = [0, 1, 7, 8, 9, 10, 11, 12, 17, 63, 1000, 4099];
+
+    #[test]
+    fn rgb_to_lab_rows_avx2_and_scalar_give_the_same_bytes() {
+        // every G and B for R = 0, 5, ..., 255 (a fifth of all colours: the whole cube takes
+        // seconds in an unoptimised test build), B fastest, in rows of 65536 pixels
+        let mut row = Vec::with_capacity(65536 * 3);
+        let (mut fast, mut slow) = (vec![0u8; 65536 * 3], vec![0u8; 65536 * 3]);
+        for r in (0..=255u8).step_by(5) {
+            row.clear();
+            for g in 0..=255u8 {
+                for b in 0..=255u8 {
+                    row.extend_from_slice(&[r, g, b]);
+                }
+            }
+            rgb_to_lab_row_with(&row, &mut fast, true);
+            rgb_to_lab_row_with(&row, &mut slow, false);
+            assert!(fast == slow, "R = {r}: the AVX2 and scalar rows differ");
+            if r % 85 == 0 {
+                for (p, q) in row.chunks_exact(3).zip(slow.chunks_exact(3)).step_by(97) {
+                    assert_eq!(rgb_to_lab([p[0], p[1], p[2]]), [q[0], q[1], q[2]]);
+                }
+            }
+        }
+        for (i, len) in LENS.into_iter().enumerate() {
+            let src = noise(len, i as u32);
+            let (mut fast, mut slow) = (vec![0u8; len * 3], vec![0u8; len * 3]);
+            rgb_to_lab_row_with(&src, &mut fast, true);
+            rgb_to_lab_row_with(&src, &mut slow, false);
+            assert_eq!(fast, slow, "{len} pixels");
+        }
+    }
+
+    #[test]
+    fn lab_to_rgb_rows_avx2_and_scalar_give_the_same_bytes_with_match_tables() {
+        let identity: [[u8; 256]; 3] = [std::array::from_fn(|i| i as u8); 3];
+        let conv = LabToRgb::new(&identity);
+        let mut row = Vec::with_capacity(65536 * 3);
+        let (mut fast, mut slow) = (vec![0u8; 65536 * 3], vec![0u8; 65536 * 3]);
+        // every a and b for L = 0, 5, ..., 255
+        for l in (0..=255u8).step_by(5) {
+            row.clear();
+            for a in 0..=255u8 {
+                for b in 0..=255u8 {
+                    row.extend_from_slice(&[l, a, b]);
+                }
+            }
+            conv.row_with(&row, &mut fast, true);
+            conv.row_with(&row, &mut slow, false);
+            assert!(fast == slow, "L = {l}: the AVX2 and scalar rows differ");
+            if l % 85 == 0 {
+                for (p, q) in row.chunks_exact(3).zip(slow.chunks_exact(3)).step_by(97) {
+                    assert_eq!(lab_to_rgb([p[0], p[1], p[2]]), [q[0], q[1], q[2]]);
+                }
+            }
+        }
+        // histogram-match tables: the row maps each channel first
+        for (i, len) in LENS.into_iter().enumerate() {
+            let t = noise(256, 100 + i as u32);
+            let luts: [[u8; 256]; 3] =
+                std::array::from_fn(|c| std::array::from_fn(|v| t[v * 3 + c]));
+            let conv = LabToRgb::new(&luts);
+            let src = noise(len, i as u32);
+            let (mut fast, mut slow) = (vec![0u8; len * 3], vec![0u8; len * 3]);
+            conv.row_with(&src, &mut fast, true);
+            conv.row_with(&src, &mut slow, false);
+            assert_eq!(fast, slow, "{len} pixels");
+            for (p, q) in src.chunks_exact(3).zip(slow.chunks_exact(3)) {
+                let mapped = [
+                    luts[0][p[0] as usize],
+                    luts[1][p[1] as usize],
+                    luts[2][p[2] as usize],
+                ];
+                assert_eq!(lab_to_rgb(mapped), [q[0], q[1], q[2]], "{len} pixels");
+            }
+        }
+    }
+}

@@ -549,12 +549,11 @@ mod avx2 {
         masks.map(|m| _mm256_shuffle_epi8(v, m))
     }
 
-    /// Stores lanes of three channels already in 0..=255 as eight interleaved pixels,
-    /// `dst[at..at + 24]`.
+    /// Packs lanes of three channels already in 0..=255 as eight interleaved pixels: bytes
+    /// 0..12 of each 128-bit lane are its four pixels.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn store(dst: &mut [u8], at: usize, c: [__m256i; 3]) {
-        let out = &mut dst[at..at + 24];
+    fn pack(c: [__m256i; 3]) -> __m256i {
         let v = _mm256_or_si256(
             _mm256_or_si256(c[0], _mm256_slli_epi32::<8>(c[1])),
             _mm256_slli_epi32::<16>(c[2]),
@@ -563,23 +562,33 @@ mod avx2 {
             0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1, //
             0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1,
         );
-        let packed = _mm256_shuffle_epi8(v, keep);
-        let (lo, hi) = (
-            _mm256_castsi256_si128(packed),
-            _mm256_extracti128_si256::<1>(packed),
-        );
-        // SAFETY: `out` is 24 bytes: 8 + 4 from each lane
-        unsafe {
-            let p = out.as_mut_ptr();
-            _mm_storel_epi64(p.cast(), lo);
-            p.add(8)
-                .cast::<i32>()
-                .write_unaligned(_mm_extract_epi32::<2>(lo));
-            _mm_storel_epi64(p.add(12).cast(), hi);
-            p.add(20)
-                .cast::<i32>()
-                .write_unaligned(_mm_extract_epi32::<2>(hi));
-        }
+        _mm256_shuffle_epi8(v, keep)
+    }
+
+    /// Stores the eight pixels of [`pack`] at `out[..24]` (written out in each kernel, where
+    /// the compiler did not inline a function doing it).
+    macro_rules! store {
+        ($out:expr, $packed:expr) => {{
+            let out: &mut [u8] = $out;
+            assert!(out.len() >= 24);
+            let packed = $packed;
+            let (lo, hi) = (
+                _mm256_castsi256_si128(packed),
+                _mm256_extracti128_si256::<1>(packed),
+            );
+            // SAFETY: `out` holds 24 bytes: 8 + 4 from each lane
+            unsafe {
+                let p = out.as_mut_ptr();
+                _mm_storel_epi64(p.cast(), lo);
+                p.add(8)
+                    .cast::<i32>()
+                    .write_unaligned(_mm_extract_epi32::<2>(lo));
+                _mm_storel_epi64(p.add(12).cast(), hi);
+                p.add(20)
+                    .cast::<i32>()
+                    .write_unaligned(_mm_extract_epi32::<2>(hi));
+            }
+        }};
     }
 
     /// `table[clamp(i, 0, N - 1)]` in each lane.
@@ -663,7 +672,7 @@ mod avx2 {
                 _mm256_set1_epi32(AB_BIAS),
             );
             let lab = [l, a, b].map(|v| to_u8(descale::<LAB_SHIFT2>(v)));
-            store(dst, at, lab);
+            store!(&mut dst[at..], pack(lab));
             at += 24;
         }
         at
@@ -708,7 +717,7 @@ mod avx2 {
                     _mm256_set1_epi32(255),
                 )
             };
-            store(dst, at, [out(0), out(3), out(6)]);
+            store!(&mut dst[at..], pack([out(0), out(3), out(6)]));
             at += 24;
         }
         at

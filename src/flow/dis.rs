@@ -156,6 +156,36 @@ fn coarsest_scale(w: u32, h: u32, ps: u32) -> i32 {
     a.min(b)
 }
 
+/// `x.floor()` with the same bits for every input (±0, NaN, infinities, large values), inline:
+/// x86_64's baseline has no SSE4.1 `roundss`, so `f32::floor` is a call into libm, which cost
+/// about 3% of a flow.
+#[inline]
+pub(crate) fn floor(x: f32) -> f32 {
+    // NaN, infinities and |x| >= 2^23 (already integers) are their own floor.
+    if !(x.abs() < 8_388_608.0) {
+        return x;
+    }
+    let t = (x as i32) as f32;
+    let f = if t > x { t - 1.0 } else { t };
+    // The sign of x: floor(-0.0) is -0.0, floor(-0.5) is -1.
+    f.copysign(x)
+}
+
+/// Levels of fewer pixels than this run each parallel pass as one task: splitting them costs
+/// more in thread hand-offs than it gains (the results do not depend on it).
+const SERIAL_PIXELS: usize = 128 * 128;
+
+/// The smallest number of items rayon may hand one task for a level of `pixels` pixels:
+/// all of them ([`SERIAL_PIXELS`]), or 1.
+#[inline]
+pub(crate) fn min_len(pixels: usize) -> usize {
+    if pixels < SERIAL_PIXELS {
+        usize::MAX
+    } else {
+        1
+    }
+}
+
 /// A row-major single-channel plane.
 #[derive(Clone)]
 struct Plane<T> {
@@ -236,6 +266,7 @@ fn spatial_gradient(p: &Plane<u8>) -> (Plane<i16>, Plane<i16>) {
     gx.par_chunks_mut(w)
         .zip(gy.par_chunks_mut(w))
         .enumerate()
+        .with_min_len(min_len(w * h))
         .for_each(|(y, (rx, ry))| {
             let ym = reflect101(y as isize - 1, h) * w;
             let y0 = y * w;
@@ -271,7 +302,7 @@ fn linear_axis(src: usize, dst: usize) -> Vec<(usize, f32)> {
     (0..dst)
         .map(|d| {
             let f = ((d as f64 + 0.5) * scale - 0.5) as f32;
-            let s = f.floor();
+            let s = floor(f);
             let (mut si, mut fr) = (s as isize, f - s);
             if si < 0 {
                 si = 0;
@@ -295,39 +326,48 @@ fn resize_f32(p: &Plane<f32>, w: usize, h: usize) -> Plane<f32> {
     let mut data = vec![0f32; w * h];
     if p.w == 2 * w && p.h == 2 * h {
         // OpenCV turns INTER_LINEAR at an exact 2× shrink into the fast area mean.
-        data.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
-            let r0 = &p.data[2 * y * p.w..];
-            let r1 = &p.data[(2 * y + 1) * p.w..];
-            for (x, v) in row.iter_mut().enumerate() {
-                *v = (r0[2 * x] + r0[2 * x + 1] + r1[2 * x] + r1[2 * x + 1]) * 0.25;
-            }
-        });
+        data.par_chunks_mut(w)
+            .enumerate()
+            .with_min_len(min_len(w * h))
+            .for_each(|(y, row)| {
+                let r0 = &p.data[2 * y * p.w..];
+                let r1 = &p.data[(2 * y + 1) * p.w..];
+                for (x, v) in row.iter_mut().enumerate() {
+                    *v = (r0[2 * x] + r0[2 * x + 1] + r1[2 * x] + r1[2 * x + 1]) * 0.25;
+                }
+            });
         return Plane { w, h, data };
     }
     let xt = linear_axis(p.w, w);
     let yt = linear_axis(p.h, h);
     // Horizontal pass once per source row, then the vertical blend of two of them.
     let mut hp = vec![0f32; p.h * w];
-    hp.par_chunks_mut(w).enumerate().for_each(|(sy, out)| {
-        let r = &p.data[sy * p.w..(sy + 1) * p.w];
-        for (o, &(sx, fx)) in out.iter_mut().zip(&xt) {
-            *o = if fx == 0.0 && sx + 1 >= p.w {
-                r[sx]
-            } else {
-                r[sx] * (1.0 - fx) + r[(sx + 1).min(p.w - 1)] * fx
-            };
-        }
-    });
-    data.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
-        let (sy, fy) = yt[y];
-        let a = &hp[sy * w..(sy + 1) * w];
-        let sb = (sy + 1).min(p.h - 1);
-        let b = &hp[sb * w..(sb + 1) * w];
-        let (b0, b1) = (1.0 - fy, fy);
-        for ((o, &a), &b) in row.iter_mut().zip(a).zip(b) {
-            *o = a * b0 + b * b1;
-        }
-    });
+    hp.par_chunks_mut(w)
+        .enumerate()
+        .with_min_len(min_len(w * h))
+        .for_each(|(sy, out)| {
+            let r = &p.data[sy * p.w..(sy + 1) * p.w];
+            for (o, &(sx, fx)) in out.iter_mut().zip(&xt) {
+                *o = if fx == 0.0 && sx + 1 >= p.w {
+                    r[sx]
+                } else {
+                    r[sx] * (1.0 - fx) + r[(sx + 1).min(p.w - 1)] * fx
+                };
+            }
+        });
+    data.par_chunks_mut(w)
+        .enumerate()
+        .with_min_len(min_len(w * h))
+        .for_each(|(y, row)| {
+            let (sy, fy) = yt[y];
+            let a = &hp[sy * w..(sy + 1) * w];
+            let sb = (sy + 1).min(p.h - 1);
+            let b = &hp[sb * w..(sb + 1) * w];
+            let (b0, b1) = (1.0 - fy, fy);
+            for ((o, &a), &b) in row.iter_mut().zip(a).zip(b) {
+                *o = a * b0 + b * b1;
+            }
+        });
     Plane { w, h, data }
 }
 
@@ -338,6 +378,14 @@ fn resize_f32(p: &Plane<f32>, w: usize, h: usize) -> Plane<f32> {
 /// Bad parameters ([`Params::check`]), frames of different sizes, frames too small for the
 /// patch size and finest scale, or an `init` flow of another size.
 pub fn dis(a: &GrayImage, b: &GrayImage, p: &Params, init: Option<&Flow>) -> Result<Flow> {
+    // On a worker of the current rayon pool: the small levels' passes, which run as one task
+    // ([`min_len`]), then stay on that thread instead of each going from the caller's thread to
+    // the pool and back.
+    rayon::scope(|_| dis_on_worker(a, b, p, init))
+}
+
+/// [`dis`], on a rayon worker.
+fn dis_on_worker(a: &GrayImage, b: &GrayImage, p: &Params, init: Option<&Flow>) -> Result<Flow> {
     p.check()?;
     let (w, h) = a.dimensions();
     if b.dimensions() != (w, h) {
@@ -500,34 +548,37 @@ fn structure_tensor(
     let (w, h) = (gx.w, gx.h);
     // Horizontal pass: [h][ws] of 5 sums.
     let mut aux = vec![[0f32; 5]; h * ws];
-    aux.par_chunks_mut(ws).enumerate().for_each(|(i, out)| {
-        let xr = &gx.data[i * w..(i + 1) * w];
-        let yr = &gy.data[i * w..(i + 1) * w];
-        let mut s = [0f32; 5];
-        for j in 0..psz {
-            let (x, y) = (i32::from(xr[j]), i32::from(yr[j]));
-            s[0] += (x * x) as f32;
-            s[1] += (y * y) as f32;
-            s[2] += (x * y) as f32;
-            s[3] += x as f32;
-            s[4] += y as f32;
-        }
-        out[0] = s;
-        let mut js = 1;
-        for j in psz..w {
-            let (x, y) = (i32::from(xr[j]), i32::from(yr[j]));
-            let (xo, yo) = (i32::from(xr[j - psz]), i32::from(yr[j - psz]));
-            s[0] += (x * x - xo * xo) as f32;
-            s[1] += (y * y - yo * yo) as f32;
-            s[2] += (x * y - xo * yo) as f32;
-            s[3] += (x - xo) as f32;
-            s[4] += (y - yo) as f32;
-            if (j - psz + 1).is_multiple_of(stride) {
-                out[js] = s;
-                js += 1;
+    aux.par_chunks_mut(ws)
+        .enumerate()
+        .with_min_len(min_len(w * h))
+        .for_each(|(i, out)| {
+            let xr = &gx.data[i * w..(i + 1) * w];
+            let yr = &gy.data[i * w..(i + 1) * w];
+            let mut s = [0f32; 5];
+            for j in 0..psz {
+                let (x, y) = (i32::from(xr[j]), i32::from(yr[j]));
+                s[0] += (x * x) as f32;
+                s[1] += (y * y) as f32;
+                s[2] += (x * y) as f32;
+                s[3] += x as f32;
+                s[4] += y as f32;
             }
-        }
-    });
+            out[0] = s;
+            let mut js = 1;
+            for j in psz..w {
+                let (x, y) = (i32::from(xr[j]), i32::from(yr[j]));
+                let (xo, yo) = (i32::from(xr[j - psz]), i32::from(yr[j - psz]));
+                s[0] += (x * x - xo * xo) as f32;
+                s[1] += (y * y - yo * yo) as f32;
+                s[2] += (x * y - xo * yo) as f32;
+                s[3] += (x - xo) as f32;
+                s[4] += (y - yo) as f32;
+                if (j - psz + 1).is_multiple_of(stride) {
+                    out[js] = s;
+                    js += 1;
+                }
+            }
+        });
     // Vertical pass.
     let mut t = vec![[0f32; 5]; hs * ws];
     let mut sum = vec![[0f32; 5]; ws];
@@ -591,7 +642,7 @@ impl PatchCtx<'_> {
         let lo = b - self.psz as f32 + 1.0;
         let ii = (i as f32 + v + b).max(lo).min(b + h as f32 - 1.0);
         let jj = (j as f32 + u + b).max(lo).min(b + w as f32 - 1.0);
-        let (fi, fj) = (ii.floor(), jj.floor());
+        let (fi, fj) = (floor(ii), floor(jj));
         let w11 = (ii - fi) * (jj - fj);
         let w10 = (ii - fi) * (fj + 1.0 - jj);
         let w01 = (fi + 1.0 - ii) * (jj - fj);
@@ -801,6 +852,7 @@ fn inverse_search(
     sx.par_chunks_mut(stripe * ws)
         .zip(sy.par_chunks_mut(stripe * ws))
         .enumerate()
+        .with_min_len(min_len(lv.i0.w * lv.i0.h))
         .for_each(|(n, (sx, sy))| {
             let start = n * stripe;
             let end = (start + stripe).min(hs);
@@ -973,6 +1025,7 @@ fn densify(
         .par_chunks_mut(w)
         .zip(uy.data.par_chunks_mut(w))
         .enumerate()
+        .with_min_len(min_len(w * h))
         .for_each(|(i, (ru, rv))| {
             let (s_is, e_is) = ri[i];
             for j in 0..w {
@@ -1022,6 +1075,45 @@ mod tests {
         fn unit(&mut self) -> f32 {
             self.next() as f32 / (1u64 << 31) as f32
         }
+    }
+
+    /// The inline floor gives `f32::floor`'s bits: signed zeros, halves, integers, the 2^23
+    /// edge, infinities, NaN and a sweep of random values.
+    #[test]
+    fn inline_floor_is_f32_floor() {
+        let mut rng = Lcg(3);
+        let mut xs = vec![
+            0.0f32,
+            -0.0,
+            0.5,
+            -0.5,
+            1.0,
+            -1.0,
+            2.5,
+            -2.5,
+            8_388_607.5,
+            -8_388_607.5,
+            8_388_608.0,
+            -8_388_608.0,
+            3e9,
+            -3e9,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+            f32::MAX,
+            f32::MIN,
+        ];
+        xs.extend((0..100_000).map(|_| f32::from_bits(rng.next() << 1 | (rng.next() & 1))));
+        xs.extend((0..100_000).map(|_| (rng.unit() - 0.5) * 2000.0));
+        for x in xs {
+            let (a, b) = (floor(x), x.floor());
+            assert!(
+                a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                "{x}: {a} vs {b}"
+            );
+        }
+        assert!(floor(f32::NAN).is_nan());
     }
 
     /// The SSE2 patch sums give the scalar reference's bits, with and without gradients.

@@ -1019,42 +1019,161 @@ fn densify(
     uy.h = h;
     ux.data.resize(w * h, 0.0);
     uy.data.resize(w * h, 0.0);
-    let wmax = w as f32 - 1.0 - EPS;
-    let hmax = h as f32 - 1.0 - EPS;
+    let ctx = Dense {
+        i1,
+        w,
+        sx,
+        sy,
+        ws,
+        wmax: w as f32 - 1.0 - EPS,
+        hmax: h as f32 - 1.0 - EPS,
+        rj: &rj,
+    };
     ux.data
         .par_chunks_mut(w)
         .zip(uy.data.par_chunks_mut(w))
         .enumerate()
         .with_min_len(min_len(w * h))
         .for_each(|(i, (ru, rv))| {
-            let (s_is, e_is) = ri[i];
-            for j in 0..w {
-                let (s_js, e_js) = rj[j];
-                let (mut su, mut sv, mut sc) = (0f32, 0f32, 0f32);
-                for is in s_is..=e_is {
-                    for js in s_js..=e_js {
-                        let k = is as usize * ws + js as usize;
-                        let jm = (j as f32 + sx[k]).max(0.0).min(wmax);
-                        let im = (i as f32 + sy[k]).max(0.0).min(hmax);
-                        let (jl, il) = (jm as usize, im as usize);
-                        let (ju, iu) = (jl + 1, il + 1);
-                        let (jlf, ilf, juf, iuf) = (jl as f32, il as f32, ju as f32, iu as f32);
-                        let px = |y: usize, x: usize| f32::from(i1[y * w + x]);
-                        let diff = (jm - jlf) * (im - ilf) * px(iu, ju)
-                            + (juf - jm) * (im - ilf) * px(iu, jl)
-                            + (jm - jlf) * (iuf - im) * px(il, ju)
-                            + (juf - jm) * (iuf - im) * px(il, jl)
-                            - f32::from(i0[i * w + j]);
-                        let c = 1.0 / diff.abs().max(1.0);
-                        su += c * sx[k];
-                        sv += c * sy[k];
-                        sc += c;
-                    }
-                }
-                ru[j] = su / sc;
-                rv[j] = sv / sc;
+            let row0 = &i0[i * w..(i + 1) * w];
+            #[allow(unused_mut)]
+            let mut j = 0;
+            #[cfg(target_arch = "x86_64")]
+            while j + 4 <= w {
+                let (u, v) = ctx.four(i, j, ri[i], row0);
+                ru[j..j + 4].copy_from_slice(&u);
+                rv[j..j + 4].copy_from_slice(&v);
+                j += 4;
+            }
+            for j in j..w {
+                (ru[j], rv[j]) = ctx.one(i, j, ri[i], f32::from(row0[j]));
             }
         });
+}
+
+/// What the densification of one level reads: I1, the patch flows and their covering ranges.
+struct Dense<'a> {
+    i1: &'a [u8],
+    w: usize,
+    sx: &'a [f32],
+    sy: &'a [f32],
+    ws: usize,
+    wmax: f32,
+    hmax: f32,
+    rj: &'a [(isize, isize)],
+}
+
+impl Dense<'_> {
+    /// Pixel `(i, j)` (I0 value `z`, patch rows `ri`): OpenCV's per-pixel loop, the reference
+    /// for [`Dense::four`].
+    #[inline]
+    fn one(&self, i: usize, j: usize, ri: (isize, isize), z: f32) -> (f32, f32) {
+        let (w, i1, sx, sy) = (self.w, self.i1, self.sx, self.sy);
+        let (s_js, e_js) = self.rj[j];
+        let (mut su, mut sv, mut sc) = (0f32, 0f32, 0f32);
+        for is in ri.0..=ri.1 {
+            for js in s_js..=e_js {
+                let k = is as usize * self.ws + js as usize;
+                let jm = (j as f32 + sx[k]).max(0.0).min(self.wmax);
+                let im = (i as f32 + sy[k]).max(0.0).min(self.hmax);
+                let (jl, il) = (jm as usize, im as usize);
+                let (ju, iu) = (jl + 1, il + 1);
+                let (jlf, ilf, juf, iuf) = (jl as f32, il as f32, ju as f32, iu as f32);
+                let px = |y: usize, x: usize| f32::from(i1[y * w + x]);
+                let diff = (jm - jlf) * (im - ilf) * px(iu, ju)
+                    + (juf - jm) * (im - ilf) * px(iu, jl)
+                    + (jm - jlf) * (iuf - im) * px(il, ju)
+                    + (juf - jm) * (iuf - im) * px(il, jl)
+                    - z;
+                let c = 1.0 / diff.abs().max(1.0);
+                su += c * sx[k];
+                sv += c * sy[k];
+                sc += c;
+            }
+        }
+        (su / sc, sv / sc)
+    }
+
+    /// Pixels `(i, j..j + 4)` in SSE2 lanes, with [`Dense::one`]'s operations in its order per
+    /// lane (hence its bits): the lanes walk the union of their covering patch columns, and a
+    /// lane outside its own range keeps its sums (a blend, not an added zero). The bilinear
+    /// samples are gathered lane by lane; the weights, the error and its division are vector.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    fn four(&self, i: usize, j: usize, ri: (isize, isize), row0: &[u8]) -> ([f32; 4], [f32; 4]) {
+        use std::arch::x86_64::{
+            __m128, _mm_add_ps, _mm_and_ps, _mm_andnot_ps, _mm_castsi128_ps, _mm_cvtepi32_ps,
+            _mm_cvttps_epi32, _mm_div_ps, _mm_loadu_si128, _mm_max_ps, _mm_min_ps, _mm_mul_ps,
+            _mm_or_ps, _mm_set1_ps, _mm_setr_ps, _mm_setzero_ps, _mm_storeu_ps, _mm_storeu_si128,
+            _mm_sub_ps,
+        };
+        let (w, i1, sx, sy) = (self.w, self.i1, self.sx, self.sy);
+        let r = [self.rj[j], self.rj[j + 1], self.rj[j + 2], self.rj[j + 3]];
+        // Both ends of the running ranges grow with j.
+        let (lo, hi) = (r[0].0, r[3].1);
+        let z = [row0[j], row0[j + 1], row0[j + 2], row0[j + 3]].map(f32::from);
+        let lanes = |v: __m128| {
+            let mut a = [0f32; 4];
+            // SAFETY: `a` holds 4 f32.
+            unsafe { _mm_storeu_ps(a.as_mut_ptr(), v) };
+            a
+        };
+        // SAFETY: SSE2 is part of the x86_64 baseline; the loads and stores go through arrays
+        // of 4 lanes, and every I1 index is checked by slice indexing.
+        unsafe {
+            let zero = _mm_setzero_ps();
+            let one = _mm_set1_ps(1.0);
+            let sign = _mm_set1_ps(-0.0);
+            let wmax = _mm_set1_ps(self.wmax);
+            let jf = _mm_setr_ps(j as f32, (j + 1) as f32, (j + 2) as f32, (j + 3) as f32);
+            let z = _mm_setr_ps(z[0], z[1], z[2], z[3]);
+            let (mut su, mut sv, mut sc) = (zero, zero, zero);
+            for is in ri.0..=ri.1 {
+                for js in lo..=hi {
+                    let mask: [u32; 4] =
+                        r.map(|(s, e)| if s <= js && js <= e { u32::MAX } else { 0 });
+                    let m = _mm_castsi128_ps(_mm_loadu_si128(mask.as_ptr().cast()));
+                    let k = is as usize * self.ws + js as usize;
+                    let (skx, sky) = (sx[k], sy[k]);
+                    let jm = _mm_min_ps(_mm_max_ps(_mm_add_ps(jf, _mm_set1_ps(skx)), zero), wmax);
+                    let im = (i as f32 + sky).max(0.0).min(self.hmax);
+                    let il = im as usize;
+                    let (ilf, iuf) = (il as f32, (il + 1) as f32);
+                    let jl = _mm_cvttps_epi32(jm);
+                    let jlf = _mm_cvtepi32_ps(jl);
+                    let juf = _mm_add_ps(jlf, one);
+                    let mut jli = [0i32; 4];
+                    _mm_storeu_si128(jli.as_mut_ptr().cast(), jl);
+                    let (top, bot) = (&i1[il * w..(il + 1) * w], &i1[(il + 1) * w..(il + 2) * w]);
+                    let g = |row: &[u8], d: usize| {
+                        let p = jli.map(|x| f32::from(row[x as usize + d]));
+                        _mm_setr_ps(p[0], p[1], p[2], p[3])
+                    };
+                    let (p_ll, p_lu, p_ul, p_uu) = (g(top, 0), g(top, 1), g(bot, 0), g(bot, 1));
+                    let a = _mm_sub_ps(jm, jlf);
+                    let c = _mm_sub_ps(juf, jm);
+                    let b = _mm_set1_ps(im - ilf);
+                    let d = _mm_set1_ps(iuf - im);
+                    let t = _mm_add_ps(
+                        _mm_mul_ps(_mm_mul_ps(a, b), p_uu),
+                        _mm_mul_ps(_mm_mul_ps(c, b), p_ul),
+                    );
+                    let t = _mm_add_ps(t, _mm_mul_ps(_mm_mul_ps(a, d), p_lu));
+                    let t = _mm_add_ps(t, _mm_mul_ps(_mm_mul_ps(c, d), p_ll));
+                    let diff = _mm_sub_ps(t, z);
+                    // max(|diff|, 1) gives 1 for NaN, as f32::max does.
+                    let cw = _mm_div_ps(one, _mm_max_ps(_mm_andnot_ps(sign, diff), one));
+                    let blend = |new: __m128, old: __m128| {
+                        _mm_or_ps(_mm_and_ps(m, new), _mm_andnot_ps(m, old))
+                    };
+                    su = blend(_mm_add_ps(su, _mm_mul_ps(cw, _mm_set1_ps(skx))), su);
+                    sv = blend(_mm_add_ps(sv, _mm_mul_ps(cw, _mm_set1_ps(sky))), sv);
+                    sc = blend(_mm_add_ps(sc, cw), sc);
+                }
+            }
+            (lanes(_mm_div_ps(su, sc)), lanes(_mm_div_ps(sv, sc)))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1114,6 +1233,54 @@ mod tests {
             );
         }
         assert!(floor(f32::NAN).is_nan());
+    }
+
+    /// The 4-lane densification gives the per-pixel loop's bits (for infinite or NaN patch
+    /// flows, which DIS does not produce, NaN for NaN).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn four_lane_densification_matches_the_scalar_loop() {
+        let mut rng = Lcg(11);
+        let (w, h, psz, stride) = (41usize, 30usize, 8usize, 3usize);
+        let (ws, hs) = (1 + (w - psz) / stride, 1 + (h - psz) / stride);
+        let i0: Vec<u8> = (0..w * h).map(|_| rng.next() as u8).collect();
+        let i1: Vec<u8> = (0..w * h).map(|_| rng.next() as u8).collect();
+        let mut flow = |_| match rng.next() % 50 {
+            0 => f32::NAN,
+            1 => f32::INFINITY,
+            2 => f32::NEG_INFINITY,
+            _ => (rng.unit() - 0.5) * 60.0,
+        };
+        let sx: Vec<f32> = (0..ws * hs).map(&mut flow).collect();
+        let sy: Vec<f32> = (0..ws * hs).map(&mut flow).collect();
+        let (ri, rj) = (cover_ranges(h, psz, stride), cover_ranges(w, psz, stride));
+        let ctx = Dense {
+            i1: &i1,
+            w,
+            sx: &sx,
+            sy: &sy,
+            ws,
+            wmax: w as f32 - 1.0 - EPS,
+            hmax: h as f32 - 1.0 - EPS,
+            rj: &rj,
+        };
+        for i in 0..h {
+            let row0 = &i0[i * w..(i + 1) * w];
+            for j in 0..w - 3 {
+                let (u, v) = ctx.four(i, j, ri[i], row0);
+                for l in 0..4 {
+                    let (su, sv) = ctx.one(i, j + l, ri[i], f32::from(row0[j + l]));
+                    // Bit for bit, but a NaN (from infinite flows) may differ in its sign bit.
+                    let same =
+                        |a: f32, b: f32| a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan();
+                    assert!(
+                        same(u[l], su) && same(v[l], sv),
+                        "({i}, {}): {u:?} {v:?} vs {su} {sv}",
+                        j + l
+                    );
+                }
+            }
+        }
     }
 
     /// The SSE2 patch sums give the scalar reference's bits, with and without gradients.

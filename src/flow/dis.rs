@@ -162,7 +162,7 @@ fn coarsest_scale(w: u32, h: u32, ps: u32) -> i32 {
 #[inline]
 pub(crate) fn floor(x: f32) -> f32 {
     // NaN, infinities and |x| >= 2^23 (already integers) are their own floor.
-    if !(x.abs() < 8_388_608.0) {
+    if x.is_nan() || x.abs() >= 8_388_608.0 {
         return x;
     }
     let t = (x as i32) as f32;

@@ -6,7 +6,7 @@
 //! increments and weights outside the frame), updating one colour in place from the other.
 //! The edge terms (`A`, `b`) are added in OpenCV's order for each colour.
 
-use super::Params;
+use super::{Params, floor, min_len};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -24,6 +24,18 @@ fn zeros(n: usize) -> Vec<f32> {
     let mut v = POOL.with_borrow_mut(Vec::pop).unwrap_or_default();
     v.clear();
     v.resize(n, 0.0);
+    v
+}
+
+/// `n` values to be overwritten, in a plane from [`POOL`] when it has one (stale values, not
+/// zeroed: every caller writes all `n` before reading).
+fn scratch(n: usize) -> Vec<f32> {
+    let mut v = POOL.with_borrow_mut(Vec::pop).unwrap_or_default();
+    if v.len() >= n {
+        v.truncate(n);
+    } else {
+        v.resize(n, 0.0);
+    }
     v
 }
 
@@ -47,49 +59,58 @@ const ZETA: f32 = 0.1;
 
 /// `warpImage`: I1 sampled bilinearly at `(x + u, y + v)`, replicated outside.
 fn warp(i1: &[u8], w: usize, h: usize, u: &[f32], v: &[f32]) -> Vec<f32> {
-    let mut out = zeros(w * h);
-    out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
-        let px = |yy: isize, xx: isize| {
-            let yy = yy.clamp(0, h as isize - 1) as usize;
-            let xx = xx.clamp(0, w as isize - 1) as usize;
-            f32::from(i1[yy * w + xx])
-        };
-        for (x, o) in row.iter_mut().enumerate() {
-            let mx = x as f32 + u[y * w + x];
-            let my = y as f32 + v[y * w + x];
-            let (fx, fy) = (mx.floor(), my.floor());
-            let (ax, ay) = (mx - fx, my - fy);
-            let (x0, y0) = (fx as isize, fy as isize);
-            let top = px(y0, x0) * (1.0 - ax) + px(y0, x0 + 1) * ax;
-            let bot = px(y0 + 1, x0) * (1.0 - ax) + px(y0 + 1, x0 + 1) * ax;
-            *o = top * (1.0 - ay) + bot * ay;
-        }
-    });
+    let mut out = scratch(w * h);
+    out.par_chunks_mut(w)
+        .enumerate()
+        .with_min_len(min_len(w * h))
+        .for_each(|(y, row)| {
+            let px = |yy: isize, xx: isize| {
+                let yy = yy.clamp(0, h as isize - 1) as usize;
+                let xx = xx.clamp(0, w as isize - 1) as usize;
+                f32::from(i1[yy * w + xx])
+            };
+            for (x, o) in row.iter_mut().enumerate() {
+                let mx = x as f32 + u[y * w + x];
+                let my = y as f32 + v[y * w + x];
+                let (fx, fy) = (floor(mx), floor(my));
+                let (ax, ay) = (mx - fx, my - fy);
+                let (x0, y0) = (fx as isize, fy as isize);
+                let top = px(y0, x0) * (1.0 - ax) + px(y0, x0 + 1) * ax;
+                let bot = px(y0 + 1, x0) * (1.0 - ax) + px(y0 + 1, x0 + 1) * ax;
+                *o = top * (1.0 - ay) + bot * ay;
+            }
+        });
     out
 }
 
 /// `Sobel(ksize = 1, BORDER_REPLICATE)` along x: `s[x+1] − s[x−1]`.
 fn dx(s: &[f32], w: usize, h: usize) -> Vec<f32> {
-    let mut out = zeros(w * h);
-    out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
-        let r = &s[y * w..(y + 1) * w];
-        for x in 0..w {
-            row[x] = r[(x + 1).min(w - 1)] - r[x.saturating_sub(1)];
-        }
-    });
+    let mut out = scratch(w * h);
+    out.par_chunks_mut(w)
+        .enumerate()
+        .with_min_len(min_len(w * h))
+        .for_each(|(y, row)| {
+            let r = &s[y * w..(y + 1) * w];
+            for x in 0..w {
+                row[x] = r[(x + 1).min(w - 1)] - r[x.saturating_sub(1)];
+            }
+        });
     out
 }
 
 /// `Sobel(ksize = 1, BORDER_REPLICATE)` along y.
 fn dy(s: &[f32], w: usize, h: usize) -> Vec<f32> {
-    let mut out = zeros(w * h);
-    out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
-        let a = &s[(y + 1).min(h - 1) * w..];
-        let b = &s[y.saturating_sub(1) * w..];
-        for x in 0..w {
-            row[x] = a[x] - b[x];
-        }
-    });
+    let mut out = scratch(w * h);
+    out.par_chunks_mut(w)
+        .enumerate()
+        .with_min_len(min_len(w * h))
+        .for_each(|(y, row)| {
+            let a = &s[(y + 1).min(h - 1) * w..];
+            let b = &s[y.saturating_sub(1) * w..];
+            for x in 0..w {
+                row[x] = a[x] - b[x];
+            }
+        });
     out
 }
 
@@ -148,6 +169,7 @@ fn half_sweep(me: &mut Colour, other: &Colour, c: usize, w: usize, h: usize, pw:
         .par_chunks_mut(ROWS_PER_TASK * pw)
         .zip(me.dv[pw..(h + 1) * pw].par_chunks_mut(ROWS_PER_TASK * pw))
         .enumerate()
+        .with_min_len(min_len(w * h))
         .for_each(|(t, (du_rows, dv_rows))| {
             for (ry, (du_row, dv_row)) in du_rows
                 .chunks_exact_mut(pw)
@@ -206,8 +228,8 @@ fn half_sweep(me: &mut Colour, other: &Colour, c: usize, w: usize, h: usize, pw:
 pub fn refine(i0: &[u8], i1: &[u8], w: usize, h: usize, u: &mut [f32], v: &mut [f32], p: &Params) {
     let n = w * h;
     let warped = warp(i1, w, h, u, v);
-    let mut avg = zeros(n);
-    let mut iz = zeros(n);
+    let mut avg = scratch(n);
+    let mut iz = scratch(n);
     for (((o, z), &a), &b) in avg.iter_mut().zip(iz.iter_mut()).zip(i0).zip(&warped) {
         *o = 0.5 * f32::from(a) + 0.5 * b;
         *z = b - f32::from(a);
@@ -228,7 +250,7 @@ pub fn refine(i0: &[u8], i1: &[u8], w: usize, h: usize, u: &mut [f32], v: &mut [
     let d = Derivs::new(ix, iy, iz, ixx, ixy, iyy, ixz, iyz, zeta2);
 
     let copy = |s: &[f32]| {
-        let mut v = zeros(s.len());
+        let mut v = scratch(s.len());
         v.copy_from_slice(s);
         v
     };
@@ -238,33 +260,37 @@ pub fn refine(i0: &[u8], i1: &[u8], w: usize, h: usize, u: &mut [f32], v: &mut [
     let mut du = zeros(n);
     let mut dv = zeros(n);
     let mut sys = Systems::new(n);
-    let mut weight = zeros(n);
+    let mut weight = scratch(n);
     let pw = w.div_ceil(2) + 2;
     let mut colours = [Colour::new(pw * (h + 2)), Colour::new(pw * (h + 2))];
 
     for _ in 0..p.variational_refinement_iterations {
         data_term(&d, &du, &dv, &mut sys, delta2, gamma2, zeta2, eps2);
         // Smoothness weights from the current flow (replicated at the right and bottom).
-        weight.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
-            let yn = (y + 1).min(h - 1);
-            let (u0, v0) = (&tu[y * w..(y + 1) * w], &tv[y * w..(y + 1) * w]);
-            let (ud, vd) = (&tu[yn * w..(yn + 1) * w], &tv[yn * w..(yn + 1) * w]);
-            let smooth = |ux: f32, vx: f32, uy: f32, vy: f32| {
-                alpha2 / (ux * ux + vx * vx + uy * uy + vy * vy + eps2).sqrt()
-            };
-            for x in 0..w - 1 {
-                row[x] = smooth(
-                    u0[x + 1] - u0[x],
-                    v0[x + 1] - v0[x],
-                    ud[x] - u0[x],
-                    vd[x] - v0[x],
-                );
-            }
-            // The last column's right neighbour is itself (replicated border).
-            let x = w - 1;
-            let (ur, vr) = (u0[x], v0[x]);
-            row[x] = smooth(ur - u0[x], vr - v0[x], ud[x] - u0[x], vd[x] - v0[x]);
-        });
+        weight
+            .par_chunks_mut(w)
+            .enumerate()
+            .with_min_len(min_len(n))
+            .for_each(|(y, row)| {
+                let yn = (y + 1).min(h - 1);
+                let (u0, v0) = (&tu[y * w..(y + 1) * w], &tv[y * w..(y + 1) * w]);
+                let (ud, vd) = (&tu[yn * w..(yn + 1) * w], &tv[yn * w..(yn + 1) * w]);
+                let smooth = |ux: f32, vx: f32, uy: f32, vy: f32| {
+                    alpha2 / (ux * ux + vx * vx + uy * uy + vy * vy + eps2).sqrt()
+                };
+                for x in 0..w - 1 {
+                    row[x] = smooth(
+                        u0[x + 1] - u0[x],
+                        v0[x + 1] - v0[x],
+                        ud[x] - u0[x],
+                        vd[x] - v0[x],
+                    );
+                }
+                // The last column's right neighbour is itself (replicated border).
+                let x = w - 1;
+                let (ur, vr) = (u0[x], v0[x]);
+                row[x] = smooth(ur - u0[x], vr - v0[x], ud[x] - u0[x], vd[x] - v0[x]);
+            });
         // Smoothness edges into A and b, in OpenCV's order per colour (red: own edge first),
         // each colour's cells packed into its buffer.
         for (c, col) in colours.iter_mut().enumerate() {
@@ -284,8 +310,8 @@ pub fn refine(i0: &[u8], i1: &[u8], w: usize, h: usize, u: &mut [f32], v: &mut [
                 .zip(a22[pw..(h + 1) * pw].par_chunks_mut(pw))
                 .zip(b1[pw..(h + 1) * pw].par_chunks_mut(pw))
                 .zip(b2[pw..(h + 1) * pw].par_chunks_mut(pw));
-            rows.enumerate()
-                .for_each(|(y, (((((rw, r11), r12), r22), rb1), rb2))| {
+            rows.enumerate().with_min_len(min_len(n)).for_each(
+                |(y, (((((rw, r11), r12), r22), rb1), rb2))| {
                     let off = (y + c) & 1;
                     let edges = Edges {
                         weight: &weight,
@@ -317,7 +343,8 @@ pub fn refine(i0: &[u8], i1: &[u8], w: usize, h: usize, u: &mut [f32], v: &mut [
                         rb1[o] = s.b1;
                         rb2[o] = s.b2;
                     }
-                });
+                },
+            );
         }
         // Red-black SOR on the increments (zero outside the frame), each colour in place.
         for _ in 0..SOR_ITERATIONS {
@@ -331,6 +358,7 @@ pub fn refine(i0: &[u8], i1: &[u8], w: usize, h: usize, u: &mut [f32], v: &mut [
             .zip(tu.par_chunks_mut(w))
             .zip(tv.par_chunks_mut(w))
             .enumerate()
+            .with_min_len(min_len(n))
             .for_each(|(y, (((ru, rv), rtu), rtv))| {
                 for x in 0..w {
                     let col = &colours[(x + y) & 1];
@@ -419,12 +447,15 @@ impl Derivs {
     ) -> Self {
         let n = ix.len();
         let map = |f: &(dyn Fn(usize) -> f32 + Sync)| -> Vec<f32> {
-            let mut v = zeros(n);
-            v.par_chunks_mut(BLOCK).enumerate().for_each(|(t, c)| {
-                for (i, o) in c.iter_mut().enumerate() {
-                    *o = f(t * BLOCK + i);
-                }
-            });
+            let mut v = scratch(n);
+            v.par_chunks_mut(BLOCK)
+                .enumerate()
+                .with_min_len(min_len(n))
+                .for_each(|(t, c)| {
+                    for (i, o) in c.iter_mut().enumerate() {
+                        *o = f(t * BLOCK + i);
+                    }
+                });
             v
         };
         let norm = map(&|k| ix[k] * ix[k] + iy[k] * iy[k] + zeta2);
@@ -468,7 +499,7 @@ struct Systems {
 
 impl Systems {
     fn new(n: usize) -> Self {
-        let z = || zeros(n);
+        let z = || scratch(n);
         Systems {
             a11: z(),
             a12: z(),
@@ -508,6 +539,7 @@ fn data_term(
         .zip(b1.par_chunks_mut(BLOCK))
         .zip(b2.par_chunks_mut(BLOCK))
         .enumerate()
+        .with_min_len(min_len(d.ix.len()))
         .for_each(|(t, ((((o11, o12), o22), ob1), ob2))| {
             let r = t * BLOCK..t * BLOCK + o11.len();
             let m = o11.len();

@@ -446,13 +446,17 @@ pub fn refine(i0: &[u8], i1: &[u8], w: usize, h: usize, u: &mut [f32], v: &mut [
             .enumerate()
             .with_min_len(min_len(n))
             .for_each(|(y, (((ru, rv), rtu), rtv))| {
-                for x in 0..w {
-                    let col = &colours[(x + y) & 1];
-                    let i = (y + 1) * pw + x / 2 + 1;
-                    ru[x] = col.du[i];
-                    rv[x] = col.dv[i];
-                    rtu[x] = w_u[y * w + x] + ru[x];
-                    rtv[x] = w_v[y * w + x] + rv[x];
+                let (wu, wv) = (&w_u[y * w..(y + 1) * w], &w_v[y * w..(y + 1) * w]);
+                let base = (y + 1) * pw + 1;
+                for (c, col) in colours.iter().enumerate() {
+                    let off = (y + c) & 1;
+                    let (cu, cv) = (&col.du[base..base + pw - 2], &col.dv[base..base + pw - 2]);
+                    for (k, x) in (off..w).step_by(2).enumerate() {
+                        ru[x] = cu[k];
+                        rv[x] = cv[k];
+                        rtu[x] = wu[x] + cu[k];
+                        rtv[x] = wv[x] + cv[k];
+                    }
                 }
             });
     }

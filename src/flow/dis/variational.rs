@@ -142,17 +142,20 @@ struct Colour {
 }
 
 impl Colour {
+    /// Zero increments and weights (their borders and padding are read as neighbours);
+    /// systems not zeroed: the SOR reads only the cells that each iteration writes.
     fn new(len: usize) -> Self {
         let z = || zeros(len);
+        let s = || scratch(len);
         Colour {
             du: z(),
             dv: z(),
             weight: z(),
-            a11: z(),
-            a12: z(),
-            a22: z(),
-            b1: z(),
-            b2: z(),
+            a11: s(),
+            a12: s(),
+            a22: s(),
+            b1: s(),
+            b2: s(),
         }
     }
 }
@@ -209,18 +212,101 @@ fn half_sweep(me: &mut Colour, other: &Colour, c: usize, w: usize, h: usize, pw:
                 );
                 let (b1, b2) = (&b1[o.clone()], &b2[o]);
                 let (du, dv) = (&mut du_row[1..1 + nc], &mut dv_row[1..1 + nc]);
-                for k in 0..nc {
-                    let su = wl[k] * ul[k] + wp[k] * ur[k] + wu[k] * uu[k] + wp[k] * ud[k];
-                    let sv = wl[k] * vl[k] + wp[k] * vr[k] + wu[k] * vu[k] + wp[k] * vd[k];
-                    let mut cu = du[k];
-                    let mut cv = dv[k];
-                    cu += OMEGA * ((su + b1[k] - cv * a12[k]) / a11[k] - cu);
-                    cv += OMEGA * ((sv + b2[k] - cu * a12[k]) / a22[k] - cv);
-                    du[k] = cu;
-                    dv[k] = cv;
+                let row = SorRow {
+                    ul,
+                    ur,
+                    vl,
+                    vr,
+                    wl,
+                    uu,
+                    ud,
+                    vu,
+                    vd,
+                    wu,
+                    wp,
+                    a11,
+                    a12,
+                    a22,
+                    b1,
+                    b2,
+                };
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the processor has AVX2, checked above
+                    unsafe { row.run_avx2(du, dv) };
+                    continue;
                 }
+                row.run(du, dv);
             }
         });
+}
+
+/// The inputs of one SOR row: the other colour's increments and weights left, right, up and
+/// down of each own cell, and the own cells' weights and systems (all `nc` long).
+struct SorRow<'a> {
+    ul: &'a [f32],
+    ur: &'a [f32],
+    vl: &'a [f32],
+    vr: &'a [f32],
+    wl: &'a [f32],
+    uu: &'a [f32],
+    ud: &'a [f32],
+    vu: &'a [f32],
+    vd: &'a [f32],
+    wu: &'a [f32],
+    wp: &'a [f32],
+    a11: &'a [f32],
+    a12: &'a [f32],
+    a22: &'a [f32],
+    b1: &'a [f32],
+    b2: &'a [f32],
+}
+
+impl SorRow<'_> {
+    /// Updates the row's increments `du`, `dv` in place.
+    #[inline(always)]
+    fn run(&self, du: &mut [f32], dv: &mut [f32]) {
+        let nc = du.len().min(dv.len());
+        let (ul, ur, vl, vr, wl) = (
+            &self.ul[..nc],
+            &self.ur[..nc],
+            &self.vl[..nc],
+            &self.vr[..nc],
+            &self.wl[..nc],
+        );
+        let (uu, ud, vu, vd, wu) = (
+            &self.uu[..nc],
+            &self.ud[..nc],
+            &self.vu[..nc],
+            &self.vd[..nc],
+            &self.wu[..nc],
+        );
+        let (wp, a11, a12, a22) = (
+            &self.wp[..nc],
+            &self.a11[..nc],
+            &self.a12[..nc],
+            &self.a22[..nc],
+        );
+        let (b1, b2) = (&self.b1[..nc], &self.b2[..nc]);
+        for k in 0..nc {
+            let su = wl[k] * ul[k] + wp[k] * ur[k] + wu[k] * uu[k] + wp[k] * ud[k];
+            let sv = wl[k] * vl[k] + wp[k] * vr[k] + wu[k] * vu[k] + wp[k] * vd[k];
+            let mut cu = du[k];
+            let mut cv = dv[k];
+            cu += OMEGA * ((su + b1[k] - cv * a12[k]) / a11[k] - cu);
+            cv += OMEGA * ((sv + b2[k] - cu * a12[k]) / a22[k] - cv);
+            du[k] = cu;
+            dv[k] = cv;
+        }
+    }
+
+    /// [`SorRow::run`] with AVX2 enabled, so that it vectorises 8 cells wide (the same
+    /// operations per cell, no fused multiply-add, so the same values).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn run_avx2(&self, du: &mut [f32], dv: &mut [f32]) {
+        self.run(du, dv);
+    }
 }
 
 /// Refines the flow `(u, v)` of a `w`×`h` level in place (`calcUV`), with `p`'s variational
@@ -360,13 +446,17 @@ pub fn refine(i0: &[u8], i1: &[u8], w: usize, h: usize, u: &mut [f32], v: &mut [
             .enumerate()
             .with_min_len(min_len(n))
             .for_each(|(y, (((ru, rv), rtu), rtv))| {
-                for x in 0..w {
-                    let col = &colours[(x + y) & 1];
-                    let i = (y + 1) * pw + x / 2 + 1;
-                    ru[x] = col.du[i];
-                    rv[x] = col.dv[i];
-                    rtu[x] = w_u[y * w + x] + ru[x];
-                    rtv[x] = w_v[y * w + x] + rv[x];
+                let (wu, wv) = (&w_u[y * w..(y + 1) * w], &w_v[y * w..(y + 1) * w]);
+                let base = (y + 1) * pw + 1;
+                for (c, col) in colours.iter().enumerate() {
+                    let off = (y + c) & 1;
+                    let (cu, cv) = (&col.du[base..base + pw - 2], &col.dv[base..base + pw - 2]);
+                    for (k, x) in (off..w).step_by(2).enumerate() {
+                        ru[x] = cu[k];
+                        rv[x] = cv[k];
+                        rtu[x] = wu[x] + cu[k];
+                        rtv[x] = wv[x] + cv[k];
+                    }
                 }
             });
     }
@@ -542,29 +632,92 @@ fn data_term(
         .with_min_len(min_len(d.ix.len()))
         .for_each(|(t, ((((o11, o12), o22), ob1), ob2))| {
             let r = t * BLOCK..t * BLOCK + o11.len();
-            let m = o11.len();
-            let (o12, o22, ob1, ob2) = (&mut o12[..m], &mut o22[..m], &mut ob1[..m], &mut ob2[..m]);
-            let (x, y, z) = (&d.ix[r.clone()], &d.iy[r.clone()], &d.iz[r.clone()]);
-            let (xx, xy, yy) = (&d.ixx[r.clone()], &d.ixy[r.clone()], &d.iyy[r.clone()]);
-            let (xz, yz) = (&d.ixz[r.clone()], &d.iyz[r.clone()]);
-            let (norm, n1, n2) = (&d.norm[r.clone()], &d.n1[r.clone()], &d.n2[r.clone()]);
-            let (g11, g12, g22) = (&d.g11[r.clone()], &d.g12[r.clone()], &d.g22[r.clone()]);
-            let (gb1, gb2) = (&d.gb1[r.clone()], &d.gb2[r.clone()]);
-            let (du, dv) = (&du[r.clone()], &dv[r]);
-            for k in 0..m {
-                let (x, y, z) = (x[k], y[k], z[k]);
-                let ik1z = z + x * du[k] + y * dv[k];
-                let wt = (delta2 / (ik1z * ik1z / norm[k] + eps2).sqrt()) / norm[k];
-                let zx = xz[k] + xx[k] * du[k] + xy[k] * dv[k];
-                let zy = yz[k] + xy[k] * du[k] + yy[k] * dv[k];
-                let wg = gamma2 / (zx * zx / n1[k] + zy * zy / n2[k] + eps2).sqrt();
-                o11[k] = (wt * (x * x) + zeta2) + wg * g11[k];
-                o12[k] = wt * (x * y) + wg * g12[k];
-                o22[k] = (wt * (y * y) + zeta2) + wg * g22[k];
-                ob1[k] = -wt * (z * x) + -wg * gb1[k];
-                ob2[k] = -wt * (z * y) + -wg * gb2[k];
+            let c = DataConsts {
+                delta2,
+                gamma2,
+                zeta2,
+                eps2,
+            };
+            let out = [o11, o12, o22, ob1, ob2];
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the processor has AVX2, checked above
+                unsafe { data_block_avx2(d, du, dv, r, out, &c) };
+                return;
             }
+            data_block(d, du, dv, r, out, &c);
         });
+}
+
+/// The data term's weights (see [`refine`]).
+struct DataConsts {
+    delta2: f32,
+    gamma2: f32,
+    zeta2: f32,
+    eps2: f32,
+}
+
+/// The data term of the pixels `r` into `out` (`a11`, `a12`, `a22`, `b1`, `b2`, each `r.len()`
+/// long).
+#[inline(always)]
+fn data_block(
+    d: &Derivs,
+    du: &[f32],
+    dv: &[f32],
+    r: std::ops::Range<usize>,
+    out: [&mut [f32]; 5],
+    c: &DataConsts,
+) {
+    let DataConsts {
+        delta2,
+        gamma2,
+        zeta2,
+        eps2,
+    } = *c;
+    let [o11, o12, o22, ob1, ob2] = out;
+    let m = r.len();
+    let (o11, o12, o22, ob1, ob2) = (
+        &mut o11[..m],
+        &mut o12[..m],
+        &mut o22[..m],
+        &mut ob1[..m],
+        &mut ob2[..m],
+    );
+    let (x, y, z) = (&d.ix[r.clone()], &d.iy[r.clone()], &d.iz[r.clone()]);
+    let (xx, xy, yy) = (&d.ixx[r.clone()], &d.ixy[r.clone()], &d.iyy[r.clone()]);
+    let (xz, yz) = (&d.ixz[r.clone()], &d.iyz[r.clone()]);
+    let (norm, n1, n2) = (&d.norm[r.clone()], &d.n1[r.clone()], &d.n2[r.clone()]);
+    let (g11, g12, g22) = (&d.g11[r.clone()], &d.g12[r.clone()], &d.g22[r.clone()]);
+    let (gb1, gb2) = (&d.gb1[r.clone()], &d.gb2[r.clone()]);
+    let (du, dv) = (&du[r.clone()], &dv[r]);
+    for k in 0..m {
+        let (x, y, z) = (x[k], y[k], z[k]);
+        let ik1z = z + x * du[k] + y * dv[k];
+        let wt = (delta2 / (ik1z * ik1z / norm[k] + eps2).sqrt()) / norm[k];
+        let zx = xz[k] + xx[k] * du[k] + xy[k] * dv[k];
+        let zy = yz[k] + xy[k] * du[k] + yy[k] * dv[k];
+        let wg = gamma2 / (zx * zx / n1[k] + zy * zy / n2[k] + eps2).sqrt();
+        o11[k] = (wt * (x * x) + zeta2) + wg * g11[k];
+        o12[k] = wt * (x * y) + wg * g12[k];
+        o22[k] = (wt * (y * y) + zeta2) + wg * g22[k];
+        ob1[k] = -wt * (z * x) + -wg * gb1[k];
+        ob2[k] = -wt * (z * y) + -wg * gb2[k];
+    }
+}
+
+/// [`data_block`] with AVX2 enabled, so that it vectorises 8 pixels wide (the same operations
+/// per pixel, no fused multiply-add, so the same values).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn data_block_avx2(
+    d: &Derivs,
+    du: &[f32],
+    dv: &[f32],
+    r: std::ops::Range<usize>,
+    out: [&mut [f32]; 5],
+    c: &DataConsts,
+) {
+    data_block(d, du, dv, r, out, c);
 }
 
 /// The smoothness edges of one cell, added to its system in OpenCV's order for its colour.

@@ -231,8 +231,8 @@ fn half_sweep(me: &mut Colour, other: &Colour, c: usize, w: usize, h: usize, pw:
                     b2,
                 };
                 #[cfg(target_arch = "x86_64")]
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the processor has AVX2, checked above
+                if crate::cpu::has("avx2") {
+                    // SAFETY: the processor has AVX2, the feature `run_avx2` is compiled with
                     unsafe { row.run_avx2(du, dv) };
                     continue;
                 }
@@ -640,8 +640,8 @@ fn data_term(
             };
             let out = [o11, o12, o22, ob1, ob2];
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the processor has AVX2, checked above
+            if crate::cpu::has("avx2") {
+                // SAFETY: the processor has AVX2, the feature `data_block_avx2` is compiled with
                 unsafe { data_block_avx2(d, du, dv, r, out, &c) };
                 return;
             }

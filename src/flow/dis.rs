@@ -198,48 +198,44 @@ struct Plane<T> {
 struct Level {
     i0: Plane<u8>,
     i1: Plane<u8>,
-    i1_ext: Plane<u8>,
-    gx: Plane<i16>,
-    gy: Plane<i16>,
     /// The initial flow at this level (temporal candidates), when given.
     init: Option<(Plane<f32>, Plane<f32>)>,
-    /// `i0`, `i1_ext`, `gx` and `gy` as f32 (exact), which the patch sums read.
+    /// I0's Sobel gradients, I0 and I1 with its replicated border, as f32: u8 and i16 convert
+    /// exactly, so the patch sums and the structure tensor see OpenCV's values while skipping
+    /// its per-row widening (`v_expand`, `v_cvt_f32`).
     f: LevelF32,
 }
 
-/// A level's planes as f32 for the patch sums: u8 and i16 convert exactly, so the sums see
-/// OpenCV's values while skipping its per-row widening (`v_expand`, `v_cvt_f32`).
+/// A level's planes as f32 (see [`Level::f`]).
 struct LevelF32 {
     i0: Vec<f32>,
+    /// I1 with a [`BORDER`]-px replicated border, `ext_w` wide.
     i1_ext: Vec<f32>,
+    ext_w: usize,
     gx: Vec<f32>,
     gy: Vec<f32>,
 }
 
-impl LevelF32 {
-    fn new(i0: &Plane<u8>, i1_ext: &Plane<u8>, gx: &Plane<i16>, gy: &Plane<i16>) -> Self {
-        LevelF32 {
-            i0: i0.data.iter().map(|&v| f32::from(v)).collect(),
-            i1_ext: i1_ext.data.iter().map(|&v| f32::from(v)).collect(),
-            gx: gx.data.iter().map(|&v| f32::from(v)).collect(),
-            gy: gy.data.iter().map(|&v| f32::from(v)).collect(),
-        }
-    }
-}
-
-/// `copyMakeBorder(BORDER_REPLICATE)` by [`BORDER`] px.
-fn replicate_border(p: &Plane<u8>) -> Plane<u8> {
+/// `copyMakeBorder(BORDER_REPLICATE)` by [`BORDER`] px, as f32; returns the plane and its width.
+fn replicate_border(p: &Plane<u8>) -> (Vec<f32>, usize) {
     let (w, h) = (p.w, p.h);
     let (we, he) = (w + 2 * BORDER, h + 2 * BORDER);
-    let mut data = vec![0u8; we * he];
-    for (y, row) in data.chunks_exact_mut(we).enumerate() {
-        let sy = y.saturating_sub(BORDER).min(h - 1);
-        let src = &p.data[sy * w..(sy + 1) * w];
-        for (x, v) in row.iter_mut().enumerate() {
-            *v = src[x.saturating_sub(BORDER).min(w - 1)];
-        }
-    }
-    Plane { w: we, h: he, data }
+    let mut data = vec![0f32; we * he];
+    data.par_chunks_mut(we)
+        .enumerate()
+        .with_min_len(min_len(we * he))
+        .for_each(|(y, row)| {
+            let sy = y.saturating_sub(BORDER).min(h - 1);
+            let src = &p.data[sy * w..(sy + 1) * w];
+            let (left, rest) = row.split_at_mut(BORDER);
+            let (mid, right) = rest.split_at_mut(w);
+            left.fill(f32::from(src[0]));
+            for (o, &v) in mid.iter_mut().zip(src) {
+                *o = f32::from(v);
+            }
+            right.fill(f32::from(src[w - 1]));
+        });
+    (data, we)
 }
 
 /// `BORDER_REFLECT_101` index.
@@ -258,42 +254,64 @@ fn reflect101(p: isize, n: usize) -> usize {
     q.clamp(0, n - 1) as usize
 }
 
-/// `spatialGradient`: 3×3 Sobel x and y in int16 with `BORDER_REFLECT_101`.
-fn spatial_gradient(p: &Plane<u8>) -> (Plane<i16>, Plane<i16>) {
+/// `spatialGradient`: 3×3 Sobel x and y (OpenCV's int16 values, held exactly as f32) with
+/// `BORDER_REFLECT_101`.
+fn spatial_gradient(p: &Plane<u8>) -> (Vec<f32>, Vec<f32>) {
     let (w, h) = (p.w, p.h);
-    let mut gx = vec![0i16; w * h];
-    let mut gy = vec![0i16; w * h];
+    let mut gx = vec![0f32; w * h];
+    let mut gy = vec![0f32; w * h];
     gx.par_chunks_mut(w)
         .zip(gy.par_chunks_mut(w))
         .enumerate()
         .with_min_len(min_len(w * h))
         .for_each(|(y, (rx, ry))| {
-            let ym = reflect101(y as isize - 1, h) * w;
-            let y0 = y * w;
-            let yp = reflect101(y as isize + 1, h) * w;
-            let px = |r: usize, x: usize| i32::from(p.data[r + x]);
-            for x in 0..w {
-                let xm = reflect101(x as isize - 1, w);
-                let xp = reflect101(x as isize + 1, w);
-                let dx = (px(ym, xp) - px(ym, xm))
-                    + 2 * (px(y0, xp) - px(y0, xm))
-                    + (px(yp, xp) - px(yp, xm));
-                let dy = (px(yp, xm) + 2 * px(yp, x) + px(yp, xp))
-                    - (px(ym, xm) + 2 * px(ym, x) + px(ym, xp));
-                rx[x] = dx as i16;
-                ry[x] = dy as i16;
+            let row = |r: usize| &p.data[r * w..(r + 1) * w];
+            let (up, mid, down) = (
+                row(reflect101(y as isize - 1, h)),
+                row(y),
+                row(reflect101(y as isize + 1, h)),
+            );
+            let at = |x: usize, xm: usize, xp: usize| {
+                let px = |r: &[u8], x: usize| i32::from(r[x]);
+                let dx = (px(up, xp) - px(up, xm))
+                    + 2 * (px(mid, xp) - px(mid, xm))
+                    + (px(down, xp) - px(down, xm));
+                let dy = (px(down, xm) + 2 * px(down, x) + px(down, xp))
+                    - (px(up, xm) + 2 * px(up, x) + px(up, xp));
+                (dx as f32, dy as f32)
+            };
+            for x in [0, w - 1] {
+                (rx[x], ry[x]) = at(
+                    x,
+                    reflect101(x as isize - 1, w),
+                    reflect101(x as isize + 1, w),
+                );
+            }
+            for x in 1..w.saturating_sub(1) {
+                (rx[x], ry[x]) = at(x, x - 1, x + 1);
             }
         });
-    (Plane { w, h, data: gx }, Plane { w, h, data: gy })
+    (gx, gy)
 }
 
-/// `resize(INTER_AREA)` of an 8-bit plane.
-fn area(p: &Plane<u8>, w: usize, h: usize) -> Plane<u8> {
-    Plane {
-        w,
-        h,
-        data: resize(&p.data, p.w, p.h, 1, w, h, Interpolation::Area),
+/// The 8-bit pyramid of a `w`×`h` frame: levels `fs..=coarsest`, each `resize(INTER_AREA)` of
+/// the one before (the first of the frame itself).
+fn pyramid(frame: &[u8], w: usize, h: usize, fs: usize, coarsest: usize) -> Vec<Plane<u8>> {
+    let mut levels: Vec<Plane<u8>> = Vec::with_capacity(coarsest + 1 - fs);
+    for i in fs..=coarsest {
+        let (src, sw, sh) = match levels.last() {
+            Some(prev) => (&prev.data[..], prev.w, prev.h),
+            None => (frame, w, h),
+        };
+        let (lw, lh) = if i == fs {
+            (w >> i, h >> i)
+        } else {
+            (sw / 2, sh / 2)
+        };
+        let data = resize(src, sw, sh, 1, lw, lh, Interpolation::Area);
+        levels.push(Plane { w: lw, h: lh, data });
     }
+    levels
 }
 
 /// One axis of OpenCV's float `INTER_LINEAR` resize: source index and the weight of the next.
@@ -317,57 +335,95 @@ fn linear_axis(src: usize, dst: usize) -> Vec<(usize, f32)> {
         .collect()
 }
 
-/// `resize(INTER_LINEAR)` of a float plane (OpenCV's float path: weights `1 − f, f`, clamped
-/// at the edges; an exact 2× shrink is OpenCV's 2×2 area mean).
-fn resize_f32(p: &Plane<f32>, w: usize, h: usize) -> Plane<f32> {
-    if (p.w, p.h) == (w, h) {
-        return p.clone();
-    }
-    let mut data = vec![0f32; w * h];
-    if p.w == 2 * w && p.h == 2 * h {
-        // OpenCV turns INTER_LINEAR at an exact 2× shrink into the fast area mean.
-        data.par_chunks_mut(w)
+/// `resize(INTER_LINEAR)` of a float plane to `w`×`h`, one output row at a time (OpenCV's
+/// float path: weights `1 − f, f`, clamped at the edges; an exact 2× shrink is OpenCV's 2×2
+/// area mean; the same size is a copy).
+enum Resized<'a> {
+    Same(&'a Plane<f32>),
+    Half(&'a Plane<f32>),
+    /// The horizontal pass of every source row (`w` wide), and each output row's source row
+    /// and the weight of the next.
+    Linear {
+        hp: Vec<f32>,
+        yt: Vec<(usize, f32)>,
+        src_h: usize,
+    },
+}
+
+impl<'a> Resized<'a> {
+    fn new(p: &'a Plane<f32>, w: usize, h: usize) -> Self {
+        if (p.w, p.h) == (w, h) {
+            return Resized::Same(p);
+        }
+        if p.w == 2 * w && p.h == 2 * h {
+            // OpenCV turns INTER_LINEAR at an exact 2× shrink into the fast area mean.
+            return Resized::Half(p);
+        }
+        let xt = linear_axis(p.w, w);
+        // Horizontal pass once per source row; the rows blend two of them.
+        let mut hp = vec![0f32; p.h * w];
+        hp.par_chunks_mut(w)
             .enumerate()
             .with_min_len(min_len(w * h))
-            .for_each(|(y, row)| {
-                let r0 = &p.data[2 * y * p.w..];
-                let r1 = &p.data[(2 * y + 1) * p.w..];
-                for (x, v) in row.iter_mut().enumerate() {
-                    *v = (r0[2 * x] + r0[2 * x + 1] + r1[2 * x] + r1[2 * x + 1]) * 0.25;
+            .for_each(|(sy, out)| {
+                let r = &p.data[sy * p.w..(sy + 1) * p.w];
+                for (o, &(sx, fx)) in out.iter_mut().zip(&xt) {
+                    *o = if fx == 0.0 && sx + 1 >= p.w {
+                        r[sx]
+                    } else {
+                        r[sx] * (1.0 - fx) + r[(sx + 1).min(p.w - 1)] * fx
+                    };
                 }
             });
-        return Plane { w, h, data };
+        Resized::Linear {
+            hp,
+            yt: linear_axis(p.h, h),
+            src_h: p.h,
+        }
     }
-    let xt = linear_axis(p.w, w);
-    let yt = linear_axis(p.h, h);
-    // Horizontal pass once per source row, then the vertical blend of two of them.
-    let mut hp = vec![0f32; p.h * w];
-    hp.par_chunks_mut(w)
-        .enumerate()
-        .with_min_len(min_len(w * h))
-        .for_each(|(sy, out)| {
-            let r = &p.data[sy * p.w..(sy + 1) * p.w];
-            for (o, &(sx, fx)) in out.iter_mut().zip(&xt) {
-                *o = if fx == 0.0 && sx + 1 >= p.w {
-                    r[sx]
-                } else {
-                    r[sx] * (1.0 - fx) + r[(sx + 1).min(p.w - 1)] * fx
-                };
+
+    /// Output row `y` (`w` wide), each value handed to `put(x, value)`.
+    #[inline(always)]
+    fn row(&self, y: usize, w: usize, mut put: impl FnMut(usize, f32)) {
+        match self {
+            Resized::Same(p) => {
+                for (x, &v) in p.data[y * w..(y + 1) * w].iter().enumerate() {
+                    put(x, v);
+                }
             }
-        });
+            Resized::Half(p) => {
+                let r0 = &p.data[2 * y * p.w..];
+                let r1 = &p.data[(2 * y + 1) * p.w..];
+                for x in 0..w {
+                    put(
+                        x,
+                        (r0[2 * x] + r0[2 * x + 1] + r1[2 * x] + r1[2 * x + 1]) * 0.25,
+                    );
+                }
+            }
+            Resized::Linear { hp, yt, src_h } => {
+                let (sy, fy) = yt[y];
+                let a = &hp[sy * w..(sy + 1) * w];
+                let sb = (sy + 1).min(src_h - 1);
+                let b = &hp[sb * w..(sb + 1) * w];
+                let (b0, b1) = (1.0 - fy, fy);
+                for (x, (&a, &b)) in a.iter().zip(b).enumerate() {
+                    put(x, a * b0 + b * b1);
+                }
+            }
+        }
+    }
+}
+
+/// `resize(INTER_LINEAR)` of a float plane ([`Resized`]), each value then mapped by `post`
+/// (the flow's scaling, fused into the same pass).
+fn resize_f32(p: &Plane<f32>, w: usize, h: usize, post: impl Fn(f32) -> f32 + Sync) -> Plane<f32> {
+    let src = Resized::new(p, w, h);
+    let mut data = vec![0f32; w * h];
     data.par_chunks_mut(w)
         .enumerate()
         .with_min_len(min_len(w * h))
-        .for_each(|(y, row)| {
-            let (sy, fy) = yt[y];
-            let a = &hp[sy * w..(sy + 1) * w];
-            let sb = (sy + 1).min(p.h - 1);
-            let b = &hp[sb * w..(sb + 1) * w];
-            let (b0, b1) = (1.0 - fy, fy);
-            for ((o, &a), &b) in row.iter_mut().zip(a).zip(b) {
-                *o = a * b0 + b * b1;
-            }
-        });
+        .for_each(|(y, row)| src.row(y, w, |x, v| row[x] = post(v)));
     Plane { w, h, data }
 }
 
@@ -420,17 +476,6 @@ fn dis_on_worker(a: &GrayImage, b: &GrayImage, p: &Params, init: Option<&Flow>) 
     }
     let (fs, coarsest) = (fs as usize, coarsest as usize);
 
-    // Pyramid (prepareBuffers).
-    let full0 = Plane {
-        w: w as usize,
-        h: h as usize,
-        data: a.as_raw().clone(),
-    };
-    let full1 = Plane {
-        w: w as usize,
-        h: h as usize,
-        data: b.as_raw().clone(),
-    };
     let init_planes = init.map(|f| {
         let n = w as usize * h as usize;
         let (mut u, mut v) = (Vec::with_capacity(n), Vec::with_capacity(n));
@@ -445,37 +490,55 @@ fn dis_on_worker(a: &GrayImage, b: &GrayImage, p: &Params, init: Option<&Flow>) 
         };
         (mk(u), mk(v))
     });
-    let mut levels: Vec<Level> = Vec::with_capacity(coarsest + 1 - fs);
-    for i in fs..=coarsest {
-        let (i0, i1) = if i == fs {
-            let (lw, lh) = (w as usize >> i, h as usize >> i);
-            (area(&full0, lw, lh), area(&full1, lw, lh))
-        } else {
-            let prev = levels.last().expect("finest level first");
-            let (lw, lh) = (prev.i0.w / 2, prev.i0.h / 2);
-            (area(&prev.i0, lw, lh), area(&prev.i1, lw, lh))
-        };
-        let i1_ext = replicate_border(&i1);
-        let (gx, gy) = spatial_gradient(&i0);
-        let init = init_planes.as_ref().map(|(u, v)| {
-            let frac = (1u32 << i) as f32;
-            let mut ru = resize_f32(u, i0.w, i0.h);
-            let mut rv = resize_f32(v, i0.w, i0.h);
-            ru.data.iter_mut().for_each(|x| *x /= frac);
-            rv.data.iter_mut().for_each(|x| *x /= frac);
-            (ru, rv)
-        });
-        let f = LevelF32::new(&i0, &i1_ext, &gx, &gy);
-        levels.push(Level {
-            i0,
-            i1,
-            i1_ext,
-            gx,
-            gy,
-            init,
-            f,
-        });
-    }
+    // Pyramid (prepareBuffers): the two frames' sides side by side.
+    let (w, h) = (w as usize, h as usize);
+    let (side0, side1) = rayon::join(
+        || {
+            pyramid(a.as_raw(), w, h, fs, coarsest)
+                .into_par_iter()
+                .map(|i0| {
+                    let (gx, gy) = spatial_gradient(&i0);
+                    let f = i0.data.iter().map(|&v| f32::from(v)).collect::<Vec<f32>>();
+                    (i0, f, gx, gy)
+                })
+                .collect::<Vec<_>>()
+        },
+        || {
+            pyramid(b.as_raw(), w, h, fs, coarsest)
+                .into_par_iter()
+                .map(|i1| {
+                    let ext = replicate_border(&i1);
+                    (i1, ext)
+                })
+                .collect::<Vec<_>>()
+        },
+    );
+    let levels: Vec<Level> = side0
+        .into_iter()
+        .zip(side1)
+        .zip(fs..)
+        .map(|(((i0, fi0, gx, gy), (i1, (i1_ext, ext_w))), i)| {
+            let init = init_planes.as_ref().map(|(u, v)| {
+                let frac = (1u32 << i) as f32;
+                (
+                    resize_f32(u, i0.w, i0.h, |x| x / frac),
+                    resize_f32(v, i0.w, i0.h, |x| x / frac),
+                )
+            });
+            Level {
+                f: LevelF32 {
+                    i0: fi0,
+                    i1_ext,
+                    ext_w,
+                    gx,
+                    gy,
+                },
+                i0,
+                i1,
+                init,
+            }
+        })
+        .collect();
 
     // Coarse to fine.
     let top = &levels[coarsest - fs];
@@ -492,7 +555,7 @@ fn dis_on_worker(a: &GrayImage, b: &GrayImage, p: &Params, init: Option<&Flow>) 
         let stride = p.patch_stride as usize;
         let ws = 1 + (lw - psz) / stride;
         let hs = 1 + (lh - psz) / stride;
-        let tensor = structure_tensor(&lv.gx, &lv.gy, psz, stride, ws, hs);
+        let tensor = structure_tensor(&lv.f.gx, &lv.f.gy, lw, lh, psz, stride, ws, hs);
         let (sx, sy) = inverse_search(lv, &tensor, &ux, &uy, p, ws, hs);
         densify(lv, &sx, &sy, &mut ux, &mut uy, psz, stride, ws, hs);
         if p.variational_refinement_iterations > 0 {
@@ -508,21 +571,20 @@ fn dis_on_worker(a: &GrayImage, b: &GrayImage, p: &Params, init: Option<&Flow>) 
         }
         if li > 0 {
             let next = &levels[li - 1].i0;
-            ux = resize_f32(&ux, next.w, next.h);
-            uy = resize_f32(&uy, next.w, next.h);
-            ux.data.iter_mut().for_each(|x| *x *= 2.0);
-            uy.data.iter_mut().for_each(|x| *x *= 2.0);
+            ux = resize_f32(&ux, next.w, next.h, |x| x * 2.0);
+            uy = resize_f32(&uy, next.w, next.h, |x| x * 2.0);
         }
     }
-    let (w, h) = (w as usize, h as usize);
-    let fu = resize_f32(&ux, w, h);
-    let fv = resize_f32(&uy, w, h);
     let scale = (1u32 << fs) as f32;
-    let mut data = Vec::with_capacity(2 * w * h);
-    for (u, v) in fu.data.iter().zip(&fv.data) {
-        data.push(u * scale);
-        data.push(v * scale);
-    }
+    let (su, sv) = (Resized::new(&ux, w, h), Resized::new(&uy, w, h));
+    let mut data = vec![0f32; 2 * w * h];
+    data.par_chunks_mut(2 * w)
+        .enumerate()
+        .with_min_len(min_len(w * h))
+        .for_each(|(y, row)| {
+            su.row(y, w, |x, v| row[2 * x] = v * scale);
+            sv.row(y, w, |x, v| row[2 * x + 1] = v * scale);
+        });
     Flow::from_vec(w as u32, h as u32, data)
 }
 
@@ -537,26 +599,29 @@ struct Tensor {
 
 /// `precomputeStructureTensor`: a separable box filter sampled on the patch grid, in OpenCV's
 /// order (integer products, f32 running sums).
+#[allow(clippy::too_many_arguments)]
 fn structure_tensor(
-    gx: &Plane<i16>,
-    gy: &Plane<i16>,
+    gx: &[f32],
+    gy: &[f32],
+    w: usize,
+    h: usize,
     psz: usize,
     stride: usize,
     ws: usize,
     hs: usize,
 ) -> Tensor {
-    let (w, h) = (gx.w, gx.h);
     // Horizontal pass: [h][ws] of 5 sums.
     let mut aux = vec![[0f32; 5]; h * ws];
     aux.par_chunks_mut(ws)
         .enumerate()
         .with_min_len(min_len(w * h))
         .for_each(|(i, out)| {
-            let xr = &gx.data[i * w..(i + 1) * w];
-            let yr = &gy.data[i * w..(i + 1) * w];
+            // The gradients are int16 values held exactly in f32: back to integers.
+            let xr: Vec<i32> = gx[i * w..(i + 1) * w].iter().map(|&v| v as i32).collect();
+            let yr: Vec<i32> = gy[i * w..(i + 1) * w].iter().map(|&v| v as i32).collect();
             let mut s = [0f32; 5];
             for j in 0..psz {
-                let (x, y) = (i32::from(xr[j]), i32::from(yr[j]));
+                let (x, y) = (xr[j], yr[j]);
                 s[0] += (x * x) as f32;
                 s[1] += (y * y) as f32;
                 s[2] += (x * y) as f32;
@@ -566,8 +631,8 @@ fn structure_tensor(
             out[0] = s;
             let mut js = 1;
             for j in psz..w {
-                let (x, y) = (i32::from(xr[j]), i32::from(yr[j]));
-                let (xo, yo) = (i32::from(xr[j - psz]), i32::from(yr[j - psz]));
+                let (x, y) = (xr[j], yr[j]);
+                let (xo, yo) = (xr[j - psz], yr[j - psz]);
                 s[0] += (x * x - xo * xo) as f32;
                 s[1] += (y * y - yo * yo) as f32;
                 s[2] += (x * y - xo * yo) as f32;
@@ -648,7 +713,7 @@ impl PatchCtx<'_> {
         let w01 = (fi + 1.0 - ii) * (jj - fj);
         let w00 = (fi + 1.0 - ii) * (fj + 1.0 - jj);
         (
-            ii as usize * self.lv.i1_ext.w + jj as usize,
+            ii as usize * self.lv.f.ext_w + jj as usize,
             [w00, w01, w10, w11],
         )
     }
@@ -658,7 +723,7 @@ impl PatchCtx<'_> {
     fn sums<const GRAD: bool>(&self, i: usize, j: usize, u: f32, v: f32) -> Sums {
         let (off1, wt) = self.weights(i, j, u, v);
         let lw = self.lv.i0.w;
-        let we = self.lv.i1_ext.w;
+        let we = self.lv.f.ext_w;
         let f = &self.lv.f;
         let o0 = i * lw + j;
         let (i0, i1, gx, gy) = (&f.i0[o0..], &f.i1_ext[off1..], &f.gx[o0..], &f.gy[o0..]);
@@ -852,7 +917,7 @@ fn inverse_search(
     sx.par_chunks_mut(stripe * ws)
         .zip(sy.par_chunks_mut(stripe * ws))
         .enumerate()
-        .with_min_len(min_len(lv.i0.w * lv.i0.h))
+        .with_min_len(1)
         .for_each(|(n, (sx, sy))| {
             let start = n * stripe;
             let end = (start + stripe).min(hs);

@@ -1,10 +1,12 @@
 //! OpenCV's `VariationalRefinement` (`modules/video/src/variational_refinement.cpp`) as DIS
 //! runs it at each level: fixed-point iterations of a linearised energy (colour and gradient
 //! constancy, normalised, Charbonnier-weighted; a smoothness term), each solved by red-black
-//! SOR. The data term and the smoothness weights are computed on the full grid; the SOR works,
-//! as OpenCV's, on two packed buffers (red and black cells, each with a zero border: zero
-//! increments and weights outside the frame), updating one colour in place from the other.
-//! The edge terms (`A`, `b`) are added in OpenCV's order for each colour.
+//! SOR. Everything after the image derivatives works, as OpenCV's SOR does, on the red and the
+//! black cells packed apart (each colour's cells of a row side by side, with a zero border:
+//! zero increments and weights outside the frame), so that every per-iteration pass reads and
+//! writes contiguous rows: the smoothness weights, the data term with the edge terms (`A`,
+//! `b`, added in OpenCV's order for each colour), and the SOR, which updates one colour in
+//! place from the other. The values are OpenCV's: the same operations on the same operands.
 
 use super::{Params, floor, min_len};
 use rayon::prelude::*;
@@ -57,108 +59,149 @@ const OMEGA: f32 = 1.6;
 /// Normalisation floor ζ.
 const ZETA: f32 = 0.1;
 
-/// `warpImage`: I1 sampled bilinearly at `(x + u, y + v)`, replicated outside.
-fn warp(i1: &[u8], w: usize, h: usize, u: &[f32], v: &[f32]) -> Vec<f32> {
-    let mut out = scratch(w * h);
-    out.par_chunks_mut(w)
-        .enumerate()
-        .with_min_len(min_len(w * h))
-        .for_each(|(y, row)| {
-            let px = |yy: isize, xx: isize| {
-                let yy = yy.clamp(0, h as isize - 1) as usize;
-                let xx = xx.clamp(0, w as isize - 1) as usize;
-                f32::from(i1[yy * w + xx])
-            };
-            for (x, o) in row.iter_mut().enumerate() {
-                let mx = x as f32 + u[y * w + x];
-                let my = y as f32 + v[y * w + x];
-                let (fx, fy) = (floor(mx), floor(my));
-                let (ax, ay) = (mx - fx, my - fy);
-                let (x0, y0) = (fx as isize, fy as isize);
-                let top = px(y0, x0) * (1.0 - ax) + px(y0, x0 + 1) * ax;
-                let bot = px(y0 + 1, x0) * (1.0 - ax) + px(y0 + 1, x0 + 1) * ax;
-                *o = top * (1.0 - ay) + bot * ay;
-            }
-        });
-    out
+/// The red-black layout of a `w`×`h` grid, as OpenCV's `RedBlackBuffer` stores it: colour `c`
+/// holds the cells of row `y` with `x ≡ y + c (mod 2)`, packed (cell `k` at `x = 2k + off`), in
+/// rows of `pw` values with a zero border of one cell all round. The red cells are colour 0.
+#[derive(Clone, Copy)]
+struct Grid {
+    w: usize,
+    h: usize,
+    /// Padded row length.
+    pw: usize,
+    /// The most cells of one colour in a row (the row length of the unpadded derivative planes).
+    cw: usize,
 }
 
-/// `Sobel(ksize = 1, BORDER_REPLICATE)` along x: `s[x+1] − s[x−1]`.
-fn dx(s: &[f32], w: usize, h: usize) -> Vec<f32> {
-    let mut out = scratch(w * h);
-    out.par_chunks_mut(w)
-        .enumerate()
-        .with_min_len(min_len(w * h))
-        .for_each(|(y, row)| {
-            let r = &s[y * w..(y + 1) * w];
-            for x in 0..w {
-                row[x] = r[(x + 1).min(w - 1)] - r[x.saturating_sub(1)];
-            }
-        });
-    out
+impl Grid {
+    fn new(w: usize, h: usize) -> Self {
+        Grid {
+            w,
+            h,
+            pw: w.div_ceil(2) + 2,
+            cw: w.div_ceil(2),
+        }
+    }
+
+    /// The length of a padded colour buffer.
+    fn len(&self) -> usize {
+        self.pw * (self.h + 2)
+    }
+
+    /// Colour `c`'s cells of row `y`: the column of the first, how many, and the padded index
+    /// of the first. Its neighbours (all of the other colour) in the other colour's buffer:
+    /// left of own cell `k` at `left + k`, right at `left + 1 + k`, up and down at `first + k ∓ pw`.
+    #[inline]
+    fn row(&self, y: usize, c: usize) -> RowCells {
+        let off = (y + c) & 1;
+        let r = (y + 1) * self.pw;
+        RowCells {
+            off,
+            n: (self.w - off).div_ceil(2),
+            first: r + 1,
+            left: r + off,
+        }
+    }
 }
 
-/// `Sobel(ksize = 1, BORDER_REPLICATE)` along y.
-fn dy(s: &[f32], w: usize, h: usize) -> Vec<f32> {
-    let mut out = scratch(w * h);
-    out.par_chunks_mut(w)
-        .enumerate()
-        .with_min_len(min_len(w * h))
-        .for_each(|(y, row)| {
-            let a = &s[(y + 1).min(h - 1) * w..];
-            let b = &s[y.saturating_sub(1) * w..];
-            for x in 0..w {
-                row[x] = a[x] - b[x];
-            }
-        });
-    out
+/// See [`Grid::row`].
+#[derive(Clone, Copy)]
+struct RowCells {
+    off: usize,
+    n: usize,
+    first: usize,
+    left: usize,
 }
 
-/// The linear system of one pixel: `A = [[a11, a12], [a12, a22]]`, `b = [b1, b2]`.
-#[derive(Clone, Copy, Default)]
-struct System {
-    a11: f32,
-    a12: f32,
-    a22: f32,
-    b1: f32,
-    b2: f32,
+impl RowCells {
+    /// The own cells of the row from `lo` have their left neighbour in the frame (`x > 0`),
+    /// those before `hi` their right one (`x < w − 1`).
+    #[inline]
+    fn inner(&self, w: usize) -> (usize, usize) {
+        let lo = usize::from(self.off == 0);
+        let last_on_edge = self.n > 0 && self.off + 2 * (self.n - 1) == w - 1;
+        (lo, self.n - usize::from(last_on_edge))
+    }
 }
 
-/// One colour of the red-black grid, as OpenCV's `RedBlackBuffer` stores it: the cells of row
-/// `y` with `x ≡ y + colour (mod 2)`, packed (cell `k` at `x = 2k + offset`), with a zero
-/// border of one cell all round, so the SOR reads its neighbours without branches.
+/// The planes of one colour. The increments and weights are zero in the border, which the SOR
+/// reads as neighbours; the systems are written for every own cell before they are read.
 struct Colour {
-    /// Increments `du`, `dv` (zero in the border).
+    /// Increments `du`, `dv`.
     du: Vec<f32>,
     dv: Vec<f32>,
-    /// Smoothness weights of the cells (zero in the border).
+    /// The flow the refinement started from (`w_u`, `w_v`), packed.
+    u0: Vec<f32>,
+    v0: Vec<f32>,
+    /// Smoothness weights of the cells.
     weight: Vec<f32>,
-    /// Each cell's system.
+    /// Each cell's system `A = [[a11, a12], [a12, a22]]`, `b = [b1, b2]`.
     a11: Vec<f32>,
     a12: Vec<f32>,
     a22: Vec<f32>,
     b1: Vec<f32>,
     b2: Vec<f32>,
+    /// The data term's inputs for this colour's cells: [`DERIVS`] planes per row, each `cw`
+    /// long (row `y`'s plane `p` at `(y · DERIVS + p) · cw`), no border.
+    derivs: Vec<f32>,
 }
 
 impl Colour {
-    /// Zero increments and weights (their borders and padding are read as neighbours);
-    /// systems not zeroed: the SOR reads only the cells that each iteration writes.
-    fn new(len: usize) -> Self {
-        let z = || zeros(len);
-        let s = || scratch(len);
+    fn new(g: &Grid) -> Self {
+        let len = g.len();
         Colour {
-            du: z(),
-            dv: z(),
-            weight: z(),
-            a11: s(),
-            a12: s(),
-            a22: s(),
-            b1: s(),
-            b2: s(),
+            du: zeros(len),
+            dv: zeros(len),
+            u0: scratch(len),
+            v0: scratch(len),
+            weight: zeros(len),
+            a11: scratch(len),
+            a12: scratch(len),
+            a22: scratch(len),
+            b1: scratch(len),
+            b2: scratch(len),
+            derivs: scratch(DERIVS * g.cw * g.h),
         }
     }
+
+    fn recycle(self) {
+        recycle([
+            self.du,
+            self.dv,
+            self.u0,
+            self.v0,
+            self.weight,
+            self.a11,
+            self.a12,
+            self.a22,
+            self.b1,
+            self.b2,
+            self.derivs,
+        ]);
+    }
 }
+
+/// The planes of [`Colour::derivs`]: the image derivatives, and what the data term derives from
+/// them alone (normalisers and the gradient-constancy matrix before its weight), computed once
+/// for all fixed-point iterations with OpenCV's expressions.
+const DERIVS: usize = 16;
+const IX: usize = 0;
+const IY: usize = 1;
+const IZ: usize = 2;
+const IXX: usize = 3;
+const IXY: usize = 4;
+const IYY: usize = 5;
+const IXZ: usize = 6;
+const IYZ: usize = 7;
+/// `Ix² + Iy² + ζ²`.
+const NORM: usize = 8;
+/// `Ixx² + Ixy² + ζ²`, `Iyy² + Ixy² + ζ²`.
+const N1: usize = 9;
+const N2: usize = 10;
+const G11: usize = 11;
+const G12: usize = 12;
+const G22: usize = 13;
+const GB1: usize = 14;
+const GB2: usize = 15;
 
 /// Rows of SOR work handed to one rayon task.
 const ROWS_PER_TASK: usize = 16;
@@ -312,503 +355,624 @@ impl SorRow<'_> {
 /// Refines the flow `(u, v)` of a `w`×`h` level in place (`calcUV`), with `p`'s variational
 /// refinement iterations and weights; `i0`, `i1` and the flow planes hold `w · h` values.
 pub fn refine(i0: &[u8], i1: &[u8], w: usize, h: usize, u: &mut [f32], v: &mut [f32], p: &Params) {
-    let n = w * h;
-    let warped = warp(i1, w, h, u, v);
-    let mut avg = scratch(n);
-    let mut iz = scratch(n);
-    for (((o, z), &a), &b) in avg.iter_mut().zip(iz.iter_mut()).zip(i0).zip(&warped) {
-        *o = 0.5 * f32::from(a) + 0.5 * b;
-        *z = b - f32::from(a);
-    }
-    let ix = dx(&avg, w, h);
-    let iy = dy(&avg, w, h);
-    let ixz = dx(&iz, w, h);
-    let iyz = dy(&iz, w, h);
-    let ixx = dx(&ix, w, h);
-    let ixy = dy(&ix, w, h);
-    let iyy = dy(&iy, w, h);
-
+    let g = Grid::new(w, h);
     let zeta2 = ZETA * ZETA;
     let eps2 = p.variational_refinement_epsilon * p.variational_refinement_epsilon;
-    let delta2 = p.variational_refinement_delta / 2.0;
-    let gamma2 = p.variational_refinement_gamma / 2.0;
-    let alpha2 = p.variational_refinement_alpha / 2.0;
-    let d = Derivs::new(ix, iy, iz, ixx, ixy, iyy, ixz, iyz, zeta2);
-
-    let copy = |s: &[f32]| {
-        let mut v = scratch(s.len());
-        v.copy_from_slice(s);
-        v
+    let k = Consts {
+        delta2: p.variational_refinement_delta / 2.0,
+        gamma2: p.variational_refinement_gamma / 2.0,
+        alpha2: p.variational_refinement_alpha / 2.0,
+        zeta2,
+        eps2,
     };
-    let (w_u, w_v) = (copy(u), copy(v));
-    let mut tu = copy(u);
-    let mut tv = copy(v);
-    let mut du = zeros(n);
-    let mut dv = zeros(n);
-    let mut sys = Systems::new(n);
-    let mut weight = scratch(n);
-    let pw = w.div_ceil(2) + 2;
-    let mut colours = [Colour::new(pw * (h + 2)), Colour::new(pw * (h + 2))];
-
+    let mut colours = [Colour::new(&g), Colour::new(&g)];
+    derivatives(i0, i1, &g, u, v, zeta2, &mut colours);
+    pack_flow(&g, u, v, &mut colours);
     for _ in 0..p.variational_refinement_iterations {
-        data_term(&d, &du, &dv, &mut sys, delta2, gamma2, zeta2, eps2);
-        // Smoothness weights from the current flow (replicated at the right and bottom).
-        weight
-            .par_chunks_mut(w)
-            .enumerate()
-            .with_min_len(min_len(n))
-            .for_each(|(y, row)| {
-                let yn = (y + 1).min(h - 1);
-                let (u0, v0) = (&tu[y * w..(y + 1) * w], &tv[y * w..(y + 1) * w]);
-                let (ud, vd) = (&tu[yn * w..(yn + 1) * w], &tv[yn * w..(yn + 1) * w]);
-                let smooth = |ux: f32, vx: f32, uy: f32, vy: f32| {
-                    alpha2 / (ux * ux + vx * vx + uy * uy + vy * vy + eps2).sqrt()
-                };
-                for x in 0..w - 1 {
-                    row[x] = smooth(
-                        u0[x + 1] - u0[x],
-                        v0[x + 1] - v0[x],
-                        ud[x] - u0[x],
-                        vd[x] - v0[x],
-                    );
-                }
-                // The last column's right neighbour is itself (replicated border).
-                let x = w - 1;
-                let (ur, vr) = (u0[x], v0[x]);
-                row[x] = smooth(ur - u0[x], vr - v0[x], ud[x] - u0[x], vd[x] - v0[x]);
-            });
-        // Smoothness edges into A and b, in OpenCV's order per colour (red: own edge first),
-        // each colour's cells packed into its buffer.
-        for (c, col) in colours.iter_mut().enumerate() {
-            let Colour {
-                weight: cw,
-                a11,
-                a12,
-                a22,
-                b1,
-                b2,
-                ..
-            } = col;
-            let rows = cw[pw..(h + 1) * pw]
-                .par_chunks_mut(pw)
-                .zip(a11[pw..(h + 1) * pw].par_chunks_mut(pw))
-                .zip(a12[pw..(h + 1) * pw].par_chunks_mut(pw))
-                .zip(a22[pw..(h + 1) * pw].par_chunks_mut(pw))
-                .zip(b1[pw..(h + 1) * pw].par_chunks_mut(pw))
-                .zip(b2[pw..(h + 1) * pw].par_chunks_mut(pw));
-            rows.enumerate().with_min_len(min_len(n)).for_each(
-                |(y, (((((rw, r11), r12), r22), rb1), rb2))| {
-                    let off = (y + c) & 1;
-                    let edges = Edges {
-                        weight: &weight,
-                        w_u: &w_u,
-                        w_v: &w_v,
-                        w,
-                        h,
-                    };
-                    let interior_row = y > 0 && y + 1 < h;
-                    for (kk, x) in (off..w).step_by(2).enumerate() {
-                        let k = y * w + x;
-                        let mut s = System {
-                            a11: sys.a11[k],
-                            a12: sys.a12[k],
-                            a22: sys.a22[k],
-                            b1: sys.b1[k],
-                            b2: sys.b2[k],
-                        };
-                        if interior_row && x > 0 && x + 1 < w {
-                            edges.interior(&mut s, k, c == 0);
-                        } else {
-                            edges.border(&mut s, k, x, y, c == 0);
-                        }
-                        let o = kk + 1;
-                        rw[o] = weight[k];
-                        r11[o] = s.a11;
-                        r12[o] = s.a12;
-                        r22[o] = s.a22;
-                        rb1[o] = s.b1;
-                        rb2[o] = s.b2;
-                    }
-                },
-            );
+        weights(&g, &mut colours, &k);
+        for c in 0..2 {
+            let [red, black] = &mut colours;
+            let (me, other) = if c == 0 {
+                (red, &*black)
+            } else {
+                (black, &*red)
+            };
+            systems(&g, c, me, other, &k);
         }
         // Red-black SOR on the increments (zero outside the frame), each colour in place.
         for _ in 0..SOR_ITERATIONS {
             let [red, black] = &mut colours;
-            half_sweep(red, black, 0, w, h, pw);
-            half_sweep(black, red, 1, w, h, pw);
+            half_sweep(red, black, 0, w, h, g.pw);
+            half_sweep(black, red, 1, w, h, g.pw);
         }
-        // Back to the full grid.
-        du.par_chunks_mut(w)
-            .zip(dv.par_chunks_mut(w))
-            .zip(tu.par_chunks_mut(w))
-            .zip(tv.par_chunks_mut(w))
-            .enumerate()
-            .with_min_len(min_len(n))
-            .for_each(|(y, (((ru, rv), rtu), rtv))| {
-                let (wu, wv) = (&w_u[y * w..(y + 1) * w], &w_v[y * w..(y + 1) * w]);
-                let base = (y + 1) * pw + 1;
-                for (c, col) in colours.iter().enumerate() {
-                    let off = (y + c) & 1;
-                    let (cu, cv) = (&col.du[base..base + pw - 2], &col.dv[base..base + pw - 2]);
-                    for (k, x) in (off..w).step_by(2).enumerate() {
-                        ru[x] = cu[k];
-                        rv[x] = cv[k];
-                        rtu[x] = wu[x] + cu[k];
-                        rtv[x] = wv[x] + cv[k];
-                    }
+    }
+    // The refined flow: the start plus the increments.
+    u.par_chunks_mut(w)
+        .zip(v.par_chunks_mut(w))
+        .enumerate()
+        .with_min_len(min_len(w * h))
+        .for_each(|(y, (ru, rv))| {
+            for (c, col) in colours.iter().enumerate() {
+                let rc = g.row(y, c);
+                let (cu, cv) = (&col.du[rc.first..][..rc.n], &col.dv[rc.first..][..rc.n]);
+                for (kk, x) in (rc.off..w).step_by(2).enumerate() {
+                    ru[x] += cu[kk];
+                    rv[x] += cv[kk];
                 }
-            });
-    }
-    u.copy_from_slice(&tu);
-    v.copy_from_slice(&tv);
-    recycle([warped, avg, w_u, w_v, tu, tv, du, dv, weight]);
-    let Derivs {
-        ix,
-        iy,
-        iz,
-        ixx,
-        ixy,
-        iyy,
-        ixz,
-        iyz,
-        norm,
-        n1,
-        n2,
-        g11,
-        g12,
-        g22,
-        gb1,
-        gb2,
-    } = d;
-    recycle([
-        ix, iy, iz, ixx, ixy, iyy, ixz, iyz, norm, n1, n2, g11, g12, g22, gb1, gb2,
-    ]);
-    let Systems {
-        a11,
-        a12,
-        a22,
-        b1,
-        b2,
-    } = sys;
-    recycle([a11, a12, a22, b1, b2]);
-    for c in colours {
-        recycle([c.du, c.dv, c.weight, c.a11, c.a12, c.a22, c.b1, c.b2]);
-    }
+            }
+        });
+    let [red, black] = colours;
+    red.recycle();
+    black.recycle();
 }
 
-/// The image derivatives of one refinement call and what the data term derives from them
-/// alone (normalisers and the gradient-constancy matrix), computed once for all fixed-point
-/// iterations with OpenCV's expressions, hence the same values.
-struct Derivs {
-    ix: Vec<f32>,
-    iy: Vec<f32>,
-    iz: Vec<f32>,
-    ixx: Vec<f32>,
-    ixy: Vec<f32>,
-    iyy: Vec<f32>,
-    ixz: Vec<f32>,
-    iyz: Vec<f32>,
-    /// `Ix² + Iy² + ζ²`.
-    norm: Vec<f32>,
-    /// `Ixx² + Ixy² + ζ²`, `Iyy² + Ixy² + ζ²`.
-    n1: Vec<f32>,
-    n2: Vec<f32>,
-    /// The gradient-constancy terms of `A` and `b` before their weight.
-    g11: Vec<f32>,
-    g12: Vec<f32>,
-    g22: Vec<f32>,
-    gb1: Vec<f32>,
-    gb2: Vec<f32>,
-}
-
-impl Derivs {
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        ix: Vec<f32>,
-        iy: Vec<f32>,
-        iz: Vec<f32>,
-        ixx: Vec<f32>,
-        ixy: Vec<f32>,
-        iyy: Vec<f32>,
-        ixz: Vec<f32>,
-        iyz: Vec<f32>,
-        zeta2: f32,
-    ) -> Self {
-        let n = ix.len();
-        let map = |f: &(dyn Fn(usize) -> f32 + Sync)| -> Vec<f32> {
-            let mut v = scratch(n);
-            v.par_chunks_mut(BLOCK)
-                .enumerate()
-                .with_min_len(min_len(n))
-                .for_each(|(t, c)| {
-                    for (i, o) in c.iter_mut().enumerate() {
-                        *o = f(t * BLOCK + i);
-                    }
-                });
-            v
-        };
-        let norm = map(&|k| ix[k] * ix[k] + iy[k] * iy[k] + zeta2);
-        let n1 = map(&|k| ixx[k] * ixx[k] + ixy[k] * ixy[k] + zeta2);
-        let n2 = map(&|k| iyy[k] * iyy[k] + ixy[k] * ixy[k] + zeta2);
-        let (xx, xy, yy, xz, yz) = (&ixx, &ixy, &iyy, &ixz, &iyz);
-        let g11 = map(&|k| xx[k] * xx[k] / n1[k] + xy[k] * xy[k] / n2[k]);
-        let g12 = map(&|k| xx[k] * xy[k] / n1[k] + xy[k] * yy[k] / n2[k]);
-        let g22 = map(&|k| xy[k] * xy[k] / n1[k] + yy[k] * yy[k] / n2[k]);
-        let gb1 = map(&|k| xx[k] * xz[k] / n1[k] + xy[k] * yz[k] / n2[k]);
-        let gb2 = map(&|k| xy[k] * xz[k] / n1[k] + yy[k] * yz[k] / n2[k]);
-        Derivs {
-            ix,
-            iy,
-            iz,
-            ixx,
-            ixy,
-            iyy,
-            ixz,
-            iyz,
-            norm,
-            n1,
-            n2,
-            g11,
-            g12,
-            g22,
-            gb1,
-            gb2,
-        }
-    }
-}
-
-/// The per-pixel systems of the full grid, one plane per coefficient.
-struct Systems {
-    a11: Vec<f32>,
-    a12: Vec<f32>,
-    a22: Vec<f32>,
-    b1: Vec<f32>,
-    b2: Vec<f32>,
-}
-
-impl Systems {
-    fn new(n: usize) -> Self {
-        let z = || scratch(n);
-        Systems {
-            a11: z(),
-            a12: z(),
-            a22: z(),
-            b1: z(),
-            b2: z(),
-        }
-    }
-}
-
-/// Pixels per rayon task in the full-grid passes.
-const BLOCK: usize = 4096;
-
-/// The data term (`ComputeDataTerm_ParBody`): colour and gradient constancy, Charbonnier
-/// weighted at the current increments `du`, `dv`, into `sys`.
-#[allow(clippy::too_many_arguments)]
-fn data_term(
-    d: &Derivs,
-    du: &[f32],
-    dv: &[f32],
-    sys: &mut Systems,
+/// The refinement's weights (halved as OpenCV halves them) and floors.
+struct Consts {
     delta2: f32,
     gamma2: f32,
+    alpha2: f32,
     zeta2: f32,
     eps2: f32,
+}
+
+/// The image derivatives (OpenCV's `warpImage`, the average and difference images, their
+/// `Sobel(ksize = 1, BORDER_REPLICATE)` derivatives) and the data term's fixed planes, into each
+/// colour's [`Colour::derivs`].
+fn derivatives(
+    i0: &[u8],
+    i1: &[u8],
+    g: &Grid,
+    u: &[f32],
+    v: &[f32],
+    zeta2: f32,
+    colours: &mut [Colour; 2],
 ) {
-    let Systems {
+    let (w, h) = (g.w, g.h);
+    let n = w * h;
+    // I1 warped by the flow, sampled bilinearly (replicated outside): the mean of it and I0,
+    // and their difference.
+    let mut avg = scratch(n);
+    let mut iz = scratch(n);
+    avg.par_chunks_mut(w)
+        .zip(iz.par_chunks_mut(w))
+        .enumerate()
+        .with_min_len(min_len(n))
+        .for_each(|(y, (ra, rz))| {
+            let px = |yy: isize, xx: isize| {
+                let yy = yy.clamp(0, h as isize - 1) as usize;
+                let xx = xx.clamp(0, w as isize - 1) as usize;
+                f32::from(i1[yy * w + xx])
+            };
+            for x in 0..w {
+                let mx = x as f32 + u[y * w + x];
+                let my = y as f32 + v[y * w + x];
+                let (fx, fy) = (floor(mx), floor(my));
+                let (ax, ay) = (mx - fx, my - fy);
+                let (x0, y0) = (fx as isize, fy as isize);
+                let top = px(y0, x0) * (1.0 - ax) + px(y0, x0 + 1) * ax;
+                let bot = px(y0 + 1, x0) * (1.0 - ax) + px(y0 + 1, x0 + 1) * ax;
+                let b = top * (1.0 - ay) + bot * ay;
+                let a = f32::from(i0[y * w + x]);
+                ra[x] = 0.5 * a + 0.5 * b;
+                rz[x] = b - a;
+            }
+        });
+    // First derivatives: `s[x+1] − s[x−1]` and `s[y+1] − s[y−1]`, replicated at the edges.
+    let dx = |r: &[f32], out: &mut [f32]| {
+        for x in 0..w {
+            out[x] = r[(x + 1).min(w - 1)] - r[x.saturating_sub(1)];
+        }
+    };
+    let dy = |s: &[f32], y: usize, out: &mut [f32]| {
+        let a = &s[(y + 1).min(h - 1) * w..][..w];
+        let b = &s[y.saturating_sub(1) * w..][..w];
+        for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
+            *o = a - b;
+        }
+    };
+    let (mut ix, mut iy, mut ixz, mut iyz) = (scratch(n), scratch(n), scratch(n), scratch(n));
+    ix.par_chunks_mut(w)
+        .zip(iy.par_chunks_mut(w))
+        .zip(ixz.par_chunks_mut(w))
+        .zip(iyz.par_chunks_mut(w))
+        .enumerate()
+        .with_min_len(min_len(n))
+        .for_each(|(y, (((rx, ry), rxz), ryz))| {
+            dx(&avg[y * w..][..w], rx);
+            dy(&avg, y, ry);
+            dx(&iz[y * w..][..w], rxz);
+            dy(&iz, y, ryz);
+        });
+    // Second derivatives and the fixed planes, a row at a time, then each colour's cells.
+    let cw = g.cw;
+    let [red, black] = colours;
+    red.derivs
+        .par_chunks_mut(DERIVS * cw)
+        .zip(black.derivs.par_chunks_mut(DERIVS * cw))
+        .enumerate()
+        .with_min_len(min_len(n))
+        .for_each_init(
+            || vec![0f32; DERIVS * w],
+            |row, (y, (dr, db))| {
+                let (first, rest) = row.split_at_mut(IXX * w);
+                first[IX * w..][..w].copy_from_slice(&ix[y * w..][..w]);
+                first[IY * w..][..w].copy_from_slice(&iy[y * w..][..w]);
+                first[IZ * w..][..w].copy_from_slice(&iz[y * w..][..w]);
+                let (second, rest) = rest.split_at_mut((IXZ - IXX) * w);
+                dx(&ix[y * w..][..w], &mut second[..w]);
+                dy(&ix, y, &mut second[w..2 * w]);
+                dy(&iy, y, &mut second[2 * w..]);
+                let (zs, fixed) = rest.split_at_mut((NORM - IXZ) * w);
+                zs[..w].copy_from_slice(&ixz[y * w..][..w]);
+                zs[w..].copy_from_slice(&iyz[y * w..][..w]);
+                fixed_planes(first, second, zs, fixed, w, zeta2);
+                // Deal each plane's row to the colours: x = 2k + off, so cell k = x / 2.
+                for (c, out) in [dr, db].into_iter().enumerate() {
+                    let off = (y + c) & 1;
+                    for p in 0..DERIVS {
+                        let src = &row[p * w..][..w];
+                        let dst = &mut out[p * cw..][..cw];
+                        for (d, &s) in dst.iter_mut().zip(src.iter().skip(off).step_by(2)) {
+                            *d = s;
+                        }
+                    }
+                }
+            },
+        );
+    recycle([avg, iz, ix, iy, ixz, iyz]);
+}
+
+/// The data term's fixed planes of one row (OpenCV's expressions): `first` holds `Ix, Iy, Iz`,
+/// `second` `Ixx, Ixy, Iyy`, `zs` `Ixz, Iyz`, each `w` long; `fixed` gets `NORM..=GB2`.
+#[inline]
+fn fixed_planes(
+    first: &[f32],
+    second: &[f32],
+    zs: &[f32],
+    fixed: &mut [f32],
+    w: usize,
+    zeta2: f32,
+) {
+    let (x, y) = (&first[..w], &first[w..2 * w]);
+    let (xx, xy, yy) = (&second[..w], &second[w..2 * w], &second[2 * w..3 * w]);
+    let (xz, yz) = (&zs[..w], &zs[w..2 * w]);
+    let (norm, rest) = fixed.split_at_mut(w);
+    let (n1, rest) = rest.split_at_mut(w);
+    let (n2, rest) = rest.split_at_mut(w);
+    let (g11, rest) = rest.split_at_mut(w);
+    let (g12, rest) = rest.split_at_mut(w);
+    let (g22, rest) = rest.split_at_mut(w);
+    let (gb1, gb2) = rest.split_at_mut(w);
+    let gb2 = &mut gb2[..w];
+    for k in 0..w {
+        norm[k] = x[k] * x[k] + y[k] * y[k] + zeta2;
+        n1[k] = xx[k] * xx[k] + xy[k] * xy[k] + zeta2;
+        n2[k] = yy[k] * yy[k] + xy[k] * xy[k] + zeta2;
+        g11[k] = xx[k] * xx[k] / n1[k] + xy[k] * xy[k] / n2[k];
+        g12[k] = xx[k] * xy[k] / n1[k] + xy[k] * yy[k] / n2[k];
+        g22[k] = xy[k] * xy[k] / n1[k] + yy[k] * yy[k] / n2[k];
+        gb1[k] = xx[k] * xz[k] / n1[k] + xy[k] * yz[k] / n2[k];
+        gb2[k] = xy[k] * xz[k] / n1[k] + yy[k] * yz[k] / n2[k];
+    }
+}
+
+/// The start flow packed into each colour's `u0`, `v0`.
+fn pack_flow(g: &Grid, u: &[f32], v: &[f32], colours: &mut [Colour; 2]) {
+    let (w, pw) = (g.w, g.pw);
+    let rows = pw..(g.h + 1) * pw;
+    let [red, black] = colours;
+    red.u0[rows.clone()]
+        .par_chunks_mut(pw)
+        .zip(red.v0[rows.clone()].par_chunks_mut(pw))
+        .zip(black.u0[rows.clone()].par_chunks_mut(pw))
+        .zip(black.v0[rows].par_chunks_mut(pw))
+        .enumerate()
+        .with_min_len(min_len(w * g.h))
+        .for_each(|(y, (((ru, rv), bu), bv))| {
+            let (su, sv) = (&u[y * w..][..w], &v[y * w..][..w]);
+            for (c, (pu, pv)) in [(ru, rv), (bu, bv)].into_iter().enumerate() {
+                let off = (y + c) & 1;
+                for ((o, &s), (q, &t)) in pu[1..]
+                    .iter_mut()
+                    .zip(su.iter().skip(off).step_by(2))
+                    .zip(pv[1..].iter_mut().zip(sv.iter().skip(off).step_by(2)))
+                {
+                    *o = s;
+                    *q = t;
+                }
+            }
+        });
+}
+
+/// The smoothness weights of the current flow (start plus increments; replicated at the right
+/// and bottom), into each colour's `weight`.
+fn weights(g: &Grid, colours: &mut [Colour; 2], k: &Consts) {
+    let pw = g.pw;
+    let rows = pw..(g.h + 1) * pw;
+    let [red, black] = colours;
+    let flows = [
+        (&red.u0[..], &red.v0[..], &red.du[..], &red.dv[..]),
+        (&black.u0[..], &black.v0[..], &black.du[..], &black.dv[..]),
+    ];
+    red.weight[rows.clone()]
+        .par_chunks_mut(pw)
+        .zip(black.weight[rows].par_chunks_mut(pw))
+        .enumerate()
+        .with_min_len(min_len(g.w * g.h))
+        .for_each(|(y, (rw, bw))| {
+            for (c, out) in [rw, bw].into_iter().enumerate() {
+                let (own, other) = (flows[c], flows[1 - c]);
+                let rc = g.row(y, c);
+                let out = &mut out[1..1 + rc.n];
+                let (_, hi) = rc.inner(g.w);
+                // The current flow of a cell: start plus increment (OpenCV's `w_u + du`).
+                let at = |f: (&[f32], &[f32], &[f32], &[f32]), i: usize| {
+                    (f.0[i] + f.2[i], f.1[i] + f.3[i])
+                };
+                let smooth = |ux: f32, vx: f32, uy: f32, vy: f32| {
+                    k.alpha2 / (ux * ux + vx * vx + uy * uy + vy * vy + k.eps2).sqrt()
+                };
+                let last_row = y + 1 == g.h;
+                let row = WeightRow {
+                    own,
+                    other,
+                    first: rc.first,
+                    right: rc.left + 1,
+                    pw,
+                };
+                if last_row {
+                    // The neighbour below is the cell itself.
+                    for (kk, o) in out.iter_mut().enumerate() {
+                        let (cu, cv) = at(own, rc.first + kk);
+                        let x = rc.off + 2 * kk;
+                        let (ru, rv) = if x + 1 < g.w {
+                            at(other, rc.left + 1 + kk)
+                        } else {
+                            (cu, cv)
+                        };
+                        *o = smooth(ru - cu, rv - cv, cu - cu, cv - cv);
+                    }
+                    continue;
+                }
+                #[cfg(target_arch = "x86_64")]
+                if crate::cpu::has("avx2") {
+                    // SAFETY: the processor has AVX2, the feature `run_avx2` is compiled with
+                    unsafe { row.run_avx2(&mut out[..hi], k) };
+                } else {
+                    row.run(&mut out[..hi], k);
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                row.run(&mut out[..hi], k);
+                // Cells `..hi` have their right neighbour in the frame.
+                for (kk, o) in out.iter_mut().enumerate().skip(hi) {
+                    // The last column: its right neighbour is itself.
+                    let (cu, cv) = at(own, rc.first + kk);
+                    let (du, dv) = at(other, rc.first + pw + kk);
+                    *o = smooth(cu - cu, cv - cv, du - cu, dv - cv);
+                }
+            }
+        });
+}
+
+/// One row of [`weights`]' cells with both neighbours (right, below) in the frame.
+struct WeightRow<'a> {
+    own: (&'a [f32], &'a [f32], &'a [f32], &'a [f32]),
+    other: (&'a [f32], &'a [f32], &'a [f32], &'a [f32]),
+    first: usize,
+    right: usize,
+    pw: usize,
+}
+
+impl WeightRow<'_> {
+    /// The weights of the row's first `out.len()` cells.
+    #[inline(always)]
+    fn run(&self, out: &mut [f32], k: &Consts) {
+        let n = out.len();
+        let (a, b, d) = (self.first, self.right, self.first + self.pw);
+        let (ou, ov, odu, odv) = self.own;
+        let (pu, pv, pdu, pdv) = self.other;
+        let (ou, ov, odu, odv) = (&ou[a..a + n], &ov[a..a + n], &odu[a..a + n], &odv[a..a + n]);
+        let (ru, rv, rdu, rdv) = (&pu[b..b + n], &pv[b..b + n], &pdu[b..b + n], &pdv[b..b + n]);
+        let (bu, bv, bdu, bdv) = (&pu[d..d + n], &pv[d..d + n], &pdu[d..d + n], &pdv[d..d + n]);
+        for i in 0..n {
+            let (cu, cv) = (ou[i] + odu[i], ov[i] + odv[i]);
+            let (xu, xv) = (ru[i] + rdu[i], rv[i] + rdv[i]);
+            let (yu, yv) = (bu[i] + bdu[i], bv[i] + bdv[i]);
+            let (ux, vx, uy, vy) = (xu - cu, xv - cv, yu - cu, yv - cv);
+            out[i] = k.alpha2 / (ux * ux + vx * vx + uy * uy + vy * vy + k.eps2).sqrt();
+        }
+    }
+
+    /// [`WeightRow::run`] with AVX2 enabled, so that it vectorises 8 cells wide (the same
+    /// operations per cell, no fused multiply-add, so the same values).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn run_avx2(&self, out: &mut [f32], k: &Consts) {
+        self.run(out, k);
+    }
+}
+
+/// The systems of colour `c`'s cells (`me`; `other` is the other colour): the data term
+/// (`ComputeDataTerm_ParBody`: colour and gradient constancy, Charbonnier weighted at the
+/// current increments), then the smoothness edges (`ComputeSmoothnessTermHorPass_ParBody` and
+/// its vertical twin) in OpenCV's order for the colour (red: own edge first).
+fn systems(g: &Grid, c: usize, me: &mut Colour, other: &Colour, k: &Consts) {
+    let (w, h, pw, cw) = (g.w, g.h, g.pw, g.cw);
+    let rows = pw..(h + 1) * pw;
+    let Colour {
+        du,
+        dv,
+        u0,
+        v0,
+        weight,
         a11,
         a12,
         a22,
         b1,
         b2,
-    } = sys;
-    a11.par_chunks_mut(BLOCK)
-        .zip(a12.par_chunks_mut(BLOCK))
-        .zip(a22.par_chunks_mut(BLOCK))
-        .zip(b1.par_chunks_mut(BLOCK))
-        .zip(b2.par_chunks_mut(BLOCK))
+        derivs,
+    } = me;
+    let (du, dv, u0, v0, weight, derivs) = (&*du, &*dv, &*u0, &*v0, &*weight, &*derivs);
+    a11[rows.clone()]
+        .par_chunks_mut(pw)
+        .zip(a12[rows.clone()].par_chunks_mut(pw))
+        .zip(a22[rows.clone()].par_chunks_mut(pw))
+        .zip(b1[rows.clone()].par_chunks_mut(pw))
+        .zip(b2[rows].par_chunks_mut(pw))
         .enumerate()
-        .with_min_len(min_len(d.ix.len()))
-        .for_each(|(t, ((((o11, o12), o22), ob1), ob2))| {
-            let r = t * BLOCK..t * BLOCK + o11.len();
-            let c = DataConsts {
-                delta2,
-                gamma2,
-                zeta2,
-                eps2,
+        .with_min_len(min_len(w * h))
+        .for_each(|(y, ((((r11, r12), r22), rb1), rb2))| {
+            let rc = g.row(y, c);
+            let n = rc.n;
+            let mut out = [
+                &mut r11[1..1 + n],
+                &mut r12[1..1 + n],
+                &mut r22[1..1 + n],
+                &mut rb1[1..1 + n],
+                &mut rb2[1..1 + n],
+            ];
+            let data = DataRow {
+                d: &derivs[y * DERIVS * cw..][..DERIVS * cw],
+                cw,
+                du: &du[rc.first..][..n],
+                dv: &dv[rc.first..][..n],
             };
-            let out = [o11, o12, o22, ob1, ob2];
             #[cfg(target_arch = "x86_64")]
             if crate::cpu::has("avx2") {
-                // SAFETY: the processor has AVX2, the feature `data_block_avx2` is compiled with
-                unsafe { data_block_avx2(d, du, dv, r, out, &c) };
-                return;
+                // SAFETY: the processor has AVX2, the feature `run_avx2` is compiled with
+                unsafe { data.run_avx2(&mut out, k) };
+            } else {
+                data.run(&mut out, k);
             }
-            data_block(d, du, dv, r, out, &c);
+            #[cfg(not(target_arch = "x86_64"))]
+            data.run(&mut out, k);
+            let e = EdgeRow {
+                own: (weight, u0, v0),
+                other: (&other.weight, &other.u0, &other.v0),
+                first: rc.first,
+                left: rc.left,
+                pw,
+            };
+            let (lo, hi) = if y > 0 && y + 1 < h {
+                rc.inner(w)
+            } else {
+                (n, n)
+            };
+            if lo < hi {
+                #[cfg(target_arch = "x86_64")]
+                if crate::cpu::has("avx2") {
+                    // SAFETY: the processor has AVX2, the feature `interior_avx2` is compiled with
+                    unsafe { e.interior_avx2(&mut out, lo, hi, c == 0) };
+                } else {
+                    e.interior(&mut out, lo, hi, c == 0);
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                e.interior(&mut out, lo, hi, c == 0);
+            }
+            for i in (0..n).filter(|&i| i < lo || i >= hi.max(lo)) {
+                e.border(&mut out, i, rc.off + 2 * i, y, g, c == 0);
+            }
         });
 }
 
-/// The data term's weights (see [`refine`]).
-struct DataConsts {
-    delta2: f32,
-    gamma2: f32,
-    zeta2: f32,
-    eps2: f32,
+/// One row of [`systems`]' data term: the colour's derivative planes of the row (each `cw`
+/// long) and its cells' increments.
+struct DataRow<'a> {
+    d: &'a [f32],
+    cw: usize,
+    du: &'a [f32],
+    dv: &'a [f32],
 }
 
-/// The data term of the pixels `r` into `out` (`a11`, `a12`, `a22`, `b1`, `b2`, each `r.len()`
-/// long).
-#[inline(always)]
-fn data_block(
-    d: &Derivs,
-    du: &[f32],
-    dv: &[f32],
-    r: std::ops::Range<usize>,
-    out: [&mut [f32]; 5],
-    c: &DataConsts,
-) {
-    let DataConsts {
-        delta2,
-        gamma2,
-        zeta2,
-        eps2,
-    } = *c;
-    let [o11, o12, o22, ob1, ob2] = out;
-    let m = r.len();
-    let (o11, o12, o22, ob1, ob2) = (
-        &mut o11[..m],
-        &mut o12[..m],
-        &mut o22[..m],
-        &mut ob1[..m],
-        &mut ob2[..m],
-    );
-    let (x, y, z) = (&d.ix[r.clone()], &d.iy[r.clone()], &d.iz[r.clone()]);
-    let (xx, xy, yy) = (&d.ixx[r.clone()], &d.ixy[r.clone()], &d.iyy[r.clone()]);
-    let (xz, yz) = (&d.ixz[r.clone()], &d.iyz[r.clone()]);
-    let (norm, n1, n2) = (&d.norm[r.clone()], &d.n1[r.clone()], &d.n2[r.clone()]);
-    let (g11, g12, g22) = (&d.g11[r.clone()], &d.g12[r.clone()], &d.g22[r.clone()]);
-    let (gb1, gb2) = (&d.gb1[r.clone()], &d.gb2[r.clone()]);
-    let (du, dv) = (&du[r.clone()], &dv[r]);
-    for k in 0..m {
-        let (x, y, z) = (x[k], y[k], z[k]);
-        let ik1z = z + x * du[k] + y * dv[k];
-        let wt = (delta2 / (ik1z * ik1z / norm[k] + eps2).sqrt()) / norm[k];
-        let zx = xz[k] + xx[k] * du[k] + xy[k] * dv[k];
-        let zy = yz[k] + xy[k] * du[k] + yy[k] * dv[k];
-        let wg = gamma2 / (zx * zx / n1[k] + zy * zy / n2[k] + eps2).sqrt();
-        o11[k] = (wt * (x * x) + zeta2) + wg * g11[k];
-        o12[k] = wt * (x * y) + wg * g12[k];
-        o22[k] = (wt * (y * y) + zeta2) + wg * g22[k];
-        ob1[k] = -wt * (z * x) + -wg * gb1[k];
-        ob2[k] = -wt * (z * y) + -wg * gb2[k];
-    }
-}
-
-/// [`data_block`] with AVX2 enabled, so that it vectorises 8 pixels wide (the same operations
-/// per pixel, no fused multiply-add, so the same values).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn data_block_avx2(
-    d: &Derivs,
-    du: &[f32],
-    dv: &[f32],
-    r: std::ops::Range<usize>,
-    out: [&mut [f32]; 5],
-    c: &DataConsts,
-) {
-    data_block(d, du, dv, r, out, c);
-}
-
-/// The smoothness edges of one cell, added to its system in OpenCV's order for its colour.
-struct Edges<'a> {
-    weight: &'a [f32],
-    w_u: &'a [f32],
-    w_v: &'a [f32],
-    w: usize,
-    h: usize,
-}
-
-impl Edges<'_> {
-    /// A cell with all four edges (not on the frame's border).
-    #[inline]
-    fn interior(&self, s: &mut System, k: usize, red: bool) {
-        let (wt, u, v, w) = (self.weight, self.w_u, self.w_v, self.w);
-        let own_h = |s: &mut System| {
-            s.b1 += wt[k] * (u[k + 1] - u[k]);
-            s.a11 += wt[k];
-            s.b2 += wt[k] * (v[k + 1] - v[k]);
-            s.a22 += wt[k];
-        };
-        let left_h = |s: &mut System| {
-            s.b1 -= wt[k - 1] * (u[k] - u[k - 1]);
-            s.a11 += wt[k - 1];
-            s.b2 -= wt[k - 1] * (v[k] - v[k - 1]);
-            s.a22 += wt[k - 1];
-        };
-        let own_v = |s: &mut System| {
-            s.b1 += wt[k] * (u[k + w] - u[k]);
-            s.a11 += wt[k];
-            s.b2 += wt[k] * (v[k + w] - v[k]);
-            s.a22 += wt[k];
-        };
-        let up_v = |s: &mut System| {
-            s.b1 -= wt[k - w] * (u[k] - u[k - w]);
-            s.a11 += wt[k - w];
-            s.b2 -= wt[k - w] * (v[k] - v[k - w]);
-            s.a22 += wt[k - w];
-        };
-        if red {
-            own_h(s);
-            left_h(s);
-            own_v(s);
-            up_v(s);
-        } else {
-            left_h(s);
-            own_h(s);
-            up_v(s);
-            own_v(s);
+impl DataRow<'_> {
+    /// The data term of the row's cells into `out` (`a11`, `a12`, `a22`, `b1`, `b2`).
+    #[inline(always)]
+    fn run(&self, out: &mut [&mut [f32]; 5], k: &Consts) {
+        let Consts {
+            delta2,
+            gamma2,
+            zeta2,
+            eps2,
+            ..
+        } = *k;
+        let m = self.du.len().min(self.dv.len());
+        let [o11, o12, o22, ob1, ob2] = out;
+        let (o11, o12, o22, ob1, ob2) = (
+            &mut o11[..m],
+            &mut o12[..m],
+            &mut o22[..m],
+            &mut ob1[..m],
+            &mut ob2[..m],
+        );
+        let pl = |p: usize| &self.d[p * self.cw..][..m];
+        let (x, y, z) = (pl(IX), pl(IY), pl(IZ));
+        let (xx, xy, yy) = (pl(IXX), pl(IXY), pl(IYY));
+        let (xz, yz) = (pl(IXZ), pl(IYZ));
+        let (norm, n1, n2) = (pl(NORM), pl(N1), pl(N2));
+        let (g11, g12, g22) = (pl(G11), pl(G12), pl(G22));
+        let (gb1, gb2) = (pl(GB1), pl(GB2));
+        let (du, dv) = (&self.du[..m], &self.dv[..m]);
+        for k in 0..m {
+            let (x, y, z) = (x[k], y[k], z[k]);
+            let ik1z = z + x * du[k] + y * dv[k];
+            let wt = (delta2 / (ik1z * ik1z / norm[k] + eps2).sqrt()) / norm[k];
+            let zx = xz[k] + xx[k] * du[k] + xy[k] * dv[k];
+            let zy = yz[k] + xy[k] * du[k] + yy[k] * dv[k];
+            let wg = gamma2 / (zx * zx / n1[k] + zy * zy / n2[k] + eps2).sqrt();
+            o11[k] = (wt * (x * x) + zeta2) + wg * g11[k];
+            o12[k] = wt * (x * y) + wg * g12[k];
+            o22[k] = (wt * (y * y) + zeta2) + wg * g22[k];
+            ob1[k] = -wt * (z * x) + -wg * gb1[k];
+            ob2[k] = -wt * (z * y) + -wg * gb2[k];
         }
     }
 
-    /// A cell on the frame's border: the edges that leave the frame are missing.
-    fn border(&self, s: &mut System, k: usize, x: usize, y: usize, red: bool) {
-        let (wt, u, v, w, h) = (self.weight, self.w_u, self.w_v, self.w, self.h);
-        let own_h =
-            (x + 1 < w).then(|| (wt[k], wt[k] * (u[k + 1] - u[k]), wt[k] * (v[k + 1] - v[k])));
+    /// [`DataRow::run`] with AVX2 enabled, so that it vectorises 8 cells wide (the same
+    /// operations per cell, no fused multiply-add, so the same values).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn run_avx2(&self, out: &mut [&mut [f32]; 5], k: &Consts) {
+        self.run(out, k);
+    }
+}
+
+/// The smoothness edges of one row of one colour: the weights and start flow of the own
+/// colour and of the other (whose cells are the neighbours), padded buffers.
+struct EdgeRow<'a> {
+    own: (&'a [f32], &'a [f32], &'a [f32]),
+    other: (&'a [f32], &'a [f32], &'a [f32]),
+    /// Padded index of the row's first own cell, and of its left neighbour.
+    first: usize,
+    left: usize,
+    pw: usize,
+}
+
+impl EdgeRow<'_> {
+    /// Adds all four edges to cells `lo..hi` (not on the frame's border) of `out`.
+    #[inline(always)]
+    fn interior(&self, out: &mut [&mut [f32]; 5], lo: usize, hi: usize, red: bool) {
+        let n = hi - lo;
+        let (f, l, pw) = (self.first + lo, self.left + lo, self.pw);
+        let (wt, u, v) = self.own;
+        let (owt, ou, ov) = self.other;
+        let (wo, uo, vo) = (&wt[f..f + n], &u[f..f + n], &v[f..f + n]);
+        let (wl, ul, vl) = (&owt[l..l + n], &ou[l..l + n], &ov[l..l + n]);
+        let (ur, vr) = (&ou[l + 1..l + 1 + n], &ov[l + 1..l + 1 + n]);
+        let (wu, uu, vu) = (
+            &owt[f - pw..f - pw + n],
+            &ou[f - pw..f - pw + n],
+            &ov[f - pw..f - pw + n],
+        );
+        let (ud, vd) = (&ou[f + pw..f + pw + n], &ov[f + pw..f + pw + n]);
+        let [o11, _, o22, ob1, ob2] = out;
+        let (o11, o22, ob1, ob2) = (
+            &mut o11[lo..hi],
+            &mut o22[lo..hi],
+            &mut ob1[lo..hi],
+            &mut ob2[lo..hi],
+        );
+        for i in 0..n {
+            let (mut a11, mut a22, mut b1, mut b2) = (o11[i], o22[i], ob1[i], ob2[i]);
+            let own_h = |a11: &mut f32, a22: &mut f32, b1: &mut f32, b2: &mut f32| {
+                *b1 += wo[i] * (ur[i] - uo[i]);
+                *a11 += wo[i];
+                *b2 += wo[i] * (vr[i] - vo[i]);
+                *a22 += wo[i];
+            };
+            let left_h = |a11: &mut f32, a22: &mut f32, b1: &mut f32, b2: &mut f32| {
+                *b1 -= wl[i] * (uo[i] - ul[i]);
+                *a11 += wl[i];
+                *b2 -= wl[i] * (vo[i] - vl[i]);
+                *a22 += wl[i];
+            };
+            let own_v = |a11: &mut f32, a22: &mut f32, b1: &mut f32, b2: &mut f32| {
+                *b1 += wo[i] * (ud[i] - uo[i]);
+                *a11 += wo[i];
+                *b2 += wo[i] * (vd[i] - vo[i]);
+                *a22 += wo[i];
+            };
+            let up_v = |a11: &mut f32, a22: &mut f32, b1: &mut f32, b2: &mut f32| {
+                *b1 -= wu[i] * (uo[i] - uu[i]);
+                *a11 += wu[i];
+                *b2 -= wu[i] * (vo[i] - vu[i]);
+                *a22 += wu[i];
+            };
+            let s = (&mut a11, &mut a22, &mut b1, &mut b2);
+            if red {
+                own_h(s.0, s.1, s.2, s.3);
+                left_h(s.0, s.1, s.2, s.3);
+                own_v(s.0, s.1, s.2, s.3);
+                up_v(s.0, s.1, s.2, s.3);
+            } else {
+                left_h(s.0, s.1, s.2, s.3);
+                own_h(s.0, s.1, s.2, s.3);
+                up_v(s.0, s.1, s.2, s.3);
+                own_v(s.0, s.1, s.2, s.3);
+            }
+            (o11[i], o22[i], ob1[i], ob2[i]) = (a11, a22, b1, b2);
+        }
+    }
+
+    /// [`EdgeRow::interior`] with AVX2 enabled, so that it vectorises 8 cells wide (the same
+    /// operations per cell, no fused multiply-add, so the same values).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn interior_avx2(&self, out: &mut [&mut [f32]; 5], lo: usize, hi: usize, red: bool) {
+        self.interior(out, lo, hi, red);
+    }
+
+    /// Own cell `i` at `(x, y)` on the frame's border: the edges that leave the frame are
+    /// missing.
+    fn border(&self, out: &mut [&mut [f32]; 5], i: usize, x: usize, y: usize, g: &Grid, red: bool) {
+        let (wt, u, v) = self.own;
+        let (owt, ou, ov) = self.other;
+        let (f, l, pw) = (self.first + i, self.left + i, self.pw);
+        let own_h = (x + 1 < g.w).then(|| {
+            (
+                wt[f],
+                wt[f] * (ou[l + 1] - u[f]),
+                wt[f] * (ov[l + 1] - v[f]),
+            )
+        });
         let left_h = (x > 0).then(|| {
-            let e = wt[k - 1];
-            (e, e * (u[k] - u[k - 1]), e * (v[k] - v[k - 1]))
+            let e = owt[l];
+            (e, e * (u[f] - ou[l]), e * (v[f] - ov[l]))
         });
-        let own_v =
-            (y + 1 < h).then(|| (wt[k], wt[k] * (u[k + w] - u[k]), wt[k] * (v[k + w] - v[k])));
+        let own_v = (y + 1 < g.h).then(|| {
+            (
+                wt[f],
+                wt[f] * (ou[f + pw] - u[f]),
+                wt[f] * (ov[f + pw] - v[f]),
+            )
+        });
         let up_v = (y > 0).then(|| {
-            let e = wt[k - w];
-            (e, e * (u[k] - u[k - w]), e * (v[k] - v[k - w]))
+            let e = owt[f - pw];
+            (e, e * (u[f] - ou[f - pw]), e * (v[f] - ov[f - pw]))
         });
-        let add = |s: &mut System, e: Option<(f32, f32, f32)>, plus: bool| {
+        let [o11, _, o22, ob1, ob2] = out;
+        let mut add = |e: Option<(f32, f32, f32)>, plus: bool| {
             if let Some((e, eu, ev)) = e {
                 if plus {
-                    s.b1 += eu;
-                    s.b2 += ev;
+                    ob1[i] += eu;
+                    ob2[i] += ev;
                 } else {
-                    s.b1 -= eu;
-                    s.b2 -= ev;
+                    ob1[i] -= eu;
+                    ob2[i] -= ev;
                 }
-                s.a11 += e;
-                s.a22 += e;
+                o11[i] += e;
+                o22[i] += e;
             }
         };
         if red {
-            add(s, own_h, true);
-            add(s, left_h, false);
-            add(s, own_v, true);
-            add(s, up_v, false);
+            add(own_h, true);
+            add(left_h, false);
+            add(own_v, true);
+            add(up_v, false);
         } else {
-            add(s, left_h, false);
-            add(s, own_h, true);
-            add(s, up_v, false);
-            add(s, own_v, true);
+            add(left_h, false);
+            add(own_h, true);
+            add(up_v, false);
+            add(own_v, true);
         }
     }
 }

@@ -9,6 +9,16 @@
 //! candidate choice and the stop rule are discrete decisions that summation order can flip).
 
 pub mod variational;
+/// TEMP phase timings (ns).
+pub static PH: [std::sync::atomic::AtomicU64; 40] =
+    [const { std::sync::atomic::AtomicU64::new(0) }; 40];
+#[allow(dead_code)]
+pub(crate) fn ph(i: usize, t: std::time::Instant) {
+    PH[i].fetch_add(
+        t.elapsed().as_nanos() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
 
 use super::{Flow, MAX_SIDE};
 use crate::controlnet::preprocess::resize::{Interpolation, resize};
@@ -476,6 +486,7 @@ fn dis_on_worker(a: &GrayImage, b: &GrayImage, p: &Params, init: Option<&Flow>) 
     }
     let (fs, coarsest) = (fs as usize, coarsest as usize);
 
+    let t0 = std::time::Instant::now();
     let init_planes = init.map(|f| {
         let n = w as usize * h as usize;
         let (mut u, mut v) = (Vec::with_capacity(n), Vec::with_capacity(n));
@@ -540,6 +551,7 @@ fn dis_on_worker(a: &GrayImage, b: &GrayImage, p: &Params, init: Option<&Flow>) 
         })
         .collect();
 
+    ph(0, t0);
     // Coarse to fine.
     let top = &levels[coarsest - fs];
     let mut ux = Plane {
@@ -555,9 +567,17 @@ fn dis_on_worker(a: &GrayImage, b: &GrayImage, p: &Params, init: Option<&Flow>) 
         let stride = p.patch_stride as usize;
         let ws = 1 + (lw - psz) / stride;
         let hs = 1 + (lh - psz) / stride;
+        let b = 1 + 5 * li;
+        let t = std::time::Instant::now();
         let tensor = structure_tensor(&lv.f.gx, &lv.f.gy, lw, lh, psz, stride, ws, hs);
+        ph(b, t);
+        let t = std::time::Instant::now();
         let (sx, sy) = inverse_search(lv, &tensor, &ux, &uy, p, ws, hs);
+        ph(b + 1, t);
+        let t = std::time::Instant::now();
         densify(lv, &sx, &sy, &mut ux, &mut uy, psz, stride, ws, hs);
+        ph(b + 2, t);
+        let t = std::time::Instant::now();
         if p.variational_refinement_iterations > 0 {
             variational::refine(
                 &lv.i0.data,
@@ -569,12 +589,16 @@ fn dis_on_worker(a: &GrayImage, b: &GrayImage, p: &Params, init: Option<&Flow>) 
                 p,
             );
         }
+        ph(b + 3, t);
+        let t = std::time::Instant::now();
         if li > 0 {
             let next = &levels[li - 1].i0;
             ux = resize_f32(&ux, next.w, next.h, |x| x * 2.0);
             uy = resize_f32(&uy, next.w, next.h, |x| x * 2.0);
         }
+        ph(b + 4, t);
     }
+    let t = std::time::Instant::now();
     let scale = (1u32 << fs) as f32;
     let (su, sv) = (Resized::new(&ux, w, h), Resized::new(&uy, w, h));
     let mut data = vec![0f32; 2 * w * h];
@@ -585,6 +609,7 @@ fn dis_on_worker(a: &GrayImage, b: &GrayImage, p: &Params, init: Option<&Flow>) 
             su.row(y, w, |x, v| row[2 * x] = v * scale);
             sv.row(y, w, |x, v| row[2 * x + 1] = v * scale);
         });
+    ph(39, t);
     Flow::from_vec(w as u32, h as u32, data)
 }
 
@@ -718,9 +743,10 @@ impl PatchCtx<'_> {
         )
     }
 
-    /// The sums over the patch; `GRAD` also sums `d·∇I0`.
-    #[inline]
-    fn sums<const GRAD: bool>(&self, i: usize, j: usize, u: f32, v: f32) -> Sums {
+    /// The sums over the patch; `GRAD` also sums `d·∇I0`. `AVX2`: the 8×8 sums in AVX2 lanes
+    /// (true only inside [`search_stripe_avx2`]).
+    #[inline(always)]
+    fn sums<const GRAD: bool, const AVX2: bool>(&self, i: usize, j: usize, u: f32, v: f32) -> Sums {
         let (off1, wt) = self.weights(i, j, u, v);
         let lw = self.lv.i0.w;
         let we = self.lv.f.ext_w;
@@ -730,7 +756,14 @@ impl PatchCtx<'_> {
         if self.psz == 8 {
             #[cfg(target_arch = "x86_64")]
             {
-                sums8_sse2::<GRAD>(i0, i1, gx, gy, lw, we, wt)
+                if AVX2 {
+                    debug_assert!(crate::cpu::has("avx2"));
+                    // SAFETY: `AVX2` is true only in `search_stripe_avx2`, which
+                    // `inverse_search` calls after `crate::cpu::has("avx2")`.
+                    unsafe { sums8_avx2::<GRAD>(i0, i1, gx, gy, lw, we, wt) }
+                } else {
+                    sums8_sse2::<GRAD>(i0, i1, gx, gy, lw, we, wt)
+                }
             }
             #[cfg(not(target_arch = "x86_64"))]
             {
@@ -759,9 +792,9 @@ impl PatchCtx<'_> {
     }
 
     /// `computeSSD` / `computeSSDMeanNorm`.
-    #[inline]
-    fn cost(&self, i: usize, j: usize, u: f32, v: f32) -> f32 {
-        let s = self.sums::<false>(i, j, u, v);
+    #[inline(always)]
+    fn cost<const AVX2: bool>(&self, i: usize, j: usize, u: f32, v: f32) -> f32 {
+        let s = self.sums::<false, AVX2>(i, j, u, v);
         if self.mean_norm {
             let n = (self.psz * self.psz) as f32;
             s.sq - s.d * s.d / n
@@ -895,6 +928,77 @@ fn sums8_sse2<const GRAD: bool>(
     }
 }
 
+/// [`sums8_sse2`] with both halves of each row in one AVX2 register (columns 0–3 low, 4–7
+/// high): the bilinear differences and the products eight wide, then, per row, the high half
+/// added to the low one and that to the 4-lane sums, as OpenCV's `left + right` (the same
+/// operations on the same operands in the same order, hence the same bits).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn sums8_avx2<const GRAD: bool>(
+    i0: &[f32],
+    i1: &[f32],
+    gx: &[f32],
+    gy: &[f32],
+    lw: usize,
+    we: usize,
+    wt: [f32; 4],
+) -> Sums {
+    use std::arch::x86_64::{
+        __m128, __m256, _mm_add_ps, _mm_setzero_ps, _mm_storeu_ps, _mm256_add_ps,
+        _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_loadu_ps, _mm256_mul_ps,
+        _mm256_set1_ps, _mm256_sub_ps,
+    };
+    // One bounds check per slice: the loads below stay inside these.
+    let i1 = &i1[..8 * we + 9];
+    let i0 = &i0[..7 * lw + 8];
+    let (gx, gy) = if GRAD {
+        (&gx[..7 * lw + 8], &gy[..7 * lw + 8])
+    } else {
+        (gx, gy)
+    };
+    let lanes = |v: __m128| {
+        let mut a = [0f32; 4];
+        // SAFETY: `a` holds 4 f32.
+        unsafe { _mm_storeu_ps(a.as_mut_ptr(), v) };
+        reduce4(a)
+    };
+    // Low plus high half of each lane pair: OpenCV's `left + right`.
+    let halves = |v: __m256| _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    // SAFETY: AVX2 is enabled; every load reads 8 f32 inside the slices checked above (I1 rows
+    // 0..=8 at columns 0..9, the others rows 0..8 at columns 0..8).
+    unsafe {
+        let [w00, w01, w10, w11] = wt.map(|x| _mm256_set1_ps(x));
+        let p1 = i1.as_ptr();
+        let (mut a, mut b) = (_mm256_loadu_ps(p1), _mm256_loadu_ps(p1.add(1)));
+        let zero = _mm_setzero_ps();
+        let (mut sq, mut sd, mut sx, mut sy) = (zero, zero, zero, zero);
+        for r in 0..8 {
+            let q = p1.add((r + 1) * we);
+            let (c, d) = (_mm256_loadu_ps(q), _mm256_loadu_ps(q.add(1)));
+            let z = _mm256_loadu_ps(i0.as_ptr().add(r * lw));
+            let s = _mm256_add_ps(_mm256_mul_ps(w00, a), _mm256_mul_ps(w01, b));
+            let s = _mm256_add_ps(s, _mm256_mul_ps(w10, c));
+            let diff = _mm256_sub_ps(_mm256_add_ps(s, _mm256_mul_ps(w11, d)), z);
+            if GRAD {
+                let x = _mm256_loadu_ps(gx.as_ptr().add(r * lw));
+                let y = _mm256_loadu_ps(gy.as_ptr().add(r * lw));
+                sx = _mm_add_ps(sx, halves(_mm256_mul_ps(diff, x)));
+                sy = _mm_add_ps(sy, halves(_mm256_mul_ps(diff, y)));
+            }
+            sq = _mm_add_ps(sq, halves(_mm256_mul_ps(diff, diff)));
+            sd = _mm_add_ps(sd, halves(diff));
+            (a, b) = (c, d);
+        }
+        Sums {
+            sq: lanes(sq),
+            d: lanes(sd),
+            dx: lanes(sx),
+            dy: lanes(sy),
+        }
+    }
+}
+
 /// `PatchInverseSearch_ParBody` over all stripes: the sparse flow on the patch grid.
 fn inverse_search(
     lv: &Level,
@@ -921,14 +1025,45 @@ fn inverse_search(
         .for_each(|(n, (sx, sy))| {
             let start = n * stripe;
             let end = (start + stripe).min(hs);
-            search_stripe(&ctx, t, ux, uy, p, ws, start, end, num_iter, sx, sy);
+            let a = (&ctx, t, ux, uy, p, ws, start, end, num_iter, sx, sy);
+            #[cfg(target_arch = "x86_64")]
+            if crate::cpu::has("avx2") {
+                // SAFETY: the processor has AVX2, the feature `search_stripe_avx2` is compiled with
+                unsafe {
+                    search_stripe_avx2(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7, a.8, a.9, a.10)
+                };
+                return;
+            }
+            search_stripe::<false>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7, a.8, a.9, a.10);
         });
     (sx, sy)
 }
 
+/// [`search_stripe`] with AVX2 enabled: the 8×8 patch sums in 8-wide lanes ([`sums8_avx2`]),
+/// the same values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+fn search_stripe_avx2(
+    ctx: &PatchCtx,
+    t: &Tensor,
+    ux: &Plane<f32>,
+    uy: &Plane<f32>,
+    p: &Params,
+    ws: usize,
+    start: usize,
+    end: usize,
+    num_iter: usize,
+    sx: &mut [f32],
+    sy: &mut [f32],
+) {
+    search_stripe::<true>(ctx, t, ux, uy, p, ws, start, end, num_iter, sx, sy);
+}
+
 /// One stripe (patch rows `start..end`), whose rows `sx`, `sy` hold.
 #[allow(clippy::too_many_arguments)]
-fn search_stripe(
+#[inline(always)]
+fn search_stripe<const AVX2: bool>(
     ctx: &PatchCtx,
     t: &Tensor,
     ux: &Plane<f32>,
@@ -974,11 +1109,11 @@ fn search_stripe(
                 }
                 let mut min = INF;
                 if init.is_some() || spatial {
-                    min = ctx.cost(i, j, sx[k], sy[k]);
+                    min = ctx.cost::<AVX2>(i, j, sx[k], sy[k]);
                 }
                 if let Some((iu, iv)) = init {
                     let (cu, cv) = (iu.data[centre], iv.data[centre]);
-                    let c = ctx.cost(i, j, cu, cv);
+                    let c = ctx.cost::<AVX2>(i, j, cu, cv);
                     if c < min {
                         min = c;
                         sx[k] = cu;
@@ -988,7 +1123,7 @@ fn search_stripe(
                 if spatial {
                     if ci > 0 {
                         let kp = if fwd { k - 1 } else { k + 1 };
-                        let c = ctx.cost(i, j, sx[kp], sy[kp]);
+                        let c = ctx.cost::<AVX2>(i, j, sx[kp], sy[kp]);
                         if c < min {
                             min = c;
                             sx[k] = sx[kp];
@@ -997,7 +1132,7 @@ fn search_stripe(
                     }
                     if ri > 0 {
                         let kp = if fwd { k - ws } else { k + ws };
-                        let c = ctx.cost(i, j, sx[kp], sy[kp]);
+                        let c = ctx.cost::<AVX2>(i, j, sx[kp], sy[kp]);
                         if c < min {
                             sx[k] = sx[kp];
                             sy[k] = sy[kp];
@@ -1016,7 +1151,7 @@ fn search_stripe(
                 let n = (psz * psz) as f32;
                 let mut prev = INF;
                 for _ in 0..inner {
-                    let s = ctx.sums::<true>(i, j, cu, cv);
+                    let s = ctx.sums::<true, AVX2>(i, j, cu, cv);
                     let (du, dv, ssd) = if ctx.mean_norm {
                         (
                             s.dx - s.d * t.x[g] / n,
@@ -1351,7 +1486,7 @@ mod tests {
     /// The SSE2 patch sums give the scalar reference's bits, with and without gradients.
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn sse2_patch_sums_match_the_scalar_order() {
+    fn sse2_and_avx2_patch_sums_match_the_scalar_order() {
         let mut rng = Lcg(7);
         let (lw, lh) = (40usize, 30usize);
         let (we, he) = (lw + 2 * BORDER, lh + 2 * BORDER);
@@ -1388,6 +1523,22 @@ mod tests {
             let a = sums8_sse2::<false>(args.0, args.1, args.2, args.3, lw, we, wt);
             let b = sums8_scalar::<false>(args.0, args.1, args.2, args.3, lw, we, wt);
             assert_eq!(bits(a), bits(b));
+            if crate::cpu::has("avx2") {
+                // SAFETY: the processor has AVX2, the feature `sums8_avx2` is compiled with
+                let (a, c) = unsafe {
+                    (
+                        sums8_avx2::<true>(args.0, args.1, args.2, args.3, lw, we, wt),
+                        sums8_avx2::<false>(args.0, args.1, args.2, args.3, lw, we, wt),
+                    )
+                };
+                assert_eq!(
+                    bits(a),
+                    bits(sums8_scalar::<true>(
+                        args.0, args.1, args.2, args.3, lw, we, wt
+                    ))
+                );
+                assert_eq!(bits(c), bits(b));
+            }
         }
     }
 }

@@ -18,27 +18,34 @@ thread_local! {
     static POOL: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The most planes [`POOL`] keeps.
-const POOL_MAX: usize = 64;
+/// The most planes [`POOL`] keeps: enough for every level of a DIS pyramid (each refinement
+/// takes 22 planes of its level's sizes), so that each finds its own sizes again.
+const POOL_MAX: usize = 128;
+
+/// A plane of `n` values from [`POOL`]: one of exactly that length when it has one, else the
+/// last one, resized; a new one when it is empty. Its values are stale.
+fn take(n: usize) -> Vec<f32> {
+    POOL.with_borrow_mut(|p| match p.iter().rposition(|v| v.len() == n) {
+        Some(i) => p.swap_remove(i),
+        None => {
+            let mut v = p.pop().unwrap_or_default();
+            v.resize(n, 0.0);
+            v
+        }
+    })
+}
 
 /// `n` zeros, in a plane from [`POOL`] when it has one.
 fn zeros(n: usize) -> Vec<f32> {
-    let mut v = POOL.with_borrow_mut(Vec::pop).unwrap_or_default();
-    v.clear();
-    v.resize(n, 0.0);
+    let mut v = take(n);
+    v.fill(0.0);
     v
 }
 
 /// `n` values to be overwritten, in a plane from [`POOL`] when it has one (stale values, not
 /// zeroed: every caller writes all `n` before reading).
 fn scratch(n: usize) -> Vec<f32> {
-    let mut v = POOL.with_borrow_mut(Vec::pop).unwrap_or_default();
-    if v.len() >= n {
-        v.truncate(n);
-    } else {
-        v.resize(n, 0.0);
-    }
-    v
+    take(n)
 }
 
 /// Hands planes back to [`POOL`].
@@ -180,10 +187,11 @@ impl Colour {
     }
 }
 
-/// The planes of [`Colour::derivs`]: the image derivatives, and what the data term derives from
-/// them alone (normalisers and the gradient-constancy matrix before its weight), computed once
-/// for all fixed-point iterations with OpenCV's expressions.
-const DERIVS: usize = 16;
+/// The planes of [`Colour::derivs`]: the image derivatives, and the gradient-constancy matrix
+/// before its weight (divisions by the normalisers, which the data term recomputes: three
+/// products read fewer bytes than three planes), computed once for all fixed-point iterations
+/// with OpenCV's expressions.
+const DERIVS: usize = 13;
 const IX: usize = 0;
 const IY: usize = 1;
 const IZ: usize = 2;
@@ -192,16 +200,11 @@ const IXY: usize = 4;
 const IYY: usize = 5;
 const IXZ: usize = 6;
 const IYZ: usize = 7;
-/// `Ix² + Iy² + ζ²`.
-const NORM: usize = 8;
-/// `Ixx² + Ixy² + ζ²`, `Iyy² + Ixy² + ζ²`.
-const N1: usize = 9;
-const N2: usize = 10;
-const G11: usize = 11;
-const G12: usize = 12;
-const G22: usize = 13;
-const GB1: usize = 14;
-const GB2: usize = 15;
+const G11: usize = 8;
+const G12: usize = 9;
+const G22: usize = 10;
+const GB1: usize = 11;
+const GB2: usize = 12;
 
 /// Rows of SOR work handed to one rayon task.
 const ROWS_PER_TASK: usize = 16;
@@ -365,11 +368,29 @@ pub fn refine(i0: &[u8], i1: &[u8], w: usize, h: usize, u: &mut [f32], v: &mut [
         zeta2,
         eps2,
     };
+    let big = w * h >= 65536;
+    let tt = std::time::Instant::now();
     let mut colours = [Colour::new(&g), Colour::new(&g)];
+    if big {
+        super::ph(24, tt);
+    }
+    let tt = std::time::Instant::now();
     derivatives(i0, i1, &g, u, v, zeta2, &mut colours);
+    if big {
+        super::ph(25, tt);
+    }
+    let tt = std::time::Instant::now();
     pack_flow(&g, u, v, &mut colours);
+    if big {
+        super::ph(26, tt);
+    }
     for _ in 0..p.variational_refinement_iterations {
+        let tt = std::time::Instant::now();
         weights(&g, &mut colours, &k);
+        if big {
+            super::ph(27, tt);
+        }
+        let tt = std::time::Instant::now();
         for c in 0..2 {
             let [red, black] = &mut colours;
             let (me, other) = if c == 0 {
@@ -379,13 +400,20 @@ pub fn refine(i0: &[u8], i1: &[u8], w: usize, h: usize, u: &mut [f32], v: &mut [
             };
             systems(&g, c, me, other, &k);
         }
-        // Red-black SOR on the increments (zero outside the frame), each colour in place.
+        if big {
+            super::ph(28, tt);
+        }
+        let tt = std::time::Instant::now();
         for _ in 0..SOR_ITERATIONS {
             let [red, black] = &mut colours;
             half_sweep(red, black, 0, w, h, g.pw);
             half_sweep(black, red, 1, w, h, g.pw);
         }
+        if big {
+            super::ph(29, tt);
+        }
     }
+    let tt = std::time::Instant::now();
     // The refined flow: the start plus the increments.
     u.par_chunks_mut(w)
         .zip(v.par_chunks_mut(w))
@@ -404,6 +432,9 @@ pub fn refine(i0: &[u8], i1: &[u8], w: usize, h: usize, u: &mut [f32], v: &mut [
     let [red, black] = colours;
     red.recycle();
     black.recycle();
+    if big {
+        super::ph(30, tt);
+    }
 }
 
 /// The refinement's weights (halved as OpenCV halves them) and floors.
@@ -449,8 +480,22 @@ fn derivatives(
                 let (fx, fy) = (floor(mx), floor(my));
                 let (ax, ay) = (mx - fx, my - fy);
                 let (x0, y0) = (fx as isize, fy as isize);
-                let top = px(y0, x0) * (1.0 - ax) + px(y0, x0 + 1) * ax;
-                let bot = px(y0 + 1, x0) * (1.0 - ax) + px(y0 + 1, x0 + 1) * ax;
+                // The four samples; inside the frame without the clamps.
+                let [s00, s01, s10, s11] =
+                    if x0 >= 0 && y0 >= 0 && x0 + 1 < w as isize && y0 + 1 < h as isize {
+                        let t = &i1[y0 as usize * w + x0 as usize..];
+                        let t = &t[..w + 2];
+                        [t[0], t[1], t[w], t[w + 1]].map(f32::from)
+                    } else {
+                        [
+                            px(y0, x0),
+                            px(y0, x0 + 1),
+                            px(y0 + 1, x0),
+                            px(y0 + 1, x0 + 1),
+                        ]
+                    };
+                let top = s00 * (1.0 - ax) + s01 * ax;
+                let bot = s10 * (1.0 - ax) + s11 * ax;
                 let b = top * (1.0 - ay) + bot * ay;
                 let a = f32::from(i0[y * w + x]);
                 ra[x] = 0.5 * a + 0.5 * b;
@@ -502,19 +547,22 @@ fn derivatives(
                 dx(&ix[y * w..][..w], &mut second[..w]);
                 dy(&ix, y, &mut second[w..2 * w]);
                 dy(&iy, y, &mut second[2 * w..]);
-                let (zs, fixed) = rest.split_at_mut((NORM - IXZ) * w);
+                let (zs, fixed) = rest.split_at_mut((G11 - IXZ) * w);
                 zs[..w].copy_from_slice(&ixz[y * w..][..w]);
                 zs[w..].copy_from_slice(&iyz[y * w..][..w]);
-                fixed_planes(first, second, zs, fixed, w, zeta2);
-                // Deal each plane's row to the colours: x = 2k + off, so cell k = x / 2.
-                for (c, out) in [dr, db].into_iter().enumerate() {
-                    let off = (y + c) & 1;
-                    for p in 0..DERIVS {
-                        let src = &row[p * w..][..w];
-                        let dst = &mut out[p * cw..][..cw];
-                        for (d, &s) in dst.iter_mut().zip(src.iter().skip(off).step_by(2)) {
-                            *d = s;
-                        }
+                fixed_planes(second, zs, fixed, w, zeta2);
+                // Deal each plane's row to the colours: the even columns to the colour whose
+                // cells start at 0 (red on even rows), the odd ones to the other.
+                let (even, odd) = if y % 2 == 0 { (dr, db) } else { (db, dr) };
+                for p in 0..DERIVS {
+                    let src = &row[p * w..][..w];
+                    let (e, o) = (&mut even[p * cw..][..cw], &mut odd[p * cw..][..cw]);
+                    for ((pair, e), o) in src.chunks_exact(2).zip(e.iter_mut()).zip(o.iter_mut()) {
+                        *e = pair[0];
+                        *o = pair[1];
+                    }
+                    if w % 2 == 1 {
+                        e[cw - 1] = src[w - 1];
                     }
                 }
             },
@@ -522,37 +570,26 @@ fn derivatives(
     recycle([avg, iz, ix, iy, ixz, iyz]);
 }
 
-/// The data term's fixed planes of one row (OpenCV's expressions): `first` holds `Ix, Iy, Iz`,
-/// `second` `Ixx, Ixy, Iyy`, `zs` `Ixz, Iyz`, each `w` long; `fixed` gets `NORM..=GB2`.
+/// The data term's fixed planes of one row (OpenCV's expressions): `second` holds `Ixx, Ixy,
+/// Iyy`, `zs` `Ixz, Iyz`, each `w` long; `fixed` gets `G11..=GB2`.
 #[inline]
-fn fixed_planes(
-    first: &[f32],
-    second: &[f32],
-    zs: &[f32],
-    fixed: &mut [f32],
-    w: usize,
-    zeta2: f32,
-) {
-    let (x, y) = (&first[..w], &first[w..2 * w]);
+fn fixed_planes(second: &[f32], zs: &[f32], fixed: &mut [f32], w: usize, zeta2: f32) {
     let (xx, xy, yy) = (&second[..w], &second[w..2 * w], &second[2 * w..3 * w]);
     let (xz, yz) = (&zs[..w], &zs[w..2 * w]);
-    let (norm, rest) = fixed.split_at_mut(w);
-    let (n1, rest) = rest.split_at_mut(w);
-    let (n2, rest) = rest.split_at_mut(w);
-    let (g11, rest) = rest.split_at_mut(w);
+    let (g11, rest) = fixed.split_at_mut(w);
     let (g12, rest) = rest.split_at_mut(w);
     let (g22, rest) = rest.split_at_mut(w);
     let (gb1, gb2) = rest.split_at_mut(w);
     let gb2 = &mut gb2[..w];
     for k in 0..w {
-        norm[k] = x[k] * x[k] + y[k] * y[k] + zeta2;
-        n1[k] = xx[k] * xx[k] + xy[k] * xy[k] + zeta2;
-        n2[k] = yy[k] * yy[k] + xy[k] * xy[k] + zeta2;
-        g11[k] = xx[k] * xx[k] / n1[k] + xy[k] * xy[k] / n2[k];
-        g12[k] = xx[k] * xy[k] / n1[k] + xy[k] * yy[k] / n2[k];
-        g22[k] = xy[k] * xy[k] / n1[k] + yy[k] * yy[k] / n2[k];
-        gb1[k] = xx[k] * xz[k] / n1[k] + xy[k] * yz[k] / n2[k];
-        gb2[k] = xy[k] * xz[k] / n1[k] + yy[k] * yz[k] / n2[k];
+        // `Ixx² + Ixy² + ζ²`, `Iyy² + Ixy² + ζ²`.
+        let n1 = xx[k] * xx[k] + xy[k] * xy[k] + zeta2;
+        let n2 = yy[k] * yy[k] + xy[k] * xy[k] + zeta2;
+        g11[k] = xx[k] * xx[k] / n1 + xy[k] * xy[k] / n2;
+        g12[k] = xx[k] * xy[k] / n1 + xy[k] * yy[k] / n2;
+        g22[k] = xy[k] * xy[k] / n1 + yy[k] * yy[k] / n2;
+        gb1[k] = xx[k] * xz[k] / n1 + xy[k] * yz[k] / n2;
+        gb2[k] = xy[k] * xz[k] / n1 + yy[k] * yz[k] / n2;
     }
 }
 
@@ -808,17 +845,20 @@ impl DataRow<'_> {
         let (x, y, z) = (pl(IX), pl(IY), pl(IZ));
         let (xx, xy, yy) = (pl(IXX), pl(IXY), pl(IYY));
         let (xz, yz) = (pl(IXZ), pl(IYZ));
-        let (norm, n1, n2) = (pl(NORM), pl(N1), pl(N2));
         let (g11, g12, g22) = (pl(G11), pl(G12), pl(G22));
         let (gb1, gb2) = (pl(GB1), pl(GB2));
         let (du, dv) = (&self.du[..m], &self.dv[..m]);
         for k in 0..m {
             let (x, y, z) = (x[k], y[k], z[k]);
+            // The normalisers `Ix² + Iy² + ζ²`, `Ixx² + Ixy² + ζ²`, `Iyy² + Ixy² + ζ²`.
+            let norm = x * x + y * y + zeta2;
+            let n1 = xx[k] * xx[k] + xy[k] * xy[k] + zeta2;
+            let n2 = yy[k] * yy[k] + xy[k] * xy[k] + zeta2;
             let ik1z = z + x * du[k] + y * dv[k];
-            let wt = (delta2 / (ik1z * ik1z / norm[k] + eps2).sqrt()) / norm[k];
+            let wt = (delta2 / (ik1z * ik1z / norm + eps2).sqrt()) / norm;
             let zx = xz[k] + xx[k] * du[k] + xy[k] * dv[k];
             let zy = yz[k] + xy[k] * du[k] + yy[k] * dv[k];
-            let wg = gamma2 / (zx * zx / n1[k] + zy * zy / n2[k] + eps2).sqrt();
+            let wg = gamma2 / (zx * zx / n1 + zy * zy / n2 + eps2).sqrt();
             o11[k] = (wt * (x * x) + zeta2) + wg * g11[k];
             o12[k] = wt * (x * y) + wg * g12[k];
             o22[k] = (wt * (y * y) + zeta2) + wg * g22[k];

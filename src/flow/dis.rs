@@ -9,16 +9,6 @@
 //! candidate choice and the stop rule are discrete decisions that summation order can flip).
 
 pub mod variational;
-/// TEMP phase timings (ns).
-pub static PH: [std::sync::atomic::AtomicU64; 40] =
-    [const { std::sync::atomic::AtomicU64::new(0) }; 40];
-#[allow(dead_code)]
-pub(crate) fn ph(i: usize, t: std::time::Instant) {
-    PH[i].fetch_add(
-        t.elapsed().as_nanos() as u64,
-        std::sync::atomic::Ordering::Relaxed,
-    );
-}
 
 use super::{Flow, MAX_SIDE};
 use crate::controlnet::preprocess::resize::{Interpolation, resize};
@@ -485,8 +475,6 @@ fn dis_on_worker(a: &GrayImage, b: &GrayImage, p: &Params, init: Option<&Flow>) 
         );
     }
     let (fs, coarsest) = (fs as usize, coarsest as usize);
-
-    let t0 = std::time::Instant::now();
     let init_planes = init.map(|f| {
         let n = w as usize * h as usize;
         let (mut u, mut v) = (Vec::with_capacity(n), Vec::with_capacity(n));
@@ -550,8 +538,6 @@ fn dis_on_worker(a: &GrayImage, b: &GrayImage, p: &Params, init: Option<&Flow>) 
             }
         })
         .collect();
-
-    ph(0, t0);
     // Coarse to fine.
     let top = &levels[coarsest - fs];
     let mut ux = Plane {
@@ -567,17 +553,9 @@ fn dis_on_worker(a: &GrayImage, b: &GrayImage, p: &Params, init: Option<&Flow>) 
         let stride = p.patch_stride as usize;
         let ws = 1 + (lw - psz) / stride;
         let hs = 1 + (lh - psz) / stride;
-        let b = 1 + 5 * li;
-        let t = std::time::Instant::now();
         let tensor = structure_tensor(&lv.f.gx, &lv.f.gy, lw, lh, psz, stride, ws, hs);
-        ph(b, t);
-        let t = std::time::Instant::now();
         let (sx, sy) = inverse_search(lv, &tensor, &ux, &uy, p, ws, hs);
-        ph(b + 1, t);
-        let t = std::time::Instant::now();
         densify(lv, &sx, &sy, &mut ux, &mut uy, psz, stride, ws, hs);
-        ph(b + 2, t);
-        let t = std::time::Instant::now();
         if p.variational_refinement_iterations > 0 {
             variational::refine(
                 &lv.i0.data,
@@ -589,16 +567,12 @@ fn dis_on_worker(a: &GrayImage, b: &GrayImage, p: &Params, init: Option<&Flow>) 
                 p,
             );
         }
-        ph(b + 3, t);
-        let t = std::time::Instant::now();
         if li > 0 {
             let next = &levels[li - 1].i0;
             ux = resize_f32(&ux, next.w, next.h, |x| x * 2.0);
             uy = resize_f32(&uy, next.w, next.h, |x| x * 2.0);
         }
-        ph(b + 4, t);
     }
-    let t = std::time::Instant::now();
     let scale = (1u32 << fs) as f32;
     let (su, sv) = (Resized::new(&ux, w, h), Resized::new(&uy, w, h));
     let mut data = vec![0f32; 2 * w * h];
@@ -609,7 +583,6 @@ fn dis_on_worker(a: &GrayImage, b: &GrayImage, p: &Params, init: Option<&Flow>) 
             su.row(y, w, |x, v| row[2 * x] = v * scale);
             sv.row(y, w, |x, v| row[2 * x + 1] = v * scale);
         });
-    ph(39, t);
     Flow::from_vec(w as u32, h as u32, data)
 }
 

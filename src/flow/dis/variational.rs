@@ -368,29 +368,11 @@ pub fn refine(i0: &[u8], i1: &[u8], w: usize, h: usize, u: &mut [f32], v: &mut [
         zeta2,
         eps2,
     };
-    let big = w * h >= 65536;
-    let tt = std::time::Instant::now();
     let mut colours = [Colour::new(&g), Colour::new(&g)];
-    if big {
-        super::ph(24, tt);
-    }
-    let tt = std::time::Instant::now();
     derivatives(i0, i1, &g, u, v, zeta2, &mut colours);
-    if big {
-        super::ph(25, tt);
-    }
-    let tt = std::time::Instant::now();
     pack_flow(&g, u, v, &mut colours);
-    if big {
-        super::ph(26, tt);
-    }
     for _ in 0..p.variational_refinement_iterations {
-        let tt = std::time::Instant::now();
         weights(&g, &mut colours, &k);
-        if big {
-            super::ph(27, tt);
-        }
-        let tt = std::time::Instant::now();
         for c in 0..2 {
             let [red, black] = &mut colours;
             let (me, other) = if c == 0 {
@@ -400,20 +382,13 @@ pub fn refine(i0: &[u8], i1: &[u8], w: usize, h: usize, u: &mut [f32], v: &mut [
             };
             systems(&g, c, me, other, &k);
         }
-        if big {
-            super::ph(28, tt);
-        }
-        let tt = std::time::Instant::now();
+        // Red-black SOR on the increments (zero outside the frame), each colour in place.
         for _ in 0..SOR_ITERATIONS {
             let [red, black] = &mut colours;
             half_sweep(red, black, 0, w, h, g.pw);
             half_sweep(black, red, 1, w, h, g.pw);
         }
-        if big {
-            super::ph(29, tt);
-        }
     }
-    let tt = std::time::Instant::now();
     // The refined flow: the start plus the increments.
     u.par_chunks_mut(w)
         .zip(v.par_chunks_mut(w))
@@ -432,9 +407,6 @@ pub fn refine(i0: &[u8], i1: &[u8], w: usize, h: usize, u: &mut [f32], v: &mut [
     let [red, black] = colours;
     red.recycle();
     black.recycle();
-    if big {
-        super::ph(30, tt);
-    }
 }
 
 /// The refinement's weights (halved as OpenCV halves them) and floors.
@@ -667,7 +639,9 @@ fn weights(g: &Grid, colours: &mut [Colour; 2], k: &Consts) {
                         } else {
                             (cu, cv)
                         };
-                        *o = smooth(ru - cu, rv - cv, cu - cu, cv - cv);
+                        // Below is the cell itself: a zero difference (NaN for a non-finite flow).
+                        let (bu, bv) = (cu, cv);
+                        *o = smooth(ru - cu, rv - cv, bu - cu, bv - cv);
                     }
                     continue;
                 }
@@ -685,7 +659,8 @@ fn weights(g: &Grid, colours: &mut [Colour; 2], k: &Consts) {
                     // The last column: its right neighbour is itself.
                     let (cu, cv) = at(own, rc.first + kk);
                     let (du, dv) = at(other, rc.first + pw + kk);
-                    *o = smooth(cu - cu, cv - cv, du - cu, dv - cv);
+                    let (ru, rv) = (cu, cv);
+                    *o = smooth(ru - cu, rv - cv, du - cu, dv - cv);
                 }
             }
         });

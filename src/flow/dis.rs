@@ -822,6 +822,37 @@ fn sums8_scalar<const GRAD: bool>(
     }
 }
 
+/// The parts of the slices an 8×8 patch evaluation reads (I1 rows 0..=8 at columns 0..9, the
+/// others rows 0..8 at columns 0..8; the gradients only with `GRAD`): one bounds check each, so
+/// that the SIMD loads below stay inside them.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn patch_slices<'a, const GRAD: bool>(
+    i0: &'a [f32],
+    i1: &'a [f32],
+    gx: &'a [f32],
+    gy: &'a [f32],
+    lw: usize,
+    we: usize,
+) -> (&'a [f32], &'a [f32], &'a [f32], &'a [f32]) {
+    let (gx, gy) = if GRAD {
+        (&gx[..7 * lw + 8], &gy[..7 * lw + 8])
+    } else {
+        (gx, gy)
+    };
+    (&i0[..7 * lw + 8], &i1[..8 * we + 9], gx, gy)
+}
+
+/// [`reduce4`] of an SSE register's four lanes.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn lanes(v: std::arch::x86_64::__m128) -> f32 {
+    let mut a = [0f32; 4];
+    // SAFETY: SSE2 is part of the x86_64 baseline; `a` holds 4 f32.
+    unsafe { std::arch::x86_64::_mm_storeu_ps(a.as_mut_ptr(), v) };
+    reduce4(a)
+}
+
 /// [`sums8_scalar`] in SSE2 lanes (baseline on x86_64, so no runtime check): the same
 /// operations in the same order per lane, hence the same bits. OpenCV's SIMD path for the
 /// default patch size (`processPatchMeanNorm`, `computeSSDMeanNorm`, ...).
@@ -837,23 +868,9 @@ fn sums8_sse2<const GRAD: bool>(
     wt: [f32; 4],
 ) -> Sums {
     use std::arch::x86_64::{
-        __m128, _mm_add_ps, _mm_loadu_ps, _mm_mul_ps, _mm_set1_ps, _mm_setzero_ps, _mm_storeu_ps,
-        _mm_sub_ps,
+        _mm_add_ps, _mm_loadu_ps, _mm_mul_ps, _mm_set1_ps, _mm_setzero_ps, _mm_sub_ps,
     };
-    // One bounds check per slice: the loads below stay inside these.
-    let i1 = &i1[..8 * we + 9];
-    let i0 = &i0[..7 * lw + 8];
-    let (gx, gy) = if GRAD {
-        (&gx[..7 * lw + 8], &gy[..7 * lw + 8])
-    } else {
-        (gx, gy)
-    };
-    let lanes = |v: __m128| {
-        let mut a = [0f32; 4];
-        // SAFETY: `a` holds 4 f32.
-        unsafe { _mm_storeu_ps(a.as_mut_ptr(), v) };
-        reduce4(a)
-    };
+    let (i0, i1, gx, gy) = patch_slices::<GRAD>(i0, i1, gx, gy, lw, we);
     // SAFETY: SSE2 is part of the x86_64 baseline; every load reads 4 f32 inside the slices
     // checked above (I1 rows 0..=8 at columns 0..9, the others rows 0..8 at columns 0..8).
     unsafe {
@@ -918,24 +935,10 @@ fn sums8_avx2<const GRAD: bool>(
     wt: [f32; 4],
 ) -> Sums {
     use std::arch::x86_64::{
-        __m128, __m256, _mm_add_ps, _mm_setzero_ps, _mm_storeu_ps, _mm256_add_ps,
-        _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_loadu_ps, _mm256_mul_ps,
-        _mm256_set1_ps, _mm256_sub_ps,
+        __m256, _mm_add_ps, _mm_setzero_ps, _mm256_add_ps, _mm256_castps256_ps128,
+        _mm256_extractf128_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_sub_ps,
     };
-    // One bounds check per slice: the loads below stay inside these.
-    let i1 = &i1[..8 * we + 9];
-    let i0 = &i0[..7 * lw + 8];
-    let (gx, gy) = if GRAD {
-        (&gx[..7 * lw + 8], &gy[..7 * lw + 8])
-    } else {
-        (gx, gy)
-    };
-    let lanes = |v: __m128| {
-        let mut a = [0f32; 4];
-        // SAFETY: `a` holds 4 f32.
-        unsafe { _mm_storeu_ps(a.as_mut_ptr(), v) };
-        reduce4(a)
-    };
+    let (i0, i1, gx, gy) = patch_slices::<GRAD>(i0, i1, gx, gy, lw, we);
     // Low plus high half of each lane pair: OpenCV's `left + right`.
     let halves = |v: __m256| _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
     // SAFETY: AVX2 is enabled; every load reads 8 f32 inside the slices checked above (I1 rows

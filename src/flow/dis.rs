@@ -1001,57 +1001,64 @@ fn inverse_search(
         .for_each(|(n, (sx, sy))| {
             let start = n * stripe;
             let end = (start + stripe).min(hs);
-            let a = (&ctx, t, ux, uy, p, ws, start, end, num_iter, sx, sy);
+            let job = Stripe {
+                ctx: &ctx,
+                t,
+                ux,
+                uy,
+                p,
+                ws,
+                start,
+                end,
+                num_iter,
+            };
             #[cfg(target_arch = "x86_64")]
             if crate::cpu::has("avx2") {
                 // SAFETY: the processor has AVX2, the feature `search_stripe_avx2` is compiled with
-                unsafe {
-                    search_stripe_avx2(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7, a.8, a.9, a.10)
-                };
+                unsafe { search_stripe_avx2(&job, sx, sy) };
                 return;
             }
-            search_stripe::<false>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7, a.8, a.9, a.10);
+            search_stripe::<false>(&job, sx, sy);
         });
     (sx, sy)
+}
+
+/// One stripe's work: patch rows `start..end` of a level's `ws`-wide patch grid, searched from
+/// the flow `ux`, `uy` of the level above, with `num_iter` passes.
+struct Stripe<'a> {
+    ctx: &'a PatchCtx<'a>,
+    t: &'a Tensor,
+    ux: &'a Plane<f32>,
+    uy: &'a Plane<f32>,
+    p: &'a Params,
+    ws: usize,
+    start: usize,
+    end: usize,
+    num_iter: usize,
 }
 
 /// [`search_stripe`] with AVX2 enabled: the 8×8 patch sums in 8-wide lanes ([`sums8_avx2`]),
 /// the same values.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
-fn search_stripe_avx2(
-    ctx: &PatchCtx,
-    t: &Tensor,
-    ux: &Plane<f32>,
-    uy: &Plane<f32>,
-    p: &Params,
-    ws: usize,
-    start: usize,
-    end: usize,
-    num_iter: usize,
-    sx: &mut [f32],
-    sy: &mut [f32],
-) {
-    search_stripe::<true>(ctx, t, ux, uy, p, ws, start, end, num_iter, sx, sy);
+fn search_stripe_avx2(job: &Stripe, sx: &mut [f32], sy: &mut [f32]) {
+    search_stripe::<true>(job, sx, sy);
 }
 
-/// One stripe (patch rows `start..end`), whose rows `sx`, `sy` hold.
-#[allow(clippy::too_many_arguments)]
+/// One stripe ([`Stripe`]), whose patch rows `sx`, `sy` hold.
 #[inline(always)]
-fn search_stripe<const AVX2: bool>(
-    ctx: &PatchCtx,
-    t: &Tensor,
-    ux: &Plane<f32>,
-    uy: &Plane<f32>,
-    p: &Params,
-    ws: usize,
-    start: usize,
-    end: usize,
-    num_iter: usize,
-    sx: &mut [f32],
-    sy: &mut [f32],
-) {
+fn search_stripe<const AVX2: bool>(job: &Stripe, sx: &mut [f32], sy: &mut [f32]) {
+    let Stripe {
+        ctx,
+        t,
+        ux,
+        uy,
+        p,
+        ws,
+        start,
+        end,
+        num_iter,
+    } = *job;
     let psz = ctx.psz;
     let psz2 = psz / 2;
     let stride = p.patch_stride as usize;

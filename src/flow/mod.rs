@@ -171,12 +171,15 @@ impl FromStr for Method {
 /// Grey levels as OpenCV's `cvtColor(BGR2GRAY)` makes them from the frame Deforum holds (BGR):
 /// `(R·9798 + G·19235 + B·3735 + 2^14) >> 15`.
 pub fn gray(img: &RgbImage) -> GrayImage {
-    GrayImage::from_fn(img.width(), img.height(), |x, y| {
-        let [r, g, b] = img.get_pixel(x, y).0;
-        let v =
-            (u32::from(r) * 9798 + u32::from(g) * 19235 + u32::from(b) * 3735 + (1 << 14)) >> 15;
-        image::Luma([v as u8])
-    })
+    let data = img
+        .as_raw()
+        .chunks_exact(3)
+        .map(|p| {
+            let [r, g, b] = [p[0], p[1], p[2]].map(u32::from);
+            ((r * 9798 + g * 19235 + b * 3735 + (1 << 14)) >> 15) as u8
+        })
+        .collect();
+    GrayImage::from_raw(img.width(), img.height(), data).expect("one grey value per pixel")
 }
 
 /// Computes flows with one [`Method`], holding what the method needs between calls (RAFT's
@@ -216,24 +219,69 @@ impl Estimator {
     /// # Errors
     /// Frames of different sizes, or a model that fails.
     pub fn flow(&mut self, a: &RgbImage, b: &RgbImage, init: Option<&Flow>) -> Result<Flow> {
-        if a.dimensions() != b.dimensions() {
-            bail!(
-                "optical flow needs two frames of one size, got {}x{} and {}x{}",
-                a.width(),
-                a.height(),
-                b.width(),
-                b.height()
-            );
-        }
+        same_size(a, b)?;
+        let grey = (self.method != Method::Raft).then(|| (gray(a), gray(b)));
+        self.run(a, b, grey.as_ref().map(|(ga, gb)| (ga, gb)), init)
+    }
+
+    /// The forward flow `a → b` (with `init` as [`Estimator::flow`] takes it) and the backward
+    /// flow `b → a`, as two [`Estimator::flow`] calls give them, each frame turned grey once.
+    ///
+    /// # Errors
+    /// Frames of different sizes, or a model that fails.
+    pub fn flows_both_ways(
+        &mut self,
+        a: &RgbImage,
+        b: &RgbImage,
+        init: Option<&Flow>,
+    ) -> Result<(Flow, Flow)> {
+        same_size(a, b)?;
+        let grey = (self.method != Method::Raft).then(|| (gray(a), gray(b)));
+        let fwd = self.run(a, b, grey.as_ref().map(|(ga, gb)| (ga, gb)), init)?;
+        let bwd = self.run(b, a, grey.as_ref().map(|(ga, gb)| (gb, ga)), None)?;
+        Ok((fwd, bwd))
+    }
+
+    /// The flow `a → b` by this estimator's method; `grey` holds the frames' grey levels for
+    /// the methods that read them (all but RAFT).
+    fn run(
+        &mut self,
+        a: &RgbImage,
+        b: &RgbImage,
+        grey: Option<(&GrayImage, &GrayImage)>,
+        init: Option<&Flow>,
+    ) -> Result<Flow> {
+        let grey = || grey.expect("grey frames for a classical method");
         match self.method {
             Method::Farneback => {
-                farneback::farneback(&gray(a), &gray(b), &farneback::Params::DEFORUM, None)
+                let (ga, gb) = grey();
+                farneback::farneback(ga, gb, &farneback::Params::DEFORUM, None)
             }
-            Method::DisMedium => dis::dis(&gray(a), &gray(b), &dis::Params::MEDIUM, init),
-            Method::DisFine => dis::dis(&gray(a), &gray(b), &dis::Params::DEFORUM_FINE, init),
+            Method::DisMedium => {
+                let (ga, gb) = grey();
+                dis::dis(ga, gb, &dis::Params::MEDIUM, init)
+            }
+            Method::DisFine => {
+                let (ga, gb) = grey();
+                dis::dis(ga, gb, &dis::Params::DEFORUM_FINE, init)
+            }
             Method::Raft => self.raft.as_mut().expect("loaded in new").flow(a, b),
         }
     }
+}
+
+/// Refuses two frames of different sizes.
+fn same_size(a: &RgbImage, b: &RgbImage) -> Result<()> {
+    if a.dimensions() != b.dimensions() {
+        bail!(
+            "optical flow needs two frames of one size, got {}x{} and {}x{}",
+            a.width(),
+            a.height(),
+            b.width(),
+            b.height()
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

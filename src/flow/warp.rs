@@ -261,8 +261,7 @@ pub fn reliable_flow(
     init: Option<&Flow>,
     blur: u32,
 ) -> Result<Flow> {
-    let fwd = estimator.flow(a, b, init)?;
-    let bwd = estimator.flow(b, a, None)?;
+    let (fwd, bwd) = estimator.flows_both_ways(a, b, init)?;
     let mask = make_consistency(&fwd, &bwd)?;
     let mask = blur_consistency(&mask, fwd.width(), fwd.height(), blur)?;
     filter_flow(&fwd, &mask)

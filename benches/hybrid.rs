@@ -1,6 +1,10 @@
 //! Hybrid video's per-frame work at 512x512 (no depth model): the video frame's LANCZOS resize
-//! from 1280x720 and the composite with a Difference mask, equalize and auto-contrast.
+//! from 1280x720, the composite with a Difference mask, equalize and auto-contrast, and the
+//! optical-flow motion's work besides the flows (the consistency check with its blur, and the
+//! flow applied to the picture, at factor 1 and at another factor).
 
+use anim::flow::Flow;
+use anim::flow::warp::{apply_flow, blur_consistency, filter_flow, make_consistency};
 use anim::hybrid::{CompositeValues, composite::composite, resize::lanczos_pil};
 use anim::scene::{HybridComposite, HybridEqualize, HybridMaskType, HybridSettings};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -37,6 +41,32 @@ fn bench(c: &mut Criterion) {
     };
     g.bench_function("composite_difference_eq_auto", |b| {
         b.iter(|| composite(&prev, &frame, None, &settings, &values))
+    });
+    // a smooth flow (a slight rotation and zoom about the centre, up to ~20 px) and its inverse
+    let field = |sign: f32| {
+        let mut v = Vec::with_capacity(2 * 512 * 512);
+        for y in 0..512 {
+            for x in 0..512 {
+                let (dx, dy) = (x as f32 - 256.0, y as f32 - 256.0);
+                v.push(sign * (0.03 * dx - 0.05 * dy));
+                v.push(sign * (0.05 * dx + 0.03 * dy));
+            }
+        }
+        Flow::from_vec(512, 512, v).unwrap()
+    };
+    let (fwd, bwd) = (field(1.0), field(-1.0));
+    g.bench_function("consistency_blur2_filter", |b| {
+        b.iter(|| {
+            let m = make_consistency(&fwd, &bwd).unwrap();
+            let m = blur_consistency(&m, 512, 512, 2).unwrap();
+            filter_flow(&fwd, &m).unwrap()
+        })
+    });
+    g.bench_function("apply_flow_factor_1", |b| {
+        b.iter(|| apply_flow(&prev, &fwd, 1.0))
+    });
+    g.bench_function("apply_flow_factor_0.8", |b| {
+        b.iter(|| apply_flow(&prev, &fwd, 0.8))
     });
     g.finish();
 }

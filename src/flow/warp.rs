@@ -57,10 +57,65 @@ pub fn apply_flow(img: &RgbImage, flow: &Flow, factor: f64) -> RgbImage {
     let src = img.as_raw();
     let stride = 3 * w as usize;
     let f = flow.as_slice();
+    let map = FlowMap {
+        src,
+        f,
+        w: w as usize,
+        wi,
+        hi,
+        pw,
+        ph,
+        bw,
+        bh,
+        factor,
+    };
     let mut out = vec![0u8; src.len()];
     out.par_chunks_mut(stride).enumerate().for_each(|(y, row)| {
-        for x in 0..w as usize {
-            let i = 2 * (y * w as usize + x);
+        #[cfg(target_arch = "x86_64")]
+        if crate::cpu::has("avx2,fma") {
+            // SAFETY: the processor has AVX2 and FMA, the features `row_avx2_fma` is compiled with
+            unsafe { map.row_avx2_fma(y, row) };
+            return;
+        }
+        map.row(y, row);
+    });
+    RgbImage::from_raw(w, h, out).expect("the size of the picture")
+}
+
+/// What [`apply_flow`] samples from: the picture (`w` wide, RGB), the flow, the padding and
+/// padded sizes, and the factor.
+struct FlowMap<'a> {
+    src: &'a [u8],
+    f: &'a [f32],
+    w: usize,
+    wi: i64,
+    hi: i64,
+    pw: i64,
+    ph: i64,
+    bw: i64,
+    bh: i64,
+    factor: f64,
+}
+
+impl FlowMap<'_> {
+    /// Output row `y`.
+    #[inline(always)]
+    fn row(&self, y: usize, row: &mut [u8]) {
+        let FlowMap {
+            src,
+            f,
+            w,
+            wi,
+            hi,
+            pw,
+            ph,
+            bw,
+            bh,
+            factor,
+        } = *self;
+        let stride = 3 * w;
+        for x in 0..w {
+            let i = 2 * (y * w + x);
             let (mx, my) = if factor == 1.0 {
                 (
                     (-f[i] + x as f32) + pw as f32,
@@ -97,8 +152,16 @@ pub fn apply_flow(img: &RgbImage, flow: &Flow, factor: f64) -> RgbImage {
                 row[3 * x + c] = v.round_ties_even().clamp(0.0, 255.0) as u8;
             }
         }
-    });
-    RgbImage::from_raw(w, h, out).expect("the size of the picture")
+    }
+
+    /// [`FlowMap::row`] with AVX2 and FMA enabled: `mul_add`, `floor` and `round_ties_even`
+    /// become single instructions instead of calls into libm, with the same results (a fused
+    /// multiply-add and these roundings are exact operations either way).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn row_avx2_fma(&self, y: usize, row: &mut [u8]) {
+        self.row(y, row);
+    }
 }
 
 /// The consistency of a forward flow `fwd` (A → B) with the backward flow `bwd` (B → A), as
@@ -125,30 +188,50 @@ pub fn make_consistency(fwd: &Flow, bwd: &Flow) -> Result<Vec<f32>> {
     let (f, b) = (fwd.as_slice(), bwd.as_slice());
     let mut mask = vec![1.0f32; w * h];
     mask.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
-        for (x, m) in row.iter_mut().enumerate() {
-            let i = 2 * (y * w + x);
-            let (fx, fy) = (f64::from(f[i]), f64::from(f[i + 1]));
-            let qx = (x as f64 + fx).clamp(0.0, (w - 2) as f64);
-            let qy = (y as f64 + fy).clamp(0.0, (h - 2) as f64);
-            let (x0, y0) = (qx.floor(), qy.floor());
-            let (ax, ay) = (qx - x0, qy - y0);
-            let (x0, y0) = (x0 as usize, y0 as usize);
-            let at = |xx: usize, yy: usize, c: usize| f64::from(b[2 * (yy * w + xx) + c]);
-            let mut bt = [0.0f64; 2];
-            for (c, v) in bt.iter_mut().enumerate() {
-                let top = (1.0 - ax) * at(x0, y0, c) + ax * at(x0 + 1, y0, c);
-                let bot = (1.0 - ax) * at(x0, y0 + 1, c) + ax * at(x0 + 1, y0 + 1, c);
-                *v = (1.0 - ay) * top + ay * bot;
-            }
-            let (dx, dy) = (fx + bt[0], fy + bt[1]);
-            let diff = dx * dx + dy * dy;
-            let thr = 0.01 * ((bt[0] * bt[0] + fx * fx) + (bt[1] * bt[1] + fy * fy)) + 0.5;
-            if diff >= thr {
-                *m = INCONSISTENT;
-            }
+        #[cfg(target_arch = "x86_64")]
+        if crate::cpu::has("avx2") {
+            // SAFETY: the processor has AVX2, the feature `consistency_row_avx2` is compiled with
+            unsafe { consistency_row_avx2(f, b, w, h, y, row) };
+            return;
         }
+        consistency_row(f, b, w, h, y, row);
     });
     Ok(mask)
+}
+
+/// Row `y` of [`make_consistency`]'s mask (`row`, preset to 1) from the flows' values `f`, `b`.
+#[inline(always)]
+fn consistency_row(f: &[f32], b: &[f32], w: usize, h: usize, y: usize, row: &mut [f32]) {
+    for (x, m) in row.iter_mut().enumerate() {
+        let i = 2 * (y * w + x);
+        let (fx, fy) = (f64::from(f[i]), f64::from(f[i + 1]));
+        let qx = (x as f64 + fx).clamp(0.0, (w - 2) as f64);
+        let qy = (y as f64 + fy).clamp(0.0, (h - 2) as f64);
+        let (x0, y0) = (qx.floor(), qy.floor());
+        let (ax, ay) = (qx - x0, qy - y0);
+        let (x0, y0) = (x0 as usize, y0 as usize);
+        let at = |xx: usize, yy: usize, c: usize| f64::from(b[2 * (yy * w + xx) + c]);
+        let mut bt = [0.0f64; 2];
+        for (c, v) in bt.iter_mut().enumerate() {
+            let top = (1.0 - ax) * at(x0, y0, c) + ax * at(x0 + 1, y0, c);
+            let bot = (1.0 - ax) * at(x0, y0 + 1, c) + ax * at(x0 + 1, y0 + 1, c);
+            *v = (1.0 - ay) * top + ay * bot;
+        }
+        let (dx, dy) = (fx + bt[0], fy + bt[1]);
+        let diff = dx * dx + dy * dy;
+        let thr = 0.01 * ((bt[0] * bt[0] + fx * fx) + (bt[1] * bt[1] + fy * fy)) + 0.5;
+        if diff >= thr {
+            *m = INCONSISTENT;
+        }
+    }
+}
+
+/// [`consistency_row`] with AVX2 enabled: `floor` becomes one instruction instead of a call
+/// into libm (an exact operation either way, so the same mask).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn consistency_row_avx2(f: &[f32], b: &[f32], w: usize, h: usize, y: usize, row: &mut [f32]) {
+    consistency_row(f, b, w, h, y, row);
 }
 
 /// scipy's `gaussian_filter1d` weights: σ, radius `int(truncate·σ + 0.5)` with `truncate` 1.
@@ -206,19 +289,32 @@ pub fn blur_consistency(mask: &[f32], width: u32, height: u32, blur: u32) -> Res
         return Ok(mask.to_vec());
     }
     let weights = gaussian_weights(f64::from(blur));
-    // axis 0 (down each column), then axis 1 (along each row)
+    // axis 0 (down each column: [`blur_line`]'s sums, a whole row of them at a time), then
+    // axis 1 (along each row)
+    let r = weights.len() / 2;
     let mut cols = vec![0.0f32; w * h];
-    let mut column = vec![0.0f32; h];
-    let mut done = vec![0.0f32; h];
-    for x in 0..w {
-        for y in 0..h {
-            column[y] = mask[y * w + x];
-        }
-        blur_line(&column, &mut done, &weights);
-        for y in 0..h {
-            cols[y * w + x] = done[y];
-        }
-    }
+    cols.par_chunks_mut(w).enumerate().for_each_init(
+        || vec![0.0f64; w],
+        |acc, (y, o)| {
+            let line = |yy: usize| &mask[yy * w..(yy + 1) * w];
+            for (a, &m) in acc.iter_mut().zip(line(y)) {
+                *a = f64::from(m) * weights[r];
+            }
+            for j in 1..=r {
+                let wj = weights[r + j];
+                let up = y.checked_sub(j).map(line);
+                let down = (y + j < h).then(|| line(y + j));
+                for (x, a) in acc.iter_mut().enumerate() {
+                    let u = up.map_or(0.0, |l| f64::from(l[x]));
+                    let d = down.map_or(0.0, |l| f64::from(l[x]));
+                    *a += (u + d) * wj;
+                }
+            }
+            for (o, &a) in o.iter_mut().zip(acc.iter()) {
+                *o = a as f32;
+            }
+        },
+    );
     let mut out = vec![0.0f32; w * h];
     out.par_chunks_mut(w)
         .zip(cols.par_chunks(w))
@@ -434,6 +530,90 @@ impl FlowMotion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_fma_flow_rows_match_the_baseline_rows() {
+        if !crate::cpu::has("avx2,fma") {
+            return;
+        }
+        let (w, h) = (37usize, 23usize);
+        let mut seed = 0x9e37_79b9_u32;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        let src: Vec<u8> = (0..3 * w * h).map(|_| next() as u8).collect();
+        // flows from sub-pixel to far outside, a few not finite
+        let f: Vec<f32> = (0..2 * w * h)
+            .map(|_| match next() % 97 {
+                0 => f32::NAN,
+                1 => f32::INFINITY,
+                _ => (next() % 20_000) as f32 / 100.0 - 100.0,
+            })
+            .collect();
+        for factor in [1.0, 0.37, -2.5] {
+            let (wi, hi) = (w as i64, h as i64);
+            let (pw, ph) = (wi / 4, hi / 4);
+            let map = FlowMap {
+                src: &src,
+                f: &f,
+                w,
+                wi,
+                hi,
+                pw,
+                ph,
+                bw: wi + 2 * pw,
+                bh: hi + 2 * ph,
+                factor,
+            };
+            for y in 0..h {
+                let (mut a, mut b) = (vec![0u8; 3 * w], vec![0u8; 3 * w]);
+                map.row(y, &mut a);
+                // SAFETY: the processor has AVX2 and FMA, the features `row_avx2_fma` is compiled with
+                unsafe { map.row_avx2_fma(y, &mut b) };
+                assert_eq!(a, b, "row {y}, factor {factor}");
+            }
+        }
+    }
+
+    #[test]
+    fn row_wise_vertical_blur_is_the_column_by_column_blur() {
+        let (w, h) = (29usize, 41usize);
+        let mask: Vec<f32> = (0..w * h)
+            .map(|i| {
+                if (i * 7919) % 13 < 4 {
+                    INCONSISTENT
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        for blur in [1, 2, 3, 7] {
+            let weights = gaussian_weights(f64::from(blur));
+            // scipy's order, one column at a time through `blur_line`, then the rows
+            let mut cols = vec![0.0f32; w * h];
+            let (mut column, mut done) = (vec![0.0f32; h], vec![0.0f32; h]);
+            for x in 0..w {
+                for y in 0..h {
+                    column[y] = mask[y * w + x];
+                }
+                blur_line(&column, &mut done, &weights);
+                for y in 0..h {
+                    cols[y * w + x] = done[y];
+                }
+            }
+            let mut want = vec![0.0f32; w * h];
+            for (o, i) in want.chunks_mut(w).zip(cols.chunks(w)) {
+                blur_line(i, o, &weights);
+            }
+            let got = blur_consistency(&mask, w as u32, h as u32, blur).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "blur {blur}");
+        }
+    }
 
     #[test]
     fn reflect_101_folds_like_opencv() {

@@ -51,24 +51,8 @@ pub fn apply_flow(img: &RgbImage, flow: &Flow, factor: f64) -> RgbImage {
         (w, h),
         "a flow is applied to a picture of its own size"
     );
-    let (wi, hi) = (w as i64, h as i64);
-    let (pw, ph) = (wi / 4, hi / 4);
-    let (bw, bh) = (wi + 2 * pw, hi + 2 * ph);
-    let src = img.as_raw();
-    let stride = 3 * w as usize;
-    let f = flow.as_slice();
-    let map = FlowMap {
-        src,
-        f,
-        w: w as usize,
-        wi,
-        hi,
-        pw,
-        ph,
-        bw,
-        bh,
-        factor,
-    };
+    let map = FlowMap::new(img, flow, factor);
+    let (src, stride) = (img.as_raw(), 3 * w as usize);
     let mut out = vec![0u8; src.len()];
     out.par_chunks_mut(stride).enumerate().for_each(|(y, row)| {
         #[cfg(target_arch = "x86_64")]
@@ -97,22 +81,31 @@ struct FlowMap<'a> {
     factor: f64,
 }
 
-impl FlowMap<'_> {
-    /// Output row `y`.
-    #[inline(always)]
-    fn row(&self, y: usize, row: &mut [u8]) {
-        let FlowMap {
-            src,
-            f,
-            w,
+impl<'a> FlowMap<'a> {
+    /// The map of `flow` (the picture's size) times `factor` over `img`, padded by a quarter
+    /// of each side.
+    fn new(img: &'a RgbImage, flow: &'a Flow, factor: f64) -> Self {
+        let (wi, hi) = (i64::from(img.width()), i64::from(img.height()));
+        let (pw, ph) = (wi / 4, hi / 4);
+        FlowMap {
+            src: img.as_raw(),
+            f: flow.as_slice(),
+            w: img.width() as usize,
             wi,
             hi,
             pw,
             ph,
-            bw,
-            bh,
+            bw: wi + 2 * pw,
+            bh: hi + 2 * ph,
             factor,
-        } = *self;
+        }
+    }
+
+    /// Output row `y`.
+    #[inline(always)]
+    fn row(&self, y: usize, row: &mut [u8]) {
+        let (src, f, w, factor) = (self.src, self.f, self.w, self.factor);
+        let (wi, hi, pw, ph, bw, bh) = (self.wi, self.hi, self.pw, self.ph, self.bw, self.bh);
         let stride = 3 * w;
         for x in 0..w {
             let i = 2 * (y * w + x);
@@ -554,21 +547,10 @@ mod tests {
                 _ => (next() % 20_000) as f32 / 100.0 - 100.0,
             })
             .collect();
+        let img = RgbImage::from_raw(w as u32, h as u32, src).unwrap();
+        let flow = Flow::from_vec(w as u32, h as u32, f).unwrap();
         for factor in [1.0, 0.37, -2.5] {
-            let (wi, hi) = (w as i64, h as i64);
-            let (pw, ph) = (wi / 4, hi / 4);
-            let map = FlowMap {
-                src: &src,
-                f: &f,
-                w,
-                wi,
-                hi,
-                pw,
-                ph,
-                bw: wi + 2 * pw,
-                bh: hi + 2 * ph,
-                factor,
-            };
+            let map = FlowMap::new(&img, &flow, factor);
             for y in 0..h {
                 let (mut a, mut b) = (vec![0u8; 3 * w], vec![0u8; 3 * w]);
                 map.row(y, &mut a);
